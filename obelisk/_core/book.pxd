@@ -1,0 +1,93 @@
+# L3 order book and matching engine over integer ticks and lots.
+
+cimport cython
+from libc.stdint cimport int32_t, int64_t, uint8_t
+
+from obelisk._core._idmap cimport IdMap
+from obelisk._core._types cimport (
+    Event,
+    Fill,
+    Order,
+    OrderEvent,
+    Result,
+    oid_t,
+    owner_t,
+    price_t,
+    qty_t,
+    slot_t,
+)
+from obelisk._core.pool cimport PoolState
+
+
+# A price level: a FIFO of pool slots linked through Order.prev/next.
+cdef struct Level:
+    price_t price
+    qty_t total
+    slot_t head
+    slot_t tail
+    int32_t count
+    int32_t next_free
+
+
+# One side's levels, sorted by key so that the best level is last: inserts
+# and deletes near the touch move few entries. Bids use key = price, asks
+# key = -price.
+cdef struct Ladder:
+    int64_t* keys
+    int32_t* levels
+    int32_t size
+    int32_t capacity
+
+
+@cython.final
+cdef class OrderBook:
+    cdef PoolState pool
+    cdef IdMap ids
+    cdef Level* levels
+    cdef int32_t level_capacity
+    cdef int32_t level_free
+    cdef Ladder sides[2]
+    cdef int64_t side_orders[2]
+    cdef readonly int stp
+    """Self-trade prevention mode (a SelfTradePrevention value)."""
+    cdef int64_t seq
+    cdef Fill* fills
+    cdef int64_t fill_count
+    cdef int64_t fill_capacity
+    cdef OrderEvent* order_events
+    cdef int64_t order_event_count
+    cdef int64_t order_event_capacity
+    cdef Result last
+
+    cdef int _grow_levels(self) noexcept nogil
+    cdef int _reserve(self, int64_t fills, int64_t order_events) noexcept nogil
+    cdef void _emit_fill(self, const Order* taker_like, const Order* maker, price_t price,
+                         qty_t qty, int32_t index) noexcept nogil
+    cdef void _emit_event(self, uint8_t kind, uint8_t reason, oid_t oid, price_t price,
+                          qty_t qty, owner_t owner, uint8_t side, int32_t index) noexcept nogil
+    cdef int _reject(self, const Event* ev, int32_t index, Result* res,
+                     uint8_t reason) noexcept nogil
+    cdef void _detach(self, slot_t slot) noexcept nogil
+    cdef void _drop_level(self, uint8_t side, int32_t level_index) noexcept nogil
+    cdef void _remove_order(self, slot_t slot) noexcept nogil
+    cdef uint8_t _rest(self, oid_t oid, uint8_t side, price_t price, qty_t qty, uint8_t tif,
+                       owner_t owner) noexcept nogil
+    cdef bint _crosses(self, uint8_t side, int64_t threshold) noexcept nogil
+    cdef qty_t _fillable(self, uint8_t side, int64_t threshold, owner_t owner,
+                         qty_t wanted) noexcept nogil
+    cdef int _execute(self, oid_t oid, uint8_t side, price_t price, qty_t qty, uint8_t tif,
+                      owner_t owner, int64_t threshold, int32_t index,
+                      Result* res) noexcept nogil
+    cdef int64_t _threshold(self, uint8_t side, price_t limit) noexcept nogil
+    cdef int _place(self, const Event* ev, int32_t index, Result* res) noexcept nogil
+    cdef int _cancel(self, const Event* ev, int32_t index, Result* res) noexcept nogil
+    cdef int _modify(self, const Event* ev, int32_t index, Result* res) noexcept nogil
+    cdef int _apply(self, const Event* ev, int32_t index, Result* res) noexcept nogil
+    cdef int _run(self, const Event* events, int64_t n, Result* results,
+                  int64_t asset) noexcept nogil
+    cdef void _begin_call(self) noexcept
+    cdef int _call(self, Event* ev) except -1
+    cdef object _copy_fills(self)
+    cdef object _copy_order_events(self)
+    cdef _process_into(self, events, results, int64_t asset)
+    cdef Level* _best(self, uint8_t side) noexcept

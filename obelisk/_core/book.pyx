@@ -1,0 +1,1203 @@
+"""L3 order book and matching engine: price-time priority over integer ticks and lots.
+
+Every way in (the per-call methods and the batch :meth:`OrderBook.process`)
+goes through one C function, ``_apply``, so both give the same results bit for
+bit. Matching runs without the GIL; Python objects are made only at the edge.
+"""
+
+from collections import namedtuple
+from enum import IntEnum
+import struct
+
+import numpy as np
+
+from libc.stdint cimport INT32_MAX, INT64_MAX, int32_t, int64_t, uint8_t, uint32_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy, memmove
+
+from obelisk._core._idmap cimport idmap_find, idmap_free, idmap_init, idmap_insert, idmap_remove
+from obelisk._core._types cimport *
+from obelisk._core.pool cimport pool_acquire, pool_free_memory, pool_init, pool_release, pool_stats
+
+from obelisk._core.errors import (
+    DuplicateOrderIdError,
+    InvalidOrderError,
+    PoolExhaustedError,
+    SnapshotError,
+    UnknownOrderError,
+)
+
+
+# ---------------------------------------------------------------- public codes
+
+class Side(IntEnum):
+    """Order side."""
+    BUY = SIDE_BUY
+    SELL = SIDE_SELL
+
+
+class EventKind(IntEnum):
+    """What an input event asks the book to do."""
+    LIMIT = KIND_LIMIT
+    MARKET = KIND_MARKET
+    CANCEL = KIND_CANCEL
+    MODIFY = KIND_MODIFY
+
+
+class TimeInForce(IntEnum):
+    """GTC rests; IOC fills what it can; FOK fills all or nothing; ALO only adds liquidity."""
+    GTC = TIF_GTC
+    IOC = TIF_IOC
+    FOK = TIF_FOK
+    ALO = TIF_ALO
+
+
+class SelfTradePrevention(IntEnum):
+    """What happens when an order would trade against the same owner (owner 0 never matches itself)."""
+    CANCEL_RESTING = STP_CANCEL_RESTING
+    CANCEL_INCOMING = STP_CANCEL_INCOMING
+    CANCEL_BOTH = STP_CANCEL_BOTH
+    ALLOW = STP_ALLOW
+
+
+class OrderStatus(IntEnum):
+    """The outcome of one event."""
+    REJECTED = STATUS_REJECTED
+    RESTED = STATUS_RESTED
+    FILLED = STATUS_FILLED
+    CANCELLED = STATUS_CANCELLED
+    MODIFIED = STATUS_MODIFIED
+
+
+class OrderEventKind(IntEnum):
+    """A change in an order's life other than a fill."""
+    RESTED = OEV_RESTED
+    CANCELLED = OEV_CANCELLED
+    REJECTED = OEV_REJECTED
+    MODIFIED = OEV_MODIFIED
+
+
+class Reason(IntEnum):
+    """Why an event was rejected or an order cancelled."""
+    NONE = REASON_NONE
+    INVALID_KIND = REASON_INVALID_KIND
+    INVALID_SIDE = REASON_INVALID_SIDE
+    INVALID_TIF = REASON_INVALID_TIF
+    INVALID_PRICE = REASON_INVALID_PRICE
+    INVALID_QTY = REASON_INVALID_QTY
+    DUPLICATE_OID = REASON_DUPLICATE_OID
+    UNKNOWN_OID = REASON_UNKNOWN_OID
+    ALO_WOULD_CROSS = REASON_ALO_WOULD_CROSS
+    FOK_UNFILLABLE = REASON_FOK_UNFILLABLE
+    SELF_TRADE = REASON_SELF_TRADE
+    IOC_REMAINDER = REASON_IOC_REMAINDER
+    USER_CANCEL = REASON_USER_CANCEL
+    POOL_FULL = REASON_POOL_FULL
+    LEVEL_OVERFLOW = REASON_LEVEL_OVERFLOW
+    UNKNOWN_ASSET = REASON_UNKNOWN_ASSET
+
+
+MAX_PRICE_TICKS = MAX_PRICE
+MAX_QTY_LOTS = MAX_QTY
+
+
+# ------------------------------------------------------------- numpy dtypes
+
+cdef Event _ev
+cdef Result _res
+cdef Fill _fill
+cdef OrderEvent _oev
+cdef RestingOrder _ro
+
+
+cdef inline size_t _off(void* field, void* base) noexcept:
+    return <size_t> (<char*> field - <char*> base)
+
+
+def _dtype(names, formats, offsets, itemsize):
+    return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": itemsize})
+
+
+EVENT_DTYPE = _dtype(
+    ["oid", "price", "qty", "owner", "asset", "kind", "side", "tif"],
+    ["i8", "i8", "i8", "u4", "u4", "u1", "u1", "u1"],
+    [_off(&_ev.oid, &_ev), _off(&_ev.price, &_ev), _off(&_ev.qty, &_ev), _off(&_ev.owner, &_ev),
+     _off(&_ev.asset, &_ev), _off(&_ev.kind, &_ev), _off(&_ev.side, &_ev), _off(&_ev.tif, &_ev)],
+    sizeof(Event),
+)
+RESULT_DTYPE = _dtype(
+    ["filled_qty", "resting_qty", "fill_count", "status", "reason"],
+    ["i8", "i8", "u4", "u1", "u1"],
+    [_off(&_res.filled_qty, &_res), _off(&_res.resting_qty, &_res), _off(&_res.fill_count, &_res),
+     _off(&_res.status, &_res), _off(&_res.reason, &_res)],
+    sizeof(Result),
+)
+FILL_DTYPE = _dtype(
+    ["seq", "taker_oid", "maker_oid", "price", "qty", "taker_owner", "maker_owner",
+     "event_index", "taker_side", "maker_done"],
+    ["i8", "i8", "i8", "i8", "i8", "u4", "u4", "i4", "u1", "u1"],
+    [_off(&_fill.seq, &_fill), _off(&_fill.taker_oid, &_fill), _off(&_fill.maker_oid, &_fill),
+     _off(&_fill.price, &_fill), _off(&_fill.qty, &_fill), _off(&_fill.taker_owner, &_fill),
+     _off(&_fill.maker_owner, &_fill), _off(&_fill.event_index, &_fill),
+     _off(&_fill.taker_side, &_fill), _off(&_fill.maker_done, &_fill)],
+    sizeof(Fill),
+)
+ORDER_EVENT_DTYPE = _dtype(
+    ["seq", "oid", "price", "qty", "owner", "event_index", "kind", "reason", "side"],
+    ["i8", "i8", "i8", "i8", "u4", "i4", "u1", "u1", "u1"],
+    [_off(&_oev.seq, &_oev), _off(&_oev.oid, &_oev), _off(&_oev.price, &_oev),
+     _off(&_oev.qty, &_oev), _off(&_oev.owner, &_oev), _off(&_oev.event_index, &_oev),
+     _off(&_oev.kind, &_oev), _off(&_oev.reason, &_oev), _off(&_oev.side, &_oev)],
+    sizeof(OrderEvent),
+)
+ORDER_DTYPE = _dtype(
+    ["oid", "price", "qty", "owner", "side", "tif", "queue_ahead"],
+    ["i8", "i8", "i8", "u4", "u1", "u1", "i8"],
+    [_off(&_ro.oid, &_ro), _off(&_ro.price, &_ro), _off(&_ro.qty, &_ro), _off(&_ro.owner, &_ro),
+     _off(&_ro.side, &_ro), _off(&_ro.tif, &_ro), _off(&_ro.queue_ahead, &_ro)],
+    sizeof(RestingOrder),
+)
+
+BatchResult = namedtuple("BatchResult", ["results", "fills", "order_events"])
+BatchResult.__doc__ = "Per-event results (input order), the fill tape and the order-event tape of one batch."
+
+RestingOrderInfo = namedtuple("RestingOrderInfo", ["oid", "side", "price", "qty", "owner", "tif"])
+RestingOrderInfo.__doc__ = "A resting order as the book holds it now."
+
+_SNAPSHOT_MAGIC = b"OBLKBOOK"
+_SNAPSHOT_VERSION = 1
+_SNAPSHOT_HEADER = struct.Struct("<8sIBxxxqq")
+
+_INPUT_ERRORS = {
+    REASON_INVALID_KIND: (InvalidOrderError, "event kind must be one of {}".format(
+        ", ".join(k.name for k in EventKind))),
+    REASON_INVALID_SIDE: (InvalidOrderError, "side must be Side.BUY (0) or Side.SELL (1)"),
+    REASON_INVALID_TIF: (InvalidOrderError, "time in force must be GTC, IOC, FOK or ALO (0-3)"),
+    REASON_INVALID_PRICE: (InvalidOrderError,
+                           f"price must be a positive number of ticks up to {MAX_PRICE_TICKS} "
+                           "(market orders: 0 for no protection price)"),
+    REASON_INVALID_QTY: (InvalidOrderError,
+                         f"quantity must be a positive number of lots up to {MAX_QTY_LOTS} "
+                         "(modify: 0 cancels)"),
+    REASON_DUPLICATE_OID: (DuplicateOrderIdError, "an order with this id is already resting"),
+    REASON_UNKNOWN_OID: (UnknownOrderError, "no resting order has this id"),
+    REASON_POOL_FULL: (PoolExhaustedError, "the order pool is full and not growable"),
+}
+
+
+# --------------------------------------------------------- ladder primitives
+
+cdef inline int64_t _key(uint8_t side, price_t price) noexcept nogil:
+    return price if side == SIDE_BUY else -price
+
+
+cdef inline int32_t _lower_bound(const Ladder* ladder, int64_t key) noexcept nogil:
+    """First index whose key is >= `key`, probing from the best end first."""
+    cdef int32_t hi = ladder.size
+    cdef int32_t lo = 0
+    cdef int32_t mid
+    cdef int steps = 0
+    while hi > 0 and steps < 8:
+        if ladder.keys[hi - 1] < key:
+            return hi
+        hi -= 1
+        steps += 1
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if ladder.keys[mid] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+cdef inline int32_t _find_level(const Ladder* ladder, int64_t key) noexcept nogil:
+    """Level index for a key, or -1."""
+    cdef int32_t pos = _lower_bound(ladder, key)
+    if pos < ladder.size and ladder.keys[pos] == key:
+        return ladder.levels[pos]
+    return -1
+
+
+cdef int _grow_ladder(Ladder* ladder) noexcept nogil:
+    cdef int32_t capacity = ladder.capacity * 2 if ladder.capacity else 64
+    cdef int64_t* keys = <int64_t*> realloc(ladder.keys, <size_t> capacity * sizeof(int64_t))
+    if keys == NULL:
+        return -1
+    ladder.keys = keys
+    cdef int32_t* levels = <int32_t*> realloc(ladder.levels, <size_t> capacity * sizeof(int32_t))
+    if levels == NULL:
+        return -1
+    ladder.levels = levels
+    ladder.capacity = capacity
+    return 0
+
+
+cdef class OrderBook:
+    """A price-time priority limit order book for one instrument.
+
+    Parameters
+    ----------
+    capacity : int
+        Order slots allocated up front.
+    growable : bool
+        Grow the order pool when full (amortised); otherwise orders that would
+        rest are refused with ``Reason.POOL_FULL``.
+    stp : SelfTradePrevention
+        Self-trade prevention mode; Hyperliquid cancels the resting order.
+
+    Prices are integer ticks and quantities integer lots (see
+    :class:`obelisk.Instrument`). Trades print at the resting order's price.
+    """
+
+    def __cinit__(self):
+        cdef int side
+        self.pool.orders = NULL
+        self.ids.buckets = NULL
+        self.levels = NULL
+        self.fills = NULL
+        self.order_events = NULL
+        for side in range(2):
+            self.sides[side].keys = NULL
+            self.sides[side].levels = NULL
+            self.sides[side].size = 0
+            self.sides[side].capacity = 0
+            self.side_orders[side] = 0
+
+    def __init__(self, capacity: int = 1024, *, growable: bool = True,
+                 stp: int = STP_CANCEL_RESTING) -> None:
+        if self.pool.orders != NULL:
+            raise RuntimeError("OrderBook.__init__ must not be called twice")
+        if not 1 <= capacity <= INT32_MAX:
+            raise ValueError(f"capacity must be between 1 and {INT32_MAX}, got {capacity}")
+        if stp not in (STP_CANCEL_RESTING, STP_CANCEL_INCOMING, STP_CANCEL_BOTH, STP_ALLOW):
+            raise ValueError(f"stp must be a SelfTradePrevention value, got {stp!r}")
+        self.stp = stp
+        pool_init(&self.pool, capacity, growable)
+        if idmap_init(&self.ids, capacity) != 0:
+            raise MemoryError("cannot allocate the order id index")
+        self.level_capacity = 0
+        self.level_free = -1
+        if self._grow_levels() != 0 or _grow_ladder(&self.sides[0]) != 0 \
+                or _grow_ladder(&self.sides[1]) != 0:
+            raise MemoryError("cannot allocate price levels")
+        self.fill_capacity = 0
+        self.order_event_capacity = 0
+        if self._reserve(256, 256) != 0:
+            raise MemoryError("cannot allocate the fill tape")
+        self.seq = 0
+        self.last.status = STATUS_REJECTED
+        self.last.reason = REASON_NONE
+        self.last.filled_qty = 0
+        self.last.resting_qty = 0
+        self.last.fill_count = 0
+
+    def __dealloc__(self):
+        cdef int side
+        pool_free_memory(&self.pool)
+        idmap_free(&self.ids)
+        free(self.levels)
+        free(self.fills)
+        free(self.order_events)
+        for side in range(2):
+            free(self.sides[side].keys)
+            free(self.sides[side].levels)
+
+    # ------------------------------------------------------ memory helpers
+
+    cdef int _grow_levels(self) noexcept nogil:
+        cdef int32_t capacity = self.level_capacity * 2 if self.level_capacity else 64
+        cdef Level* levels = <Level*> realloc(self.levels, <size_t> capacity * sizeof(Level))
+        cdef int32_t i
+        if levels == NULL:
+            return -1
+        self.levels = levels
+        for i in range(capacity - 1, self.level_capacity - 1, -1):
+            levels[i].next_free = self.level_free
+            self.level_free = i
+        self.level_capacity = capacity
+        return 0
+
+    cdef int _reserve(self, int64_t fills, int64_t order_events) noexcept nogil:
+        """Make room on the tapes for this many more records; -1 when out of memory."""
+        cdef int64_t capacity
+        cdef void* grown
+        if self.fill_count + fills > self.fill_capacity:
+            capacity = max(self.fill_capacity * 2, self.fill_count + fills)
+            grown = realloc(self.fills, <size_t> capacity * sizeof(Fill))
+            if grown == NULL:
+                return -1
+            self.fills = <Fill*> grown
+            self.fill_capacity = capacity
+        if self.order_event_count + order_events > self.order_event_capacity:
+            capacity = max(self.order_event_capacity * 2, self.order_event_count + order_events)
+            grown = realloc(self.order_events, <size_t> capacity * sizeof(OrderEvent))
+            if grown == NULL:
+                return -1
+            self.order_events = <OrderEvent*> grown
+            self.order_event_capacity = capacity
+        return 0
+
+    # ---------------------------------------------------------- tape writers
+
+    cdef void _emit_fill(self, const Order* taker_like, const Order* maker, price_t price,
+                                qty_t qty, int32_t index) noexcept nogil:
+        cdef Fill* fill = &self.fills[self.fill_count]
+        self.fill_count += 1
+        self.seq += 1
+        fill.seq = self.seq
+        fill.taker_oid = taker_like.oid
+        fill.maker_oid = maker.oid
+        fill.price = price
+        fill.qty = qty
+        fill.taker_owner = taker_like.owner
+        fill.maker_owner = maker.owner
+        fill.event_index = index
+        fill.taker_side = taker_like.side
+        fill.maker_done = maker.qty == 0
+
+    cdef void _emit_event(self, uint8_t kind, uint8_t reason, oid_t oid, price_t price,
+                                 qty_t qty, owner_t owner, uint8_t side,
+                                 int32_t index) noexcept nogil:
+        cdef OrderEvent* event = &self.order_events[self.order_event_count]
+        self.order_event_count += 1
+        self.seq += 1
+        event.seq = self.seq
+        event.oid = oid
+        event.price = price
+        event.qty = qty
+        event.owner = owner
+        event.event_index = index
+        event.kind = kind
+        event.reason = reason
+        event.side = side
+
+    cdef int _reject(self, const Event* ev, int32_t index, Result* res,
+                     uint8_t reason) noexcept nogil:
+        if self._reserve(0, 1) != 0:
+            return -1
+        self._emit_event(OEV_REJECTED, reason, ev.oid, ev.price, ev.qty, ev.owner, ev.side, index)
+        res.status = STATUS_REJECTED
+        res.reason = reason
+        return 0
+
+    # ------------------------------------------------------ order plumbing
+
+    cdef void _detach(self, slot_t slot) noexcept nogil:
+        """Take a resting order off its level FIFO and out of the book (the level may go empty)."""
+        cdef Order* order = &self.pool.orders[slot]
+        cdef Level* level = &self.levels[order.level]
+        if order.prev != NO_SLOT:
+            self.pool.orders[order.prev].next = order.next
+        else:
+            level.head = order.next
+        if order.next != NO_SLOT:
+            self.pool.orders[order.next].prev = order.prev
+        else:
+            level.tail = order.prev
+        level.total -= order.qty
+        level.count -= 1
+        self.side_orders[order.side] -= 1
+        idmap_remove(&self.ids, self.pool.orders, order.oid)
+        pool_release(&self.pool, slot)
+
+    cdef void _drop_level(self, uint8_t side, int32_t level_index) noexcept nogil:
+        """Remove an empty level from its ladder and recycle it."""
+        cdef Ladder* ladder = &self.sides[side]
+        cdef int32_t pos = _lower_bound(ladder, _key(side, self.levels[level_index].price))
+        memmove(&ladder.keys[pos], &ladder.keys[pos + 1],
+                <size_t> (ladder.size - pos - 1) * sizeof(int64_t))
+        memmove(&ladder.levels[pos], &ladder.levels[pos + 1],
+                <size_t> (ladder.size - pos - 1) * sizeof(int32_t))
+        ladder.size -= 1
+        self.levels[level_index].next_free = self.level_free
+        self.level_free = level_index
+
+    cdef void _remove_order(self, slot_t slot) noexcept nogil:
+        cdef uint8_t side = self.pool.orders[slot].side
+        cdef int32_t level_index = self.pool.orders[slot].level
+        self._detach(slot)
+        if self.levels[level_index].count == 0:
+            self._drop_level(side, level_index)
+
+    cdef uint8_t _rest(self, oid_t oid, uint8_t side, price_t price, qty_t qty, uint8_t tif,
+                       owner_t owner) noexcept nogil:
+        """Append an order at the tail of its level; a reason code when it cannot rest."""
+        cdef Ladder* ladder = &self.sides[side]
+        cdef int64_t key = _key(side, price)
+        cdef int32_t pos = _lower_bound(ladder, key)
+        cdef bint exists = pos < ladder.size and ladder.keys[pos] == key
+        cdef int32_t level_index
+        cdef Level* level
+        cdef Order* order
+        cdef slot_t slot
+        if exists:
+            if self.levels[ladder.levels[pos]].total > INT64_MAX - qty:
+                return REASON_LEVEL_OVERFLOW
+        else:
+            if self.level_free < 0 and self._grow_levels() != 0:
+                return REASON_POOL_FULL
+            if ladder.size == ladder.capacity and _grow_ladder(ladder) != 0:
+                return REASON_POOL_FULL
+        slot = pool_acquire(&self.pool)
+        if slot == NO_SLOT:
+            return REASON_POOL_FULL
+        order = &self.pool.orders[slot]
+        order.oid = oid
+        if idmap_insert(&self.ids, self.pool.orders, slot) != 0:
+            pool_release(&self.pool, slot)
+            return REASON_POOL_FULL
+        if exists:
+            level_index = ladder.levels[pos]
+        else:
+            level_index = self.level_free
+            self.level_free = self.levels[level_index].next_free
+            level = &self.levels[level_index]
+            level.price = price
+            level.total = 0
+            level.count = 0
+            level.head = NO_SLOT
+            level.tail = NO_SLOT
+            memmove(&ladder.keys[pos + 1], &ladder.keys[pos],
+                    <size_t> (ladder.size - pos) * sizeof(int64_t))
+            memmove(&ladder.levels[pos + 1], &ladder.levels[pos],
+                    <size_t> (ladder.size - pos) * sizeof(int32_t))
+            ladder.keys[pos] = key
+            ladder.levels[pos] = level_index
+            ladder.size += 1
+        level = &self.levels[level_index]
+        order.price = price
+        order.qty = qty
+        order.owner = owner
+        order.side = side
+        order.tif = tif
+        order.level = level_index
+        order.next = NO_SLOT
+        order.prev = level.tail
+        if level.tail != NO_SLOT:
+            self.pool.orders[level.tail].next = slot
+        else:
+            level.head = slot
+        level.tail = slot
+        level.total += qty
+        level.count += 1
+        self.side_orders[side] += 1
+        return REASON_NONE
+
+    # ------------------------------------------------------------ matching
+
+    cdef bint _crosses(self, uint8_t side, int64_t threshold) noexcept nogil:
+        """Whether the opposite side's best level is marketable for a taker on `side`."""
+        cdef Ladder* opposite = &self.sides[1 - side]
+        return opposite.size > 0 and opposite.keys[opposite.size - 1] >= threshold
+
+    cdef qty_t _fillable(self, uint8_t side, int64_t threshold, owner_t owner,
+                         qty_t wanted) noexcept nogil:
+        """Quantity a taker could fill before stopping, counting self-trade prevention."""
+        cdef Ladder* opposite = &self.sides[1 - side]
+        cdef qty_t total = 0
+        cdef int32_t pos
+        cdef Level* level
+        cdef slot_t slot
+        cdef Order* order
+        cdef bint own_orders_matter = owner != 0 and self.stp != STP_ALLOW
+        for pos in range(opposite.size - 1, -1, -1):
+            if opposite.keys[pos] < threshold:
+                break
+            level = &self.levels[opposite.levels[pos]]
+            if not own_orders_matter:
+                total += level.total
+            else:
+                slot = level.head
+                while slot != NO_SLOT:
+                    order = &self.pool.orders[slot]
+                    if order.owner == owner:
+                        if self.stp != STP_CANCEL_RESTING:
+                            return total
+                    else:
+                        total += order.qty
+                        if total >= wanted:
+                            return total
+                    slot = order.next
+            if total >= wanted:
+                return total
+        return total
+
+    cdef int _execute(self, oid_t oid, uint8_t side, price_t price, qty_t qty, uint8_t tif,
+                      owner_t owner, int64_t threshold, int32_t index,
+                      Result* res) noexcept nogil:
+        """Match an accepted order against the opposite side, then rest or cancel the rest."""
+        cdef Ladder* opposite = &self.sides[1 - side]
+        cdef qty_t remaining = qty
+        cdef qty_t traded
+        cdef bint stopped = False
+        cdef int32_t level_index
+        cdef Level* level
+        cdef slot_t slot, next_slot
+        cdef Order* maker
+        cdef Order taker
+        cdef uint8_t reason
+        taker.oid = oid
+        taker.owner = owner
+        taker.side = side
+        while remaining > 0 and opposite.size > 0:
+            if opposite.keys[opposite.size - 1] < threshold:
+                break
+            level_index = opposite.levels[opposite.size - 1]
+            level = &self.levels[level_index]
+            slot = level.head
+            while slot != NO_SLOT:
+                maker = &self.pool.orders[slot]
+                next_slot = maker.next
+                if owner != 0 and maker.owner == owner and self.stp != STP_ALLOW:
+                    if self.stp != STP_CANCEL_INCOMING:
+                        self._emit_event(OEV_CANCELLED, REASON_SELF_TRADE, maker.oid, maker.price,
+                                         maker.qty, maker.owner, maker.side, index)
+                        self._detach(slot)
+                    if self.stp != STP_CANCEL_RESTING:
+                        stopped = True
+                        break
+                    slot = next_slot
+                    continue
+                traded = remaining if remaining < maker.qty else maker.qty
+                remaining -= traded
+                maker.qty -= traded
+                level.total -= traded
+                self._emit_fill(&taker, maker, level.price, traded, index)
+                res.fill_count += 1
+                if maker.qty == 0:
+                    self._detach(slot)
+                if remaining == 0:
+                    break
+                slot = next_slot
+            if level.count == 0:
+                opposite.size -= 1
+                level.next_free = self.level_free
+                self.level_free = level_index
+            if stopped:
+                break
+        res.filled_qty = qty - remaining
+        if remaining == 0:
+            res.status = STATUS_FILLED
+            return 0
+        if stopped:
+            reason = REASON_SELF_TRADE
+        elif tif == TIF_GTC or tif == TIF_ALO:
+            reason = self._rest(oid, side, price, remaining, tif, owner)
+            if reason == REASON_NONE:
+                self._emit_event(OEV_RESTED, REASON_NONE, oid, price, remaining, owner, side, index)
+                res.status = STATUS_RESTED
+                res.resting_qty = remaining
+                return 0
+        else:
+            reason = REASON_IOC_REMAINDER
+        self._emit_event(OEV_CANCELLED, reason, oid, price, remaining, owner, side, index)
+        res.status = STATUS_CANCELLED
+        res.reason = reason
+        return 0
+
+    cdef int64_t _threshold(self, uint8_t side, price_t limit) noexcept nogil:
+        """Lowest opposite-side key a taker with this limit may trade at."""
+        return -limit if side == SIDE_BUY else limit
+
+    cdef int _place(self, const Event* ev, int32_t index, Result* res) noexcept nogil:
+        cdef uint8_t side = ev.side
+        cdef uint8_t tif = ev.tif
+        cdef price_t limit = ev.price
+        cdef int64_t threshold
+        if side > SIDE_SELL:
+            return self._reject(ev, index, res, REASON_INVALID_SIDE)
+        if ev.kind == KIND_LIMIT:
+            if tif > TIF_ALO:
+                return self._reject(ev, index, res, REASON_INVALID_TIF)
+            if ev.price <= 0 or ev.price > MAX_PRICE:
+                return self._reject(ev, index, res, REASON_INVALID_PRICE)
+        else:
+            if ev.price < 0 or ev.price > MAX_PRICE:
+                return self._reject(ev, index, res, REASON_INVALID_PRICE)
+            tif = TIF_IOC
+            if limit == 0 and side == SIDE_BUY:
+                limit = MAX_PRICE
+        if ev.qty <= 0 or ev.qty > MAX_QTY:
+            return self._reject(ev, index, res, REASON_INVALID_QTY)
+        if idmap_find(&self.ids, self.pool.orders, ev.oid) != NO_SLOT:
+            return self._reject(ev, index, res, REASON_DUPLICATE_OID)
+        threshold = self._threshold(side, limit)
+        if tif == TIF_ALO and self._crosses(side, threshold):
+            return self._reject(ev, index, res, REASON_ALO_WOULD_CROSS)
+        if tif == TIF_FOK and self._fillable(side, threshold, ev.owner, ev.qty) < ev.qty:
+            return self._reject(ev, index, res, REASON_FOK_UNFILLABLE)
+        if (tif == TIF_GTC or tif == TIF_ALO) and self.pool.free_head == NO_SLOT \
+                and not self.pool.growable \
+                and self._fillable(side, threshold, ev.owner, ev.qty) < ev.qty:
+            return self._reject(ev, index, res, REASON_POOL_FULL)
+        if self._reserve(self.side_orders[1 - side] + 1, self.side_orders[1 - side] + 2) != 0:
+            return -1
+        return self._execute(ev.oid, side, ev.price, ev.qty, tif, ev.owner, threshold, index, res)
+
+    cdef int _cancel(self, const Event* ev, int32_t index, Result* res) noexcept nogil:
+        cdef slot_t slot = idmap_find(&self.ids, self.pool.orders, ev.oid)
+        cdef Order* order
+        if slot == NO_SLOT:
+            return self._reject(ev, index, res, REASON_UNKNOWN_OID)
+        if self._reserve(0, 1) != 0:
+            return -1
+        order = &self.pool.orders[slot]
+        self._emit_event(OEV_CANCELLED, REASON_USER_CANCEL, order.oid, order.price, order.qty,
+                         order.owner, order.side, index)
+        res.status = STATUS_CANCELLED
+        res.reason = REASON_USER_CANCEL
+        self._remove_order(slot)
+        return 0
+
+    cdef int _modify(self, const Event* ev, int32_t index, Result* res) noexcept nogil:
+        cdef slot_t slot = idmap_find(&self.ids, self.pool.orders, ev.oid)
+        cdef Order* order
+        cdef uint8_t side, tif
+        cdef owner_t owner
+        cdef int64_t threshold
+        cdef int32_t level_index
+        cdef qty_t others
+        if slot == NO_SLOT:
+            return self._reject(ev, index, res, REASON_UNKNOWN_OID)
+        if ev.price <= 0 or ev.price > MAX_PRICE:
+            return self._reject(ev, index, res, REASON_INVALID_PRICE)
+        if ev.qty < 0 or ev.qty > MAX_QTY:
+            return self._reject(ev, index, res, REASON_INVALID_QTY)
+        order = &self.pool.orders[slot]
+        if ev.qty == 0:
+            return self._cancel(ev, index, res)
+        side = order.side
+        if ev.price == order.price and ev.qty <= order.qty:
+            if self._reserve(0, 1) != 0:
+                return -1
+            self.levels[order.level].total -= order.qty - ev.qty
+            order.qty = ev.qty
+            self._emit_event(OEV_MODIFIED, REASON_NONE, order.oid, order.price, order.qty,
+                             order.owner, side, index)
+            res.status = STATUS_MODIFIED
+            res.resting_qty = order.qty
+            return 0
+        tif = order.tif
+        owner = order.owner
+        threshold = self._threshold(side, ev.price)
+        if tif == TIF_ALO and self._crosses(side, threshold):
+            return self._reject(ev, index, res, REASON_ALO_WOULD_CROSS)
+        level_index = _find_level(&self.sides[side], _key(side, ev.price))
+        if level_index >= 0:
+            others = self.levels[level_index].total
+            if level_index == order.level:
+                others -= order.qty
+            if others > INT64_MAX - ev.qty:
+                return self._reject(ev, index, res, REASON_LEVEL_OVERFLOW)
+        if self._reserve(self.side_orders[1 - side] + 1, self.side_orders[1 - side] + 2) != 0:
+            return -1
+        self._remove_order(slot)
+        return self._execute(ev.oid, side, ev.price, ev.qty, tif, owner, threshold, index, res)
+
+    cdef int _apply(self, const Event* ev, int32_t index, Result* res) noexcept nogil:
+        """Apply one event; -1 only when memory for the tapes ran out (the book is unchanged)."""
+        res.filled_qty = 0
+        res.resting_qty = 0
+        res.fill_count = 0
+        res.status = STATUS_REJECTED
+        res.reason = REASON_NONE
+        if ev.kind == KIND_LIMIT or ev.kind == KIND_MARKET:
+            return self._place(ev, index, res)
+        if ev.kind == KIND_CANCEL:
+            return self._cancel(ev, index, res)
+        if ev.kind == KIND_MODIFY:
+            return self._modify(ev, index, res)
+        return self._reject(ev, index, res, REASON_INVALID_KIND)
+
+    cdef int _run(self, const Event* events, int64_t n, Result* results,
+                  int64_t asset) noexcept nogil:
+        """Apply events in order (only those of `asset` when it is >= 0); the count applied."""
+        cdef int64_t i
+        for i in range(n):
+            if asset >= 0 and events[i].asset != asset:
+                continue
+            if self._apply(&events[i], <int32_t> i, &results[i]) != 0:
+                return -1
+        return 0
+
+    # ------------------------------------------------------ per-call API
+
+    cdef void _begin_call(self) noexcept:
+        self.fill_count = 0
+        self.order_event_count = 0
+
+    cdef int _call(self, Event* ev) except -1:
+        self._begin_call()
+        if self._apply(ev, 0, &self.last) != 0:
+            raise MemoryError("out of memory for the fill tape; the book is unchanged")
+        if self.last.status == STATUS_REJECTED and self.last.reason in _INPUT_ERRORS:
+            error, rule = _INPUT_ERRORS[self.last.reason]
+            raise error(f"order {ev.oid} (side {ev.side}, price {ev.price}, qty {ev.qty}, "
+                        f"tif {ev.tif}) rejected: {rule}")
+        return self.last.status
+
+    def add(self, oid_t oid, int side, price_t price, qty_t qty, int tif=TIF_GTC,
+            owner_t owner=0) -> int:
+        """Place a limit order; returns its OrderStatus.
+
+        Bad input raises (InvalidOrderError, DuplicateOrderIdError,
+        PoolExhaustedError) and leaves the book as it was; an ALO that would
+        cross or an unfillable FOK returns ``OrderStatus.REJECTED``.
+        """
+        cdef Event ev
+        ev.kind = KIND_LIMIT
+        ev.oid = oid
+        ev.side = side if 0 <= side <= 255 else 255
+        ev.price = price
+        ev.qty = qty
+        ev.tif = tif if 0 <= tif <= 255 else 255
+        ev.owner = owner
+        ev.asset = 0
+        return self._call(&ev)
+
+    def market(self, oid_t oid, int side, qty_t qty, price_t protection_price=0,
+               owner_t owner=0) -> int:
+        """Take liquidity immediately (IOC), no worse than `protection_price` when given."""
+        cdef Event ev
+        ev.kind = KIND_MARKET
+        ev.oid = oid
+        ev.side = side if 0 <= side <= 255 else 255
+        ev.price = protection_price
+        ev.qty = qty
+        ev.tif = TIF_IOC
+        ev.owner = owner
+        ev.asset = 0
+        return self._call(&ev)
+
+    def cancel(self, oid_t oid) -> int:
+        """Cancel a resting order; returns the quantity that was resting."""
+        cdef Event ev
+        ev.kind = KIND_CANCEL
+        ev.oid = oid
+        ev.side = 0
+        ev.price = 0
+        ev.qty = 0
+        ev.tif = 0
+        ev.owner = 0
+        ev.asset = 0
+        self._call(&ev)
+        return self.order_events[0].qty
+
+    def modify(self, oid_t oid, price_t price, qty_t qty) -> int:
+        """Change a resting order's price and remaining quantity; returns its OrderStatus.
+
+        A smaller quantity at the same price keeps queue priority
+        (``MODIFIED``); a new price or a larger quantity re-queues the order,
+        which may then trade; quantity 0 cancels it.
+        """
+        cdef Event ev
+        ev.kind = KIND_MODIFY
+        ev.oid = oid
+        ev.side = 0
+        ev.price = price
+        ev.qty = qty
+        ev.tif = 0
+        ev.owner = 0
+        ev.asset = 0
+        return self._call(&ev)
+
+    @property
+    def last_status(self) -> int:
+        """OrderStatus of the last per-call operation."""
+        return self.last.status
+
+    @property
+    def last_reason(self) -> int:
+        """Reason code of the last per-call operation."""
+        return self.last.reason
+
+    @property
+    def last_filled_qty(self) -> int:
+        return self.last.filled_qty
+
+    @property
+    def last_resting_qty(self) -> int:
+        return self.last.resting_qty
+
+    @property
+    def last_fill_count(self) -> int:
+        return self.last.fill_count
+
+    def last_fills(self):
+        """The fills of the last per-call operation (FILL_DTYPE)."""
+        return self._copy_fills()
+
+    def last_order_events(self):
+        """The order events of the last per-call operation (ORDER_EVENT_DTYPE)."""
+        return self._copy_order_events()
+
+    cdef object _copy_fills(self):
+        out = np.empty(self.fill_count, dtype=FILL_DTYPE)
+        cdef unsigned char[::1] raw
+        if self.fill_count:
+            raw = out.view(np.uint8)
+            memcpy(&raw[0], self.fills, <size_t> self.fill_count * sizeof(Fill))
+        return out
+
+    cdef object _copy_order_events(self):
+        out = np.empty(self.order_event_count, dtype=ORDER_EVENT_DTYPE)
+        cdef unsigned char[::1] raw
+        if self.order_event_count:
+            raw = out.view(np.uint8)
+            memcpy(&raw[0], self.order_events, <size_t> self.order_event_count * sizeof(OrderEvent))
+        return out
+
+    # ---------------------------------------------------------- batch API
+
+    def process(self, events):
+        """Apply a numpy array of EVENT_DTYPE records in one loop without the GIL.
+
+        Returns a :class:`BatchResult`: one RESULT_DTYPE record per event in
+        input order, and the fill and order-event tapes (``event_index`` points
+        back into `events`). Invalid events are rejected with a reason code,
+        never raised, and leave the book as it was.
+        """
+        events = as_event_array(events)
+        results = np.empty(len(events), dtype=RESULT_DTYPE)
+        self._process_into(events, results, -1)
+        return BatchResult(results, self._copy_fills(), self._copy_order_events())
+
+    def _process_shard(self, events, results, int64_t asset):
+        """Apply only the events of `asset`, writing their results in place (for MatchingEngine)."""
+        self._process_into(events, results, asset)
+        return self._copy_fills(), self._copy_order_events()
+
+    cdef _process_into(self, events, results, int64_t asset):
+        cdef int64_t n = len(events)
+        cdef const unsigned char[::1] event_bytes
+        cdef unsigned char[::1] result_bytes
+        cdef const Event* event_ptr
+        cdef Result* result_ptr
+        cdef int rc
+        self._begin_call()
+        if n == 0:
+            return
+        event_bytes = events.view(np.uint8)
+        result_bytes = results.view(np.uint8)
+        event_ptr = <const Event*> &event_bytes[0]
+        result_ptr = <Result*> &result_bytes[0]
+        with nogil:
+            rc = self._run(event_ptr, n, result_ptr, asset)
+        if rc != 0:
+            raise MemoryError("out of memory for the fill tape part-way through a batch")
+
+    # ------------------------------------------------------------- queries
+
+    cdef Level* _best(self, uint8_t side) noexcept:
+        cdef Ladder* ladder = &self.sides[side]
+        if ladder.size == 0:
+            return NULL
+        return &self.levels[ladder.levels[ladder.size - 1]]
+
+    def best_bid(self):
+        """Best bid price in ticks, or None."""
+        cdef Level* level = self._best(SIDE_BUY)
+        return None if level == NULL else level.price
+
+    def best_ask(self):
+        """Best ask price in ticks, or None."""
+        cdef Level* level = self._best(SIDE_SELL)
+        return None if level == NULL else level.price
+
+    def best_bid_qty(self) -> int:
+        """Quantity at the best bid (0 when there is none)."""
+        cdef Level* level = self._best(SIDE_BUY)
+        return 0 if level == NULL else level.total
+
+    def best_ask_qty(self) -> int:
+        """Quantity at the best ask (0 when there is none)."""
+        cdef Level* level = self._best(SIDE_SELL)
+        return 0 if level == NULL else level.total
+
+    def bbo(self):
+        """(best bid, its quantity, best ask, its quantity); prices None when a side is empty."""
+        cdef Level* bid = self._best(SIDE_BUY)
+        cdef Level* ask = self._best(SIDE_SELL)
+        return (None if bid == NULL else bid.price, 0 if bid == NULL else bid.total,
+                None if ask == NULL else ask.price, 0 if ask == NULL else ask.total)
+
+    def spread(self):
+        """Best ask minus best bid in ticks, or None when a side is empty."""
+        cdef Level* bid = self._best(SIDE_BUY)
+        cdef Level* ask = self._best(SIDE_SELL)
+        if bid == NULL or ask == NULL:
+            return None
+        return ask.price - bid.price
+
+    def mid(self):
+        """Mid price in ticks (may be a half tick), or None when a side is empty."""
+        cdef Level* bid = self._best(SIDE_BUY)
+        cdef Level* ask = self._best(SIDE_SELL)
+        if bid == NULL or ask == NULL:
+            return None
+        return (bid.price + ask.price) / 2.0
+
+    def depth(self, int side, int levels=10):
+        """The best `levels` levels of a side, best first: (prices, quantities, order counts)."""
+        _check_side(side)
+        if levels < 0:
+            raise ValueError(f"levels must be >= 0, got {levels}")
+        cdef Ladder* ladder = &self.sides[side]
+        cdef int32_t n = min(levels, ladder.size)
+        prices = np.empty(n, dtype=np.int64)
+        qtys = np.empty(n, dtype=np.int64)
+        counts = np.empty(n, dtype=np.int64)
+        cdef int64_t[::1] p = prices
+        cdef int64_t[::1] q = qtys
+        cdef int64_t[::1] c = counts
+        cdef int32_t i
+        cdef Level* level
+        for i in range(n):
+            level = &self.levels[ladder.levels[ladder.size - 1 - i]]
+            p[i] = level.price
+            q[i] = level.total
+            c[i] = level.count
+        return prices, qtys, counts
+
+    def size_at(self, int side, price_t price) -> int:
+        """Total resting quantity at a price on a side (0 when no level)."""
+        _check_side(side)
+        cdef int32_t level_index = _find_level(&self.sides[side], _key(side, price))
+        return 0 if level_index < 0 else self.levels[level_index].total
+
+    def order(self, oid_t oid):
+        """The resting order with this id as a RestingOrderInfo, or None."""
+        cdef slot_t slot = idmap_find(&self.ids, self.pool.orders, oid)
+        if slot == NO_SLOT:
+            return None
+        cdef Order* order = &self.pool.orders[slot]
+        return RestingOrderInfo(order.oid, Side(order.side), order.price, order.qty, order.owner,
+                                TimeInForce(order.tif))
+
+    def queue_ahead(self, oid_t oid) -> int:
+        """Quantity resting ahead of an order at its price level."""
+        cdef slot_t slot = idmap_find(&self.ids, self.pool.orders, oid)
+        if slot == NO_SLOT:
+            raise UnknownOrderError(f"order {oid}: no resting order has this id")
+        cdef Order* order = &self.pool.orders[slot]
+        cdef qty_t ahead = 0
+        cdef slot_t cursor = self.levels[order.level].head
+        while cursor != slot:
+            ahead += self.pool.orders[cursor].qty
+            cursor = self.pool.orders[cursor].next
+        return ahead
+
+    def __contains__(self, oid) -> bool:
+        return idmap_find(&self.ids, self.pool.orders, <oid_t> oid) != NO_SLOT
+
+    def __len__(self) -> int:
+        return self.pool.in_use
+
+    @property
+    def order_count(self) -> int:
+        """Number of resting orders."""
+        return self.pool.in_use
+
+    @property
+    def bid_order_count(self) -> int:
+        return self.side_orders[SIDE_BUY]
+
+    @property
+    def ask_order_count(self) -> int:
+        return self.side_orders[SIDE_SELL]
+
+    @property
+    def bid_level_count(self) -> int:
+        return self.sides[SIDE_BUY].size
+
+    @property
+    def ask_level_count(self) -> int:
+        return self.sides[SIDE_SELL].size
+
+    @property
+    def sequence(self) -> int:
+        """Sequence number of the last fill or order event."""
+        return self.seq
+
+    def pool_stats(self) -> dict:
+        """Order pool capacity statistics."""
+        return pool_stats(&self.pool)
+
+    def memory_usage(self) -> dict:
+        """Bytes held by each internal structure (capacity, not just use)."""
+        return {
+            "orders": <int64_t> self.pool.capacity * sizeof(Order),
+            "order_index": <int64_t> (self.ids.mask + 1) * sizeof(slot_t),
+            "levels": <int64_t> self.level_capacity * sizeof(Level),
+            "ladders": <int64_t> (self.sides[0].capacity + self.sides[1].capacity)
+                       * (sizeof(int64_t) + sizeof(int32_t)),
+            "tapes": self.fill_capacity * sizeof(Fill)
+                     + self.order_event_capacity * sizeof(OrderEvent),
+        }
+
+    def orders(self):
+        """Every resting order (ORDER_DTYPE): bids best first, then asks, FIFO within a level."""
+        out = np.empty(self.pool.in_use, dtype=ORDER_DTYPE)
+        cdef unsigned char[::1] raw
+        cdef RestingOrder* row
+        cdef int64_t written = 0
+        cdef int32_t pos
+        cdef int side
+        cdef Ladder* ladder
+        cdef Level* level
+        cdef slot_t slot
+        cdef Order* order
+        cdef qty_t ahead
+        if self.pool.in_use == 0:
+            return out
+        raw = out.view(np.uint8)
+        row = <RestingOrder*> &raw[0]
+        for side in range(2):
+            ladder = &self.sides[side]
+            for pos in range(ladder.size - 1, -1, -1):
+                level = &self.levels[ladder.levels[pos]]
+                slot = level.head
+                ahead = 0
+                while slot != NO_SLOT:
+                    order = &self.pool.orders[slot]
+                    row[written].oid = order.oid
+                    row[written].price = order.price
+                    row[written].qty = order.qty
+                    row[written].owner = order.owner
+                    row[written].side = order.side
+                    row[written].tif = order.tif
+                    row[written]._pad[0] = 0
+                    row[written]._pad[1] = 0
+                    row[written].queue_ahead = ahead
+                    ahead += order.qty
+                    written += 1
+                    slot = order.next
+        return out
+
+    # ------------------------------------------------- snapshot / restore
+
+    def snapshot(self) -> bytes:
+        """Serialise the book (orders in priority order, mode, sequence) to bytes."""
+        header = _SNAPSHOT_HEADER.pack(_SNAPSHOT_MAGIC, _SNAPSHOT_VERSION, self.stp, self.seq,
+                                       self.pool.in_use)
+        return header + self.orders().tobytes()
+
+    @classmethod
+    def restore(cls, data, *, capacity=None, growable=True):
+        """Rebuild a book from :meth:`snapshot` bytes; malformed input raises SnapshotError."""
+        records, stp, seq = _parse_snapshot(data)
+        cdef OrderBook book = cls(max(capacity or 0, len(records), 1), growable=growable, stp=stp)
+        cdef int64_t i
+        cdef uint8_t reason
+        for i in range(len(records)):
+            reason = book._rest(records["oid"][i], records["side"][i], records["price"][i],
+                                records["qty"][i], records["tif"][i], records["owner"][i])
+            if reason != REASON_NONE:
+                raise SnapshotError(f"cannot restore order {records['oid'][i]}: {Reason(reason).name}")
+        book.seq = seq
+        return book
+
+    def check_integrity(self) -> None:
+        """Walk every structure and raise AssertionError on any broken invariant (for tests)."""
+        cdef int side
+        cdef int32_t pos, count
+        cdef Ladder* ladder
+        cdef Level* level
+        cdef slot_t slot, prev
+        cdef qty_t total
+        cdef int64_t orders_seen = 0
+        cdef int64_t side_seen
+        for side in range(2):
+            ladder = &self.sides[side]
+            side_seen = 0
+            for pos in range(ladder.size):
+                if pos and ladder.keys[pos - 1] >= ladder.keys[pos]:
+                    raise AssertionError(f"side {side}: ladder keys out of order at {pos}")
+                level = &self.levels[ladder.levels[pos]]
+                if _key(side, level.price) != ladder.keys[pos]:
+                    raise AssertionError(f"side {side}: level price {level.price} under wrong key")
+                if level.count <= 0:
+                    raise AssertionError(f"side {side}: empty level {level.price} left in ladder")
+                total = 0
+                count = 0
+                prev = NO_SLOT
+                slot = level.head
+                while slot != NO_SLOT:
+                    order = &self.pool.orders[slot]
+                    if not order.live or order.prev != prev or order.side != side \
+                            or order.price != level.price or order.qty <= 0:
+                        raise AssertionError(f"order {order.oid} inconsistent with its level")
+                    if idmap_find(&self.ids, self.pool.orders, order.oid) != slot:
+                        raise AssertionError(f"order {order.oid} not indexed by id")
+                    total += order.qty
+                    count += 1
+                    prev = slot
+                    slot = order.next
+                if prev != level.tail or total != level.total or count != level.count:
+                    raise AssertionError(f"level {level.price}: totals or tail disagree with orders")
+                side_seen += count
+            if side_seen != self.side_orders[side]:
+                raise AssertionError(f"side {side}: order count {self.side_orders[side]} != {side_seen}")
+            orders_seen += side_seen
+        if orders_seen != self.pool.in_use or orders_seen != self.ids.count:
+            raise AssertionError(
+                f"{orders_seen} resting orders, pool has {self.pool.in_use} in use, "
+                f"index has {self.ids.count}")
+        bid, _, ask, _ = self.bbo()
+        if bid is not None and ask is not None and bid >= ask:
+            raise AssertionError(f"book is crossed: bid {bid} >= ask {ask}")
+
+
+# ------------------------------------------------------------------ helpers
+
+def _check_side(side):
+    if side != SIDE_BUY and side != SIDE_SELL:
+        raise InvalidOrderError(f"side must be Side.BUY (0) or Side.SELL (1), got {side!r}")
+
+
+def as_event_array(events):
+    """Check a batch's type and layout; a contiguous EVENT_DTYPE array comes back as is."""
+    if not isinstance(events, np.ndarray):
+        raise TypeError(f"events must be a numpy array of EVENT_DTYPE, got {type(events).__name__}")
+    if events.dtype != EVENT_DTYPE:
+        raise TypeError(f"events must have dtype obelisk.EVENT_DTYPE, got {events.dtype}")
+    if events.ndim != 1:
+        raise TypeError(f"events must be one-dimensional, got shape {events.shape}")
+    if len(events) > INT32_MAX:
+        raise ValueError(f"a batch holds at most {INT32_MAX} events, got {len(events)}")
+    return np.ascontiguousarray(events)
+
+
+def _parse_snapshot(data):
+    try:
+        view = memoryview(data).cast("B")
+    except TypeError as exc:
+        raise SnapshotError(f"snapshot must be bytes-like, got {type(data).__name__}") from exc
+    if len(view) < _SNAPSHOT_HEADER.size:
+        raise SnapshotError(f"snapshot is {len(view)} bytes, shorter than its header")
+    magic, version, stp, seq, count = _SNAPSHOT_HEADER.unpack_from(view)
+    if magic != _SNAPSHOT_MAGIC:
+        raise SnapshotError("not an obelisk order book snapshot (bad magic)")
+    if version != _SNAPSHOT_VERSION:
+        raise SnapshotError(f"snapshot version {version} is not supported (expected {_SNAPSHOT_VERSION})")
+    if stp not in (STP_CANCEL_RESTING, STP_CANCEL_INCOMING, STP_CANCEL_BOTH, STP_ALLOW):
+        raise SnapshotError(f"snapshot has unknown self-trade prevention mode {stp}")
+    body = view[_SNAPSHOT_HEADER.size:]
+    if count < 0 or len(body) != count * ORDER_DTYPE.itemsize:
+        raise SnapshotError(f"snapshot declares {count} orders but holds {len(body)} bytes of them")
+    records = np.frombuffer(body, dtype=ORDER_DTYPE)
+    if len(records):
+        if ((records["side"] > SIDE_SELL).any() or (records["price"] <= 0).any()
+                or (records["price"] > MAX_PRICE).any() or (records["qty"] <= 0).any()
+                or (records["qty"] > MAX_QTY).any()):
+            raise SnapshotError("snapshot holds an order with an invalid side, price or quantity")
+        if ((records["tif"] != TIF_GTC) & (records["tif"] != TIF_ALO)).any():
+            raise SnapshotError("snapshot holds a resting order whose time in force is not GTC or ALO")
+        if len(np.unique(records["oid"])) != len(records):
+            raise SnapshotError("snapshot holds duplicate order ids")
+        bids = records["price"][records["side"] == SIDE_BUY]
+        asks = records["price"][records["side"] == SIDE_SELL]
+        if len(bids) and len(asks) and bids.max() >= asks.min():
+            raise SnapshotError("snapshot holds a crossed book")
+    return records, stp, seq

@@ -1,0 +1,36 @@
+"""Exceptions raised by the compiled core.
+
+They live beside the core (which imports nothing from the Python layer) and are
+re-exported by :mod:`obelisk.errors`, the one place users import them from.
+"""
+
+
+class ObeliskError(Exception):
+    """Base class of every error obelisk raises on purpose."""
+
+
+class InvalidOrderError(ObeliskError, ValueError):
+    """An order's side, kind, time in force, price or quantity is not allowed."""
+
+
+class DuplicateOrderIdError(InvalidOrderError):
+    """An order id is already resting on the book."""
+
+
+class UnknownOrderError(ObeliskError, KeyError):
+    """No resting order has this id."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else "unknown order"
+
+
+class PoolExhaustedError(ObeliskError, MemoryError):
+    """A fixed-capacity order pool has no free slot left."""
+
+
+class StaleHandleError(ObeliskError, LookupError):
+    """A pool handle refers to an order that has since been released."""
+
+
+class SnapshotError(ObeliskError, ValueError):
+    """A book snapshot is malformed, truncated or of an unknown version."""

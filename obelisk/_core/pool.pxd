@@ -1,0 +1,59 @@
+# Order pool: a growable arena of Order structs addressed by int32 slot, with
+# an intrusive free list. The hot functions are inline so that the book, which
+# embeds a PoolState, pays no call across modules for them.
+
+from libc.stdint cimport int32_t, int64_t, uint32_t
+
+from obelisk._core._types cimport NO_SLOT, Order, slot_t
+
+
+cdef struct PoolState:
+    Order* orders
+    slot_t capacity
+    slot_t free_head
+    slot_t in_use
+    slot_t high_water
+    int32_t grow_count
+    bint growable
+
+
+cdef int pool_init(PoolState* pool, slot_t capacity, bint growable) except -1
+cdef void pool_free_memory(PoolState* pool) noexcept nogil
+cdef int pool_grow(PoolState* pool) noexcept nogil
+
+
+cdef inline slot_t pool_acquire(PoolState* pool) noexcept nogil:
+    """Take a free slot (growing the arena if allowed); NO_SLOT when none."""
+    cdef slot_t slot = pool.free_head
+    if slot == NO_SLOT:
+        if not pool.growable or pool_grow(pool) != 0:
+            return NO_SLOT
+        slot = pool.free_head
+    cdef Order* order = &pool.orders[slot]
+    pool.free_head = order.next
+    order.live = 1
+    order.prev = NO_SLOT
+    order.next = NO_SLOT
+    pool.in_use += 1
+    if pool.in_use > pool.high_water:
+        pool.high_water = pool.in_use
+    return slot
+
+
+cdef inline void pool_release(PoolState* pool, slot_t slot) noexcept nogil:
+    """Return a live slot to the free list; its generation moves on."""
+    cdef Order* order = &pool.orders[slot]
+    order.live = 0
+    order.generation += 1
+    order.prev = NO_SLOT
+    order.next = pool.free_head
+    pool.free_head = slot
+    pool.in_use -= 1
+
+
+cdef dict pool_stats(PoolState* pool)
+
+
+cdef class OrderPool:
+    cdef PoolState state
+    cdef slot_t _checked_slot(self, int64_t handle) except -1

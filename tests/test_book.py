@@ -1,0 +1,430 @@
+"""Unit tests of obelisk._core.book: one behaviour per test, through the public API."""
+
+import numpy as np
+import pytest
+
+from obelisk import (
+    EVENT_DTYPE,
+    MAX_PRICE_TICKS,
+    MAX_QTY_LOTS,
+    EventKind,
+    OrderBook,
+    OrderEventKind,
+    OrderStatus,
+    Reason,
+    SelfTradePrevention,
+    Side,
+    TimeInForce,
+)
+from obelisk.errors import (
+    DuplicateOrderIdError,
+    InvalidOrderError,
+    PoolExhaustedError,
+    SnapshotError,
+    UnknownOrderError,
+)
+
+BUY, SELL = Side.BUY, Side.SELL
+
+
+def fills_of(book):
+    """(taker, maker, price, qty) of the last call's fills."""
+    return [(int(f["taker_oid"]), int(f["maker_oid"]), int(f["price"]), int(f["qty"]))
+            for f in book.last_fills()]
+
+
+def events_of(book):
+    """(kind, reason, oid, qty) of the last call's order events."""
+    return [(int(e["kind"]), int(e["reason"]), int(e["oid"]), int(e["qty"]))
+            for e in book.last_order_events()]
+
+
+@pytest.fixture
+def book():
+    return OrderBook(16)
+
+
+# ---------------------------------------------------------------- priority
+
+def test_resting_orders_set_the_touch(book):
+    assert book.add(1, BUY, 100, 5) == OrderStatus.RESTED
+    assert book.add(2, BUY, 101, 3) == OrderStatus.RESTED
+    assert book.add(3, SELL, 105, 7) == OrderStatus.RESTED
+    assert book.bbo() == (101, 3, 105, 7)
+    assert book.spread() == 4
+    assert book.mid() == 103.0
+    assert len(book) == 3
+
+
+def test_price_then_time_priority_and_maker_price(book):
+    book.add(1, SELL, 101, 5)
+    book.add(2, SELL, 100, 5)
+    book.add(3, SELL, 100, 5)
+    assert book.add(4, BUY, 102, 12) == OrderStatus.FILLED
+    # best price first, FIFO within it, each at the resting order's price
+    assert fills_of(book) == [(4, 2, 100, 5), (4, 3, 100, 5), (4, 1, 101, 2)]
+    assert book.order(1).qty == 3
+    assert book.last_filled_qty == 12
+    assert book.last_fill_count == 3
+
+
+def test_partial_fill_rests_the_remainder(book):
+    book.add(1, SELL, 100, 4)
+    assert book.add(2, BUY, 100, 10) == OrderStatus.RESTED
+    assert book.last_filled_qty == 4
+    assert book.last_resting_qty == 6
+    assert book.bbo() == (100, 6, None, 0)
+    assert events_of(book) == [(OrderEventKind.RESTED, Reason.NONE, 2, 6)]
+
+
+def test_fill_marks_whether_the_maker_is_done(book):
+    book.add(1, SELL, 100, 4)
+    book.add(2, BUY, 100, 3)
+    book.add(3, BUY, 100, 1)
+    assert [bool(f["maker_done"]) for f in book.last_fills()] == [True]
+    assert book.last_fills()["taker_side"][0] == BUY
+
+
+# ------------------------------------------------------------ time in force
+
+def test_ioc_cancels_what_it_cannot_fill(book):
+    book.add(1, SELL, 100, 4)
+    assert book.add(2, BUY, 100, 10, TimeInForce.IOC) == OrderStatus.CANCELLED
+    assert book.last_reason == Reason.IOC_REMAINDER
+    assert book.last_filled_qty == 4
+    assert 2 not in book
+    assert events_of(book) == [(OrderEventKind.CANCELLED, Reason.IOC_REMAINDER, 2, 6)]
+
+
+def test_fok_is_all_or_nothing_before_any_fill(book):
+    book.add(1, SELL, 100, 4)
+    book.add(2, SELL, 101, 4)
+    assert book.add(3, BUY, 101, 9, TimeInForce.FOK) == OrderStatus.REJECTED
+    assert book.last_reason == Reason.FOK_UNFILLABLE
+    assert book.last_fills().size == 0
+    assert book.bbo() == (None, 0, 100, 4)
+    assert book.add(4, BUY, 101, 8, TimeInForce.FOK) == OrderStatus.FILLED
+    assert len(book) == 0
+
+
+def test_fok_respects_its_limit_price(book):
+    book.add(1, SELL, 100, 4)
+    book.add(2, SELL, 102, 10)
+    assert book.add(3, BUY, 101, 5, TimeInForce.FOK) == OrderStatus.REJECTED
+
+
+def test_alo_rejected_when_it_would_take(book):
+    book.add(1, SELL, 100, 4)
+    assert book.add(2, BUY, 100, 1, TimeInForce.ALO) == OrderStatus.REJECTED
+    assert book.last_reason == Reason.ALO_WOULD_CROSS
+    assert book.add(3, BUY, 99, 1, TimeInForce.ALO) == OrderStatus.RESTED
+    assert book.order(3).tif == TimeInForce.ALO
+
+
+def test_market_order_sweeps_and_respects_protection(book):
+    for oid, price in enumerate([100, 101, 102, 103], start=1):
+        book.add(oid, SELL, price, 2)
+    assert book.market(10, BUY, 5, protection_price=101) == OrderStatus.CANCELLED
+    assert book.last_filled_qty == 4
+    assert book.market(11, BUY, 3) == OrderStatus.FILLED
+    assert fills_of(book) == [(11, 3, 102, 2), (11, 4, 103, 1)]
+    assert book.market(12, SELL, 1) == OrderStatus.CANCELLED  # no bids at all
+    assert book.last_filled_qty == 0
+
+
+# ---------------------------------------------------------- cancel / modify
+
+def test_cancel_returns_resting_qty_and_drops_empty_level(book):
+    book.add(1, BUY, 100, 5)
+    book.add(2, BUY, 99, 5)
+    assert book.cancel(1) == 5
+    assert book.best_bid() == 99
+    assert book.bid_level_count == 1
+    with pytest.raises(UnknownOrderError):
+        book.cancel(1)
+
+
+def test_modify_down_keeps_priority(book):
+    book.add(1, SELL, 100, 5)
+    book.add(2, SELL, 100, 5)
+    assert book.modify(1, 100, 2) == OrderStatus.MODIFIED
+    assert book.queue_ahead(2) == 2
+    book.add(3, BUY, 100, 2)
+    assert fills_of(book) == [(3, 1, 100, 2)]
+
+
+def test_modify_up_or_reprice_requeues(book):
+    book.add(1, SELL, 100, 5)
+    book.add(2, SELL, 100, 5)
+    assert book.modify(1, 100, 6) == OrderStatus.RESTED
+    assert book.queue_ahead(1) == 5
+    assert book.modify(2, 101, 5) == OrderStatus.RESTED
+    assert book.bbo()[2:] == (100, 6)
+
+
+def test_modify_across_the_book_trades(book):
+    book.add(1, SELL, 100, 5)
+    book.add(2, BUY, 98, 7)
+    assert book.modify(2, 100, 7) == OrderStatus.RESTED
+    assert fills_of(book) == [(2, 1, 100, 5)]
+    assert book.bbo() == (100, 2, None, 0)
+
+
+def test_modify_to_zero_cancels(book):
+    book.add(1, SELL, 100, 5)
+    assert book.modify(1, 100, 0) == OrderStatus.CANCELLED
+    assert len(book) == 0
+
+
+def test_modify_alo_that_would_cross_is_rejected_and_kept(book):
+    book.add(1, SELL, 100, 5)
+    book.add(2, BUY, 98, 5, TimeInForce.ALO)
+    before = book.snapshot()
+    assert book.modify(2, 100, 5) == OrderStatus.REJECTED
+    assert book.last_reason == Reason.ALO_WOULD_CROSS
+    assert book.snapshot()[32:] == before[32:]  # same orders; only the sequence moved
+
+
+# ----------------------------------------------------- self-trade prevention
+
+@pytest.mark.parametrize(
+    ("mode", "status", "fills", "left"),
+    [
+        (SelfTradePrevention.CANCEL_RESTING, OrderStatus.FILLED, [(9, 2, 100, 3)], []),
+        (SelfTradePrevention.CANCEL_INCOMING, OrderStatus.CANCELLED, [], [1, 2]),
+        (SelfTradePrevention.CANCEL_BOTH, OrderStatus.CANCELLED, [], [2]),
+        (SelfTradePrevention.ALLOW, OrderStatus.FILLED, [(9, 1, 100, 3)], [2]),
+    ],
+)
+def test_self_trade_prevention_modes(mode, status, fills, left):
+    book = OrderBook(16, stp=mode)
+    book.add(1, SELL, 100, 3, owner=7)
+    book.add(2, SELL, 100, 3, owner=8)
+    assert book.add(9, BUY, 100, 3, TimeInForce.IOC, owner=7) == status
+    assert fills_of(book) == fills
+    assert [int(o["oid"]) for o in book.orders()] == left
+    book.check_integrity()
+
+
+def test_owner_zero_never_self_trades():
+    book = OrderBook(16, stp=SelfTradePrevention.CANCEL_BOTH)
+    book.add(1, SELL, 100, 3)
+    assert book.add(2, BUY, 100, 3) == OrderStatus.FILLED
+
+
+def test_fok_counts_self_trade_prevention():
+    book = OrderBook(16, stp=SelfTradePrevention.CANCEL_INCOMING)
+    book.add(1, SELL, 100, 3, owner=7)
+    book.add(2, SELL, 100, 3, owner=8)
+    assert book.add(9, BUY, 100, 3, TimeInForce.FOK, owner=7) == OrderStatus.REJECTED
+    assert len(book) == 2
+
+
+# ------------------------------------------------------------------ queries
+
+def test_depth_size_at_and_queue_ahead(book):
+    book.add(1, BUY, 100, 5)
+    book.add(2, BUY, 100, 7)
+    book.add(3, BUY, 98, 1)
+    book.add(4, SELL, 103, 2)
+    prices, qtys, counts = book.depth(BUY, 5)
+    assert prices.tolist() == [100, 98]
+    assert qtys.tolist() == [12, 1]
+    assert counts.tolist() == [2, 1]
+    assert book.depth(SELL, 0)[0].size == 0
+    assert book.size_at(BUY, 100) == 12
+    assert book.size_at(BUY, 99) == 0
+    assert book.queue_ahead(2) == 5
+    assert book.order(2) == (2, BUY, 100, 7, 0, TimeInForce.GTC)
+    assert book.order(42) is None
+    assert (book.bid_order_count, book.ask_order_count) == (3, 1)
+    with pytest.raises(InvalidOrderError):
+        book.depth(2)
+
+
+def test_orders_export_in_priority_order(book):
+    book.add(1, BUY, 99, 5)
+    book.add(2, BUY, 100, 5)
+    book.add(3, BUY, 100, 1)
+    book.add(4, SELL, 102, 2)
+    exported = book.orders()
+    assert exported["oid"].tolist() == [2, 3, 1, 4]
+    assert exported["queue_ahead"].tolist() == [0, 5, 0, 0]
+
+
+def test_empty_book_queries(book):
+    assert book.bbo() == (None, 0, None, 0)
+    assert book.spread() is None and book.mid() is None
+    assert book.orders().size == 0
+
+
+# ----------------------------------------------------------------- snapshot
+
+def test_snapshot_restore_reproduces_the_book(book):
+    book.add(1, BUY, 99, 5, owner=3)
+    book.add(2, BUY, 99, 6)
+    book.add(3, SELL, 102, 2, TimeInForce.ALO)
+    restored = OrderBook.restore(book.snapshot())
+    assert restored.snapshot() == book.snapshot()
+    assert restored.sequence == book.sequence
+    # and it behaves the same from here on
+    for b in (book, restored):
+        b.add(10, SELL, 99, 8)
+    assert fills_of(book) == fills_of(restored)
+    assert book.snapshot() == restored.snapshot()
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda data: data[:10],
+        lambda data: b"NOTABOOK" + data[8:],
+        lambda data: data[:-1],
+        lambda data: data[:8] + (99).to_bytes(4, "little") + data[12:],
+    ],
+)
+def test_restore_rejects_malformed_snapshots(book, mangle):
+    book.add(1, BUY, 99, 5)
+    with pytest.raises(SnapshotError):
+        OrderBook.restore(mangle(book.snapshot()))
+
+
+def test_restore_rejects_a_crossed_snapshot(book):
+    book.add(1, BUY, 99, 5)
+    book.add(2, SELL, 100, 5)
+    data = bytearray(book.snapshot())
+    ask_price = 32 + 40 + 8  # header, the bid's record, then the ask's oid
+    data[ask_price:ask_price + 8] = (98).to_bytes(8, "little")
+    with pytest.raises(SnapshotError, match="crossed"):
+        OrderBook.restore(bytes(data))
+
+
+# ---------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda b: b.add(9, 2, 100, 1), InvalidOrderError),
+        (lambda b: b.add(9, -1, 100, 1), InvalidOrderError),
+        (lambda b: b.add(9, BUY, 0, 1), InvalidOrderError),
+        (lambda b: b.add(9, BUY, -5, 1), InvalidOrderError),
+        (lambda b: b.add(9, BUY, MAX_PRICE_TICKS + 1, 1), InvalidOrderError),
+        (lambda b: b.add(9, BUY, 100, 0), InvalidOrderError),
+        (lambda b: b.add(9, BUY, 100, MAX_QTY_LOTS + 1), InvalidOrderError),
+        (lambda b: b.add(9, BUY, 100, 1, tif=7), InvalidOrderError),
+        (lambda b: b.add(1, BUY, 90, 1), DuplicateOrderIdError),
+        (lambda b: b.market(1, SELL, 1), DuplicateOrderIdError),
+        (lambda b: b.market(9, SELL, 1, protection_price=-1), InvalidOrderError),
+        (lambda b: b.cancel(77), UnknownOrderError),
+        (lambda b: b.modify(77, 100, 1), UnknownOrderError),
+        (lambda b: b.modify(1, 0, 1), InvalidOrderError),
+        (lambda b: b.modify(1, 99, -1), InvalidOrderError),
+        (lambda b: b.queue_ahead(77), UnknownOrderError),
+    ],
+)
+def test_bad_input_raises_and_leaves_the_book_untouched(book, call, error):
+    book.add(1, BUY, 99, 5)
+    book.add(2, SELL, 101, 5)
+    before = book.snapshot()
+    with pytest.raises(error) as info:
+        call(book)
+    assert book.snapshot()[32:] == before[32:]
+    assert "rejected" in str(info.value) or "no resting order" in str(info.value)
+    book.check_integrity()
+
+
+def test_error_message_says_what_is_allowed(book):
+    with pytest.raises(InvalidOrderError, match=r"price -5.*positive number of ticks"):
+        book.add(9, BUY, -5, 1)
+
+
+def test_fixed_pool_refuses_orders_that_would_rest():
+    book = OrderBook(2, growable=False)
+    book.add(1, SELL, 100, 1)
+    book.add(2, SELL, 101, 1)
+    with pytest.raises(PoolExhaustedError):
+        book.add(3, SELL, 102, 1)
+    # an order that fills completely needs no slot
+    assert book.add(4, BUY, 100, 1) == OrderStatus.FILLED
+    assert book.add(5, SELL, 105, 1) == OrderStatus.RESTED
+    assert book.pool_stats()["grow_count"] == 0
+
+
+def test_growable_pool_grows():
+    book = OrderBook(2)
+    for oid in range(1, 100):
+        book.add(oid, BUY, oid, 1)
+    stats = book.pool_stats()
+    assert stats["in_use"] == 99 and stats["capacity"] >= 99 and stats["grow_count"] >= 1
+    book.check_integrity()
+
+
+# -------------------------------------------------------------------- batch
+
+def make_events(*rows):
+    events = np.zeros(len(rows), dtype=EVENT_DTYPE)
+    for i, (kind, oid, side, price, qty, tif, owner) in enumerate(rows):
+        events[i] = (oid, price, qty, owner, 0, kind, side, tif)
+    return events
+
+
+def test_batch_rejects_bad_events_with_reason_codes(book):
+    events = make_events(
+        (EventKind.LIMIT, 1, BUY, 100, 5, 0, 0),
+        (EventKind.LIMIT, 1, BUY, 100, 5, 0, 0),
+        (EventKind.LIMIT, 2, 3, 100, 5, 0, 0),
+        (EventKind.LIMIT, 3, BUY, 0, 5, 0, 0),
+        (EventKind.LIMIT, 4, BUY, 100, -1, 0, 0),
+        (EventKind.LIMIT, 5, BUY, 100, 1, 9, 0),
+        (9, 6, BUY, 100, 1, 0, 0),
+        (EventKind.CANCEL, 77, 0, 0, 0, 0, 0),
+    )
+    out = book.process(events)
+    assert out.results["status"].tolist() == [OrderStatus.RESTED] + [OrderStatus.REJECTED] * 7
+    assert out.results["reason"].tolist() == [
+        Reason.NONE, Reason.DUPLICATE_OID, Reason.INVALID_SIDE, Reason.INVALID_PRICE,
+        Reason.INVALID_QTY, Reason.INVALID_TIF, Reason.INVALID_KIND, Reason.UNKNOWN_OID]
+    rejected = out.order_events[out.order_events["kind"] == OrderEventKind.REJECTED]
+    assert rejected["event_index"].tolist() == list(range(1, 8))
+    assert len(book) == 1
+
+
+def test_batch_wrong_type_or_dtype_is_a_type_error(book):
+    with pytest.raises(TypeError, match="EVENT_DTYPE"):
+        book.process([(1, 2, 3)])
+    with pytest.raises(TypeError, match="dtype"):
+        book.process(np.zeros(3, dtype=np.int64))
+    with pytest.raises(TypeError, match="one-dimensional"):
+        book.process(np.zeros((2, 2), dtype=EVENT_DTYPE))
+
+
+def test_batch_accepts_read_only_and_strided_arrays(book):
+    events = make_events(*[(EventKind.LIMIT, i, BUY, 100 + i, 1, 0, 0) for i in range(1, 7)])
+    events.setflags(write=False)
+    assert (book.process(events[::2]).results["status"] == OrderStatus.RESTED).all()
+    assert book.orders()["oid"].tolist() == [5, 3, 1]
+
+
+def test_empty_batch(book):
+    out = book.process(np.zeros(0, dtype=EVENT_DTYPE))
+    assert out.results.size == out.fills.size == out.order_events.size == 0
+
+
+def test_batch_and_per_call_agree_on_fill_tape():
+    rows = [(EventKind.LIMIT, 1, SELL, 100, 5, 0, 0), (EventKind.LIMIT, 2, SELL, 101, 5, 0, 0),
+            (EventKind.MARKET, 3, BUY, 0, 7, 0, 0), (EventKind.MODIFY, 2, 0, 101, 1, 0, 0),
+            (EventKind.CANCEL, 2, 0, 0, 0, 0, 0)]
+    batch = OrderBook(8).process(make_events(*rows))
+    single = OrderBook(8)
+    fills = []
+    for kind, oid, side, price, qty, tif, owner in rows:
+        if kind == EventKind.LIMIT:
+            single.add(oid, side, price, qty, tif, owner)
+        elif kind == EventKind.MARKET:
+            single.market(oid, side, qty, price, owner)
+        elif kind == EventKind.MODIFY:
+            single.modify(oid, price, qty)
+        else:
+            single.cancel(oid)
+        fills.extend(single.last_fills()[["seq", "maker_oid", "price", "qty"]].tolist())
+    assert batch.fills[["seq", "maker_oid", "price", "qty"]].tolist() == fills
