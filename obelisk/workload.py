@@ -44,7 +44,7 @@ def standard_mix(events: int = 200_000, seed_orders: int = 5_000, seed: int = 42
     sides = rng.integers(0, 2, events).tolist()
     offsets = rng.geometric(0.25, events).tolist()
     sizes = rng.integers(1, 101, events).tolist()
-    sweeps = rng.integers(50, 400, events).tolist()
+    sweeps = rng.integers(1, 101, events).tolist()
     picks = rng.random(events).tolist()
     kinds, oids, prices, qtys = [], [], [], []
     for i in range(events):

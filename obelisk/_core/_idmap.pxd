@@ -1,42 +1,56 @@
 # Order id -> pool slot index: open addressing with linear probing and
-# backward-shift deletion (no tombstones). Buckets hold only the slot; the key
-# is read from the pool, so the map costs 4 bytes a bucket. Header-only: the
-# functions are inline in every module that cimports this file.
+# backward-shift deletion (no tombstones). A bucket is 8 bytes: the slot and
+# the top 32 bits of the id's hash. Those bits hold the bucket's home (its top
+# `bits`) and a fingerprint, so probes touch the pool only when fingerprints
+# agree, and deletion never touches it. Header-only: every cimporting module
+# inlines these.
 
-from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 
 from obelisk._core._types cimport NO_SLOT, Order, oid_t, slot_t
 
 
+cdef struct IdBucket:
+    uint32_t fingerprint
+    slot_t slot
+
+
 cdef struct IdMap:
-    slot_t* buckets
+    IdBucket* buckets
     uint64_t mask
     int32_t shift
     int64_t count
 
 
-cdef inline uint64_t idmap_bucket(const IdMap* m, oid_t oid) noexcept nogil:
-    # Fibonacci hashing spreads sequential ids over the table.
-    return (<uint64_t> oid * <uint64_t> 0x9E3779B97F4A7C15) >> m.shift
+cdef inline uint32_t idmap_hash(oid_t oid) noexcept nogil:
+    # Fibonacci hashing; the top bits of the product are the best mixed.
+    return <uint32_t> ((<uint64_t> oid * <uint64_t> 0x9E3779B97F4A7C15) >> 32)
+
+
+cdef inline uint64_t idmap_home(const IdMap* m, uint32_t h) noexcept nogil:
+    return h >> m.shift
 
 
 cdef inline int idmap_init(IdMap* m, int64_t expected) noexcept nogil:
-    """Size for `expected` keys at load <= 1/2; -1 when out of memory."""
+    """Size for `expected` keys at load <= 3/4 (16 to 2**32 buckets); -1 when out of memory."""
     cdef int64_t size = 16
     cdef int32_t bits = 4
     cdef int64_t i
-    while size < expected * 2:
+    while size * 3 < expected * 4:
         size <<= 1
         bits += 1
-    cdef slot_t* buckets = <slot_t*> malloc(<size_t> size * sizeof(slot_t))
+    if bits > 32:
+        return -1
+    cdef IdBucket* buckets = <IdBucket*> malloc(<size_t> size * sizeof(IdBucket))
     if buckets == NULL:
         return -1
     for i in range(size):
-        buckets[i] = NO_SLOT
+        buckets[i].slot = NO_SLOT
+        buckets[i].fingerprint = 0
     m.buckets = buckets
     m.mask = <uint64_t> (size - 1)
-    m.shift = 64 - bits
+    m.shift = 32 - bits
     m.count = 0
     return 0
 
@@ -48,55 +62,60 @@ cdef inline void idmap_free(IdMap* m) noexcept nogil:
 
 
 cdef inline slot_t idmap_find(const IdMap* m, const Order* orders, oid_t oid) noexcept nogil:
-    cdef uint64_t i = idmap_bucket(m, oid)
-    cdef slot_t slot
+    cdef uint32_t fingerprint = idmap_hash(oid)
+    cdef uint64_t i = idmap_home(m, fingerprint)
+    cdef const IdBucket* bucket
     while True:
-        slot = m.buckets[i]
-        if slot == NO_SLOT or orders[slot].oid == oid:
-            return slot
+        bucket = &m.buckets[i]
+        if bucket.slot == NO_SLOT:
+            return NO_SLOT
+        if bucket.fingerprint == fingerprint and orders[bucket.slot].oid == oid:
+            return bucket.slot
         i = (i + 1) & m.mask
 
 
-cdef inline void _idmap_place(IdMap* m, const Order* orders, slot_t slot) noexcept nogil:
-    cdef uint64_t i = idmap_bucket(m, orders[slot].oid)
-    while m.buckets[i] != NO_SLOT:
+cdef inline void _idmap_place(IdMap* m, uint32_t fingerprint, slot_t slot) noexcept nogil:
+    cdef uint64_t i = idmap_home(m, fingerprint)
+    while m.buckets[i].slot != NO_SLOT:
         i = (i + 1) & m.mask
-    m.buckets[i] = slot
+    m.buckets[i].slot = slot
+    m.buckets[i].fingerprint = fingerprint
 
 
 cdef inline int idmap_insert(IdMap* m, const Order* orders, slot_t slot) noexcept nogil:
     """Index a slot under its order's id (which must be absent); -1 when out of memory."""
     cdef IdMap grown
     cdef uint64_t i
-    if (m.count + 1) * 2 > <int64_t> (m.mask + 1):
-        if idmap_init(&grown, <int64_t> (m.mask + 1)) != 0:  # doubles the table
+    if (m.count + 1) * 4 > <int64_t> (m.mask + 1) * 3:
+        if idmap_init(&grown, <int64_t> (m.mask + 1) * 2) != 0:
             return -1
         for i in range(m.mask + 1):
-            if m.buckets[i] != NO_SLOT:
-                _idmap_place(&grown, orders, m.buckets[i])
+            if m.buckets[i].slot != NO_SLOT:
+                _idmap_place(&grown, m.buckets[i].fingerprint, m.buckets[i].slot)
         grown.count = m.count
         free(m.buckets)
         m[0] = grown
-    _idmap_place(m, orders, slot)
+    _idmap_place(m, idmap_hash(orders[slot].oid), slot)
     m.count += 1
     return 0
 
 
 cdef inline void idmap_remove(IdMap* m, const Order* orders, oid_t oid) noexcept nogil:
     """Drop an id that is present, shifting later probes back into the hole."""
-    cdef uint64_t hole = idmap_bucket(m, oid)
+    cdef uint32_t fingerprint = idmap_hash(oid)
+    cdef uint64_t hole = idmap_home(m, fingerprint)
     cdef uint64_t i, home
-    while orders[m.buckets[hole]].oid != oid:
+    while m.buckets[hole].fingerprint != fingerprint or orders[m.buckets[hole].slot].oid != oid:
         hole = (hole + 1) & m.mask
     i = hole
     while True:
         i = (i + 1) & m.mask
-        if m.buckets[i] == NO_SLOT:
+        if m.buckets[i].slot == NO_SLOT:
             break
-        home = idmap_bucket(m, orders[m.buckets[i]].oid)
+        home = idmap_home(m, m.buckets[i].fingerprint)
         # Move the entry back if its home is not cyclically within (hole, i].
         if ((i - home) & m.mask) >= ((i - hole) & m.mask):
             m.buckets[hole] = m.buckets[i]
             hole = i
-    m.buckets[hole] = NO_SLOT
+    m.buckets[hole].slot = NO_SLOT
     m.count -= 1
