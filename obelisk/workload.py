@@ -2,8 +2,9 @@
 
 The standard L3 mix: 60% passive limit adds near the touch, 25% cancels of
 live orders, 15% aggressive orders (half market sweeps, half limits two ticks
-through), over a seeded book. Generation replays the flow on a shadow book, so
-every cancel names an order that is live at that point of the stream.
+through), over a seeded book whose size the sweeps hold roughly steady.
+Generation replays the flow on a shadow book, so every cancel names an order
+that is live at that point of the stream.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from obelisk._core.book import EVENT_DTYPE, EventKind, OrderBook, OrderStatus, Side, TimeInForce
+from obelisk.matching import concatenate
 
 
 @dataclass(frozen=True)
@@ -61,9 +63,10 @@ def standard_mix(events: int = 200_000, seed_orders: int = 5_000, seed: int = 42
         oid = next_oid
         next_oid += 1
         if draw < 0.925 and draw >= 0.85:
-            shadow.market(oid, side, sweeps[i])
-            kinds.append(EventKind.MARKET), oids.append(oid), prices.append(0)
-            qtys.append(sweeps[i])
+            # Sweeps grow while the book is above its seeded size, holding it near there.
+            qty = sweeps[i] * 5 if len(shadow) > seed_orders else sweeps[i]
+            shadow.market(oid, side, qty)
+            kinds.append(EventKind.MARKET), oids.append(oid), prices.append(0), qtys.append(qty)
             continue
         if draw < 0.85:
             # Passive: join or improve near the touch without crossing it.
@@ -117,6 +120,6 @@ def interleave(workloads: list[Workload]) -> Workload:
     """Merge per-asset workloads into one batch, alternating events, each asset's order kept."""
     def merge(arrays: list[np.ndarray]) -> np.ndarray:
         ranks = np.concatenate([np.arange(len(a)) * len(arrays) + k for k, a in enumerate(arrays)])
-        return np.concatenate(arrays)[np.argsort(ranks, kind="stable")]
+        return concatenate(arrays, EVENT_DTYPE)[np.argsort(ranks, kind="stable")]
 
     return Workload(merge([w.seed_events for w in workloads]), merge([w.events for w in workloads]))

@@ -83,11 +83,10 @@ cdef class OrderBook:
     cdef int _cancel(self, const Event* ev, int32_t index, Result* res) noexcept nogil
     cdef int _modify(self, const Event* ev, int32_t index, Result* res) noexcept nogil
     cdef int _apply(self, const Event* ev, int32_t index, Result* res) noexcept nogil
-    cdef int _run(self, const Event* events, int64_t n, Result* results,
-                  int64_t asset) noexcept nogil
+    cdef int _run(self, const Event* events, int64_t n, Result* results) noexcept nogil
     cdef void _begin_call(self) noexcept
     cdef int _call(self, Event* ev) except -1
     cdef object _copy_fills(self)
     cdef object _copy_order_events(self)
-    cdef _process_into(self, events, results, int64_t asset)
+    cdef _process_into(self, events, results)
     cdef Level* _best(self, uint8_t side) noexcept

@@ -13,7 +13,7 @@ import numpy as np
 
 from libc.stdint cimport INT32_MAX, INT64_MAX, int32_t, int64_t, uint8_t, uint32_t
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memcpy, memmove
+from libc.string cimport memcpy, memmove, memset
 
 from obelisk._core._idmap cimport IdBucket, idmap_find, idmap_hash, idmap_home, idmap_free, idmap_init, idmap_insert, idmap_remove
 from obelisk._core._types cimport *
@@ -348,6 +348,21 @@ cdef class OrderBook:
             self.order_events = <OrderEvent*> grown
             self.order_event_capacity = capacity
         return 0
+
+    def reserve(self, fills: int, order_events: int) -> None:
+        """Preallocate (and touch) room for this many fills and order events per call.
+
+        The tapes otherwise grow on demand; reserving up front keeps a large
+        first batch from paying for that growth and for first-touch page faults.
+        """
+        if fills < 0 or order_events < 0:
+            raise ValueError("reserve sizes must be >= 0")
+        self.fill_count = 0
+        self.order_event_count = 0
+        if self._reserve(fills, order_events) != 0:
+            raise MemoryError(f"cannot reserve {fills} fills and {order_events} order events")
+        memset(self.fills, 0, <size_t> self.fill_capacity * sizeof(Fill))
+        memset(self.order_events, 0, <size_t> self.order_event_capacity * sizeof(OrderEvent))
 
     # ---------------------------------------------------------- tape writers
 
@@ -721,26 +736,26 @@ cdef class OrderBook:
             return self._modify(ev, index, res)
         return self._reject(ev, index, res, REASON_INVALID_KIND)
 
-    cdef int _run(self, const Event* events, int64_t n, Result* results,
-                  int64_t asset) noexcept nogil:
-        """Apply events in order (only those of `asset` when it is >= 0); -1 when out of memory.
+    cdef int _run(self, const Event* events, int64_t n, Result* results) noexcept nogil:
+        """Apply events in order; -1 when out of memory (the failing event is not applied).
 
         Each event's id lookup is a likely cache miss, so the loop prefetches
         the index bucket a few events ahead, and then the order it names.
         """
         cdef int64_t i
         cdef slot_t slot
+        cdef const Event* ahead
         for i in range(n):
             if i + 16 < n:
                 _prefetch(&self.ids.buckets[idmap_home(&self.ids, idmap_hash(events[i + 16].oid))])
-            if i + 8 < n and events[i + 8].kind >= KIND_CANCEL:
-                slot = idmap_find(&self.ids, self.pool.orders, events[i + 8].oid)
-                if slot != NO_SLOT:
-                    _prefetch(&self.pool.orders[slot])
+            if i + 8 < n:
+                ahead = &events[i + 8]
+                if ahead.kind >= KIND_CANCEL:
+                    slot = idmap_find(&self.ids, self.pool.orders, ahead.oid)
+                    if slot != NO_SLOT:
+                        _prefetch(&self.pool.orders[slot])
             if self.pool.free_head != NO_SLOT:
                 _prefetch(&self.pool.orders[self.pool.free_head])
-            if asset >= 0 and events[i].asset != asset:
-                continue
             if self._apply(&events[i], <int32_t> i, &results[i]) != 0:
                 return -1
         return 0
@@ -884,15 +899,10 @@ cdef class OrderBook:
         """
         events = as_event_array(events)
         results = np.empty(len(events), dtype=RESULT_DTYPE)
-        self._process_into(events, results, -1)
+        self._process_into(events, results)
         return BatchResult(results, self._copy_fills(), self._copy_order_events())
 
-    def _process_shard(self, events, results, int64_t asset):
-        """Apply only the events of `asset`, writing their results in place (for MatchingEngine)."""
-        self._process_into(events, results, asset)
-        return self._copy_fills(), self._copy_order_events()
-
-    cdef _process_into(self, events, results, int64_t asset):
+    cdef _process_into(self, events, results):
         cdef int64_t n = len(events)
         cdef const unsigned char[::1] event_bytes
         cdef unsigned char[::1] result_bytes
@@ -907,7 +917,7 @@ cdef class OrderBook:
         event_ptr = <const Event*> &event_bytes[0]
         result_ptr = <Result*> &result_bytes[0]
         with nogil:
-            rc = self._run(event_ptr, n, result_ptr, asset)
+            rc = self._run(event_ptr, n, result_ptr)
         if rc != 0:
             raise MemoryError("out of memory for the fill tape part-way through a batch")
 
@@ -1184,13 +1194,20 @@ def as_event_array(events):
     """Check a batch's type and layout; a contiguous EVENT_DTYPE array comes back as is."""
     if not isinstance(events, np.ndarray):
         raise TypeError(f"events must be a numpy array of EVENT_DTYPE, got {type(events).__name__}")
-    if events.dtype != EVENT_DTYPE:
-        raise TypeError(f"events must have dtype obelisk.EVENT_DTYPE, got {events.dtype}")
     if events.ndim != 1:
         raise TypeError(f"events must be one-dimensional, got shape {events.shape}")
     if len(events) > INT32_MAX:
         raise ValueError(f"a batch holds at most {INT32_MAX} events, got {len(events)}")
+    if events.dtype != EVENT_DTYPE:
+        if not _same_fields(events.dtype, EVENT_DTYPE):
+            raise TypeError(f"events must have dtype obelisk.EVENT_DTYPE, got {events.dtype}")
+        return events.astype(EVENT_DTYPE)  # same fields, other layout (e.g. packed)
     return np.ascontiguousarray(events)
+
+
+def _same_fields(dtype, expected):
+    return dtype.names is not None and set(dtype.names) == set(expected.names) and all(
+        dtype.fields[name][0] == expected.fields[name][0] for name in expected.names)
 
 
 def _parse_snapshot(data):

@@ -1,0 +1,233 @@
+"""``obelisk bench``: the standard L3 mix through every path of the core, head to head.
+
+Each path replays the same seeded stream over the same seeded book: the
+compiled batch path (one call, and a stream of chunks), the compiled per-call
+path, the pure-Python reference, and the multi-asset MatchingEngine on one and
+two threads. Timings are the best of several runs; ratios measured in one run
+are what to compare, since shared machines are noisy.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from obelisk._core.book import EventKind, OrderBook
+from obelisk.matching import MatchingEngine
+from obelisk.reference import ReferenceBook
+from obelisk.workload import Workload, interleave, standard_mix
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    events: int = 200_000
+    seed_orders: int = 5_000
+    seed: int = 42
+    chunk: int = 4_096
+    repeat: int = 5
+    reference_events: int = 50_000
+
+
+@dataclass
+class BenchRow:
+    name: str
+    events: int
+    best_seconds: float
+    median_seconds: float
+    events_per_second: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.events_per_second = self.events / self.best_seconds
+
+
+@dataclass
+class BenchReport:
+    config: BenchConfig
+    rows: list[BenchRow]
+    ratios: dict[str, float]
+    facts: dict[str, object]
+    machine: dict[str, object]
+
+    def to_dict(self) -> dict:
+        return {"config": asdict(self.config), "rows": [asdict(r) for r in self.rows],
+                "ratios": self.ratios, "facts": self.facts, "machine": self.machine}
+
+
+def _time(run: Callable[[], object], prepare: Callable[[], object], repeat: int) -> list[float]:
+    """Wall time of `run` after a fresh, untimed `prepare`, `repeat` times."""
+    times = []
+    for _ in range(repeat):
+        state = prepare()
+        start = time.perf_counter()
+        run(state)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _row(name: str, events: int, times: list[float]) -> BenchRow:
+    return BenchRow(name, events, min(times), statistics.median(times))
+
+
+def replay_per_call(book: OrderBook, rows: list[tuple]) -> None:
+    """Feed (kind, oid, side, price, qty, tif, owner) tuples through the per-call methods."""
+    add, market, cancel, modify = book.add, book.market, book.cancel, book.modify
+    limit, cancel_kind, market_kind = EventKind.LIMIT, EventKind.CANCEL, EventKind.MARKET
+    for kind, oid, side, price, qty, tif, owner in rows:
+        if kind == limit:
+            add(oid, side, price, qty, tif, owner)
+        elif kind == cancel_kind:
+            cancel(oid)
+        elif kind == market_kind:
+            market(oid, side, qty, price, owner)
+        else:
+            modify(oid, price, qty)
+
+
+def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: None) -> BenchReport:
+    progress("generating the workload")
+    workload = standard_mix(config.events, config.seed_orders, config.seed)
+    events = workload.events
+    seeded = OrderBook(max(1024, config.seed_orders))
+    seeded.process(workload.seed_events)
+    snapshot = seeded.snapshot()
+    capacity = 2 * config.seed_orders
+
+    def fresh_book() -> OrderBook:
+        return OrderBook.restore(snapshot, capacity=capacity)
+
+    rows = []
+    progress("compiled batch, one call")
+    rows.append(_row("book.process, one batch", len(events),
+                     _time(lambda b: b.process(events), fresh_book, config.repeat)))
+
+    chunks = [events[i:i + config.chunk] for i in range(0, len(events), config.chunk)]
+
+    def stream(book: OrderBook) -> None:
+        for chunk in chunks:
+            book.process(chunk)
+
+    progress("compiled batch, chunked")
+    rows.append(_row(f"book.process, chunks of {config.chunk}", len(events),
+                     _time(stream, fresh_book, config.repeat)))
+
+    tuples = events[["kind", "oid", "side", "price", "qty", "tif", "owner"]].tolist()
+    progress("compiled per-call")
+    rows.append(_row("book.add/cancel/market per call", len(events),
+                     _time(lambda b: replay_per_call(b, tuples), fresh_book, config.repeat)))
+
+    prefix = events[:config.reference_events]
+
+    def fresh_reference() -> ReferenceBook:
+        reference = ReferenceBook(capacity)
+        reference.process(workload.seed_events)
+        return reference
+
+    progress("pure-Python reference")
+    rows.append(_row("reference (pure Python), one batch", len(prefix),
+                     _time(lambda r: r.process(prefix), fresh_reference,
+                           max(1, min(config.repeat, 3)))))
+
+    progress("matching engine, 2 assets")
+    mixed = interleave([workload.with_asset(0),
+                        standard_mix(config.events, config.seed_orders, config.seed + 1)
+                        .with_asset(1)])
+    mixed_chunks = [mixed.events[i:i + 2 * config.chunk]
+                    for i in range(0, len(mixed.events), 2 * config.chunk)]
+    for threads in (1, 2):
+        def fresh_engine(threads: int = threads) -> MatchingEngine:
+            engine = MatchingEngine([0, 1], capacity=capacity, threads=threads)
+            engine.process(mixed.seed_events)
+            return engine
+
+        def run_engine(engine: MatchingEngine) -> None:
+            for chunk in mixed_chunks:
+                engine.process(chunk)
+            engine.close()
+
+        rows.append(_row(f"MatchingEngine, 2 assets, {threads} thread{'s' * (threads > 1)}",
+                         len(mixed.events), _time(run_engine, fresh_engine, config.repeat)))
+
+    rate = {row.name: row.events_per_second for row in rows}
+    reference_rate = rows[3].events_per_second
+    ratios = {
+        "batch (chunked) / reference": rows[1].events_per_second / reference_rate,
+        "batch (one call) / reference": rows[0].events_per_second / reference_rate,
+        "per-call / reference": rows[2].events_per_second / reference_rate,
+        "engine 2 threads / 1 thread": rows[5].events_per_second / rows[4].events_per_second,
+    }
+    progress("checking the paths agree")
+    facts = _facts(workload, fresh_book, tuples, chunks, fresh_reference, prefix)
+    facts["events_per_second"] = rate
+    return BenchReport(config, rows, ratios, facts, _machine())
+
+
+def _facts(workload: Workload, fresh_book, tuples, chunks, fresh_reference, prefix) -> dict:
+    """Cross-checks and memory figures that make the timings trustworthy."""
+    batch, per_call, streamed = fresh_book(), fresh_book(), fresh_book()
+    batch.process(workload.events)
+    replay_per_call(per_call, tuples)
+    for chunk in chunks:
+        streamed.process(chunk)
+    reference, compiled = fresh_reference(), fresh_book()
+    reference_out, compiled_out = reference.process(prefix), compiled.process(prefix)
+    same_as_reference = bool(
+        np.array_equal(reference_out.results, compiled_out.results)
+        and np.array_equal(reference_out.fills, compiled_out.fills)
+        and np.array_equal(reference_out.order_events, compiled_out.order_events)
+        and np.array_equal(reference.orders(), compiled.orders()))
+    # Once warm, the second half of the stream must not grow any buffer.
+    warm = fresh_book()
+    half = len(chunks) // 2
+    for chunk in chunks[:half]:
+        warm.process(chunk)
+    warm_memory = warm.memory_usage()
+    for chunk in chunks[half:]:
+        warm.process(chunk)
+    pool = batch.pool_stats()
+    return {
+        "paths_agree": batch.snapshot() == per_call.snapshot() == streamed.snapshot(),
+        "matches_reference": same_as_reference,
+        "resting_orders_at_end": len(batch),
+        "order_slot_bytes": pool["slot_bytes"],
+        "index_bytes_per_resting_order":
+            round(batch.memory_usage()["order_index"] / max(1, len(batch)), 1),
+        "allocations_in_second_half": warm.memory_usage() != warm_memory,
+    }
+
+
+def _machine() -> dict:
+    return {
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+    }
+
+
+def format_report(report: BenchReport) -> str:
+    width = max(len(row.name) for row in report.rows)
+    lines = [f"obelisk bench: standard L3 mix (60% passive adds, 25% cancels, 15% aggressive), "
+             f"{report.config.events:,} events over {report.config.seed_orders:,} seeded orders, "
+             f"seed {report.config.seed}, best of {report.config.repeat}",
+             "",
+             f"{'path':<{width}}  {'events':>9}  {'best s':>8}  {'median s':>8}  {'events/s':>12}"]
+    for row in report.rows:
+        lines.append(f"{row.name:<{width}}  {row.events:>9,}  {row.best_seconds:>8.4f}  "
+                     f"{row.median_seconds:>8.4f}  {row.events_per_second:>12,.0f}")
+    lines.append("")
+    for name, value in report.ratios.items():
+        lines.append(f"{name:<{width}}  {value:>8.1f}x")
+    lines.append("")
+    for name, value in report.facts.items():
+        if name != "events_per_second":
+            lines.append(f"{name.replace('_', ' '):<{width}}  {value}")
+    lines.append("")
+    lines.append(" ".join(f"{k}={v}" for k, v in report.machine.items()))
+    return "\n".join(lines)

@@ -1,0 +1,58 @@
+"""The ``obelisk`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from obelisk.bench import BenchConfig, format_report, run_bench
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="obelisk", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    defaults = BenchConfig()
+    bench = commands.add_parser(
+        "bench", help="benchmark the compiled core against the pure-Python reference")
+    bench.add_argument("--events", type=_positive, default=defaults.events,
+                       help=f"events in the stream (default {defaults.events:,})")
+    bench.add_argument("--seed-orders", type=_positive, default=defaults.seed_orders,
+                       help=f"orders in the seeded book (default {defaults.seed_orders:,})")
+    bench.add_argument("--seed", type=int, default=defaults.seed, help="workload seed")
+    bench.add_argument("--chunk", type=_positive, default=defaults.chunk,
+                       help=f"events per call in the chunked batch path (default {defaults.chunk})")
+    bench.add_argument("--repeat", type=_positive, default=defaults.repeat,
+                       help=f"runs per path; the best is reported (default {defaults.repeat})")
+    bench.add_argument("--reference-events", type=_positive, default=defaults.reference_events,
+                       help="events replayed through the slow reference "
+                            f"(default {defaults.reference_events:,})")
+    bench.add_argument("--json", action="store_true", help="print one JSON document")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "bench":
+        config = BenchConfig(events=args.events, seed_orders=args.seed_orders, seed=args.seed,
+                             chunk=args.chunk, repeat=args.repeat,
+                             reference_events=min(args.reference_events, args.events))
+        progress = (lambda step: print(f"... {step}", file=sys.stderr, flush=True)) \
+            if not args.json and sys.stderr.isatty() else (lambda step: None)
+        report = run_bench(config, progress)
+        print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))
+        ok = report.facts["paths_agree"] and report.facts["matches_reference"]
+        return 0 if ok else 1
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
