@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -52,7 +53,7 @@ class BenchReport:
     config: BenchConfig
     rows: list[BenchRow]
     ratios: dict[str, float]
-    facts: dict[str, object]
+    facts: dict[str, Any]
     machine: dict[str, object]
 
     def to_dict(self) -> dict:
@@ -60,7 +61,10 @@ class BenchReport:
                 "ratios": self.ratios, "facts": self.facts, "machine": self.machine}
 
 
-def _time(run: Callable[[], object], prepare: Callable[[], object], repeat: int) -> list[float]:
+State = TypeVar("State")
+
+
+def _time(run: Callable[[State], object], prepare: Callable[[], State], repeat: int) -> list[float]:
     """Wall time of `run` after a fresh, untimed `prepare`, `repeat` times."""
     times = []
     for _ in range(repeat):
@@ -168,7 +172,9 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
     return BenchReport(config, rows, ratios, facts, _machine())
 
 
-def _facts(workload: Workload, fresh_book, tuples, chunks, fresh_reference, prefix) -> dict:
+def _facts(workload: Workload, fresh_book: Callable[[], OrderBook], tuples: list[tuple],
+           chunks: list[np.ndarray], fresh_reference: Callable[[], ReferenceBook],
+           prefix: np.ndarray) -> dict[str, Any]:
     """Cross-checks and memory figures that make the timings trustworthy."""
     batch, per_call, streamed = fresh_book(), fresh_book(), fresh_book()
     batch.process(workload.events)

@@ -48,7 +48,7 @@ def standard_mix(events: int = 200_000, seed_orders: int = 5_000, seed: int = 42
     sizes = rng.integers(1, 101, events).tolist()
     sweeps = rng.integers(1, 101, events).tolist()
     picks = rng.random(events).tolist()
-    kinds, oids, prices, qtys = [], [], [], []
+    rows: list[tuple[int, int, int, int]] = []  # kind, oid, price, qty
     for i in range(events):
         side = sides[i]
         bid, _, ask, _ = shadow.bbo()
@@ -57,7 +57,7 @@ def standard_mix(events: int = 200_000, seed_orders: int = 5_000, seed: int = 42
             oid = _pop_live(live, picks[i], shadow)
             if oid is not None:
                 shadow.cancel(oid)
-                kinds.append(EventKind.CANCEL), oids.append(oid), prices.append(0), qtys.append(0)
+                rows.append((EventKind.CANCEL, oid, 0, 0))
                 continue
             draw = 0.5  # nothing left to cancel: add liquidity instead
         oid = next_oid
@@ -66,7 +66,7 @@ def standard_mix(events: int = 200_000, seed_orders: int = 5_000, seed: int = 42
             # Sweeps grow while the book is above its seeded size, holding it near there.
             qty = sweeps[i] * 5 if len(shadow) > seed_orders else sweeps[i]
             shadow.market(oid, side, qty)
-            kinds.append(EventKind.MARKET), oids.append(oid), prices.append(0), qtys.append(qty)
+            rows.append((EventKind.MARKET, oid, 0, qty))
             continue
         if draw < 0.85:
             # Passive: join or improve near the touch without crossing it.
@@ -82,9 +82,10 @@ def standard_mix(events: int = 200_000, seed_orders: int = 5_000, seed: int = 42
                 price = (bid if bid is not None else mid) - 2
         if shadow.add(oid, side, price, sizes[i]) == OrderStatus.RESTED:
             live.append(oid)
-        kinds.append(EventKind.LIMIT), oids.append(oid), prices.append(price), qtys.append(sizes[i])
+        rows.append((EventKind.LIMIT, oid, price, sizes[i]))
     out = np.zeros(events, dtype=EVENT_DTYPE)
-    out["kind"], out["oid"], out["price"], out["qty"] = kinds, oids, prices, qtys
+    if rows:
+        out["kind"], out["oid"], out["price"], out["qty"] = zip(*rows)
     out["side"] = sides
     out["tif"] = TimeInForce.GTC
     return Workload(seed_batch, out)

@@ -1,0 +1,117 @@
+"""asv benchmarks of the order book, the matching engine and the pure-Python reference.
+
+Workloads are built once per environment in `setup_cache`; each timed call
+starts from a book restored from the seeded snapshot (number = 1, no warm-up
+call), so every sample replays the same stream over the same book.
+"""
+
+from obelisk import MatchingEngine, OrderBook
+from obelisk.bench import replay_per_call
+from obelisk.reference import ReferenceBook
+from obelisk.workload import interleave, standard_mix
+
+EVENTS = 50_000
+SEED_ORDERS = 5_000
+CHUNK = 4_096
+
+
+def _chunks(events, size):
+    return [events[i:i + size] for i in range(0, len(events), size)]
+
+
+class BookSuite:
+    """The standard L3 mix through the batch and per-call paths."""
+
+    timeout = 120
+    number = 1
+    warmup_time = 0
+    repeat = (3, 10, 20.0)
+
+    def setup_cache(self):
+        workload = standard_mix(EVENTS, SEED_ORDERS, seed=42)
+        book = OrderBook(2 * SEED_ORDERS)
+        book.process(workload.seed_events)
+        return workload, book.snapshot()
+
+    def setup(self, cache):
+        workload, snapshot = cache
+        self.events = workload.events
+        self.chunks = _chunks(workload.events, CHUNK)
+        self.tuples = workload.events[["kind", "oid", "side", "price", "qty", "tif", "owner"]].tolist()
+        self.book = OrderBook.restore(snapshot, capacity=2 * SEED_ORDERS)
+
+    def time_batch_one_call(self, cache):
+        self.book.process(self.events)
+
+    def time_batch_chunked(self, cache):
+        for chunk in self.chunks:
+            self.book.process(chunk)
+
+    def time_per_call(self, cache):
+        replay_per_call(self.book, self.tuples)
+
+    def track_batch_ns_per_event(self, cache):
+        """Nanoseconds per event on the chunked batch path (lower is better, unlike events/s)."""
+        import time
+        start = time.perf_counter()
+        for chunk in self.chunks:
+            self.book.process(chunk)
+        return (time.perf_counter() - start) / len(self.events) * 1e9
+
+    track_batch_ns_per_event.unit = "ns/event"
+
+    def peakmem_batch(self, cache):
+        self.book.process(self.events)
+
+
+class ReferenceSuite:
+    """The pure-Python reference on a prefix of the same stream, for the speedup ratio."""
+
+    timeout = 300
+    number = 1
+    warmup_time = 0
+
+    def setup(self):
+        workload = standard_mix(5_000, 1_000, seed=42)
+        self.events = workload.events
+        self.reference = ReferenceBook(2_000)
+        self.reference.process(workload.seed_events)
+
+    def time_reference_batch(self):
+        self.reference.process(self.events)
+
+
+class EngineSuite:
+    """Two assets through MatchingEngine on one and two threads."""
+
+    params = [1, 2]
+    param_names = ["threads"]
+    timeout = 120
+    number = 1
+    warmup_time = 0
+
+    def setup_cache(self):
+        return interleave([standard_mix(EVENTS, SEED_ORDERS, seed=s).with_asset(s) for s in (0, 1)])
+
+    def setup(self, mixed, threads):
+        self.engine = MatchingEngine([0, 1], capacity=2 * SEED_ORDERS, threads=threads)
+        self.engine.process(mixed.seed_events)
+        self.chunks = _chunks(mixed.events, 4 * CHUNK)
+
+    def teardown(self, mixed, threads):
+        self.engine.close()
+
+    def time_engine(self, mixed, threads):
+        for chunk in self.chunks:
+            self.engine.process(chunk)
+
+
+class PoolSuite:
+    def setup(self):
+        from obelisk import OrderPool
+        self.pool = OrderPool(1024, growable=False)
+
+    def time_acquire_release(self):
+        acquire, release = self.pool.acquire, self.pool.release
+        for _ in range(1000):
+            release(acquire())
