@@ -16,6 +16,8 @@ and non-ASCII digits are rejected. Negative numbers and ``-0`` are always reject
 
 from __future__ import annotations
 
+import numbers
+import operator
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -206,7 +208,7 @@ class Instrument:
         This is grid arithmetic only: it does not apply the 5-significant-figure rule
         (see ``is_valid_ticks``; ``price_to_wire`` enforces it).
         """
-        self._check_count(ticks, "ticks", InvalidPriceError, allow_zero=False)
+        ticks = self._check_count(ticks, "ticks", InvalidPriceError, allow_zero=False)
         return Decimal(ticks).scaleb(-self.price_decimals, _EXACT)
 
     def is_valid_price(self, px: Number) -> bool:
@@ -259,7 +261,7 @@ class Instrument:
 
     def price_to_wire(self, ticks: int) -> str:
         """Hyperliquid wire string of a valid tick count: plain decimal, no trailing zeros."""
-        self._check_count(ticks, "ticks", InvalidPriceError, allow_zero=False)
+        ticks = self._check_count(ticks, "ticks", InvalidPriceError, allow_zero=False)
         if not self._obeys_significant_figures(ticks):
             raise InvalidPriceError(
                 f"ticks {ticks} for {self.name} is price {self.ticks_to_price(ticks):f} with "
@@ -280,7 +282,7 @@ class Instrument:
 
     def lots_to_size(self, lots: int, *, allow_zero: bool = False) -> Decimal:
         """Size of a lot count, with exponent -sz_decimals."""
-        self._check_count(lots, "lots", InvalidSizeError, allow_zero=allow_zero)
+        lots = self._check_count(lots, "lots", InvalidSizeError, allow_zero=allow_zero)
         return Decimal(lots).scaleb(-self.sz_decimals, _EXACT)
 
     def is_valid_size(self, sz: Number, *, allow_zero: bool = False) -> bool:
@@ -321,7 +323,7 @@ class Instrument:
 
     def size_to_wire(self, lots: int, *, allow_zero: bool = False) -> str:
         """Hyperliquid wire string of a lot count: plain decimal, no trailing zeros."""
-        self._check_count(lots, "lots", InvalidSizeError, allow_zero=allow_zero)
+        lots = self._check_count(lots, "lots", InvalidSizeError, allow_zero=allow_zero)
         return _units_to_wire(lots, self.sz_decimals)
 
     # --- helpers --------------------------------------------------------------------
@@ -416,15 +418,18 @@ class Instrument:
         *,
         allow_zero: bool,
         source: str | None = None,
-    ) -> None:
-        """Check a tick/lot count is an int the core can store (int64, > 0 unless allowed).
+    ) -> int:
+        """Check a tick/lot count is an integer the core can store (int64, > 0 unless allowed).
+
+        numpy integers (what the core's arrays hold) are accepted and returned as int.
 
         ``source`` names the user input the count was computed from, for the message.
         """
         if not _is_int(count):
             raise error(f"{unit} for {self.name} must be an int, got {type(count).__name__}")
+        count = operator.index(cast(int, count))
         lowest = 0 if allow_zero else 1
-        if not lowest <= cast(int, count) <= _INT64_MAX:
+        if not lowest <= count <= _INT64_MAX:
             shown = _describe(count)
             if source is None:
                 raise error(
@@ -432,11 +437,12 @@ class Instrument:
                     f"allowed {lowest}..{_INT64_MAX}"
                 )
             raise error(f"{source} for {self.name} is {shown} {unit}; at most {_INT64_MAX} fit")
+        return count
 
 
 def _is_int(value: object) -> bool:
-    """An int that is not a bool (bool is an int subclass but never a number here)."""
-    return isinstance(value, int) and not isinstance(value, bool)
+    """An integer (int or numpy's) that is not a bool, which is never a count here."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _significant_figures(units: int) -> int:

@@ -717,3 +717,14 @@ def test_float_inputs_mean_their_shortest_repr(instrument: Instrument, px: float
                 instrument.round_price(px, direction)
         else:
             assert instrument.round_price(px, direction) == expected
+
+
+def test_numpy_integers_from_the_core_convert_back():
+    import numpy as np
+
+    eth = Instrument.from_meta({"name": "ETH", "szDecimals": 4, "maxLeverage": 25}, asset=1)
+    assert eth.ticks_to_price(np.int64(312050)) == Decimal("3120.50")
+    assert eth.lots_to_size(np.int64(5000)) == Decimal("0.5000")
+    assert eth.price_to_wire(np.int64(312050)) == "3120.5"
+    with pytest.raises(InvalidPriceError):
+        eth.ticks_to_price(np.bool_(True))
