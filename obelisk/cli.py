@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seed", type=int, default=defaults.seed, help="workload seed")
     bench.add_argument("--chunk", type=_positive, default=defaults.chunk,
                        help=f"events per call in the chunked batch path (default {defaults.chunk})")
+    bench.add_argument("--engine-batch", type=_positive, default=defaults.engine_batch,
+                       help="events per MatchingEngine batch, two assets "
+                            f"(default {defaults.engine_batch:,})")
     bench.add_argument("--repeat", type=_positive, default=defaults.repeat,
                        help=f"runs per path; the best is reported (default {defaults.repeat})")
     bench.add_argument("--reference-events", type=_positive, default=defaults.reference_events,
@@ -43,7 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "bench":
         config = BenchConfig(events=args.events, seed_orders=args.seed_orders, seed=args.seed,
-                             chunk=args.chunk, repeat=args.repeat,
+                             chunk=args.chunk, engine_batch=args.engine_batch,
+                             repeat=args.repeat,
                              reference_events=min(args.reference_events, args.events))
         progress = (lambda step: print(f"... {step}", file=sys.stderr, flush=True)) \
             if not args.json and sys.stderr.isatty() else (lambda step: None)

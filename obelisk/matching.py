@@ -1,23 +1,23 @@
 """MatchingEngine: one order book per asset, batches sharded across threads.
 
 Books of different assets share nothing, so a batch that spans assets is
-split by asset and each part applied by its own thread, with the GIL released
-inside the book's loop; results are scattered back into input order and the
-fill and order-event tapes merged by input position.
+applied by one thread per book, with the GIL released inside the book's loop.
+Each book walks the positions of its own asset's events in the shared batch
+and writes their results in place; the fill and order-event tapes are then
+merged by input position.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 
 from obelisk._core.book import (
-    EVENT_DTYPE,
-    FILL_DTYPE,
     ORDER_EVENT_DTYPE,
     RESULT_DTYPE,
     BatchResult,
@@ -27,6 +27,7 @@ from obelisk._core.book import (
     Reason,
     SelfTradePrevention,
     as_event_array,
+    TapeMerge,
 )
 
 
@@ -59,7 +60,8 @@ class MatchingEngine:
         if threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
         self.threads = threads
-        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="obelisk-match") \
+        # The calling thread works too, so the pool holds one thread fewer.
+        self._executor = ThreadPoolExecutor(threads - 1, thread_name_prefix="obelisk-match") \
             if threads > 1 else None
         self._lock = threading.Lock()
 
@@ -88,44 +90,44 @@ class MatchingEngine:
         counts = np.bincount(clipped, minlength=top + 1)
         busy = [asset for asset in self._books if counts[asset]]
 
-        def shard(asset: int) -> tuple[np.ndarray | None, BatchResult]:
-            # numpy releases the GIL for the split and the index remapping, so they overlap too.
+        results = np.empty(len(events), dtype=RESULT_DTYPE)
+
+        def shard(asset: int) -> None:
+            book = self._books[asset]
             if counts[asset] == len(events):
-                return None, self._books[asset].process(events)
-            index = np.flatnonzero(asset_column == asset)
-            out = self._books[asset].process(np.take(events, index))
-            out.fills["event_index"] = index[out.fills["event_index"]]
-            out.order_events["event_index"] = index[out.order_events["event_index"]]
-            return index, out
+                book._process_selected(events, np.arange(len(events)), results)
+                return
+            # Each book writes its own compact results (threads writing interleaved
+            # rows of one array would fight over cache lines), put back in place after.
+            selected = np.flatnonzero(asset_column == asset)
+            own = np.empty(len(selected), dtype=RESULT_DTYPE)
+            book._process_selected(events, selected, own)
+            np.put(_as_records(results), selected, _as_records(own))
 
         with self._lock:
-            if self._executor is None or len(busy) < 2:
-                parts = [shard(asset) for asset in busy]
-            else:
-                parts = list(self._executor.map(shard, busy))
-        fill_parts = [out.fills for _, out in parts]
-        event_parts = [out.order_events for _, out in parts]
-        if len(parts) == 1 and parts[0][0] is None:
-            results = parts[0][1].results
-        else:
-            results = self._gather_results(len(events), parts)
-        has_book = np.zeros(top + 1, dtype=bool)
-        has_book[self._asset_ids] = True
-        unknown = ~has_book[clipped]
-        if unknown.any():
-            event_parts.append(self._reject_unknown(events, results, unknown))
-        return BatchResult(results, _merge(fill_parts, FILL_DTYPE),
-                           _merge(event_parts, ORDER_EVENT_DTYPE))
+            self._run_in_parallel([partial(shard, asset) for asset in busy])
+            has_book = np.zeros(top + 1, dtype=bool)
+            has_book[self._asset_ids] = True
+            unknown = ~has_book[clipped]
+            rejected = self._reject_unknown(events, results, unknown) if unknown.any() else None
+            merge = TapeMerge([self._books[asset] for asset in busy], rejected)
+            bounds = np.linspace(0, len(events), self.threads + 1).astype(np.int64).tolist()
+            self._run_in_parallel([partial(merge.merge_range, lo, hi)
+                                   for lo, hi in zip(bounds, bounds[1:])])
+        return BatchResult(results, merge.fills, merge.order_events)
 
-    @staticmethod
-    def _gather_results(n: int, parts: list[tuple[np.ndarray | None, BatchResult]]) -> np.ndarray:
-        """Per-book results back in input order (unknown-asset rows are filled in later)."""
-        taken = np.concatenate([index for index, _ in parts] or [np.empty(0, dtype=np.intp)])
-        stacked = concatenate([out.results for _, out in parts], RESULT_DTYPE)
-        position = np.full(n, len(stacked), dtype=np.intp)
-        position[taken] = np.arange(len(taken))
-        padded = concatenate([stacked, np.zeros(1, dtype=RESULT_DTYPE)], RESULT_DTYPE)
-        return np.take(padded, position)
+    def _run_in_parallel(self, tasks: list[Callable[[], None]]) -> None:
+        """Run tasks on the pool, the calling thread taking the first itself."""
+        if self._executor is None or len(tasks) < 2:
+            for task in tasks:
+                task()
+            return
+        futures = [self._executor.submit(task) for task in tasks[1:]]
+        try:
+            tasks[0]()
+        finally:
+            for future in futures:
+                future.result()
 
     @staticmethod
     def _reject_unknown(events: np.ndarray, results: np.ndarray, unknown: np.ndarray) -> np.ndarray:
@@ -152,30 +154,6 @@ class MatchingEngine:
         self.close()
 
 
-def _merge(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
-    """Concatenate per-book tapes into input-event order, keeping each event's own order."""
-    parts = [part for part in parts if len(part)]
-    if not parts:
-        return np.empty(0, dtype=dtype)
-    if len(parts) == 1:
-        return parts[0]
-    merged = concatenate(parts, dtype)
-    order = np.argsort(merged["event_index"], kind="stable")
-    return np.take(merged, order)
-
-
-def concatenate(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
-    """np.concatenate for record arrays that keeps `dtype`'s exact layout and copies bytes.
-
-    numpy's own drops the layout's padding and copies field by field, which is
-    many times slower for these records.
-    """
-    if not parts:
-        return np.empty(0, dtype=dtype)
-    return np.concatenate([_as_raw(np.ascontiguousarray(part, dtype=dtype))
-                           for part in parts]).view(dtype).reshape(-1)
-
-
-def _as_raw(records: np.ndarray) -> np.ndarray:
-    """The same records as rows of int64 words, which numpy gathers and scatters fast."""
-    return records.view(np.int64).reshape(len(records), records.dtype.itemsize // 8)
+def _as_records(array: np.ndarray) -> np.ndarray:
+    """The same rows as opaque fixed-size items, which numpy moves with a plain copy."""
+    return array.view(np.dtype((np.void, array.dtype.itemsize)))

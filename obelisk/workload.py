@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from obelisk._core.book import EVENT_DTYPE, EventKind, OrderBook, OrderStatus, Side, TimeInForce
-from obelisk.matching import concatenate
 
 
 @dataclass(frozen=True)
@@ -121,6 +120,11 @@ def interleave(workloads: list[Workload]) -> Workload:
     """Merge per-asset workloads into one batch, alternating events, each asset's order kept."""
     def merge(arrays: list[np.ndarray]) -> np.ndarray:
         ranks = np.concatenate([np.arange(len(a)) * len(arrays) + k for k, a in enumerate(arrays)])
-        return concatenate(arrays, EVENT_DTYPE)[np.argsort(ranks, kind="stable")]
+        stacked = np.empty(len(ranks), dtype=EVENT_DTYPE)
+        start = 0
+        for array in arrays:
+            stacked[start:start + len(array)] = array
+            start += len(array)
+        return np.take(stacked, np.argsort(ranks, kind="stable"))
 
     return Workload(merge([w.seed_events for w in workloads]), merge([w.events for w in workloads]))

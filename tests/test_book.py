@@ -428,3 +428,31 @@ def test_batch_and_per_call_agree_on_fill_tape():
             single.cancel(oid)
         fills.extend(single.last_fills()[["seq", "maker_oid", "price", "qty"]].tolist())
     assert batch.fills[["seq", "maker_oid", "price", "qty"]].tolist() == fills
+
+
+# ------------------------------------------------------- memory exhaustion
+
+def test_per_call_out_of_memory_raises_and_changes_nothing(book):
+    book.add(1, SELL, 100, 5)
+    before = book.snapshot()
+    book._limit_tapes(1)  # injected: tape growth beyond one record fails
+    with pytest.raises(MemoryError, match="unchanged"):
+        book.add(2, BUY, 100, 3)
+    assert book.snapshot() == before
+    book._limit_tapes(0)
+    assert book.add(2, BUY, 100, 3) == OrderStatus.FILLED
+
+
+def test_batch_out_of_memory_reports_what_was_applied():
+    rows = [(EventKind.LIMIT, oid, SELL, 100 + oid, 1, 0, 0) for oid in range(1, 11)]
+    book = OrderBook(16)
+    book._limit_tapes(4)
+    out = book.process(make_events(*rows))
+    applied = int((out.results["reason"] != Reason.OUT_OF_MEMORY).sum())
+    assert 0 < applied < 10
+    assert (out.results["status"][:applied] == OrderStatus.RESTED).all()
+    assert (out.results["status"][applied:] == OrderStatus.REJECTED).all()
+    assert out.order_events["oid"].tolist() == list(range(1, applied + 1))
+    expected = OrderBook(16)
+    expected.process(make_events(*rows[:applied]))
+    assert book.snapshot() == expected.snapshot()

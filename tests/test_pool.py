@@ -14,7 +14,7 @@ def test_acquire_release_and_stats():
     handles = [pool.acquire() for _ in range(4)]
     assert len({OrderPool.slot_of(h) for h in handles}) == 4
     assert pool.stats() == {"capacity": 4, "in_use": 4, "free": 0, "high_water": 4,
-                            "grow_count": 0, "growable": False, "slot_bytes": 48}
+                            "grow_count": 0, "growable": False, "slot_bytes": 40}
     with pytest.raises(PoolExhaustedError, match="full"):
         pool.acquire()
     pool.release(handles[1])

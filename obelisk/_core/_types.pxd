@@ -77,12 +77,13 @@ cdef enum:
     REASON_POOL_FULL = 13
     REASON_LEVEL_OVERFLOW = 14
     REASON_UNKNOWN_ASSET = 15
+    REASON_OUT_OF_MEMORY = 16
 
-# An order resting in the pool (48 bytes). Free slots reuse `next` as the
-# free-list link; `generation` grows each time the slot is released.
+# An order resting in the pool (40 bytes; its price is its level's). Free
+# slots reuse `next` as the free-list link; `generation` grows each time the
+# slot is released.
 cdef struct Order:
     oid_t oid
-    price_t price
     qty_t qty
     slot_t prev
     slot_t next

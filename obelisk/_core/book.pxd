@@ -58,10 +58,11 @@ cdef class OrderBook:
     cdef int64_t order_event_count
     cdef int64_t order_event_capacity
     cdef Result last
+    cdef int64_t tape_limit
 
     cdef int _grow_levels(self) noexcept nogil
     cdef int _reserve(self, int64_t fills, int64_t order_events) noexcept nogil
-    cdef void _emit_fill(self, const Order* taker_like, const Order* maker, price_t price,
+    cdef void _emit_fill(self, const Order* taker, const Order* maker, price_t price,
                          qty_t qty, int32_t index) noexcept nogil
     cdef void _emit_event(self, uint8_t kind, uint8_t reason, oid_t oid, price_t price,
                           qty_t qty, owner_t owner, uint8_t side, int32_t index) noexcept nogil
@@ -83,10 +84,11 @@ cdef class OrderBook:
     cdef int _cancel(self, const Event* ev, int32_t index, Result* res) noexcept nogil
     cdef int _modify(self, const Event* ev, int32_t index, Result* res) noexcept nogil
     cdef int _apply(self, const Event* ev, int32_t index, Result* res) noexcept nogil
-    cdef int _run(self, const Event* events, int64_t n, Result* results) noexcept nogil
+    cdef int64_t _run(self, const Event* events, const int64_t* selected, int64_t n,
+                      Result* results) noexcept nogil
     cdef void _begin_call(self) noexcept
     cdef int _call(self, Event* ev) except -1
     cdef object _copy_fills(self)
     cdef object _copy_order_events(self)
-    cdef _process_into(self, events, results)
+    cdef _process_into(self, events, results, const int64_t[::1] selected=*)
     cdef Level* _best(self, uint8_t side) noexcept

@@ -11,6 +11,7 @@ import struct
 
 import numpy as np
 
+cimport cython
 from libc.stdint cimport INT32_MAX, INT64_MAX, int32_t, int64_t, uint8_t, uint32_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy, memmove, memset
@@ -95,6 +96,7 @@ class Reason(IntEnum):
     POOL_FULL = REASON_POOL_FULL
     LEVEL_OVERFLOW = REASON_LEVEL_OVERFLOW
     UNKNOWN_ASSET = REASON_UNKNOWN_ASSET
+    OUT_OF_MEMORY = REASON_OUT_OF_MEMORY
 
 
 MAX_PRICE_TICKS = MAX_PRICE
@@ -110,7 +112,7 @@ cdef OrderEvent _oev
 cdef RestingOrder _ro
 
 
-cdef inline size_t _off(void* field, void* base) noexcept:
+cdef inline size_t _off(void* field, void* base) noexcept nogil:
     return <size_t> (<char*> field - <char*> base)
 
 
@@ -297,6 +299,7 @@ cdef class OrderBook:
         if self._reserve(256, 256) != 0:
             raise MemoryError("cannot allocate the fill tape")
         self.seq = 0
+        self.tape_limit = 0
         self.last.status = STATUS_REJECTED
         self.last.reason = REASON_NONE
         self.last.filled_qty = 0
@@ -333,6 +336,9 @@ cdef class OrderBook:
         """Make room on the tapes for this many more records; -1 when out of memory."""
         cdef int64_t capacity
         cdef void* grown
+        if self.tape_limit and (self.fill_count + fills > self.tape_limit
+                                or self.order_event_count + order_events > self.tape_limit):
+            return -1
         if self.fill_count + fills > self.fill_capacity:
             capacity = max(self.fill_capacity * 2, self.fill_count + fills)
             grown = realloc(self.fills, <size_t> capacity * sizeof(Fill))
@@ -364,22 +370,26 @@ cdef class OrderBook:
         memset(self.fills, 0, <size_t> self.fill_capacity * sizeof(Fill))
         memset(self.order_events, 0, <size_t> self.order_event_capacity * sizeof(OrderEvent))
 
+    def _limit_tapes(self, int64_t records) -> None:
+        """Fail tape growth beyond `records` as if memory ran out (0 lifts it); for tests."""
+        self.tape_limit = records
+
     # ---------------------------------------------------------- tape writers
 
-    cdef void _emit_fill(self, const Order* taker_like, const Order* maker, price_t price,
+    cdef void _emit_fill(self, const Order* taker, const Order* maker, price_t price,
                                 qty_t qty, int32_t index) noexcept nogil:
         cdef Fill* fill = &self.fills[self.fill_count]
         self.fill_count += 1
         self.seq += 1
         fill.seq = self.seq
-        fill.taker_oid = taker_like.oid
+        fill.taker_oid = taker.oid
         fill.maker_oid = maker.oid
         fill.price = price
         fill.qty = qty
-        fill.taker_owner = taker_like.owner
+        fill.taker_owner = taker.owner
         fill.maker_owner = maker.owner
         fill.event_index = index
-        fill.taker_side = taker_like.side
+        fill.taker_side = taker.side
         fill.maker_done = maker.qty == 0
 
     cdef void _emit_event(self, uint8_t kind, uint8_t reason, oid_t oid, price_t price,
@@ -492,7 +502,6 @@ cdef class OrderBook:
             ladder.levels[pos] = level_index
             ladder.size += 1
         level = &self.levels[level_index]
-        order.price = price
         order.qty = qty
         order.owner = owner
         order.side = side
@@ -577,7 +586,7 @@ cdef class OrderBook:
                 next_slot = maker.next
                 if owner != 0 and maker.owner == owner and self.stp != STP_ALLOW:
                     if self.stp != STP_CANCEL_INCOMING:
-                        self._emit_event(OEV_CANCELLED, REASON_SELF_TRADE, maker.oid, maker.price,
+                        self._emit_event(OEV_CANCELLED, REASON_SELF_TRADE, maker.oid, level.price,
                                          maker.qty, maker.owner, maker.side, index)
                         self._detach(slot)
                     if self.stp != STP_CANCEL_RESTING:
@@ -669,7 +678,8 @@ cdef class OrderBook:
         if self._reserve(0, 1) != 0:
             return -1
         order = &self.pool.orders[slot]
-        self._emit_event(OEV_CANCELLED, REASON_USER_CANCEL, order.oid, order.price, order.qty,
+        self._emit_event(OEV_CANCELLED, REASON_USER_CANCEL, order.oid,
+                         self.levels[order.level].price, order.qty,
                          order.owner, order.side, index)
         res.status = STATUS_CANCELLED
         res.reason = REASON_USER_CANCEL
@@ -694,12 +704,12 @@ cdef class OrderBook:
         if ev.qty == 0:
             return self._cancel(ev, index, res)
         side = order.side
-        if ev.price == order.price and ev.qty <= order.qty:
+        if ev.price == self.levels[order.level].price and ev.qty <= order.qty:
             if self._reserve(0, 1) != 0:
                 return -1
             self.levels[order.level].total -= order.qty - ev.qty
             order.qty = ev.qty
-            self._emit_event(OEV_MODIFIED, REASON_NONE, order.oid, order.price, order.qty,
+            self._emit_event(OEV_MODIFIED, REASON_NONE, order.oid, ev.price, order.qty,
                              order.owner, side, index)
             res.status = STATUS_MODIFIED
             res.resting_qty = order.qty
@@ -736,29 +746,35 @@ cdef class OrderBook:
             return self._modify(ev, index, res)
         return self._reject(ev, index, res, REASON_INVALID_KIND)
 
-    cdef int _run(self, const Event* events, int64_t n, Result* results) noexcept nogil:
-        """Apply events in order; -1 when out of memory (the failing event is not applied).
+    cdef int64_t _run(self, const Event* events, const int64_t* selected, int64_t n,
+                      Result* results) noexcept nogil:
+        """Apply events in order; the number applied (< n only when memory ran out).
 
-        Each event's id lookup is a likely cache miss, so the loop prefetches
-        the index bucket a few events ahead, and then the order it names.
+        With `selected`, apply only events[selected[0]], events[selected[1]], ...;
+        result k is that of the k-th applied event, while the tapes' event
+        indices stay positions in the full array. Each event's
+        id lookup is a likely cache miss, so the loop prefetches the index
+        bucket a few events ahead, and then the order it names.
         """
-        cdef int64_t i
+        cdef int64_t k, i
         cdef slot_t slot
         cdef const Event* ahead
-        for i in range(n):
-            if i + 16 < n:
-                _prefetch(&self.ids.buckets[idmap_home(&self.ids, idmap_hash(events[i + 16].oid))])
-            if i + 8 < n:
-                ahead = &events[i + 8]
+        for k in range(n):
+            if k + 16 < n:
+                ahead = &events[selected[k + 16] if selected != NULL else k + 16]
+                _prefetch(&self.ids.buckets[idmap_home(&self.ids, idmap_hash(ahead.oid))])
+            if k + 8 < n:
+                ahead = &events[selected[k + 8] if selected != NULL else k + 8]
                 if ahead.kind >= KIND_CANCEL:
                     slot = idmap_find(&self.ids, self.pool.orders, ahead.oid)
                     if slot != NO_SLOT:
                         _prefetch(&self.pool.orders[slot])
             if self.pool.free_head != NO_SLOT:
                 _prefetch(&self.pool.orders[self.pool.free_head])
-            if self._apply(&events[i], <int32_t> i, &results[i]) != 0:
-                return -1
-        return 0
+            i = selected[k] if selected != NULL else k
+            if self._apply(&events[i], <int32_t> i, &results[k]) != 0:
+                return k
+        return n
 
     # ------------------------------------------------------ per-call API
 
@@ -895,31 +911,46 @@ cdef class OrderBook:
         Returns a :class:`BatchResult`: one RESULT_DTYPE record per event in
         input order, and the fill and order-event tapes (``event_index`` points
         back into `events`). Invalid events are rejected with a reason code,
-        never raised, and leave the book as it was.
+        never raised, and leave the book as it was. If memory for the tapes
+        runs out part-way, the remaining events are not applied and are
+        reported as ``Reason.OUT_OF_MEMORY``.
         """
         events = as_event_array(events)
         results = np.empty(len(events), dtype=RESULT_DTYPE)
         self._process_into(events, results)
         return BatchResult(results, self._copy_fills(), self._copy_order_events())
 
-    cdef _process_into(self, events, results):
-        cdef int64_t n = len(events)
+    def _process_selected(self, events, const int64_t[::1] selected, results) -> None:
+        """Apply events[selected] in that order, one result each into `results`.
+
+        For MatchingEngine: each book takes its own asset's events straight
+        from the shared batch without a copy; its tapes (event indices into
+        `events`) stay inside the book for :func:`merge_tapes`.
+        """
+        self._process_into(events, results, selected)
+
+    cdef _process_into(self, events, results, const int64_t[::1] selected=None):
+        cdef int64_t n = len(events) if selected is None else selected.shape[0]
         cdef const unsigned char[::1] event_bytes
         cdef unsigned char[::1] result_bytes
         cdef const Event* event_ptr
+        cdef const int64_t* selected_ptr = NULL
         cdef Result* result_ptr
-        cdef int rc
+        cdef int64_t applied
         self._begin_call()
         if n == 0:
             return
+        if selected is not None:
+            selected_ptr = &selected[0]
         event_bytes = events.view(np.uint8)
         result_bytes = results.view(np.uint8)
         event_ptr = <const Event*> &event_bytes[0]
         result_ptr = <Result*> &result_bytes[0]
         with nogil:
-            rc = self._run(event_ptr, n, result_ptr)
-        if rc != 0:
-            raise MemoryError("out of memory for the fill tape part-way through a batch")
+            applied = self._run(event_ptr, selected_ptr, n, result_ptr)
+        if applied < n:
+            # Out of memory: what was applied is reported; the rest is refused, not applied.
+            results[applied:] = (0, 0, 0, STATUS_REJECTED, REASON_OUT_OF_MEMORY)
 
     # ------------------------------------------------------------- queries
 
@@ -1006,7 +1037,8 @@ cdef class OrderBook:
         if slot == NO_SLOT:
             return None
         cdef Order* order = &self.pool.orders[slot]
-        return RestingOrderInfo(order.oid, Side(order.side), order.price, order.qty, order.owner,
+        return RestingOrderInfo(order.oid, Side(order.side), self.levels[order.level].price,
+                                order.qty, order.owner,
                                 TimeInForce(order.tif))
 
     def queue_ahead(self, oid_t oid) -> int:
@@ -1096,7 +1128,7 @@ cdef class OrderBook:
                 while slot != NO_SLOT:
                     order = &self.pool.orders[slot]
                     row[written].oid = order.oid
-                    row[written].price = order.price
+                    row[written].price = level.price
                     row[written].qty = order.qty
                     row[written].owner = order.owner
                     row[written].side = order.side
@@ -1160,7 +1192,7 @@ cdef class OrderBook:
                 while slot != NO_SLOT:
                     order = &self.pool.orders[slot]
                     if not order.live or order.prev != prev or order.side != side \
-                            or order.price != level.price or order.qty <= 0:
+                            or order.level != ladder.levels[pos] or order.qty <= 0:
                         raise AssertionError(f"order {order.oid} inconsistent with its level")
                     if idmap_find(&self.ids, self.pool.orders, order.oid) != slot:
                         raise AssertionError(f"order {order.oid} not indexed by id")
@@ -1208,6 +1240,142 @@ def as_event_array(events):
 def _same_fields(dtype, expected):
     return dtype.names is not None and set(dtype.names) == set(expected.names) and all(
         dtype.fields[name][0] == expected.fields[name][0] for name in expected.names)
+
+
+cdef int64_t _first_at_or_after(const char* records, int64_t size, size_t itemsize,
+                                size_t key_offset, int64_t event_index) noexcept nogil:
+    """Position of the first record whose event index is >= `event_index` (records sorted)."""
+    cdef int64_t lo = 0
+    cdef int64_t hi = size
+    cdef int64_t mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if (<const int32_t*> (records + mid * itemsize + key_offset))[0] < event_index:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+cdef void _merge_segment(const char** sources, const int64_t* sizes, Py_ssize_t count,
+                         size_t itemsize, size_t key_offset, int64_t lo, int64_t hi,
+                         int64_t* positions, int64_t* ends, char* out) noexcept nogil:
+    """k-way merge of the records with event index in [lo, hi) into their place in `out`.
+
+    Each source is in event order and every event belongs to one source, so a
+    record's place is the number of records, over all sources, before it.
+    """
+    cdef Py_ssize_t p, best
+    cdef int32_t key, best_key
+    cdef int64_t before = 0
+    for p in range(count):
+        positions[p] = _first_at_or_after(sources[p], sizes[p], itemsize, key_offset, lo)
+        ends[p] = _first_at_or_after(sources[p], sizes[p], itemsize, key_offset, hi)
+        before += positions[p]
+    out += before * itemsize
+    while True:
+        best = -1
+        best_key = 0
+        for p in range(count):
+            if positions[p] < ends[p]:
+                key = (<const int32_t*> (sources[p] + positions[p] * itemsize + key_offset))[0]
+                if best < 0 or key < best_key:
+                    best = p
+                    best_key = key
+        if best < 0:
+            return
+        memcpy(out, sources[best] + positions[best] * itemsize, itemsize)
+        out += itemsize
+        positions[best] += 1
+
+
+@cython.final
+cdef class TapeMerge:
+    """The fill and order-event tapes of several books' last calls, merged by ``event_index``.
+
+    For MatchingEngine: each book's tapes are in event order and every event
+    belongs to one book, so a k-way merge straight from the books' own tapes
+    (no intermediate copies, no sort) gives the batch's tapes in input order.
+    The merge splits into independent event ranges (:meth:`merge_range`), which
+    threads can run at once without the GIL. `extra_order_events`
+    (ORDER_EVENT_DTYPE, in event order) joins the merge.
+    """
+
+    cdef const char** fill_sources
+    cdef int64_t* fill_sizes
+    cdef const char** event_sources
+    cdef int64_t* event_sizes
+    cdef Py_ssize_t book_count
+    cdef Py_ssize_t event_source_count
+    cdef object keep_alive
+    cdef readonly object fills
+    cdef readonly object order_events
+
+    def __cinit__(self):
+        self.fill_sources = NULL
+        self.fill_sizes = NULL
+        self.event_sources = NULL
+        self.event_sizes = NULL
+
+    def __init__(self, books, extra_order_events=None) -> None:
+        cdef Py_ssize_t count = len(books)
+        cdef Py_ssize_t p
+        cdef OrderBook book
+        cdef const unsigned char[::1] extra_bytes
+        self.book_count = count
+        self.fill_sources = <const char**> malloc((count + 1) * sizeof(char*))
+        self.fill_sizes = <int64_t*> malloc((count + 1) * sizeof(int64_t))
+        self.event_sources = <const char**> malloc((count + 1) * sizeof(char*))
+        self.event_sizes = <int64_t*> malloc((count + 1) * sizeof(int64_t))
+        if (self.fill_sources == NULL or self.fill_sizes == NULL or self.event_sources == NULL
+                or self.event_sizes == NULL):
+            raise MemoryError("cannot merge tapes")
+        for p in range(count):
+            book = books[p]
+            self.fill_sources[p] = <const char*> book.fills
+            self.fill_sizes[p] = book.fill_count
+            self.event_sources[p] = <const char*> book.order_events
+            self.event_sizes[p] = book.order_event_count
+        self.event_source_count = count
+        self.keep_alive = (list(books), extra_order_events)
+        if extra_order_events is not None and len(extra_order_events):
+            extra_bytes = extra_order_events.view(np.uint8)
+            self.event_sources[count] = <const char*> &extra_bytes[0]
+            self.event_sizes[count] = len(extra_order_events)
+            self.event_source_count = count + 1
+        self.fills = np.empty(sum(self.fill_sizes[p] for p in range(count)), dtype=FILL_DTYPE)
+        self.order_events = np.empty(
+            sum(self.event_sizes[p] for p in range(self.event_source_count)),
+            dtype=ORDER_EVENT_DTYPE)
+
+    def __dealloc__(self):
+        free(self.fill_sources)
+        free(self.fill_sizes)
+        free(self.event_sources)
+        free(self.event_sizes)
+
+    def merge_range(self, int64_t lo, int64_t hi) -> None:
+        """Merge the records of events lo <= event_index < hi into place."""
+        cdef unsigned char[::1] fill_bytes = self.fills.view(np.uint8)
+        cdef unsigned char[::1] event_bytes = self.order_events.view(np.uint8)
+        cdef char* fill_out = <char*> &fill_bytes[0] if fill_bytes.shape[0] else NULL
+        cdef char* event_out = <char*> &event_bytes[0] if event_bytes.shape[0] else NULL
+        cdef Py_ssize_t sources = self.event_source_count
+        cdef int64_t* positions = <int64_t*> malloc(2 * (sources + 1) * sizeof(int64_t))
+        if positions == NULL:
+            raise MemoryError("cannot merge tapes")
+        try:
+            with nogil:
+                if fill_out != NULL:
+                    _merge_segment(self.fill_sources, self.fill_sizes, self.book_count,
+                                   sizeof(Fill), _off(&_fill.event_index, &_fill), lo, hi,
+                                   positions, positions + sources + 1, fill_out)
+                if event_out != NULL:
+                    _merge_segment(self.event_sources, self.event_sizes, sources,
+                                   sizeof(OrderEvent), _off(&_oev.event_index, &_oev), lo, hi,
+                                   positions, positions + sources + 1, event_out)
+        finally:
+            free(positions)
 
 
 def _parse_snapshot(data):
