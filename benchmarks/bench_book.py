@@ -37,7 +37,8 @@ class BookSuite:
         workload, snapshot = cache
         self.events = workload.events
         self.chunks = _chunks(workload.events, CHUNK)
-        self.tuples = workload.events[["kind", "oid", "side", "price", "qty", "tif", "owner"]].tolist()
+        fields = ["kind", "oid", "side", "price", "qty", "tif", "owner"]
+        self.tuples = workload.events[fields].tolist()
         self.book = OrderBook.restore(snapshot, capacity=2 * SEED_ORDERS)
 
     def time_batch_one_call(self, cache):

@@ -26,8 +26,8 @@ from obelisk._core.book import (
     OrderStatus,
     Reason,
     SelfTradePrevention,
-    as_event_array,
     TapeMerge,
+    as_event_array,
 )
 
 
@@ -113,7 +113,7 @@ class MatchingEngine:
             merge = TapeMerge([self._books[asset] for asset in busy], rejected)
             bounds = np.linspace(0, len(events), self.threads + 1).astype(np.int64).tolist()
             self._run_in_parallel([partial(merge.merge_range, lo, hi)
-                                   for lo, hi in zip(bounds, bounds[1:])])
+                                   for lo, hi in zip(bounds, bounds[1:], strict=False)])
         return BatchResult(results, merge.fills, merge.order_events)
 
     def _run_in_parallel(self, tasks: list[Callable[[], None]]) -> None:

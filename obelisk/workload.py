@@ -84,7 +84,7 @@ def standard_mix(events: int = 200_000, seed_orders: int = 5_000, seed: int = 42
         rows.append((EventKind.LIMIT, oid, price, sizes[i]))
     out = np.zeros(events, dtype=EVENT_DTYPE)
     if rows:
-        out["kind"], out["oid"], out["price"], out["qty"] = zip(*rows)
+        out["kind"], out["oid"], out["price"], out["qty"] = zip(*rows, strict=True)
     out["side"] = sides
     out["tif"] = TimeInForce.GTC
     return Workload(seed_batch, out)

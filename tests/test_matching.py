@@ -19,7 +19,8 @@ def per_asset_reference(events, assets):
         results["status"][index] = out.results["status"]
         results["filled"][index] = out.results["filled_qty"]
         for fill in out.fills:
-            fills.append((int(index[fill["event_index"]]), int(fill["maker_oid"]), int(fill["qty"])))
+            position = int(index[fill["event_index"]])
+            fills.append((position, int(fill["maker_oid"]), int(fill["qty"])))
     return results, sorted(fills, key=lambda f: f[0])
 
 

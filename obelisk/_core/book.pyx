@@ -12,11 +12,20 @@ import struct
 import numpy as np
 
 cimport cython
-from libc.stdint cimport INT32_MAX, INT64_MAX, int32_t, int64_t, uint8_t, uint32_t
+from libc.stdint cimport INT32_MAX, INT64_MAX, int32_t, int64_t, uint8_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy, memmove, memset
 
-from obelisk._core._idmap cimport IdBucket, idmap_find, idmap_hash, idmap_home, idmap_free, idmap_init, idmap_insert, idmap_remove
+from obelisk._core._idmap cimport (
+    IdBucket,
+    idmap_find,
+    idmap_free,
+    idmap_hash,
+    idmap_home,
+    idmap_init,
+    idmap_insert,
+    idmap_remove,
+)
 from obelisk._core._types cimport *
 from obelisk._core.pool cimport pool_acquire, pool_free_memory, pool_init, pool_release, pool_stats
 
@@ -54,7 +63,7 @@ class TimeInForce(IntEnum):
 
 
 class SelfTradePrevention(IntEnum):
-    """What happens when an order would trade against the same owner (owner 0 never matches itself)."""
+    """What happens when an order meets a resting order of its own owner (0 means no owner)."""
     CANCEL_RESTING = STP_CANCEL_RESTING
     CANCEL_INCOMING = STP_CANCEL_INCOMING
     CANCEL_BOTH = STP_CANCEL_BOTH
@@ -161,7 +170,7 @@ ORDER_DTYPE = _dtype(
 )
 
 BatchResult = namedtuple("BatchResult", ["results", "fills", "order_events"])
-BatchResult.__doc__ = "Per-event results (input order), the fill tape and the order-event tape of one batch."
+BatchResult.__doc__ = "Per-event results in input order, and the fill and order-event tapes."
 
 RestingOrderInfo = namedtuple("RestingOrderInfo", ["oid", "side", "price", "qty", "owner", "tif"])
 RestingOrderInfo.__doc__ = "A resting order as the book holds it now."
@@ -377,7 +386,7 @@ cdef class OrderBook:
     # ---------------------------------------------------------- tape writers
 
     cdef void _emit_fill(self, const Order* taker, const Order* maker, price_t price,
-                                qty_t qty, int32_t index) noexcept nogil:
+                         qty_t qty, int32_t index) noexcept nogil:
         cdef Fill* fill = &self.fills[self.fill_count]
         self.fill_count += 1
         self.seq += 1
@@ -393,8 +402,8 @@ cdef class OrderBook:
         fill.maker_done = maker.qty == 0
 
     cdef void _emit_event(self, uint8_t kind, uint8_t reason, oid_t oid, price_t price,
-                                 qty_t qty, owner_t owner, uint8_t side,
-                                 int32_t index) noexcept nogil:
+                          qty_t qty, owner_t owner, uint8_t side,
+                          int32_t index) noexcept nogil:
         cdef OrderEvent* event = &self.order_events[self.order_event_count]
         self.order_event_count += 1
         self.seq += 1
@@ -1096,10 +1105,10 @@ cdef class OrderBook:
             "orders": <int64_t> self.pool.capacity * sizeof(Order),
             "order_index": <int64_t> (self.ids.mask + 1) * sizeof(IdBucket),
             "levels": <int64_t> self.level_capacity * sizeof(Level),
-            "ladders": <int64_t> (self.sides[0].capacity + self.sides[1].capacity)
-                       * (sizeof(int64_t) + sizeof(int32_t)),
-            "tapes": self.fill_capacity * sizeof(Fill)
-                     + self.order_event_capacity * sizeof(OrderEvent),
+            "ladders": (<int64_t> (self.sides[0].capacity + self.sides[1].capacity)
+                        * (sizeof(int64_t) + sizeof(int32_t))),
+            "tapes": (self.fill_capacity * sizeof(Fill)
+                      + self.order_event_capacity * sizeof(OrderEvent)),
         }
 
     def orders(self):
@@ -1160,7 +1169,8 @@ cdef class OrderBook:
             reason = book._rest(records["oid"][i], records["side"][i], records["price"][i],
                                 records["qty"][i], records["tif"][i], records["owner"][i])
             if reason != REASON_NONE:
-                raise SnapshotError(f"cannot restore order {records['oid'][i]}: {Reason(reason).name}")
+                raise SnapshotError(
+                    f"cannot restore order {records['oid'][i]}: {Reason(reason).name}")
         book.seq = seq
         return book
 
@@ -1201,10 +1211,12 @@ cdef class OrderBook:
                     prev = slot
                     slot = order.next
                 if prev != level.tail or total != level.total or count != level.count:
-                    raise AssertionError(f"level {level.price}: totals or tail disagree with orders")
+                    raise AssertionError(
+                        f"level {level.price}: totals or tail disagree with its orders")
                 side_seen += count
             if side_seen != self.side_orders[side]:
-                raise AssertionError(f"side {side}: order count {self.side_orders[side]} != {side_seen}")
+                raise AssertionError(
+                    f"side {side}: order count {self.side_orders[side]} != {side_seen}")
             orders_seen += side_seen
         if orders_seen != self.pool.in_use or orders_seen != self.ids.count:
             raise AssertionError(
@@ -1389,7 +1401,8 @@ def _parse_snapshot(data):
     if magic != _SNAPSHOT_MAGIC:
         raise SnapshotError("not an obelisk order book snapshot (bad magic)")
     if version != _SNAPSHOT_VERSION:
-        raise SnapshotError(f"snapshot version {version} is not supported (expected {_SNAPSHOT_VERSION})")
+        raise SnapshotError(
+            f"snapshot version {version} is not supported (expected {_SNAPSHOT_VERSION})")
     if stp not in (STP_CANCEL_RESTING, STP_CANCEL_INCOMING, STP_CANCEL_BOTH, STP_ALLOW):
         raise SnapshotError(f"snapshot has unknown self-trade prevention mode {stp}")
     body = view[_SNAPSHOT_HEADER.size:]
@@ -1402,7 +1415,8 @@ def _parse_snapshot(data):
                 or (records["qty"] > MAX_QTY).any()):
             raise SnapshotError("snapshot holds an order with an invalid side, price or quantity")
         if ((records["tif"] != TIF_GTC) & (records["tif"] != TIF_ALO)).any():
-            raise SnapshotError("snapshot holds a resting order whose time in force is not GTC or ALO")
+            raise SnapshotError(
+                "snapshot holds a resting order whose time in force is not GTC or ALO")
         if len(np.unique(records["oid"])) != len(records):
             raise SnapshotError("snapshot holds duplicate order ids")
         bids = records["price"][records["side"] == SIDE_BUY]

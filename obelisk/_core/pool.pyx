@@ -52,7 +52,7 @@ cdef void pool_free_memory(PoolState* pool) noexcept nogil:
 
 
 cdef int pool_grow(PoolState* pool) noexcept nogil:
-    """Double the arena (amortised O(1) per order); -1 if memory or the int32 slot space runs out."""
+    """Double the arena (amortised O(1) per order); -1 when memory or int32 slots run out."""
     cdef int64_t new_capacity = <int64_t> pool.capacity * 2
     if new_capacity > 0x7FFFFFFF:
         new_capacity = 0x7FFFFFFF
