@@ -85,35 +85,45 @@ class MatchingEngine:
         """
         events = as_event_array(events)
         asset_column = events["asset"]
-        top = int(self._asset_ids[-1]) + 1  # every asset id above ours counts as `top`
-        clipped = np.minimum(asset_column, top)
-        counts = np.bincount(clipped, minlength=top + 1)
-        busy = [asset for asset in self._books if counts[asset]]
-
+        # Position of each event's asset among ours (len(ids) when it has no book).
+        book_index = np.searchsorted(self._asset_ids, asset_column)
+        known = book_index < len(self._asset_ids)
+        known[known] = self._asset_ids[book_index[known]] == asset_column[known]
+        book_index[~known] = len(self._asset_ids)
+        counts = np.bincount(book_index, minlength=len(self._asset_ids) + 1)
+        busy = [(k, int(asset)) for k, asset in enumerate(self._asset_ids) if counts[k]]
         results = np.empty(len(events), dtype=RESULT_DTYPE)
 
-        def shard(asset: int) -> None:
+        def shard(position: int, asset: int) -> None:
             book = self._books[asset]
-            if counts[asset] == len(events):
-                book._process_selected(events, np.arange(len(events)), results)
+            if counts[position] == len(events):
+                book._process_selected(events, np.arange(len(events), dtype=np.int64), results)
                 return
             # Each book writes its own compact results (threads writing interleaved
             # rows of one array would fight over cache lines), put back in place after.
-            selected = np.flatnonzero(asset_column == asset)
+            selected = np.flatnonzero(book_index == position).astype(np.int64, copy=False)
             own = np.empty(len(selected), dtype=RESULT_DTYPE)
             book._process_selected(events, selected, own)
             np.put(_as_records(results), selected, _as_records(own))
 
         with self._lock:
-            self._run_in_parallel([partial(shard, asset) for asset in busy])
-            has_book = np.zeros(top + 1, dtype=bool)
-            has_book[self._asset_ids] = True
-            unknown = ~has_book[clipped]
-            rejected = self._reject_unknown(events, results, unknown) if unknown.any() else None
-            merge = TapeMerge([self._books[asset] for asset in busy], rejected)
-            bounds = np.linspace(0, len(events), self.threads + 1).astype(np.int64).tolist()
-            self._run_in_parallel([partial(merge.merge_range, lo, hi)
-                                   for lo, hi in zip(bounds, bounds[1:], strict=False)])
+            books = [self._books[asset] for _, asset in busy]
+            claimed = []
+            try:
+                for book in books:  # no other thread may touch these books until merged
+                    book._claim()
+                    claimed.append(book)
+                self._run_in_parallel([partial(shard, k, asset) for k, asset in busy])
+                unknown = ~known
+                rejected = self._reject_unknown(events, results, unknown) \
+                    if unknown.any() else None
+                merge = TapeMerge(books, rejected)
+                bounds = np.linspace(0, len(events), self.threads + 1).astype(np.int64).tolist()
+                self._run_in_parallel([partial(merge.merge_range, lo, hi)
+                                       for lo, hi in zip(bounds, bounds[1:], strict=False)])
+            finally:
+                for book in claimed:
+                    book._release()
         return BatchResult(results, merge.fills, merge.order_events)
 
     def _run_in_parallel(self, tasks: list[Callable[[], None]]) -> None:

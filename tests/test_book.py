@@ -5,6 +5,7 @@ import pytest
 
 from obelisk import (
     EVENT_DTYPE,
+    RESULT_DTYPE,
     MAX_PRICE_TICKS,
     MAX_QTY_LOTS,
     EventKind,
@@ -456,3 +457,74 @@ def test_batch_out_of_memory_reports_what_was_applied():
     expected = OrderBook(16)
     expected.process(make_events(*rows[:applied]))
     assert book.snapshot() == expected.snapshot()
+
+
+# -------------------------------------------------- robustness at the edges
+
+def test_reserve_refuses_sizes_that_would_overflow(book):
+    for size in (2**62, 2**62 + 1, -1):
+        with pytest.raises(ValueError, match="reserve sizes"):
+            book.reserve(size, 0)
+    book.add(1, SELL, 100, 1)
+    book.add(2, BUY, 100, 1)
+    assert fills_of(book) == [(2, 1, 100, 1)]
+
+
+def test_a_book_in_use_by_a_batch_refuses_other_callers(book):
+    book.add(1, SELL, 100, 1)
+    book._claim()  # what a running batch holds while the GIL is released
+    try:
+        for call in (lambda: book.add(2, BUY, 90, 1), lambda: book.bbo(), lambda: book.orders(),
+                     lambda: book.process(make_events()), lambda: book.reserve(10, 10),
+                     lambda: book.snapshot(), lambda: 1 in book, book._claim):
+            with pytest.raises(RuntimeError, match="another thread"):
+                call()
+    finally:
+        book._release()
+    assert book.bbo() == (None, 0, 100, 1)
+
+
+def test_selected_processing_needs_a_claimed_book(book):
+    with pytest.raises(RuntimeError, match="claimed"):
+        book._process_selected(make_events(), np.zeros(0, dtype=np.int64),
+                               np.zeros(0, dtype=RESULT_DTYPE))
+
+
+def test_fok_over_a_level_holding_near_int64_max():
+    book = OrderBook(2048)
+    book.add(1, SELL, 100, 1)
+    oid = 2
+    for _ in range(1023):
+        book.add(oid, SELL, 101, MAX_QTY_LOTS)
+        oid += 1
+    book.add(oid, SELL, 101, MAX_QTY_LOTS - 1)  # level 101 now totals 2**63 - 1
+    assert book.size_at(SELL, 101) == 2**63 - 1
+    assert book.add(9_999, BUY, 101, 2, TimeInForce.FOK) == OrderStatus.FILLED
+
+
+def test_events_with_fields_in_another_order_are_read_by_name(book):
+    names = ["price", "oid", "qty", "owner", "asset", "kind", "side", "tif"]
+    reordered = np.dtype([(name, EVENT_DTYPE.fields[name][0]) for name in names])
+    events = np.zeros(1, dtype=reordered)
+    events["oid"], events["price"], events["qty"] = 7, 100, 3
+    events["kind"], events["side"] = EventKind.LIMIT, SELL
+    book.process(events)
+    assert book.order(7) == (7, SELL, 100, 3, 0, TimeInForce.GTC)
+
+
+def test_objects_made_without_init_are_safe():
+    bare = OrderBook.__new__(OrderBook)
+    assert bare.add(1, BUY, 100, 1) == OrderStatus.RESTED
+    from obelisk import OrderPool
+    with pytest.raises(PoolExhaustedError):
+        OrderPool.__new__(OrderPool).acquire()
+
+
+def test_record_padding_is_zeroed(book):
+    book.add(1, SELL, 100, 5)
+    book.add(2, BUY, 100, 2)
+    fill_bytes = book.last_fills().view(np.uint8)
+    assert fill_bytes[54:56].tolist() == [0, 0]
+    result = book.process(make_events((EventKind.CANCEL, 1, 0, 0, 0, 0, 0)))
+    assert result.results.view(np.uint8)[22:24].tolist() == [0, 0]
+    assert result.order_events.view(np.uint8)[43:48].tolist() == [0] * 5

@@ -72,3 +72,24 @@ def test_engine_books_and_errors():
         engine.process(np.zeros(2, dtype=np.int64))
     out = engine.process(np.zeros(0, dtype=EVENT_DTYPE))
     assert len(out.results) == len(out.fills) == len(out.order_events) == 0
+
+
+def test_engine_handles_the_largest_asset_ids():
+    events = np.zeros(3, dtype=EVENT_DTYPE)
+    events["asset"] = [0xFFFFFFFF, 3, 0xFFFFFFFE]
+    events["kind"], events["oid"], events["price"], events["qty"] = EventKind.LIMIT, 1, 100, 1
+    with MatchingEngine([0xFFFFFFFF, 3], threads=2) as engine:
+        out = engine.process(events)
+        assert out.results["status"].tolist() == [OrderStatus.RESTED, OrderStatus.RESTED,
+                                                  OrderStatus.REJECTED]
+        assert out.results["reason"][2] == Reason.UNKNOWN_ASSET
+        assert engine.book(0xFFFFFFFF).best_bid() == 100
+
+
+def test_engine_releases_its_books_after_a_batch():
+    events = np.zeros(2, dtype=EVENT_DTYPE)
+    events["asset"] = [0, 1]
+    events["kind"], events["oid"], events["price"], events["qty"] = EventKind.LIMIT, 1, 100, 1
+    with MatchingEngine([0, 1], threads=2) as engine:
+        engine.process(events)
+        assert engine.book(0).add(2, 0, 99, 1) == OrderStatus.RESTED

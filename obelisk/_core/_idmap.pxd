@@ -82,19 +82,30 @@ cdef inline void _idmap_place(IdMap* m, uint32_t fingerprint, slot_t slot) noexc
     m.buckets[i].fingerprint = fingerprint
 
 
-cdef inline int idmap_insert(IdMap* m, const Order* orders, slot_t slot) noexcept nogil:
-    """Index a slot under its order's id (which must be absent); -1 when out of memory."""
+cdef inline int idmap_reserve(IdMap* m, int64_t count) noexcept nogil:
+    """Grow (doubling) until `count` keys fit at load <= 3/4; -1 when out of memory."""
     cdef IdMap grown
     cdef uint64_t i
-    if (m.count + 1) * 4 > <int64_t> (m.mask + 1) * 3:
-        if idmap_init(&grown, <int64_t> (m.mask + 1) * 2) != 0:
-            return -1
-        for i in range(m.mask + 1):
-            if m.buckets[i].slot != NO_SLOT:
-                _idmap_place(&grown, m.buckets[i].fingerprint, m.buckets[i].slot)
-        grown.count = m.count
-        free(m.buckets)
-        m[0] = grown
+    cdef int64_t size = <int64_t> (m.mask + 1)
+    if count * 4 <= size * 3:
+        return 0
+    while count * 4 > size * 3:
+        size *= 2
+    if idmap_init(&grown, size * 3 // 4) != 0:
+        return -1
+    for i in range(m.mask + 1):
+        if m.buckets[i].slot != NO_SLOT:
+            _idmap_place(&grown, m.buckets[i].fingerprint, m.buckets[i].slot)
+    grown.count = m.count
+    free(m.buckets)
+    m[0] = grown
+    return 0
+
+
+cdef inline int idmap_insert(IdMap* m, const Order* orders, slot_t slot) noexcept nogil:
+    """Index a slot under its order's id (which must be absent); -1 when out of memory."""
+    if idmap_reserve(m, m.count + 1) != 0:
+        return -1
     _idmap_place(m, idmap_hash(orders[slot].oid), slot)
     m.count += 1
     return 0

@@ -60,6 +60,12 @@ cdef class OrderBook:
     cdef Result last
     cdef int64_t tape_limit
 
+    cdef bint busy
+    cdef bint initialised
+    cdef int _allocate(self, slot_t capacity, bint growable) except -1
+    cdef void _release_memory(self) noexcept
+    cdef int _check_idle(self) except -1
+    cdef int _ensure_room(self) noexcept nogil
     cdef int _grow_levels(self) noexcept nogil
     cdef int _reserve(self, int64_t fills, int64_t order_events) noexcept nogil
     cdef void _emit_fill(self, const Order* taker, const Order* maker, price_t price,

@@ -19,6 +19,7 @@ from libc.string cimport memcpy, memmove, memset
 from obelisk._core._idmap cimport (
     IdBucket,
     idmap_find,
+    idmap_reserve,
     idmap_free,
     idmap_hash,
     idmap_home,
@@ -27,7 +28,14 @@ from obelisk._core._idmap cimport (
     idmap_remove,
 )
 from obelisk._core._types cimport *
-from obelisk._core.pool cimport pool_acquire, pool_free_memory, pool_init, pool_release, pool_stats
+from obelisk._core.pool cimport (
+    pool_acquire,
+    pool_free_memory,
+    pool_grow,
+    pool_init,
+    pool_release,
+    pool_stats,
+)
 
 from obelisk._core.errors import (
     DuplicateOrderIdError,
@@ -107,6 +115,9 @@ class Reason(IntEnum):
     UNKNOWN_ASSET = REASON_UNKNOWN_ASSET
     OUT_OF_MEMORY = REASON_OUT_OF_MEMORY
 
+
+# Tape records that can be addressed without size_t overflow (also far beyond any RAM).
+cdef int64_t _MAX_TAPE = (<int64_t> 1 << 40)
 
 MAX_PRICE_TICKS = MAX_PRICE
 MAX_QTY_LOTS = MAX_QTY
@@ -273,6 +284,25 @@ cdef class OrderBook:
     """
 
     def __cinit__(self):
+        # A small, valid book even if __init__ is never called (e.g. __new__).
+        self._allocate(16, True)
+        self.stp = STP_CANCEL_RESTING
+        self.initialised = False
+
+    def __init__(self, capacity: int = 1024, *, growable: bool = True,
+                 stp: int = STP_CANCEL_RESTING) -> None:
+        if self.initialised:
+            raise RuntimeError("OrderBook.__init__ must not be called twice")
+        if not 1 <= capacity <= INT32_MAX:
+            raise ValueError(f"capacity must be between 1 and {INT32_MAX}, got {capacity}")
+        if stp not in (STP_CANCEL_RESTING, STP_CANCEL_INCOMING, STP_CANCEL_BOTH, STP_ALLOW):
+            raise ValueError(f"stp must be a SelfTradePrevention value, got {stp!r}")
+        self._release_memory()
+        self._allocate(capacity, growable)
+        self.stp = stp
+        self.initialised = True
+
+    cdef int _allocate(self, slot_t capacity, bint growable) except -1:
         cdef int side
         self.pool.orders = NULL
         self.ids.buckets = NULL
@@ -285,46 +315,63 @@ cdef class OrderBook:
             self.sides[side].size = 0
             self.sides[side].capacity = 0
             self.side_orders[side] = 0
-
-    def __init__(self, capacity: int = 1024, *, growable: bool = True,
-                 stp: int = STP_CANCEL_RESTING) -> None:
-        if self.pool.orders != NULL:
-            raise RuntimeError("OrderBook.__init__ must not be called twice")
-        if not 1 <= capacity <= INT32_MAX:
-            raise ValueError(f"capacity must be between 1 and {INT32_MAX}, got {capacity}")
-        if stp not in (STP_CANCEL_RESTING, STP_CANCEL_INCOMING, STP_CANCEL_BOTH, STP_ALLOW):
-            raise ValueError(f"stp must be a SelfTradePrevention value, got {stp!r}")
-        self.stp = stp
-        pool_init(&self.pool, capacity, growable)
-        if idmap_init(&self.ids, capacity) != 0:
-            raise MemoryError("cannot allocate the order id index")
         self.level_capacity = 0
         self.level_free = -1
-        if self._grow_levels() != 0 or _grow_ladder(&self.sides[0]) != 0 \
-                or _grow_ladder(&self.sides[1]) != 0:
-            raise MemoryError("cannot allocate price levels")
+        self.fill_count = 0
         self.fill_capacity = 0
+        self.order_event_count = 0
         self.order_event_capacity = 0
-        if self._reserve(256, 256) != 0:
-            raise MemoryError("cannot allocate the fill tape")
         self.seq = 0
         self.tape_limit = 0
+        self.busy = False
         self.last.status = STATUS_REJECTED
         self.last.reason = REASON_NONE
         self.last.filled_qty = 0
         self.last.resting_qty = 0
         self.last.fill_count = 0
+        pool_init(&self.pool, capacity, growable)
+        if idmap_init(&self.ids, capacity) != 0:
+            raise MemoryError("cannot allocate the order id index")
+        if self._grow_levels() != 0 or _grow_ladder(&self.sides[0]) != 0 \
+                or _grow_ladder(&self.sides[1]) != 0:
+            raise MemoryError("cannot allocate price levels")
+        if self._reserve(256, 256) != 0:
+            raise MemoryError("cannot allocate the fill tape")
+        return 0
 
-    def __dealloc__(self):
+    cdef void _release_memory(self) noexcept:
         cdef int side
         pool_free_memory(&self.pool)
         idmap_free(&self.ids)
         free(self.levels)
         free(self.fills)
         free(self.order_events)
+        self.levels = NULL
+        self.fills = NULL
+        self.order_events = NULL
         for side in range(2):
             free(self.sides[side].keys)
             free(self.sides[side].levels)
+            self.sides[side].keys = NULL
+            self.sides[side].levels = NULL
+
+    def __dealloc__(self):
+        self._release_memory()
+
+    cdef int _check_idle(self) except -1:
+        """Refuse to touch a book whose batch is running in another thread."""
+        if self.busy:
+            raise RuntimeError("this OrderBook is processing a batch in another thread; "
+                               "use one book from one thread at a time")
+        return 0
+
+    def _claim(self) -> None:
+        """Reserve the book for MatchingEngine until :meth:`_release` (raises if in use)."""
+        self._check_idle()
+        self.busy = True
+
+    def _release(self) -> None:
+        self.busy = False
 
     # ------------------------------------------------------ memory helpers
 
@@ -345,6 +392,10 @@ cdef class OrderBook:
         """Make room on the tapes for this many more records; -1 when out of memory."""
         cdef int64_t capacity
         cdef void* grown
+        if fills > _MAX_TAPE or order_events > _MAX_TAPE \
+                or self.fill_count + fills > _MAX_TAPE \
+                or self.order_event_count + order_events > _MAX_TAPE:
+            return -1  # more records than memory could ever hold
         if self.tape_limit and (self.fill_count + fills > self.tape_limit
                                 or self.order_event_count + order_events > self.tape_limit):
             return -1
@@ -370,8 +421,9 @@ cdef class OrderBook:
         The tapes otherwise grow on demand; reserving up front keeps a large
         first batch from paying for that growth and for first-touch page faults.
         """
-        if fills < 0 or order_events < 0:
-            raise ValueError("reserve sizes must be >= 0")
+        self._check_idle()
+        if not (0 <= fills <= _MAX_TAPE and 0 <= order_events <= _MAX_TAPE):
+            raise ValueError(f"reserve sizes must be between 0 and {_MAX_TAPE}")
         self.fill_count = 0
         self.order_event_count = 0
         if self._reserve(fills, order_events) != 0:
@@ -381,7 +433,25 @@ cdef class OrderBook:
 
     def _limit_tapes(self, int64_t records) -> None:
         """Fail tape growth beyond `records` as if memory ran out (0 lifts it); for tests."""
+        self._check_idle()
         self.tape_limit = records
+
+    cdef int _ensure_room(self) noexcept nogil:
+        """Grow whatever resting one more order needs, before any change; -1 when out of memory.
+
+        After this, resting the order cannot fail for lack of memory, so an
+        event either happens whole or, on -1, not at all.
+        """
+        cdef int side
+        if self.level_free < 0 and self._grow_levels() != 0:
+            return -1
+        for side in range(2):
+            if self.sides[side].size == self.sides[side].capacity \
+                    and _grow_ladder(&self.sides[side]) != 0:
+                return -1
+        if self.pool.free_head == NO_SLOT and self.pool.growable and pool_grow(&self.pool) != 0:
+            return -1
+        return idmap_reserve(&self.ids, self.ids.count + 1)
 
     # ---------------------------------------------------------- tape writers
 
@@ -400,6 +470,8 @@ cdef class OrderBook:
         fill.event_index = index
         fill.taker_side = taker.side
         fill.maker_done = maker.qty == 0
+        fill._pad[0] = 0
+        fill._pad[1] = 0
 
     cdef void _emit_event(self, uint8_t kind, uint8_t reason, oid_t oid, price_t price,
                           qty_t qty, owner_t owner, uint8_t side,
@@ -416,6 +488,7 @@ cdef class OrderBook:
         event.kind = kind
         event.reason = reason
         event.side = side
+        memset(event._pad, 0, sizeof(event._pad))
 
     cdef int _reject(self, const Event* ev, int32_t index, Result* res,
                      uint8_t reason) noexcept nogil:
@@ -550,6 +623,8 @@ cdef class OrderBook:
                 break
             level = &self.levels[opposite.levels[pos]]
             if not own_orders_matter:
+                if level.total >= wanted - total:
+                    return wanted  # enough; adding could overflow int64
                 total += level.total
             else:
                 slot = level.head
@@ -677,6 +752,8 @@ cdef class OrderBook:
             return self._reject(ev, index, res, REASON_POOL_FULL)
         if self._reserve(self.side_orders[1 - side] + 1, self.side_orders[1 - side] + 2) != 0:
             return -1
+        if (tif == TIF_GTC or tif == TIF_ALO) and self._ensure_room() != 0:
+            return -1
         return self._execute(ev.oid, side, ev.price, ev.qty, tif, ev.owner, threshold, index, res)
 
     cdef int _cancel(self, const Event* ev, int32_t index, Result* res) noexcept nogil:
@@ -737,6 +814,8 @@ cdef class OrderBook:
                 return self._reject(ev, index, res, REASON_LEVEL_OVERFLOW)
         if self._reserve(self.side_orders[1 - side] + 1, self.side_orders[1 - side] + 2) != 0:
             return -1
+        if self._ensure_room() != 0:
+            return -1
         self._remove_order(slot)
         return self._execute(ev.oid, side, ev.price, ev.qty, tif, owner, threshold, index, res)
 
@@ -747,6 +826,8 @@ cdef class OrderBook:
         res.fill_count = 0
         res.status = STATUS_REJECTED
         res.reason = REASON_NONE
+        res._pad[0] = 0
+        res._pad[1] = 0
         if ev.kind == KIND_LIMIT or ev.kind == KIND_MARKET:
             return self._place(ev, index, res)
         if ev.kind == KIND_CANCEL:
@@ -792,6 +873,7 @@ cdef class OrderBook:
         self.order_event_count = 0
 
     cdef int _call(self, Event* ev) except -1:
+        self._check_idle()
         self._begin_call()
         if self._apply(ev, 0, &self.last) != 0:
             raise MemoryError("out of memory for the fill tape; the book is unchanged")
@@ -890,10 +972,12 @@ cdef class OrderBook:
 
     def last_fills(self):
         """The fills of the last per-call operation (FILL_DTYPE)."""
+        self._check_idle()
         return self._copy_fills()
 
     def last_order_events(self):
         """The order events of the last per-call operation (ORDER_EVENT_DTYPE)."""
+        self._check_idle()
         return self._copy_order_events()
 
     cdef object _copy_fills(self):
@@ -926,16 +1010,30 @@ cdef class OrderBook:
         """
         events = as_event_array(events)
         results = np.empty(len(events), dtype=RESULT_DTYPE)
-        self._process_into(events, results)
+        self._claim()
+        try:
+            self._process_into(events, results)
+        finally:
+            self.busy = False
         return BatchResult(results, self._copy_fills(), self._copy_order_events())
 
     def _process_selected(self, events, const int64_t[::1] selected, results) -> None:
         """Apply events[selected] in that order, one result each into `results`.
 
-        For MatchingEngine: each book takes its own asset's events straight
-        from the shared batch without a copy; its tapes (event indices into
-        `events`) stay inside the book for :func:`merge_tapes`.
+        For MatchingEngine, which must hold the book (:meth:`_claim`): each
+        book takes its own asset's events straight from the shared batch
+        without a copy; its tapes (event indices into `events`) stay inside
+        the book for :class:`TapeMerge`.
         """
+        if not self.busy:
+            raise RuntimeError("_process_selected needs the book claimed first")
+        if events.dtype != EVENT_DTYPE or not events.flags.c_contiguous:
+            raise TypeError("events must be a contiguous EVENT_DTYPE array")
+        if results.dtype != RESULT_DTYPE or not results.flags.c_contiguous \
+                or len(results) < selected.shape[0]:
+            raise TypeError("results must be a contiguous RESULT_DTYPE array, one per selected event")
+        if selected.shape[0] and (np.min(selected) < 0 or np.max(selected) >= len(events)):
+            raise IndexError("selected event positions fall outside the batch")
         self._process_into(events, results, selected)
 
     cdef _process_into(self, events, results, const int64_t[::1] selected=None):
@@ -971,26 +1069,31 @@ cdef class OrderBook:
 
     def best_bid(self):
         """Best bid price in ticks, or None."""
+        self._check_idle()
         cdef Level* level = self._best(SIDE_BUY)
         return None if level == NULL else level.price
 
     def best_ask(self):
         """Best ask price in ticks, or None."""
+        self._check_idle()
         cdef Level* level = self._best(SIDE_SELL)
         return None if level == NULL else level.price
 
     def best_bid_qty(self) -> int:
         """Quantity at the best bid (0 when there is none)."""
+        self._check_idle()
         cdef Level* level = self._best(SIDE_BUY)
         return 0 if level == NULL else level.total
 
     def best_ask_qty(self) -> int:
         """Quantity at the best ask (0 when there is none)."""
+        self._check_idle()
         cdef Level* level = self._best(SIDE_SELL)
         return 0 if level == NULL else level.total
 
     def bbo(self):
         """(best bid, its quantity, best ask, its quantity); prices None when a side is empty."""
+        self._check_idle()
         cdef Level* bid = self._best(SIDE_BUY)
         cdef Level* ask = self._best(SIDE_SELL)
         return (None if bid == NULL else bid.price, 0 if bid == NULL else bid.total,
@@ -998,6 +1101,7 @@ cdef class OrderBook:
 
     def spread(self):
         """Best ask minus best bid in ticks, or None when a side is empty."""
+        self._check_idle()
         cdef Level* bid = self._best(SIDE_BUY)
         cdef Level* ask = self._best(SIDE_SELL)
         if bid == NULL or ask == NULL:
@@ -1006,6 +1110,7 @@ cdef class OrderBook:
 
     def mid(self):
         """Mid price in ticks (may be a half tick), or None when a side is empty."""
+        self._check_idle()
         cdef Level* bid = self._best(SIDE_BUY)
         cdef Level* ask = self._best(SIDE_SELL)
         if bid == NULL or ask == NULL:
@@ -1014,6 +1119,7 @@ cdef class OrderBook:
 
     def depth(self, int side, int levels=10):
         """The best `levels` levels of a side, best first: (prices, quantities, order counts)."""
+        self._check_idle()
         _check_side(side)
         if levels < 0:
             raise ValueError(f"levels must be >= 0, got {levels}")
@@ -1036,12 +1142,14 @@ cdef class OrderBook:
 
     def size_at(self, int side, price_t price) -> int:
         """Total resting quantity at a price on a side (0 when no level)."""
+        self._check_idle()
         _check_side(side)
         cdef int32_t level_index = _find_level(&self.sides[side], _key(side, price))
         return 0 if level_index < 0 else self.levels[level_index].total
 
     def order(self, oid_t oid):
         """The resting order with this id as a RestingOrderInfo, or None."""
+        self._check_idle()
         cdef slot_t slot = idmap_find(&self.ids, self.pool.orders, oid)
         if slot == NO_SLOT:
             return None
@@ -1052,6 +1160,7 @@ cdef class OrderBook:
 
     def queue_ahead(self, oid_t oid) -> int:
         """Quantity resting ahead of an order at its price level."""
+        self._check_idle()
         cdef slot_t slot = idmap_find(&self.ids, self.pool.orders, oid)
         if slot == NO_SLOT:
             raise UnknownOrderError(f"order {oid}: no resting order has this id")
@@ -1064,6 +1173,7 @@ cdef class OrderBook:
         return ahead
 
     def __contains__(self, oid) -> bool:
+        self._check_idle()
         return idmap_find(&self.ids, self.pool.orders, <oid_t> oid) != NO_SLOT
 
     def __len__(self) -> int:
@@ -1113,6 +1223,7 @@ cdef class OrderBook:
 
     def orders(self):
         """Every resting order (ORDER_DTYPE): bids best first, then asks, FIFO within a level."""
+        self._check_idle()
         out = np.empty(self.pool.in_use, dtype=ORDER_DTYPE)
         cdef unsigned char[::1] raw
         cdef RestingOrder* row
@@ -1154,6 +1265,7 @@ cdef class OrderBook:
 
     def snapshot(self) -> bytes:
         """Serialise the book (orders in priority order, mode, sequence) to bytes."""
+        self._check_idle()
         header = _SNAPSHOT_HEADER.pack(_SNAPSHOT_MAGIC, _SNAPSHOT_VERSION, self.stp, self.seq,
                                        self.pool.in_use)
         return header + self.orders().tobytes()
@@ -1176,6 +1288,7 @@ cdef class OrderBook:
 
     def check_integrity(self) -> None:
         """Walk every structure and raise AssertionError on any broken invariant (for tests)."""
+        self._check_idle()
         cdef int side
         cdef int32_t pos, count
         cdef Ladder* ladder
@@ -1245,7 +1358,12 @@ def as_event_array(events):
     if events.dtype != EVENT_DTYPE:
         if not _same_fields(events.dtype, EVENT_DTYPE):
             raise TypeError(f"events must have dtype obelisk.EVENT_DTYPE, got {events.dtype}")
-        return events.astype(EVENT_DTYPE)  # same fields, other layout (e.g. packed)
+        # Same fields in another layout (e.g. packed, or reordered): copy field by field,
+        # since astype between record dtypes pairs fields by position, not name.
+        converted = np.empty(len(events), dtype=EVENT_DTYPE)
+        for name in EVENT_DTYPE.names:
+            converted[name] = events[name]
+        return converted
     return np.ascontiguousarray(events)
 
 

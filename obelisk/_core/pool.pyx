@@ -89,7 +89,14 @@ cdef class OrderPool:
     """
 
     def __cinit__(self):
+        # An empty, never-growing pool until __init__ allocates (safe even without __init__).
         self.state.orders = NULL
+        self.state.capacity = 0
+        self.state.free_head = NO_SLOT
+        self.state.in_use = 0
+        self.state.high_water = 0
+        self.state.grow_count = 0
+        self.state.growable = False
 
     def __init__(self, capacity: int = 1024, growable: bool = True) -> None:
         if self.state.orders != NULL:
