@@ -5,9 +5,9 @@ import pytest
 
 from obelisk import (
     EVENT_DTYPE,
-    RESULT_DTYPE,
     MAX_PRICE_TICKS,
     MAX_QTY_LOTS,
+    RESULT_DTYPE,
     EventKind,
     OrderBook,
     OrderEventKind,

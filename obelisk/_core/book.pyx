@@ -1031,7 +1031,7 @@ cdef class OrderBook:
             raise TypeError("events must be a contiguous EVENT_DTYPE array")
         if results.dtype != RESULT_DTYPE or not results.flags.c_contiguous \
                 or len(results) < selected.shape[0]:
-            raise TypeError("results must be a contiguous RESULT_DTYPE array, one per selected event")
+            raise TypeError("results must be a contiguous RESULT_DTYPE array, one per selection")
         if selected.shape[0] and (np.min(selected) < 0 or np.max(selected) >= len(events)):
             raise IndexError("selected event positions fall outside the batch")
         self._process_into(events, results, selected)
