@@ -14,8 +14,10 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from typing import TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from obelisk._core.book import (
     ORDER_EVENT_DTYPE,
@@ -29,6 +31,18 @@ from obelisk._core.book import (
     TapeMerge,
     as_event_array,
 )
+
+T = TypeVar("T")
+
+# Up to this many books, each scans the batch's asset column for its own events.
+_SCAN_PER_BOOK_UP_TO = 8
+
+
+Positions = npt.NDArray[np.int64]
+
+
+def _positions_of(asset_column: np.ndarray, asset: int) -> Positions:
+    return np.flatnonzero(asset_column == asset).astype(np.int64, copy=False)
 
 
 class MatchingEngine:
@@ -85,38 +99,35 @@ class MatchingEngine:
         """
         events = as_event_array(events)
         asset_column = events["asset"]
-        # Position of each event's asset among ours (len(ids) when it has no book).
-        book_index = np.searchsorted(self._asset_ids, asset_column)
-        known = book_index < len(self._asset_ids)
-        known[known] = self._asset_ids[book_index[known]] == asset_column[known]
-        book_index[~known] = len(self._asset_ids)
-        counts = np.bincount(book_index, minlength=len(self._asset_ids) + 1)
-        busy = [(k, int(asset)) for k, asset in enumerate(self._asset_ids) if counts[k]]
         results = np.empty(len(events), dtype=RESULT_DTYPE)
+        selections = self._select(asset_column)
 
-        def shard(position: int, asset: int) -> None:
-            book = self._books[asset]
-            if counts[position] == len(events):
-                book._process_selected(events, np.arange(len(events), dtype=np.int64), results)
-                return
-            # Each book writes its own compact results (threads writing interleaved
-            # rows of one array would fight over cache lines), put back in place after.
-            selected = np.flatnonzero(book_index == position).astype(np.int64, copy=False)
-            own = np.empty(len(selected), dtype=RESULT_DTYPE)
-            book._process_selected(events, selected, own)
-            np.put(_as_records(results), selected, _as_records(own))
+        def shard(asset: int) -> int:
+            selected = selections[asset]()
+            if len(selected) == len(events):
+                self._books[asset]._process_selected(events, selected, results)
+            else:
+                # Called even with nothing selected, so the book's tapes restart empty.
+                # Each book writes its own compact results (threads writing interleaved
+                # rows of one array would fight over cache lines), put back in place after.
+                own = np.empty(len(selected), dtype=RESULT_DTYPE)
+                self._books[asset]._process_selected(events, selected, own)
+                np.put(_as_records(results), selected, _as_records(own))
+            return len(selected)
 
         with self._lock:
-            books = [self._books[asset] for _, asset in busy]
+            candidates = [asset for asset in self._books if asset in selections]
+            books = [self._books[asset] for asset in candidates]
             claimed = []
             try:
                 for book in books:  # no other thread may touch these books until merged
                     book._claim()
                     claimed.append(book)
-                self._run_in_parallel([partial(shard, k, asset) for k, asset in busy])
-                unknown = ~known
-                rejected = self._reject_unknown(events, results, unknown) \
-                    if unknown.any() else None
+                handled = sum(self._run_in_parallel([partial(shard, a) for a in candidates]))
+                rejected = None
+                if handled < len(events):
+                    unknown = ~np.isin(asset_column, self._asset_ids)
+                    rejected = self._reject_unknown(events, results, unknown)
                 merge = TapeMerge(books, rejected)
                 bounds = np.linspace(0, len(events), self.threads + 1).astype(np.int64).tolist()
                 self._run_in_parallel([partial(merge.merge_range, lo, hi)
@@ -126,18 +137,35 @@ class MatchingEngine:
                     book._release()
         return BatchResult(results, merge.fills, merge.order_events)
 
-    def _run_in_parallel(self, tasks: list[Callable[[], None]]) -> None:
-        """Run tasks on the pool, the calling thread taking the first itself."""
+    def _select(self, asset_column: np.ndarray) -> dict[int, Callable[[], Positions]]:
+        """Per asset with events, a task giving their positions in the batch.
+
+        With few books each finds its own events in its own thread (a pass over
+        the asset column each, run in parallel); with many, one sorted lookup
+        here serves them all.
+        """
+        if len(self._books) <= _SCAN_PER_BOOK_UP_TO:
+            return {asset: partial(_positions_of, asset_column, asset) for asset in self._books}
+        position = np.searchsorted(self._asset_ids, asset_column)
+        position[position == len(self._asset_ids)] = 0
+        position[self._asset_ids[position] != asset_column] = len(self._asset_ids)
+        order = np.argsort(position, kind="stable")
+        counts = np.bincount(position, minlength=len(self._asset_ids) + 1)
+        ends = np.cumsum(counts)
+        return {int(self._asset_ids[k]):
+                partial(np.asarray, order[ends[k] - counts[k]:ends[k]].astype(np.int64))
+                for k in np.flatnonzero(counts[:-1])}
+
+    def _run_in_parallel(self, tasks: list[Callable[[], T]]) -> list[T]:
+        """Run tasks on the pool, the calling thread taking the first itself; their results."""
         if self._executor is None or len(tasks) < 2:
-            for task in tasks:
-                task()
-            return
+            return [task() for task in tasks]
         futures = [self._executor.submit(task) for task in tasks[1:]]
         try:
-            tasks[0]()
+            first = tasks[0]()
         finally:
-            for future in futures:
-                future.result()
+            rest = [future.result() for future in futures]
+        return [first, *rest]
 
     @staticmethod
     def _reject_unknown(events: np.ndarray, results: np.ndarray, unknown: np.ndarray) -> np.ndarray:

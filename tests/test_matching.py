@@ -93,3 +93,34 @@ def test_engine_releases_its_books_after_a_batch():
     with MatchingEngine([0, 1], threads=2) as engine:
         engine.process(events)
         assert engine.book(0).add(2, 0, 99, 1) == OrderStatus.RESTED
+
+
+def test_engine_with_many_books_matches_separate_books():
+    assets = list(range(12))  # above the per-book scan threshold: one sorted lookup
+    mixed = interleave([standard_mix(400, 50, seed=s).with_asset(s) for s in assets])
+    with MatchingEngine(assets, capacity=64, threads=2) as engine:
+        engine.process(mixed.seed_events)
+        out = engine.process(mixed.events)
+    seeded = np.concatenate([mixed.seed_events, mixed.events])
+    results, fills = per_asset_reference(seeded, assets)
+    offset = len(mixed.seed_events)
+    assert out.results["status"].tolist() == results["status"][offset:].tolist()
+    expected = [(i - offset, maker, qty) for i, maker, qty in fills if i >= offset]
+    got = [(int(f["event_index"]), int(f["maker_oid"]), int(f["qty"])) for f in out.fills]
+    assert got == expected
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_book_without_events_in_a_batch_adds_nothing_to_its_tapes(threads):
+    events = np.zeros(2, dtype=EVENT_DTYPE)
+    events["asset"], events["oid"], events["price"], events["qty"] = [0, 1], [1, 1], 100, 1
+    events["kind"], events["side"] = EventKind.LIMIT, [0, 0]
+    with MatchingEngine([0, 1], threads=threads) as engine:
+        engine.process(events)
+        taker = events[1:].copy()
+        taker["oid"], taker["side"] = 2, 1
+        assert len(engine.process(taker).fills) == 1   # asset 1 trades
+        only_zero = events[:1].copy()
+        only_zero["oid"], only_zero["price"] = 3, 90
+        out = engine.process(only_zero)                # asset 1 has no events now
+        assert len(out.fills) == 0 and out.order_events["oid"].tolist() == [3]
