@@ -842,23 +842,16 @@ cdef class OrderBook:
 
         With `selected`, apply only events[selected[0]], events[selected[1]], ...;
         result k is that of the k-th applied event, while the tapes' event
-        indices stay positions in the full array. Each event's
-        id lookup is a likely cache miss, so the loop prefetches the index
-        bucket a few events ahead, and then the order it names.
+        indices stay positions in the full array. Each event's id lookup is a
+        likely cache miss, so the loop prefetches the index bucket a few
+        events ahead, and the slot the next resting order will take.
         """
         cdef int64_t k, i
-        cdef slot_t slot
         cdef const Event* ahead
         for k in range(n):
             if k + 16 < n:
                 ahead = &events[selected[k + 16] if selected != NULL else k + 16]
                 _prefetch(&self.ids.buckets[idmap_home(&self.ids, idmap_hash(ahead.oid))])
-            if k + 8 < n:
-                ahead = &events[selected[k + 8] if selected != NULL else k + 8]
-                if ahead.kind >= KIND_CANCEL:
-                    slot = idmap_find(&self.ids, self.pool.orders, ahead.oid)
-                    if slot != NO_SLOT:
-                        _prefetch(&self.pool.orders[slot])
             if self.pool.free_head != NO_SLOT:
                 _prefetch(&self.pool.orders[self.pool.free_head])
             i = selected[k] if selected != NULL else k
