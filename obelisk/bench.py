@@ -13,9 +13,11 @@ import os
 import platform
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
@@ -165,6 +167,34 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
                          f"batches of {config.engine_batch}",
                          len(mixed.events), _time(run_engine, fresh_engine, config.repeat)))
 
+    progress("two independent books on two threads (this machine's ceiling)")
+    streams = [mixed.events[mixed.events["asset"] == asset] for asset in (0, 1)]
+    seeds = [mixed.seed_events[mixed.seed_events["asset"] == asset] for asset in (0, 1)]
+    half = config.engine_batch // 2
+    for threads in (1, 2):
+        def fresh_pair() -> list[OrderBook]:
+            books = [OrderBook(capacity) for _ in (0, 1)]
+            for book, seed in zip(books, seeds, strict=True):
+                book.process(seed)
+            return books
+
+        def run_pair(books: list[OrderBook], threads: int = threads) -> None:
+            jobs = [partial(_stream, book, events, half)
+                    for book, events in zip(books, streams, strict=True)]
+            if threads == 1:
+                for job in jobs:
+                    job()
+                return
+            workers = [threading.Thread(target=job) for job in jobs]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+
+        rows.append(_row(f"2 separate books, {threads} thread{'s' * (threads > 1)}, "
+                         f"batches of {half}",
+                         len(mixed.events), _time(run_pair, fresh_pair, config.repeat)))
+
     rate = {row.name: row.events_per_second for row in rows}
     reference_rate = rows[3].events_per_second
     ratios = {
@@ -172,11 +202,18 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
         "batch (one call) / reference": rows[0].events_per_second / reference_rate,
         "per-call / reference": rows[2].events_per_second / reference_rate,
         "engine 2 threads / 1 thread": rows[5].events_per_second / rows[4].events_per_second,
+        "separate books 2 threads / 1 thread (ceiling)":
+            rows[7].events_per_second / rows[6].events_per_second,
     }
     progress("checking the paths agree")
     facts = _facts(workload, fresh_book, tuples, chunks, fresh_reference, prefix)
     facts["events_per_second"] = rate
     return BenchReport(config, rows, ratios, facts, _machine())
+
+
+def _stream(book: OrderBook, events: np.ndarray, batch: int) -> None:
+    for start in range(0, len(events), batch):
+        book.process(events[start:start + batch])
 
 
 def _facts(workload: Workload, fresh_book: Callable[[], OrderBook], tuples: list[tuple],
