@@ -2,8 +2,12 @@
 
 Environment knobs:
   OBELISK_DEBUG=1     bounds, wraparound and initialisation checks on (tests of the core)
-  OBELISK_ANNOTATE=1  write Cython's annotation HTML beside each .pyx
+  OBELISK_ANNOTATE=1  write Cython's annotation HTML (build/cython-*/obelisk/_core/*.html)
   OBELISK_PROFILE=1   line tracing for profilers (slow)
+
+Generated C goes to one build/cython-<mode> folder per mode, because Cython
+regenerates a .c only when its sources change, not when directives do: a
+debug build must never reuse release C, nor the other way round.
 """
 
 import os
@@ -35,6 +39,8 @@ directives = {
     "linetrace": profile,
 }
 
+annotate = flag("OBELISK_ANNOTATE")
+mode = "debug" if debug else "profile" if profile else "release"
 macros = [("CYTHON_TRACE_NOGIL", "1")] if profile else []
 compile_args = ["-O0", "-g"] if debug else ["-O3"]
 
@@ -52,8 +58,9 @@ setup(
     ext_modules=cythonize(
         extensions,
         compiler_directives=directives,
-        annotate=flag("OBELISK_ANNOTATE"),
+        annotate=annotate,
+        force=annotate,  # the report is written only when Cython runs
         nthreads=os.cpu_count() or 1,
-        build_dir=None,
+        build_dir=f"build/cython-{mode}",
     )
 )
