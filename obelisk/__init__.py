@@ -23,8 +23,10 @@ from obelisk._core.book import (
     Side,
     TimeInForce,
 )
+from obelisk._core.l2 import L2_DELTA_DTYPE, L2_TOP_DTYPE, CrossedPolicy, L2Book
 from obelisk._core.pool import OrderPool
 from obelisk.instruments import Instrument, Rounding
+from obelisk.marketdata import apply_l2_message
 from obelisk.matching import MatchingEngine
 
 __version__ = "0.1.0"
@@ -32,14 +34,18 @@ __version__ = "0.1.0"
 __all__ = [
     "EVENT_DTYPE",
     "FILL_DTYPE",
+    "L2_DELTA_DTYPE",
+    "L2_TOP_DTYPE",
     "MAX_PRICE_TICKS",
     "MAX_QTY_LOTS",
     "ORDER_DTYPE",
     "ORDER_EVENT_DTYPE",
     "RESULT_DTYPE",
     "BatchResult",
+    "CrossedPolicy",
     "EventKind",
     "Instrument",
+    "L2Book",
     "MatchingEngine",
     "OrderBook",
     "OrderEventKind",
@@ -52,4 +58,5 @@ __all__ = [
     "Side",
     "TimeInForce",
     "errors",
+    "apply_l2_message",
 ]

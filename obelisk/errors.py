@@ -5,8 +5,10 @@ unknown ids) as well, so generic handlers keep working.
 """
 
 from obelisk._core.errors import (
+    CrossedBookError,
     DuplicateOrderIdError,
     InvalidOrderError,
+    MarketDataError,
     ObeliskError,
     PoolExhaustedError,
     SnapshotError,
@@ -28,11 +30,13 @@ class InvalidSizeError(InstrumentError):
 
 
 __all__ = [
+    "CrossedBookError",
     "DuplicateOrderIdError",
     "InstrumentError",
     "InvalidOrderError",
     "InvalidPriceError",
     "InvalidSizeError",
+    "MarketDataError",
     "ObeliskError",
     "PoolExhaustedError",
     "SnapshotError",

@@ -34,3 +34,11 @@ class StaleHandleError(ObeliskError, LookupError):
 
 class SnapshotError(ObeliskError, ValueError):
     """A book snapshot is malformed, truncated or of an unknown version."""
+
+
+class MarketDataError(ObeliskError, ValueError):
+    """A market-data update is malformed: bad side, price, size or decimal string."""
+
+
+class CrossedBookError(MarketDataError):
+    """An update would leave the best bid at or above the best ask."""

@@ -1,0 +1,63 @@
+# L2 market-data book: aggregated depth mirrored from an exchange feed.
+
+cimport cython
+from libc.stdint cimport int32_t, int64_t, uint8_t
+
+
+# One side's levels sorted by key so that the best is last (bids: key = price,
+# asks: key = -price); sizes run parallel to keys.
+cdef struct L2Side:
+    int64_t* keys
+    int64_t* sizes
+    int32_t count
+    int32_t capacity
+
+
+# One level delta (L2_DELTA_DTYPE, 40 bytes): size 0 deletes the level.
+cdef struct L2Delta:
+    int64_t price
+    int64_t size
+    int64_t seq
+    int64_t time
+    uint8_t side
+    uint8_t _pad[7]
+
+
+# The top of the book after a delta (L2_TOP_DTYPE, 32 bytes); 0 when a side is empty.
+cdef struct L2Top:
+    int64_t bid_price
+    int64_t bid_size
+    int64_t ask_price
+    int64_t ask_size
+
+
+@cython.final
+cdef class L2Book:
+    cdef L2Side sides[2]
+    cdef readonly object instrument
+    """The instrument whose ticks and lots the book holds."""
+    cdef readonly int crossed_policy
+    cdef public object on_gap
+    cdef public object checksum
+    cdef readonly bint valid
+    """False after a gap or a crossed update until the next snapshot."""
+    cdef readonly int64_t last_seq
+    cdef readonly int64_t last_time
+    cdef readonly int64_t gaps
+    cdef int price_decimals
+    cdef int size_decimals
+    cdef int64_t* gap_log
+    cdef int64_t gap_log_count
+    cdef int64_t gap_log_capacity
+
+    cdef int _reserve(self, int side, int32_t extra) noexcept nogil
+    cdef int _apply(self, uint8_t side, int64_t price, int64_t size, int64_t seq,
+                    int64_t time) noexcept nogil
+    cdef int _set_level(self, uint8_t side, int64_t price, int64_t size) noexcept nogil
+    cdef bint _crossed(self) noexcept nogil
+    cdef void _drop_crossed(self, uint8_t fresh_side) noexcept nogil
+    cdef void _top(self, L2Top* top) noexcept nogil
+    cdef int _check_side(self, int side) except -1
+    cdef int _report_gaps(self) except -1
+    cdef object _load(self, bid_prices, bid_sizes, ask_prices, ask_sizes, int64_t time,
+                      bint implied_deltas)

@@ -1,0 +1,39 @@
+"""Exchange market-data messages into books: raw bytes in, updated book out.
+
+Parsing uses orjson (the fastest well-kept JSON library for Python); prices
+and sizes stay decimal strings until the book converts them exactly.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from obelisk._core.errors import MarketDataError
+from obelisk._core.l2 import L2Book
+
+
+def apply_l2_message(book: L2Book, raw: bytes | bytearray | memoryview | str) -> bool:
+    """Apply a Hyperliquid ``l2Book`` message to `book`; False if it is older than the book.
+
+    Accepts the websocket frame ``{"channel": "l2Book", "data": {...}}`` and the
+    REST ``/info`` response ``{"coin", "time", "levels"}``. A message for
+    another coin, or a malformed one, raises MarketDataError and changes nothing.
+    """
+    try:
+        message = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise MarketDataError(f"l2Book message is not JSON: {exc}") from None
+    if isinstance(message, dict) and "channel" in message:
+        if message["channel"] != "l2Book":
+            raise MarketDataError(f"expected an l2Book message, got channel {message['channel']!r}")
+        message = message.get("data")
+    if not isinstance(message, dict) or "levels" not in message:
+        raise MarketDataError("l2Book message has no levels")
+    coin = message.get("coin")
+    expected = getattr(book.instrument, "name", None)
+    if expected is not None and coin != expected:
+        raise MarketDataError(f"l2Book message is for {coin!r}, the book is for {expected!r}")
+    time = message.get("time", 0)
+    if not isinstance(time, int) or isinstance(time, bool) or time < 0:
+        raise MarketDataError(f"l2Book time must be a non-negative integer, got {time!r}")
+    return bool(book.apply_levels(message["levels"], time=time))

@@ -1,0 +1,241 @@
+"""L2Book: differential tests against the reference, exact decimals, policies, bad input."""
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from obelisk import (
+    L2_DELTA_DTYPE,
+    L2_TOP_DTYPE,
+    CrossedPolicy,
+    Instrument,
+    L2Book,
+    apply_l2_message,
+)
+from obelisk.errors import CrossedBookError, MarketDataError
+from obelisk.reference.l2 import ReferenceL2Book
+
+BUY, SELL = 0, 1
+FIXTURES = Path(__file__).parent / "fixtures"
+ETH = Instrument("ETH", 1, 4, 25)          # prices with 2 decimals, sizes with 4
+
+
+def state(book):
+    """Everything observable about a compiled book's levels."""
+    bids = book.depth(BUY, 10_000)
+    asks = book.depth(SELL, 10_000)
+    return (list(zip(bids[0].tolist(), bids[1].tolist(), strict=True)),
+            list(zip(asks[0].tolist(), asks[1].tolist(), strict=True)))
+
+
+def reference_state(reference):
+    return reference.depth(BUY), reference.depth(SELL)
+
+
+# ---------------------------------------------------------- differential
+
+deltas = st.lists(st.tuples(
+    st.sampled_from(["delta"] * 12 + ["snapshot"]),
+    st.integers(0, 1),                       # side
+    st.integers(95, 105),                    # price: a narrow band, so the book crosses
+    st.sampled_from([0, 0, 1, 2, 3, 5, 8]),  # size (0 deletes)
+    st.sampled_from([1, 1, 1, 1, 1, 2, 0, -1]),  # seq step: 1 in order, 2 a gap, -1 a replay
+    st.sampled_from([1, 1, 1, 0, -1]),       # time step: -1 goes back in time
+), min_size=1, max_size=80)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stream=deltas, policy=st.sampled_from(list(CrossedPolicy)))
+def test_per_call_matches_reference(stream, policy):
+    gaps = []
+    book = L2Book(ETH, crossed_policy=policy, on_gap=lambda e, g: gaps.append((e, g)))
+    reference = ReferenceL2Book(crossed_policy=policy)
+    seq, time = 0, 1_000
+    for kind, side, price, size, seq_step, time_step in stream:
+        time += time_step
+        if kind == "snapshot":
+            bids = {p: s + 1 for p, s in [(price - 3, size), (price - 4, size + 2)]}
+            asks = {p: s + 1 for p, s in [(price + 1 - 2 * side, size), (price + 3, 1)]}
+            expected = reference.snapshot(bids, asks, time=time)
+            try:
+                got = book.apply_snapshot(list(bids), list(bids.values()), list(asks),
+                                          list(asks.values()), time=time)
+                got = "applied" if got else "stale"
+            except CrossedBookError:
+                got = "crossed"
+        else:
+            seq = max(1, seq + seq_step) if seq_step else seq
+            delta_seq = seq if seq_step else 0
+            expected = reference.apply(side, price, size, seq=delta_seq, time=time)
+            try:
+                got = "applied" if book.apply(side, price, size, seq=delta_seq, time=time) \
+                    else "stale"
+            except CrossedBookError:
+                got = "crossed"
+            if got == "applied" and expected == "gap":
+                got = "gap"
+        assert got == expected
+        assert state(book) == reference_state(reference)
+        assert book.bbo() == reference.bbo()
+        assert book.valid == reference.valid
+        assert (book.last_seq, book.last_time) == (reference.last_seq, reference.last_time)
+    assert gaps == reference.gaps
+
+
+@settings(max_examples=100, deadline=None)
+@given(stream=st.lists(st.tuples(st.integers(0, 1), st.integers(95, 105),
+                                 st.sampled_from([0, 1, 2, 7])), min_size=1, max_size=100),
+       policy=st.sampled_from([CrossedPolicy.DROP_STALE, CrossedPolicy.INVALIDATE]))
+def test_batch_writes_the_top_after_every_delta(stream, policy):
+    events = np.zeros(len(stream), dtype=L2_DELTA_DTYPE)
+    for i, (side, price, size) in enumerate(stream):
+        events[i] = (price, size, 0, 0, side)
+    book = L2Book(ETH, crossed_policy=policy)
+    top = np.zeros(len(stream), dtype=L2_TOP_DTYPE)
+    assert book.apply_batch(events, top) == len(stream)
+    reference = ReferenceL2Book(crossed_policy=policy)
+    for i, (side, price, size) in enumerate(stream):
+        reference.apply(side, price, size)
+        bid, bid_size, ask, ask_size = reference.bbo()
+        assert top[i].tolist() == (bid or 0, bid_size, ask or 0, ask_size)
+    assert state(book) == reference_state(reference)
+
+
+def test_batch_stops_at_a_crossing_delta_under_raise():
+    book = L2Book(ETH)
+    events = np.zeros(3, dtype=L2_DELTA_DTYPE)
+    events["side"], events["price"], events["size"] = [0, 1, 0], [100, 101, 102], [1, 1, 1]
+    with pytest.raises(CrossedBookError, match="delta 2"):
+        book.apply_batch(events)
+    assert book.bbo() == (100, 1, 101, 1)
+
+
+def test_batch_bad_input_changes_nothing():
+    book = L2Book(ETH)
+    book.apply(BUY, 100, 1)
+    events = np.zeros(2, dtype=L2_DELTA_DTYPE)
+    events["side"], events["price"], events["size"] = [0, 0], [99, -5], [1, 1]
+    with pytest.raises(MarketDataError):
+        book.apply_batch(events)
+    assert state(book) == ([(100, 1)], [])
+    with pytest.raises(TypeError, match="L2_DELTA_DTYPE"):
+        book.apply_batch(np.zeros(2, dtype=np.int64))
+
+
+# --------------------------------------------------------------- snapshots
+
+def test_snapshot_reports_implied_deltas():
+    book = L2Book(ETH)
+    book.apply_snapshot([100, 99, 98], [1, 2, 3], [101, 102], [4, 5])
+    changes = book.apply_snapshot([100, 98, 97], [1, 9, 1], [102], [5], implied_deltas=True)
+    assert sorted(changes[["side", "price", "size"]].tolist()) == [
+        (0, 97, 1), (0, 98, 9), (0, 99, 0), (1, 101, 0)]
+    replay = L2Book(ETH)
+    replay.apply_snapshot([100, 99, 98], [1, 2, 3], [101, 102], [4, 5])
+    for side, price, size in changes[["side", "price", "size"]].tolist():
+        replay.apply(side, price, size)
+    assert state(replay) == state(book)
+
+
+def test_snapshot_bad_input_changes_nothing():
+    book = L2Book(ETH)
+    book.apply_snapshot([100], [1], [101], [1])
+    before = state(book)
+    for args in (([100, 100], [1, 2], [101], [1]), ([0], [1], [101], [1]), ([99], [-1], [101], [1]),
+                 ([99, 98], [1], [101], [1])):
+        with pytest.raises(MarketDataError):
+            book.apply_snapshot(*args)
+    with pytest.raises(CrossedBookError):
+        book.apply_snapshot([102], [1], [101], [1])
+    with pytest.raises(TypeError):
+        book.apply_snapshot(np.array([99.5]), [1], [101], [1])
+    assert state(book) == before
+
+
+def test_stale_snapshot_is_ignored():
+    book = L2Book(ETH)
+    assert book.apply_snapshot([100], [1], [101], [1], time=10)
+    assert not book.apply_snapshot([90], [1], [91], [1], time=9)
+    assert book.bbo() == (100, 1, 101, 1) and book.valid
+
+
+def test_checksum_hook_marks_the_book_invalid():
+    book = L2Book(ETH, checksum=lambda b: b.best_bid_size() < 5)
+    book.apply_snapshot([100], [1], [101], [1])
+    assert book.valid
+    book.apply(BUY, 100, 7)
+    assert not book.valid
+
+
+# ------------------------------------------------------------ exact strings
+
+@pytest.mark.parametrize(("px", "sz", "ticks", "lots"), [
+    ("3120.5", "0.3", 312050, 3000),
+    ("3120.50", "0.3000", 312050, 3000),
+    ("3120.500000", "0.30000000", 312050, 3000),   # zeros past the grid are harmless
+    ("0.01", "0.0001", 1, 1),
+    ("17", "5", 1700, 50000),
+])
+def test_decimal_strings_convert_exactly(px, sz, ticks, lots):
+    book = L2Book(ETH)
+    book.apply_levels([[{"px": px, "sz": sz, "n": 1}], []])
+    assert book.bbo() == (ticks, lots, None, 0)
+    assert ETH.price_to_ticks(px) == ticks and ETH.size_to_lots(sz) == lots
+
+
+@pytest.mark.parametrize("px", ["0.30000000000000004", "3120.505", "1e3", "-1", "", ".",
+                                "1.2.3", " 1", "1,0", "99999999999999999999", 3120.5])
+def test_malformed_or_off_grid_strings_are_refused(px):
+    book = L2Book(ETH)
+    book.apply_levels([[{"px": "100", "sz": "1", "n": 1}], []])
+    with pytest.raises(MarketDataError):
+        book.apply_levels([[{"px": px, "sz": "1", "n": 1}], []])
+    assert state(book) == ([(10000, 10000)], [])
+
+
+def test_hyperliquid_l2book_message_from_bytes():
+    # Recorded by the official Hyperliquid Python SDK's tests (MIT); see fixtures/README.md.
+    raw = (FIXTURES / "l2book_dydx.json").read_bytes()
+    message = json.loads(raw)
+    dydx = Instrument("DYDX", 4, 1, 50)
+    book = L2Book(dydx)
+    assert apply_l2_message(book, raw)
+    bids, asks = book.depth(BUY, 20), book.depth(SELL, 20)
+    assert [dydx.ticks_to_price(int(p)) for p in bids[0]] == \
+        [Decimal(level["px"]) for level in message["levels"][0]]
+    assert [dydx.lots_to_size(int(s)) for s in asks[1]] == \
+        [Decimal(level["sz"]) for level in message["levels"][1]]
+    assert book.last_time == message["time"] and book.valid
+    older = dict(message, time=message["time"] - 1)
+    assert not apply_l2_message(book, json.dumps({"channel": "l2Book", "data": older}))
+    newer = dict(message, time=message["time"] + 1, levels=[message["levels"][0][:1], []])
+    assert apply_l2_message(book, json.dumps({"channel": "l2Book", "data": newer}).encode())
+    assert book.bid_levels == 1 and book.ask_levels == 0
+    with pytest.raises(MarketDataError, match="for 'DYDX'"):
+        apply_l2_message(L2Book(ETH), raw)
+    with pytest.raises(MarketDataError, match="not JSON"):
+        apply_l2_message(book, b"{nope")
+
+
+# ------------------------------------------------------------------ queries
+
+def test_queries():
+    book = L2Book(ETH)
+    book.apply_snapshot([100, 99], [3, 10], [102, 103], [1, 4])
+    assert book.mid() == 101.0 and book.spread() == 2
+    assert book.microprice() == pytest.approx((100 * 1 + 102 * 3) / 4)
+    assert book.imbalance(1) == pytest.approx((3 - 1) / 4)
+    assert book.imbalance(2) == pytest.approx((13 - 5) / 18)
+    assert book.size_at(BUY, 99) == 10 and book.size_at(BUY, 98) == 0
+    assert book.impact(BUY, 3) == (pytest.approx((102 + 2 * 103) / 3), 103, 3)
+    assert book.impact(BUY, 50) == (pytest.approx((102 + 4 * 103) / 5), 103, 5)
+    assert book.impact_notional(SELL, 100 * 3 + 99 * 2 + 50) == (pytest.approx(498 / 5), 99, 5)
+    empty = L2Book(ETH)
+    assert empty.mid() is None and empty.impact(BUY, 1) == (None, None, 0)
+    with pytest.raises(MarketDataError):
+        book.apply(2, 100, 1)
