@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from obelisk._core.book import EventKind, OrderBook
+from obelisk.bench_l2 import l2_rows
 from obelisk.matching import MatchingEngine
 from obelisk.reference import ReferenceBook
 from obelisk.workload import Workload, interleave, standard_mix
@@ -35,6 +36,8 @@ class BenchConfig:
     seed: int = 42
     chunk: int = 4_096
     engine_batch: int = 65_536
+    l2_deltas: int = 200_000
+    reference_l2_deltas: int = 20_000
     repeat: int = 5
     reference_events: int = 50_000
 
@@ -195,6 +198,10 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
                          f"batches of {half}",
                          len(mixed.events), _time(run_pair, fresh_pair, config.repeat)))
 
+    progress("L2 market-data book")
+    rows.extend(l2_rows(config.l2_deltas, config.seed, config.repeat,
+                        config.reference_l2_deltas, _time, _row))
+
     rate = {row.name: row.events_per_second for row in rows}
     reference_rate = rows[3].events_per_second
     ratios = {
@@ -204,9 +211,18 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
         "engine 2 threads / 1 thread": rows[5].events_per_second / rows[4].events_per_second,
         "separate books 2 threads / 1 thread (ceiling)":
             rows[7].events_per_second / rows[6].events_per_second,
+        "L2 per call / reference": rows[8].events_per_second / rows[10].events_per_second,
+        "L2 batch / reference": rows[9].events_per_second / rows[10].events_per_second,
     }
+    for row in rows[11:]:
+        if row.name.startswith("peer "):
+            ratios[f"L2 per call / {row.name.removeprefix('peer ')}"] = \
+                rows[8].events_per_second / row.events_per_second
+    frame = rows[-1]
+    facts_l2 = {"l2_frame_microseconds": round(frame.best_seconds / frame.events * 1e6, 2)}
     progress("checking the paths agree")
     facts = _facts(workload, fresh_book, tuples, chunks, fresh_reference, prefix)
+    facts.update(facts_l2)
     facts["events_per_second"] = rate
     return BenchReport(config, rows, ratios, facts, _machine())
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from obelisk._core.book import EVENT_DTYPE, EventKind, OrderBook, OrderStatus, Side, TimeInForce
+from obelisk._core.l2 import L2_DELTA_DTYPE, CrossedPolicy, L2Book
 
 
 @dataclass(frozen=True)
@@ -128,3 +129,89 @@ def interleave(workloads: list[Workload]) -> Workload:
         return np.take(stacked, np.argsort(ranks, kind="stable"))
 
     return Workload(merge([w.seed_events for w in workloads]), merge([w.events for w in workloads]))
+
+
+@dataclass(frozen=True)
+class L2Workload:
+    """A depth snapshot (int64 arrays, best first) and the level deltas that follow it."""
+
+    bid_prices: np.ndarray
+    bid_sizes: np.ndarray
+    ask_prices: np.ndarray
+    ask_sizes: np.ndarray
+    deltas: np.ndarray
+
+    def load(self, book: L2Book) -> None:
+        """Put the snapshot into `book`."""
+        book.apply_snapshot(self.bid_prices, self.bid_sizes, self.ask_prices, self.ask_sizes)
+
+
+def l2_stream(deltas: int = 200_000, levels: int = 500, seed: int = 42,
+              mid: int = 1_000_000) -> L2Workload:
+    """The standard L2 stream: 70% size updates near the touch, 15% deletes, 15% new levels.
+
+    Deltas are sequenced and never cross the book; they are generated against
+    a shadow book so updates and deletes name levels that exist.
+    """
+    rng = np.random.default_rng(seed)
+    per_side = max(1, levels // 2)
+    bid_prices = mid - 1 - np.arange(per_side, dtype=np.int64)
+    ask_prices = mid + 1 + np.arange(per_side, dtype=np.int64)
+    bid_sizes = rng.integers(1, 1_000, per_side)
+    ask_sizes = rng.integers(1, 1_000, per_side)
+    shadow = L2Book(_GRID, crossed_policy=CrossedPolicy.RAISE)
+    shadow.apply_snapshot(bid_prices, bid_sizes, ask_prices, ask_sizes)
+    draws = rng.random(deltas).tolist()
+    sides = rng.integers(0, 2, deltas).tolist()
+    depths = (rng.geometric(0.3, deltas) - 1).tolist()
+    sizes = rng.integers(1, 1_000, deltas).tolist()
+    rows: list[tuple[int, int, int]] = []  # side, price, size
+    for i in range(deltas):
+        side = sides[i]
+        count = shadow.bid_levels if side == Side.BUY else shadow.ask_levels
+        draw = draws[i]
+        if draw < 0.85 and count:
+            prices, _ = shadow.depth(side, depths[i] + 1)
+            price = int(prices[-1])
+            size = 0 if draw >= 0.70 and count > 1 else sizes[i]
+        else:
+            price = _free_price_near_touch(shadow, side, depths[i], mid)
+            size = sizes[i]
+        shadow.apply(side, price, size)
+        rows.append((side, price, size))
+    out = np.zeros(deltas, dtype=L2_DELTA_DTYPE)
+    if rows:
+        out["side"], out["price"], out["size"] = zip(*rows, strict=True)
+    out["seq"] = np.arange(1, deltas + 1)
+    return L2Workload(bid_prices, bid_sizes.astype(np.int64), ask_prices,
+                      ask_sizes.astype(np.int64), out)
+
+
+def _free_price_near_touch(book: L2Book, side: int, depth: int, mid: int) -> int:
+    """A price with no level yet: inside the spread when there is room, else the first
+    gap `depth` or more ticks behind the touch; never crossing the other side."""
+    bid, ask = book.best_bid(), book.best_ask()
+    step = -1 if side == Side.BUY else 1
+    best = bid if side == Side.BUY else ask
+    other = ask if side == Side.BUY else bid
+    if best is None:
+        return (other - step * -1) if other is not None else mid + step
+    inside = best - step
+    if other is None or (inside < other if side == Side.BUY else inside > other):
+        return inside  # the spread is wider than a tick: tighten it, as makers do
+    price = best + step * max(depth, 1)
+    while book.size_at(side, price):
+        price += step
+    return price
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """The decimals an L2Book needs, for workloads in raw ticks and lots."""
+
+    name: str = "SYNTHETIC"
+    price_decimals: int = 2
+    sz_decimals: int = 4
+
+
+_GRID = _Grid()

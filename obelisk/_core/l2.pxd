@@ -53,11 +53,11 @@ cdef class L2Book:
     cdef int _reserve(self, int side, int32_t extra) noexcept nogil
     cdef int _apply(self, uint8_t side, int64_t price, int64_t size, int64_t seq,
                     int64_t time) noexcept nogil
-    cdef int _set_level(self, uint8_t side, int64_t price, int64_t size) noexcept nogil
+    cdef int64_t _set_level(self, uint8_t side, int64_t price, int64_t size) noexcept nogil
     cdef bint _crossed(self) noexcept nogil
     cdef void _drop_crossed(self, uint8_t fresh_side) noexcept nogil
     cdef void _top(self, L2Top* top) noexcept nogil
     cdef int _check_side(self, int side) except -1
     cdef int _report_gaps(self) except -1
-    cdef object _load(self, bid_prices, bid_sizes, ask_prices, ask_sizes, int64_t time,
-                      bint implied_deltas)
+    cdef object _load(self, int64_t* keys, int64_t* sizes, int32_t nb, int32_t na,
+                      int64_t time, bint implied_deltas)

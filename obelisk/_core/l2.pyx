@@ -13,8 +13,8 @@ import numpy as np
 cimport cython
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.stdint cimport int32_t, int64_t, uint8_t
-from libc.stdlib cimport free, realloc
-from libc.string cimport memcpy, memmove
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy
 
 from obelisk._core._types cimport MAX_PRICE, MAX_QTY, SIDE_BUY, SIDE_SELL
 
@@ -91,6 +91,26 @@ cdef inline int32_t _lower_bound(const L2Side* s, int64_t key) noexcept nogil:
         else:
             hi = mid
     return lo
+
+
+cdef inline void _insert_at(L2Side* s, int32_t pos, int64_t key, int64_t size) noexcept nogil:
+    # Feeds touch levels near the best, which is last: a short loop beats a memmove call.
+    cdef int32_t i = s.count
+    while i > pos:
+        s.keys[i] = s.keys[i - 1]
+        s.sizes[i] = s.sizes[i - 1]
+        i -= 1
+    s.keys[pos] = key
+    s.sizes[pos] = size
+    s.count += 1
+
+
+cdef inline void _remove_at(L2Side* s, int32_t pos) noexcept nogil:
+    cdef int32_t i
+    for i in range(pos, s.count - 1):
+        s.keys[i] = s.keys[i + 1]
+        s.sizes[i] = s.sizes[i + 1]
+    s.count -= 1
 
 
 cdef inline int64_t _size_at(const L2Side* s, int64_t key) noexcept nogil:
@@ -287,27 +307,23 @@ cdef class L2Book:
 
     # ------------------------------------------------------------- updates
 
-    cdef int _set_level(self, uint8_t side, int64_t price, int64_t size) noexcept nogil:
+    cdef int64_t _set_level(self, uint8_t side, int64_t price, int64_t size) noexcept nogil:
+        """Set (or with size 0 delete) a level; the size it had before, or -1 when out of memory."""
         cdef L2Side* s = &self.sides[side]
         cdef int64_t key = _key(side, price)
         cdef int32_t pos = _lower_bound(s, key)
+        cdef int64_t previous
         if pos < s.count and s.keys[pos] == key:
+            previous = s.sizes[pos]
             if size:
                 s.sizes[pos] = size
             else:
-                memmove(&s.keys[pos], &s.keys[pos + 1], <size_t> (s.count - pos - 1) * 8)
-                memmove(&s.sizes[pos], &s.sizes[pos + 1], <size_t> (s.count - pos - 1) * 8)
-                s.count -= 1
-            return 0
-        if size == 0:
-            return 0
-        if s.count == s.capacity and self._reserve(side, 1) != 0:
-            return -1
-        memmove(&s.keys[pos + 1], &s.keys[pos], <size_t> (s.count - pos) * 8)
-        memmove(&s.sizes[pos + 1], &s.sizes[pos], <size_t> (s.count - pos) * 8)
-        s.keys[pos] = key
-        s.sizes[pos] = size
-        s.count += 1
+                _remove_at(s, pos)
+            return previous
+        if size:
+            if s.count == s.capacity and self._reserve(side, 1) != 0:
+                return -1
+            _insert_at(s, pos, key, size)
         return 0
 
     cdef bint _crossed(self) noexcept nogil:
@@ -335,8 +351,8 @@ cdef class L2Book:
         cdef int64_t* grown
         if time != 0 and time < self.last_time:
             return STALE
-        previous = _size_at(&self.sides[side], _key(side, price))
-        if self._set_level(side, price, size) != 0:
+        previous = self._set_level(side, price, size)
+        if previous < 0:
             return NO_MEMORY
         if self._crossed():
             if self.crossed_policy == POLICY_RAISE:
@@ -421,12 +437,13 @@ cdef class L2Book:
             raise TypeError("top must be a contiguous L2_TOP_DTYPE array, as long as deltas")
         if n == 0:
             return 0
-        if ((deltas["side"] > SIDE_SELL).any() or (deltas["price"] <= 0).any()
-                or (deltas["price"] > MAX_PRICE).any() or (deltas["size"] < 0).any()
-                or (deltas["size"] > MAX_QTY).any()):
-            raise MarketDataError("deltas hold an invalid side, price or size; nothing applied")
         cdef const unsigned char[::1] delta_bytes = deltas.view(np.uint8)
         cdef const L2Delta* d = <const L2Delta*> &delta_bytes[0]
+        cdef int64_t bad = _first_invalid(d, n)
+        if bad >= 0:
+            raise MarketDataError(
+                f"delta {bad} has an invalid side, price or size "
+                f"({d[bad].side}, {d[bad].price}, {d[bad].size}); nothing applied")
         cdef unsigned char[::1] top_bytes
         cdef L2Top* tops = NULL
         if top is not None:
@@ -484,7 +501,28 @@ cdef class L2Book:
         """
         bids = _pair(bid_prices, bid_sizes, "bid")
         asks = _pair(ask_prices, ask_sizes, "ask")
-        return self._load(bids[0], bids[1], asks[0], asks[1], time, implied_deltas)
+        cdef const int64_t[::1] bp = bids[0]
+        cdef const int64_t[::1] bs = bids[1]
+        cdef const int64_t[::1] ap = asks[0]
+        cdef const int64_t[::1] as_ = asks[1]
+        cdef int32_t nb = bp.shape[0]
+        cdef int32_t na = ap.shape[0]
+        cdef int32_t i
+        cdef int64_t* keys = <int64_t*> malloc(<size_t> (nb + na + 1) * 8)
+        cdef int64_t* sizes = <int64_t*> malloc(<size_t> (nb + na + 1) * 8)
+        try:
+            if keys == NULL or sizes == NULL:
+                raise MemoryError("cannot allocate a snapshot")
+            for i in range(nb):
+                keys[i] = bp[i]
+                sizes[i] = bs[i]
+            for i in range(na):
+                keys[nb + i] = -ap[i]
+                sizes[nb + i] = as_[i]
+            return self._load(keys, sizes, nb, na, time, implied_deltas)
+        finally:
+            free(keys)
+            free(sizes)
 
     def apply_levels(self, levels, *, int64_t time=0, bint implied_deltas=False):
         """Replace the book from Hyperliquid's ``levels``: [bids, asks] of {"px", "sz", "n"}.
@@ -495,62 +533,50 @@ cdef class L2Book:
         """
         if not isinstance(levels, (list, tuple)) or len(levels) != 2:
             raise MarketDataError("levels must be [bids, asks]")
-        arrays = []
-        cdef int64_t[::1] prices
-        cdef int64_t[::1] sizes
+        bids, asks = levels
+        cdef Py_ssize_t nb = len(bids)
+        cdef Py_ssize_t na = len(asks)
         cdef Py_ssize_t i
-        for side_levels in levels:
-            price_array = np.empty(len(side_levels), dtype=np.int64)
-            size_array = np.empty(len(side_levels), dtype=np.int64)
-            prices = price_array
-            sizes = size_array
-            for i in range(len(side_levels)):
-                level = side_levels[i]
+        cdef int64_t* keys = <int64_t*> malloc(<size_t> (nb + na + 1) * 8)
+        cdef int64_t* sizes = <int64_t*> malloc(<size_t> (nb + na + 1) * 8)
+        try:
+            if keys == NULL or sizes == NULL:
+                raise MemoryError("cannot allocate a snapshot")
+            for i in range(nb + na):
+                level = bids[i] if i < nb else asks[i - nb]
                 try:
                     px, sz = level["px"], level["sz"]
-                except (TypeError, KeyError) as exc:
+                except (TypeError, KeyError, IndexError) as exc:
                     raise MarketDataError(f"level {level!r} lacks px/sz") from exc
-                prices[i] = _parse_field(px, self.price_decimals, MAX_PRICE, "price")
+                keys[i] = _parse_field(px, self.price_decimals, MAX_PRICE, "price")
                 sizes[i] = _parse_field(sz, self.size_decimals, MAX_QTY, "size")
-            arrays.append((price_array, size_array))
-        return self._load(arrays[0][0], arrays[0][1], arrays[1][0], arrays[1][1], time,
-                          implied_deltas)
+                if i >= nb:
+                    keys[i] = -keys[i]
+            return self._load(keys, sizes, <int32_t> nb, <int32_t> na, time, implied_deltas)
+        finally:
+            free(keys)
+            free(sizes)
 
-    cdef object _load(self, bid_prices, bid_sizes, ask_prices, ask_sizes, int64_t time,
-                      bint implied_deltas):
+    cdef object _load(self, int64_t* keys, int64_t* sizes, int32_t nb, int32_t na,
+                      int64_t time, bint implied_deltas):
+        """Replace both sides with `nb` bid then `na` ask levels (keys, in any order)."""
         if time != 0 and time < self.last_time:
             return None if implied_deltas else False
-        cdef int32_t nb = len(bid_prices)
-        cdef int32_t na = len(ask_prices)
-        keys = np.empty(nb + na, dtype=np.int64)
-        sizes = np.empty(nb + na, dtype=np.int64)
-        cdef int64_t[::1] k = keys
-        cdef int64_t[::1] s = sizes
-        cdef const int64_t[::1] bp = bid_prices
-        cdef const int64_t[::1] bs = bid_sizes
-        cdef const int64_t[::1] ap = ask_prices
-        cdef const int64_t[::1] as_ = ask_sizes
         cdef int32_t i
-        for i in range(nb):
-            if bp[i] <= 0 or bp[i] > MAX_PRICE or bs[i] <= 0 or bs[i] > MAX_QTY:
-                raise MarketDataError(f"bid level {bp[i]} x {bs[i]} is out of range")
-            k[i] = bp[i]
-            s[i] = bs[i]
-        for i in range(na):
-            if ap[i] <= 0 or ap[i] > MAX_PRICE or as_[i] <= 0 or as_[i] > MAX_QTY:
-                raise MarketDataError(f"ask level {ap[i]} x {as_[i]} is out of range")
-            k[nb + i] = -ap[i]
-            s[nb + i] = as_[i]
-        cdef int64_t* kp = &k[0] if nb + na else NULL
-        cdef int64_t* sp = &s[0] if nb + na else NULL
-        if nb and _sort_side(kp, sp, nb) != 0:
+        cdef int64_t price
+        for i in range(nb + na):
+            price = keys[i] if i < nb else -keys[i]
+            if price <= 0 or price > MAX_PRICE or sizes[i] <= 0 or sizes[i] > MAX_QTY:
+                raise MarketDataError(f"{'bid' if i < nb else 'ask'} level {price} x "
+                                      f"{sizes[i]} is out of range (both must be positive)")
+        if nb and _sort_side(keys, sizes, nb) != 0:
             raise MarketDataError("snapshot repeats a bid price")
-        if na and _sort_side(kp + nb, sp + nb, na) != 0:
+        if na and _sort_side(keys + nb, sizes + nb, na) != 0:
             raise MarketDataError("snapshot repeats an ask price")
-        cdef bint crossed = nb and na and kp[nb - 1] >= -kp[nb + na - 1]
+        cdef bint crossed = nb and na and keys[nb - 1] >= -keys[nb + na - 1]
         if crossed and self.crossed_policy == POLICY_RAISE:
             raise CrossedBookError(
-                f"snapshot is crossed: bid {kp[nb - 1]} >= ask {-kp[nb + na - 1]}")
+                f"snapshot is crossed: bid {keys[nb - 1]} >= ask {-keys[nb + na - 1]}")
         out = None
         cdef unsigned char[::1] out_bytes
         cdef L2Delta* changes
@@ -561,19 +587,17 @@ cdef class L2Book:
             if len(out):
                 out_bytes = out.view(np.uint8)
                 changes = <L2Delta*> &out_bytes[0]
-                written = _diff_side(&self.sides[SIDE_BUY], kp, sp, nb, SIDE_BUY, changes)
-                written += _diff_side(&self.sides[SIDE_SELL], kp + nb, sp + nb, na, SIDE_SELL,
-                                      changes + written)
+                written = _diff_side(&self.sides[SIDE_BUY], keys, sizes, nb, SIDE_BUY, changes)
+                written += _diff_side(&self.sides[SIDE_SELL], keys + nb, sizes + nb, na,
+                                      SIDE_SELL, changes + written)
             out = out[:written]
         if self._reserve(SIDE_BUY, nb - self.sides[SIDE_BUY].count) != 0 \
                 or self._reserve(SIDE_SELL, na - self.sides[SIDE_SELL].count) != 0:
             raise MemoryError("cannot grow the book")
-        if nb:
-            memcpy(self.sides[SIDE_BUY].keys, kp, nb * 8)
-            memcpy(self.sides[SIDE_BUY].sizes, sp, nb * 8)
-        if na:
-            memcpy(self.sides[SIDE_SELL].keys, kp + nb, na * 8)
-            memcpy(self.sides[SIDE_SELL].sizes, sp + nb, na * 8)
+        memcpy(self.sides[SIDE_BUY].keys, keys, <size_t> nb * 8)
+        memcpy(self.sides[SIDE_BUY].sizes, sizes, <size_t> nb * 8)
+        memcpy(self.sides[SIDE_SELL].keys, keys + nb, <size_t> na * 8)
+        memcpy(self.sides[SIDE_SELL].sizes, sizes + nb, <size_t> na * 8)
         self.sides[SIDE_BUY].count = nb
         self.sides[SIDE_SELL].count = na
         self.valid = not crossed
@@ -734,6 +758,16 @@ cdef class L2Book:
     @property
     def ask_levels(self) -> int:
         return self.sides[SIDE_SELL].count
+
+
+cdef int64_t _first_invalid(const L2Delta* d, int64_t n) noexcept nogil:
+    """Index of the first delta with a bad side, price or size, or -1."""
+    cdef int64_t i
+    for i in range(n):
+        if d[i].side > SIDE_SELL or d[i].price <= 0 or d[i].price > MAX_PRICE \
+                or d[i].size < 0 or d[i].size > MAX_QTY:
+            return i
+    return -1
 
 
 def _pair(prices, sizes, what):

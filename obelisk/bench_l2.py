@@ -1,0 +1,181 @@
+"""L2 rows of ``obelisk bench``: the standard depth stream through L2Book, its reference
+and, when installed, the peers ``order-book`` and ``nautilus_trader``, plus whole
+Hyperliquid ``l2Book`` frames from bytes to an updated book.
+
+Every per-call path does the same work per delta: set one level, then read the
+best bid and the best ask.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from obelisk._core.l2 import L2_TOP_DTYPE, L2Book
+from obelisk.instruments import Instrument
+from obelisk.marketdata import apply_l2_message
+from obelisk.reference.l2 import ReferenceL2Book
+from obelisk.workload import _GRID, L2Workload, l2_stream
+
+BUY = 0
+Timer = Callable[[Callable[[Any], object], Callable[[], Any], int], list[float]]
+
+
+def l2_rows(deltas: int, seed: int, repeat: int, reference_deltas: int, time_runs: Timer,
+            make_row: Callable[[str, int, list[float]], object]) -> list:
+    """Bench rows for the L2 stream and Hyperliquid frames."""
+    workload = l2_stream(deltas, seed=seed)
+    rows_of = workload.deltas[["side", "price", "size"]].tolist()
+
+    def fresh() -> L2Book:
+        book = L2Book(_GRID)
+        workload.load(book)
+        return book
+
+    def per_call(book: L2Book, rows: list[tuple[int, int, int]] = rows_of) -> None:
+        apply, best_bid, best_ask = book.apply, book.best_bid, book.best_ask
+        for side, price, size in rows:
+            apply(side, price, size)
+            best_bid()
+            best_ask()
+
+    top = np.zeros(len(workload.deltas), dtype=L2_TOP_DTYPE)
+    rows = [
+        make_row("L2Book.apply + best bid/ask, per call", deltas,
+                 time_runs(per_call, fresh, repeat)),
+        make_row("L2Book.apply_batch, top after each delta", deltas,
+                 time_runs(lambda b: b.apply_batch(workload.deltas, top), fresh, repeat)),
+    ]
+    prefix = rows_of[:reference_deltas]
+
+    def fresh_reference() -> ReferenceL2Book:
+        reference = ReferenceL2Book()
+        reference.snapshot(dict(zip(workload.bid_prices.tolist(), workload.bid_sizes.tolist(),
+                                    strict=True)),
+                           dict(zip(workload.ask_prices.tolist(), workload.ask_sizes.tolist(),
+                                    strict=True)))
+        return reference
+
+    def reference_per_call(reference: ReferenceL2Book) -> None:
+        for side, price, size in prefix:
+            reference.apply(side, price, size)
+            reference.best_bid()
+            reference.best_ask()
+
+    rows.append(make_row("reference L2 (pure Python), per call", len(prefix),
+                         time_runs(reference_per_call, fresh_reference, max(1, min(repeat, 3)))))
+    for name, peer in _peers(workload).items():
+        rows.append(make_row(f"peer {name}, per call", deltas,
+                             time_runs(peer[1], peer[0], repeat)))
+    rows.append(_frame_row(repeat, time_runs, make_row))
+    return rows
+
+
+def _frame_row(repeat: int, time_runs: Timer, make_row: Callable) -> object:
+    """Whole 20x20 Hyperliquid l2Book websocket frames, bytes to an updated book."""
+    rng = np.random.default_rng(7)
+    frames = []
+    for i in range(2_000):
+        mid = 2_110_000 + int(rng.integers(-50, 50))           # DYDX-like: 4 decimals
+        bids = [_level(mid - 5 - 3 * k, rng) for k in range(20)]
+        asks = [_level(mid + 5 + 3 * k, rng) for k in range(20)]
+        data = {"coin": "DYDX", "time": 1_700_000_000_000 + i, "levels": [bids, asks]}
+        frames.append(json.dumps({"channel": "l2Book", "data": data}).encode())
+    dydx = Instrument("DYDX", 4, 1, 50)
+
+    def run(book: L2Book) -> None:
+        for frame in frames:
+            apply_l2_message(book, frame)
+
+    return make_row("Hyperliquid l2Book frame (20x20), bytes to book", len(frames),
+                    time_runs(run, lambda: L2Book(dydx), repeat))
+
+
+def _level(ticks: int, rng: np.random.Generator) -> dict[str, object]:
+    """One level as Hyperliquid sends it: decimal strings and an order count."""
+    return {"px": f"{ticks / 10_000:.4f}", "sz": f"{rng.integers(1, 30_000) / 10:.1f}",
+            "n": int(rng.integers(1, 9))}
+
+
+def _peers(workload: L2Workload) -> dict[str, tuple[Callable[[], object], Callable]]:
+    """Adapters for the peers that are installed: (fresh book, replay) pairs."""
+    peers: dict[str, tuple[Callable[[], object], Callable]] = {}
+    rows = workload.deltas[["side", "price", "size"]].tolist()
+    if importlib.util.find_spec("order_book") is not None:
+        peers["order-book"] = _order_book_peer(workload, rows)
+    if importlib.util.find_spec("nautilus_trader") is not None:
+        peers["nautilus_trader"] = _nautilus_peer(workload, rows)
+    return peers
+
+
+def _order_book_peer(workload: L2Workload, rows: list) -> tuple[Callable, Callable]:
+    from order_book import OrderBook as PeerBook
+
+    def fresh() -> object:
+        book = PeerBook()
+        for price, size in zip(workload.bid_prices.tolist(), workload.bid_sizes.tolist(),
+                               strict=True):
+            book.bids[price] = size
+        for price, size in zip(workload.ask_prices.tolist(), workload.ask_sizes.tolist(),
+                               strict=True):
+            book.asks[price] = size
+        return book
+
+    def replay(book: object) -> None:
+        sides = (book.bids, book.asks)  # type: ignore[attr-defined]
+        bids, asks = sides
+        for side, price, size in rows:
+            levels = sides[side]
+            if size:
+                levels[price] = size
+            elif price in levels:
+                del levels[price]
+            bids.index(0)
+            asks.index(0)
+
+    return fresh, replay
+
+
+def _nautilus_peer(workload: L2Workload, rows: list) -> tuple[Callable, Callable]:
+    from nautilus_trader.model.book import OrderBook as PeerBook
+    from nautilus_trader.model.data import BookOrder
+    from nautilus_trader.model.enums import BookType, OrderSide
+    from nautilus_trader.model.identifiers import InstrumentId
+    from nautilus_trader.model.objects import Price, Quantity
+
+    instrument_id = InstrumentId.from_str("SYNTHETIC-PERP.OBELISK")
+    sides = (OrderSide.BUY, OrderSide.SELL)
+
+    def order(side: int, price: int, size: int) -> object:
+        return BookOrder(sides[side], Price(price / 100, 2), Quantity(size / 10_000, 4), 0)
+
+    # Orders are built before timing, as a feed handler would have them decoded already.
+    orders = [(size == 0, order(side, price, size or 1)) for side, price, size in rows]
+
+    def fresh() -> object:
+        book = PeerBook(instrument_id, BookType.L2_MBP)
+        for price, size in zip(workload.bid_prices.tolist(), workload.bid_sizes.tolist(),
+                               strict=True):
+            book.update(order(BUY, price, size), 0)
+        for price, size in zip(workload.ask_prices.tolist(), workload.ask_sizes.tolist(),
+                               strict=True):
+            book.update(order(1 - BUY, price, size), 0)
+        return book
+
+    def replay(book: object) -> None:
+        update, delete = book.update, book.delete  # type: ignore[attr-defined]
+        best_bid, best_ask = book.best_bid_price, book.best_ask_price  # type: ignore[attr-defined]
+        for is_delete, peer_order in orders:
+            if is_delete:
+                delete(peer_order, 0)
+            else:
+                update(peer_order, 0)
+            best_bid()
+            best_ask()
+
+    return fresh, replay
+
