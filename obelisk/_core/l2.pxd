@@ -51,12 +51,12 @@ cdef class L2Book:
     cdef int64_t gap_log_capacity
 
     cdef int _reserve(self, int side, int32_t extra) noexcept nogil
-    cdef int _apply(self, uint8_t side, int64_t price, int64_t size, int64_t seq,
-                    int64_t time) noexcept nogil
-    cdef int64_t _set_level(self, uint8_t side, int64_t price, int64_t size) noexcept nogil
-    cdef bint _crossed(self) noexcept nogil
+    cdef inline int _apply(self, uint8_t side, int64_t price, int64_t size, int64_t seq,
+                           int64_t time) noexcept nogil
+    cdef inline int64_t _set_level(self, uint8_t side, int64_t price, int64_t size) noexcept nogil
+    cdef inline bint _crossed(self) noexcept nogil
     cdef void _drop_crossed(self, uint8_t fresh_side) noexcept nogil
-    cdef void _top(self, L2Top* top) noexcept nogil
+    cdef inline void _top(self, L2Top* top) noexcept nogil
     cdef int _check_side(self, int side) except -1
     cdef int _report_gaps(self) except -1
     cdef object _load(self, int64_t* keys, int64_t* sizes, int32_t nb, int32_t na,

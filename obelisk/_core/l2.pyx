@@ -307,7 +307,7 @@ cdef class L2Book:
 
     # ------------------------------------------------------------- updates
 
-    cdef int64_t _set_level(self, uint8_t side, int64_t price, int64_t size) noexcept nogil:
+    cdef inline int64_t _set_level(self, uint8_t side, int64_t price, int64_t size) noexcept nogil:
         """Set (or with size 0 delete) a level; the size it had before, or -1 when out of memory."""
         cdef L2Side* s = &self.sides[side]
         cdef int64_t key = _key(side, price)
@@ -326,7 +326,7 @@ cdef class L2Book:
             _insert_at(s, pos, key, size)
         return 0
 
-    cdef bint _crossed(self) noexcept nogil:
+    cdef inline bint _crossed(self) noexcept nogil:
         cdef L2Side* bids = &self.sides[SIDE_BUY]
         cdef L2Side* asks = &self.sides[SIDE_SELL]
         return bids.count > 0 and asks.count > 0 \
@@ -343,8 +343,8 @@ cdef class L2Book:
             while bids.count and bids.keys[bids.count - 1] >= -asks.keys[asks.count - 1]:
                 bids.count -= 1
 
-    cdef int _apply(self, uint8_t side, int64_t price, int64_t size, int64_t seq,
-                    int64_t time) noexcept nogil:
+    cdef inline int _apply(self, uint8_t side, int64_t price, int64_t size, int64_t seq,
+                           int64_t time) noexcept nogil:
         """Apply one checked delta; a status code (APPLIED, STALE, GAP, CROSSED, NO_MEMORY)."""
         cdef int status = APPLIED
         cdef int64_t previous
@@ -471,7 +471,7 @@ cdef class L2Book:
             self.valid = False
         return applied
 
-    cdef void _top(self, L2Top* top) noexcept nogil:
+    cdef inline void _top(self, L2Top* top) noexcept nogil:
         cdef L2Side* bids = &self.sides[SIDE_BUY]
         cdef L2Side* asks = &self.sides[SIDE_SELL]
         if bids.count:
@@ -537,6 +537,7 @@ cdef class L2Book:
         cdef Py_ssize_t nb = len(bids)
         cdef Py_ssize_t na = len(asks)
         cdef Py_ssize_t i
+        cdef dict entry
         cdef int64_t* keys = <int64_t*> malloc(<size_t> (nb + na + 1) * 8)
         cdef int64_t* sizes = <int64_t*> malloc(<size_t> (nb + na + 1) * 8)
         try:
@@ -544,10 +545,14 @@ cdef class L2Book:
                 raise MemoryError("cannot allocate a snapshot")
             for i in range(nb + na):
                 level = bids[i] if i < nb else asks[i - nb]
-                try:
-                    px, sz = level["px"], level["sz"]
-                except (TypeError, KeyError, IndexError) as exc:
-                    raise MarketDataError(f"level {level!r} lacks px/sz") from exc
+                if type(level) is dict:
+                    entry = <dict> level   # the decoder's case: typed for fast lookups
+                    px, sz = entry.get("px"), entry.get("sz")
+                else:
+                    try:
+                        px, sz = level["px"], level["sz"]
+                    except (TypeError, KeyError, IndexError) as exc:
+                        raise MarketDataError(f"level {level!r} lacks px/sz") from exc
                 keys[i] = _parse_field(px, self.price_decimals, MAX_PRICE, "price")
                 sizes[i] = _parse_field(sz, self.size_decimals, MAX_QTY, "size")
                 if i >= nb:

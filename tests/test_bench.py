@@ -1,0 +1,48 @@
+"""obelisk bench: the command runs end to end and its cross-checks hold."""
+
+import json
+
+import pytest
+
+from obelisk.bench_l2 import _peers
+from obelisk.cli import main
+from obelisk.workload import _GRID, l2_stream
+
+
+def test_bench_json_report(capsys):
+    code = main(["bench", "--events", "3000", "--seed-orders", "300", "--repeat", "1",
+                 "--reference-events", "500", "--engine-batch", "1024", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert report["facts"]["paths_agree"] and report["facts"]["matches_reference"]
+    assert isinstance(report["facts"]["allocations_in_second_half"], bool)
+    names = [row["name"] for row in report["rows"]]
+    assert "L2Book.apply_batch, top after each delta" in names
+    assert all(row["events_per_second"] > 0 for row in report["rows"])
+
+
+def test_bench_rejects_bad_arguments():
+    with pytest.raises(SystemExit):
+        main(["bench", "--events", "0"])
+
+
+@pytest.mark.parametrize("peer", ["order-book", "nautilus_trader"])
+def test_peer_adapters_end_in_the_same_book(peer):
+    pytest.importorskip(peer.replace("-", "_"))
+    from obelisk import L2Book
+
+    workload = l2_stream(2_000, levels=40, seed=3)
+    fresh, replay = _peers(workload)[peer]
+    book = fresh()
+    replay(book)
+    ours = L2Book(_GRID)
+    workload.load(ours)
+    for side, price, size in workload.deltas[["side", "price", "size"]].tolist():
+        ours.apply(side, price, size)
+    if peer == "order-book":
+        assert book.bids.index(0) == (ours.best_bid(), ours.best_bid_size())
+        assert book.asks.index(0) == (ours.best_ask(), ours.best_ask_size())
+        assert len(book.bids) == ours.bid_levels and len(book.asks) == ours.ask_levels
+    else:
+        assert round(book.best_bid_price().as_double() * 100) == ours.best_bid()
+        assert round(book.best_ask_price().as_double() * 100) == ours.best_ask()
