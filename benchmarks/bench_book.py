@@ -5,6 +5,8 @@ starts from a book restored from the seeded snapshot (number = 1, no warm-up
 call), so every sample replays the same stream over the same book.
 """
 
+import numpy as np
+
 from obelisk import MatchingEngine, OrderBook
 from obelisk.bench import replay_per_call
 from obelisk.reference import ReferenceBook
@@ -116,3 +118,33 @@ class PoolSuite:
         acquire, release = self.pool.acquire, self.pool.release
         for _ in range(1000):
             release(acquire())
+
+
+class L2Suite:
+    """The standard L2 stream through L2Book per call and in one batch."""
+
+    timeout = 120
+    number = 1
+    warmup_time = 0
+
+    def setup_cache(self):
+        from obelisk.workload import l2_stream
+        return l2_stream(50_000, seed=42)
+
+    def setup(self, workload):
+        from obelisk import L2_TOP_DTYPE, L2Book
+        from obelisk.workload import _GRID
+        self.book = L2Book(_GRID)
+        workload.load(self.book)
+        self.rows = workload.deltas[["side", "price", "size"]].tolist()
+        self.top = np.zeros(len(workload.deltas), dtype=L2_TOP_DTYPE)
+
+    def time_apply_per_call(self, workload):
+        apply, best_bid, best_ask = self.book.apply, self.book.best_bid, self.book.best_ask
+        for side, price, size in self.rows:
+            apply(side, price, size)
+            best_bid()
+            best_ask()
+
+    def time_apply_batch(self, workload):
+        self.book.apply_batch(workload.deltas, self.top)
