@@ -74,23 +74,28 @@ cdef inline int64_t _key(uint8_t side, int64_t price) noexcept nogil:
 
 
 cdef inline int32_t _lower_bound(const L2Side* s, int64_t key) noexcept nogil:
-    """First position whose key is >= `key`, probing from the best end first."""
-    cdef int32_t hi = s.count
-    cdef int32_t lo = 0
-    cdef int32_t mid
-    cdef int steps = 0
-    while hi > 0 and steps < 8:
-        if s.keys[hi - 1] < key:
-            return hi
-        hi -= 1
-        steps += 1
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if s.keys[mid] < key:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+    """First position whose key is >= `key`.
+
+    Feeds touch the last few (best) levels most, so those are counted without
+    branches; only a key below them falls back to a binary search.
+    """
+    cdef int32_t n = s.count
+    cdef int32_t lo = n - 8 if n > 8 else 0
+    cdef int32_t hi, mid, i
+    cdef int32_t below = 0
+    if lo > 0 and s.keys[lo] >= key:
+        hi = lo
+        lo = 0
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if s.keys[mid] < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+    for i in range(lo, n):
+        below += s.keys[i] < key
+    return lo + below
 
 
 cdef inline void _insert_at(L2Side* s, int32_t pos, int64_t key, int64_t size) noexcept nogil:
