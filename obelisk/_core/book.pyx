@@ -225,23 +225,28 @@ cdef inline int64_t _key(uint8_t side, price_t price) noexcept nogil:
 
 
 cdef inline int32_t _lower_bound(const Ladder* ladder, int64_t key) noexcept nogil:
-    """First index whose key is >= `key`, probing from the best end first."""
-    cdef int32_t hi = ladder.size
-    cdef int32_t lo = 0
-    cdef int32_t mid
-    cdef int steps = 0
-    while hi > 0 and steps < 8:
-        if ladder.keys[hi - 1] < key:
-            return hi
-        hi -= 1
-        steps += 1
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if ladder.keys[mid] < key:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+    """First index whose key is >= `key`.
+
+    Orders arrive near the touch, which is last, so the best few levels are
+    counted without branches; only a key below them falls back to a binary search.
+    """
+    cdef int32_t n = ladder.size
+    cdef int32_t lo = n - 8 if n > 8 else 0
+    cdef int32_t hi, mid, i
+    cdef int32_t below = 0
+    if lo > 0 and ladder.keys[lo] >= key:
+        hi = lo
+        lo = 0
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if ladder.keys[mid] < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+    for i in range(lo, n):
+        below += ladder.keys[i] < key
+    return lo + below
 
 
 cdef inline int32_t _find_level(const Ladder* ladder, int64_t key) noexcept nogil:
