@@ -27,6 +27,8 @@ from obelisk._core._idmap cimport (
     idmap_insert,
     idmap_remove,
 )
+from obelisk._core._sorted cimport field_offset as _off
+from obelisk._core._sorted cimport lower_bound_near_end
 from obelisk._core._types cimport *
 from obelisk._core.pool cimport (
     pool_acquire,
@@ -132,10 +134,6 @@ cdef OrderEvent _oev
 cdef RestingOrder _ro
 
 
-cdef inline size_t _off(void* field, void* base) noexcept nogil:
-    return <size_t> (<char*> field - <char*> base)
-
-
 def _dtype(names, formats, offsets, itemsize):
     return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": itemsize})
 
@@ -225,28 +223,7 @@ cdef inline int64_t _key(uint8_t side, price_t price) noexcept nogil:
 
 
 cdef inline int32_t _lower_bound(const Ladder* ladder, int64_t key) noexcept nogil:
-    """First index whose key is >= `key`.
-
-    Orders arrive near the touch, which is last, so the best few levels are
-    counted without branches; only a key below them falls back to a binary search.
-    """
-    cdef int32_t n = ladder.size
-    cdef int32_t lo = n - 8 if n > 8 else 0
-    cdef int32_t hi, mid, i
-    cdef int32_t below = 0
-    if lo > 0 and ladder.keys[lo] >= key:
-        hi = lo
-        lo = 0
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if ladder.keys[mid] < key:
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo
-    for i in range(lo, n):
-        below += ladder.keys[i] < key
-    return lo + below
+    return lower_bound_near_end(ladder.keys, ladder.size, key)
 
 
 cdef inline int32_t _find_level(const Ladder* ladder, int64_t key) noexcept nogil:

@@ -16,6 +16,8 @@ from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
 
+from obelisk._core._sorted cimport field_offset as _off
+from obelisk._core._sorted cimport lower_bound_near_end
 from obelisk._core._types cimport MAX_PRICE, MAX_QTY, SIDE_BUY, SIDE_SELL
 
 from obelisk._core.errors import CrossedBookError, MarketDataError
@@ -44,10 +46,6 @@ cdef L2Delta _delta
 cdef L2Top _top_record
 
 
-cdef inline size_t _off(void* field, void* base) noexcept nogil:
-    return <size_t> (<char*> field - <char*> base)
-
-
 L2_DELTA_DTYPE = np.dtype({
     "names": ["price", "size", "seq", "time", "side"],
     "formats": ["i8", "i8", "i8", "i8", "u1"],
@@ -74,28 +72,7 @@ cdef inline int64_t _key(uint8_t side, int64_t price) noexcept nogil:
 
 
 cdef inline int32_t _lower_bound(const L2Side* s, int64_t key) noexcept nogil:
-    """First position whose key is >= `key`.
-
-    Feeds touch the last few (best) levels most, so those are counted without
-    branches; only a key below them falls back to a binary search.
-    """
-    cdef int32_t n = s.count
-    cdef int32_t lo = n - 8 if n > 8 else 0
-    cdef int32_t hi, mid, i
-    cdef int32_t below = 0
-    if lo > 0 and s.keys[lo] >= key:
-        hi = lo
-        lo = 0
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if s.keys[mid] < key:
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo
-    for i in range(lo, n):
-        below += s.keys[i] < key
-    return lo + below
+    return lower_bound_near_end(s.keys, s.count, key)
 
 
 cdef inline void _insert_at(L2Side* s, int32_t pos, int64_t key, int64_t size) noexcept nogil:
