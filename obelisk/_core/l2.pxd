@@ -57,6 +57,8 @@ cdef class L2Book:
     cdef inline bint _crossed(self) noexcept nogil
     cdef void _drop_crossed(self, uint8_t fresh_side) noexcept nogil
     cdef inline void _top(self, L2Top* top) noexcept nogil
+    cdef bint busy
+    cdef int _check_idle(self) except -1
     cdef int _check_side(self, int side) except -1
     cdef int _report_gaps(self) except -1
     cdef object _load(self, int64_t* keys, int64_t* sizes, int32_t nb, int32_t na,

@@ -239,6 +239,7 @@ cdef class L2Book:
         self.gap_log_count = 0
         self.gap_log_capacity = 0
         self.valid = False
+        self.busy = False
 
     def __init__(self, instrument, *, crossed_policy: int = POLICY_RAISE, on_gap=None,
                  checksum=None) -> None:
@@ -280,6 +281,13 @@ cdef class L2Book:
             return -1
         s.sizes = grown
         s.capacity = capacity
+        return 0
+
+    cdef int _check_idle(self) except -1:
+        """Refuse to touch a book whose batch is running in another thread."""
+        if self.busy:
+            raise RuntimeError("this L2Book is applying a batch in another thread; "
+                               "use one book from one thread at a time")
         return 0
 
     cdef int _check_side(self, int side) except -1:
@@ -382,6 +390,7 @@ cdef class L2Book:
         update crosses the book under CrossedPolicy.RAISE; the book is then
         unchanged.
         """
+        self._check_idle()
         if side != SIDE_BUY and side != SIDE_SELL:
             self._check_side(side)
         if price <= 0 or price > MAX_PRICE:
@@ -412,6 +421,7 @@ cdef class L2Book:
         under CrossedPolicy.RAISE stops the batch there and raises, the
         deltas before it staying applied.
         """
+        self._check_idle()
         deltas = _as_deltas(deltas)
         cdef int64_t n = len(deltas)
         if top is not None and (not isinstance(top, np.ndarray) or top.dtype != L2_TOP_DTYPE
@@ -434,15 +444,19 @@ cdef class L2Book:
         cdef int64_t i
         cdef int64_t applied = 0
         cdef int status = APPLIED
-        with nogil:
-            for i in range(n):
-                status = self._apply(d[i].side, d[i].price, d[i].size, d[i].seq, d[i].time)
-                if status == CROSSED or status == NO_MEMORY:
-                    break
-                if status != STALE:
-                    applied += 1
-                if tops != NULL:
-                    self._top(&tops[i])
+        self.busy = True
+        try:
+            with nogil:
+                for i in range(n):
+                    status = self._apply(d[i].side, d[i].price, d[i].size, d[i].seq, d[i].time)
+                    if status == CROSSED or status == NO_MEMORY:
+                        break
+                    if status != STALE:
+                        applied += 1
+                    if tops != NULL:
+                        self._top(&tops[i])
+        finally:
+            self.busy = False
         if self.gap_log_count:
             self._report_gaps()
         if status == CROSSED:
@@ -481,6 +495,7 @@ cdef class L2Book:
         repeated price, a price or size out of range, or (under
         CrossedPolicy.RAISE) a crossed snapshot raises and changes nothing.
         """
+        self._check_idle()
         bids = _pair(bid_prices, bid_sizes, "bid")
         asks = _pair(ask_prices, ask_sizes, "ask")
         cdef const int64_t[::1] bp = bids[0]
@@ -513,6 +528,7 @@ cdef class L2Book:
         lots; one that is off the instrument's grid raises MarketDataError
         and changes nothing.
         """
+        self._check_idle()
         if not isinstance(levels, (list, tuple)) or len(levels) != 2:
             raise MarketDataError("levels must be [bids, asks]")
         bids, asks = levels
@@ -596,6 +612,7 @@ cdef class L2Book:
 
     def clear(self) -> None:
         """Empty both sides; the book is invalid until the next snapshot."""
+        self._check_idle()
         self.sides[SIDE_BUY].count = 0
         self.sides[SIDE_SELL].count = 0
         self.valid = False
@@ -604,30 +621,36 @@ cdef class L2Book:
 
     def best_bid(self):
         """Best bid in ticks, or None."""
+        self._check_idle()
         cdef L2Side* s = &self.sides[SIDE_BUY]
         return s.keys[s.count - 1] if s.count else None
 
     def best_ask(self):
         """Best ask in ticks, or None."""
+        self._check_idle()
         cdef L2Side* s = &self.sides[SIDE_SELL]
         return -s.keys[s.count - 1] if s.count else None
 
     def best_bid_size(self) -> int:
+        self._check_idle()
         cdef L2Side* s = &self.sides[SIDE_BUY]
         return s.sizes[s.count - 1] if s.count else 0
 
     def best_ask_size(self) -> int:
+        self._check_idle()
         cdef L2Side* s = &self.sides[SIDE_SELL]
         return s.sizes[s.count - 1] if s.count else 0
 
     def bbo(self):
         """(best bid, its size, best ask, its size); prices None when a side is empty."""
+        self._check_idle()
         cdef L2Top top
         self._top(&top)
         return (top.bid_price or None, top.bid_size, top.ask_price or None, top.ask_size)
 
     def mid(self):
         """Mid price in ticks (may be a half tick), or None."""
+        self._check_idle()
         cdef L2Top top
         self._top(&top)
         if not top.bid_price or not top.ask_price:
@@ -635,6 +658,7 @@ cdef class L2Book:
         return (top.bid_price + top.ask_price) / 2.0
 
     def spread(self):
+        self._check_idle()
         cdef L2Top top
         self._top(&top)
         if not top.bid_price or not top.ask_price:
@@ -643,6 +667,7 @@ cdef class L2Book:
 
     def microprice(self):
         """Size-weighted mid: leans toward the side with less size, or None."""
+        self._check_idle()
         cdef L2Top top
         self._top(&top)
         if not top.bid_price or not top.ask_price:
@@ -652,6 +677,7 @@ cdef class L2Book:
 
     def imbalance(self, int levels=1):
         """(bid size - ask size) / (bid size + ask size) over the best `levels`, or None."""
+        self._check_idle()
         if levels < 1:
             raise ValueError(f"levels must be >= 1, got {levels}")
         cdef double bid = 0
@@ -669,6 +695,7 @@ cdef class L2Book:
 
     def depth(self, int side, int levels=10):
         """The best `levels` levels of a side, best first: (prices, sizes) as int64 arrays."""
+        self._check_idle()
         self._check_side(side)
         if levels < 0:
             raise ValueError(f"levels must be >= 0, got {levels}")
@@ -685,6 +712,7 @@ cdef class L2Book:
         return prices, sizes
 
     def size_at(self, int side, int64_t price) -> int:
+        self._check_idle()
         self._check_side(side)
         return _size_at(&self.sides[side], _key(side, price))
 
@@ -694,6 +722,7 @@ cdef class L2Book:
         Prices are ticks (the average as a float); `filled` < `size` when the
         book is too thin.
         """
+        self._check_idle()
         self._check_side(side)
         if size <= 0:
             raise ValueError(f"size must be positive, got {size}")
@@ -714,6 +743,7 @@ cdef class L2Book:
 
     def impact_notional(self, int side, double notional):
         """Taking up to `notional` (ticks x lots) on `side`: (average price, worst price, size)."""
+        self._check_idle()
         self._check_side(side)
         if not notional > 0:
             raise ValueError(f"notional must be positive, got {notional}")
