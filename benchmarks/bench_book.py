@@ -133,8 +133,8 @@ class L2Suite:
 
     def setup(self, workload):
         from obelisk import L2_TOP_DTYPE, L2Book
-        from obelisk.workload import _GRID
-        self.book = L2Book(_GRID)
+        from obelisk.workload import SYNTHETIC_GRID
+        self.book = L2Book(SYNTHETIC_GRID)
         workload.load(self.book)
         self.rows = workload.deltas[["side", "price", "size"]].tolist()
         self.top = np.zeros(len(workload.deltas), dtype=L2_TOP_DTYPE)

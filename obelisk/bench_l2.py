@@ -19,7 +19,7 @@ from obelisk._core.l2 import L2_TOP_DTYPE, L2Book
 from obelisk.instruments import Instrument
 from obelisk.marketdata import apply_l2_message
 from obelisk.reference.l2 import ReferenceL2Book
-from obelisk.workload import _GRID, L2Workload, l2_stream
+from obelisk.workload import SYNTHETIC_GRID, L2Workload, l2_stream
 
 BUY = 0
 Timer = Callable[[Callable[[Any], object], Callable[[], Any], int], list[float]]
@@ -32,7 +32,7 @@ def l2_rows(deltas: int, seed: int, repeat: int, reference_deltas: int, time_run
     rows_of = workload.deltas[["side", "price", "size"]].tolist()
 
     def fresh() -> L2Book:
-        book = L2Book(_GRID)
+        book = L2Book(SYNTHETIC_GRID)
         workload.load(book)
         return book
 

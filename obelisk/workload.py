@@ -159,7 +159,7 @@ def l2_stream(deltas: int = 200_000, levels: int = 500, seed: int = 42,
     ask_prices = mid + 1 + np.arange(per_side, dtype=np.int64)
     bid_sizes = rng.integers(1, 1_000, per_side)
     ask_sizes = rng.integers(1, 1_000, per_side)
-    shadow = L2Book(_GRID, crossed_policy=CrossedPolicy.RAISE)
+    shadow = L2Book(SYNTHETIC_GRID, crossed_policy=CrossedPolicy.RAISE)
     shadow.apply_snapshot(bid_prices, bid_sizes, ask_prices, ask_sizes)
     draws = rng.random(deltas).tolist()
     sides = rng.integers(0, 2, deltas).tolist()
@@ -206,12 +206,12 @@ def _free_price_near_touch(book: L2Book, side: int, depth: int, mid: int) -> int
 
 
 @dataclass(frozen=True)
-class _Grid:
-    """The decimals an L2Book needs, for workloads in raw ticks and lots."""
+class TickGrid:
+    """What an L2Book needs of an instrument, for streams written in raw ticks and lots."""
 
     name: str = "SYNTHETIC"
     price_decimals: int = 2
     sz_decimals: int = 4
 
 
-_GRID = _Grid()
+SYNTHETIC_GRID = TickGrid()

@@ -6,7 +6,7 @@ import pytest
 
 from obelisk.bench_l2 import _peers
 from obelisk.cli import main
-from obelisk.workload import _GRID, l2_stream
+from obelisk.workload import SYNTHETIC_GRID, l2_stream
 
 
 def test_bench_json_report(capsys):
@@ -35,7 +35,7 @@ def test_peer_adapters_end_in_the_same_book(peer):
     fresh, replay = _peers(workload)[peer]
     book = fresh()
     replay(book)
-    ours = L2Book(_GRID)
+    ours = L2Book(SYNTHETIC_GRID)
     workload.load(ours)
     for side, price, size in workload.deltas[["side", "price", "size"]].tolist():
         ours.apply(side, price, size)
