@@ -160,10 +160,27 @@ cdef int64_t _parse_field(object text, int decimals, int64_t limit, str what) ex
 
 
 cdef int _sort_side(int64_t* keys, int64_t* sizes, int32_t n) noexcept nogil:
-    """Insertion sort by key (feeds send sides already sorted, so this is linear);
-    -1 when two levels share a price."""
+    """Sort a side by key; -1 when two levels share a price.
+
+    Feeds send each side best first, which is ascending keys for bids and
+    descending for asks (keys are negated prices): both are linear here, and
+    anything else gets an insertion sort.
+    """
     cdef int32_t i, j
     cdef int64_t key, size
+    cdef bint descending = True
+    for i in range(1, n):
+        if keys[i] > keys[i - 1]:
+            descending = False
+            break
+    if descending:
+        i = 0
+        j = n - 1
+        while i < j:
+            keys[i], keys[j] = keys[j], keys[i]
+            sizes[i], sizes[j] = sizes[j], sizes[i]
+            i += 1
+            j -= 1
     for i in range(1, n):
         key = keys[i]
         size = sizes[i]
