@@ -956,20 +956,10 @@ cdef class OrderBook:
         return self._copy_order_events()
 
     cdef object _copy_fills(self):
-        out = np.empty(self.fill_count, dtype=FILL_DTYPE)
-        cdef unsigned char[::1] raw
-        if self.fill_count:
-            raw = out.view(np.uint8)
-            memcpy(&raw[0], self.fills, <size_t> self.fill_count * sizeof(Fill))
-        return out
+        return _records(self.fills, self.fill_count, FILL_DTYPE)
 
     cdef object _copy_order_events(self):
-        out = np.empty(self.order_event_count, dtype=ORDER_EVENT_DTYPE)
-        cdef unsigned char[::1] raw
-        if self.order_event_count:
-            raw = out.view(np.uint8)
-            memcpy(&raw[0], self.order_events, <size_t> self.order_event_count * sizeof(OrderEvent))
-        return out
+        return _records(self.order_events, self.order_event_count, ORDER_EVENT_DTYPE)
 
     # ---------------------------------------------------------- batch API
 
@@ -1316,6 +1306,16 @@ cdef class OrderBook:
 
 
 # ------------------------------------------------------------------ helpers
+
+cdef object _records(const void* source, int64_t count, dtype):
+    """A new numpy array of `count` records of `dtype` copied from C memory."""
+    out = np.empty(count, dtype=dtype)
+    cdef unsigned char[::1] raw
+    if count:
+        raw = out.view(np.uint8)
+        memcpy(&raw[0], source, <size_t> count * dtype.itemsize)
+    return out
+
 
 def _check_side(side):
     if side != SIDE_BUY and side != SIDE_SELL:
