@@ -522,11 +522,9 @@ cdef class L2Book:
         cdef int32_t nb = bp.shape[0]
         cdef int32_t na = ap.shape[0]
         cdef int32_t i
-        cdef int64_t* keys = <int64_t*> malloc(<size_t> (nb + na + 1) * 8)
-        cdef int64_t* sizes = <int64_t*> malloc(<size_t> (nb + na + 1) * 8)
+        cdef int64_t* keys = _scratch(nb + na)
+        cdef int64_t* sizes = keys + nb + na + 1
         try:
-            if keys == NULL or sizes == NULL:
-                raise MemoryError("cannot allocate a snapshot")
             for i in range(nb):
                 keys[i] = bp[i]
                 sizes[i] = bs[i]
@@ -536,7 +534,6 @@ cdef class L2Book:
             return self._load(keys, sizes, nb, na, time, implied_deltas)
         finally:
             free(keys)
-            free(sizes)
 
     def apply_levels(self, levels, *, int64_t time=0, bint implied_deltas=False):
         """Replace the book from Hyperliquid's ``levels``: [bids, asks] of {"px", "sz", "n"}.
@@ -553,11 +550,9 @@ cdef class L2Book:
         cdef Py_ssize_t na = len(asks)
         cdef Py_ssize_t i
         cdef dict entry
-        cdef int64_t* keys = <int64_t*> malloc(<size_t> (nb + na + 1) * 8)
-        cdef int64_t* sizes = <int64_t*> malloc(<size_t> (nb + na + 1) * 8)
+        cdef int64_t* keys = _scratch(nb + na)
+        cdef int64_t* sizes = keys + nb + na + 1
         try:
-            if keys == NULL or sizes == NULL:
-                raise MemoryError("cannot allocate a snapshot")
             for i in range(nb + na):
                 level = bids[i] if i < nb else asks[i - nb]
                 if type(level) is dict:
@@ -575,7 +570,6 @@ cdef class L2Book:
             return self._load(keys, sizes, <int32_t> nb, <int32_t> na, time, implied_deltas)
         finally:
             free(keys)
-            free(sizes)
 
     cdef object _load(self, int64_t* keys, int64_t* sizes, int32_t nb, int32_t na,
                       int64_t time, bint implied_deltas):
@@ -792,6 +786,14 @@ cdef class L2Book:
     @property
     def ask_levels(self) -> int:
         return self.sides[SIDE_SELL].count
+
+
+cdef int64_t* _scratch(Py_ssize_t levels) except NULL:
+    """One buffer for a snapshot's keys then sizes (`levels` + 1 each); the caller frees it."""
+    cdef int64_t* buffer = <int64_t*> malloc(<size_t> (levels + 1) * 16)
+    if buffer == NULL:
+        raise MemoryError("cannot allocate a snapshot")
+    return buffer
 
 
 cdef int64_t _first_invalid(const L2Delta* d, int64_t n) noexcept nogil:
