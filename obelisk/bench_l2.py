@@ -17,7 +17,7 @@ import numpy as np
 
 from obelisk._core.l2 import L2_TOP_DTYPE, L2Book
 from obelisk.instruments import Instrument
-from obelisk.marketdata import apply_l2_message
+from obelisk.marketdata import apply_l2_json, apply_l2_message
 from obelisk.reference.l2 import ReferenceL2Book
 from obelisk.workload import SYNTHETIC_GRID, L2Workload, l2_stream
 
@@ -71,12 +71,16 @@ def l2_rows(deltas: int, seed: int, repeat: int, reference_deltas: int, time_run
     for name, peer in _peers(workload).items():
         rows.append(make_row(f"peer {name}, per call", deltas,
                              time_runs(peer[1], peer[0], repeat)))
-    rows.append(_frame_row(repeat, time_runs, make_row))
+    rows.extend(_frame_rows(repeat, time_runs, make_row))
     return rows
 
 
-def _frame_row(repeat: int, time_runs: Timer, make_row: Callable) -> object:
-    """Whole 20x20 Hyperliquid l2Book websocket frames, bytes to an updated book."""
+def _frame_rows(repeat: int, time_runs: Timer, make_row: Callable) -> list[object]:
+    """Whole 20x20 Hyperliquid l2Book websocket frames, bytes to an updated book.
+
+    The general JSON-library path comes first, for comparison; the last row
+    is what `apply_l2_message` does.
+    """
     rng = np.random.default_rng(7)
     frames = []
     for i in range(2_000):
@@ -84,15 +88,22 @@ def _frame_row(repeat: int, time_runs: Timer, make_row: Callable) -> object:
         bids = [_level(mid - 5 - 3 * k, rng) for k in range(20)]
         asks = [_level(mid + 5 + 3 * k, rng) for k in range(20)]
         data = {"coin": "DYDX", "time": 1_700_000_000_000 + i, "levels": [bids, asks]}
-        frames.append(json.dumps({"channel": "l2Book", "data": data}).encode())
+        frames.append(json.dumps({"channel": "l2Book", "data": data},
+                                 separators=(",", ":")).encode())   # as the exchange sends
     dydx = Instrument("DYDX", 4, 1, 50)
 
     def run(book: L2Book) -> None:
         for frame in frames:
             apply_l2_message(book, frame)
 
-    return make_row("Hyperliquid l2Book frame (20x20), bytes to book", len(frames),
-                    time_runs(run, lambda: L2Book(dydx), repeat))
+    def run_json(book: L2Book) -> None:
+        for frame in frames:
+            apply_l2_json(book, frame)
+
+    return [make_row("l2Book frame through orjson (general path)", len(frames),
+                     time_runs(run_json, lambda: L2Book(dydx), repeat)),
+            make_row("Hyperliquid l2Book frame (20x20), bytes to book", len(frames),
+                     time_runs(run, lambda: L2Book(dydx), repeat))]
 
 
 def _level(ticks: int, rng: np.random.Generator) -> dict[str, object]:

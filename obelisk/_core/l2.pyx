@@ -14,8 +14,9 @@ cimport cython
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memcpy
+from libc.string cimport memcmp, memcpy
 
+from obelisk._core._l2wire cimport WIRE_OK, WireFrame, parse_decimal, scan_l2book
 from obelisk._core._sorted cimport field_offset as _off
 from obelisk._core._sorted cimport lower_bound_near_end
 from obelisk._core._types cimport MAX_PRICE, MAX_QTY, SIDE_BUY, SIDE_SELL
@@ -100,47 +101,6 @@ cdef inline int64_t _size_at(const L2Side* s, int64_t key) noexcept nogil:
     return s.sizes[pos] if pos < s.count and s.keys[pos] == key else 0
 
 
-cdef int _parse_decimal(const char* text, Py_ssize_t length, int decimals,
-                        int64_t limit, int64_t* out) noexcept nogil:
-    """Exact value of an unsigned decimal string in units of 10**-decimals.
-
-    0 on success; -1 malformed, -2 more decimals than allowed, -3 above `limit`.
-    """
-    cdef int64_t value = 0
-    cdef int fraction = -1
-    cdef int digits = 0
-    cdef Py_ssize_t i
-    cdef char c
-    for i in range(length):
-        c = text[i]
-        if c >= 48 and c <= 57:
-            digits += 1
-            if fraction >= 0:
-                if fraction == decimals:
-                    if c != 48:
-                        return -2
-                    continue      # trailing zeros past the grid are harmless
-                fraction += 1
-            value = value * 10 + (c - 48)
-            if value > limit:
-                return -3
-        elif c == 46 and fraction < 0:
-            fraction = 0
-        else:
-            return -1
-    if digits == 0:
-        return -1
-    if fraction < 0:
-        fraction = 0
-    while fraction < decimals:
-        value *= 10
-        if value > limit:
-            return -3
-        fraction += 1
-    out[0] = value
-    return 0
-
-
 cdef int64_t _parse_field(object text, int decimals, int64_t limit, str what) except -1:
     cdef Py_ssize_t length
     cdef const char* data
@@ -149,7 +109,7 @@ cdef int64_t _parse_field(object text, int decimals, int64_t limit, str what) ex
     if not isinstance(text, str):
         raise MarketDataError(f"{what} must be a decimal string, got {type(text).__name__}")
     data = PyUnicode_AsUTF8AndSize(text, &length)
-    rc = _parse_decimal(data, length, decimals, limit, &value)
+    rc = parse_decimal(data, length, decimals, limit, &value)
     if rc == -2:
         raise MarketDataError(f"{what} {text!r} has more than {decimals} decimals")
     if rc == -3:
@@ -263,6 +223,8 @@ cdef class L2Book:
         if crossed_policy not in (POLICY_RAISE, POLICY_DROP_STALE, POLICY_INVALIDATE):
             raise ValueError(f"crossed_policy must be a CrossedPolicy, got {crossed_policy!r}")
         self.instrument = instrument
+        name = getattr(instrument, "name", None)
+        self.wire_coin = name.encode() if isinstance(name, str) else None
         self.price_decimals = instrument.price_decimals
         self.size_decimals = instrument.sz_decimals
         self.crossed_policy = crossed_policy
@@ -568,6 +530,34 @@ cdef class L2Book:
                 if i >= nb:
                     keys[i] = -keys[i]
             return self._load(keys, sizes, <int32_t> nb, <int32_t> na, time, implied_deltas)
+        finally:
+            free(keys)
+
+    def _apply_wire(self, const unsigned char[::1] raw):
+        """Apply a Hyperliquid l2Book frame read straight from its bytes.
+
+        None when the frame is anything but the exchange's usual shape for
+        this book's coin: the caller then decodes it with the JSON library,
+        which applies it or says precisely what is wrong.
+        """
+        self._check_idle()
+        cdef Py_ssize_t length = raw.shape[0]
+        if length == 0 or length > 1 << 30:
+            return None
+        cdef int32_t capacity = <int32_t> (length // 25 + 1)  # a level takes 25+ bytes
+        cdef WireFrame frame
+        cdef int64_t* keys = _scratch(capacity)
+        cdef int64_t* sizes = keys + capacity + 1
+        try:
+            if scan_l2book(<const char*> &raw[0], length, self.price_decimals,
+                           self.size_decimals, keys, sizes, capacity, &frame) != WIRE_OK:
+                return None
+            if self.wire_coin is not None and (
+                    frame.coin_length != len(self.wire_coin)
+                    or memcmp(frame.coin, <const char*> self.wire_coin,
+                              <size_t> frame.coin_length) != 0):
+                return None
+            return self._load(keys, sizes, frame.bids, frame.asks, frame.time, False)
         finally:
             free(keys)
 
