@@ -25,9 +25,21 @@ from obelisk._core.book import (
 )
 from obelisk._core.l2 import L2_DELTA_DTYPE, L2_TOP_DTYPE, CrossedPolicy, L2Book
 from obelisk._core.pool import OrderPool
+from obelisk._core.position import (
+    POSITION_DTYPE,
+    POSITION_FILL_DTYPE,
+    MarginMode,
+    PositionBook,
+    funding_premium,
+    funding_rate,
+    hourly_funding_rate,
+)
+from obelisk.fees import FeeRates, perp_fee_rates
 from obelisk.instruments import Instrument, Rounding
+from obelisk.margin import margin_tiers_from_meta
 from obelisk.marketdata import apply_l2_message
 from obelisk.matching import MatchingEngine
+from obelisk.portfolio import Difference, Portfolio, Position
 
 __version__ = "0.1.0"
 
@@ -40,17 +52,25 @@ __all__ = [
     "MAX_QTY_LOTS",
     "ORDER_DTYPE",
     "ORDER_EVENT_DTYPE",
+    "POSITION_DTYPE",
+    "POSITION_FILL_DTYPE",
     "RESULT_DTYPE",
     "BatchResult",
     "CrossedPolicy",
+    "Difference",
     "EventKind",
+    "FeeRates",
     "Instrument",
     "L2Book",
+    "MarginMode",
     "MatchingEngine",
     "OrderBook",
     "OrderEventKind",
     "OrderPool",
     "OrderStatus",
+    "Portfolio",
+    "Position",
+    "PositionBook",
     "Reason",
     "RestingOrderInfo",
     "Rounding",
@@ -59,4 +79,9 @@ __all__ = [
     "TimeInForce",
     "errors",
     "apply_l2_message",
+    "funding_premium",
+    "funding_rate",
+    "hourly_funding_rate",
+    "margin_tiers_from_meta",
+    "perp_fee_rates",
 ]

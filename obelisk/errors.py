@@ -7,12 +7,15 @@ unknown ids) as well, so generic handlers keep working.
 from obelisk._core.errors import (
     CrossedBookError,
     DuplicateOrderIdError,
+    InvalidFillError,
     InvalidOrderError,
+    MarginError,
     MarketDataError,
     ObeliskError,
     PoolExhaustedError,
     SnapshotError,
     StaleHandleError,
+    UnknownAssetError,
     UnknownOrderError,
 )
 
@@ -33,13 +36,16 @@ __all__ = [
     "CrossedBookError",
     "DuplicateOrderIdError",
     "InstrumentError",
+    "InvalidFillError",
     "InvalidOrderError",
     "InvalidPriceError",
     "InvalidSizeError",
+    "MarginError",
     "MarketDataError",
     "ObeliskError",
     "PoolExhaustedError",
     "SnapshotError",
     "StaleHandleError",
+    "UnknownAssetError",
     "UnknownOrderError",
 ]

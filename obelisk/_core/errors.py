@@ -42,3 +42,18 @@ class MarketDataError(ObeliskError, ValueError):
 
 class CrossedBookError(MarketDataError):
     """An update would leave the best bid at or above the best ask."""
+
+
+class UnknownAssetError(ObeliskError, KeyError):
+    """No asset has this index or name."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown asset"
+
+
+class InvalidFillError(ObeliskError, ValueError):
+    """A fill's asset, size or price is not allowed."""
+
+
+class MarginError(ObeliskError, ValueError):
+    """Leverage, margin, a balance change or a margin input is not allowed."""

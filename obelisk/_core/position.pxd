@@ -1,0 +1,70 @@
+# Positions, margin, liquidation and funding of one Hyperliquid account.
+
+cimport cython
+from libc.stdint cimport int32_t, uint8_t
+
+
+# One asset's position and what the last recompute derived from it
+# (POSITION_DTYPE, 112 bytes). Sizes are signed (+ long), money is USDC.
+cdef struct Position:
+    double size
+    double entry_px            # size-weighted average of the opening fills; 0 when flat
+    double leverage            # the user's setting, an integer in [1, max leverage]
+    double margin              # isolated collateral excluding uPnL; 0 for cross
+    double realized_pnl        # closed parts of fills, before fees
+    double fees                # paid; negative for net rebates
+    double funding             # paid; negative when received
+    double mark_px
+    double unrealized_pnl
+    double position_value
+    double initial_margin
+    double maintenance_margin
+    double liquidation_px      # NaN when no price liquidates the position
+    uint8_t isolated
+    uint8_t _pad[7]
+
+
+# One fill to apply (POSITION_FILL_DTYPE, 24 bytes).
+cdef struct PositionFill:
+    double size                # signed: + buys
+    double price
+    int32_t asset
+    uint8_t maker
+    uint8_t _pad[3]
+
+
+# Account totals from the last recompute.
+cdef struct Totals:
+    double cross_unrealized_pnl
+    double cross_position_value
+    double cross_initial_margin
+    double cross_maintenance_margin
+    double isolated_equity          # isolated margins plus their uPnL
+    double isolated_position_value
+
+
+@cython.final
+cdef class PositionBook:
+    cdef Position* rows
+    cdef readonly object positions_array
+    cdef int32_t count
+    cdef double* tier_lower
+    cdef double* tier_mmr
+    cdef double* tier_deduction
+    cdef int32_t* tier_first
+    cdef int32_t* tier_count
+    cdef double* max_leverage
+    cdef object _tier_arrays
+    cdef readonly double balance
+    """Cross collateral in USDC: deposits and realized PnL less fees, funding, isolated margin."""
+    cdef readonly double taker_rate
+    cdef readonly double maker_rate
+    cdef readonly bint legacy_liquidation
+    """Use the 2023 liquidation price (no (1 - l x side) factor) the exchange reported then."""
+    cdef Totals totals
+    cdef bint dirty
+    cdef int _check_asset(self, Py_ssize_t asset) except -1
+    cdef void _recompute(self) noexcept nogil
+    cdef double _liquidation_px(self, int32_t asset, const Position* p, double equity,
+                                double other_maintenance) noexcept nogil
+    cdef int _refresh(self) except -1

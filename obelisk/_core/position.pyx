@@ -1,0 +1,620 @@
+"""Positions, margin, liquidation prices and funding, as Hyperliquid computes them.
+
+One row per asset in a numpy array of C structs; fills, marks and funding
+are applied by loops without the GIL. Money is float64 USDC: the exchange
+reports these values as decimals rounded to about 1e-8, far coarser than
+float64's 1e-16, so doubles reproduce them (tested to 1e-9 relative).
+"""
+
+from enum import IntEnum
+
+import numpy as np
+
+cimport cython
+from libc.math cimport NAN, fabs, isfinite
+from libc.stdint cimport int32_t
+
+from obelisk._core._sorted cimport field_offset as _off
+
+from obelisk._core.errors import InvalidFillError, MarginError, UnknownAssetError
+
+
+class MarginMode(IntEnum):
+    """How a position is margined."""
+    CROSS = 0       # shares the account's collateral with other cross positions
+    ISOLATED = 1    # has its own margin; only it is lost on liquidation
+
+
+cdef Position _position
+cdef PositionFill _fill
+
+POSITION_DTYPE = np.dtype({
+    "names": ["size", "entry_px", "leverage", "margin", "realized_pnl", "fees", "funding",
+              "mark_px", "unrealized_pnl", "position_value", "initial_margin",
+              "maintenance_margin", "liquidation_px", "isolated"],
+    "formats": ["f8"] * 13 + ["u1"],
+    "offsets": [_off(&_position.size, &_position), _off(&_position.entry_px, &_position),
+                _off(&_position.leverage, &_position), _off(&_position.margin, &_position),
+                _off(&_position.realized_pnl, &_position), _off(&_position.fees, &_position),
+                _off(&_position.funding, &_position), _off(&_position.mark_px, &_position),
+                _off(&_position.unrealized_pnl, &_position),
+                _off(&_position.position_value, &_position),
+                _off(&_position.initial_margin, &_position),
+                _off(&_position.maintenance_margin, &_position),
+                _off(&_position.liquidation_px, &_position),
+                _off(&_position.isolated, &_position)],
+    "itemsize": sizeof(Position),
+})
+POSITION_FILL_DTYPE = np.dtype({
+    "names": ["asset", "size", "price", "maker"],
+    "formats": ["i4", "f8", "f8", "u1"],
+    "offsets": [_off(&_fill.asset, &_fill), _off(&_fill.size, &_fill),
+                _off(&_fill.price, &_fill), _off(&_fill.maker, &_fill)],
+    "itemsize": sizeof(PositionFill),
+})
+
+TRANSFER_VALUE_FRACTION = 0.1   # withdrawals keep max(initial margin, 10% of position value)
+
+
+# ---------------------------------------------------------------- kernels
+
+cdef inline double _sign(double x) noexcept nogil:
+    return 1.0 if x > 0 else -1.0
+
+
+cdef double _apply_fill(Position* p, double size, double price, double rate,
+                        double* balance) noexcept nogil:
+    """Apply one fill; its realized PnL. A fill through zero closes, then opens the rest."""
+    cdef double held = fabs(p.size)
+    cdef double amount = fabs(size)
+    cdef double closed = 0.0
+    cdef double opened = amount
+    cdef double realized = 0.0
+    cdef double released
+    cdef double fee = amount * price * rate
+    if p.size != 0 and (p.size > 0) != (size > 0):
+        closed = amount if amount < held else held
+        opened = amount - closed
+        realized = (price - p.entry_px) * closed * _sign(p.size)
+        if p.isolated:
+            released = p.margin if closed == held else p.margin * closed / held
+            p.margin -= released
+            balance[0] += released
+        if opened > 0:
+            p.size = opened if size > 0 else -opened
+            p.entry_px = price
+        elif closed == held:
+            p.size = 0.0
+            p.entry_px = 0.0
+        else:
+            p.size += size
+    else:
+        p.entry_px = (held * p.entry_px + amount * price) / (held + amount)
+        p.size += size
+    if p.isolated and opened > 0:
+        p.margin += opened * price / p.leverage
+        balance[0] -= opened * price / p.leverage
+    p.realized_pnl += realized
+    p.fees += fee
+    balance[0] += realized - fee
+    return realized
+
+
+cdef inline int32_t _tier(const double* lower, int32_t first, int32_t count,
+                          double notional) noexcept nogil:
+    """Index of the margin tier that holds `notional`."""
+    cdef int32_t k = first + count - 1
+    while k > first and notional < lower[k]:
+        k -= 1
+    return k
+
+
+@cython.final
+cdef class PositionBook:
+    """One account's positions (a row per asset), cross balance and fee rates.
+
+    Fills, funding and marks change the rows; uPnL, margins, liquidation
+    prices and account totals are derived again, lazily, before they are
+    read. Bad input raises before anything changes.
+
+    Parameters
+    ----------
+    margin_tiers : sequence of per-asset tier lists
+        Each ``[(lower_bound_usd, max_leverage), ...]`` starts at 0 with
+        ascending bounds (Hyperliquid's ``marginTables``); a single tier
+        ``[(0, max_leverage)]`` is the common case.
+    balance : float
+        Cross collateral in USDC.
+    taker_rate, maker_rate : float
+        Fee rates as fractions (0.00045 is 0.045 %); a negative maker rate is a rebate.
+    default_leverage : int
+        Leverage of every asset until set_leverage (capped at the asset's maximum).
+    legacy_liquidation : bool
+        Liquidation prices as the exchange reported them in 2023, without
+        the ``(1 - l x side)`` factor of today's documented formula.
+    """
+
+    def __cinit__(self):
+        self.rows = NULL
+        self.count = 0
+
+    def __init__(self, margin_tiers, *, double balance=0.0, double taker_rate=0.00045,
+                 double maker_rate=0.00015, int default_leverage=20,
+                 bint legacy_liquidation=False) -> None:
+        tiers = [list(asset_tiers) for asset_tiers in margin_tiers]
+        if not tiers:
+            raise MarginError("a PositionBook needs at least one asset")
+        _check_money(balance, "balance")
+        _check_rates(taker_rate, maker_rate)
+        if default_leverage < 1:
+            raise MarginError(f"default_leverage must be at least 1, got {default_leverage}")
+        lower, mmr, deduction, first, count, top = [], [], [], [], [], []
+        for asset, asset_tiers in enumerate(tiers):
+            first.append(len(lower))
+            count.append(len(asset_tiers))
+            previous_mmr = previous_deduction = 0.0
+            for bound, leverage in _checked_tiers(asset, asset_tiers):
+                rate = 1.0 / (2.0 * leverage)
+                # deduction(n) = deduction(n-1) + lowerBound(n) x (mmr(n) - mmr(n-1)): continuous
+                previous_deduction += 0.0 if bound == 0 else bound * (rate - previous_mmr)
+                previous_mmr = rate
+                lower.append(bound)
+                mmr.append(rate)
+                deduction.append(previous_deduction)
+            top.append(float(asset_tiers[0][1]))
+        arrays = (np.array(lower, dtype=np.float64), np.array(mmr, dtype=np.float64),
+                  np.array(deduction, dtype=np.float64), np.array(first, dtype=np.int32),
+                  np.array(count, dtype=np.int32), np.array(top, dtype=np.float64))
+        self._tier_arrays = arrays
+        cdef double[::1] lower_view = arrays[0]
+        cdef double[::1] mmr_view = arrays[1]
+        cdef double[::1] deduction_view = arrays[2]
+        cdef int32_t[::1] first_view = arrays[3]
+        cdef int32_t[::1] count_view = arrays[4]
+        cdef double[::1] top_view = arrays[5]
+        self.tier_lower = &lower_view[0]
+        self.tier_mmr = &mmr_view[0]
+        self.tier_deduction = &deduction_view[0]
+        self.tier_first = &first_view[0]
+        self.tier_count = &count_view[0]
+        self.max_leverage = &top_view[0]
+        self.positions_array = np.zeros(len(tiers), dtype=POSITION_DTYPE)
+        cdef unsigned char[::1] row_bytes = self.positions_array.view(np.uint8)
+        self.rows = <Position*> &row_bytes[0]
+        self.count = len(tiers)
+        cdef int32_t i
+        for i in range(self.count):
+            self.rows[i].leverage = min(<double> default_leverage, self.max_leverage[i])
+            self.rows[i].mark_px = NAN
+            self.rows[i].liquidation_px = NAN
+        self.balance = balance
+        self.taker_rate = taker_rate
+        self.maker_rate = maker_rate
+        self.legacy_liquidation = legacy_liquidation
+        self.dirty = True
+
+    # -------------------------------------------------------------- checks
+
+    cdef int _check_asset(self, Py_ssize_t asset) except -1:
+        if not 0 <= asset < self.count:
+            raise UnknownAssetError(f"asset must be an index in 0..{self.count - 1}, got {asset}")
+        return 0
+
+    # ------------------------------------------------------------ changes
+
+    def apply_fill(self, Py_ssize_t asset, double size, double price, bint maker=False) -> float:
+        """Apply one fill of `size` (signed, + buys) at `price`; its realized PnL in USDC."""
+        self._check_asset(asset)
+        if not (isfinite(size) and size != 0):
+            raise InvalidFillError(f"fill size must be finite and non-zero, got {size}")
+        if not (isfinite(price) and price > 0):
+            raise InvalidFillError(f"fill price must be finite and positive, got {price}")
+        cdef Position* p = &self.rows[asset]
+        if p.mark_px != p.mark_px:
+            p.mark_px = price       # no mark yet: the fill's price is the best one known
+        self.dirty = True
+        return _apply_fill(p, size, price, self.maker_rate if maker else self.taker_rate,
+                           &self.balance)
+
+    def apply_fills(self, fills) -> float:
+        """Apply a POSITION_FILL_DTYPE array in order without the GIL; the balance change.
+
+        Every fill is checked first, so a bad one raises before any is applied.
+        """
+        fills = _as_records(fills, POSITION_FILL_DTYPE, "fills")
+        cdef const unsigned char[::1] fill_bytes = fills.view(np.uint8)
+        cdef Py_ssize_t n = len(fills)
+        if n == 0:
+            return 0.0
+        cdef const PositionFill* f = <const PositionFill*> &fill_bytes[0]
+        cdef Py_ssize_t i
+        for i in range(n):
+            if not (0 <= f[i].asset < self.count and isfinite(f[i].size) and f[i].size != 0
+                    and isfinite(f[i].price) and f[i].price > 0 and f[i].maker <= 1):
+                raise InvalidFillError(
+                    f"fill {i} (asset {f[i].asset}, size {f[i].size}, price {f[i].price}, "
+                    f"maker {f[i].maker}) is invalid; nothing applied")
+        cdef double before = self.balance
+        cdef Position* p
+        with nogil:
+            for i in range(n):
+                p = &self.rows[f[i].asset]
+                if p.mark_px != p.mark_px:
+                    p.mark_px = f[i].price
+                _apply_fill(p, f[i].size, f[i].price,
+                            self.maker_rate if f[i].maker else self.taker_rate, &self.balance)
+        self.dirty = True
+        return self.balance - before
+
+    def mark(self, prices) -> None:
+        """Set mark prices (one per asset; NaN keeps the previous mark) and recompute."""
+        cdef const double[::1] marks = _per_asset(prices, self.count, "mark prices")
+        cdef int32_t i
+        for i in range(self.count):
+            if marks[i] == marks[i]:
+                if not (isfinite(marks[i]) and marks[i] > 0):
+                    raise MarginError(f"mark price of asset {i} must be positive, got {marks[i]}")
+        for i in range(self.count):
+            if marks[i] == marks[i]:
+                self.rows[i].mark_px = marks[i]
+        with nogil:
+            self._recompute()
+        self.dirty = False
+
+    def apply_funding(self, rates, oracle_prices) -> float:
+        """Pay one funding interval: size x oracle x rate per asset; the total paid.
+
+        A positive rate makes longs pay shorts. Cross positions pay from the
+        balance, isolated ones from their margin. NaN rates skip an asset.
+        """
+        cdef const double[::1] rate = _per_asset(rates, self.count, "funding rates")
+        cdef const double[::1] oracle = _per_asset(oracle_prices, self.count, "oracle prices")
+        cdef int32_t i
+        for i in range(self.count):
+            if rate[i] == rate[i] and self.rows[i].size != 0:
+                if not isfinite(rate[i]):
+                    raise MarginError(f"funding rate of asset {i} must be finite, got {rate[i]}")
+                if not (isfinite(oracle[i]) and oracle[i] > 0):
+                    raise MarginError(
+                        f"oracle price of asset {i} must be positive, got {oracle[i]}")
+        cdef double paid = 0.0
+        cdef double payment
+        cdef Position* p
+        with nogil:
+            for i in range(self.count):
+                p = &self.rows[i]
+                if rate[i] != rate[i] or p.size == 0:
+                    continue
+                payment = p.size * oracle[i] * rate[i]
+                p.funding += payment
+                if p.isolated:
+                    p.margin -= payment
+                else:
+                    self.balance -= payment
+                paid += payment
+        self.dirty = True
+        return paid
+
+    def set_leverage(self, Py_ssize_t asset, leverage, *, isolated=None) -> None:
+        """Set an asset's leverage (an integer from 1 to its maximum) and, when flat, its mode."""
+        self._check_asset(asset)
+        cdef Position* p = &self.rows[asset]
+        if isinstance(leverage, bool) or not isinstance(leverage, (int, float)) \
+                or not isfinite(leverage) or leverage != int(leverage) \
+                or not 1 <= leverage <= self.max_leverage[asset]:
+            raise MarginError(f"leverage of asset {asset} must be an integer from 1 to "
+                              f"{self.max_leverage[asset]:g}, got {leverage!r}")
+        if isolated is not None and bool(isolated) != p.isolated and p.size != 0:
+            raise MarginError(f"asset {asset} has an open position: close it to change its "
+                              "margin mode")
+        p.leverage = float(leverage)
+        if isolated is not None:
+            p.isolated = bool(isolated)
+        self.dirty = True
+
+    def set_position(self, Py_ssize_t asset, double size, double entry_px, *, leverage,
+                     bint isolated, double margin=0.0) -> None:
+        """Overwrite an asset's position (recovery from the exchange's state)."""
+        self._check_asset(asset)
+        if not isfinite(size):
+            raise MarginError(f"size must be finite, got {size}")
+        if size != 0 and not (isfinite(entry_px) and entry_px > 0):
+            raise MarginError(f"entry price must be positive, got {entry_px}")
+        _check_money(margin, "margin")
+        if margin < 0 or (margin and not isolated):
+            raise MarginError(f"margin must be >= 0 and only on isolated positions, got {margin}")
+        cdef Position* p = &self.rows[asset]
+        cdef Position saved = p[0]
+        p.size = 0.0
+        try:
+            self.set_leverage(asset, leverage, isolated=isolated)
+        except MarginError:
+            p[0] = saved
+            raise
+        p.size = size
+        p.entry_px = entry_px if size != 0 else 0.0
+        p.margin = margin
+        if p.mark_px != p.mark_px and size != 0:
+            p.mark_px = entry_px
+        self.dirty = True
+
+    def deposit(self, double amount) -> None:
+        """Add USDC to the cross balance."""
+        if not (isfinite(amount) and amount > 0):
+            raise MarginError(f"deposit must be positive, got {amount}")
+        self.balance += amount
+        self.dirty = True
+
+    def withdraw(self, double amount) -> None:
+        """Take USDC from the cross balance, keeping the transfer margin requirement."""
+        if not (isfinite(amount) and amount > 0):
+            raise MarginError(f"withdrawal must be positive, got {amount}")
+        if amount > self.withdrawable:
+            raise MarginError(f"cannot withdraw {amount}: only {self.withdrawable} is withdrawable")
+        self.balance -= amount
+        self.dirty = True
+
+    def update_isolated_margin(self, Py_ssize_t asset, double amount) -> None:
+        """Move `amount` USDC into (or, negative, out of) an isolated position's margin."""
+        self._check_asset(asset)
+        self._refresh()
+        cdef Position* p = &self.rows[asset]
+        if not p.isolated or p.size == 0:
+            raise MarginError(f"asset {asset} has no open isolated position")
+        if not (isfinite(amount) and amount != 0):
+            raise MarginError(f"margin change must be finite and non-zero, got {amount}")
+        if amount > self.withdrawable:
+            raise MarginError(f"cannot add {amount}: only {self.withdrawable} is free")
+        if amount < 0 and p.margin + amount + p.unrealized_pnl < max(
+                p.initial_margin, TRANSFER_VALUE_FRACTION * p.position_value):
+            raise MarginError(f"cannot remove {-amount}: the position must keep "
+                              f"max(initial margin, 10% of its value)")
+        p.margin += amount
+        self.balance -= amount
+        self.dirty = True
+
+    def set_fee_rates(self, double taker_rate, double maker_rate) -> None:
+        _check_rates(taker_rate, maker_rate)
+        self.taker_rate = taker_rate
+        self.maker_rate = maker_rate
+
+    # ---------------------------------------------------------- recompute
+
+    cdef int _refresh(self) except -1:
+        if self.dirty:
+            with nogil:
+                self._recompute()
+            self.dirty = False
+        return 0
+
+    cdef void _recompute(self) noexcept nogil:
+        """uPnL, value and margins per position, the account totals, then liquidation prices."""
+        cdef Totals t
+        cdef Position* p
+        cdef int32_t i, k
+        t.cross_unrealized_pnl = 0.0
+        t.cross_position_value = 0.0
+        t.cross_initial_margin = 0.0
+        t.cross_maintenance_margin = 0.0
+        t.isolated_equity = 0.0
+        t.isolated_position_value = 0.0
+        for i in range(self.count):
+            p = &self.rows[i]
+            if p.size == 0:
+                p.unrealized_pnl = 0.0
+                p.position_value = 0.0
+                p.initial_margin = 0.0
+                p.maintenance_margin = 0.0
+                p.liquidation_px = NAN
+                if p.isolated:
+                    t.isolated_equity += p.margin
+                continue
+            p.unrealized_pnl = p.size * (p.mark_px - p.entry_px)
+            p.position_value = fabs(p.size) * p.mark_px
+            p.initial_margin = p.position_value / p.leverage
+            k = _tier(self.tier_lower, self.tier_first[i], self.tier_count[i], p.position_value)
+            p.maintenance_margin = p.position_value * self.tier_mmr[k] - self.tier_deduction[k]
+            if p.isolated:
+                t.isolated_equity += p.margin + p.unrealized_pnl
+                t.isolated_position_value += p.position_value
+            else:
+                t.cross_unrealized_pnl += p.unrealized_pnl
+                t.cross_position_value += p.position_value
+                t.cross_initial_margin += p.initial_margin
+                t.cross_maintenance_margin += p.maintenance_margin
+        self.totals = t
+        cdef double cross_equity = self.balance + t.cross_unrealized_pnl
+        for i in range(self.count):
+            p = &self.rows[i]
+            if p.size == 0:
+                continue
+            if p.isolated:
+                p.liquidation_px = self._liquidation_px(i, p, p.margin + p.unrealized_pnl, 0.0)
+            else:
+                p.liquidation_px = self._liquidation_px(
+                    i, p, cross_equity, t.cross_maintenance_margin - p.maintenance_margin)
+
+    cdef double _liquidation_px(self, int32_t asset, const Position* p, double equity,
+                                double other_maintenance) noexcept nogil:
+        """The mark at which equity + size x (price - mark) equals the maintenance margin.
+
+        Solved in each tier: the answer is the one whose notional lies in its
+        own tier. NaN when no positive price solves it: a position the account
+        can always carry, or a short whose account is already under water.
+        """
+        cdef double amount = fabs(p.size)
+        cdef double side = _sign(p.size)
+        cdef double available = equity - other_maintenance
+        cdef double price = NAN
+        cdef double notional, upper
+        cdef int32_t first = self.tier_first[asset]
+        cdef int32_t last = first + self.tier_count[asset] - 1
+        cdef int32_t k
+        if self.legacy_liquidation:
+            price = p.mark_px - side * (available - p.maintenance_margin) / amount
+        else:
+            for k in range(first, last + 1):
+                price = (side * amount * p.mark_px - available - self.tier_deduction[k]) \
+                    / (amount * (side - self.tier_mmr[k]))
+                notional = amount * price
+                upper = self.tier_lower[k + 1] if k < last else 0.0
+                if notional >= self.tier_lower[k] * (1 - 1e-12) \
+                        and (k == last or notional <= upper * (1 + 1e-12)):
+                    break
+            else:
+                return NAN      # only a price <= 0 would do
+        return price if isfinite(price) and price > 0 else NAN
+
+    # ------------------------------------------------------------ queries
+
+    @property
+    def positions(self):
+        """The rows as a read-only POSITION_DTYPE array, derived fields up to date."""
+        self._refresh()
+        view = self.positions_array.view()
+        view.flags.writeable = False
+        return view
+
+    @property
+    def asset_count(self) -> int:
+        return self.count
+
+    def max_leverage_of(self, Py_ssize_t asset) -> int:
+        self._check_asset(asset)
+        return int(self.max_leverage[asset])
+
+    def maintenance_margin_for(self, Py_ssize_t asset, double notional) -> float:
+        """Maintenance margin of a position of `notional` USDC under the asset's tiers."""
+        self._check_asset(asset)
+        if not (isfinite(notional) and notional >= 0):
+            raise MarginError(f"notional must be finite and >= 0, got {notional}")
+        cdef int32_t k = _tier(self.tier_lower, self.tier_first[asset],
+                               self.tier_count[asset], notional)
+        return notional * self.tier_mmr[k] - self.tier_deduction[k]
+
+    @property
+    def cross_account_value(self) -> float:
+        """Balance plus the cross positions' uPnL."""
+        self._refresh()
+        return self.balance + self.totals.cross_unrealized_pnl
+
+    @property
+    def account_value(self) -> float:
+        """Cross account value plus every isolated position's margin and uPnL."""
+        self._refresh()
+        return self.balance + self.totals.cross_unrealized_pnl + self.totals.isolated_equity
+
+    @property
+    def total_position_value(self) -> float:
+        self._refresh()
+        return self.totals.cross_position_value + self.totals.isolated_position_value
+
+    @property
+    def cross_position_value(self) -> float:
+        self._refresh()
+        return self.totals.cross_position_value
+
+    @property
+    def cross_initial_margin(self) -> float:
+        self._refresh()
+        return self.totals.cross_initial_margin
+
+    @property
+    def cross_maintenance_margin(self) -> float:
+        self._refresh()
+        return self.totals.cross_maintenance_margin
+
+    @property
+    def transfer_margin_required(self) -> float:
+        """What withdrawals must leave: max(cross initial margin, 10% of cross position value)."""
+        self._refresh()
+        return max(self.totals.cross_initial_margin,
+                   TRANSFER_VALUE_FRACTION * self.totals.cross_position_value)
+
+    @property
+    def withdrawable(self) -> float:
+        self._refresh()
+        return max(0.0, self.balance + self.totals.cross_unrealized_pnl
+                   - max(self.totals.cross_initial_margin,
+                         TRANSFER_VALUE_FRACTION * self.totals.cross_position_value))
+
+    @property
+    def cross_liquidatable(self) -> bool:
+        """True when the cross account's equity is below its maintenance margin."""
+        self._refresh()
+        return self.totals.cross_position_value > 0 and self.balance \
+            + self.totals.cross_unrealized_pnl < self.totals.cross_maintenance_margin
+
+
+# ------------------------------------------------------------- funding math
+
+def funding_premium(double impact_bid, double impact_ask, double oracle) -> float:
+    """One premium sample: (max(impact bid - oracle, 0) - max(oracle - impact ask, 0)) / oracle."""
+    if not (isfinite(impact_bid) and isfinite(impact_ask) and isfinite(oracle) and oracle > 0):
+        raise MarginError("impact prices must be finite and the oracle price positive, got "
+                          f"{impact_bid}, {impact_ask}, {oracle}")
+    return (max(impact_bid - oracle, 0.0) - max(oracle - impact_ask, 0.0)) / oracle
+
+
+def funding_rate(double average_premium, double interest_rate=0.0001,
+                 double clamp=0.0005) -> float:
+    """The 8-hour rate: premium + clamp(interest - premium, -clamp, +clamp)."""
+    if not (isfinite(average_premium) and isfinite(interest_rate) and isfinite(clamp)):
+        raise MarginError("funding inputs must be finite")
+    return average_premium + min(max(interest_rate - average_premium, -clamp), clamp)
+
+
+def hourly_funding_rate(double average_premium, double interest_rate=0.0001,
+                        double clamp=0.0005, double cap=0.04) -> float:
+    """What one hour pays: an eighth of the 8-hour rate, capped at +-4 %."""
+    return min(max(funding_rate(average_premium, interest_rate, clamp) / 8.0, -cap), cap)
+
+
+# ---------------------------------------------------------------- helpers
+
+def _checked_tiers(asset, tiers):
+    if not tiers:
+        raise MarginError(f"asset {asset} has no margin tiers")
+    previous = -1.0
+    for bound, leverage in tiers:
+        if not isfinite(bound) or bound < 0 or bound <= previous \
+                or (previous < 0 and bound != 0):
+            raise MarginError(f"asset {asset}: tier lower bounds must start at 0 and ascend, "
+                              f"got {[b for b, _ in tiers]}")
+        if isinstance(leverage, bool) or leverage != int(leverage) or leverage < 1:
+            raise MarginError(f"asset {asset}: max leverage must be an integer >= 1, "
+                              f"got {leverage!r}")
+        previous = bound
+        yield float(bound), float(leverage)
+
+
+def _check_money(double amount, what):
+    if not isfinite(amount):
+        raise MarginError(f"{what} must be finite, got {amount}")
+
+
+def _check_rates(double taker, double maker):
+    if not (isfinite(taker) and isfinite(maker) and 0 <= taker < 0.01 and -0.01 < maker < 0.01):
+        raise MarginError(f"fee rates must be fractions below 1 % (taker >= 0), got "
+                          f"taker {taker}, maker {maker}")
+
+
+def _per_asset(values, Py_ssize_t count, what):
+    array = np.ascontiguousarray(values, dtype=np.float64)
+    if array.shape != (count,):
+        raise MarginError(f"{what} must have one value per asset ({count}), got shape "
+                          f"{array.shape}")
+    return array
+
+
+def _as_records(records, dtype, what):
+    if not isinstance(records, np.ndarray) or records.ndim != 1:
+        raise TypeError(f"{what} must be a one-dimensional numpy array of {dtype}")
+    if records.dtype != dtype:
+        if set(records.dtype.names or ()) != set(dtype.names):
+            raise TypeError(f"{what} must have the fields {dtype.names}, got {records.dtype}")
+        converted = np.zeros(len(records), dtype=dtype)
+        for name in dtype.names:
+            converted[name] = records[name]
+        return converted
+    return np.ascontiguousarray(records)
