@@ -42,7 +42,7 @@ directives = {
 annotate = flag("OBELISK_ANNOTATE")
 mode = "debug" if debug else "profile" if profile else "release"
 macros = [("CYTHON_TRACE_NOGIL", "1")] if profile else []
-compile_args = ["-O0", "-g"] if debug else ["-O3"]
+compile_args = ["-O0", "-g"] if debug else ["-O3", "-fno-math-errno", "-fno-trapping-math"]
 
 extensions = [
     Extension(

@@ -24,6 +24,7 @@ import numpy as np
 
 from obelisk._core.book import EventKind, OrderBook
 from obelisk.bench_l2 import l2_rows
+from obelisk.bench_position import position_facts, position_rows
 from obelisk.matching import MatchingEngine
 from obelisk.reference import ReferenceBook
 from obelisk.workload import Workload, interleave, standard_mix
@@ -40,6 +41,9 @@ class BenchConfig:
     reference_l2_deltas: int = 20_000
     repeat: int = 5
     reference_events: int = 50_000
+    position_fills: int = 200_000
+    position_assets: int = 10_000
+    reference_position_fills: int = 20_000
 
 
 @dataclass
@@ -201,6 +205,12 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
     progress("L2 market-data book")
     rows.extend(l2_rows(config.l2_deltas, config.seed, config.repeat,
                         config.reference_l2_deltas, _time, _row))
+    frame = rows[-1]
+    progress("positions and margin")
+    first_position_row = len(rows)
+    position = position_rows(config.position_fills, config.position_assets, config.seed,
+                             config.repeat, config.reference_position_fills, _time, _row)
+    rows.extend(position)
 
     rate = {row.name: row.events_per_second for row in rows}
     reference_rate = rows[3].events_per_second
@@ -214,12 +224,17 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
         "L2 per call / reference": rows[8].events_per_second / rows[10].events_per_second,
         "L2 batch / reference": rows[9].events_per_second / rows[10].events_per_second,
     }
-    for row in rows[11:]:
+    portfolio_call, _, fill_reference, fill_batch = position[:4]
+    ratios["position fills batch / reference"] = \
+        fill_batch.events_per_second / fill_reference.events_per_second
+    ratios["Portfolio.apply_fill per call / reference"] = \
+        portfolio_call.events_per_second / fill_reference.events_per_second
+    for row in rows[11:first_position_row]:
         if row.name.startswith("peer "):
             ratios[f"L2 per call / {row.name.removeprefix('peer ')}"] = \
                 rows[8].events_per_second / row.events_per_second
-    frame = rows[-1]
     facts_l2 = {"l2_frame_microseconds": round(frame.best_seconds / frame.events * 1e6, 2)}
+    facts_l2.update(position_facts(position))
     progress("checking the paths agree")
     facts = _facts(workload, fresh_book, tuples, chunks, fresh_reference, prefix)
     facts.update(facts_l2)

@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--reference-events", type=_positive, default=defaults.reference_events,
                        help="events replayed through the slow reference "
                             f"(default {defaults.reference_events:,})")
+    bench.add_argument("--assets", type=_positive, default=defaults.position_assets,
+                       help="positions in the margin recompute and the fill stream "
+                            f"(default {defaults.position_assets:,})")
     bench.add_argument("--json", action="store_true", help="print one JSON document")
     return parser
 
@@ -48,12 +51,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = BenchConfig(events=args.events, seed_orders=args.seed_orders, seed=args.seed,
                              chunk=args.chunk, engine_batch=args.engine_batch,
                              repeat=args.repeat,
-                             reference_events=min(args.reference_events, args.events))
+                             reference_events=min(args.reference_events, args.events),
+                             position_fills=args.events, position_assets=args.assets,
+                             reference_position_fills=min(BenchConfig.reference_position_fills,
+                                                          args.events))
         progress = (lambda step: print(f"... {step}", file=sys.stderr, flush=True)) \
             if not args.json and sys.stderr.isatty() else (lambda step: None)
         report = run_bench(config, progress)
         print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))
-        ok = report.facts["paths_agree"] and report.facts["matches_reference"]
+        ok = all(report.facts[name] for name in ("paths_agree", "matches_reference",
+                                                 "position_paths_agree",
+                                                 "positions_match_reference"))
         return 0 if ok else 1
     return 2
 

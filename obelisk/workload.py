@@ -15,6 +15,7 @@ import numpy as np
 
 from obelisk._core.book import EVENT_DTYPE, EventKind, OrderBook, OrderStatus, Side, TimeInForce
 from obelisk._core.l2 import L2_DELTA_DTYPE, CrossedPolicy, L2Book
+from obelisk._core.position import POSITION_FILL_DTYPE, PositionBook
 
 
 @dataclass(frozen=True)
@@ -215,3 +216,45 @@ class TickGrid:
 
 
 SYNTHETIC_GRID = TickGrid()
+
+
+# A spread of Hyperliquid-like margin tables: BTC-like, ETH-like, a tiered alt, a flat alt.
+STANDARD_MARGIN_TABLES: tuple[tuple[tuple[float, int], ...], ...] = (
+    ((0.0, 40), (150e6, 20)),
+    ((0.0, 25), (100e6, 15)),
+    ((0.0, 10), (3e6, 5)),
+    ((0.0, 20),),
+)
+
+
+@dataclass(frozen=True)
+class FillWorkload:
+    """Fills over many assets for a PositionBook: tiers per asset, modes, fills, then marks."""
+
+    margin_tiers: list[tuple[tuple[float, int], ...]]
+    isolated: np.ndarray
+    fills: np.ndarray
+    marks: np.ndarray
+
+    def fresh_book(self, balance: float = 1e9) -> PositionBook:
+        """A book with every asset's mode and a leverage of 5 set, and no position yet."""
+        book = PositionBook(self.margin_tiers, balance=balance)
+        for asset, isolated in enumerate(self.isolated.tolist()):
+            book.set_leverage(asset, 5, isolated=isolated)
+        return book
+
+
+def fill_stream(fills: int = 200_000, assets: int = 10_000, seed: int = 42) -> FillWorkload:
+    """Random fills (opens, adds, partial closes and flips; a third as maker) over `assets`.
+
+    A quarter of the assets are isolated; prices wander within +-10 % of 100.
+    """
+    rng = np.random.default_rng(seed)
+    out = np.zeros(fills, dtype=POSITION_FILL_DTYPE)
+    out["asset"] = rng.integers(0, assets, fills)
+    out["size"] = rng.choice([-3.0, -1.0, -0.5, 0.25, 1.0, 2.0], fills)
+    out["price"] = np.round(rng.uniform(90.0, 110.0, fills), 2)
+    out["maker"] = rng.random(fills) < 1 / 3
+    tables = [STANDARD_MARGIN_TABLES[i % len(STANDARD_MARGIN_TABLES)] for i in range(assets)]
+    return FillWorkload(tables, rng.random(assets) < 0.25, out,
+                        np.round(rng.uniform(90.0, 110.0, assets), 2))

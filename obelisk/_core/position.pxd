@@ -64,7 +64,7 @@ cdef class PositionBook:
     cdef Totals totals
     cdef bint dirty
     cdef int _check_asset(self, Py_ssize_t asset) except -1
-    cdef void _recompute(self) noexcept nogil
-    cdef double _liquidation_px(self, int32_t asset, const Position* p, double equity,
-                                double other_maintenance) noexcept nogil
+    cdef void _recompute(self, const double* marks) noexcept nogil
+    cdef inline double _liquidation_px(self, int32_t asset, const Position* p, double equity,
+                                       double other_maintenance) noexcept nogil
     cdef int _refresh(self) except -1

@@ -11,10 +11,14 @@ from enum import IntEnum
 import numpy as np
 
 cimport cython
-from libc.math cimport NAN, fabs, isfinite
+from libc.math cimport INFINITY, NAN, fabs, fmin, isfinite
 from libc.stdint cimport int32_t
 
 from obelisk._core._sorted cimport field_offset as _off
+
+
+cdef extern from *:
+    void __builtin_prefetch(const void* address) noexcept nogil
 
 from obelisk._core.errors import InvalidFillError, MarginError, UnknownAssetError
 
@@ -55,6 +59,9 @@ POSITION_FILL_DTYPE = np.dtype({
 
 TRANSFER_VALUE_FRACTION = 0.1   # withdrawals keep max(initial margin, 10% of position value)
 
+cdef enum:
+    PREFETCH_AHEAD = 8           # fills between asking for a row and using it
+
 
 # ---------------------------------------------------------------- kernels
 
@@ -62,42 +69,42 @@ cdef inline double _sign(double x) noexcept nogil:
     return 1.0 if x > 0 else -1.0
 
 
-cdef double _apply_fill(Position* p, double size, double price, double rate,
-                        double* balance) noexcept nogil:
-    """Apply one fill; its realized PnL. A fill through zero closes, then opens the rest."""
+cdef inline double _apply_fill(Position* p, double size, double price, double rate,
+                               double* balance) noexcept nogil:
+    """Apply one fill; its realized PnL. A fill through zero closes, then opens the rest.
+
+    Opens, adds, closes and flips come in no predictable order, so every
+    quantity is computed and the right one selected, without branches.
+    """
     cdef double held = fabs(p.size)
     cdef double amount = fabs(size)
-    cdef double closed = 0.0
-    cdef double opened = amount
-    cdef double realized = 0.0
-    cdef double released
+    cdef bint closing = (p.size > 0 and size < 0) or (p.size < 0 and size > 0)
+    cdef double closed = fmin(amount, held) if closing else 0.0
+    cdef double opened = amount - closed
+    cdef double realized = (price - p.entry_px) * closed * (1.0 if p.size > 0 else -1.0)
+    cdef double average = (held * p.entry_px + amount * price) / (held + amount)
+    cdef double remaining = p.size + size       # exact: closes, partial closes and flips alike
+    cdef double kept = p.entry_px if remaining != 0 else 0.0
+    cdef double entry = (price if opened > 0 else kept) if closing else average
+    # Isolated margin leaves pro rata with the closed part (all of it on a full
+    # close: closed / held is then exactly 1) and comes in for the opened part.
+    cdef double released = p.margin * (closed / (held if held > 0 else 1.0))
+    cdef double added = opened * price / p.leverage * p.isolated
     cdef double fee = amount * price * rate
-    if p.size != 0 and (p.size > 0) != (size > 0):
-        closed = amount if amount < held else held
-        opened = amount - closed
-        realized = (price - p.entry_px) * closed * _sign(p.size)
-        if p.isolated:
-            released = p.margin if closed == held else p.margin * closed / held
-            p.margin -= released
-            balance[0] += released
-        if opened > 0:
-            p.size = opened if size > 0 else -opened
-            p.entry_px = price
-        elif closed == held:
-            p.size = 0.0
-            p.entry_px = 0.0
-        else:
-            p.size += size
-    else:
-        p.entry_px = (held * p.entry_px + amount * price) / (held + amount)
-        p.size += size
-    if p.isolated and opened > 0:
-        p.margin += opened * price / p.leverage
-        balance[0] -= opened * price / p.leverage
+    p.size = remaining
+    p.entry_px = entry
+    p.margin += added - released
     p.realized_pnl += realized
     p.fees += fee
-    balance[0] += realized - fee
+    balance[0] += released - added + realized - fee
     return realized
+
+
+cdef inline bint _valid_fill(const PositionFill* f, int32_t count) noexcept nogil:
+    # Bitwise, not short-circuit: the check runs over whole batches without branching.
+    return (<int> (f.asset >= 0) & <int> (f.asset < count) & <int> (fabs(f.size) < INFINITY)
+            & <int> (f.size != 0) & <int> (f.price > 0) & <int> (f.price < INFINITY)
+            & <int> (f.maker <= 1))
 
 
 cdef inline int32_t _tier(const double* lower, int32_t first, int32_t count,
@@ -149,9 +156,16 @@ cdef class PositionBook:
         if default_leverage < 1:
             raise MarginError(f"default_leverage must be at least 1, got {default_leverage}")
         lower, mmr, deduction, first, count, top = [], [], [], [], [], []
+        known = {}      # assets share tables: each is stored once, so the recompute stays in cache
         for asset, asset_tiers in enumerate(tiers):
-            first.append(len(lower))
+            top.append(float(asset_tiers[0][1]) if asset_tiers else 0.0)
             count.append(len(asset_tiers))
+            key = tuple(map(tuple, asset_tiers))
+            if key in known:
+                first.append(known[key])
+                continue
+            known[key] = len(lower)
+            first.append(len(lower))
             previous_mmr = previous_deduction = 0.0
             for bound, leverage in _checked_tiers(asset, asset_tiers):
                 rate = 1.0 / (2.0 * leverage)
@@ -161,7 +175,6 @@ cdef class PositionBook:
                 lower.append(bound)
                 mmr.append(rate)
                 deduction.append(previous_deduction)
-            top.append(float(asset_tiers[0][1]))
         arrays = (np.array(lower, dtype=np.float64), np.array(mmr, dtype=np.float64),
                   np.array(deduction, dtype=np.float64), np.array(first, dtype=np.int32),
                   np.array(count, dtype=np.int32), np.array(top, dtype=np.float64))
@@ -228,37 +241,52 @@ cdef class PositionBook:
             return 0.0
         cdef const PositionFill* f = <const PositionFill*> &fill_bytes[0]
         cdef Py_ssize_t i
-        for i in range(n):
-            if not (0 <= f[i].asset < self.count and isfinite(f[i].size) and f[i].size != 0
-                    and isfinite(f[i].price) and f[i].price > 0 and f[i].maker <= 1):
-                raise InvalidFillError(
-                    f"fill {i} (asset {f[i].asset}, size {f[i].size}, price {f[i].price}, "
-                    f"maker {f[i].maker}) is invalid; nothing applied")
+        cdef Py_ssize_t invalid = 0
+        with nogil:
+            for i in range(n):
+                invalid += not _valid_fill(&f[i], self.count)
+        if invalid:
+            i = 0
+            while _valid_fill(&f[i], self.count):
+                i += 1
+            raise InvalidFillError(
+                f"fill {i} (asset {f[i].asset}, size {f[i].size}, price {f[i].price}, "
+                f"maker {f[i].maker}) is invalid; nothing applied")
         cdef double before = self.balance
+        cdef double balance = self.balance     # a local, so the loop keeps it in a register
+        cdef double rates[2]
+        rates[0] = self.taker_rate
+        rates[1] = self.maker_rate
         cdef Position* p
         with nogil:
             for i in range(n):
+                # Rows are hit at random: ask for the one a few fills ahead early.
+                if i + PREFETCH_AHEAD < n:
+                    __builtin_prefetch(&self.rows[f[i + PREFETCH_AHEAD].asset])
                 p = &self.rows[f[i].asset]
                 if p.mark_px != p.mark_px:
                     p.mark_px = f[i].price
-                _apply_fill(p, f[i].size, f[i].price,
-                            self.maker_rate if f[i].maker else self.taker_rate, &self.balance)
+                _apply_fill(p, f[i].size, f[i].price, rates[f[i].maker], &balance)
+        self.balance = balance
         self.dirty = True
-        return self.balance - before
+        return balance - before
 
     def mark(self, prices) -> None:
         """Set mark prices (one per asset; NaN keeps the previous mark) and recompute."""
         cdef const double[::1] marks = _per_asset(prices, self.count, "mark prices")
+        cdef const double* m = &marks[0]
         cdef int32_t i
-        for i in range(self.count):
-            if marks[i] == marks[i]:
-                if not (isfinite(marks[i]) and marks[i] > 0):
-                    raise MarginError(f"mark price of asset {i} must be positive, got {marks[i]}")
-        for i in range(self.count):
-            if marks[i] == marks[i]:
-                self.rows[i].mark_px = marks[i]
+        cdef int32_t bad = 0
         with nogil:
-            self._recompute()
+            for i in range(self.count):
+                # NaN keeps the old mark; anything else must be finite and positive
+                bad += m[i] == m[i] and not (m[i] > 0 and m[i] < INFINITY)
+        if bad:
+            i = next(i for i in range(self.count) if marks[i] == marks[i] and not (
+                0 < marks[i] < INFINITY))
+            raise MarginError(f"mark price of asset {i} must be positive, got {marks[i]}")
+        with nogil:
+            self._recompute(m)
         self.dirty = False
 
     def apply_funding(self, rates, oracle_prices) -> float:
@@ -383,12 +411,16 @@ cdef class PositionBook:
     cdef int _refresh(self) except -1:
         if self.dirty:
             with nogil:
-                self._recompute()
+                self._recompute(NULL)
             self.dirty = False
         return 0
 
-    cdef void _recompute(self) noexcept nogil:
-        """uPnL, value and margins per position, the account totals, then liquidation prices."""
+    cdef void _recompute(self, const double* marks) noexcept nogil:
+        """uPnL, value and margins per position, the account totals, then liquidation prices.
+
+        `marks` (or NULL) are new mark prices, NaN to keep one: taking them here
+        saves a pass over the rows.
+        """
         cdef Totals t
         cdef Position* p
         cdef int32_t i, k
@@ -398,44 +430,46 @@ cdef class PositionBook:
         t.cross_maintenance_margin = 0.0
         t.isolated_equity = 0.0
         t.isolated_position_value = 0.0
+        cdef double isolated, cross
         for i in range(self.count):
             p = &self.rows[i]
+            if marks != NULL and marks[i] == marks[i]:
+                p.mark_px = marks[i]
             if p.size == 0:
                 p.unrealized_pnl = 0.0
                 p.position_value = 0.0
                 p.initial_margin = 0.0
                 p.maintenance_margin = 0.0
                 p.liquidation_px = NAN
-                if p.isolated:
-                    t.isolated_equity += p.margin
                 continue
             p.unrealized_pnl = p.size * (p.mark_px - p.entry_px)
             p.position_value = fabs(p.size) * p.mark_px
             p.initial_margin = p.position_value / p.leverage
             k = _tier(self.tier_lower, self.tier_first[i], self.tier_count[i], p.position_value)
             p.maintenance_margin = p.position_value * self.tier_mmr[k] - self.tier_deduction[k]
-            if p.isolated:
-                t.isolated_equity += p.margin + p.unrealized_pnl
-                t.isolated_position_value += p.position_value
-            else:
-                t.cross_unrealized_pnl += p.unrealized_pnl
-                t.cross_position_value += p.position_value
-                t.cross_initial_margin += p.initial_margin
-                t.cross_maintenance_margin += p.maintenance_margin
+            # Cross and isolated rows are mixed at random: weights, not branches.
+            isolated = p.isolated
+            cross = 1.0 - isolated
+            t.isolated_equity += isolated * (p.margin + p.unrealized_pnl)
+            t.isolated_position_value += isolated * p.position_value
+            t.cross_unrealized_pnl += cross * p.unrealized_pnl
+            t.cross_position_value += cross * p.position_value
+            t.cross_initial_margin += cross * p.initial_margin
+            t.cross_maintenance_margin += cross * p.maintenance_margin
         self.totals = t
         cdef double cross_equity = self.balance + t.cross_unrealized_pnl
         for i in range(self.count):
             p = &self.rows[i]
             if p.size == 0:
                 continue
-            if p.isolated:
-                p.liquidation_px = self._liquidation_px(i, p, p.margin + p.unrealized_pnl, 0.0)
-            else:
-                p.liquidation_px = self._liquidation_px(
-                    i, p, cross_equity, t.cross_maintenance_margin - p.maintenance_margin)
+            isolated = p.isolated
+            cross = 1.0 - isolated
+            p.liquidation_px = self._liquidation_px(
+                i, p, isolated * (p.margin + p.unrealized_pnl) + cross * cross_equity,
+                cross * (t.cross_maintenance_margin - p.maintenance_margin))
 
-    cdef double _liquidation_px(self, int32_t asset, const Position* p, double equity,
-                                double other_maintenance) noexcept nogil:
+    cdef inline double _liquidation_px(self, int32_t asset, const Position* p, double equity,
+                                       double other_maintenance) noexcept nogil:
         """The mark at which equity + size x (price - mark) equals the maintenance margin.
 
         Solved in each tier: the answer is the one whose notional lies in its
@@ -446,20 +480,24 @@ cdef class PositionBook:
         cdef double side = _sign(p.size)
         cdef double available = equity - other_maintenance
         cdef double price = NAN
-        cdef double notional, upper
+        cdef double notional_times_rate, rate
         cdef int32_t first = self.tier_first[asset]
         cdef int32_t last = first + self.tier_count[asset] - 1
         cdef int32_t k
         if self.legacy_liquidation:
             price = p.mark_px - side * (available - p.maintenance_margin) / amount
         else:
+            # In tier k the price is (amount x mark - side x (available + deduction))
+            # / (amount x rate) with rate = 1 - side x mmr > 0; its notional is that
+            # times amount, so the tier test needs no division.
             for k in range(first, last + 1):
-                price = (side * amount * p.mark_px - available - self.tier_deduction[k]) \
-                    / (amount * (side - self.tier_mmr[k]))
-                notional = amount * price
-                upper = self.tier_lower[k + 1] if k < last else 0.0
-                if notional >= self.tier_lower[k] * (1 - 1e-12) \
-                        and (k == last or notional <= upper * (1 + 1e-12)):
+                notional_times_rate = amount * p.mark_px - side * (available
+                                                                   + self.tier_deduction[k])
+                rate = 1.0 - side * self.tier_mmr[k]
+                if notional_times_rate >= self.tier_lower[k] * (1 - 1e-12) * rate and (
+                        k == last
+                        or notional_times_rate <= self.tier_lower[k + 1] * (1 + 1e-12) * rate):
+                    price = notional_times_rate / (amount * rate)
                     break
             else:
                 return NAN      # only a price <= 0 would do

@@ -1,0 +1,123 @@
+"""Position rows of ``obelisk bench``: fills, marks and margin over many assets.
+
+Fills go through the per-call paths (``Portfolio.apply_fill`` by coin and
+``PositionBook.apply_fill`` by index), the batch path and the pure-Python
+reference; a full recompute (uPnL, margins, liquidation prices) of every
+position is timed on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from obelisk._core.position import PositionBook
+from obelisk.instruments import Instrument
+from obelisk.portfolio import Portfolio
+from obelisk.reference.position import ReferencePositionBook
+from obelisk.workload import FillWorkload, fill_stream
+
+Timer = Callable[[Callable[[Any], object], Callable[[], Any], int], list[float]]
+RECOMPUTES = 100          # recomputes per timed run, so one run is long enough to time
+UNIVERSE = 200            # about the number of perps Hyperliquid lists: one account's assets
+
+
+def position_rows(fills: int, assets: int, seed: int, repeat: int, reference_fills: int,
+                  time_runs: Timer, make_row: Callable[[str, int, list[float]], Any]) -> list:
+    """Fills over one account's universe of assets, then over `assets` rows, then a recompute."""
+    account = fill_stream(fills, UNIVERSE, seed)
+    many = fill_stream(fills, assets, seed)
+    rows_of = account.fills[["asset", "size", "price", "maker"]].tolist()
+
+    def per_call(book: PositionBook) -> None:
+        apply = book.apply_fill
+        for asset, size, price, maker in rows_of:
+            apply(asset, size, price, maker)
+
+    coins = [Instrument(f"C{i}", i, 2, 50) for i in range(UNIVERSE)]
+    named = [(f"C{asset}", size, price, bool(maker)) for asset, size, price, maker in rows_of]
+
+    def fresh_portfolio() -> Portfolio:
+        portfolio = Portfolio(coins, balance=1e9, margin_tiers={
+            coin.name: tiers for coin, tiers in zip(coins, account.margin_tiers, strict=True)})
+        for coin, isolated in zip(coins, account.isolated.tolist(), strict=True):
+            portfolio.set_leverage(coin.name, 5, isolated=isolated)
+        return portfolio
+
+    def portfolio_per_call(portfolio: Portfolio) -> None:
+        apply = portfolio.apply_fill
+        for coin, size, price, maker in named:
+            apply(coin, size, price, maker=maker)
+
+    prefix = rows_of[:reference_fills]
+
+    def reference_per_call(reference: ReferencePositionBook) -> None:
+        for asset, size, price, maker in prefix:
+            reference.apply_fill(asset, size, price, bool(maker))
+
+    def filled_book() -> PositionBook:
+        book = many.fresh_book()
+        book.apply_fills(many.fills)
+        return book
+
+    marks = [many.marks, many.marks * 1.001]
+
+    def recompute(book: PositionBook) -> None:
+        mark = book.mark
+        for i in range(RECOMPUTES):
+            mark(marks[i & 1])
+
+    return [
+        make_row(f"Portfolio.apply_fill (by coin), per call, {UNIVERSE} assets", fills,
+                 time_runs(portfolio_per_call, fresh_portfolio, repeat)),
+        make_row("PositionBook.apply_fill (by index), per call", fills,
+                 time_runs(per_call, account.fresh_book, repeat)),
+        make_row("reference positions (pure Python), per call", len(prefix),
+                 time_runs(reference_per_call, _reference_for(account),
+                           max(1, min(repeat, 3)))),
+        make_row(f"PositionBook.apply_fills, one batch, {UNIVERSE} assets", fills,
+                 time_runs(lambda b: b.apply_fills(account.fills), account.fresh_book, repeat)),
+        make_row(f"PositionBook.apply_fills, one batch, {assets:,} assets", fills,
+                 time_runs(lambda b: b.apply_fills(many.fills), many.fresh_book, repeat)),
+        make_row(f"mark + full recompute, {assets:,} positions (positions/s)",
+                 assets * RECOMPUTES, time_runs(recompute, filled_book, repeat)),
+    ]
+
+
+def _reference_for(workload: FillWorkload) -> Callable[[], ReferencePositionBook]:
+    """A maker of fresh reference books set up like ``workload.fresh_book()``."""
+    def fresh() -> ReferencePositionBook:
+        reference = ReferencePositionBook([list(t) for t in workload.margin_tiers], balance=1e9)
+        for position, isolated in zip(reference.positions, workload.isolated.tolist(),
+                                      strict=True):
+            position.leverage, position.isolated = 5.0, isolated
+        return reference
+    return fresh
+
+
+def position_facts(rows: list) -> dict[str, Any]:
+    """The recompute time, and whether the paths agree with each other and with the reference."""
+    workload = fill_stream(20_000, 1_000, 7)
+    batch, one = workload.fresh_book(), workload.fresh_book()
+    batch.apply_fills(workload.fills)
+    fills = workload.fills[["asset", "size", "price", "maker"]].tolist()
+    for asset, size, price, maker in fills:
+        one.apply_fill(asset, size, price, maker)
+    reference = _reference_for(workload)()
+    for asset, size, price, maker in fills:
+        reference.apply_fill(asset, size, price, bool(maker))
+    ours = batch.positions
+    matches = all(
+        np.isclose(ours["size"][i], p.size, rtol=1e-9, atol=1e-9)
+        and np.isclose(ours["entry_px"][i], p.entry_px, rtol=1e-9, atol=1e-9)
+        and np.isclose(ours["realized_pnl"][i], p.realized_pnl, rtol=1e-9, atol=1e-9)
+        for i, p in enumerate(reference.positions))
+    return {
+        "recompute_microseconds": round(rows[-1].best_seconds / RECOMPUTES * 1e6, 1),
+        "position_paths_agree": bool(np.array_equal(batch.positions.view(np.uint8),
+                                                    one.positions.view(np.uint8))),
+        "positions_match_reference": bool(matches and np.isclose(batch.balance, reference.balance,
+                                                                  rtol=1e-12)),
+    }
