@@ -148,3 +148,33 @@ class L2Suite:
 
     def time_apply_batch(self, workload):
         self.book.apply_batch(workload.deltas, self.top)
+
+
+class PositionSuite:
+    """Fills through a PositionBook per call and in one batch, and a full margin recompute."""
+
+    timeout = 120
+    number = 1
+    warmup_time = 0
+
+    def setup_cache(self):
+        from obelisk.workload import fill_stream
+        return fill_stream(50_000, 200, seed=42), fill_stream(20_000, 10_000, seed=42)
+
+    def setup(self, workloads):
+        account, many = workloads
+        self.book = account.fresh_book()
+        self.rows = account.fills[["asset", "size", "price", "maker"]].tolist()
+        self.many = many.fresh_book()
+        self.many.apply_fills(many.fills)
+
+    def time_apply_fill_per_call(self, workloads):
+        apply = self.book.apply_fill
+        for asset, size, price, maker in self.rows:
+            apply(asset, size, price, maker)
+
+    def time_apply_fills_batch(self, workloads):
+        self.book.apply_fills(workloads[0].fills)
+
+    def time_recompute_10k_positions(self, workloads):
+        self.many.mark(workloads[1].marks)

@@ -75,7 +75,7 @@ def position_rows(fills: int, assets: int, seed: int, repeat: int, reference_fil
         make_row("PositionBook.apply_fill (by index), per call", fills,
                  time_runs(per_call, account.fresh_book, repeat)),
         make_row("reference positions (pure Python), per call", len(prefix),
-                 time_runs(reference_per_call, _reference_for(account),
+                 time_runs(reference_per_call, reference_book_for(account),
                            max(1, min(repeat, 3)))),
         make_row(f"PositionBook.apply_fills, one batch, {UNIVERSE} assets", fills,
                  time_runs(lambda b: b.apply_fills(account.fills), account.fresh_book, repeat)),
@@ -86,7 +86,7 @@ def position_rows(fills: int, assets: int, seed: int, repeat: int, reference_fil
     ]
 
 
-def _reference_for(workload: FillWorkload) -> Callable[[], ReferencePositionBook]:
+def reference_book_for(workload: FillWorkload) -> Callable[[], ReferencePositionBook]:
     """A maker of fresh reference books set up like ``workload.fresh_book()``."""
     def fresh() -> ReferencePositionBook:
         reference = ReferencePositionBook([list(t) for t in workload.margin_tiers], balance=1e9)
@@ -105,7 +105,7 @@ def position_facts(rows: list) -> dict[str, Any]:
     fills = workload.fills[["asset", "size", "price", "maker"]].tolist()
     for asset, size, price, maker in fills:
         one.apply_fill(asset, size, price, maker)
-    reference = _reference_for(workload)()
+    reference = reference_book_for(workload)()
     for asset, size, price, maker in fills:
         reference.apply_fill(asset, size, price, bool(maker))
     ours = batch.positions

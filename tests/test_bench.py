@@ -11,13 +11,17 @@ from obelisk.workload import SYNTHETIC_GRID, l2_stream
 
 def test_bench_json_report(capsys):
     code = main(["bench", "--events", "3000", "--seed-orders", "300", "--repeat", "1",
-                 "--reference-events", "500", "--engine-batch", "1024", "--json"])
+                 "--reference-events", "500", "--engine-batch", "1024", "--assets", "500",
+                 "--json"])
     report = json.loads(capsys.readouterr().out)
     assert code == 0
     assert report["facts"]["paths_agree"] and report["facts"]["matches_reference"]
+    assert report["facts"]["position_paths_agree"]
+    assert report["facts"]["positions_match_reference"]
     assert isinstance(report["facts"]["allocations_in_second_half"], bool)
     names = [row["name"] for row in report["rows"]]
     assert "L2Book.apply_batch, top after each delta" in names
+    assert "mark + full recompute, 500 positions (positions/s)" in names
     assert all(row["events_per_second"] > 0 for row in report["rows"])
 
 

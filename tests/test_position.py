@@ -13,6 +13,7 @@ from obelisk import (
     POSITION_FILL_DTYPE,
     FeeRates,
     Instrument,
+    L2Book,
     Portfolio,
     PositionBook,
     funding_premium,
@@ -22,6 +23,7 @@ from obelisk import (
     perp_fee_rates,
 )
 from obelisk.errors import InvalidFillError, MarginError, UnknownAssetError
+from obelisk.funding import impact_prices, premium_sample
 from obelisk.reference.position import ReferencePositionBook
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -324,6 +326,10 @@ def snapshot(book):
     (lambda b: b.withdraw(1e12), MarginError),
     (lambda b: b.deposit(math.nan), MarginError),
     (lambda b: b.update_isolated_margin(1, -1.0), MarginError),     # cross: no isolated margin
+    (lambda b: b.set_position(0, 0.0, 0.0, leverage=5, isolated=True, margin=10.0), MarginError),
+    (lambda b: b.set_position(0, 1.0, 100.0, leverage=5, isolated=False, margin=10.0),
+     MarginError),
+    (lambda b: b.set_position(0, math.inf, 100.0, leverage=5, isolated=False), MarginError),
     (lambda b: b.apply_fills(np.zeros(2, dtype=[("asset", "i4")])), TypeError),
 ])
 def test_bad_input_raises_and_changes_nothing(call, error):
@@ -358,3 +364,46 @@ def test_portfolio_rejects_unknown_coins_and_bad_tiers():
         PositionBook([[(10, 20)]])
     with pytest.raises(MarginError, match="integer"):
         PositionBook([[(0, 0)]])
+
+
+def test_isolated_margin_and_withdrawals_move_money_between_pockets():
+    book = PositionBook([[(0, 20)], [(0, 20)]], balance=1_000, taker_rate=0.0, maker_rate=0.0)
+    book.set_leverage(0, 10, isolated=True)
+    book.apply_fill(0, 1.0, 2000.0)
+    book.mark([2000.0, math.nan])
+    liquidation = book.positions[0]["liquidation_px"]
+    book.update_isolated_margin(0, 100.0)
+    assert book.positions[0]["margin"] == 300 and book.balance == 700
+    assert book.positions[0]["liquidation_px"] < liquidation          # more margin, further away
+    with pytest.raises(MarginError, match="keep"):
+        book.update_isolated_margin(0, -101.0)                        # would leave < IM of 200
+    book.update_isolated_margin(0, -100.0)
+    assert book.positions[0]["margin"] == 200 and book.balance == 800
+    assert book.account_value == 1_000 and book.withdrawable == 800
+    book.apply_fill(1, 1.0, 1000.0)                                   # cross: IM 50, 10 % is 100
+    assert book.transfer_margin_required == 100 and book.withdrawable == 700
+    with pytest.raises(MarginError):
+        book.withdraw(700.5)
+    book.withdraw(700.0)
+    assert book.withdrawable == 0 and not book.cross_liquidatable
+    book.mark([math.nan, 100.0])                                      # cross long loses 900
+    assert book.cross_liquidatable
+
+
+def test_impact_prices_and_premium_from_a_book():
+
+    btc = Instrument("BTC", 0, 5, 40)                # prices with 1 decimal, sizes with 5
+    book = L2Book(btc)
+    book.apply_levels([
+        [{"px": "10100.0", "sz": "1.0", "n": 1}, {"px": "10000.0", "sz": "5", "n": 2}],
+        [{"px": "10200.0", "sz": "0.5", "n": 1}, {"px": "10300.0", "sz": "5", "n": 1}]])
+    bid, ask = impact_prices(book)                   # 20 000 USDC for BTC
+    sold = 10100 * 1.0
+    assert close(bid, 20_000 / (1.0 + (20_000 - sold) / 10_000), rel=1e-6)
+    bought = 10200 * 0.5
+    assert close(ask, 20_000 / (0.5 + (20_000 - bought) / 10_300), rel=1e-6)
+    oracle = 10_000.0
+    assert close(premium_sample(book, oracle), funding_premium(bid, ask, oracle))
+    assert impact_prices(book, 1e9) == (None, None)  # both sides too thin
+    with pytest.raises(MarginError, match="thin"):
+        premium_sample(book, oracle, 1e9)

@@ -349,8 +349,9 @@ cdef class PositionBook:
         if size != 0 and not (isfinite(entry_px) and entry_px > 0):
             raise MarginError(f"entry price must be positive, got {entry_px}")
         _check_money(margin, "margin")
-        if margin < 0 or (margin and not isolated):
-            raise MarginError(f"margin must be >= 0 and only on isolated positions, got {margin}")
+        if margin < 0 or (margin and not (isolated and size)):
+            raise MarginError(f"margin must be >= 0 and only on open isolated positions, "
+                              f"got {margin}")
         cdef Position* p = &self.rows[asset]
         cdef Position saved = p[0]
         p.size = 0.0
