@@ -33,6 +33,16 @@ cdef struct PositionFill:
     uint8_t _pad[3]
 
 
+# Margin tier tables: asset i uses rows first[i] .. first[i] + count[i] - 1,
+# each a lower notional bound, its maintenance rate and its deduction.
+cdef struct TierTables:
+    const double* lower
+    const double* mmr
+    const double* deduction
+    const int32_t* first
+    const int32_t* count
+
+
 # Account totals from the last recompute.
 cdef struct Totals:
     double cross_unrealized_pnl
@@ -48,11 +58,7 @@ cdef class PositionBook:
     cdef Position* rows
     cdef readonly object positions_array
     cdef int32_t count
-    cdef double* tier_lower
-    cdef double* tier_mmr
-    cdef double* tier_deduction
-    cdef int32_t* tier_first
-    cdef int32_t* tier_count
+    cdef TierTables tiers
     cdef double* max_leverage
     cdef object _tier_arrays
     cdef readonly double balance
@@ -65,6 +71,4 @@ cdef class PositionBook:
     cdef bint dirty
     cdef int _check_asset(self, Py_ssize_t asset) except -1
     cdef void _recompute(self, const double* marks) noexcept nogil
-    cdef inline double _liquidation_px(self, int32_t asset, const Position* p, double equity,
-                                       double other_maintenance) noexcept nogil
     cdef int _refresh(self) except -1

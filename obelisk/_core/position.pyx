@@ -116,6 +116,42 @@ cdef inline int32_t _tier(const double* lower, int32_t first, int32_t count,
     return k
 
 
+cdef inline double _liquidation_px(const TierTables* tiers, int32_t asset, double size,
+                                   double mark, double maintenance, double available,
+                                   bint legacy) noexcept nogil:
+    """The mark at which the position's equity equals the maintenance margin it needs.
+
+    `available` is the equity less the other positions' maintenance margin.
+    Solved in each tier: the answer is the one whose notional lies in its own
+    tier. NaN when no positive price solves it: a position the account can
+    always carry, or a short whose account is already under water.
+    """
+    cdef double amount = fabs(size)
+    cdef double side = _sign(size)
+    cdef double price
+    cdef double notional_times_rate, rate
+    cdef int32_t first = tiers.first[asset]
+    cdef int32_t last = first + tiers.count[asset] - 1
+    cdef int32_t k
+    if legacy:
+        price = mark - side * (available - maintenance) / amount
+    else:
+        # In tier k the price is (amount x mark - side x (available + deduction))
+        # / (amount x rate) with rate = 1 - side x mmr > 0; its notional is that
+        # times amount, so the tier test needs no division.
+        for k in range(first, last + 1):
+            notional_times_rate = amount * mark - side * (available + tiers.deduction[k])
+            rate = 1.0 - side * tiers.mmr[k]
+            if notional_times_rate >= tiers.lower[k] * (1 - 1e-12) * rate and (
+                    k == last
+                    or notional_times_rate <= tiers.lower[k + 1] * (1 + 1e-12) * rate):
+                price = notional_times_rate / (amount * rate)
+                break
+        else:
+            return NAN      # only a price <= 0 would do
+    return price if isfinite(price) and price > 0 else NAN
+
+
 @cython.final
 cdef class PositionBook:
     """One account's positions (a row per asset), cross balance and fee rates.
@@ -185,11 +221,11 @@ cdef class PositionBook:
         cdef int32_t[::1] first_view = arrays[3]
         cdef int32_t[::1] count_view = arrays[4]
         cdef double[::1] top_view = arrays[5]
-        self.tier_lower = &lower_view[0]
-        self.tier_mmr = &mmr_view[0]
-        self.tier_deduction = &deduction_view[0]
-        self.tier_first = &first_view[0]
-        self.tier_count = &count_view[0]
+        self.tiers.lower = &lower_view[0]
+        self.tiers.mmr = &mmr_view[0]
+        self.tiers.deduction = &deduction_view[0]
+        self.tiers.first = &first_view[0]
+        self.tiers.count = &count_view[0]
         self.max_leverage = &top_view[0]
         self.positions_array = np.zeros(len(tiers), dtype=POSITION_DTYPE)
         cdef unsigned char[::1] row_bytes = self.positions_array.view(np.uint8)
@@ -420,89 +456,67 @@ cdef class PositionBook:
         """uPnL, value and margins per position, the account totals, then liquidation prices.
 
         `marks` (or NULL) are new mark prices, NaN to keep one: taking them here
-        saves a pass over the rows.
+        saves a pass over the rows. Fields are read into locals once: a store
+        to one double of a row would otherwise force reloads of the others.
         """
+        cdef Position* rows = self.rows
+        cdef int32_t n = self.count
+        cdef TierTables tiers = self.tiers
+        cdef bint legacy = self.legacy_liquidation
         cdef Totals t
         cdef Position* p
         cdef int32_t i, k
+        cdef double size, mark, value, upnl, initial, maintenance, isolated, cross
         t.cross_unrealized_pnl = 0.0
         t.cross_position_value = 0.0
         t.cross_initial_margin = 0.0
         t.cross_maintenance_margin = 0.0
         t.isolated_equity = 0.0
         t.isolated_position_value = 0.0
-        cdef double isolated, cross
-        for i in range(self.count):
-            p = &self.rows[i]
-            if marks != NULL and marks[i] == marks[i]:
-                p.mark_px = marks[i]
-            if p.size == 0:
+        for i in range(n):
+            p = &rows[i]
+            size = p.size
+            mark = marks[i] if marks != NULL and marks[i] == marks[i] else p.mark_px
+            p.mark_px = mark
+            if size == 0:
                 p.unrealized_pnl = 0.0
                 p.position_value = 0.0
                 p.initial_margin = 0.0
                 p.maintenance_margin = 0.0
                 p.liquidation_px = NAN
                 continue
-            p.unrealized_pnl = p.size * (p.mark_px - p.entry_px)
-            p.position_value = fabs(p.size) * p.mark_px
-            p.initial_margin = p.position_value / p.leverage
-            k = _tier(self.tier_lower, self.tier_first[i], self.tier_count[i], p.position_value)
-            p.maintenance_margin = p.position_value * self.tier_mmr[k] - self.tier_deduction[k]
+            upnl = size * (mark - p.entry_px)
+            value = fabs(size) * mark
+            initial = value / p.leverage
+            k = _tier(tiers.lower, tiers.first[i], tiers.count[i], value)
+            maintenance = value * tiers.mmr[k] - tiers.deduction[k]
             # Cross and isolated rows are mixed at random: weights, not branches.
             isolated = p.isolated
             cross = 1.0 - isolated
-            t.isolated_equity += isolated * (p.margin + p.unrealized_pnl)
-            t.isolated_position_value += isolated * p.position_value
-            t.cross_unrealized_pnl += cross * p.unrealized_pnl
-            t.cross_position_value += cross * p.position_value
-            t.cross_initial_margin += cross * p.initial_margin
-            t.cross_maintenance_margin += cross * p.maintenance_margin
+            t.isolated_equity += isolated * (p.margin + upnl)
+            t.isolated_position_value += isolated * value
+            t.cross_unrealized_pnl += cross * upnl
+            t.cross_position_value += cross * value
+            t.cross_initial_margin += cross * initial
+            t.cross_maintenance_margin += cross * maintenance
+            p.unrealized_pnl = upnl
+            p.position_value = value
+            p.initial_margin = initial
+            p.maintenance_margin = maintenance
         self.totals = t
         cdef double cross_equity = self.balance + t.cross_unrealized_pnl
-        for i in range(self.count):
-            p = &self.rows[i]
-            if p.size == 0:
+        for i in range(n):
+            p = &rows[i]
+            size = p.size
+            if size == 0:
                 continue
             isolated = p.isolated
             cross = 1.0 - isolated
-            p.liquidation_px = self._liquidation_px(
-                i, p, isolated * (p.margin + p.unrealized_pnl) + cross * cross_equity,
-                cross * (t.cross_maintenance_margin - p.maintenance_margin))
-
-    cdef inline double _liquidation_px(self, int32_t asset, const Position* p, double equity,
-                                       double other_maintenance) noexcept nogil:
-        """The mark at which equity + size x (price - mark) equals the maintenance margin.
-
-        Solved in each tier: the answer is the one whose notional lies in its
-        own tier. NaN when no positive price solves it: a position the account
-        can always carry, or a short whose account is already under water.
-        """
-        cdef double amount = fabs(p.size)
-        cdef double side = _sign(p.size)
-        cdef double available = equity - other_maintenance
-        cdef double price = NAN
-        cdef double notional_times_rate, rate
-        cdef int32_t first = self.tier_first[asset]
-        cdef int32_t last = first + self.tier_count[asset] - 1
-        cdef int32_t k
-        if self.legacy_liquidation:
-            price = p.mark_px - side * (available - p.maintenance_margin) / amount
-        else:
-            # In tier k the price is (amount x mark - side x (available + deduction))
-            # / (amount x rate) with rate = 1 - side x mmr > 0; its notional is that
-            # times amount, so the tier test needs no division.
-            for k in range(first, last + 1):
-                notional_times_rate = amount * p.mark_px - side * (available
-                                                                   + self.tier_deduction[k])
-                rate = 1.0 - side * self.tier_mmr[k]
-                if notional_times_rate >= self.tier_lower[k] * (1 - 1e-12) * rate and (
-                        k == last
-                        or notional_times_rate <= self.tier_lower[k + 1] * (1 + 1e-12) * rate):
-                    price = notional_times_rate / (amount * rate)
-                    break
-            else:
-                return NAN      # only a price <= 0 would do
-        return price if isfinite(price) and price > 0 else NAN
+            maintenance = p.maintenance_margin
+            p.liquidation_px = _liquidation_px(
+                &tiers, i, size, p.mark_px, maintenance,
+                isolated * (p.margin + p.unrealized_pnl) + cross * cross_equity
+                - cross * (t.cross_maintenance_margin - maintenance), legacy)
 
     # ------------------------------------------------------------ queries
 
@@ -527,9 +541,9 @@ cdef class PositionBook:
         self._check_asset(asset)
         if not (isfinite(notional) and notional >= 0):
             raise MarginError(f"notional must be finite and >= 0, got {notional}")
-        cdef int32_t k = _tier(self.tier_lower, self.tier_first[asset],
-                               self.tier_count[asset], notional)
-        return notional * self.tier_mmr[k] - self.tier_deduction[k]
+        cdef int32_t k = _tier(self.tiers.lower, self.tiers.first[asset],
+                               self.tiers.count[asset], notional)
+        return notional * self.tiers.mmr[k] - self.tiers.deduction[k]
 
     @property
     def cross_account_value(self) -> float:
