@@ -40,6 +40,16 @@ from obelisk.margin import margin_tiers_from_meta
 from obelisk.marketdata import apply_l2_message
 from obelisk.matching import MatchingEngine
 from obelisk.portfolio import Difference, Portfolio, Position
+from obelisk.risk import (
+    RISK_ORDER_DTYPE,
+    AssetLimits,
+    OrderFlags,
+    RiskDecision,
+    RiskLimits,
+    RiskManager,
+    RiskReason,
+    TradingState,
+)
 
 __version__ = "0.1.0"
 
@@ -55,6 +65,8 @@ __all__ = [
     "POSITION_DTYPE",
     "POSITION_FILL_DTYPE",
     "RESULT_DTYPE",
+    "RISK_ORDER_DTYPE",
+    "AssetLimits",
     "BatchResult",
     "CrossedPolicy",
     "Difference",
@@ -66,6 +78,7 @@ __all__ = [
     "MatchingEngine",
     "OrderBook",
     "OrderEventKind",
+    "OrderFlags",
     "OrderPool",
     "OrderStatus",
     "Portfolio",
@@ -73,10 +86,15 @@ __all__ = [
     "PositionBook",
     "Reason",
     "RestingOrderInfo",
+    "RiskDecision",
+    "RiskLimits",
+    "RiskManager",
+    "RiskReason",
     "Rounding",
     "SelfTradePrevention",
     "Side",
     "TimeInForce",
+    "TradingState",
     "errors",
     "apply_l2_message",
     "funding_premium",

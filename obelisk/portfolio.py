@@ -157,6 +157,11 @@ class Portfolio:
         return self.book.positions
 
     @property
+    def version(self) -> int:
+        """Changes whenever a fill, mark, funding, leverage or transfer changes the account."""
+        return self.book.version
+
+    @property
     def balance(self) -> float:
         return self.book.balance
 

@@ -1,6 +1,7 @@
 # Positions, margin, liquidation and funding of one Hyperliquid account.
 
 cimport cython
+from libc.math cimport NAN, fabs, isfinite
 from libc.stdint cimport int32_t, uint8_t
 
 
@@ -53,6 +54,53 @@ cdef struct Totals:
     double isolated_position_value
 
 
+# Margin math shared with the risk checks (header-style: inlined where cimported).
+
+cdef inline int32_t tier_of(const double* lower, int32_t first, int32_t count,
+                            double notional) noexcept nogil:
+    """Index of the margin tier that holds `notional`."""
+    cdef int32_t k = first + count - 1
+    while k > first and notional < lower[k]:
+        k -= 1
+    return k
+
+
+cdef inline double liquidation_price(const TierTables* tiers, int32_t asset, double size,
+                                     double mark, double maintenance, double available,
+                                     bint legacy) noexcept nogil:
+    """The mark at which the position's equity equals the maintenance margin it needs.
+
+    `available` is the equity less the other positions' maintenance margin.
+    Solved in each tier: the answer is the one whose notional lies in its own
+    tier. NaN when no positive price solves it: a position the account can
+    always carry, or a short whose account is already under water.
+    """
+    cdef double amount = fabs(size)
+    cdef double side = (1.0 if size > 0 else -1.0)
+    cdef double price
+    cdef double notional_times_rate, rate
+    cdef int32_t first = tiers.first[asset]
+    cdef int32_t last = first + tiers.count[asset] - 1
+    cdef int32_t k
+    if legacy:
+        price = mark - side * (available - maintenance) / amount
+    else:
+        # In tier k the price is (amount x mark - side x (available + deduction))
+        # / (amount x rate) with rate = 1 - side x mmr > 0; its notional is that
+        # times amount, so the tier test needs no division.
+        for k in range(first, last + 1):
+            notional_times_rate = amount * mark - side * (available + tiers.deduction[k])
+            rate = 1.0 - side * tiers.mmr[k]
+            if notional_times_rate >= tiers.lower[k] * (1 - 1e-12) * rate and (
+                    k == last
+                    or notional_times_rate <= tiers.lower[k + 1] * (1 + 1e-12) * rate):
+                price = notional_times_rate / (amount * rate)
+                break
+        else:
+            return NAN      # only a price <= 0 would do
+    return price if isfinite(price) and price > 0 else NAN
+
+
 @cython.final
 cdef class PositionBook:
     cdef Position* rows
@@ -69,6 +117,9 @@ cdef class PositionBook:
     """Use the 2023 liquidation price (no (1 - l x side) factor) the exchange reported then."""
     cdef Totals totals
     cdef bint dirty
+    cdef readonly unsigned long long version
+    """Bumped by every change: fills, marks, funding, leverage, transfers."""
+    cdef inline void _changed(self) noexcept nogil
     cdef int _check_asset(self, Py_ssize_t asset) except -1
     cdef void _recompute(self, const double* marks) noexcept nogil
     cdef int _refresh(self) except -1

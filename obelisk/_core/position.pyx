@@ -107,51 +107,6 @@ cdef inline bint _valid_fill(const PositionFill* f, int32_t count) noexcept nogi
             & <int> (f.maker <= 1))
 
 
-cdef inline int32_t _tier(const double* lower, int32_t first, int32_t count,
-                          double notional) noexcept nogil:
-    """Index of the margin tier that holds `notional`."""
-    cdef int32_t k = first + count - 1
-    while k > first and notional < lower[k]:
-        k -= 1
-    return k
-
-
-cdef inline double _liquidation_px(const TierTables* tiers, int32_t asset, double size,
-                                   double mark, double maintenance, double available,
-                                   bint legacy) noexcept nogil:
-    """The mark at which the position's equity equals the maintenance margin it needs.
-
-    `available` is the equity less the other positions' maintenance margin.
-    Solved in each tier: the answer is the one whose notional lies in its own
-    tier. NaN when no positive price solves it: a position the account can
-    always carry, or a short whose account is already under water.
-    """
-    cdef double amount = fabs(size)
-    cdef double side = _sign(size)
-    cdef double price
-    cdef double notional_times_rate, rate
-    cdef int32_t first = tiers.first[asset]
-    cdef int32_t last = first + tiers.count[asset] - 1
-    cdef int32_t k
-    if legacy:
-        price = mark - side * (available - maintenance) / amount
-    else:
-        # In tier k the price is (amount x mark - side x (available + deduction))
-        # / (amount x rate) with rate = 1 - side x mmr > 0; its notional is that
-        # times amount, so the tier test needs no division.
-        for k in range(first, last + 1):
-            notional_times_rate = amount * mark - side * (available + tiers.deduction[k])
-            rate = 1.0 - side * tiers.mmr[k]
-            if notional_times_rate >= tiers.lower[k] * (1 - 1e-12) * rate and (
-                    k == last
-                    or notional_times_rate <= tiers.lower[k + 1] * (1 + 1e-12) * rate):
-                price = notional_times_rate / (amount * rate)
-                break
-        else:
-            return NAN      # only a price <= 0 would do
-    return price if isfinite(price) and price > 0 else NAN
-
-
 @cython.final
 cdef class PositionBook:
     """One account's positions (a row per asset), cross balance and fee rates.
@@ -240,7 +195,7 @@ cdef class PositionBook:
         self.taker_rate = taker_rate
         self.maker_rate = maker_rate
         self.legacy_liquidation = legacy_liquidation
-        self.dirty = True
+        self._changed()
 
     # -------------------------------------------------------------- checks
 
@@ -261,7 +216,7 @@ cdef class PositionBook:
         cdef Position* p = &self.rows[asset]
         if p.mark_px != p.mark_px:
             p.mark_px = price       # no mark yet: the fill's price is the best one known
-        self.dirty = True
+        self._changed()
         return _apply_fill(p, size, price, self.maker_rate if maker else self.taker_rate,
                            &self.balance)
 
@@ -304,7 +259,7 @@ cdef class PositionBook:
                     p.mark_px = f[i].price
                 _apply_fill(p, f[i].size, f[i].price, rates[f[i].maker], &balance)
         self.balance = balance
-        self.dirty = True
+        self._changed()
         return balance - before
 
     def mark(self, prices) -> None:
@@ -324,6 +279,7 @@ cdef class PositionBook:
         with nogil:
             self._recompute(m)
         self.dirty = False
+        self.version += 1
 
     def apply_funding(self, rates, oracle_prices) -> float:
         """Pay one funding interval: size x oracle x rate per asset; the total paid.
@@ -356,7 +312,7 @@ cdef class PositionBook:
                 else:
                     self.balance -= payment
                 paid += payment
-        self.dirty = True
+        self._changed()
         return paid
 
     def set_leverage(self, Py_ssize_t asset, leverage, *, isolated=None) -> None:
@@ -374,7 +330,7 @@ cdef class PositionBook:
         p.leverage = float(leverage)
         if isolated is not None:
             p.isolated = bool(isolated)
-        self.dirty = True
+        self._changed()
 
     def set_position(self, Py_ssize_t asset, double size, double entry_px, *, leverage,
                      bint isolated, double margin=0.0) -> None:
@@ -401,14 +357,22 @@ cdef class PositionBook:
         p.margin = margin
         if p.mark_px != p.mark_px and size != 0:
             p.mark_px = entry_px
-        self.dirty = True
+        self._changed()
+
+    def set_mark(self, Py_ssize_t asset, double price) -> None:
+        """Move one asset's mark price; the derived values follow when next read."""
+        self._check_asset(asset)
+        if not (isfinite(price) and price > 0):
+            raise MarginError(f"mark price must be positive, got {price}")
+        self.rows[asset].mark_px = price
+        self._changed()
 
     def deposit(self, double amount) -> None:
         """Add USDC to the cross balance."""
         if not (isfinite(amount) and amount > 0):
             raise MarginError(f"deposit must be positive, got {amount}")
         self.balance += amount
-        self.dirty = True
+        self._changed()
 
     def withdraw(self, double amount) -> None:
         """Take USDC from the cross balance, keeping the transfer margin requirement."""
@@ -417,7 +381,7 @@ cdef class PositionBook:
         if amount > self.withdrawable:
             raise MarginError(f"cannot withdraw {amount}: only {self.withdrawable} is withdrawable")
         self.balance -= amount
-        self.dirty = True
+        self._changed()
 
     def update_isolated_margin(self, Py_ssize_t asset, double amount) -> None:
         """Move `amount` USDC into (or, negative, out of) an isolated position's margin."""
@@ -436,7 +400,7 @@ cdef class PositionBook:
                               f"max(initial margin, 10% of its value)")
         p.margin += amount
         self.balance -= amount
-        self.dirty = True
+        self._changed()
 
     def set_fee_rates(self, double taker_rate, double maker_rate) -> None:
         _check_rates(taker_rate, maker_rate)
@@ -444,6 +408,10 @@ cdef class PositionBook:
         self.maker_rate = maker_rate
 
     # ---------------------------------------------------------- recompute
+
+    cdef inline void _changed(self) noexcept nogil:
+        self.dirty = True
+        self.version += 1
 
     cdef int _refresh(self) except -1:
         if self.dirty:
@@ -488,7 +456,7 @@ cdef class PositionBook:
             upnl = size * (mark - p.entry_px)
             value = fabs(size) * mark
             initial = value / p.leverage
-            k = _tier(tiers.lower, tiers.first[i], tiers.count[i], value)
+            k = tier_of(tiers.lower, tiers.first[i], tiers.count[i], value)
             maintenance = value * tiers.mmr[k] - tiers.deduction[k]
             # Cross and isolated rows are mixed at random: weights, not branches.
             isolated = p.isolated
@@ -513,7 +481,7 @@ cdef class PositionBook:
             isolated = p.isolated
             cross = 1.0 - isolated
             maintenance = p.maintenance_margin
-            p.liquidation_px = _liquidation_px(
+            p.liquidation_px = liquidation_price(
                 &tiers, i, size, p.mark_px, maintenance,
                 isolated * (p.margin + p.unrealized_pnl) + cross * cross_equity
                 - cross * (t.cross_maintenance_margin - maintenance), legacy)
@@ -541,8 +509,8 @@ cdef class PositionBook:
         self._check_asset(asset)
         if not (isfinite(notional) and notional >= 0):
             raise MarginError(f"notional must be finite and >= 0, got {notional}")
-        cdef int32_t k = _tier(self.tiers.lower, self.tiers.first[asset],
-                               self.tiers.count[asset], notional)
+        cdef int32_t k = tier_of(self.tiers.lower, self.tiers.first[asset],
+                                 self.tiers.count[asset], notional)
         return notional * self.tiers.mmr[k] - self.tiers.deduction[k]
 
     @property

@@ -1,0 +1,61 @@
+# Pre-trade risk checks of orders against limits and an account's positions.
+
+cimport cython
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
+
+from obelisk._core.position cimport Position, PositionBook
+
+
+# One order to check (RISK_ORDER_DTYPE, 32 bytes).
+cdef struct RiskOrder:
+    double size                # > 0
+    double price               # limit price; for market orders the protection price
+    double trigger_price       # 0 when the order has no trigger
+    int32_t asset
+    int8_t side                # +1 buys, -1 sells
+    uint8_t flags              # REDUCE_ONLY | PROTECTIVE | IMMEDIATE
+    uint8_t _pad[2]
+
+
+@cython.final
+cdef class RiskChecks:
+    cdef PositionBook book
+    cdef int32_t count
+    cdef object _arrays
+    cdef double* max_order_size
+    cdef double* max_order_notional
+    cdef double* max_position_size
+    cdef double* max_position_notional
+    cdef double* price_band
+    cdef double* marks
+    cdef double* oracles
+    cdef int64_t* mark_times
+    cdef readonly double max_total_notional
+    cdef readonly double max_leverage
+    cdef readonly double min_liquidation_distance
+    cdef readonly double daily_loss_limit
+    cdef readonly double max_drawdown
+    cdef readonly int64_t max_open_orders
+    cdef readonly int64_t max_data_age_ns
+    cdef readonly double orders_per_second
+    cdef readonly double burst
+    cdef double tokens
+    cdef int64_t refilled_at
+    cdef public int state
+    """TradingState: ACTIVE, REDUCING or HALTED."""
+    cdef public bint kill_switch
+    """Engaged: every order is refused until it is released."""
+    cdef public int64_t open_orders
+    cdef readonly double peak_equity
+    cdef readonly double day_start_equity
+    cdef object clock
+    cdef readonly double last_value
+    """The number the last refused order broke its limit with."""
+    cdef readonly double last_limit
+    """The limit the last refused order broke."""
+    cdef int64_t _now(self) except? -1
+    cdef int _check(self, const RiskOrder* order, int64_t now) noexcept nogil
+    cdef inline int _deny(self, int reason, double value, double limit) noexcept nogil
+    cdef double _distance_after(self, const RiskOrder* o, const Position* p, double after,
+                                double mark, double cross_equity) noexcept nogil
+    cdef inline int _take_token(self, int64_t now) noexcept nogil

@@ -1,0 +1,385 @@
+"""Pre-trade risk checks: one order, or a numpy batch of them, against limits and the account.
+
+Every check reads the account straight from the compiled PositionBook (its
+derived values are refreshed only after a fill, mark or funding changed it),
+so a decision costs well under a microsecond and is never stale. Orders that
+only reduce a position pass every limit but the kill switch, the halted
+state and the rate budget: a risk check must never block a stop-loss.
+"""
+
+from enum import IntEnum
+
+import numpy as np
+
+cimport cython
+from cpython.time cimport PyTime_MonotonicRaw
+from libc.math cimport INFINITY, NAN, fabs, isfinite
+from libc.stdint cimport int32_t, int64_t, uint8_t
+
+from obelisk._core._sorted cimport field_offset as _off
+from obelisk._core.position cimport (
+    PositionBook,
+    Position,
+    Totals,
+    liquidation_price,
+    tier_of,
+)
+
+from obelisk._core.errors import MarginError, UnknownAssetError
+
+
+class TradingState(IntEnum):
+    """What the risk checks let through."""
+    ACTIVE = 0       # every order within the limits
+    REDUCING = 1     # only orders that shrink a position
+    HALTED = 2       # nothing
+
+
+class OrderFlags(IntEnum):
+    """Bits of RISK_ORDER_DTYPE's ``flags``."""
+    REDUCE_ONLY = 1  # must not grow the position
+    PROTECTIVE = 2   # a take-profit or stop-loss
+    IMMEDIATE = 4    # IOC or market: never rests, so never counts as an open order
+
+
+class RiskReason(IntEnum):
+    """Why an order was refused (OK when it was not)."""
+    OK = 0
+    INVALID_ORDER = 1
+    UNKNOWN_ASSET = 2
+    KILL_SWITCH = 3
+    HALTED = 4
+    REDUCE_ONLY_INCREASES = 5
+    STALE_MARKET_DATA = 6
+    REDUCING_ONLY = 7
+    DAILY_LOSS = 8
+    DRAWDOWN = 9
+    PRICE_BAND = 10
+    ORDER_SIZE = 11
+    ORDER_NOTIONAL = 12
+    POSITION_SIZE = 13
+    POSITION_NOTIONAL = 14
+    TOTAL_NOTIONAL = 15
+    LEVERAGE = 16
+    MARGIN = 17
+    LIQUIDATION_DISTANCE = 18
+    OPEN_ORDERS = 19
+    RATE_LIMIT = 20
+
+
+cdef enum:
+    OK = 0
+    INVALID_ORDER = 1
+    UNKNOWN_ASSET = 2
+    KILL_SWITCH = 3
+    HALTED = 4
+    REDUCE_ONLY_INCREASES = 5
+    STALE_MARKET_DATA = 6
+    REDUCING_ONLY = 7
+    DAILY_LOSS = 8
+    DRAWDOWN = 9
+    PRICE_BAND = 10
+    ORDER_SIZE = 11
+    ORDER_NOTIONAL = 12
+    POSITION_SIZE = 13
+    POSITION_NOTIONAL = 14
+    TOTAL_NOTIONAL = 15
+    LEVERAGE = 16
+    MARGIN = 17
+    LIQUIDATION_DISTANCE = 18
+    OPEN_ORDERS = 19
+    RATE_LIMIT = 20
+
+cdef enum:
+    STATE_ACTIVE = 0
+    STATE_REDUCING = 1
+    STATE_HALTED = 2
+    FLAG_REDUCE_ONLY = 1
+    FLAG_PROTECTIVE = 2
+    FLAG_IMMEDIATE = 4
+
+cdef RiskOrder _order
+
+RISK_ORDER_DTYPE = np.dtype({
+    "names": ["asset", "side", "flags", "size", "price", "trigger_price"],
+    "formats": ["i4", "i1", "u1", "f8", "f8", "f8"],
+    "offsets": [_off(&_order.asset, &_order), _off(&_order.side, &_order),
+                _off(&_order.flags, &_order), _off(&_order.size, &_order),
+                _off(&_order.price, &_order), _off(&_order.trigger_price, &_order)],
+    "itemsize": sizeof(RiskOrder),
+})
+
+PER_ASSET_LIMITS = ("max_order_size", "max_order_notional", "max_position_size",
+                    "max_position_notional", "price_band")
+
+
+@cython.final
+cdef class RiskChecks:
+    """The compiled checks behind :class:`obelisk.RiskManager`; limits off are ``inf``.
+
+    Parameters
+    ----------
+    book : PositionBook
+        The account the orders are checked against (read, never changed).
+    per_asset : dict of name -> array
+        ``PER_ASSET_LIMITS``, one float per asset: sizes in the asset's units,
+        notionals in USDC, ``price_band`` as a fraction of the mark.
+    clock : callable returning int nanoseconds, optional
+        Replaces the monotonic clock (tests).
+    """
+
+    def __init__(self, PositionBook book, per_asset, *, double max_total_notional=INFINITY,
+                 double max_leverage=INFINITY, double min_liquidation_distance=0.0,
+                 double daily_loss_limit=INFINITY, double max_drawdown=INFINITY,
+                 int64_t max_open_orders=1 << 62, double max_data_age_s=INFINITY,
+                 double orders_per_second=INFINITY, double burst=INFINITY, clock=None) -> None:
+        self.book = book
+        self.count = book.asset_count
+        arrays = {}
+        for name in PER_ASSET_LIMITS:
+            values = np.ascontiguousarray(per_asset.get(name, np.full(self.count, np.inf)),
+                                          dtype=np.float64)
+            if values.shape != (self.count,) or np.isnan(values).any() or (values < 0).any():
+                raise MarginError(f"{name} must be one number >= 0 per asset ({self.count})")
+            arrays[name] = values
+        for name, value in (("max_total_notional", max_total_notional),
+                            ("max_leverage", max_leverage), ("daily_loss_limit", daily_loss_limit),
+                            ("max_drawdown", max_drawdown), ("max_data_age_s", max_data_age_s),
+                            ("orders_per_second", orders_per_second), ("burst", burst),
+                            ("min_liquidation_distance", min_liquidation_distance)):
+            if not value >= 0:
+                raise MarginError(f"{name} must be >= 0, got {value}")
+        if max_open_orders < 0:
+            raise MarginError(f"max_open_orders must be >= 0, got {max_open_orders}")
+        arrays["marks"] = np.full(self.count, np.nan)
+        arrays["oracles"] = np.full(self.count, np.nan)
+        arrays["mark_times"] = np.zeros(self.count, dtype=np.int64)
+        self._arrays = arrays
+        self.max_order_size = _pointer(arrays["max_order_size"])
+        self.max_order_notional = _pointer(arrays["max_order_notional"])
+        self.max_position_size = _pointer(arrays["max_position_size"])
+        self.max_position_notional = _pointer(arrays["max_position_notional"])
+        self.price_band = _pointer(arrays["price_band"])
+        self.marks = _pointer(arrays["marks"])
+        self.oracles = _pointer(arrays["oracles"])
+        cdef int64_t[::1] times = arrays["mark_times"]
+        self.mark_times = &times[0]
+        self.max_total_notional = max_total_notional
+        self.max_leverage = max_leverage
+        self.min_liquidation_distance = min_liquidation_distance
+        self.daily_loss_limit = daily_loss_limit
+        self.max_drawdown = max_drawdown
+        self.max_open_orders = max_open_orders
+        self.max_data_age_ns = <int64_t> (max_data_age_s * 1e9) if isfinite(max_data_age_s) \
+            else 1 << 62
+        self.orders_per_second = orders_per_second
+        self.burst = burst
+        self.clock = clock
+        self.tokens = burst
+        self.refilled_at = self._now()
+        self.state = STATE_ACTIVE
+        self.kill_switch = False
+        self.open_orders = 0
+        self.peak_equity = book.account_value
+        self.day_start_equity = self.peak_equity
+
+    cdef int64_t _now(self) except? -1:
+        return PyTime_MonotonicRaw() if self.clock is None else self.clock()
+
+    # ---------------------------------------------------------- market data
+
+    def update_market(self, Py_ssize_t asset, double mark, double oracle=NAN) -> None:
+        """Record a fresh mark (and oracle) price for `asset`, stamped now."""
+        if not 0 <= asset < self.count:
+            raise UnknownAssetError(f"asset must be an index in 0..{self.count - 1}, got {asset}")
+        if not (isfinite(mark) and mark > 0) or (oracle == oracle and not (
+                isfinite(oracle) and oracle > 0)):
+            raise MarginError(f"mark and oracle prices must be positive, got {mark}, {oracle}")
+        self.marks[asset] = mark
+        self.oracles[asset] = oracle
+        self.mark_times[asset] = self._now()
+
+    def reset_daily(self, equity=None) -> None:
+        """Start a new trading day (and drawdown peak) from `equity` or the account value now."""
+        value = self.book.account_value if equity is None else float(equity)
+        if not isfinite(value):
+            raise MarginError(f"equity must be finite, got {value}")
+        self.day_start_equity = value
+        self.peak_equity = value
+
+    # --------------------------------------------------------------- checks
+
+    def check(self, Py_ssize_t asset, int side, double size, double price,
+              double trigger_price=0.0, int flags=0) -> int:
+        """The RiskReason code of one order (0 when it may be sent); the budget is consumed."""
+        if not 0 <= asset < self.count:
+            self.last_value = asset
+            self.last_limit = self.count
+            return UNKNOWN_ASSET
+        cdef RiskOrder order
+        order.asset = <int32_t> asset
+        order.side = 1 if side > 0 else (-1 if side < 0 else 0)
+        order.size = size
+        order.price = price
+        order.trigger_price = trigger_price
+        order.flags = <uint8_t> flags if 0 <= flags < 256 else 255
+        self.book._refresh()
+        return self._check(&order, self._now())
+
+    def check_batch(self, orders) -> np.ndarray:
+        """RiskReason codes (uint8) of a RISK_ORDER_DTYPE array, as if checked one by one."""
+        if not isinstance(orders, np.ndarray) or orders.dtype != RISK_ORDER_DTYPE \
+                or orders.ndim != 1:
+            raise TypeError("orders must be a one-dimensional numpy array of RISK_ORDER_DTYPE")
+        orders = np.ascontiguousarray(orders)
+        cdef Py_ssize_t n = len(orders)
+        out = np.zeros(n, dtype=np.uint8)
+        if n == 0:
+            return out
+        cdef const unsigned char[::1] order_bytes = orders.view(np.uint8)
+        cdef const RiskOrder* o = <const RiskOrder*> &order_bytes[0]
+        cdef uint8_t[::1] reasons = out
+        cdef Py_ssize_t i
+        self.book._refresh()
+        cdef int64_t now = self._now()
+        with nogil:
+            for i in range(n):
+                reasons[i] = <uint8_t> self._check(&o[i], now)
+        return out
+
+    cdef inline int _deny(self, int reason, double value, double limit) noexcept nogil:
+        self.last_value = value
+        self.last_limit = limit
+        return reason
+
+    cdef int _check(self, const RiskOrder* o, int64_t now) noexcept nogil:
+        """Every check in order of precedence; the first that fails names the reason."""
+        if not (0 <= o.asset < self.count):
+            return self._deny(UNKNOWN_ASSET, o.asset, self.count)
+        if not (o.side == 1 or o.side == -1) or not (isfinite(o.size) and o.size > 0) \
+                or not (isfinite(o.price) and o.price > 0) \
+                or not (isfinite(o.trigger_price) and o.trigger_price >= 0) or o.flags > 7:
+            return self._deny(INVALID_ORDER, o.size, 0.0)
+        if self.kill_switch:
+            return self._deny(KILL_SWITCH, 0.0, 0.0)
+        if self.state == STATE_HALTED:
+            return self._deny(HALTED, 0.0, 0.0)
+        cdef Position* p = &self.book.rows[o.asset]
+        cdef double held = p.size
+        cdef double change = o.side * o.size
+        cdef double after = held + change
+        cdef bint reducing = held != 0 and (held > 0) != (change > 0) and o.size <= fabs(held)
+        if o.flags & FLAG_REDUCE_ONLY and not reducing:
+            return self._deny(REDUCE_ONLY_INCREASES, o.size, fabs(held))
+        if reducing:
+            return self._take_token(now)
+        cdef double mark = self.marks[o.asset]
+        if mark != mark or now - self.mark_times[o.asset] > self.max_data_age_ns:
+            return self._deny(STALE_MARKET_DATA, (now - self.mark_times[o.asset]) / 1e9,
+                              self.max_data_age_ns / 1e9)
+        if self.state == STATE_REDUCING:
+            return self._deny(REDUCING_ONLY, fabs(after), fabs(held))
+        cdef const Totals* t = &self.book.totals
+        cdef double cross_equity = self.book.balance + t.cross_unrealized_pnl
+        cdef double equity = cross_equity + t.isolated_equity
+        if equity > self.peak_equity:
+            self.peak_equity = equity
+        if self.day_start_equity - equity > self.daily_loss_limit:
+            self.state = STATE_REDUCING
+            return self._deny(DAILY_LOSS, self.day_start_equity - equity, self.daily_loss_limit)
+        if self.peak_equity > 0 and (self.peak_equity - equity) / self.peak_equity \
+                > self.max_drawdown:
+            self.state = STATE_REDUCING
+            return self._deny(DRAWDOWN, (self.peak_equity - equity) / self.peak_equity,
+                              self.max_drawdown)
+        cdef double band = self.price_band[o.asset]
+        cdef double oracle = self.oracles[o.asset]
+        if fabs(o.price - mark) > band * mark:
+            return self._deny(PRICE_BAND, fabs(o.price - mark) / mark, band)
+        if oracle == oracle and fabs(o.price - oracle) > band * oracle:
+            return self._deny(PRICE_BAND, fabs(o.price - oracle) / oracle, band)
+        if o.trigger_price > 0 and fabs(o.trigger_price - mark) > band * mark:
+            return self._deny(PRICE_BAND, fabs(o.trigger_price - mark) / mark, band)
+        if o.size > self.max_order_size[o.asset]:
+            return self._deny(ORDER_SIZE, o.size, self.max_order_size[o.asset])
+        if o.size * o.price > self.max_order_notional[o.asset]:
+            return self._deny(ORDER_NOTIONAL, o.size * o.price, self.max_order_notional[o.asset])
+        if fabs(after) > self.max_position_size[o.asset]:
+            return self._deny(POSITION_SIZE, fabs(after), self.max_position_size[o.asset])
+        cdef double value_after = fabs(after) * mark
+        if value_after > self.max_position_notional[o.asset]:
+            return self._deny(POSITION_NOTIONAL, value_after,
+                              self.max_position_notional[o.asset])
+        cdef double total_after = t.cross_position_value + t.isolated_position_value \
+            - p.position_value + value_after
+        if total_after > self.max_total_notional:
+            return self._deny(TOTAL_NOTIONAL, total_after, self.max_total_notional)
+        if equity <= 0 or total_after > self.max_leverage * equity:
+            return self._deny(LEVERAGE, total_after / equity if equity > 0 else INFINITY,
+                              self.max_leverage)
+        cdef double grown = fabs(after) - fabs(held) if (after > 0) == (held > 0) else fabs(after)
+        cdef double initial_after = value_after / p.leverage
+        cdef double free = cross_equity - max(t.cross_initial_margin,
+                                              0.1 * t.cross_position_value)
+        cdef double needed
+        if p.isolated:
+            needed = grown * o.price / p.leverage if grown > 0 else 0.0
+            if needed > free:
+                return self._deny(MARGIN, needed, free)
+        elif t.cross_initial_margin - p.initial_margin + initial_after > cross_equity:
+            return self._deny(MARGIN, t.cross_initial_margin - p.initial_margin + initial_after,
+                              cross_equity)
+        if self.min_liquidation_distance > 0:
+            needed = self._distance_after(o, p, after, mark, cross_equity)
+            if needed < self.min_liquidation_distance:
+                return self._deny(LIQUIDATION_DISTANCE, needed, self.min_liquidation_distance)
+        if not o.flags & FLAG_IMMEDIATE and self.open_orders + 1 > self.max_open_orders:
+            return self._deny(OPEN_ORDERS, self.open_orders + 1, self.max_open_orders)
+        return self._take_token(now)
+
+    cdef double _distance_after(self, const RiskOrder* o, const Position* p, double after,
+                                double mark, double cross_equity) noexcept nogil:
+        """How far (a fraction of the mark) the liquidation price would be after the fill."""
+        cdef double held = p.size
+        cdef double entry
+        if held != 0 and (held > 0) == (after > 0) and fabs(after) > fabs(held):
+            entry = (fabs(held) * p.entry_px + o.size * o.price) / fabs(after)
+        elif held != 0 and (held > 0) == (after > 0):
+            entry = p.entry_px
+        else:
+            entry = o.price
+        cdef double value = fabs(after) * mark
+        cdef int32_t k = tier_of(self.book.tiers.lower, self.book.tiers.first[o.asset],
+                                 self.book.tiers.count[o.asset], value)
+        cdef double maintenance = value * self.book.tiers.mmr[k] - self.book.tiers.deduction[k]
+        cdef double upnl = after * (mark - entry)
+        cdef double available
+        if p.isolated:
+            available = p.margin + max(fabs(after) - fabs(held), 0.0) * o.price / p.leverage \
+                + upnl
+        else:
+            available = cross_equity - p.unrealized_pnl + upnl \
+                - (self.book.totals.cross_maintenance_margin - p.maintenance_margin)
+        cdef double liquidation = liquidation_price(&self.book.tiers, o.asset, after, mark,
+                                                    maintenance, available,
+                                                    self.book.legacy_liquidation)
+        if liquidation != liquidation:
+            return INFINITY
+        return max((mark - liquidation) * (1.0 if after > 0 else -1.0), 0.0) / mark
+
+    cdef inline int _take_token(self, int64_t now) noexcept nogil:
+        """Spend one order of the rate budget (a token bucket), or refuse."""
+        if self.orders_per_second == INFINITY:
+            return OK
+        self.tokens = min(self.burst, self.tokens
+                          + (now - self.refilled_at) * 1e-9 * self.orders_per_second)
+        self.refilled_at = now
+        if self.tokens < 1.0:
+            return self._deny(RATE_LIMIT, self.orders_per_second, self.orders_per_second)
+        self.tokens -= 1.0
+        return OK
+
+
+cdef double* _pointer(array) except NULL:
+    cdef double[::1] view = array
+    return &view[0]

@@ -1,0 +1,256 @@
+"""RiskManager: one test per limit and state, live portfolio reads, batch equals per order."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from obelisk import Instrument, Portfolio
+from obelisk.errors import MarginError, UnknownAssetError
+from obelisk.risk import (
+    RISK_ORDER_DTYPE,
+    AssetLimits,
+    RiskLimits,
+    RiskManager,
+    RiskReason,
+    TradingState,
+)
+
+BTC, ETH = Instrument("BTC", 0, 5, 40), Instrument("ETH", 1, 4, 25)
+R = RiskReason
+
+
+class Clock:
+    """Monotonic nanoseconds that only move when told."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000_000
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += int(seconds * 1e9)
+
+
+def manager(limits=None, balance=100_000.0, **options):
+    clock = Clock()
+    portfolio = Portfolio([BTC, ETH], balance=balance, fees=None)
+    risk = RiskManager(portfolio, limits or RiskLimits(), clock=clock, **options)
+    risk.update_market("BTC", 60_000.0, 60_010.0)
+    risk.update_market("ETH", 3_000.0)
+    return risk, portfolio, clock
+
+
+def reason(risk, *args, **kwargs):
+    return risk.check(*args, **kwargs).reason
+
+
+# ------------------------------------------------------------- one per limit
+
+@pytest.mark.parametrize(("limits", "order", "expected"), [
+    (AssetLimits(max_order_size=1.0), (1, 1.5, 60_000), R.ORDER_SIZE),
+    (AssetLimits(max_order_notional=50_000), (1, 1.0, 60_000), R.ORDER_NOTIONAL),
+    (AssetLimits(max_position_size=0.5), (1, 0.6, 60_000), R.POSITION_SIZE),
+    (AssetLimits(max_position_notional=30_000), (-1, 0.6, 60_000), R.POSITION_NOTIONAL),
+    (AssetLimits(price_band=0.01), (1, 0.1, 60_700), R.PRICE_BAND),     # 1.17 % from mark
+    (AssetLimits(price_band=0.01), (1, 0.1, 59_405), R.PRICE_BAND),     # 0.99 % from mark,
+])                                                                       # 1.01 % from oracle
+def test_per_asset_limits(limits, order, expected):
+    risk, _, _ = manager(RiskLimits(default=limits))
+    decision = risk.check("BTC", *order)
+    assert decision.reason == expected and not decision.allowed
+    assert decision.message != "allowed" and decision.value > decision.limit
+    smaller = (order[0], order[1] / 2, 60_000)
+    if expected != R.PRICE_BAND:
+        assert risk.check("BTC", *smaller).allowed
+
+
+def test_price_band_applies_to_trigger_prices():
+    risk, _, _ = manager(RiskLimits(default=AssetLimits(price_band=0.02)))
+    assert reason(risk, "BTC", -1, 0.1, 60_000, trigger_price=50_000) == R.PRICE_BAND
+    assert risk.check("BTC", -1, 0.1, 60_000, trigger_price=59_000).allowed
+
+
+def test_account_limits():
+    risk, portfolio, _ = manager(RiskLimits(max_total_notional=200_000))
+    portfolio.apply_fill("ETH", 50, 3_000)                          # 150k notional already
+    assert reason(risk, "BTC", 1, 1.0, 60_000) == R.TOTAL_NOTIONAL
+    assert risk.check("BTC", 1, 0.5, 60_000).allowed
+    risk, portfolio, _ = manager(RiskLimits(max_leverage=2))
+    assert reason(risk, "BTC", 1, 4.0, 60_000) == R.LEVERAGE        # 240k on 100k equity
+    assert risk.check("BTC", 1, 3.0, 60_000).allowed
+
+
+def test_margin_after_the_fill():
+    risk, portfolio, _ = manager(balance=10_000)
+    portfolio.set_leverage("BTC", 5)
+    assert reason(risk, "BTC", 1, 1.0, 60_000) == R.MARGIN          # IM 12k > 10k equity
+    assert risk.check("BTC", 1, 0.8, 60_000).allowed                 # IM 9.6k
+    portfolio.set_leverage("ETH", 10, isolated=True)
+    portfolio.apply_fill("BTC", 0.5, 60_000)                         # cross IM 6k: 4k free
+    assert reason(risk, "ETH", 1, 20, 3_000) == R.MARGIN             # isolated needs 6k
+    assert risk.check("ETH", 1, 10, 3_000).allowed
+
+
+def test_minimum_distance_to_liquidation():
+    risk, portfolio, _ = manager(RiskLimits(min_liquidation_distance=0.2), balance=10_000)
+    portfolio.set_leverage("BTC", 40)
+    decision = risk.check("BTC", 1, 1.0, 60_000)                     # 60k on 10k: liq ~15 % away
+    assert decision.reason == R.LIQUIDATION_DISTANCE and 0.1 < decision.value < 0.2
+    assert risk.check("BTC", 1, 0.2, 60_000).allowed
+
+
+def test_open_order_count_and_immediate_orders():
+    risk, _, _ = manager(RiskLimits(max_open_orders=2))
+    risk.order_opened()
+    risk.order_opened()
+    assert reason(risk, "BTC", 1, 0.1, 60_000) == R.OPEN_ORDERS
+    assert risk.check("BTC", 1, 0.1, 60_000, immediate=True).allowed   # IOC never rests
+    risk.order_closed()
+    assert risk.check("BTC", 1, 0.1, 60_000).allowed
+    risk.order_closed()
+    with pytest.raises(MarginError):
+        risk.order_closed()
+
+
+def test_rate_budget_refills_with_time():
+    risk, _, clock = manager(RiskLimits(orders_per_second=10, burst=3))
+    assert [risk.check("BTC", 1, 0.1, 60_000).allowed for _ in range(4)] == [True] * 3 + [False]
+    assert reason(risk, "BTC", 1, 0.1, 60_000) == R.RATE_LIMIT
+    clock.advance(0.1)                                               # one order's worth
+    assert risk.check("BTC", 1, 0.1, 60_000).allowed
+    assert reason(risk, "BTC", 1, 0.1, 60_000) == R.RATE_LIMIT
+
+
+def test_stale_or_missing_market_data_fails_closed():
+    risk, portfolio, clock = manager(RiskLimits(max_data_age_s=2))
+    clock.advance(3)
+    assert reason(risk, "BTC", 1, 0.1, 60_000) == R.STALE_MARKET_DATA
+    risk.update_market("BTC", 60_000.0)
+    assert risk.check("BTC", 1, 0.1, 60_000).allowed
+    fresh = RiskManager(portfolio, clock=clock)                      # never given a mark
+    assert reason(fresh, "BTC", 1, 0.1, 60_000) == R.STALE_MARKET_DATA
+
+
+def test_daily_loss_and_drawdown_switch_to_reducing():
+    risk, portfolio, _ = manager(RiskLimits(daily_loss_limit=1_000))
+    portfolio.apply_fill("BTC", 1, 60_000)
+    risk.update_market("BTC", 58_500.0)                              # -1.5k
+    assert reason(risk, "ETH", 1, 1, 3_000) == R.DAILY_LOSS
+    assert risk.state == TradingState.REDUCING
+    assert risk.check("BTC", -1, 0.5, 58_500).allowed                # reducing still goes
+    risk.reset_daily()
+    risk.set_state(TradingState.ACTIVE)
+    assert risk.check("ETH", 1, 1, 3_000).allowed
+    risk, portfolio, _ = manager(RiskLimits(max_drawdown=0.05))
+    portfolio.apply_fill("BTC", 1, 60_000)
+    risk.update_market("BTC", 66_000.0)                              # peak 106k
+    assert risk.check("ETH", 1, 1, 3_000).allowed
+    risk.update_market("BTC", 60_000.0)                              # 100k: 5.7 % down
+    decision = risk.check("ETH", 1, 1, 3_000)
+    peak = 100_000 - 27 + 6_000                                      # after the 27 USDC taker fee
+    assert decision.reason == R.DRAWDOWN and decision.value == pytest.approx(6_000 / peak)
+
+
+# ---------------------------------------------------------------- states
+
+def test_states_and_kill_switch():
+    risk, portfolio, _ = manager()
+    portfolio.apply_fill("BTC", 1, 60_000)
+    risk.set_state(TradingState.REDUCING)
+    assert reason(risk, "BTC", 1, 0.1, 60_000) == R.REDUCING_ONLY
+    assert reason(risk, "BTC", -1, 1.5, 60_000) == R.REDUCING_ONLY  # a flip grows exposure
+    assert risk.check("BTC", -1, 1.0, 60_000).allowed
+    assert risk.check("BTC", -1, 0.5, 60_000, protective=True, trigger_price=55_000).allowed
+    risk.set_state(TradingState.HALTED)
+    assert reason(risk, "BTC", -1, 0.5, 60_000) == R.HALTED
+    risk.set_state(TradingState.ACTIVE)
+    risk.engage_kill_switch()
+    assert reason(risk, "BTC", -1, 0.5, 60_000) == R.KILL_SWITCH
+    risk.release_kill_switch()
+    assert risk.check("BTC", 1, 0.1, 60_000).allowed
+
+
+def test_reducing_orders_pass_every_limit():
+    tight = AssetLimits(max_order_size=0.01, max_order_notional=1, max_position_size=0.01,
+                        max_position_notional=1, price_band=0.0001)
+    risk, portfolio, clock = manager(RiskLimits(default=tight, max_leverage=0.1,
+                                                max_data_age_s=1))
+    portfolio.apply_fill("BTC", 2, 60_000)
+    clock.advance(10)                                                # stale data too
+    assert risk.check("BTC", -1, 2, 40_000, reduce_only=True).allowed
+    assert reason(risk, "BTC", 1, 0.001, 60_000, reduce_only=True) == R.REDUCE_ONLY_INCREASES
+    assert reason(risk, "BTC", -1, 3, 60_000, reduce_only=True) == R.REDUCE_ONLY_INCREASES
+
+
+def test_bad_orders_are_invalid():
+    risk, _, _ = manager()
+    for args in [(0, 1.0, 60_000), (1, -1.0, 60_000), (1, math.nan, 60_000),
+                 (1, 1.0, 0.0), (1, 1.0, math.inf)]:
+        assert reason(risk, "BTC", *args) == R.INVALID_ORDER
+    assert reason(risk, "BTC", 1, 1.0, 60_000, trigger_price=-1) == R.INVALID_ORDER
+    with pytest.raises(UnknownAssetError):
+        risk.check("DOGE", 1, 1.0, 0.1)
+    with pytest.raises(MarginError):
+        RiskManager(Portfolio([BTC]), RiskLimits(per_coin={"DOGE": AssetLimits()}))
+    with pytest.raises(MarginError):
+        risk.update_market("BTC", -5.0)
+
+
+# ----------------------------------------------- live portfolio, batch, signals
+
+def test_a_fill_changes_the_next_decision():
+    risk, portfolio, _ = manager(RiskLimits(default=AssetLimits(max_position_size=1.0)))
+    assert risk.check("BTC", 1, 0.8, 60_000).allowed
+    version = portfolio.version
+    portfolio.apply_fill("BTC", 0.5, 60_000)
+    assert portfolio.version != version
+    assert reason(risk, "BTC", 1, 0.8, 60_000) == R.POSITION_SIZE
+
+
+orders = st.lists(st.tuples(st.integers(0, 1), st.sampled_from([1, -1]),
+                            st.sampled_from([0.01, 0.1, 0.5, 2.0, 10.0]),
+                            st.sampled_from([0.97, 0.995, 1.0, 1.004, 1.03]),
+                            st.integers(0, 7)), max_size=60)
+
+
+@settings(max_examples=100, deadline=None)
+@given(orders)
+def test_batch_equals_per_order(rows):
+    limits = RiskLimits(default=AssetLimits(max_order_size=5, max_position_notional=200_000,
+                                            price_band=0.02),
+                        max_leverage=3, orders_per_second=1, burst=20, max_open_orders=5,
+                        min_liquidation_distance=0.1)
+    marks = [60_000.0, 3_000.0]
+    one, portfolio_one, _ = manager(limits)
+    batch, portfolio_batch, _ = manager(limits)
+    for p in (portfolio_one, portfolio_batch):
+        p.apply_fill("ETH", -3, 3_000)
+    array = np.zeros(len(rows), dtype=RISK_ORDER_DTYPE)
+    expected = []
+    for i, (asset, side, size, away, flags) in enumerate(rows):
+        price = marks[asset] * away
+        array[i] = (asset, side, flags, size, price, 0.0)
+        expected.append(one.checks.check(asset, side, size, price, 0.0, flags))
+    assert batch.check_batch(array).tolist() == expected
+
+
+def test_signal_cache_ttl_lru_and_stats():
+    risk, _, clock = manager(signal_ttl_ms=500, signal_cache_size=2)
+    calls = []
+
+    def compute(name):
+        calls.append(name)
+        return len(calls)
+
+    assert risk.signal("vol", lambda: compute("vol")) == 1
+    assert risk.signal("vol", lambda: compute("vol")) == 1           # cached
+    clock.advance(0.6)
+    assert risk.signal("vol", lambda: compute("vol")) == 2           # expired
+    risk.signal("a", lambda: compute("a"))
+    risk.signal("b", lambda: compute("b"))                           # evicts the oldest
+    assert risk.signal("vol", lambda: compute("vol")) == 5
+    assert risk.signal_stats() == {"hits": 1, "misses": 5, "size": 2, "max_size": 2}
