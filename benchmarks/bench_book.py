@@ -178,3 +178,24 @@ class PositionSuite:
 
     def time_recompute_10k_positions(self, workloads):
         self.many.mark(workloads[1].marks)
+
+
+class RiskSuite:
+    """Pre-trade checks with every limit on, one at a time and in a batch."""
+
+    timeout = 120
+    number = 1
+    warmup_time = 0
+
+    def setup(self):
+        from obelisk.bench_risk import risk_workload
+        fresh, self.named, self.batch = risk_workload(50_000, seed=42)
+        self.risk = fresh()
+
+    def time_check_per_call(self):
+        check = self.risk.check
+        for coin, side, size, price in self.named:
+            check(coin, side, size, price)
+
+    def time_check_batch(self):
+        self.risk.check_batch(self.batch)

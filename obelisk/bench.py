@@ -25,6 +25,7 @@ import numpy as np
 from obelisk._core.book import EventKind, OrderBook
 from obelisk.bench_l2 import l2_rows
 from obelisk.bench_position import position_facts, position_rows
+from obelisk.bench_risk import risk_rows
 from obelisk.matching import MatchingEngine
 from obelisk.reference import ReferenceBook
 from obelisk.workload import Workload, interleave, standard_mix
@@ -211,6 +212,8 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
     position = position_rows(config.position_fills, config.position_assets, config.seed,
                              config.repeat, config.reference_position_fills, _time, _row)
     rows.extend(position)
+    progress("pre-trade risk checks")
+    rows.extend(risk_rows(config.position_fills, config.seed, config.repeat, _time, _row))
 
     rate = {row.name: row.events_per_second for row in rows}
     reference_rate = rows[3].events_per_second

@@ -22,6 +22,7 @@ def test_bench_json_report(capsys):
     names = [row["name"] for row in report["rows"]]
     assert "L2Book.apply_batch, top after each delta" in names
     assert "mark + full recompute, 500 positions (positions/s)" in names
+    assert "RiskManager.check_batch, every limit on" in names
     assert all(row["events_per_second"] > 0 for row in report["rows"])
 
 
