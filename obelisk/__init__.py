@@ -23,6 +23,7 @@ from obelisk._core.book import (
     Side,
     TimeInForce,
 )
+from obelisk._core.histogram import LatencyHistogram
 from obelisk._core.l2 import L2_DELTA_DTYPE, L2_TOP_DTYPE, CrossedPolicy, L2Book
 from obelisk._core.pool import OrderPool
 from obelisk._core.position import (
@@ -34,11 +35,18 @@ from obelisk._core.position import (
     funding_rate,
     hourly_funding_rate,
 )
+from obelisk.breaker import (
+    BreakerConfig,
+    BreakerRegistry,
+    CircuitBreaker,
+    CircuitOpenError,
+)
 from obelisk.fees import FeeRates, perp_fee_rates
 from obelisk.instruments import Instrument, Rounding
 from obelisk.margin import margin_tiers_from_meta
 from obelisk.marketdata import apply_l2_message
 from obelisk.matching import MatchingEngine
+from obelisk.monitor import PerformanceMonitor
 from obelisk.portfolio import Difference, Portfolio, Position
 from obelisk.risk import (
     RISK_ORDER_DTYPE,
@@ -68,18 +76,24 @@ __all__ = [
     "RISK_ORDER_DTYPE",
     "AssetLimits",
     "BatchResult",
+    "BreakerConfig",
+    "BreakerRegistry",
+    "CircuitBreaker",
+    "CircuitOpenError",
     "CrossedPolicy",
     "Difference",
     "EventKind",
     "FeeRates",
     "Instrument",
     "L2Book",
+    "LatencyHistogram",
     "MarginMode",
     "MatchingEngine",
     "OrderBook",
     "OrderEventKind",
     "OrderFlags",
     "OrderPool",
+    "PerformanceMonitor",
     "OrderStatus",
     "Portfolio",
     "Position",

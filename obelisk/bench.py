@@ -23,7 +23,9 @@ from typing import Any, TypeVar
 import numpy as np
 
 from obelisk._core.book import EventKind, OrderBook
+from obelisk.bench_breaker import breaker_rows
 from obelisk.bench_l2 import l2_rows
+from obelisk.bench_monitor import monitor_rows
 from obelisk.bench_position import position_facts, position_rows
 from obelisk.bench_risk import risk_rows
 from obelisk.matching import MatchingEngine
@@ -214,6 +216,9 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
     rows.extend(position)
     progress("pre-trade risk checks")
     rows.extend(risk_rows(config.position_fills, config.seed, config.repeat, _time, _row))
+    progress("circuit breaker and latency monitor")
+    rows.extend(breaker_rows(config.repeat, _time, _row))
+    rows.extend(monitor_rows(config.repeat, _time, _row))
 
     rate = {row.name: row.events_per_second for row in rows}
     reference_rate = rows[3].events_per_second
@@ -232,6 +237,16 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
         fill_batch.events_per_second / fill_reference.events_per_second
     ratios["Portfolio.apply_fill per call / reference"] = \
         portfolio_call.events_per_second / fill_reference.events_per_second
+    by_name = {row.name: row for row in rows}
+
+    def ratio(slow: str, fast: str) -> None:
+        if slow in by_name and fast in by_name:
+            ratios[f"{slow} / {fast} (time per call)"] = \
+                by_name[fast].events_per_second / by_name[slow].events_per_second
+
+    ratio("CircuitBreaker closed path", "bare call")
+    ratio("pybreaker closed path", "CircuitBreaker closed path")
+    ratio("CircuitBreaker async closed path", "bare await")
     for row in rows[11:first_position_row]:
         if row.name.startswith("peer "):
             ratios[f"L2 per call / {row.name.removeprefix('peer ')}"] = \

@@ -282,6 +282,7 @@ def test_snapshot_restore_reproduces_the_book(book):
         lambda data: b"NOTABOOK" + data[8:],
         lambda data: data[:-1],
         lambda data: data[:8] + (99).to_bytes(4, "little") + data[12:],
+        lambda data: data[:16] + (-1).to_bytes(8, "little", signed=True) + data[24:],  # seq
     ],
 )
 def test_restore_rejects_malformed_snapshots(book, mangle):

@@ -239,3 +239,39 @@ def test_queries():
     assert empty.mid() is None and empty.impact(BUY, 1) == (None, None, 0)
     with pytest.raises(MarketDataError):
         book.apply(2, 100, 1)
+
+
+def test_other_callers_are_refused_while_a_batch_runs_without_the_gil():
+    import threading
+
+    from obelisk.workload import SYNTHETIC_GRID, l2_stream
+
+    workload = l2_stream(20_000, levels=200, seed=5)
+    deltas = np.tile(workload.deltas, 100)               # 2M deltas: tens of milliseconds
+    deltas["seq"] = 0
+    book = L2Book(SYNTHETIC_GRID, crossed_policy=CrossedPolicy.INVALIDATE)  # replays may cross
+    workload.load(book)
+    started = threading.Event()
+
+    failures = []
+
+    def run():
+        started.set()
+        try:
+            assert book.apply_batch(deltas) == len(deltas)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            failures.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    started.wait()
+    refused = 0
+    while worker.is_alive():
+        try:
+            book.best_bid()
+        except RuntimeError as exc:
+            assert "another thread" in str(exc)
+            refused += 1
+    worker.join()
+    assert refused > 0 and not failures
+    assert book.best_bid() is not None                    # usable again once it is done

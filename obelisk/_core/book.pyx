@@ -1498,6 +1498,8 @@ def _parse_snapshot(data):
             f"snapshot version {version} is not supported (expected {_SNAPSHOT_VERSION})")
     if stp not in (STP_CANCEL_RESTING, STP_CANCEL_INCOMING, STP_CANCEL_BOTH, STP_ALLOW):
         raise SnapshotError(f"snapshot has unknown self-trade prevention mode {stp}")
+    if seq < 0:
+        raise SnapshotError(f"snapshot has a negative sequence number {seq}")
     body = view[_SNAPSHOT_HEADER.size:]
     if count < 0 or len(body) != count * ORDER_DTYPE.itemsize:
         raise SnapshotError(f"snapshot declares {count} orders but holds {len(body)} bytes of them")

@@ -1,0 +1,29 @@
+# Latency histogram: log-linear buckets (HdrHistogram layout) in one C array.
+
+cimport cython
+from libc.stdint cimport int64_t
+
+
+cdef enum:
+    SUB_BITS = 7                # 2^7 sub-buckets per power of two: width <= 1/128 of value
+    SUB_BUCKETS = 128           # 1 << SUB_BITS
+    BUCKETS = 4562              # index of HIGHEST (one hour in ns) + 1
+
+
+@cython.final
+cdef class LatencyHistogram:
+    cdef int64_t counts[BUCKETS]
+    cdef readonly int64_t count
+    """Samples recorded, overflowed ones included."""
+    cdef readonly int64_t overflow
+    """Samples above one hour: counted, and reported as one hour by percentiles."""
+    cdef int64_t lowest
+    cdef int64_t highest
+    cdef double total
+    cdef bint busy
+
+    cdef inline void _add(self, int64_t value) noexcept nogil
+    cdef void _add_run(self, int64_t top, int64_t n, int64_t step) noexcept nogil
+    cdef void _backfill(self, int64_t value, int64_t interval) noexcept nogil
+    cdef int _check_idle(self) except -1
+    cdef int64_t _representative(self, int64_t index) noexcept nogil
