@@ -43,11 +43,13 @@ from obelisk.breaker import (
 )
 from obelisk.fees import FeeRates, perp_fee_rates
 from obelisk.instruments import Instrument, Rounding
+from obelisk.ledger import OrderLedger
 from obelisk.margin import margin_tiers_from_meta
 from obelisk.marketdata import apply_l2_message
 from obelisk.matching import MatchingEngine
 from obelisk.monitor import PerformanceMonitor
 from obelisk.portfolio import Difference, Portfolio, Position
+from obelisk.recovery import PositionRecovery, RecoveryReport
 from obelisk.risk import (
     RISK_ORDER_DTYPE,
     AssetLimits,
@@ -58,6 +60,8 @@ from obelisk.risk import (
     RiskReason,
     TradingState,
 )
+from obelisk.simvenue import SimVenue
+from obelisk.venue import OrderRequest, Venue, VenueFill, VenueOrder, VenuePosition
 
 __version__ = "0.1.0"
 
@@ -92,12 +96,16 @@ __all__ = [
     "OrderBook",
     "OrderEventKind",
     "OrderFlags",
+    "OrderLedger",
     "OrderPool",
+    "OrderRequest",
     "PerformanceMonitor",
     "OrderStatus",
     "Portfolio",
     "Position",
     "PositionBook",
+    "PositionRecovery",
+    "RecoveryReport",
     "Reason",
     "RestingOrderInfo",
     "RiskDecision",
@@ -106,9 +114,14 @@ __all__ = [
     "RiskReason",
     "Rounding",
     "SelfTradePrevention",
+    "SimVenue",
     "Side",
     "TimeInForce",
     "TradingState",
+    "Venue",
+    "VenueFill",
+    "VenueOrder",
+    "VenuePosition",
     "errors",
     "apply_l2_message",
     "funding_premium",

@@ -1,0 +1,79 @@
+"""What this process believes about its orders and fills: the local side of reconciliation.
+
+Every change is written to a journal (the trace store, in production) before
+it is applied, so a restarted process replays the journal and knows exactly
+which orders it had open and which fills it had applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from obelisk.venue import VenueFill, VenueOrder
+
+Journal = Callable[[str, dict[str, Any]], object]
+"""Records one ledger event durably: ``journal(kind, payload)``."""
+
+ORDER_OPENED, ORDER_CLOSED, FILL_APPLIED = "order_opened", "order_closed", "fill_applied"
+
+
+@dataclass(frozen=True)
+class ClosedOrder:
+    oid: int
+    status: str
+
+
+class OrderLedger:
+    """Open orders by oid, fills applied by tid, and the time of the newest fill."""
+
+    def __init__(self, journal: Journal | None = None) -> None:
+        self.orders: dict[int, VenueOrder] = {}
+        self.closed: dict[int, ClosedOrder] = {}
+        self.fill_ids: set[int] = set()
+        self.checkpoint_ms = 0
+        self._journal = journal
+
+    def order_opened(self, order: VenueOrder) -> None:
+        self._write(ORDER_OPENED, asdict(order))
+        self.orders[order.oid] = order
+
+    def order_closed(self, oid: int, status: str) -> None:
+        self._write(ORDER_CLOSED, {"oid": oid, "status": status})
+        self.orders.pop(oid, None)
+        self.closed[oid] = ClosedOrder(oid, status)
+
+    def fill_applied(self, fill: VenueFill) -> None:
+        self._write(FILL_APPLIED, asdict(fill))
+        self.fill_ids.add(fill.tid)
+        self.checkpoint_ms = max(self.checkpoint_ms, fill.time_ms)
+
+    def knows_fill(self, tid: int) -> bool:
+        return tid in self.fill_ids
+
+    def by_cloid(self, cloid: str) -> VenueOrder | None:
+        return next((o for o in self.orders.values() if o.cloid == cloid), None)
+
+    @classmethod
+    def replay(cls, events: Iterable[tuple[str, dict[str, Any]]],
+               journal: Journal | None = None) -> tuple[OrderLedger, list[VenueFill]]:
+        """The ledger a journal describes, and its fills in order (to rebuild the portfolio)."""
+        ledger = cls()
+        fills = []
+        for kind, payload in events:
+            if kind == ORDER_OPENED:
+                ledger.order_opened(VenueOrder(**payload))
+            elif kind == ORDER_CLOSED:
+                ledger.order_closed(payload["oid"], payload["status"])
+            elif kind == FILL_APPLIED:
+                fill = VenueFill(**payload)
+                if not ledger.knows_fill(fill.tid):
+                    ledger.fill_applied(fill)
+                    fills.append(fill)
+        ledger._journal = journal
+        return ledger, fills
+
+    def _write(self, kind: str, payload: dict[str, Any]) -> None:
+        if self._journal is not None:
+            self._journal(kind, payload)

@@ -1,0 +1,287 @@
+"""PositionRecovery against the honest simulated venue, with every kind of discrepancy."""
+
+import asyncio
+
+import pytest
+
+from obelisk import FeeRates, Instrument, Portfolio
+from obelisk.ledger import OrderLedger
+from obelisk.recovery import STOP_CLOID_PREFIX, DiscrepancyKind, PositionRecovery
+from obelisk.risk import RiskManager, TradingState
+from obelisk.simvenue import SimVenue
+from obelisk.venue import OrderRequest, VenueOrder
+
+BTC, ETH = Instrument("BTC", 0, 5, 40), Instrument("ETH", 1, 4, 25)
+K = DiscrepancyKind
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Bot:
+    """The local side: a portfolio and a journaled ledger, kept current from the venue."""
+
+    def __init__(self, venue, journal, ledger=None, fills=()):
+        self.venue, self.journal = venue, journal
+        self.ledger = ledger or OrderLedger(self.write)
+        self.portfolio = Portfolio([BTC, ETH], balance=100_000, fees=FeeRates(0.00045, 0.00015))
+        for fill in fills:
+            self.portfolio.apply_fill(fill.coin, fill.size, fill.price, maker=fill.maker)
+
+    def write(self, kind, payload):
+        self.journal.append((kind, dict(payload)))
+
+    @classmethod
+    def restarted(cls, venue, journal):
+        """A new process: everything it knows comes from the journal."""
+        bot = cls.__new__(cls)
+        bot.venue, bot.journal = venue, journal
+        ledger, fills = OrderLedger.replay(list(journal), bot.write)
+        cls.__init__(bot, venue, journal, ledger, fills)
+        return bot
+
+    async def send(self, request):
+        result = await self.venue.place(request)
+        if result.status == "open":
+            self.ledger.order_opened(VenueOrder(result.oid, request.coin, request.is_buy,
+                                                request.size - result.filled, request.price,
+                                                request.reduce_only, request.trigger_px,
+                                                request.cloid))
+        await self.sync_fills()
+        return result
+
+    async def sync_fills(self):
+        for fill in await self.venue.fills_since(self.ledger.checkpoint_ms):
+            if not self.ledger.knows_fill(fill.tid):
+                self.portfolio.apply_fill(fill.coin, fill.size, fill.price, maker=fill.maker)
+                self.ledger.fill_applied(fill)
+                order = self.ledger.orders.get(fill.oid)
+                if order is not None and await self.venue.order_status(oid=fill.oid) == "filled":
+                    self.ledger.order_closed(fill.oid, "filled")
+
+    def recovery(self, **options):
+        options.setdefault("cache_ttl_ms", 0)
+        return PositionRecovery(self.venue, self.portfolio, self.ledger, **options)
+
+
+def venue():
+    v = SimVenue([BTC, ETH], balance=100_000, fees=FeeRates(0.00045, 0.00015))
+    for price in (59_900, 59_950):
+        v.add_liquidity("BTC", True, price, 2.0)
+    for price in (60_050, 60_100):
+        v.add_liquidity("BTC", False, price, 2.0)
+    v.add_liquidity("ETH", False, 3_010, 50.0)
+    v.add_liquidity("ETH", True, 2_990, 50.0)
+    return v
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def kinds(report):
+    return sorted(d.kind.value for d in report.discrepancies)
+
+
+def agree(bot, venue_):
+    """Local and venue state are the same: positions, leverage and mode, open orders."""
+    theirs = {p.coin: p for p in run(venue_.positions()) if p.size}
+    for coin in ("BTC", "ETH"):
+        ours = bot.portfolio.position(coin)
+        venue_position = theirs.get(coin)
+        assert ours.size == (venue_position.size if venue_position else 0.0)
+        if venue_position:
+            assert ours.entry_px == pytest.approx(venue_position.entry_px, rel=1e-12)
+            assert (ours.leverage, ours.isolated) == (venue_position.leverage,
+                                                      venue_position.isolated)
+    assert set(bot.ledger.orders) == {o.oid for o in run(venue_.open_orders())}
+
+
+# ------------------------------------------------------------------ clean
+
+def test_a_clean_account_passes_and_trading_resumes():
+    v = venue()
+    bot = Bot(v, [])
+    run(bot.send(OrderRequest("BTC", True, 0.5, 60_100, tif="Ioc")))
+    run(bot.send(OrderRequest("BTC", False, 0.5, 59_000, reduce_only=True, trigger_px=57_000)))
+    risk = RiskManager(bot.portfolio)
+    recovery = bot.recovery(risk=risk)
+    assert risk.state == TradingState.HALTED            # halted until reconciled
+    report = run(recovery.reconcile())
+    assert report.passed and not report.discrepancies and not report.planned
+    assert risk.state == TradingState.ACTIVE
+    agree(bot, v)
+
+
+# ------------------------------------------------------- every discrepancy
+
+def test_missed_fills_are_applied_and_the_filled_order_closed():
+    v = venue()
+    bot = Bot(v, [])
+    resting = run(bot.send(OrderRequest("ETH", True, 10, 2_995)))
+    v.external_fill("ETH", False, 10, 2_995)             # filled while the bot was down
+    report = run(bot.recovery().reconcile())
+    assert kinds(report) == ["missed_fill", "missing_order", "missing_stop"]
+    assert report.passed                                 # no stop policy: reported, not blocking
+    assert resting.oid not in bot.ledger.orders
+    agree(bot, v)
+
+
+def test_orphan_orders_are_cancelled():
+    v = venue()
+    bot = Bot(v, [])
+    orphan = run(v.place(OrderRequest("BTC", True, 0.1, 59_000)))   # never told to the bot
+    report = run(bot.recovery().reconcile())
+    assert kinds(report) == ["unknown_order"] and report.passed
+    assert run(v.order_status(oid=orphan.oid)) == "canceled"
+    agree(bot, v)
+
+
+def test_orders_gone_from_the_venue_are_confirmed_then_closed_locally():
+    v = venue()
+    bot = Bot(v, [])
+    order = run(bot.send(OrderRequest("BTC", True, 0.1, 59_000)))
+    v.drop_order(order.oid)
+    report = run(bot.recovery().reconcile())
+    assert kinds(report) == ["missing_order"] and report.passed
+    assert v.calls["order_status"] >= 1                  # confirmed by a targeted query
+    assert bot.ledger.closed[order.oid].status == "canceled"
+    agree(bot, v)
+
+
+def test_size_entry_leverage_and_mode_mismatches_resync_from_the_venue():
+    v = venue()
+    bot = Bot(v, [])
+    run(bot.send(OrderRequest("BTC", True, 1.0, 60_100, tif="Ioc")))
+    run(v.set_leverage("ETH", 10, isolated=True))
+    run(bot.send(OrderRequest("ETH", False, 5, 2_990, tif="Ioc")))
+    bot.portfolio.book.set_position(0, 0.7, 61_000.0, leverage=20, isolated=False)
+    report = run(bot.recovery().reconcile())
+    found = kinds(report)
+    assert found.count("position_mismatch") == 1         # BTC size
+    assert "leverage_mismatch" in found and "margin_mode_mismatch" in found   # ETH
+    assert report.passed
+    agree(bot, v)
+
+
+def test_missing_stops_are_placed_first_and_only_once():
+    v = venue()
+    bot = Bot(v, [])
+    run(bot.send(OrderRequest("BTC", True, 1.0, 60_100, tif="Ioc")))
+    recovery = bot.recovery(stop_distance=0.05)
+    report = run(recovery.reconcile())
+    assert kinds(report) == ["missing_stop"] and report.passed
+    assert report.planned[0].kind == "place_stop"
+    (stop,) = run(v.open_orders())
+    assert stop.is_protective and not stop.is_buy and stop.size == 1.0
+    assert stop.trigger_px <= bot.portfolio.position("BTC").entry_px * 0.95
+    assert stop.cloid.startswith(STOP_CLOID_PREFIX)
+    again = run(recovery.reconcile())
+    assert not again.discrepancies and v.calls["place"] == 2   # the bot's order and the stop
+
+
+def test_protective_stops_run_before_cancels_and_resyncs():
+    v = venue()
+    bot = Bot(v, [])
+    run(bot.send(OrderRequest("BTC", True, 1.0, 60_100, tif="Ioc")))
+    run(v.place(OrderRequest("ETH", True, 1, 2_900)))              # an orphan
+    bot.portfolio.book.set_position(0, 0.5, 60_000.0, leverage=20, isolated=False)
+    report = run(bot.recovery(stop_distance=0.05).reconcile())
+    assert [a.kind for a in report.executed] == ["place_stop", "cancel_orphan",
+                                                 "resync_position"]
+    agree(bot, v)
+
+
+# ---------------------------------------------- dry run, failures, alerts
+
+def test_dry_run_plans_and_changes_nothing():
+    v = venue()
+    bot = Bot(v, [])
+    run(v.place(OrderRequest("ETH", True, 1, 2_900)))
+    risk = RiskManager(bot.portfolio)
+    report = run(bot.recovery(dry_run=True, risk=risk, stop_distance=0.05).reconcile())
+    assert report.planned and not report.executed and not report.passed
+    assert len(run(v.open_orders())) == 1 and v.calls["cancel"] == 0
+    assert risk.state == TradingState.HALTED
+
+
+def test_a_failed_action_keeps_trading_halted_until_a_later_pass():
+    v = venue()
+    bot = Bot(v, [])
+    run(v.place(OrderRequest("ETH", True, 1, 2_900)))
+    risk = RiskManager(bot.portfolio)
+    recovery = bot.recovery(risk=risk)
+    v.fail_next("cancel", ConnectionError("exchange unreachable"))
+    report = run(recovery.reconcile())
+    assert report.failed and not report.passed and risk.state == TradingState.HALTED
+    assert run(recovery.reconcile()).passed and risk.state == TradingState.ACTIVE
+    assert v.calls["cancel"] == 2                        # the failed try and the retry
+    agree(bot, v)
+
+
+def test_alerts_are_deduplicated_and_history_is_bounded():
+    v = venue()
+    bot = Bot(v, [])
+    run(v.place(OrderRequest("ETH", True, 1, 2_900)))
+    clock, alerts = Clock(), []
+    recovery = bot.recovery(dry_run=True, alert_sink=alerts.append, clock=clock,
+                            alert_cooldown_ms=60_000)
+    for _ in range(3):
+        run(recovery.reconcile())
+    assert len(alerts) == 1 and "unknown_order" in alerts[0]
+    clock.now += 61
+    run(recovery.reconcile())
+    assert len(alerts) == 2
+    for _ in range(100):
+        run(recovery.reconcile())
+    assert len(recovery.history) == 100
+
+
+# ------------------------------------------------------------ restart
+
+def test_kill_and_restart_reconciles_exactly_and_runs_no_action_twice():
+    v = venue()
+    journal = []
+    bot = Bot(v, journal)
+    run(bot.send(OrderRequest("BTC", True, 1.0, 60_100, tif="Ioc")))
+    resting = run(bot.send(OrderRequest("ETH", True, 10, 2_995)))
+    run(bot.send(OrderRequest("BTC", False, 0.2, 61_000)))
+    first = bot.recovery(stop_distance=0.05)
+    run(first.reconcile())                                # places the BTC stop
+    del bot, first                                        # the process dies here ...
+    v.external_fill("ETH", False, 10, 2_995)              # ... while the venue moves on
+    orphan = run(v.place(OrderRequest("BTC", True, 0.1, 58_000)))
+    places_before = v.calls["place"]
+    restarted = Bot.restarted(v, journal)
+    recovery = restarted.recovery(stop_distance=0.05)
+    report = run(recovery.reconcile())
+    assert report.passed
+    assert {"missed_fill", "missing_order", "unknown_order", "missing_stop"} <= set(kinds(report))
+    assert run(v.order_status(oid=orphan.oid)) == "canceled"
+    assert resting.oid in restarted.ledger.closed
+    agree(restarted, v)
+    assert v.calls["place"] == places_before + 1          # only the new ETH stop
+    again = run(recovery.reconcile())
+    assert not again.discrepancies and not again.executed
+    keys = [a.key for r in recovery.history for a in r.executed]
+    assert len(keys) == len(set(keys))
+
+
+def test_a_stop_placed_just_before_a_crash_is_adopted_not_duplicated():
+    v = venue()
+    journal = []
+    bot = Bot(v, journal)
+    run(bot.send(OrderRequest("BTC", True, 1.0, 60_100, tif="Ioc")))
+    recovery = bot.recovery(stop_distance=0.05)
+    stop = recovery._stop_for(run(v.positions())[0])
+    run(v.place(stop))                                     # placed; the ledger never heard
+    restarted = Bot.restarted(v, journal)
+    report = run(restarted.recovery(stop_distance=0.05).reconcile())
+    assert [a.kind for a in report.executed] == ["adopt_order"]
+    assert v.calls["place"] == 2 and len(run(v.open_orders())) == 1
+    agree(restarted, v)
