@@ -28,6 +28,7 @@ from obelisk.bench_l2 import l2_rows
 from obelisk.bench_monitor import monitor_rows
 from obelisk.bench_position import position_facts, position_rows
 from obelisk.bench_risk import risk_rows
+from obelisk.bench_signing import signing_rows
 from obelisk.matching import MatchingEngine
 from obelisk.reference import ReferenceBook
 from obelisk.workload import Workload, interleave, standard_mix
@@ -219,6 +220,8 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
     progress("circuit breaker and latency monitor")
     rows.extend(breaker_rows(config.repeat, _time, _row))
     rows.extend(monitor_rows(config.repeat, _time, _row))
+    progress("Hyperliquid order signing")
+    rows.extend(signing_rows(config.repeat, _time, _row))
 
     rate = {row.name: row.events_per_second for row in rows}
     reference_rate = rows[3].events_per_second
@@ -247,6 +250,8 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
     ratio("CircuitBreaker closed path", "bare call")
     ratio("pybreaker closed path", "CircuitBreaker closed path")
     ratio("CircuitBreaker async closed path", "bare await")
+    ratio("official SDK: build + sign one order action",
+          "obelisk: build + sign one order action")
     for row in rows[11:first_position_row]:
         if row.name.startswith("peer "):
             ratios[f"L2 per call / {row.name.removeprefix('peer ')}"] = \

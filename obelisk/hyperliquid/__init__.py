@@ -1,0 +1,1 @@
+"""Hyperliquid: wire format, signing, info and exchange clients, websocket."""
