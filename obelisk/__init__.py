@@ -61,6 +61,7 @@ from obelisk.risk import (
     TradingState,
 )
 from obelisk.simvenue import SimVenue
+from obelisk.store import TraceStore
 from obelisk.venue import OrderRequest, Venue, VenueFill, VenueOrder, VenuePosition
 
 __version__ = "0.1.0"
@@ -117,6 +118,7 @@ __all__ = [
     "SimVenue",
     "Side",
     "TimeInForce",
+    "TraceStore",
     "TradingState",
     "Venue",
     "VenueFill",

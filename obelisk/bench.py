@@ -29,6 +29,8 @@ from obelisk.bench_monitor import monitor_rows
 from obelisk.bench_position import position_facts, position_rows
 from obelisk.bench_risk import risk_rows
 from obelisk.bench_signing import signing_rows
+from obelisk.bench_store import store_rows
+from obelisk.bench_transport import transport_rows
 from obelisk.matching import MatchingEngine
 from obelisk.reference import ReferenceBook
 from obelisk.workload import Workload, interleave, standard_mix
@@ -222,6 +224,10 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
     rows.extend(monitor_rows(config.repeat, _time, _row))
     progress("Hyperliquid order signing")
     rows.extend(signing_rows(config.repeat, _time, _row))
+    progress("Hyperliquid transport (local server)")
+    rows.extend(transport_rows(config.repeat, _time, _row))
+    progress("trace store")
+    rows.extend(store_rows(config.repeat, _time, _row))
 
     rate = {row.name: row.events_per_second for row in rows}
     reference_rate = rows[3].events_per_second
@@ -252,6 +258,8 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
     ratio("CircuitBreaker async closed path", "bare await")
     ratio("official SDK: build + sign one order action",
           "obelisk: build + sign one order action")
+    ratio("one transaction per trace (baseline)", "TraceStore sustained, batches of 100")
+    ratio("one transaction per trace (baseline)", "TraceStore sustained, batches of 10,000")
     for row in rows[11:first_position_row]:
         if row.name.startswith("peer "):
             ratios[f"L2 per call / {row.name.removeprefix('peer ')}"] = \

@@ -7,9 +7,9 @@ which orders it had open and which fills it had applied.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from obelisk.venue import VenueFill, VenueOrder
 
@@ -17,6 +17,41 @@ Journal = Callable[[str, dict[str, Any]], object]
 """Records one ledger event durably: ``journal(kind, payload)``."""
 
 ORDER_OPENED, ORDER_CLOSED, FILL_APPLIED = "order_opened", "order_closed", "fill_applied"
+LEDGER_KINDS = (ORDER_OPENED, ORDER_CLOSED, FILL_APPLIED)
+
+
+class _Stored(Protocol):
+    id: int
+    kind: str
+    payload: Any
+
+
+class TraceLog(Protocol):
+    """What the ledger needs of :class:`obelisk.store.TraceStore`."""
+
+    def record(self, kind: str, payload: Any, *, asset: str | None = ...,
+               order_id: int | None = ..., cloid: str | None = ...,
+               durable: bool = ...) -> int: ...
+
+    def query(self, *, kind: str | None = ...) -> Iterator[_Stored]: ...
+
+    def flush(self) -> bool: ...
+
+
+def store_journal(store: TraceLog) -> Journal:
+    """A journal that commits each ledger event to the trace store before it is applied."""
+    def write(kind: str, payload: dict[str, Any]) -> None:
+        store.record(kind, payload, asset=payload.get("coin"), order_id=payload.get("oid"),
+                     cloid=payload.get("cloid"), durable=True)
+    return write
+
+
+def stored_events(store: TraceLog) -> list[tuple[str, dict[str, Any]]]:
+    """The ledger events in a trace store, in the order they were recorded."""
+    store.flush()
+    traces = sorted((t for kind in LEDGER_KINDS for t in store.query(kind=kind)),
+                    key=lambda t: t.id)
+    return [(t.kind, dict(t.payload)) for t in traces]
 
 
 @dataclass(frozen=True)

@@ -285,3 +285,24 @@ def test_a_stop_placed_just_before_a_crash_is_adopted_not_duplicated():
     assert [a.kind for a in report.executed] == ["adopt_order"]
     assert v.calls["place"] == 2 and len(run(v.open_orders())) == 1
     agree(restarted, v)
+
+
+def test_a_restart_rebuilds_the_ledger_from_the_trace_store(tmp_path):
+    from obelisk.ledger import store_journal, stored_events
+    from obelisk.store import TraceStore
+
+    v = venue()
+    with TraceStore(tmp_path / "traces.db") as store:
+        bot = Bot(v, [])
+        bot.ledger = OrderLedger(store_journal(store))
+        run(bot.send(OrderRequest("BTC", True, 1.0, 60_100, tif="Ioc")))
+        resting = run(bot.send(OrderRequest("ETH", True, 10, 2_995)))
+    v.external_fill("ETH", False, 4, 2_995)                # partly filled while down
+    with TraceStore(tmp_path / "traces.db") as store:
+        events = stored_events(store)
+        restarted = Bot.restarted(v, events)
+        assert set(restarted.ledger.orders) == {resting.oid}
+        assert restarted.portfolio.position("BTC").size == 1.0
+        report = run(restarted.recovery().reconcile())
+    assert kinds(report) == ["missed_fill", "missing_stop", "missing_stop"] and report.passed
+    agree(restarted, v)

@@ -1,0 +1,87 @@
+"""Errors the Hyperliquid HTTP transport and info client raise.
+
+Messages carry the request type, the HTTP status and a short excerpt of what the
+server answered; never a request body, a signature or a key.
+"""
+
+from __future__ import annotations
+
+from obelisk.errors import ObeliskError
+
+EXCERPT_CHARS = 200
+
+
+def excerpt(content: bytes | str, limit: int = EXCERPT_CHARS) -> str:
+    """The first `limit` characters of a response body, for error messages."""
+    text = content.decode("utf-8", "replace") if isinstance(content, bytes) else content
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+class HyperliquidError(ObeliskError):
+    """Something went wrong talking to the Hyperliquid API."""
+
+
+class HyperliquidHTTPError(HyperliquidError):
+    """The server answered with a non-200 status.
+
+    `body` is an excerpt of the response (at most 200 characters); `retry_after` is the
+    server's Retry-After in seconds when it sent one.
+    """
+
+    def __init__(self, status: int, body: str, *, request: str = "",
+                 retry_after: float | None = None) -> None:
+        self.status = status
+        self.body = body
+        self.request = request
+        self.retry_after = retry_after
+        where = f" for {request}" if request else ""
+        super().__init__(f"HTTP {status}{where}: {body}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_http_error, (self.status, self.body, self.request, self.retry_after))
+
+
+def _rebuild_http_error(status: int, body: str, request: str,
+                        retry_after: float | None) -> HyperliquidHTTPError:
+    return HyperliquidHTTPError(status, body, request=request, retry_after=retry_after)
+
+
+class HyperliquidTimeoutError(HyperliquidError, TimeoutError):
+    """No answer within the configured timeout (after any retries)."""
+
+
+class HyperliquidConnectionError(HyperliquidError, ConnectionError):
+    """The connection failed before any response arrived (after any retries)."""
+
+
+class MalformedResponseError(HyperliquidError, ValueError):
+    """A 200 response that is not JSON, or JSON that does not have the documented shape."""
+
+
+class RateBudgetExceeded(HyperliquidError):
+    """Sending now would exceed the per-IP request-weight budget.
+
+    `weight` is what the request costs and `wait` how many seconds until the budget
+    has room for it (``inf`` when the request alone is bigger than the budget).
+    """
+
+    def __init__(self, weight: int, wait: float, capacity: int) -> None:
+        self.weight = weight
+        self.wait = wait
+        self.capacity = capacity
+        super().__init__(f"request weight {weight} does not fit the budget of {capacity} "
+                         f"per window; room in {wait:.3f}s")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.weight, self.wait, self.capacity))
+
+
+__all__ = [
+    "HyperliquidConnectionError",
+    "HyperliquidError",
+    "HyperliquidHTTPError",
+    "HyperliquidTimeoutError",
+    "MalformedResponseError",
+    "RateBudgetExceeded",
+    "excerpt",
+]

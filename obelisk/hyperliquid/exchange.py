@@ -1,0 +1,227 @@
+"""Exchange clients: the official SDK's method names and arguments, typed results.
+
+Each call builds one signed body (:class:`ExchangeActions`), posts it once
+through the transport (which may resend the identical bytes after a dropped
+connection, never a re-signed copy), drops the account's cached info answers
+that the action makes stale, and parses the answer into an
+:class:`ExchangeResult` with a status per order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from obelisk.hyperliquid.actions import Body, ExchangeActions, ExchangeResult
+from obelisk.hyperliquid.actions import parse_exchange_response as _parse
+from obelisk.hyperliquid.info import AssetDirectory, AsyncInfo, Info
+from obelisk.hyperliquid.transport import MAINNET_URL
+from obelisk.hyperliquid.wallet import Wallet
+from obelisk.hyperliquid.wire import Cloid, WireError
+
+__all__ = ["AsyncExchange", "Exchange", "slippage_price"]
+
+DEFAULT_SLIPPAGE = 0.05
+IOC = {"limit": {"tif": "Ioc"}}
+_SPOT_ASSETS = 10_000
+
+
+def slippage_price(px: float, is_buy: bool, slippage: float, sz_decimals: int,
+                   is_spot: bool) -> float:
+    """The SDK's aggressive price for market orders: 5 significant figures, then
+    6 (perps) or 8 (spot) minus the size decimals."""
+    px *= (1 + slippage) if is_buy else (1 - slippage)
+    return round(float(f"{px:.5g}"), (8 if is_spot else 6) - sz_decimals)
+
+
+class _Requests:
+    """The calls both clients share; `_submit` sends a body (sync, or as a coroutine)."""
+
+    def __init__(self, wallet: Wallet, directory: AssetDirectory, base_url: str, *,
+                 vault_address: str | None, account_address: str | None,
+                 expires_after: int | None) -> None:
+        self.wallet = wallet
+        self.directory = directory
+        self.vault_address = vault_address
+        self.account_address = account_address
+        self.actions = ExchangeActions(wallet, directory.asset,
+                                       is_mainnet=base_url.rstrip("/") == MAINNET_URL,
+                                       vault_address=vault_address, expires_after=expires_after)
+
+    @property
+    def account(self) -> str:
+        """The account traded: the vault, else the named account, else the signer."""
+        return self.vault_address or self.account_address or self.wallet.address
+
+    def set_expires_after(self, expires_after: int | None) -> None:
+        """Actions are refused after this ms time (not for user-signed actions)."""
+        self.actions.expires_after = expires_after
+
+    def _submit(self, body: Body, batch: int = 1) -> Any:
+        raise NotImplementedError
+
+    def order(self, name: str, is_buy: bool, sz: float, limit_px: float,
+              order_type: Mapping[str, Any], reduce_only: bool = False,
+              cloid: Cloid | None = None, builder: Mapping[str, Any] | None = None) -> Any:
+        return self._submit(self.actions.order(name, is_buy, sz, limit_px, order_type,
+                                               reduce_only, cloid, builder))
+
+    def bulk_orders(self, order_requests: Sequence[Mapping[str, Any]],
+                    builder: Mapping[str, Any] | None = None, grouping: str = "na") -> Any:
+        return self._submit(self.actions.bulk_orders(order_requests, builder, grouping),
+                            len(order_requests))
+
+    def modify_order(self, oid: int | Cloid, name: str, is_buy: bool, sz: float,
+                     limit_px: float, order_type: Mapping[str, Any], reduce_only: bool = False,
+                     cloid: Cloid | None = None) -> Any:
+        return self.bulk_modify_orders_new([{"oid": oid, "order": {
+            "coin": name, "is_buy": is_buy, "sz": sz, "limit_px": limit_px,
+            "order_type": order_type, "reduce_only": reduce_only, "cloid": cloid}}])
+
+    def bulk_modify_orders_new(self, modify_requests: Sequence[Mapping[str, Any]]) -> Any:
+        return self._submit(self.actions.bulk_modify(modify_requests), len(modify_requests))
+
+    def cancel(self, name: str, oid: int) -> Any:
+        return self.bulk_cancel([{"coin": name, "oid": oid}])
+
+    def cancel_by_cloid(self, name: str, cloid: Cloid) -> Any:
+        return self.bulk_cancel_by_cloid([{"coin": name, "cloid": cloid}])
+
+    def bulk_cancel(self, cancel_requests: Sequence[Mapping[str, Any]]) -> Any:
+        return self._submit(self.actions.bulk_cancel([(c["coin"], c["oid"])
+                                                      for c in cancel_requests]),
+                            len(cancel_requests))
+
+    def bulk_cancel_by_cloid(self, cancel_requests: Sequence[Mapping[str, Any]]) -> Any:
+        return self._submit(self.actions.bulk_cancel_by_cloid([(c["coin"], c["cloid"])
+                                                               for c in cancel_requests]),
+                            len(cancel_requests))
+
+    def schedule_cancel(self, time: int | None) -> Any:
+        """Cancel every open order at `time` (ms, >= 5 s ahead), or unset it with None."""
+        return self._submit(self.actions.schedule_cancel(time))
+
+    def update_leverage(self, leverage: int, name: str, is_cross: bool = True) -> Any:
+        return self._submit(self.actions.update_leverage(leverage, name, is_cross))
+
+    def update_isolated_margin(self, amount: float, name: str) -> Any:
+        return self._submit(self.actions.update_isolated_margin(amount, name))
+
+    def usd_transfer(self, amount: float, destination: str) -> Any:
+        return self._submit(self.actions.usd_transfer(amount, destination))
+
+    def spot_transfer(self, amount: float, destination: str, token: str) -> Any:
+        return self._submit(self.actions.spot_transfer(amount, destination, token))
+
+    def withdraw_from_bridge(self, amount: float, destination: str) -> Any:
+        return self._submit(self.actions.withdraw_from_bridge(amount, destination))
+
+    def usd_class_transfer(self, amount: float, to_perp: bool) -> Any:
+        return self._submit(self.actions.usd_class_transfer(amount, to_perp))
+
+    def send_asset(self, destination: str, source_dex: str, destination_dex: str, token: str,
+                   amount: float) -> Any:
+        return self._submit(self.actions.send_asset(destination, source_dex, destination_dex,
+                                                    token, amount))
+
+    def approve_builder_fee(self, builder: str, max_fee_rate: str) -> Any:
+        return self._submit(self.actions.approve_builder_fee(builder, max_fee_rate))
+
+    def _slippage(self, coin: str, is_buy: bool, slippage: float, px: float) -> float:
+        instrument = self.directory.instrument(coin)
+        return slippage_price(px, is_buy, slippage, instrument.sz_decimals,
+                              instrument.asset >= _SPOT_ASSETS)
+
+
+class Exchange(_Requests):
+    """Blocking exchange client over the transport of `info`."""
+
+    def __init__(self, wallet: Wallet, info: Info, *, directory: AssetDirectory | None = None,
+                 vault_address: str | None = None, account_address: str | None = None,
+                 expires_after: int | None = None) -> None:
+        self.info = info
+        self.transport = info.transport
+        super().__init__(wallet, directory or info.directory(), self.transport.base_url,
+                         vault_address=vault_address, account_address=account_address,
+                         expires_after=expires_after)
+
+    def _submit(self, body: Body, batch: int = 1) -> ExchangeResult:
+        try:
+            return _parse(self.transport.post_exchange(body), batch)
+        finally:
+            self.transport.invalidate_user(self.account)
+
+    def approve_agent(self, name: str | None = None) -> tuple[ExchangeResult, Wallet]:
+        body, agent = self.actions.approve_agent(name)
+        return self._submit(body), agent
+
+    def market_open(self, name: str, is_buy: bool, sz: float, px: float | None = None,
+                    slippage: float = DEFAULT_SLIPPAGE, cloid: Cloid | None = None,
+                    builder: Mapping[str, Any] | None = None) -> ExchangeResult:
+        """An IOC limit at the mid (or `px`) moved by `slippage` against the taker."""
+        price = self._slippage(name, is_buy, slippage,
+                               px if px else self.info.all_mids()[name])
+        return self.order(name, is_buy, sz, price, IOC, False, cloid, builder)
+
+    def market_close(self, coin: str, sz: float | None = None, px: float | None = None,
+                     slippage: float = DEFAULT_SLIPPAGE, cloid: Cloid | None = None,
+                     builder: Mapping[str, Any] | None = None) -> ExchangeResult:
+        """Close (all or `sz` of) the position in `coin` with a reduce-only IOC."""
+        position = next((p for p in self.info.clearinghouse_state(self.account).positions
+                         if p.coin == coin and p.szi), None)
+        if position is None:
+            raise WireError(f"{self.account} has no {coin} position to close")
+        is_buy = position.szi < 0
+        price = self._slippage(coin, is_buy, slippage, px if px else self.info.all_mids()[coin])
+        return self.order(coin, is_buy, sz or abs(position.szi), price, IOC, True, cloid, builder)
+
+
+class AsyncExchange(_Requests):
+    """asyncio exchange client over the transport of `info`; build it with ``create``."""
+
+    def __init__(self, wallet: Wallet, info: AsyncInfo, directory: AssetDirectory, *,
+                 vault_address: str | None = None, account_address: str | None = None,
+                 expires_after: int | None = None) -> None:
+        self.info = info
+        self.transport = info.transport
+        super().__init__(wallet, directory, self.transport.base_url,
+                         vault_address=vault_address, account_address=account_address,
+                         expires_after=expires_after)
+
+    @classmethod
+    async def create(cls, wallet: Wallet, info: AsyncInfo, **options: Any) -> AsyncExchange:
+        """A client with the asset directory fetched from ``meta`` and ``spotMeta``."""
+        return cls(wallet, info, await info.directory(), **options)
+
+    async def _submit(self, body: Body, batch: int = 1) -> ExchangeResult:
+        try:
+            return _parse(await self.transport.post_exchange(body), batch)
+        finally:
+            self.transport.invalidate_user(self.account)
+
+    async def approve_agent(self, name: str | None = None) -> tuple[ExchangeResult, Wallet]:
+        body, agent = self.actions.approve_agent(name)
+        return await self._submit(body), agent
+
+    async def market_open(self, name: str, is_buy: bool, sz: float, px: float | None = None,
+                          slippage: float = DEFAULT_SLIPPAGE, cloid: Cloid | None = None,
+                          builder: Mapping[str, Any] | None = None) -> ExchangeResult:
+        mid = px if px else (await self.info.all_mids())[name]
+        price = self._slippage(name, is_buy, slippage, mid)
+        result: ExchangeResult = await self.order(name, is_buy, sz, price, IOC, False, cloid,
+                                                  builder)
+        return result
+
+    async def market_close(self, coin: str, sz: float | None = None, px: float | None = None,
+                           slippage: float = DEFAULT_SLIPPAGE, cloid: Cloid | None = None,
+                           builder: Mapping[str, Any] | None = None) -> ExchangeResult:
+        state = await self.info.clearinghouse_state(self.account)
+        position = next((p for p in state.positions if p.coin == coin and p.szi), None)
+        if position is None:
+            raise WireError(f"{self.account} has no {coin} position to close")
+        is_buy = position.szi < 0
+        mid = px if px else (await self.info.all_mids())[coin]
+        price = self._slippage(coin, is_buy, slippage, mid)
+        result: ExchangeResult = await self.order(coin, is_buy, sz or abs(position.szi), price,
+                                                  IOC, True, cloid, builder)
+        return result

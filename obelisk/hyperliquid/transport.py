@@ -1,0 +1,784 @@
+"""HTTP transport to Hyperliquid's ``/info`` and ``/exchange`` endpoints, sync and asyncio.
+
+Both transports pool connections through one httpx client and share the same rules:
+
+* identical info requests in flight at once reach the server once (coalescing);
+* info answers are cached for a time that depends on the request type, and
+  :meth:`Transport.invalidate_user` drops what is cached about one account;
+* every request is charged its documented weight against a per-IP budget
+  (1200 per minute), which waits or raises :class:`RateBudgetExceeded`;
+* info requests are retried with jittered exponential backoff on timeouts, 5xx
+  and 429 (honouring Retry-After); exchange requests are sent as the exact bytes
+  given and resent only when the connection failed before any response;
+* every network attempt runs inside a circuit breaker that opens on 5xx and timeouts.
+
+Cached answers are shared between callers: treat the returned JSON as read-only
+(:mod:`obelisk.hyperliquid.info` turns it into frozen dataclasses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import enum
+import math
+import random as _random
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Protocol, TypeVar
+
+import httpx
+import orjson
+
+from obelisk.breaker import BreakerConfig, CircuitBreaker
+from obelisk.hyperliquid.errors import (
+    HyperliquidConnectionError,
+    HyperliquidError,
+    HyperliquidHTTPError,
+    HyperliquidTimeoutError,
+    MalformedResponseError,
+    RateBudgetExceeded,
+    excerpt,
+)
+
+MAINNET_URL = "https://api.hyperliquid.xyz"
+TESTNET_URL = "https://api.hyperliquid-testnet.xyz"
+
+T = TypeVar("T")
+
+# Request weights (reference §8): 2 for the cheap info types, 60 for userRole, 20 otherwise;
+# some time-ranged types cost one more per 20 (candles: 60) items returned.
+_LIGHT_INFO = frozenset({"l2Book", "allMids", "clearinghouseState", "orderStatus",
+                         "spotClearinghouseState", "exchangeStatus"})
+_HEAVY_INFO = {"userRole": 60}
+_DEFAULT_INFO_WEIGHT = 20
+_LIGHT_INFO_WEIGHT = 2
+_ITEMS_PER_EXTRA_WEIGHT = {
+    "recentTrades": 20, "historicalOrders": 20, "userFills": 20, "userFillsByTime": 20,
+    "fundingHistory": 20, "userFunding": 20, "nonUserFundingUpdates": 20, "twapHistory": 20,
+    "userTwapSliceFills": 20, "userTwapSliceFillsByTime": 20, "delegatorHistory": 20,
+    "delegatorRewards": 20, "validatorStats": 20, "candleSnapshot": 60,
+}
+_ORDERS_PER_EXCHANGE_WEIGHT = 40
+_BATCH_KEYS = ("orders", "cancels", "modifies")
+
+DEFAULT_TTLS: Mapping[str, float] = MappingProxyType({
+    # market data moves every block: cache just long enough to absorb bursts
+    "allMids": 0.5, "l2Book": 0.5, "bbo": 0.5, "metaAndAssetCtxs": 1.0,
+    "spotMetaAndAssetCtxs": 1.0, "predictedFundings": 5.0, "perpsAtOpenInterestCap": 5.0,
+    # listings change rarely
+    "meta": 300.0, "spotMeta": 300.0, "perpDexs": 300.0,
+    # account state: short, and dropped by invalidate_user after every action
+    "clearinghouseState": 1.0, "spotClearinghouseState": 1.0, "openOrders": 1.0,
+    "frontendOpenOrders": 1.0, "orderStatus": 1.0, "activeAssetData": 1.0,
+    "userRateLimit": 5.0, "userFees": 60.0, "userRole": 300.0, "maxBuilderFee": 60.0,
+})
+"""Seconds an answer stays cached, per info type; unlisted types are not cached."""
+
+
+class BudgetPolicy(enum.Enum):
+    """What a request does when the rate budget has no room for it."""
+
+    WAIT = "wait"
+    RAISE = "raise"
+
+
+@dataclass(frozen=True)
+class TransportConfig:
+    """Timeouts, retries, caching and rate-budget settings of a transport.
+
+    Durations are in seconds. `max_retries` counts retries after the first attempt of
+    an info request; `exchange_resends` how often an exchange body may be resent after
+    a connection error that happened before any response. A Retry-After above
+    `max_retry_after` is not waited for: the error is raised.
+    """
+
+    timeout: float = 10.0
+    max_retries: int = 3
+    backoff_base: float = 0.25
+    backoff_max: float = 8.0
+    max_retry_after: float = 60.0
+    exchange_resends: int = 1
+    ttls: Mapping[str, float] = field(default_factory=lambda: DEFAULT_TTLS)
+    max_cache_entries: int = 1024
+    rate_limit: int = 1200
+    rate_window: float = 60.0
+    budget_policy: BudgetPolicy = BudgetPolicy.WAIT
+    max_budget_wait: float = 60.0
+    max_connections: int = 20
+
+    def __post_init__(self) -> None:
+        for name in ("timeout", "backoff_base", "backoff_max", "rate_window"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        for name in ("max_retry_after", "max_budget_wait"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and value >= 0):
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        for name in ("max_retries", "exchange_resends"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 0):
+                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+        for name in ("max_cache_entries", "rate_limit", "max_connections"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if not isinstance(self.budget_policy, BudgetPolicy):
+            raise ValueError(f"budget_policy must be a BudgetPolicy, got {self.budget_policy!r}")
+        if any(not (isinstance(v, int | float) and v >= 0) for v in self.ttls.values()):
+            raise ValueError("every ttl must be a number of seconds >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class TransportStats:
+    """Counters since the transport was made.
+
+    `hits` were answered from the cache, `misses` went to the network, `coalesced`
+    joined an identical request already in flight, `evictions` are cache entries
+    dropped (expired, over capacity or invalidated), `retries` are extra attempts.
+    """
+
+    hits: int = 0
+    misses: int = 0
+    coalesced: int = 0
+    evictions: int = 0
+    retries: int = 0
+    budget_waits: int = 0
+
+
+# --- weights --------------------------------------------------------------------------
+
+
+def info_weight(body: Mapping[str, Any]) -> int:
+    """The weight an info request costs before its answer is known."""
+    kind = body.get("type")
+    if kind in _LIGHT_INFO:
+        return _LIGHT_INFO_WEIGHT
+    return _HEAVY_INFO.get(str(kind), _DEFAULT_INFO_WEIGHT)
+
+
+def info_extra_weight(kind: str, answer: object) -> int:
+    """The extra weight charged for the items an info answer returned."""
+    per = _ITEMS_PER_EXTRA_WEIGHT.get(kind)
+    if per is None or not isinstance(answer, list):
+        return 0
+    return len(answer) // per
+
+
+def exchange_weight(action: Mapping[str, Any]) -> int:
+    """``1 + floor(batch_length / 40)`` for an exchange action."""
+    for key in _BATCH_KEYS:
+        batch = action.get(key)
+        if isinstance(batch, list):
+            return 1 + len(batch) // _ORDERS_PER_EXCHANGE_WEIGHT
+    return 1
+
+
+class RateBudget:
+    """A sliding-window budget of request weight, shared by threads and tasks.
+
+    :meth:`try_take` takes `weight` when the last `window` seconds leave room for it
+    and otherwise says how long until they will; :meth:`charge` always takes (for
+    weight that is only known once an answer arrives).
+    """
+
+    def __init__(self, capacity: int, window: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.capacity = capacity
+        self.window = window
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._spent: deque[tuple[float, int]] = deque()
+        self._total = 0
+
+    def used(self) -> int:
+        """Weight spent in the current window."""
+        with self._lock:
+            self._expire(self._clock())
+            return self._total
+
+    def try_take(self, weight: int) -> float:
+        """0.0 after taking `weight`, else seconds until it fits (``inf`` if it never will)."""
+        if weight > self.capacity:
+            return math.inf
+        with self._lock:
+            now = self._clock()
+            self._expire(now)
+            if self._total + weight <= self.capacity:
+                self._add(now, weight)
+                return 0.0
+            excess = self._total + weight - self.capacity
+            for spent_at, spent in self._spent:
+                excess -= spent
+                if excess <= 0:
+                    return max(spent_at + self.window - now, 0.0) or 1e-6
+            return math.inf  # unreachable while every entry's weight counts in _total
+
+    def charge(self, weight: int) -> None:
+        """Take `weight` whether or not it fits."""
+        if weight > 0:
+            with self._lock:
+                self._add(self._clock(), weight)
+
+    def _add(self, now: float, weight: int) -> None:
+        self._spent.append((now, weight))
+        self._total += weight
+
+    def _expire(self, now: float) -> None:
+        spent = self._spent
+        while spent and spent[0][0] + self.window <= now:
+            self._total -= spent.popleft()[1]
+
+
+# --- breaker --------------------------------------------------------------------------
+
+
+class NetworkBreaker(Protocol):
+    """What a transport needs from a circuit breaker (``CircuitBreaker`` fits)."""
+
+    def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T: ...
+
+    async def call_async(self, fn: Callable[..., Awaitable[T]], /, *args: Any,
+                         **kwargs: Any) -> T: ...
+
+
+def is_server_fault(error: BaseException) -> bool:
+    """Whether `error` says the server side is unhealthy: a timeout, no connection, or 5xx."""
+    if isinstance(error, HyperliquidHTTPError):
+        return error.status >= 500
+    return isinstance(error, HyperliquidTimeoutError | HyperliquidConnectionError)
+
+
+def default_breaker(name: str = "hyperliquid-http") -> CircuitBreaker:
+    """A breaker that opens when half of the last 20 attempts (at least 10) were server faults."""
+    return CircuitBreaker(name, BreakerConfig(window_size=20, minimum_calls=10,
+                                              failure_rate_threshold=0.5,
+                                              record_when=is_server_fault))
+
+
+# --- cache ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Entry:
+    expires: float
+    answer: Any
+    user: str | None
+
+
+@dataclass(slots=True)
+class _Flight:
+    """An info request on the network that identical callers join."""
+
+    user: str | None
+    handle: Any  # concurrent.futures.Future (sync) or asyncio.Task (async)
+
+
+@dataclass(slots=True)
+class _InfoRequest:
+    """One info request, prepared: its wire bytes (also the cache key) and what it is about."""
+
+    body: bytes
+    kind: str
+    user: str | None
+    ttl: float
+    weight: int
+
+
+class _InfoCache:
+    """TTL cache of info answers, keyed by request bytes, with per-user invalidation.
+
+    A request remembers the user's generation when it starts; an answer that arrives
+    after that user was invalidated is handed to its callers but not cached.
+    """
+
+    def __init__(self, max_entries: int) -> None:
+        self.lock = threading.Lock()
+        self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
+        self._max_entries = max_entries
+        self._generations: dict[str, int] = {}
+        self.hits = self.misses = self.coalesced = self.evictions = 0
+        self.retries = self.budget_waits = 0
+
+    def lookup(self, key: bytes, now: float) -> tuple[bool, Any]:
+        """(True, answer) on a fresh hit, else (False, None); call with `lock` held."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return False, None
+        if entry.expires <= now:
+            del self._entries[key]
+            self.evictions += 1
+            return False, None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return True, entry.answer
+
+    def generation(self, user: str | None) -> int:
+        return self._generations.get(user, 0) if user is not None else 0
+
+    def store(self, request: _InfoRequest, answer: Any, now: float, generation: int) -> None:
+        if request.ttl <= 0:
+            return
+        with self.lock:
+            if self.generation(request.user) != generation:
+                return
+            self._entries[request.body] = _Entry(now + request.ttl, answer, request.user)
+            self._entries.move_to_end(request.body)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+                self.evictions += 1
+
+    def invalidate_user(self, user: str) -> int:
+        """Drop every cached answer about lower-case `user`; call with `lock` held."""
+        self._generations[user] = self._generations.get(user, 0) + 1
+        stale = [key for key, entry in self._entries.items() if entry.user == user]
+        for key in stale:
+            del self._entries[key]
+        self.evictions += len(stale)
+        return len(stale)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.evictions += len(self._entries)
+            self._entries.clear()
+
+    def stats(self) -> TransportStats:
+        with self.lock:
+            return TransportStats(self.hits, self.misses, self.coalesced, self.evictions,
+                                  self.retries, self.budget_waits)
+
+
+# --- shared logic ---------------------------------------------------------------------
+
+
+def _retry_after_seconds(value: str | None, now_epoch: float) -> float | None:
+    """Retry-After in seconds (delta-seconds or an HTTP date), or None if absent/garbled."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - now_epoch
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
+
+
+def _decode(response: httpx.Response, request: str) -> Any:
+    """The JSON of a 200 response; HyperliquidHTTPError / MalformedResponseError otherwise."""
+    content = response.content
+    if response.status_code != 200:
+        raise HyperliquidHTTPError(
+            response.status_code, excerpt(content), request=request,
+            retry_after=_retry_after_seconds(response.headers.get("retry-after"), time.time()))
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        raise MalformedResponseError(
+            f"{request} answered 200 with a body that is not JSON: {excerpt(content)!r}"
+        ) from None
+
+
+def _is_retryable(error: BaseException) -> bool:
+    if isinstance(error, HyperliquidHTTPError):
+        return error.status >= 500 or error.status == 429
+    return isinstance(error, HyperliquidTimeoutError | HyperliquidConnectionError)
+
+
+def _translate(error: httpx.HTTPError, request: str) -> HyperliquidError:
+    if isinstance(error, httpx.TimeoutException):
+        return HyperliquidTimeoutError(f"{request} timed out ({type(error).__name__})")
+    return HyperliquidConnectionError(f"{request} failed: {type(error).__name__}")
+
+
+# Errors that mean the server sent no response at all, so the same bytes may go again.
+_NO_RESPONSE = (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ConnectTimeout,
+                httpx.PoolTimeout)
+
+
+def _exchange_bytes(body: bytes | Mapping[str, Any]) -> tuple[bytes, int]:
+    """The exact bytes to post for an exchange body, and the request's weight."""
+    if isinstance(body, bytes | bytearray | memoryview):
+        raw = bytes(body)
+        try:
+            parsed = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise ValueError("exchange body is not JSON") from None
+    elif isinstance(body, Mapping):
+        parsed = body
+        raw = orjson.dumps(body)
+    else:
+        raise TypeError(f"exchange body must be bytes or a mapping, got {type(body).__name__}")
+    action = parsed.get("action") if isinstance(parsed, Mapping) else None
+    if not isinstance(action, Mapping):
+        raise ValueError("exchange body has no 'action' object")
+    return raw, exchange_weight(action)
+
+
+class _TransportBase:
+    """What the sync and async transports share: settings, cache, budget, backoff."""
+
+    def __init__(self, base_url: str, config: TransportConfig | None,
+                 breaker: NetworkBreaker | None, clock: Callable[[], float],
+                 random: Callable[[], float]) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.config = config if config is not None else TransportConfig()
+        self.breaker: NetworkBreaker = breaker if breaker is not None else default_breaker()
+        self.budget = RateBudget(self.config.rate_limit, self.config.rate_window, clock)
+        self._clock = clock
+        self._random = random
+        self._cache = _InfoCache(self.config.max_cache_entries)
+        self._timeout = httpx.Timeout(self.config.timeout)
+        self._limits = httpx.Limits(max_connections=self.config.max_connections,
+                                    max_keepalive_connections=self.config.max_connections)
+        self._headers = {"Content-Type": "application/json"}
+        self._in_flight: dict[bytes, _Flight] = {}
+
+    def _land(self, request: _InfoRequest, flight: _Flight, generation: int,
+              answer: Any = None, *, succeeded: bool) -> None:
+        """Cache a successful answer (unless its user was invalidated meanwhile), then stop
+        sharing the flight; in this order so no caller in between goes to the network."""
+        if succeeded:
+            self._cache.store(request, answer, self._clock(), generation)
+        with self._cache.lock:
+            if self._in_flight.get(request.body) is flight:
+                del self._in_flight[request.body]
+
+    def stats(self) -> TransportStats:
+        """A snapshot of the cache, coalescing and retry counters."""
+        return self._cache.stats()
+
+    def invalidate_user(self, address: str) -> int:
+        """Forget cached answers about `address` (after an action changed its state).
+
+        Requests for that user still in flight are not joined by later callers and their
+        answers are not cached. Returns the number of cache entries dropped.
+        """
+        user = address.lower()
+        with self._cache.lock:
+            for key in [key for key, flight in self._in_flight.items() if flight.user == user]:
+                del self._in_flight[key]
+            return self._cache.invalidate_user(user)
+
+    def clear_cache(self) -> None:
+        """Forget every cached answer."""
+        self._cache.clear()
+
+    def _prepare(self, body: Mapping[str, Any]) -> _InfoRequest:
+        if not isinstance(body, Mapping) or not isinstance(body.get("type"), str):
+            raise TypeError("an info request is a mapping with a 'type' string")
+        kind = body["type"]
+        user = body.get("user")
+        return _InfoRequest(orjson.dumps(body, option=orjson.OPT_SORT_KEYS), kind,
+                            user.lower() if isinstance(user, str) else None,
+                            float(self.config.ttls.get(kind, 0.0)), info_weight(body))
+
+    def _budget_wait(self, weight: int) -> float:
+        """0.0 once `weight` is taken, else how long to sleep; raises when not waiting."""
+        wait = self.budget.try_take(weight)
+        if wait == 0.0:
+            return 0.0
+        config = self.config
+        if config.budget_policy is BudgetPolicy.RAISE or wait > config.max_budget_wait:
+            raise RateBudgetExceeded(weight, wait, self.budget.capacity)
+        with self._cache.lock:
+            self._cache.budget_waits += 1
+        return wait
+
+    def _retry_delay(self, error: BaseException, attempt: int) -> float | None:
+        """Seconds before retry number `attempt` (0-based) of an info request, or None."""
+        if attempt >= self.config.max_retries or not _is_retryable(error):
+            return None
+        config = self.config
+        delay = min(config.backoff_max, config.backoff_base * 2 ** attempt)
+        delay *= 0.5 + 0.5 * self._random()
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            if retry_after > config.max_retry_after:
+                return None
+            delay = max(delay, retry_after)
+        with self._cache.lock:
+            self._cache.retries += 1
+        return delay
+
+    def _resend_delay(self, attempt: int) -> float:
+        config = self.config
+        return min(config.backoff_max, config.backoff_base * 2 ** attempt) * (
+            0.5 + 0.5 * self._random())
+
+
+# --- sync -----------------------------------------------------------------------------
+
+
+class Transport(_TransportBase):
+    """Blocking transport over a pooled ``httpx.Client``; safe to share between threads.
+
+    Parameters
+    ----------
+    base_url : str
+        ``MAINNET_URL`` (default), ``TESTNET_URL`` or any other server.
+    config : TransportConfig, optional
+    breaker : NetworkBreaker, optional
+        Guards every network attempt; default :func:`default_breaker`.
+    clock, sleep, random
+        Monotonic clock, sleep and a uniform [0, 1) source, injectable for tests.
+    """
+
+    def __init__(self, base_url: str = MAINNET_URL, config: TransportConfig | None = None, *,
+                 breaker: NetworkBreaker | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], object] = time.sleep,
+                 random: Callable[[], float] = _random.random,
+                 client: httpx.Client | None = None) -> None:
+        super().__init__(base_url, config, breaker, clock, random)
+        self._sleep = sleep
+        self._client = client if client is not None else httpx.Client(
+            timeout=self._timeout, limits=self._limits, headers=self._headers)
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._client.close()
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def post_info(self, body: Mapping[str, Any]) -> Any:
+        """The JSON answer to an info request, from the cache, an identical request in
+        flight, or the network (with retries)."""
+        request = self._prepare(body)
+        cache = self._cache
+        with cache.lock:
+            found, answer = cache.lookup(request.body, self._clock())
+            if found:
+                return answer
+            flight = self._in_flight.get(request.body)
+            leader = flight is None
+            if flight is None:
+                cache.misses += 1
+                generation = cache.generation(request.user)
+                flight = self._in_flight[request.body] = _Flight(request.user, Future())
+            else:
+                cache.coalesced += 1
+        if not leader:
+            return flight.handle.result()
+        shared: Future[Any] = flight.handle
+        try:
+            answer = self._fetch_info(request)
+        except BaseException as error:
+            self._land(request, flight, generation, succeeded=False)
+            shared.set_exception(error)
+            raise
+        self._land(request, flight, generation, answer, succeeded=True)
+        shared.set_result(answer)
+        return answer
+
+    def post_exchange(self, body: bytes | Mapping[str, Any]) -> Any:
+        """Post a signed exchange body and return its JSON answer.
+
+        The bytes sent are exactly `body` (or a mapping serialised once); they are resent
+        unchanged only when the connection failed before any response, never re-signed.
+        """
+        raw, weight = _exchange_bytes(body)
+        for attempt in range(self.config.exchange_resends + 1):
+            self._take_budget(weight)
+            try:
+                return self.breaker.call(self._send_exchange, raw)
+            except _ResendableError as error:
+                if attempt == self.config.exchange_resends:
+                    raise error.cause from None
+            self._sleep(self._resend_delay(attempt))
+        raise AssertionError("unreachable")
+
+    def _fetch_info(self, request: _InfoRequest) -> Any:
+        attempt = 0
+        while True:
+            self._take_budget(request.weight)
+            try:
+                answer = self.breaker.call(self._send_info, request)
+            except HyperliquidError as error:
+                delay = self._retry_delay(error, attempt)
+                if delay is None:
+                    raise
+                self._sleep(delay)
+                attempt += 1
+                continue
+            self.budget.charge(info_extra_weight(request.kind, answer))
+            return answer
+
+    def _take_budget(self, weight: int) -> None:
+        while (wait := self._budget_wait(weight)) > 0.0:
+            self._sleep(wait)
+
+    def _send_info(self, request: _InfoRequest) -> Any:
+        try:
+            response = self._client.post(f"{self.base_url}/info", content=request.body)
+        except httpx.HTTPError as error:
+            raise _translate(error, request.kind) from None
+        return _decode(response, request.kind)
+
+    def _send_exchange(self, raw: bytes) -> Any:
+        try:
+            response = self._client.post(f"{self.base_url}/exchange", content=raw)
+        except _NO_RESPONSE as error:
+            raise _ResendableError(_translate(error, "exchange")) from None
+        except httpx.HTTPError as error:
+            raise _translate(error, "exchange") from None
+        return _decode(response, "exchange")
+
+
+class _ResendableError(HyperliquidConnectionError):
+    """An exchange attempt that got no response; `cause` is what to raise if not resent."""
+
+    def __init__(self, cause: HyperliquidError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+# --- asyncio --------------------------------------------------------------------------
+
+
+class AsyncTransport(_TransportBase):
+    """asyncio transport over a pooled ``httpx.AsyncClient``; use it from one event loop.
+
+    Same parameters as :class:`Transport`; `sleep` is a coroutine function.
+    """
+
+    def __init__(self, base_url: str = MAINNET_URL, config: TransportConfig | None = None, *,
+                 breaker: NetworkBreaker | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+                 random: Callable[[], float] = _random.random,
+                 client: httpx.AsyncClient | None = None) -> None:
+        super().__init__(base_url, config, breaker, clock, random)
+        self._sleep = sleep
+        self._client = client if client is not None else httpx.AsyncClient(
+            timeout=self._timeout, limits=self._limits, headers=self._headers)
+
+    async def aclose(self) -> None:
+        """Close the pooled connections."""
+        await self._client.aclose()
+
+    async def __aenter__(self) -> AsyncTransport:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def post_info(self, body: Mapping[str, Any]) -> Any:
+        """Async :meth:`Transport.post_info`; one task serves every identical caller.
+
+        Cancelling one caller does not cancel the request the others wait for.
+        """
+        request = self._prepare(body)
+        cache = self._cache
+        with cache.lock:
+            found, answer = cache.lookup(request.body, self._clock())
+            if found:
+                return answer
+            flight = self._in_flight.get(request.body)
+            if flight is None:
+                cache.misses += 1
+                flight = _Flight(request.user, None)
+                flight.handle = asyncio.ensure_future(
+                    self._lead(request, flight, cache.generation(request.user)))
+                flight.handle.add_done_callback(_retrieve_exception)
+                self._in_flight[request.body] = flight
+            else:
+                cache.coalesced += 1
+            task: asyncio.Task[Any] = flight.handle
+        return await asyncio.shield(task)
+
+    async def post_exchange(self, body: bytes | Mapping[str, Any]) -> Any:
+        """Async :meth:`Transport.post_exchange`."""
+        raw, weight = _exchange_bytes(body)
+        for attempt in range(self.config.exchange_resends + 1):
+            await self._take_budget(weight)
+            try:
+                return await self.breaker.call_async(self._send_exchange, raw)
+            except _ResendableError as error:
+                if attempt == self.config.exchange_resends:
+                    raise error.cause from None
+            await self._sleep(self._resend_delay(attempt))
+        raise AssertionError("unreachable")
+
+    async def _lead(self, request: _InfoRequest, flight: _Flight, generation: int) -> Any:
+        try:
+            answer = await self._fetch_info(request)
+        except BaseException:
+            self._land(request, flight, generation, succeeded=False)
+            raise
+        self._land(request, flight, generation, answer, succeeded=True)
+        return answer
+
+    async def _fetch_info(self, request: _InfoRequest) -> Any:
+        attempt = 0
+        while True:
+            await self._take_budget(request.weight)
+            try:
+                answer = await self.breaker.call_async(self._send_info, request)
+            except HyperliquidError as error:
+                delay = self._retry_delay(error, attempt)
+                if delay is None:
+                    raise
+                await self._sleep(delay)
+                attempt += 1
+                continue
+            self.budget.charge(info_extra_weight(request.kind, answer))
+            return answer
+
+    async def _take_budget(self, weight: int) -> None:
+        while (wait := self._budget_wait(weight)) > 0.0:
+            await self._sleep(wait)
+
+    async def _send_info(self, request: _InfoRequest) -> Any:
+        try:
+            response = await self._client.post(f"{self.base_url}/info", content=request.body)
+        except httpx.HTTPError as error:
+            raise _translate(error, request.kind) from None
+        return _decode(response, request.kind)
+
+    async def _send_exchange(self, raw: bytes) -> Any:
+        try:
+            response = await self._client.post(f"{self.base_url}/exchange", content=raw)
+        except _NO_RESPONSE as error:
+            raise _ResendableError(_translate(error, "exchange")) from None
+        except httpx.HTTPError as error:
+            raise _translate(error, "exchange") from None
+        return _decode(response, "exchange")
+
+
+def _retrieve_exception(task: asyncio.Task[Any]) -> None:
+    """Mark a shared task's failure as seen even if every caller was cancelled."""
+    if not task.cancelled():
+        task.exception()
+
+
+__all__ = [
+    "DEFAULT_TTLS",
+    "MAINNET_URL",
+    "TESTNET_URL",
+    "AsyncTransport",
+    "BudgetPolicy",
+    "NetworkBreaker",
+    "RateBudget",
+    "Transport",
+    "TransportConfig",
+    "TransportStats",
+    "default_breaker",
+    "exchange_weight",
+    "info_extra_weight",
+    "info_weight",
+    "is_server_fault",
+]

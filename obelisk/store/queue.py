@@ -1,0 +1,194 @@
+"""The bounded, id-ordered queue between callers and the writer thread, with group commit.
+
+Callers append rows and get an id at once; the writer takes the oldest rows as a
+batch when there are `batch_size` of them, when the oldest has waited `flush_s`,
+or when a caller waits for one of them. Rows leave the queue only after their
+batch committed, so a failed write loses nothing: the writer retries the same rows.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from itertools import islice
+from time import time_ns
+from typing import Literal
+
+from obelisk.store.errors import TraceQueueFullError, TraceStoreError
+from obelisk.store.ids import next_id
+
+__all__ = ["OnFull", "Row", "TraceQueue"]
+
+OnFull = Literal["block", "raise"]
+# (id, ts, kind, asset, order_id, cloid, codec, payload): the column order of an insert
+Row = tuple[int, int, str, str | None, int | None, str | None, int, bytes]
+
+
+class TraceQueue:
+    """Rows accepted but not yet committed, oldest first, and the waits around them."""
+
+    def __init__(self, *, capacity: int, batch_size: int, flush_s: float, on_full: OnFull,
+                 block_timeout: float | None, retry_s: float, last_id: int) -> None:
+        self.capacity = capacity
+        self.batch_size = batch_size
+        self.flush_s = flush_s
+        self.on_full = on_full
+        self.block_timeout = block_timeout
+        self.retry_s = retry_s
+        self._rows: deque[Row] = deque()
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)
+        self._space = threading.Condition(self._lock)
+        self._done = threading.Condition(self._lock)
+        self._last_id = last_id
+        self._committed_id = last_id
+        self._flush_to = 0
+        self._error: BaseException | None = None
+        self._retry_at = 0.0
+        self._batch_started: float | None = None
+        self._writer_waiting = False
+        self._closing = False
+        self._stopped = False
+
+    @property
+    def last_id(self) -> int:
+        """The id most recently issued."""
+        return self._last_id
+
+    @property
+    def committed_id(self) -> int:
+        """Every id up to this one is committed."""
+        return self._committed_id
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def put(self, ts: int | None, kind: str, asset: str | None, order_id: int | None,
+            cloid: str | None, payload: bytes) -> int:
+        """Append a row and return its id; waits or raises per `on_full` when full."""
+        with self._lock:
+            if self._error is not None or self._closing:
+                self._raise_unusable()
+            rows = self._rows
+            queued = len(rows)
+            if queued >= self.capacity:
+                self._wait_for_space()
+                queued = len(rows)
+            now_ms = time_ns() // 1_000_000
+            self._last_id = trace_id = next_id(self._last_id, now_ms)
+            rows.append((trace_id, now_ms if ts is None else ts, kind, asset, order_id, cloid,
+                         0, payload))
+            if self._writer_waiting and (queued == 0 or queued + 1 >= self.batch_size):
+                self._work.notify()
+        return trace_id
+
+    def wait(self, trace_id: int, timeout: float | None = None) -> bool:
+        """Commit every row up to `trace_id` now and wait for it; False if `timeout` ran out."""
+        with self._lock:
+            if trace_id > self._last_id:
+                raise ValueError(f"trace id {trace_id} was never issued by this store")
+            if trace_id <= self._committed_id:
+                return True
+            self._flush_to = max(self._flush_to, trace_id)
+            if self._writer_waiting:
+                self._work.notify()
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while self._committed_id < trace_id:
+                if self._error is not None or self._stopped:
+                    self._raise_unusable()
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._done.wait(remaining)
+            return True
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Commit everything put so far; False if `timeout` ran out first."""
+        return self.wait(self._last_id, timeout)
+
+    def close(self) -> None:
+        """Refuse new rows and let the writer drain the queue, then stop."""
+        with self._lock:
+            self._closing = True
+            self._work.notify_all()
+            self._space.notify_all()
+
+    # The writer's side.
+
+    def next_batch(self) -> list[Row] | None:
+        """The oldest rows (at most `batch_size`) once a batch is due; None once closed and done."""
+        with self._lock:
+            while True:
+                if not self._rows and self._closing or self._stopped:
+                    self._stopped = True
+                    self._done.notify_all()
+                    return None
+                wait_s = self._due_in()
+                if wait_s is not None and wait_s <= 0:
+                    return list(islice(self._rows, self.batch_size))
+                self._writer_waiting = True
+                self._work.wait(wait_s)
+                self._writer_waiting = False
+
+    def committed(self, count: int) -> None:
+        """The writer committed the `count` oldest rows."""
+        with self._lock:
+            rows = self._rows
+            for _ in range(count - 1):
+                rows.popleft()
+            self._committed_id = rows.popleft()[0]
+            self._error = None
+            self._retry_at = 0.0
+            self._batch_started = time.monotonic() if rows else None
+            self._done.notify_all()
+            self._space.notify_all()
+
+    def failed(self, error: BaseException) -> None:
+        """The last batch did not commit: report `error` to callers, retry after `retry_s`."""
+        with self._lock:
+            self._error = error
+            self._retry_at = time.monotonic() + self.retry_s
+            if self._closing:
+                self._stopped = True
+            self._done.notify_all()
+            self._space.notify_all()
+
+    def _due_in(self) -> float | None:
+        """Seconds until the next batch is due (<= 0: now), or None while the queue is empty."""
+        rows = self._rows
+        if not rows:
+            return None
+        now = time.monotonic()
+        if self._retry_at > now:
+            return self._retry_at - now
+        if (len(rows) >= self.batch_size or len(rows) >= self.capacity or self._closing
+                or self._flush_to >= rows[0][0]):
+            return 0.0
+        if self._batch_started is None:
+            self._batch_started = now
+        return self._batch_started + self.flush_s - now
+
+    def _wait_for_space(self) -> None:
+        """Block until the writer makes room (lock held), or raise TraceQueueFullError."""
+        if self.on_full == "raise":
+            raise TraceQueueFullError(f"{len(self._rows)} traces are waiting to be written "
+                                      f"(queue_size={self.capacity})")
+        if self._writer_waiting:
+            self._work.notify()
+        deadline = None if self.block_timeout is None else time.monotonic() + self.block_timeout
+        while len(self._rows) >= self.capacity:
+            if self._error is not None or self._closing:
+                self._raise_unusable()
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TraceQueueFullError(
+                    f"no room in the trace queue (queue_size={self.capacity}) "
+                    f"after {self.block_timeout} s")
+            self._space.wait(remaining)
+
+    def _raise_unusable(self) -> None:
+        if self._error is not None:
+            raise TraceStoreError(f"writing traces failed; {len(self._rows)} traces are still "
+                                  f"queued: {self._error!r}") from self._error
+        raise TraceStoreError("the trace store is closed")

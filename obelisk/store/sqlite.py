@@ -1,0 +1,224 @@
+"""TraceStore: an audit trail of decisions, orders and fills in one SQLite file.
+
+`record` serializes on the caller's thread and queues the row; one writer thread
+commits the queue in batches (group commit), so callers never wait on the disk
+unless they ask to. WAL with ``synchronous=NORMAL`` loses nothing committed when
+the process crashes; ``FULL`` also survives power loss, at one fsync per batch.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import weakref
+from collections.abc import Iterator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from obelisk.store.codec import encode_payload, make_compressor
+from obelisk.store.config import (
+    DEFAULT_BATCH_FLUSH_MS,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_CACHE_SIZE,
+    check_int,
+    setting,
+)
+from obelisk.store.errors import TraceConfigError
+from obelisk.store.queue import OnFull, TraceQueue
+from obelisk.store.reader import TraceFilter, TraceReader
+from obelisk.store.schema import migrate
+from obelisk.store.trace import Trace
+from obelisk.store.writer import TraceWriter
+
+if TYPE_CHECKING:
+    from functools import _CacheInfo
+
+__all__ = ["TraceStore", "connect"]
+
+Synchronous = Literal["NORMAL", "FULL"]
+_INT64 = 1 << 63
+
+
+def connect(path: str | os.PathLike[str], *, synchronous: Synchronous = "NORMAL",
+            busy_timeout_ms: int = 5_000, read_only: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit) with the store's pragmas."""
+    if synchronous not in ("NORMAL", "FULL"):
+        raise TraceConfigError(f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}")
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    for pragma in ("journal_mode = WAL", f"synchronous = {synchronous}",
+                   "cache_size = -65536", "temp_store = MEMORY", "mmap_size = 268435456",
+                   f"busy_timeout = {int(busy_timeout_ms)}",
+                   f"query_only = {int(read_only)}"):
+        conn.execute(f"PRAGMA {pragma}")
+    return conn
+
+
+class TraceStore:
+    """A durable, queryable audit trail; ``record`` returns at once with a time-ordered id.
+
+    Open one store per database file: it is the file's only writer, and its ids
+    continue from the largest id already stored.
+
+    Parameters
+    ----------
+    path : database file; created (and older schemas migrated) on open.
+    batch_size : rows per transaction (``TRACE_BATCH_SIZE``, default 100).
+    batch_flush_ms : the longest a queued row waits for its batch to fill
+        (``TRACE_BATCH_FLUSH_MS``, default 5000).
+    cache_size : traces kept by :meth:`get` (``TRACE_CACHE_SIZE``, default 500).
+    synchronous : "NORMAL" (survives process crashes) or "FULL" (also power loss).
+    queue_size : the most rows waiting to be written; then ``on_full`` applies:
+        "block" waits up to ``block_timeout`` seconds (None: no limit), "raise" raises
+        :class:`TraceQueueFullError` at once. Rows are never dropped.
+    compress_above : payloads longer than this many bytes of JSON are compressed.
+    compression : "zstd", "zlib", or None for zstd when ``zstandard`` is installed.
+    retry_ms : after a failed write, the wait before the writer tries the same rows again.
+
+    Raises
+    ------
+    TraceStoreError : from ``record``, ``flush`` and ``wait`` after the writer failed
+        (until a retry succeeds); queued rows are kept and retried.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, batch_size: int | None = None,
+                 batch_flush_ms: int | None = None, cache_size: int | None = None,
+                 synchronous: Synchronous = "NORMAL", queue_size: int = 100_000,
+                 on_full: OnFull = "block", block_timeout: float | None = None,
+                 compress_above: int = 1024, compression: str | None = None,
+                 busy_timeout_ms: int = 5_000, retry_ms: int = 250) -> None:
+        batch_size = setting("TRACE_BATCH_SIZE", batch_size, DEFAULT_BATCH_SIZE, 1)
+        flush_ms = setting("TRACE_BATCH_FLUSH_MS", batch_flush_ms, DEFAULT_BATCH_FLUSH_MS, 1)
+        cache_size = setting("TRACE_CACHE_SIZE", cache_size, DEFAULT_CACHE_SIZE, 0)
+        check_int("queue_size", queue_size, 1)
+        check_int("compress_above", compress_above, 0)
+        check_int("retry_ms", retry_ms, 1)
+        if on_full not in ("block", "raise"):
+            raise TraceConfigError(f"on_full must be 'block' or 'raise', got {on_full!r}")
+        if block_timeout is not None and not block_timeout >= 0:
+            raise TraceConfigError(f"block_timeout must be None or >= 0, got {block_timeout!r}")
+        compressor = make_compressor(compression)
+        self.path = os.fspath(path)
+        conn = connect(self.path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
+        try:
+            self.schema_version = migrate(conn)
+            (last_id,) = conn.execute("SELECT coalesce(max(id), 0) FROM traces").fetchone()
+            reader = TraceReader(connect(self.path, busy_timeout_ms=busy_timeout_ms,
+                                         read_only=True), cache_size)
+        except BaseException:
+            conn.close()
+            raise
+        self._queue = TraceQueue(capacity=queue_size, batch_size=batch_size,
+                                 flush_s=flush_ms / 1000, on_full=on_full,
+                                 block_timeout=block_timeout, retry_s=retry_ms / 1000,
+                                 last_id=last_id)
+        self._put = self._queue.put
+        self._reader = reader
+        self._writer = TraceWriter(conn, self._queue, compressor, compress_above)
+        self._writer.start()
+        self._finalizer = weakref.finalize(self, _shut_down, self._queue, self._writer, reader)
+
+    @property
+    def batch_size(self) -> int:
+        return self._queue.batch_size
+
+    @property
+    def batch_flush_ms(self) -> float:
+        return self._queue.flush_s * 1000
+
+    @property
+    def pending(self) -> int:
+        """Traces recorded but not yet committed."""
+        return len(self._queue)
+
+    def record(self, kind: str, payload: Any, *, asset: str | None = None,
+               order_id: int | None = None, cloid: str | None = None, ts: int | None = None,
+               durable: bool = False) -> int:
+        """Queue one trace and return its id; with `durable`, return once it is committed.
+
+        `ts` is milliseconds since the epoch (default: now). `payload` is anything
+        orjson serializes (dicts, lists, str, numbers, numpy scalars and arrays);
+        it is serialized now, so later changes to it are not recorded.
+        """
+        if type(kind) is not str or not kind:
+            raise TypeError(f"kind must be a non-empty str, got {kind!r}")
+        if asset is not None and type(asset) is not str:
+            raise TypeError(f"asset must be a str or None, got {asset!r}")
+        if cloid is not None and type(cloid) is not str:
+            raise TypeError(f"cloid must be a str or None, got {cloid!r}")
+        if order_id is not None and not (type(order_id) is int and -_INT64 <= order_id < _INT64):
+            raise TypeError(f"order_id must be a 64-bit int or None, got {order_id!r}")
+        if ts is not None and not (type(ts) is int and -_INT64 <= ts < _INT64):
+            raise TypeError(f"ts must be a 64-bit int of milliseconds or None, got {ts!r}")
+        trace_id = self._put(ts, kind, asset, order_id, cloid, encode_payload(payload))
+        if durable:
+            self._queue.wait(trace_id)
+        return trace_id
+
+    def wait(self, trace_id: int, timeout: float | None = None) -> bool:
+        """Block until trace `trace_id` is committed; False if `timeout` seconds ran out."""
+        return self._queue.wait(trace_id, timeout)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Block until every trace recorded so far is committed; False on timeout."""
+        return self._queue.flush(timeout)
+
+    def get(self, trace_id: int) -> Trace:
+        """The trace with this id (waiting for its commit if it is still queued)."""
+        if self._queue.committed_id < trace_id <= self._queue.last_id:
+            self._queue.wait(trace_id)
+        return self._reader.get(trace_id)
+
+    def cache_info(self) -> _CacheInfo:
+        """Hits, misses and size of the :meth:`get` cache."""
+        return self._reader.cache_info()
+
+    def query(self, *, start: int | None = None, end: int | None = None,
+              kind: str | None = None, asset: str | None = None, order_id: int | None = None,
+              cloid: str | None = None, limit: int | None = None,
+              descending: bool = False) -> Iterator[Trace]:
+        """Committed traces with `start` <= ts < `end` and the given fields, in time order.
+
+        Traces still queued are not seen; call :meth:`flush` first to include them.
+        """
+        return self._reader.query(TraceFilter(start=start, end=end, kind=kind, asset=asset,
+                                              order_id=order_id, cloid=cloid, limit=limit,
+                                              descending=descending))
+
+    def query_records(self, *, start: int | None = None, end: int | None = None,
+                      kind: str | None = None, asset: str | None = None,
+                      order_id: int | None = None, cloid: str | None = None,
+                      limit: int | None = None, descending: bool = False) -> np.ndarray:
+        """Like :meth:`query`, as a structured array (id, ts, kind, asset, order_id)."""
+        return self._reader.records(TraceFilter(start=start, end=end, kind=kind, asset=asset,
+                                                order_id=order_id, cloid=cloid, limit=limit,
+                                                descending=descending))
+
+    def query_plan(self, **filters: Any) -> list[str]:
+        """SQLite's plan for ``query(**filters)``: which index serves it."""
+        return self._reader.explain(TraceFilter(**filters))
+
+    def close(self) -> None:
+        """Commit what is queued, stop the writer and close the database.
+
+        Raises TraceStoreError if the writer could not commit everything.
+        """
+        if self._finalizer.alive:
+            self._finalizer()
+        if len(self._queue):
+            self._queue.flush()
+
+    def __enter__(self) -> TraceStore:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def _shut_down(queue: TraceQueue, writer: TraceWriter, reader: TraceReader) -> None:
+    """Drain and stop the writer; also run at exit and when an open store is collected."""
+    queue.close()
+    writer.join()
+    reader.close()

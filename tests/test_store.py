@@ -1,0 +1,677 @@
+"""Tests of obelisk/store: durability, group commit, backpressure, queries, codecs, schema."""
+
+import importlib.machinery
+import os
+import selectors
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import types
+import zlib
+from collections.abc import Callable
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+from obelisk.errors import ObeliskError
+from obelisk.store import (
+    SCHEMA_VERSION,
+    Trace,
+    TraceConfigError,
+    TraceQueueFullError,
+    TraceSchemaError,
+    TraceStore,
+    TraceStoreError,
+    UnknownTraceError,
+)
+from obelisk.store import queue as queue_module
+from obelisk.store.codec import RAW, ZLIB, ZSTD, zstd_available
+from obelisk.store.ids import first_id_of_ms, ms_of_id, next_id
+from obelisk.store.sqlite import connect
+
+REPO = Path(__file__).resolve().parent.parent
+LARGE = {"levels": [{"px": f"{64000 + i}.5", "sz": "1.25", "n": i} for i in range(200)]}
+LAZY = {"batch_size": 10_000, "batch_flush_ms": 3_600_000}  # the writer waits for a flush
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return str(tmp_path / "traces.db")
+
+
+@pytest.fixture
+def open_store(db: str):
+    """Open stores on `db`, closed at teardown if a test left them open."""
+    opened: list[TraceStore] = []
+
+    def make(**settings) -> TraceStore:
+        opened.append(TraceStore(db, **settings))
+        return opened[-1]
+
+    yield make
+    for store in opened:
+        with suppress(TraceStoreError):
+            store.close()
+
+
+def eventually(predicate: Callable[[], object], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.002)
+
+
+def stored_ids(path: str) -> list[int]:
+    with sqlite3.connect(path) as conn:
+        return [trace_id for (trace_id,) in conn.execute("SELECT id FROM traces ORDER BY id")]
+
+
+@contextmanager
+def write_locked(path: str):
+    """Another connection holds the database's write lock until the block ends."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+
+# ids
+
+
+def test_next_id_is_time_prefixed_and_strictly_increasing():
+    assert next_id(0, 1_000) == first_id_of_ms(1_000)
+    assert ms_of_id(next_id(0, 1_000)) == 1_000
+    burst = first_id_of_ms(1_000) + 65_535
+    assert next_id(burst, 1_000) == burst + 1  # the 65,537th id of a millisecond
+    assert next_id(first_id_of_ms(1_000), 999) == first_id_of_ms(1_000) + 1  # clock stepped back
+
+
+def test_ids_increase_when_the_wall_clock_steps_back(open_store, monkeypatch):
+    clock = iter([5_000_000_000, 4_000_000_000, 3_000_000_000, 6_000_000_000])
+    monkeypatch.setattr(queue_module, "time_ns", lambda: next(clock))
+    store = open_store(**LAZY)
+    ids = [store.record("tick", i) for i in range(4)]
+    assert ids == sorted(set(ids))
+    assert ms_of_id(ids[0]) == 5_000 and ms_of_id(ids[3]) == 6_000
+
+
+def test_ids_strictly_increase_across_threads(open_store, db):
+    store = open_store(batch_size=500)
+    per_thread: dict[int, list[int]] = {}
+
+    def worker(n: int) -> None:
+        per_thread[n] = [store.record("tick", {"t": n, "i": i}, asset=f"A{n}")
+                         for i in range(2_000)]
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for ids in per_thread.values():
+        assert ids == sorted(set(ids))
+    every = sorted(i for ids in per_thread.values() for i in ids)
+    assert len(set(every)) == 8_000
+    store.flush()
+    assert stored_ids(db) == every
+
+
+def test_reopened_store_continues_after_the_largest_stored_id(open_store, db, monkeypatch):
+    first = open_store()
+    last = first.record("tick", 1, durable=True)
+    first.close()
+    monkeypatch.setattr(queue_module, "time_ns", lambda: 1_000_000)  # a clock far behind
+    assert open_store().record("tick", 2) == last + 1
+
+
+# recording, durability, group commit
+
+
+def test_record_round_trips_fields_and_payload(open_store):
+    store = open_store()
+    payload = {"px": "64321.5", "sz": 0.01, "ok": True, "fills": [1, 2], "n": None,
+               "qty": np.float64(1.5), "lots": np.int64(3)}
+    trace_id = store.record("fill", payload, asset="BTC", order_id=77, cloid="0xab", ts=123)
+    store.flush()
+    assert store.get(trace_id) == Trace(trace_id, 123, "fill", "BTC", 77, "0xab",
+                                        {**payload, "qty": 1.5, "lots": 3})
+
+
+def test_record_defaults_ts_to_the_ms_of_its_id(open_store):
+    store = open_store()
+    trace_id = store.record("tick", [1, 2, 3], durable=True)
+    trace = store.get(trace_id)
+    assert trace.ts == ms_of_id(trace_id)
+    assert (trace.asset, trace.order_id, trace.cloid, trace.payload) == (None, None, None,
+                                                                         [1, 2, 3])
+
+
+def test_record_serializes_at_once(open_store):
+    store = open_store(**LAZY)
+    payload = {"step": 1}
+    trace_id = store.record("decision", payload)
+    payload["step"] = 2
+    assert store.get(trace_id).payload == {"step": 1}
+
+
+@pytest.mark.parametrize("bad", [
+    {"kind": ""}, {"kind": 3}, {"asset": 1}, {"cloid": b"x"}, {"order_id": "12"},
+    {"order_id": 1 << 63}, {"ts": 1.5}, {"ts": True}, {"order_id": False},
+])
+def test_record_rejects_bad_fields_and_queues_nothing(open_store, bad):
+    store = open_store(**LAZY)
+    fields = {"kind": "tick", **bad}
+    kind = fields.pop("kind")
+    with pytest.raises(TypeError):
+        store.record(kind, {}, **fields)
+    assert store.pending == 0
+
+
+def test_record_rejects_unserializable_payload(open_store):
+    store = open_store(**LAZY)
+    with pytest.raises(TypeError):
+        store.record("tick", {"x": object()})
+    assert store.pending == 0
+
+
+def test_durable_record_is_committed_when_it_returns(open_store, db):
+    store = open_store(**LAZY)
+    queued = store.record("tick", 1)
+    durable = store.record("tick", 2, durable=True)
+    assert stored_ids(db) == [queued, durable]
+    assert store.pending == 0
+
+
+def test_wait_commits_up_to_the_id_and_times_out_while_blocked(open_store, db):
+    store = open_store(busy_timeout_ms=10_000, **LAZY)
+    first = store.record("tick", 1)
+    assert store.wait(first) is True
+    assert stored_ids(db) == [first]
+    second = store.record("tick", 2)
+    with write_locked(db):
+        assert store.wait(second, timeout=0.05) is False
+    assert store.wait(second, timeout=5) is True
+    with pytest.raises(ValueError):
+        store.wait(second + 10)
+
+
+def test_a_full_batch_commits_without_a_flush(open_store, db):
+    store = open_store(batch_size=10, batch_flush_ms=3_600_000)
+    ids = [store.record("tick", i) for i in range(25)]
+    eventually(lambda: len(stored_ids(db)) == 20)
+    assert stored_ids(db) == ids[:20]
+    assert store.pending == 5
+
+
+def test_an_old_batch_commits_without_a_flush(open_store, db):
+    store = open_store(batch_size=10_000, batch_flush_ms=30)
+    trace_id = store.record("tick", 1)
+    eventually(lambda: stored_ids(db) == [trace_id])
+
+
+def test_close_flushes_and_refuses_new_traces(db):
+    with TraceStore(db, **LAZY) as store:
+        ids = [store.record("tick", i) for i in range(10)]
+    assert stored_ids(db) == ids
+    with pytest.raises(TraceStoreError):
+        store.record("tick", 11)
+    store.close()
+
+
+# backpressure
+
+
+def test_full_queue_blocks_then_raises_after_the_timeout(open_store, db):
+    store = open_store(batch_size=5, queue_size=10, block_timeout=0.1, busy_timeout_ms=10_000)
+    with write_locked(db):
+        ids = [store.record("tick", i) for i in range(10)]
+        started = time.monotonic()
+        with pytest.raises(TraceQueueFullError):
+            store.record("tick", 10)
+        assert time.monotonic() - started >= 0.1
+        assert store.pending == 10
+    store.flush()
+    assert stored_ids(db) == ids
+
+
+def test_full_queue_blocks_until_the_writer_makes_room(open_store, db):
+    store = open_store(batch_size=5, queue_size=10, busy_timeout_ms=10_000)
+    late: list[int] = []
+    with write_locked(db):
+        ids = [store.record("tick", i) for i in range(10)]
+        blocked = threading.Thread(target=lambda: late.append(store.record("tick", 10)))
+        blocked.start()
+        blocked.join(0.05)
+        assert blocked.is_alive() and not late
+    blocked.join(5)
+    assert not blocked.is_alive()
+    store.flush()
+    assert stored_ids(db) == ids + late
+
+
+def test_full_queue_raises_at_once_with_on_full_raise(open_store, db):
+    store = open_store(batch_size=5, queue_size=10, on_full="raise", busy_timeout_ms=10_000)
+    with write_locked(db):
+        ids = [store.record("tick", i) for i in range(10)]
+        with pytest.raises(TraceQueueFullError) as raised:
+            store.record("tick", 10)
+        assert isinstance(raised.value, ObeliskError)
+    store.flush()
+    assert stored_ids(db) == ids
+
+
+# writer failures
+
+
+def test_writer_failure_is_reported_and_the_rows_are_retried(open_store, db):
+    store = open_store(busy_timeout_ms=0, retry_ms=20, **LAZY)
+    durable = store.record("tick", 0, durable=True)
+    with write_locked(db):
+        queued = [store.record("tick", i) for i in range(1, 4)]
+        with pytest.raises(TraceStoreError) as raised:
+            store.flush()
+        assert isinstance(raised.value.__cause__, sqlite3.OperationalError)
+        with pytest.raises(TraceStoreError):
+            store.record("tick", 4)
+        assert store.pending == 3
+    eventually(lambda: store.pending == 0)
+    store.flush()
+    assert stored_ids(db) == [durable, *queued]
+
+
+def test_writer_that_cannot_write_loses_no_acknowledged_trace(open_store, db, monkeypatch):
+    store = open_store(retry_ms=10, **LAZY)
+    durable = [store.record("fill", i, durable=True) for i in range(3)]
+
+    def disk_full(batch):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store._writer, "write", disk_full)
+    queued = [store.record("fill", i) for i in range(3, 6)]
+    with pytest.raises(TraceStoreError, match="disk is full"):
+        store.flush()
+    with pytest.raises(TraceStoreError, match="disk is full"):
+        store.close()
+    assert store.pending == 3
+    assert stored_ids(db) == durable
+    with TraceStore(db) as reopened:
+        assert [t.id for t in reopened.query()] == durable
+    assert not set(queued) & set(stored_ids(db))
+
+
+def test_writer_recovers_once_the_disk_works_again(open_store, db, monkeypatch):
+    store = open_store(retry_ms=10, **LAZY)
+    write = store._writer.write
+    failures = iter([sqlite3.OperationalError("database or disk is full")])
+
+    def flaky(batch):
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        write(batch)
+
+    monkeypatch.setattr(store._writer, "write", flaky)
+    ids = [store.record("fill", i) for i in range(5)]
+    with pytest.raises(TraceStoreError):
+        store.flush()
+    eventually(lambda: store.pending == 0)
+    assert store.flush() is True
+    assert stored_ids(db) == ids
+
+
+# compression
+
+
+def codecs() -> list:
+    zstd = pytest.param("zstd", marks=pytest.mark.skipif(not zstd_available(),
+                                                         reason="zstandard is not installed"))
+    return ["zlib", zstd]
+
+
+@pytest.mark.parametrize("compression", codecs())
+def test_payloads_round_trip_raw_below_and_compressed_above_the_threshold(open_store, db,
+                                                                          compression):
+    store = open_store(compression=compression, compress_above=1024)
+    small = {"px": "64321.5", "sz": "0.01"}
+    ids = [store.record("book", small), store.record("book", LARGE)]
+    store.flush()
+    with sqlite3.connect(db) as conn:
+        stored = dict(conn.execute("SELECT id, codec FROM traces"))
+        (blob,) = conn.execute("SELECT payload FROM traces WHERE id = ?", (ids[1],)).fetchone()
+    assert stored == {ids[0]: RAW, ids[1]: {"zlib": ZLIB, "zstd": ZSTD}[compression]}
+    assert len(blob) < len(orjson.dumps(LARGE)) // 2
+    assert [t.payload for t in store.query()] == [small, LARGE]
+
+
+def test_payload_that_compression_would_grow_is_stored_raw(open_store, db):
+    store = open_store(compression="zlib", compress_above=0)
+    trace_id = store.record("tick", 7, durable=True)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT codec, payload FROM traces").fetchone() == (RAW, b"7")
+    assert store.get(trace_id).payload == 7
+
+
+def test_rows_of_both_codecs_read_back_in_one_database(db):
+    with TraceStore(db, compression="zlib", compress_above=0) as store:
+        packed = store.record("book", LARGE)
+    with sqlite3.connect(db) as conn, conn:
+        conn.execute("INSERT INTO traces (id, ts, kind, payload, codec) VALUES (1, 1, 'raw', ?, 0)",
+                     (orjson.dumps([1]),))
+        conn.execute("INSERT INTO traces (id, ts, kind, payload, codec) VALUES (2, 1, 'z', ?, 1)",
+                     (zlib.compress(b'{"a":1}'),))
+    with TraceStore(db) as store:
+        assert [store.get(i).payload for i in (1, 2, packed)] == [[1], {"a": 1}, LARGE]
+
+
+@pytest.fixture
+def stand_in_zstandard(monkeypatch):
+    """A ``zstandard`` module backed by zlib, to check the codec choice where zstd is absent."""
+    if zstd_available():
+        pytest.skip("the real zstandard is installed; the codec tests above cover it")
+    module = types.ModuleType("zstandard")
+    module.__spec__ = importlib.machinery.ModuleSpec("zstandard", None)
+
+    class ZstdCompressor:
+        def __init__(self, level: int) -> None:
+            assert level == 3
+
+        def compress(self, data: bytes) -> bytes:
+            return b"zstd" + zlib.compress(data)
+
+    class ZstdDecompressor:
+        def decompress(self, blob: bytes) -> bytes:
+            assert blob.startswith(b"zstd")
+            return zlib.decompress(blob[4:])
+
+    module.ZstdCompressor, module.ZstdDecompressor = ZstdCompressor, ZstdDecompressor
+    monkeypatch.setitem(sys.modules, "zstandard", module)
+    return monkeypatch
+
+
+def test_zstd_is_preferred_when_importable(db, stand_in_zstandard):
+    with TraceStore(db) as store:
+        trace_id = store.record("book", LARGE)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT codec FROM traces").fetchone() == (ZSTD,)
+    with TraceStore(db) as store:
+        assert store.get(trace_id).payload == LARGE
+    stand_in_zstandard.delitem(sys.modules, "zstandard")
+    with TraceStore(db) as store, pytest.raises(TraceStoreError, match="zstandard"):
+        store.get(trace_id)
+    with pytest.raises(TraceConfigError):
+        TraceStore(db, compression="zstd")
+
+
+def test_unknown_compression_is_rejected(db):
+    with pytest.raises(TraceConfigError):
+        TraceStore(db, compression="lz4")
+
+
+# queries
+
+
+@pytest.fixture
+def filled(open_store):
+    """12 traces over 3 kinds, 2 assets and ts 0..11, committed."""
+    store = open_store()
+    for ts in range(12):
+        store.record(("order", "fill", "decision")[ts % 3], {"ts": ts},
+                     asset=("BTC", "ETH")[ts % 2], order_id=100 + ts // 3,
+                     cloid=f"0x{ts:032x}" if ts % 4 == 0 else None, ts=ts)
+    store.flush()
+    return store
+
+
+def payload_ts(traces) -> list[int]:
+    return [t.payload["ts"] for t in traces]
+
+
+def test_query_by_time_range_kind_and_asset(filled):
+    assert payload_ts(filled.query()) == list(range(12))
+    assert payload_ts(filled.query(start=3, end=7)) == [3, 4, 5, 6]
+    assert payload_ts(filled.query(kind="fill")) == [1, 4, 7, 10]
+    assert payload_ts(filled.query(asset="ETH", start=4)) == [5, 7, 9, 11]
+    assert payload_ts(filled.query(kind="order", asset="BTC")) == [0, 6]
+    assert list(filled.query(kind="cancel")) == []
+
+
+def test_query_by_order_id_and_cloid(filled):
+    assert payload_ts(filled.query(order_id=102)) == [6, 7, 8]
+    assert payload_ts(filled.query(cloid=f"0x{8:032x}")) == [8]
+    assert [t.cloid for t in filled.query(order_id=100)] == [f"0x{0:032x}", None, None]
+
+
+def test_query_limit_and_order(filled):
+    assert payload_ts(filled.query(limit=3)) == [0, 1, 2]
+    assert payload_ts(filled.query(kind="order", descending=True, limit=2)) == [9, 6]
+    assert list(filled.query(limit=0)) == []
+    with pytest.raises(ValueError):
+        filled.query(limit=-1)
+
+
+@pytest.mark.parametrize(("filters", "index"), [
+    ({"kind": "fill", "start": 3}, "traces_kind_ts"),
+    ({"asset": "BTC", "start": 3, "end": 9}, "traces_asset_ts"),
+    ({"order_id": 7}, "traces_order_ts"),
+    ({"cloid": "0xab"}, "traces_cloid_ts"),
+    ({"start": 3, "end": 9}, "traces_ts"),
+])
+def test_queries_are_served_by_their_index(filled, filters, index):
+    plan = " ".join(filled.query_plan(**filters))
+    assert f"USING INDEX {index}" in plan
+    assert "TEMP B-TREE" not in plan
+
+
+def test_query_records_is_a_structured_array(filled):
+    records = filled.query_records(asset="ETH", end=6)
+    assert list(records.dtype.names) == ["id", "ts", "kind", "asset", "order_id"]
+    assert records["ts"].tolist() == [1, 3, 5]
+    assert records["kind"].tolist() == ["fill", "order", "decision"]
+    assert records["asset"].tolist() == ["ETH"] * 3
+    assert records["order_id"].tolist() == [100, 101, 101]
+    assert records["id"].tolist() == [t.id for t in filled.query(asset="ETH", end=6)]
+    assert np.all(np.diff(records["id"]) > 0)
+
+
+def test_query_records_marks_missing_fields_and_handles_no_rows(open_store):
+    store = open_store()
+    store.record("tick", 1, durable=True)
+    records = store.query_records()
+    assert (records["asset"][0], records["order_id"][0]) == ("", -1)
+    assert len(store.query_records(kind="none")) == 0
+
+
+# lookups by id
+
+
+def test_get_is_cached_and_counts_hits(open_store):
+    store = open_store(cache_size=2)
+    ids = [store.record("tick", i) for i in range(3)]
+    store.flush()
+    assert store.get(ids[0]).payload == 0
+    assert store.get(ids[0]) is store.get(ids[0])
+    assert (store.cache_info().hits, store.cache_info().misses) == (2, 1)
+    store.get(ids[1])
+    store.get(ids[2])
+    store.get(ids[0])
+    info = store.cache_info()
+    assert (info.hits, info.misses, info.maxsize, info.currsize) == (2, 4, 2, 2)
+
+
+def test_get_of_a_queued_trace_commits_it_first(open_store):
+    store = open_store(**LAZY)
+    trace_id = store.record("tick", "queued")
+    assert store.get(trace_id).payload == "queued"
+
+
+def test_get_of_an_unknown_id_raises_and_is_not_cached(open_store):
+    store = open_store()
+    trace_id = store.record("tick", 1, durable=True)
+    with pytest.raises(UnknownTraceError) as raised:
+        store.get(trace_id - 1)
+    assert isinstance(raised.value, KeyError)
+    assert store.cache_info().currsize == 0
+
+
+# settings
+
+
+def test_settings_come_from_the_environment(db, monkeypatch):
+    monkeypatch.setenv("TRACE_BATCH_SIZE", "7")
+    monkeypatch.setenv("TRACE_BATCH_FLUSH_MS", "250")
+    monkeypatch.setenv("TRACE_CACHE_SIZE", "3")
+    with TraceStore(db) as store:
+        assert (store.batch_size, store.batch_flush_ms, store.cache_info().maxsize) == (7, 250, 3)
+    with TraceStore(db, batch_size=9, batch_flush_ms=10, cache_size=0) as store:
+        assert (store.batch_size, store.batch_flush_ms, store.cache_info().maxsize) == (9, 10, 0)
+
+
+def test_defaults_without_environment(db, monkeypatch):
+    for name in ("TRACE_BATCH_SIZE", "TRACE_BATCH_FLUSH_MS", "TRACE_CACHE_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    with TraceStore(db) as store:
+        assert (store.batch_size, store.batch_flush_ms, store.cache_info().maxsize) == (
+            100, 5_000, 500)
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("TRACE_BATCH_SIZE", "0"), ("TRACE_BATCH_SIZE", "many"), ("TRACE_BATCH_FLUSH_MS", "-5"),
+    ("TRACE_CACHE_SIZE", "1.5"),
+])
+def test_bad_environment_values_are_rejected(db, monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(TraceConfigError, match=name):
+        TraceStore(db)
+
+
+@pytest.mark.parametrize("settings", [
+    {"batch_size": 0}, {"queue_size": 0}, {"on_full": "drop"}, {"synchronous": "OFF"},
+    {"block_timeout": -1}, {"compress_above": -1}, {"retry_ms": 0},
+])
+def test_bad_arguments_are_rejected(db, settings):
+    with pytest.raises(TraceConfigError):
+        TraceStore(db, **settings)
+
+
+@pytest.mark.parametrize(("synchronous", "level"), [("NORMAL", 1), ("FULL", 2)])
+def test_connections_use_wal_and_the_tuned_pragmas(db, synchronous, level):
+    conn = connect(db, synchronous=synchronous)
+    try:
+        pragmas = {name: conn.execute(f"PRAGMA {name}").fetchone()[0]
+                   for name in ("journal_mode", "synchronous", "cache_size", "temp_store",
+                                "mmap_size")}
+    finally:
+        conn.close()
+    assert pragmas == {"journal_mode": "wal", "synchronous": level, "cache_size": -65536,
+                       "temp_store": 2, "mmap_size": 268435456}
+    with TraceStore(db, synchronous=synchronous) as store:
+        store.record("tick", 1, durable=True)
+
+
+# schema
+
+
+def make_v1_database(path: str) -> None:
+    """The version 1 layout as an older obelisk wrote it: no codec column, one index."""
+    with sqlite3.connect(path) as conn:
+        conn.executescript("""
+            CREATE TABLE schema_version (version INTEGER PRIMARY KEY,
+                                         applied_ms INTEGER NOT NULL);
+            INSERT INTO schema_version VALUES (1, 0);
+            CREATE TABLE traces (id INTEGER PRIMARY KEY, ts INTEGER NOT NULL,
+                                 kind TEXT NOT NULL, asset TEXT, order_id INTEGER, cloid TEXT,
+                                 payload BLOB NOT NULL);
+            CREATE INDEX traces_kind_ts ON traces (kind, ts);
+        """)
+        conn.execute("INSERT INTO traces VALUES (5, 10, 'fill', 'BTC', 42, NULL, ?)",
+                     (b'{"px":"1.5"}',))
+
+
+def test_opening_a_v1_database_migrates_it(db):
+    make_v1_database(db)
+    with TraceStore(db) as store:
+        assert store.schema_version == SCHEMA_VERSION == 2
+        assert store.get(5) == Trace(5, 10, "fill", "BTC", 42, None, {"px": "1.5"})
+        assert [t.id for t in store.query(order_id=42)] == [5]
+        new = store.record("fill", LARGE, asset="BTC", durable=True)
+        assert new > 5 and store.get(new).payload == LARGE
+    with sqlite3.connect(db) as conn:
+        versions = [v for (v,) in conn.execute("SELECT version FROM schema_version")]
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(traces)")]
+        indices = {row[1] for row in conn.execute("PRAGMA index_list(traces)")}
+    assert versions == [1, 2]
+    assert "codec" in columns
+    assert {"traces_asset_ts", "traces_order_ts", "traces_cloid_ts", "traces_ts"} <= indices
+
+
+def test_a_new_database_gets_every_version(db):
+    with TraceStore(db):
+        pass
+    with sqlite3.connect(db) as conn:
+        assert [v for (v,) in conn.execute("SELECT version FROM schema_version")] == [1, 2]
+
+
+def test_a_newer_schema_is_refused(db):
+    with TraceStore(db):
+        pass
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO schema_version VALUES (99, 0)")
+    with pytest.raises(TraceSchemaError, match="99"):
+        TraceStore(db)
+
+
+def test_a_traces_table_without_a_version_is_refused(db):
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE traces (id INTEGER PRIMARY KEY)")
+    with pytest.raises(TraceSchemaError):
+        TraceStore(db)
+
+
+# crash safety
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_acknowledged_traces_survive_sigkill(db):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    child = subprocess.Popen([sys.executable, str(REPO / "tests" / "store_child.py"), db],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    durable: list[int] = []
+    flushed: list[tuple[int, int]] = []
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(child.stdout, selectors.EVENT_READ)
+            deadline = time.monotonic() + 10
+            while len(durable) < 40 or len(flushed) < 2:
+                assert time.monotonic() < deadline, "the child acknowledged too little"
+                if not selector.select(timeout=0.5):
+                    continue
+                line = child.stdout.readline()
+                assert line, f"the child exited: {child.stderr.read()}"
+                what, *numbers = line.split()
+                (durable.append(int(numbers[0])) if what == "durable"
+                 else flushed.append((int(numbers[0]), int(numbers[1]))))
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        child.stdout.close()
+        child.stderr.close()
+    assert child.returncode == -signal.SIGKILL
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        present = {i for (i,) in conn.execute("SELECT id FROM traces")}
+        for last_id, count in flushed:
+            assert conn.execute("SELECT count(*) FROM traces WHERE id <= ?",
+                                (last_id,)).fetchone() == (count,)
+    assert set(durable) <= present
+    with TraceStore(db) as reopened:
+        assert reopened.get(durable[-1]).payload["n"] % 50 == 0
