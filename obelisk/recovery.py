@@ -128,7 +128,8 @@ class PositionRecovery:
         self.alert_sink = alert_sink
         self.clock = clock
         self.history: deque[RecoveryReport] = deque(maxlen=HISTORY)
-        self.done: set[str] = set()              # keys of the actions that ran
+        self.done: set[str] = set()              # keys of the venue actions that ran
+        self._stop_attempts: dict[str, int] = {}  # refused stops per position: a new cloid
         self.passed = False
         if risk is not None:
             risk.set_state(TradingState.HALTED)  # until the first reconciliation passes
@@ -213,9 +214,9 @@ class PositionRecovery:
         for oid, order in sorted(state.orders.items()):
             if oid in self.ledger.orders:
                 continue
-            if order.cloid and order.cloid.startswith(STOP_CLOID_PREFIX):
+            if order.is_protective:       # never remove protection: adopt it instead
                 add(DiscrepancyKind.UNKNOWN_ORDER, order.coin,
-                    f"recovery's own stop {oid} was never recorded", ADOPT_ORDER, str(oid), order)
+                    f"protective stop {oid} was never recorded", ADOPT_ORDER, str(oid), order)
             else:
                 add(DiscrepancyKind.UNKNOWN_ORDER, order.coin,
                     f"order {oid} is open on the venue only", CANCEL_ORPHAN, str(oid), order)
@@ -234,7 +235,8 @@ class PositionRecovery:
                 stop = self._stop_for(position) if self.stop_distance else None
                 add(DiscrepancyKind.MISSING_STOP, coin,
                     f"position {position.size:+g} has no protective stop",
-                    PLACE_STOP if stop else None, (stop and stop.cloid) or "", stop)
+                    PLACE_STOP if stop else None, (stop and stop.cloid) or "",
+                    (stop, _position_key(position)))
         return found, sorted(actions)
 
     def _projected(self, missed: list[VenueFill]) -> dict[str, tuple[float, float, int, bool]]:
@@ -292,8 +294,9 @@ class PositionRecovery:
         limit = instrument.round_price(float(trigger) * (1 + away / abs(away)
                                                          * self.stop_slippage),
                                        Rounding.DOWN if long else Rounding.UP)
-        digest = hashlib.sha256(
-            f"{position.coin}|{position.size!r}|{position.entry_px!r}".encode()).hexdigest()
+        attempt = self._stop_attempts.get(_position_key(position), 0)  # a new cloid per retry
+        digest = hashlib.sha256(f"{position.coin}|{position.size!r}|{position.entry_px!r}|"
+                                f"{attempt}".encode()).hexdigest()
         return OrderRequest(position.coin, is_buy=not long, size=abs(position.size),
                             price=float(limit), tif="Gtc", reduce_only=True,
                             trigger_px=float(trigger),
@@ -306,19 +309,27 @@ class PositionRecovery:
         """Run the actions in priority order: venue ones in parallel batches, local ones in turn."""
         executed: list[RecoveryAction] = []
         failed: list[tuple[RecoveryAction, str]] = []
+        # Venue actions run once per key; local ones are idempotent and simply rerun.
         pending = [a for a in actions if a.key not in self.done]
+        fill_failed = False
         for priority in sorted({a.priority for a in pending}):
             group = [a for a in pending if a.priority == priority]
             batches = ([group[i:i + self.batch_size] for i in range(0, len(group), self.batch_size)]
                        if group[0].kind in _VENUE_ACTIONS else [[a] for a in group])
             for batch in batches:
+                if fill_failed and batch[0].kind == APPLY_FILL:
+                    # a later fill would move the checkpoint past the one that failed
+                    failed.append((batch[0], "not applied: an earlier fill failed"))
+                    continue
                 results = await asyncio.gather(*(self._run(a) for a in batch),
                                                return_exceptions=True)
                 for action, result in zip(batch, results, strict=True):
                     if isinstance(result, BaseException):
                         failed.append((action, repr(result)))
+                        fill_failed |= action.kind == APPLY_FILL
                     else:
-                        self.done.add(action.key)
+                        if action.kind in _VENUE_ACTIONS:
+                            self.done.add(action.key)
                         executed.append(action)
         return executed, failed
 
@@ -328,8 +339,8 @@ class PositionRecovery:
             return
         if action.kind == APPLY_FILL:
             fill: VenueFill = action.payload
+            self.ledger.fill_applied(fill)     # journaled first: never applied twice
             self.portfolio.apply_fill(fill.coin, fill.size, fill.price, maker=fill.maker)
-            self.ledger.fill_applied(fill)
         elif action.kind == CLOSE_LOCAL_ORDER:
             oid, status = action.payload
             self.ledger.order_closed(oid, status)
@@ -346,12 +357,14 @@ class PositionRecovery:
             order: VenueOrder = action.payload
             await self.breaker.call_async(self.venue.cancel, order.coin, order.oid)
             return
-        stop: OrderRequest = action.payload
+        stop, position_key = action.payload
         result = await self.breaker.call_async(self.venue.place, stop)
-        if result.status == "open":
-            self.ledger.order_opened(VenueOrder(
-                result.oid, stop.coin, stop.is_buy, stop.size, stop.price,
-                reduce_only=True, trigger_px=stop.trigger_px, cloid=stop.cloid))
+        if result.status != "open":
+            self._stop_attempts[position_key] = self._stop_attempts.get(position_key, 0) + 1
+            raise RuntimeError(f"the venue answered {result.status!r} to stop {stop.cloid}")
+        self.ledger.order_opened(VenueOrder(
+            result.oid, stop.coin, stop.is_buy, stop.size, stop.price,
+            reduce_only=True, trigger_px=stop.trigger_px, cloid=stop.cloid))
 
     # --------------------------------------------------------------- report
 
@@ -368,6 +381,10 @@ class PositionRecovery:
     def _alert(self, cause: object, message: str) -> None:
         if self.alert_sink is not None and self._alerts.admit(cause):
             self.alert_sink(message)
+
+
+def _position_key(position: VenuePosition) -> str:
+    return f"{position.coin}|{position.size!r}|{position.entry_px!r}"
 
 
 def _fill_order(fill: VenueFill) -> tuple[int, int]:

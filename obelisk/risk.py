@@ -63,7 +63,7 @@ class RiskLimits:
     max_open_orders: int = 2**62
     max_data_age_s: float = 5.0          # older marks fail closed
     orders_per_second: float = INF
-    burst: float = INF                   # orders the rate budget can hold
+    burst: float = INF                   # orders the budget holds; inf: one second's worth
 
 
 @dataclass(frozen=True)

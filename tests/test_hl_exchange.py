@@ -5,6 +5,7 @@ import threading
 from types import SimpleNamespace
 
 import pytest
+from hl_server import USER, HLServer, Reply
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,7 +16,6 @@ from obelisk.hyperliquid.info import AsyncInfo, Info
 from obelisk.hyperliquid.transport import AsyncTransport, Transport
 from obelisk.hyperliquid.wallet import Wallet
 from obelisk.hyperliquid.wire import Cloid
-from tests.hl_server import USER, HLServer, Reply
 
 KEY = "0x" + "1f" * 32
 ASSETS = {"BTC": 0, "ETH": 1, "PURR/USDC": 10_000}

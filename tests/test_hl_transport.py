@@ -7,11 +7,14 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
+import orjson
 import pytest
 from hl_server import USER, HLServer, Reply
 
 from obelisk.breaker import BreakerConfig, CircuitBreaker, CircuitOpenError, WindowType
 from obelisk.hyperliquid.errors import (
+    ExchangeOutcomeUnknownError,
     HyperliquidConnectionError,
     HyperliquidHTTPError,
     HyperliquidTimeoutError,
@@ -464,47 +467,80 @@ def test_post_exchange_never_resends_after_a_timeout(server):
     hold = threading.Event()
     server.queue("exchange", Reply(hold=hold))
     try:
-        with make(server, timeout=0.2) as transport, pytest.raises(HyperliquidTimeoutError):
+        with make(server, timeout=0.2) as transport, \
+                pytest.raises(ExchangeOutcomeUnknownError, match="orderStatus"):
             transport.post_exchange(SIGNED)
     finally:
         hold.set()
     assert len(server.hits) == 1
 
 
-def test_post_exchange_resends_identical_bytes_after_a_dropped_connection(server):
-    server.queue("exchange", Reply(drop=True))
-    with make(server) as transport:
-        assert transport.post_exchange(SIGNED)["status"] == "ok"
-    assert [hit.raw for hit in server.hits] == [SIGNED, SIGNED]
-
-
-def test_post_exchange_gives_up_after_resends(server):
-    server.queue("exchange", Reply(drop=True), Reply(drop=True))
-    with make(server, exchange_resends=1) as transport, \
-            pytest.raises(HyperliquidConnectionError):
+def test_a_connection_dropped_after_sending_is_an_unknown_outcome_not_a_resend(server):
+    server.queue("exchange", Reply(drop=True))      # the server had the request: it may be live
+    with make(server) as transport, pytest.raises(ExchangeOutcomeUnknownError):
         transport.post_exchange(SIGNED)
-    assert len(server.hits) == 2
+    assert [hit.raw for hit in server.hits] == [SIGNED]
 
 
-def test_post_exchange_mapping_is_serialised_once(server):
+class RefusingFirst:
+    """An httpx transport whose first `refusals` connections are refused."""
+
+    def __init__(self, refusals: int) -> None:
+        self.refusals, self.sent = refusals, []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if self.refusals:
+            self.refusals -= 1
+            raise httpx.ConnectError("connection refused", request=request)
+        self.sent.append(request.read())
+        return httpx.Response(200, json={"status": "ok", "response": {"type": "default"}})
+
+
+def refusing_transport(handler: RefusingFirst, **config: object) -> Transport:
+    fake = FakeTime()
+    return Transport("http://127.0.0.1:9", TransportConfig(**config),  # type: ignore[arg-type]
+                     clock=fake.clock, sleep=fake.sleep, random=lambda: 1.0,
+                     client=httpx.Client(transport=httpx.MockTransport(handler)))
+
+
+def test_post_exchange_resends_identical_bytes_when_the_connection_was_refused():
+    handler = RefusingFirst(1)
+    with refusing_transport(handler) as transport:
+        assert transport.post_exchange(SIGNED)["status"] == "ok"
+    assert handler.sent == [SIGNED]
+
+
+def test_post_exchange_gives_up_after_resends():
+    handler = RefusingFirst(5)
+    with refusing_transport(handler, exchange_resends=1) as transport, \
+            pytest.raises(HyperliquidConnectionError) as caught:
+        transport.post_exchange(SIGNED)
+    assert not isinstance(caught.value, ExchangeOutcomeUnknownError)
+    assert handler.refusals == 3 and handler.sent == []
+
+
+def test_post_exchange_mapping_is_serialised_once():
     body = {"action": {"type": "noop"}, "nonce": 5, "signature": {"r": "0x1", "s": "0x2",
                                                                   "v": 27}}
-    server.queue("exchange", Reply(drop=True))
-    with make(server) as transport:
+    handler = RefusingFirst(1)
+    with refusing_transport(handler) as transport:
         transport.post_exchange(body)
-    assert server.hits[0].raw == server.hits[1].raw and server.hits[0].body == body
+    assert orjson.loads(handler.sent[0]) == body
 
 
 def test_async_post_exchange(server):
-    server.queue("exchange", Reply(drop=True), Reply(b"x", status=500))
+    server.queue("exchange", Reply(b"x", status=500))
 
     async def scenario() -> None:
         async with make_async(server) as transport:
             with pytest.raises(HyperliquidHTTPError):
                 await transport.post_exchange(SIGNED)
+            with pytest.raises(ExchangeOutcomeUnknownError):
+                server.queue("exchange", Reply(drop=True))
+                await transport.post_exchange(SIGNED)
 
     asyncio.run(scenario())
-    assert [hit.raw for hit in server.hits] == [SIGNED, SIGNED]
+    assert [hit.raw for hit in server.hits] == [SIGNED, SIGNED]      # neither was resent
 
 
 def test_errors_do_not_echo_the_signed_body(server):

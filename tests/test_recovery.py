@@ -306,3 +306,72 @@ def test_a_restart_rebuilds_the_ledger_from_the_trace_store(tmp_path):
         report = run(restarted.recovery().reconcile())
     assert kinds(report) == ["missed_fill", "missing_stop", "missing_stop"] and report.passed
     agree(restarted, v)
+
+
+# ------------------------------------------------- failures while acting
+
+class FlakyJournal:
+    """A journal whose writes of chosen fills fail once."""
+
+    def __init__(self, fail_tids):
+        self.events, self.fail_tids = [], set(fail_tids)
+
+    def __call__(self, kind, payload):
+        if kind == "fill_applied" and payload["tid"] in self.fail_tids:
+            self.fail_tids.discard(payload["tid"])
+            raise OSError("disk full")
+        self.events.append((kind, dict(payload)))
+
+
+def test_a_fill_whose_journal_write_fails_is_applied_once_later():
+    v = venue()
+    bot = Bot(v, [])
+    run(bot.send(OrderRequest("ETH", True, 5, 2_996)))
+    run(bot.send(OrderRequest("ETH", True, 5, 2_995)))
+    assert v.external_fill("ETH", False, 10, 2_995) == 10      # two fills, one per order
+    first, second = sorted(run(v.fills_since(0)), key=lambda f: (f.time_ms, f.tid))
+    journal = FlakyJournal([first.tid])
+    bot.ledger._journal = journal
+    recovery = bot.recovery()
+    report = run(recovery.reconcile())
+    assert not report.passed and len(report.failed) == 2   # the fill, and the one after it
+    assert bot.portfolio.position("ETH").size == 0
+    assert run(recovery.reconcile()).passed
+    assert bot.portfolio.position("ETH").fees == pytest.approx((5 * 2_996 + 5 * 2_995) * 0.00015)
+    assert [p["tid"] for k, p in journal.events if k == "fill_applied"] == [first.tid, second.tid]
+    agree(bot, v)
+
+
+def test_drift_after_an_earlier_resync_is_resynced_again():
+    v = venue()
+    bot = Bot(v, [])
+    recovery = bot.recovery()
+    for drift in (0.3, 0.3):                             # the same drift twice
+        bot.portfolio.book.set_position(0, drift, 60_000.0, leverage=20, isolated=False)
+        report = run(recovery.reconcile())
+        assert kinds(report) == ["position_mismatch"] and report.passed
+        assert bot.portfolio.position("BTC").size == 0
+
+
+def test_an_unknown_protective_stop_is_adopted_not_cancelled():
+    v = venue()
+    bot = Bot(v, [])
+    run(bot.send(OrderRequest("BTC", True, 1.0, 60_100, tif="Ioc")))
+    stop = run(v.place(OrderRequest("BTC", False, 1.0, 50_000, reduce_only=True,
+                                    trigger_px=52_000)))
+    report = run(bot.recovery(stop_distance=0.05).reconcile())
+    assert [a.kind for a in report.executed] == ["adopt_order"] and report.passed
+    assert v.calls["cancel"] == 0 and stop.oid in bot.ledger.orders
+
+
+def test_a_refused_stop_fails_the_pass_and_is_retried_with_a_new_cloid():
+    v = venue()
+    bot = Bot(v, [])
+    run(bot.send(OrderRequest("BTC", True, 1.0, 60_100, tif="Ioc")))
+    recovery = bot.recovery(stop_distance=0.05)
+    v.fail_next("place", ConnectionError("lost"), after=True)   # placed, answer lost
+    report = run(recovery.reconcile())
+    assert report.failed and not report.passed
+    again = run(recovery.reconcile())                    # the stop is found and adopted
+    assert again.passed and [a.kind for a in again.executed] == ["adopt_order"]
+    assert len(run(v.open_orders())) == 1

@@ -254,3 +254,10 @@ def test_signal_cache_ttl_lru_and_stats():
     risk.signal("b", lambda: compute("b"))                           # evicts the oldest
     assert risk.signal("vol", lambda: compute("vol")) == 5
     assert risk.signal_stats() == {"hits": 1, "misses": 5, "size": 2, "max_size": 2}
+
+
+def test_a_rate_without_a_burst_holds_one_seconds_worth():
+    risk, _, clock = manager(RiskLimits(orders_per_second=2))
+    assert [risk.check("BTC", 1, 0.1, 60_000).allowed for _ in range(3)] == [True, True, False]
+    clock.advance(0.5)
+    assert risk.check("BTC", 1, 0.1, 60_000).allowed

@@ -675,3 +675,17 @@ def test_acknowledged_traces_survive_sigkill(db):
     assert set(durable) <= present
     with TraceStore(db) as reopened:
         assert reopened.get(durable[-1]).payload["n"] % 50 == 0
+
+
+def test_a_full_queue_is_written_at_once_not_when_the_batch_ages(tmp_path):
+    import time as _time
+
+    with TraceStore(tmp_path / "full.db", queue_size=5, batch_size=100, batch_flush_ms=60_000,
+                    on_full="raise") as store:
+        for i in range(5):
+            store.record("tick", {"i": i})
+        deadline = _time.monotonic() + 5           # far below the 60 s age trigger
+        while store.pending and _time.monotonic() < deadline:
+            _time.sleep(0.01)
+        assert store.pending == 0
+        store.record("tick", {"i": 5})             # room again: no TraceQueueFullError

@@ -173,9 +173,11 @@ cdef class RiskChecks:
         self.max_data_age_ns = <int64_t> (max_data_age_s * 1e9) if isfinite(max_data_age_s) \
             else 1 << 62
         self.orders_per_second = orders_per_second
-        self.burst = burst
+        # a rate without a burst holds one second's worth, not an unlimited bucket
+        self.burst = burst if isfinite(burst) or not isfinite(orders_per_second) \
+            else max(1.0, orders_per_second)
         self.clock = clock
-        self.tokens = burst
+        self.tokens = self.burst
         self.refilled_at = self._now()
         self.state = STATE_ACTIVE
         self.kill_switch = False

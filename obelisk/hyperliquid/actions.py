@@ -204,14 +204,17 @@ class ExchangeActions:
 
     def _l1(self, action: dict[str, Any]) -> Body:
         nonce = self.nonces.next()
+        expires_after = self.expires_after      # read once: what is signed is what is sent
         signature = sign_l1_action(self.wallet, action, self.vault_address, nonce,
-                                   self.expires_after, self.is_mainnet)
-        return self._body(action, signature, nonce)
+                                   expires_after, self.is_mainnet)
+        return self._body(action, signature, nonce, expires_after)
 
-    def _body(self, action: dict[str, Any], signature: Mapping[str, Any], nonce: int) -> Body:
+    def _body(self, action: dict[str, Any], signature: Mapping[str, Any], nonce: int,
+              expires_after: int | None = None) -> Body:
+        """User-signed actions cannot expire, so only L1 bodies carry ``expiresAfter``."""
         return {"action": action, "nonce": nonce, "signature": signature,
                 "vaultAddress": None if action["type"] in _VAULTLESS else self.vault_address,
-                "expiresAfter": self.expires_after}
+                "expiresAfter": expires_after}
 
 
 # ------------------------------------------------------------------ responses

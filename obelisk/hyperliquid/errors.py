@@ -85,3 +85,12 @@ __all__ = [
     "RateBudgetExceeded",
     "excerpt",
 ]
+
+
+class ExchangeOutcomeUnknownError(HyperliquidConnectionError):
+    """An exchange request failed after it may have reached the server.
+
+    It may have been executed, so it is not resent (the answer to a resend
+    would be a nonce error for an order that exists): look the order up with
+    ``orderStatus`` by its cloid before sending anything again.
+    """

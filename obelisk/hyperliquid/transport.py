@@ -37,6 +37,7 @@ import orjson
 
 from obelisk.breaker import BreakerConfig, CircuitBreaker
 from obelisk.hyperliquid.errors import (
+    ExchangeOutcomeUnknownError,
     HyperliquidConnectionError,
     HyperliquidError,
     HyperliquidHTTPError,
@@ -400,9 +401,15 @@ def _translate(error: httpx.HTTPError, request: str) -> HyperliquidError:
     return HyperliquidConnectionError(f"{request} failed: {type(error).__name__}")
 
 
-# Errors that mean the server sent no response at all, so the same bytes may go again.
-_NO_RESPONSE = (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ConnectTimeout,
-                httpx.PoolTimeout)
+# Errors raised before the request left this process: the same bytes may go again. After
+# any other failure the server may have executed the action, so the outcome is unknown.
+_NOTHING_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def _outcome_unknown(error: httpx.HTTPError) -> ExchangeOutcomeUnknownError:
+    return ExchangeOutcomeUnknownError(
+        f"exchange request failed after it may have reached the server "
+        f"({type(error).__name__}); check orderStatus by cloid before sending again")
 
 
 def _exchange_bytes(body: bytes | Mapping[str, Any]) -> tuple[bytes, int]:
@@ -631,10 +638,10 @@ class Transport(_TransportBase):
     def _send_exchange(self, raw: bytes) -> Any:
         try:
             response = self._client.post(f"{self.base_url}/exchange", content=raw)
-        except _NO_RESPONSE as error:
+        except _NOTHING_SENT as error:
             raise _ResendableError(_translate(error, "exchange")) from None
         except httpx.HTTPError as error:
-            raise _translate(error, "exchange") from None
+            raise _outcome_unknown(error) from None
         return _decode(response, "exchange")
 
 
@@ -752,10 +759,10 @@ class AsyncTransport(_TransportBase):
     async def _send_exchange(self, raw: bytes) -> Any:
         try:
             response = await self._client.post(f"{self.base_url}/exchange", content=raw)
-        except _NO_RESPONSE as error:
+        except _NOTHING_SENT as error:
             raise _ResendableError(_translate(error, "exchange")) from None
         except httpx.HTTPError as error:
-            raise _translate(error, "exchange") from None
+            raise _outcome_unknown(error) from None
         return _decode(response, "exchange")
 
 

@@ -512,6 +512,11 @@ class WebsocketClient:
         except ConnectionClosed as exc:
             if not self._closed:
                 log.warning("websocket %s closed: %s", self._safe_url, exc)
+        except (OSError, WebSocketException) as exc:   # any other failure: reconnect too
+            if not self._closed:
+                log.warning("websocket %s failed: %s", self._safe_url, type(exc).__name__)
+            with suppress(Exception):
+                await conn.close()
         finally:
             self._live.clear()
             self._conn = None

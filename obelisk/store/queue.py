@@ -79,8 +79,9 @@ class TraceQueue:
             self._last_id = trace_id = next_id(self._last_id, now_ms)
             rows.append((trace_id, now_ms if ts is None else ts, kind, asset, order_id, cloid,
                          0, payload))
-            if self._writer_waiting and (queued == 0 or queued + 1 >= self.batch_size):
-                self._work.notify()
+            if self._writer_waiting and (queued == 0 or queued + 1 >= self.batch_size
+                                         or queued + 1 >= self.capacity):
+                self._work.notify()     # a full queue must not wait for the age trigger
         return trace_id
 
     def wait(self, trace_id: int, timeout: float | None = None) -> bool:
