@@ -35,12 +35,14 @@ from obelisk._core.position import (
     funding_rate,
     hourly_funding_rate,
 )
+from obelisk.batchvenue import SimBatchVenue
 from obelisk.breaker import (
     BreakerConfig,
     BreakerRegistry,
     CircuitBreaker,
     CircuitOpenError,
 )
+from obelisk.engine import EngineStats, TradingEngine
 from obelisk.fees import FeeRates, perp_fee_rates
 from obelisk.instruments import Instrument, Rounding
 from obelisk.ledger import OrderLedger
@@ -87,6 +89,7 @@ __all__ = [
     "CircuitOpenError",
     "CrossedPolicy",
     "Difference",
+    "EngineStats",
     "EventKind",
     "FeeRates",
     "Instrument",
@@ -115,10 +118,12 @@ __all__ = [
     "RiskReason",
     "Rounding",
     "SelfTradePrevention",
+    "SimBatchVenue",
     "SimVenue",
     "Side",
     "TimeInForce",
     "TraceStore",
+    "TradingEngine",
     "TradingState",
     "Venue",
     "VenueFill",

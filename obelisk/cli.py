@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from obelisk.bench import BenchConfig, format_report, run_bench
+from obelisk.stress import StressConfig, format_stress, run_stress
 
 
 def _positive(text: str) -> int:
@@ -42,7 +43,31 @@ def build_parser() -> argparse.ArgumentParser:
                        help="positions in the margin recompute and the fill stream "
                             f"(default {defaults.position_assets:,})")
     bench.add_argument("--json", action="store_true", help="print one JSON document")
+    stress_defaults = StressConfig()
+    stress = commands.add_parser(
+        "stress", help="the whole pipeline under a seeded order flow, judged by the original "
+                       "success criteria (exit status 1 if one fails)")
+    stress.add_argument("--trades", type=_positive, default=stress_defaults.trades,
+                        help=f"orders to send (default {stress_defaults.trades:,})")
+    stress.add_argument("--assets", type=_positive, default=stress_defaults.assets,
+                        help=f"assets traded (default {stress_defaults.assets})")
+    stress.add_argument("--seed", type=int, default=stress_defaults.seed, help="flow seed")
+    stress.add_argument("--batch-size", type=_positive, default=stress_defaults.batch_size,
+                        help=f"orders per batch (default {stress_defaults.batch_size:,})")
+    stress.add_argument("--no-trace", action="store_true",
+                        help="run without the trace store")
+    stress.add_argument("--trace-path", help="keep the trace database at this path")
+    stress.add_argument("--json", action="store_true", help="print one JSON document")
     return parser
+
+
+def _progress_bar(done: int, total: int) -> None:
+    width = 40
+    filled = width * done // total
+    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,}", end="",
+          file=sys.stderr, flush=True)
+    if done >= total:
+        print(file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,6 +88,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                  "position_paths_agree",
                                                  "positions_match_reference"))
         return 0 if ok else 1
+    if args.command == "stress":
+        stress_config = StressConfig(trades=args.trades, assets=args.assets, seed=args.seed,
+                                     batch_size=args.batch_size, trace=not args.no_trace,
+                                     trace_path=args.trace_path)
+        shown = not args.json and sys.stderr.isatty()
+        stress_report = run_stress(stress_config, _progress_bar if shown else None)
+        print(json.dumps(stress_report.to_dict(), indent=2) if args.json
+              else format_stress(stress_report))
+        return 0 if stress_report.passed else 1
     return 2
 
 

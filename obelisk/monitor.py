@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
+import numpy as np
 import orjson
 
 from obelisk._core.histogram import LatencyHistogram
@@ -218,6 +219,12 @@ class Operation:
         self._interval.record(elapsed_ns)
         if self._corrected_interval is not None:
             self._corrected_interval.record_corrected(elapsed_ns, self._correction_ns)
+
+    def record_many(self, elapsed_ns: np.ndarray) -> None:
+        """Record an int64 array of elapsed times at once (a batch's orders)."""
+        self._interval.record_many(elapsed_ns)
+        if self._corrected_interval is not None:
+            self._corrected_interval.record_many(elapsed_ns, self._correction_ns)
 
     def histogram(self, *, corrected: bool = False) -> LatencyHistogram:
         """A copy of everything recorded so far (cumulative and current interval)."""

@@ -407,3 +407,15 @@ def test_impact_prices_and_premium_from_a_book():
     assert impact_prices(book, 1e9) == (None, None)  # both sides too thin
     with pytest.raises(MarginError, match="thin"):
         premium_sample(book, oracle, 1e9)
+
+
+def test_decimal_sizes_close_to_exactly_zero():
+    book = PositionBook([[(0, 20)]], balance=1_000)
+    for size in (0.1, 0.2, -0.3):                    # 0.1 + 0.2 - 0.3 is 5.6e-17 in floats
+        book.apply_fill(0, size, 100.0)
+    row = book.positions[0]
+    assert row["size"] == 0 and row["entry_px"] == 0
+    book.apply_fill(0, 0.3, 100.0)
+    book.apply_fill(0, -0.1, 100.0)
+    book.apply_fill(0, -0.2, 100.0)
+    assert book.positions[0]["size"] == 0

@@ -79,11 +79,14 @@ cdef inline double _apply_fill(Position* p, double size, double price, double ra
     cdef double held = fabs(p.size)
     cdef double amount = fabs(size)
     cdef bint closing = (p.size > 0 and size < 0) or (p.size < 0 and size > 0)
-    cdef double closed = fmin(amount, held) if closing else 0.0
-    cdef double opened = amount - closed
+    # Decimal sizes leave float residue (0.3 - 0.1 - 0.2 != 0): a fill within 1e-12 of
+    # the held size closes it exactly instead of leaving or flipping to a dust position.
+    cdef bint whole = closing and fabs(amount - held) <= 1e-12 * (amount + held)
+    cdef double closed = held if whole else (fmin(amount, held) if closing else 0.0)
+    cdef double opened = 0.0 if whole else amount - closed
     cdef double realized = (price - p.entry_px) * closed * (1.0 if p.size > 0 else -1.0)
     cdef double average = (held * p.entry_px + amount * price) / (held + amount)
-    cdef double remaining = p.size + size       # exact: closes, partial closes and flips alike
+    cdef double remaining = 0.0 if whole else p.size + size
     cdef double kept = p.entry_px if remaining != 0 else 0.0
     cdef double entry = (price if opened > 0 else kept) if closing else average
     # Isolated margin leaves pro rata with the closed part (all of it on a full

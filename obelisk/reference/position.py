@@ -69,6 +69,8 @@ class ReferencePositionBook:
         if p.size != 0 and (p.size > 0) != (size > 0):
             closing = min(abs(size), abs(p.size))
             opening = abs(size) - closing
+            if abs(abs(size) - abs(p.size)) <= 1e-12 * (abs(size) + abs(p.size)):
+                closing, opening = abs(p.size), 0.0     # float dust of decimal sizes: closed
             direction = 1 if p.size > 0 else -1
             realized = direction * (price - p.entry_px) * closing
             if p.isolated:

@@ -1,0 +1,342 @@
+"""The trading pipeline: strategy orders -> risk -> batch executor -> venue -> fills ->
+portfolio -> trace store, every stage timed by the performance monitor.
+
+Orders collect in a batch (in the core's ticks and lots) until `batch_size`
+orders or `max_batch_wait_ms`, whichever comes first; then the batch is
+checked by the compiled risk manager, matched by the venue in one call
+through the circuit breaker, its fills applied to the portfolio in one call,
+and recorded as one trace. Reduce-only orders are enforced here against the
+live position: each is clipped to the position it reduces, or refused.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from obelisk._core.book import EVENT_DTYPE, EventKind, OrderStatus, Side, TimeInForce
+from obelisk._core.risk import RISK_ORDER_DTYPE, OrderFlags, RiskReason
+from obelisk.batchvenue import ACCOUNT, BatchExecution, SimBatchVenue
+from obelisk.breaker import BreakerConfig, CircuitBreaker
+from obelisk.errors import ObeliskError
+from obelisk.monitor import PerformanceMonitor
+from obelisk.portfolio import Portfolio
+from obelisk.risk import RiskManager
+
+__all__ = ["EngineStats", "TradingEngine"]
+
+STAGES = ("risk", "venue", "portfolio", "trace", "batch")
+_REDUCE_ONLY = 1
+_RESTING = (TimeInForce.GTC, TimeInForce.ALO)
+
+
+@dataclass
+class EngineStats:
+    """Outcomes of every order the engine has taken, by kind."""
+
+    submitted: int = 0
+    filled: int = 0                 # fully or partly filled
+    rested: int = 0
+    cancelled: int = 0              # IOC remainders, cancels that succeeded
+    refused: int = 0                # by the risk manager or the reduce-only rule
+    rejected: int = 0               # by the venue (bad order, unknown oid, ...)
+    failed: int = 0                 # the venue call itself failed (breaker open, error)
+    fills: int = 0
+    batches: int = 0
+    traces: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def completed(self) -> int:
+        return self.filled + self.rested + self.cancelled
+
+
+class TradingEngine:
+    """Runs orders through risk, the venue, the portfolio and the trace store in batches.
+
+    Parameters
+    ----------
+    portfolio, risk : the account and its pre-trade checks (``risk.portfolio`` is `portfolio`).
+    venue : SimBatchVenue (or anything with the same ``execute``).
+    store : TraceStore, optional; one trace per batch (orders, outcomes, fills).
+    on_fills : callable(fills, fees), optional; the strategy's view of each batch's fills.
+    on_removed : callable(oids), optional; the account's resting orders the venue removed
+        (self-trade prevention), which the strategy must stop tracking.
+    """
+
+    def __init__(self, portfolio: Portfolio, venue: SimBatchVenue, risk: RiskManager, *,
+                 store: Any = None, monitor: PerformanceMonitor | None = None,
+                 breaker: CircuitBreaker | None = None, batch_size: int = 5000,
+                 max_batch_wait_ms: float = 50.0,
+                 on_fills: Callable[[np.ndarray, np.ndarray], object] | None = None,
+                 on_removed: Callable[[np.ndarray], object] | None = None,
+                 clock_ns: Callable[[], int] = time.perf_counter_ns) -> None:
+        if batch_size < 1 or not max_batch_wait_ms >= 0:
+            raise ValueError("batch_size must be >= 1 and max_batch_wait_ms >= 0")
+        self.portfolio, self.venue, self.risk, self.store = portfolio, venue, risk, store
+        self.monitor = monitor or PerformanceMonitor()
+        self.breaker = breaker or CircuitBreaker("venue", BreakerConfig())
+        self.batch_size = batch_size
+        self.max_batch_wait_ns = int(max_batch_wait_ms * 1e6)
+        self.on_fills = on_fills
+        self.on_removed = on_removed
+        self.clock_ns = clock_ns
+        self.stats = EngineStats()
+        self._events = np.zeros(batch_size, dtype=EVENT_DTYPE)
+        self._flags = np.zeros(batch_size, dtype=np.uint8)
+        self._born = np.zeros(batch_size, dtype=np.int64)
+        self._count = 0
+        self._next_oid = 1
+        self._stages = {name: self.monitor.operation(name) for name in STAGES}
+        self._end_to_end = self.monitor.operation("end_to_end")
+        self._tick = venue.tick
+        self._lot = venue.lot
+        self._assets = np.array([i.asset for i in venue.instruments], dtype=np.uint32)
+
+    # ------------------------------------------------------------ orders in
+
+    def submit(self, row: int, side: int, price_ticks: int, qty_lots: int, *,
+               tif: int = TimeInForce.GTC, reduce_only: bool = False,
+               market: bool = False) -> int:
+        """Queue one order (row = the asset's index in the portfolio); its order id."""
+        oid = self._next_oid
+        self._next_oid += 1
+        self._push(EventKind.MARKET if market else EventKind.LIMIT, oid, row, side,
+                   price_ticks, qty_lots, tif, _REDUCE_ONLY if reduce_only else 0)
+        return oid
+
+    def cancel(self, row: int, oid: int) -> None:
+        self._push(EventKind.CANCEL, oid, row, Side.BUY, 0, 0, TimeInForce.GTC, 0)
+
+    def submit_batch(self, rows: np.ndarray, sides: np.ndarray, prices: np.ndarray,
+                     qtys: np.ndarray, tifs: np.ndarray, kinds: np.ndarray | None = None,
+                     oids: np.ndarray | None = None,
+                     reduce_only: np.ndarray | None = None) -> np.ndarray:
+        """Queue many orders at once (cancels name `oids`); the order ids."""
+        n = len(rows)
+        kinds = np.full(n, EventKind.LIMIT, np.uint8) if kinds is None else kinds
+        if oids is None:
+            oids = np.arange(self._next_oid, self._next_oid + n, dtype=np.int64)
+        new = kinds != EventKind.CANCEL
+        fresh = int(new.sum())
+        if fresh:
+            oids = oids.copy()
+            oids[new] = np.arange(self._next_oid, self._next_oid + fresh)
+            self._next_oid += fresh
+        flags = np.zeros(n, np.uint8) if reduce_only is None else reduce_only.astype(np.uint8)
+        start = 0
+        while start < n:
+            take = min(n - start, self.batch_size - self._count)
+            part = slice(start, start + take)
+            here = slice(self._count, self._count + take)
+            e = self._events[here]
+            e["oid"], e["asset"], e["side"] = oids[part], self._assets[rows[part]], sides[part]
+            e["price"], e["qty"], e["tif"], e["kind"] = prices[part], qtys[part], tifs[part], \
+                kinds[part]
+            e["owner"] = ACCOUNT
+            self._flags[here] = flags[part]
+            self._born[here] = self.clock_ns()
+            self._count += take
+            start += take
+            if self._count == self.batch_size:
+                self.flush()
+        return oids
+
+    def poll(self) -> None:
+        """Send the batch if its oldest order has waited `max_batch_wait_ms`."""
+        if self._count and self.clock_ns() - self._born[0] >= self.max_batch_wait_ns:
+            self.flush()
+
+    def _push(self, kind: int, oid: int, row: int, side: int, price: int, qty: int, tif: int,
+              flags: int) -> None:
+        i = self._count
+        self._events[i] = (oid, price, qty, ACCOUNT, self._assets[row], kind, side, tif)
+        self._flags[i] = flags
+        self._born[i] = self.clock_ns()
+        self._count += 1
+        if self._count == self.batch_size or self.clock_ns() - self._born[0] \
+                >= self.max_batch_wait_ns:
+            self.flush()
+
+    # ------------------------------------------------------------- pipeline
+
+    def flush(self) -> None:
+        """Run the queued orders through the pipeline now."""
+        n = self._count
+        if not n:
+            return
+        self._count = 0
+        events, flags, born = self._events[:n].copy(), self._flags[:n].copy(), self._born[:n]
+        start = self.clock_ns()
+        reasons = self._check(events, flags)
+        after_risk = self.clock_ns()
+        results, execution, error, applied = self._execute(events, flags, reasons)
+        after_venue = self.clock_ns()
+        if execution is not None and len(execution.fills) and not applied:
+            self.portfolio.apply_fills(execution.fills)
+        after_portfolio = self.clock_ns()
+        self._count_outcomes(n, reasons, results, execution, error)
+        if self.store is not None:
+            self._trace(events, reasons, results, execution, error)
+        done = self.clock_ns()
+        for name, began, ended in (("risk", start, after_risk), ("venue", after_risk, after_venue),
+                                   ("portfolio", after_venue, after_portfolio),
+                                   ("trace", after_portfolio, done), ("batch", start, done)):
+            self._stages[name].record(ended - began)
+        self._end_to_end.record_many(done - born)
+        if execution is not None:
+            if self.on_fills is not None and len(execution.fills):
+                self.on_fills(execution.fills, execution.fees)
+            if self.on_removed is not None and len(execution.self_trade_cancels):
+                self.on_removed(execution.self_trade_cancels)
+
+    def _check(self, events: np.ndarray, flags: np.ndarray) -> np.ndarray:
+        """Risk reasons per order (0 = allowed); cancels are never refused."""
+        rows = self.venue.row_of[events["asset"]]
+        orders = np.zeros(len(events), dtype=RISK_ORDER_DTYPE)
+        orders["asset"] = rows
+        orders["side"] = np.where(events["side"] == Side.BUY, 1, -1)
+        orders["size"] = np.maximum(events["qty"], 1) * self._lot[rows]
+        orders["price"] = np.maximum(events["price"], 1) * self._tick[rows]
+        # Reduce-only is judged in _execute against the position each order meets, which
+        # the orders before it in the batch may change; the risk check sees a plain order.
+        orders["flags"] = np.where(np.isin(events["tif"], _RESTING), 0, OrderFlags.IMMEDIATE)
+        reasons = self.risk.check_batch(orders)
+        reasons[events["kind"] == EventKind.CANCEL] = 0
+        resting_reduce = (flags & _REDUCE_ONLY).astype(bool) & np.isin(events["tif"], _RESTING)
+        reasons[resting_reduce & (reasons == 0)] = RiskReason.REDUCE_ONLY_INCREASES
+        return reasons
+
+    def _execute(self, events: np.ndarray, flags: np.ndarray, reasons: np.ndarray
+                 ) -> tuple[np.ndarray | None, BatchExecution | None, str | None, bool]:
+        """The venue's results for the allowed orders, through the breaker, and whether
+        their fills are already in the portfolio. Reduce-only orders go one at a time,
+        clipped to the position left by the orders before them."""
+        allowed = np.flatnonzero(reasons == 0)
+        if not len(allowed):
+            return None, None, None, False
+        try:
+            if not (flags[allowed] & _REDUCE_ONLY).any():
+                execution = self.breaker.call(self.venue.execute, events[allowed])
+                return execution.results, execution, None, False
+            return self._execute_with_reduce_only(events, flags, reasons, allowed)
+        except (ObeliskError, ConnectionError, TimeoutError, OSError) as exc:
+            return None, None, f"{type(exc).__name__}: {exc}", False
+
+    def _execute_with_reduce_only(self, events: np.ndarray, flags: np.ndarray,
+                                  reasons: np.ndarray, allowed: np.ndarray
+                                  ) -> tuple[np.ndarray | None, BatchExecution | None, None,
+                                             bool]:
+        parts: list[BatchExecution] = []
+        order = []
+        block: list[int] = []
+
+        def run(indices: list[int]) -> None:
+            if indices:
+                part = self.breaker.call(self.venue.execute, events[indices])
+                if len(part.fills):
+                    self.portfolio.apply_fills(part.fills)   # the next check sees them
+                parts.append(part)
+                order.extend(indices)
+
+        for i in allowed.tolist():
+            if not flags[i] & _REDUCE_ONLY:
+                block.append(i)
+                continue
+            run(block)
+            block = []
+            row = self.venue.row_of[events["asset"][i]]
+            held = self.portfolio.book.positions["size"][row]
+            lots = int(round(abs(held) / self._lot[row]))
+            reduces = held != 0 and (held > 0) == (events["side"][i] == Side.SELL)
+            if not reduces or lots == 0:
+                reasons[i] = RiskReason.REDUCE_ONLY_INCREASES
+                continue
+            events["qty"][i] = min(int(events["qty"][i]), lots)
+            run([i])
+        run(block)
+        if not parts:
+            return None, None, None, True
+        ordered = np.concatenate([p.results for p in parts])[np.argsort(order, kind="stable")]
+        execution = BatchExecution(ordered, np.concatenate([p.fills for p in parts]),
+                                   np.concatenate([p.fees for p in parts]),
+                                   np.concatenate([p.fill_oids for p in parts]),
+                                   np.concatenate([p.self_trade_cancels for p in parts]))
+        return ordered, execution, None, True
+
+    def _count_outcomes(self, n: int, reasons: np.ndarray, results: np.ndarray | None,
+                        execution: BatchExecution | None, error: str | None) -> None:
+        s = self.stats
+        s.submitted += n
+        s.batches += 1
+        refused = int((reasons != 0).sum())
+        s.refused += refused
+        if error is not None:
+            s.failed += n - refused
+            if len(s.errors) < 100:
+                s.errors.append(error)
+            return
+        if results is None:
+            return
+        status = results["status"]
+        s.filled += int((results["filled_qty"] > 0).sum())
+        s.rested += int(((status == OrderStatus.RESTED) & (results["filled_qty"] == 0)).sum())
+        s.cancelled += int(((status == OrderStatus.CANCELLED)
+                            & (results["filled_qty"] == 0)).sum())
+        s.rejected += int((status == OrderStatus.REJECTED).sum())
+        if execution is not None:
+            s.fills += len(execution.fill_oids)
+
+    def _trace(self, events: np.ndarray, reasons: np.ndarray, results: np.ndarray | None,
+               execution: BatchExecution | None, error: str | None) -> None:
+        """One trace per batch: every order, its outcome, and every fill, as columns."""
+        payload: dict[str, Any] = {
+            "oid": events["oid"], "asset": events["asset"], "side": events["side"],
+            "kind": events["kind"], "tif": events["tif"], "price": events["price"],
+            "qty": events["qty"], "risk_reason": reasons, "error": error}
+        if results is not None:
+            allowed = reasons == 0        # reduce-only refusals above are not in results
+            status = np.full(len(events), -1, np.int16)
+            filled = np.zeros(len(events), np.int64)
+            status[allowed] = results["status"]
+            filled[allowed] = results["filled_qty"]
+            payload["status"], payload["filled_qty"] = status, filled
+        if execution is not None:
+            payload["fill_oid"] = execution.fill_oids
+            payload["fill_size"] = execution.fills["size"]
+            payload["fill_price"] = execution.fills["price"]
+            payload["fill_fee"] = execution.fees
+        self.store.record("batch", {k: np.ascontiguousarray(v) if isinstance(v, np.ndarray)
+                                    else v for k, v in payload.items()})
+        self.stats.traces += 1
+
+    def absorb(self, execution: BatchExecution) -> None:
+        """Fills of the account's resting orders caused by other participants' orders."""
+        if not len(execution.fills):
+            return
+        self.portfolio.apply_fills(execution.fills)
+        self.stats.fills += len(execution.fill_oids)
+        if self.store is not None:
+            self.store.record("fills", {"fill_oid": execution.fill_oids,
+                                        "fill_asset": np.ascontiguousarray(
+                                            execution.fills["asset"]),
+                                        "fill_size": np.ascontiguousarray(
+                                            execution.fills["size"]),
+                                        "fill_price": np.ascontiguousarray(
+                                            execution.fills["price"]),
+                                        "fill_fee": execution.fees})
+            self.stats.traces += 1
+        if self.on_fills is not None:
+            self.on_fills(execution.fills, execution.fees)
+        if self.on_removed is not None and len(execution.self_trade_cancels):
+            self.on_removed(execution.self_trade_cancels)
+
+    def close(self) -> None:
+        """Send what is queued and flush the trace store."""
+        self.flush()
+        if self.store is not None:
+            self.store.flush()

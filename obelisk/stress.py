@@ -1,0 +1,288 @@
+"""``obelisk stress``: a seeded order flow through the whole pipeline, judged by the
+original system's success criteria.
+
+Several assets, each quoted by another participant around a random-walk mid
+that moves every round; the account sends aggressive IOC orders through the
+quotes (they fill), passive GTC orders behind them (they rest) and cancels of
+its older passive orders. Every order goes through the TradingEngine: risk
+checks, the batch executor, the simulated exchange's core books, the
+portfolio and, unless turned off, the trace store.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from obelisk._core.book import EVENT_DTYPE, EventKind, Side, TimeInForce
+from obelisk.batchvenue import LIQUIDITY, SimBatchVenue
+from obelisk.engine import STAGES, TradingEngine
+from obelisk.fees import FeeRates
+from obelisk.instruments import Instrument
+from obelisk.monitor import LatencyStats, PerformanceMonitor
+from obelisk.portfolio import Portfolio
+from obelisk.risk import AssetLimits, RiskLimits, RiskManager
+
+# The original system's targets (test_stress_2k.js): what the main job must pass.
+CRITERIA = (
+    ("sustained trades/s", ">=", 2_000.0),
+    ("average end-to-end latency ms", "<", 10.0),
+    ("success rate %", ">=", 99.9),
+    ("peak memory MB", "<", 2_048.0),
+    ("crashes", "==", 0.0),
+)
+MID_TICKS = 1_000_000          # 100.0000 at 4 price decimals
+QUOTE_LEVELS = 5
+QUOTE_LOTS = 1_000_000         # deep enough for every taker of a round
+MID_RANGE = 5                  # mids wander within +-5 ticks of where they started
+PASSIVE_OFFSETS = (2 * MID_RANGE + 3, 2 * MID_RANGE + 9)   # ticks behind the mid
+
+
+@dataclass(frozen=True)
+class StressConfig:
+    trades: int = 50_000
+    assets: int = 4
+    seed: int = 42
+    batch_size: int = 5_000
+    max_batch_wait_ms: float = 50.0
+    trace: bool = True
+    trace_path: str | None = None
+
+
+@dataclass(frozen=True)
+class Criterion:
+    name: str
+    comparison: str
+    target: float
+    value: float
+    passed: bool
+
+
+@dataclass(frozen=True)
+class StressReport:
+    config: StressConfig
+    trades: int
+    seconds: float
+    trades_per_second: float
+    outcomes: dict[str, int]
+    success_rate: float
+    fills: int
+    traces: int
+    peak_memory_mb: float
+    stages_us: dict[str, dict[str, float]]
+    errors: list[str]
+    criteria: list[Criterion]
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.criteria)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["passed"] = self.passed
+        return out
+
+
+def run_stress(config: StressConfig, progress: Callable[[int, int], None] | None = None
+               ) -> StressReport:
+    """Run the flow and measure it; `progress(done, total)` after every round."""
+    instruments = [Instrument(f"SIM{i}", i, 2, 50) for i in range(config.assets)]
+    tick = 10 ** -instruments[0].price_decimals
+    portfolio = Portfolio(instruments, balance=1e12, fees=FeeRates())
+    limits = RiskLimits(default=AssetLimits(max_order_size=1e6, price_band=0.05),
+                        max_leverage=50, max_data_age_s=3_600)
+    risk = RiskManager(portfolio, limits)
+    venue = SimBatchVenue(instruments, fees=FeeRates())
+    monitor = PerformanceMonitor()
+    with tempfile.TemporaryDirectory() as scratch:
+        store = _store(config, scratch)
+        flow = _Flow(config, instruments)
+        engine = TradingEngine(portfolio, venue, risk, store=store, monitor=monitor,
+                               batch_size=config.batch_size,
+                               max_batch_wait_ms=config.max_batch_wait_ms,
+                               on_removed=flow.forget)
+        crashes = 0
+        started = time.perf_counter()
+        try:
+            while flow.done < config.trades:
+                mids = flow.move()
+                hit = venue.provide(flow.quotes(mids))
+                engine.absorb(hit)
+                flow.forget(hit.fill_oids)
+                marks = mids * tick
+                venue.set_marks(marks)
+                for coin, mark in zip(portfolio.coins, marks.tolist(), strict=True):
+                    risk.update_market(coin, mark)
+                rows, sides, prices, qtys, tifs, kinds, oids = flow.orders(mids)
+                oids = engine.submit_batch(rows, sides, prices, qtys, tifs, kinds, oids)
+                engine.flush()
+                flow.rested(oids, rows, kinds, tifs)
+                if progress is not None:
+                    progress(flow.done, config.trades)
+            engine.close()
+        except Exception as exc:  # noqa: BLE001 - a crash is a reported result, not a traceback
+            crashes += 1
+            engine.stats.errors.append(f"crash: {type(exc).__name__}: {exc}")
+        seconds = time.perf_counter() - started
+        if store is not None:
+            store.close()
+    return _report(config, engine, monitor, seconds, crashes)
+
+
+def _store(config: StressConfig, scratch: str) -> Any:
+    if not config.trace:
+        return None
+    from obelisk.store import TraceStore
+
+    return TraceStore(Path(config.trace_path or Path(scratch) / "stress.db"), batch_size=100)
+
+
+class _Flow:
+    """The seeded order flow: quotes around random-walk mids, then the account's orders."""
+
+    def __init__(self, config: StressConfig, instruments: list[Instrument]) -> None:
+        self.config = config
+        self.rng = np.random.default_rng(config.seed)
+        self.assets = np.array([i.asset for i in instruments], dtype=np.uint32)
+        self.mids = np.full(len(instruments), MID_TICKS, dtype=np.int64)
+        self.quote_oids = np.zeros(0, dtype=np.int64)
+        self.quote_assets = np.zeros(0, dtype=np.uint32)
+        self.next_quote_oid = 1 << 40           # far from the engine's own ids
+        self.resting: list[np.ndarray] = []      # the account's passive orders, oldest first
+        self.resting_rows: list[np.ndarray] = []
+        self.done = 0
+
+    def move(self) -> np.ndarray:
+        """A bounded random walk: passive orders placed PASSIVE_OFFSETS behind a mid can then
+        never become marketable, so the account never trades with itself."""
+        self.mids = np.clip(self.mids + self.rng.integers(-2, 3, len(self.mids)),
+                            MID_TICKS - MID_RANGE, MID_TICKS + MID_RANGE)
+        return self.mids.copy()
+
+    def quotes(self, mids: np.ndarray) -> np.ndarray:
+        """Cancel last round's quotes and post fresh ones, QUOTE_LEVELS per side per asset."""
+        per_side = QUOTE_LEVELS * len(mids)
+        events = np.zeros(len(self.quote_oids) + 2 * per_side, dtype=EVENT_DTYPE)
+        cancels = events[:len(self.quote_oids)]
+        cancels["kind"], cancels["oid"], cancels["owner"] = EventKind.CANCEL, self.quote_oids, \
+            LIQUIDITY
+        cancels["asset"] = self.quote_assets
+        fresh = events[len(self.quote_oids):]
+        levels = np.tile(np.arange(1, QUOTE_LEVELS + 1), len(mids))
+        rows = np.repeat(np.arange(len(mids)), QUOTE_LEVELS)
+        for half, side, sign in ((fresh[:per_side], Side.BUY, -1),
+                                 (fresh[per_side:], Side.SELL, 1)):
+            half["kind"], half["side"], half["tif"] = EventKind.LIMIT, side, TimeInForce.GTC
+            half["asset"], half["price"] = self.assets[rows], mids[rows] + sign * levels
+            half["qty"], half["owner"] = QUOTE_LOTS, LIQUIDITY
+        fresh["oid"] = np.arange(self.next_quote_oid, self.next_quote_oid + len(fresh))
+        self.next_quote_oid += len(fresh)
+        self.quote_oids = fresh["oid"].copy()
+        self.quote_assets = fresh["asset"].copy()
+        return events
+
+    def orders(self, mids: np.ndarray) -> tuple[np.ndarray, ...]:
+        """One round of the account's orders: 60 % IOC takers, 30 % passive GTC, 10 % cancels."""
+        n = min(self.config.batch_size, self.config.trades - self.done)
+        rng = self.rng
+        rows = rng.integers(0, len(mids), n)
+        sides = rng.integers(0, 2, n).astype(np.uint8)
+        draw = rng.random(n)
+        kinds = np.full(n, EventKind.LIMIT, dtype=np.uint8)
+        tifs = np.where(draw < 0.6, TimeInForce.IOC, TimeInForce.GTC).astype(np.uint8)
+        toward = np.where(sides == Side.BUY, 1, -1)
+        # takers cross to the first quote level and no further; passive orders rest far
+        # enough behind the mid to stay out of every taker's reach
+        prices = np.where(draw < 0.6, mids[rows] + toward,
+                          mids[rows] - toward * rng.integers(*PASSIVE_OFFSETS, n))
+        qtys = rng.integers(1, 50, n)
+        oids = np.zeros(n, dtype=np.int64)
+        cancel = draw >= 0.9
+        old = np.concatenate(self.resting) if self.resting else np.zeros(0, np.int64)
+        old_rows = np.concatenate(self.resting_rows) if self.resting_rows else np.zeros(0, np.int64)
+        count = min(int(cancel.sum()), len(old))
+        chosen = np.flatnonzero(cancel)[:count]
+        kinds[chosen], oids[chosen], rows[chosen] = EventKind.CANCEL, old[:count], old_rows[:count]
+        self.resting, self.resting_rows = [old[count:]], [old_rows[count:]]
+        tifs[cancel & (kinds != EventKind.CANCEL)] = TimeInForce.IOC   # nothing left to cancel
+        self.done += n
+        return rows, sides, prices, qtys, tifs, kinds, oids
+
+    def forget(self, oids: np.ndarray) -> None:
+        """Passive orders that other participants traded with are not cancelled later."""
+        if len(oids) and self.resting:
+            old = np.concatenate(self.resting)
+            keep = ~np.isin(old, oids)
+            self.resting = [old[keep]]
+            self.resting_rows = [np.concatenate(self.resting_rows)[keep]]
+
+    def rested(self, oids: np.ndarray, rows: np.ndarray, kinds: np.ndarray,
+               tifs: np.ndarray) -> None:
+        passive = (kinds == EventKind.LIMIT) & (tifs == TimeInForce.GTC)
+        self.resting.append(oids[passive])
+        self.resting_rows.append(rows[passive])
+
+
+def _report(config: StressConfig, engine: TradingEngine, monitor: PerformanceMonitor,
+            seconds: float, crashes: int) -> StressReport:
+    stats = engine.stats
+    snapshot = monitor.snapshot(reset_interval=False)
+    stages = {name: _micros(snapshot.operation(name).cumulative)
+              for name in (*STAGES, "end_to_end")}
+    attempted = stats.submitted - stats.refused
+    success = 100.0 * stats.completed / stats.submitted if stats.submitted else 0.0
+    memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (
+        1024 * 1024 if sys.platform == "darwin" else 1024)
+    rate = stats.submitted / seconds if seconds else 0.0
+    values = {"sustained trades/s": rate,
+              "average end-to-end latency ms": stages["end_to_end"]["avg"] / 1000,
+              "success rate %": success, "peak memory MB": memory_mb, "crashes": crashes}
+    criteria = [Criterion(name, op, target, values[name], _holds(values[name], op, target))
+                for name, op, target in CRITERIA]
+    outcomes = {"submitted": stats.submitted, "filled": stats.filled, "rested": stats.rested,
+                "cancelled": stats.cancelled, "refused": stats.refused,
+                "rejected": stats.rejected, "failed": stats.failed,
+                "sent_to_venue": attempted}
+    return StressReport(config, stats.submitted, seconds, rate, outcomes, success, stats.fills,
+                        stats.traces, memory_mb, stages, list(stats.errors), criteria)
+
+
+def _micros(stats: LatencyStats) -> dict[str, float]:
+    return {"count": stats.count, "avg": stats.mean_ns / 1000, "p50": stats.p50_ns / 1000,
+            "p99": stats.p99_ns / 1000, "p999": stats.p999_ns / 1000, "max": stats.max_ns / 1000}
+
+
+def _holds(value: float, op: str, target: float) -> bool:
+    return {">=": value >= target, "<": value < target, "==": value == target}[op]
+
+
+def format_stress(report: StressReport) -> str:
+    c = report.config
+    lines = [f"obelisk stress: {report.trades:,} trades over {c.assets} assets, batches of "
+             f"{c.batch_size}, trace store {'on' if c.trace else 'off'}, seed {c.seed}", "",
+             f"sustained            {report.trades_per_second:>14,.0f} trades/s "
+             f"({report.seconds:.3f} s)",
+             f"success rate         {report.success_rate:>14.3f} %",
+             f"fills                {report.fills:>14,}",
+             f"traces               {report.traces:>14,}",
+             f"peak memory          {report.peak_memory_mb:>14.1f} MB", "",
+             f"{'stage (us)':<12}{'count':>10}{'avg':>10}{'p50':>10}{'p99':>10}{'p99.9':>10}"
+             f"{'max':>10}"]
+    for name, s in report.stages_us.items():
+        lines.append(f"{name:<12}{s['count']:>10,.0f}{s['avg']:>10.1f}{s['p50']:>10.1f}"
+                     f"{s['p99']:>10.1f}{s['p999']:>10.1f}{s['max']:>10.1f}")
+    lines += ["", "outcomes: " + ", ".join(f"{k} {v:,}" for k, v in report.outcomes.items()),
+              "", "original success criteria:"]
+    for criterion in report.criteria:
+        lines.append(f"  {'PASS' if criterion.passed else 'FAIL'}  {criterion.name} "
+                     f"{criterion.comparison} {criterion.target:g}: {criterion.value:,.3f}")
+    lines += [f"  error: {e}" for e in report.errors[:10]]
+    return "\n".join(lines)

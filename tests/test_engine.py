@@ -1,0 +1,177 @@
+"""TradingEngine end to end on the simulated exchange, reduce-only, failures, `obelisk stress`."""
+
+import itertools
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from obelisk import EVENT_DTYPE, EventKind, FeeRates, Instrument, Portfolio, Side, TimeInForce
+from obelisk.batchvenue import LIQUIDITY, SimBatchVenue
+from obelisk.breaker import BreakerConfig, CircuitBreaker, WindowType
+from obelisk.cli import main
+from obelisk.engine import TradingEngine
+from obelisk.risk import RiskLimits, RiskManager
+from obelisk.store import TraceStore
+
+ETH = Instrument("ETH", 0, 2, 25)            # sizes in 0.01, so prices in 0.0001 (TICK)
+FEES = FeeRates(taker=0.00045, maker=0.00015)
+TICK = 10 ** -ETH.price_decimals
+LOT = 10 ** -ETH.sz_decimals
+
+
+QUOTE_IDS = itertools.count(1 << 40)
+
+
+def quotes(bids, asks):
+    """Other participants' resting orders: (price ticks, lots) per side."""
+    rows = [(Side.BUY, p, q) for p, q in bids] + [(Side.SELL, p, q) for p, q in asks]
+    events = np.zeros(len(rows), dtype=EVENT_DTYPE)
+    for i, (side, price, qty) in enumerate(rows):
+        events[i] = (next(QUOTE_IDS), price, qty, LIQUIDITY, ETH.asset, EventKind.LIMIT, side,
+                     TimeInForce.GTC)
+    return events
+
+
+def setup(store=None, **options):
+    portfolio = Portfolio([ETH], balance=100_000, fees=FEES)
+    risk = RiskManager(portfolio, RiskLimits(max_data_age_s=3_600))
+    venue = SimBatchVenue([ETH], fees=FEES)
+    venue.provide(quotes(bids=[(299_900, 500), (299_800, 500)],
+                         asks=[(300_100, 300), (300_200, 500)]))
+    risk.update_market("ETH", 300_000 * TICK)
+    engine = TradingEngine(portfolio, venue, risk, store=store, **options)
+    return engine, portfolio, venue
+
+
+def test_a_scripted_strategy_gets_exactly_the_expected_fills_positions_and_traces(tmp_path):
+    seen = []
+    with TraceStore(tmp_path / "t.db") as store:
+        engine, portfolio, _ = setup(store, batch_size=10,
+                                     on_fills=lambda fills, fees: seen.append(len(fills)))
+        engine.submit(0, Side.BUY, 300_200, 400, tif=TimeInForce.IOC)   # 300 @ 30.01, 100 @ 30.02
+        engine.submit(0, Side.SELL, 299_900, 100, tif=TimeInForce.IOC)  # 100 @ 29.99
+        resting = engine.submit(0, Side.BUY, 299_000, 50)                # rests
+        engine.flush()
+        stats = engine.stats
+        assert (stats.filled, stats.rested, stats.fills, stats.traces) == (2, 1, 3, 1)
+        bought = 300 * 30.01 * LOT + 100 * 30.02 * LOT
+        sold = 100 * 29.99 * LOT
+        position = portfolio.position("ETH")
+        assert position.size == pytest.approx(300 * LOT)
+        fees = (bought + sold) * FEES.taker
+        assert position.fees == pytest.approx(fees)
+        entry = bought / (400 * LOT)
+        assert position.realized_pnl == pytest.approx((29.99 - entry) * 100 * LOT)
+        assert portfolio.balance == pytest.approx(100_000 + position.realized_pnl - fees)
+        engine.cancel(0, resting)
+        engine.close()
+        (first, second) = list(store.query(kind="batch"))
+        assert first.payload["oid"] == [1, 2, 3] and first.payload["filled_qty"] == [400, 100, 0]
+        assert second.payload["kind"] == [EventKind.CANCEL] and second.payload["status"] == [3]
+        assert seen == [3]
+
+
+def test_refused_orders_never_reach_the_venue():
+    engine, portfolio, venue = setup(batch_size=10)
+    engine.risk.engage_kill_switch()
+    engine.submit(0, Side.BUY, 300_200, 10, tif=TimeInForce.IOC)
+    engine.flush()
+    assert engine.stats.refused == 1 and venue.executed == 0
+    assert portfolio.position("ETH").size == 0
+
+
+steps = st.lists(st.tuples(st.sampled_from([Side.BUY, Side.SELL]), st.integers(1, 400),
+                           st.booleans()), min_size=1, max_size=25)
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps, st.integers(1, 8))
+def test_reduce_only_never_increases_a_position(orders, batch_size):
+    engine, portfolio, venue = setup(batch_size=batch_size)
+    venue.provide(quotes(bids=[(299_000, 10**9)], asks=[(301_000, 10**9)]))  # never runs dry
+    for side, lots, reduce_only in orders:
+        if reduce_only:
+            engine.flush()                                # what came before it is in
+        before = portfolio.book.positions["size"][0]
+        engine.submit(0, side, 301_000 if side == Side.BUY else 299_000, lots,
+                      tif=TimeInForce.IOC, reduce_only=reduce_only)
+        if reduce_only:
+            engine.flush()                                # judge this order on its own
+            after = portfolio.book.positions["size"][0]
+            assert abs(after) <= abs(before) + 1e-12
+            assert before == 0 or after == 0 or math.copysign(1, after) == math.copysign(1, before)
+    engine.flush()
+
+
+def test_resting_reduce_only_orders_are_refused():
+    engine, _, _ = setup(batch_size=4)
+    engine.submit(0, Side.BUY, 300_200, 10, tif=TimeInForce.IOC)
+    engine.submit(0, Side.SELL, 310_000, 10, tif=TimeInForce.GTC, reduce_only=True)
+    engine.flush()
+    assert engine.stats.refused == 1 and engine.stats.filled == 1
+
+
+class BrokenVenue(SimBatchVenue):
+    def execute(self, events):
+        raise ConnectionError("exchange unreachable")
+
+
+def test_a_failing_venue_opens_the_breaker_and_every_batch_is_still_traced(tmp_path):
+    portfolio = Portfolio([ETH], balance=100_000, fees=FEES)
+    risk = RiskManager(portfolio, RiskLimits(max_data_age_s=3_600))
+    risk.update_market("ETH", 30.0)
+    breaker = CircuitBreaker("venue", BreakerConfig(window_type=WindowType.CONSECUTIVE,
+                                                    consecutive_failures=2, base_backoff=60))
+    with TraceStore(tmp_path / "t.db") as store:
+        engine = TradingEngine(portfolio, BrokenVenue([ETH]), risk, store=store,
+                               breaker=breaker, batch_size=2)
+        for _ in range(5):
+            engine.submit(0, Side.BUY, 300_000, 1, tif=TimeInForce.IOC)
+            engine.submit(0, Side.BUY, 300_000, 1, tif=TimeInForce.IOC)
+        engine.close()
+        traces = list(store.query(kind="batch"))
+    assert engine.stats.failed == 10 and engine.stats.batches == 5 and len(traces) == 5
+    assert breaker.state.value == "open"
+    errors = [t.payload["error"] for t in traces]
+    assert errors[:2] == ["ConnectionError: exchange unreachable"] * 2
+    assert all(e.startswith("CircuitOpenError") for e in errors[2:])
+
+
+def test_stress_report_is_consistent(capsys):
+    code = main(["stress", "--trades", "2000", "--batch-size", "500", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    outcomes = report["outcomes"]
+    assert outcomes["submitted"] == report["trades"] == 2000
+    assert sum(outcomes[k] for k in ("filled", "rested", "cancelled", "refused", "rejected",
+                                     "failed")) == 2000
+    completed = outcomes["filled"] + outcomes["rested"] + outcomes["cancelled"]
+    assert report["success_rate"] == pytest.approx(100 * completed / 2000)
+    assert report["traces"] >= 4 and report["fills"] >= outcomes["filled"] > 0
+    assert report["stages_us"]["end_to_end"]["count"] == 2000
+    assert report["passed"] == all(c["passed"] for c in report["criteria"]) and code == (
+        0 if report["passed"] else 1)
+    assert [c["name"] for c in report["criteria"]][:3] == [
+        "sustained trades/s", "average end-to-end latency ms", "success rate %"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps, st.integers(2, 30))
+def test_reduce_only_inside_a_batch_is_clipped_to_the_position_left_before_it(orders, size):
+    engine, portfolio, venue = setup(batch_size=size)
+    venue.provide(quotes(bids=[(299_000, 10**9)], asks=[(301_000, 10**9)]))
+    position = 0                                      # lots, by the rule the engine enforces
+    for side, lots, reduce_only in orders:
+        engine.submit(0, side, 301_000 if side == Side.BUY else 299_000, lots,
+                      tif=TimeInForce.IOC, reduce_only=reduce_only)
+        sign = 1 if side == Side.BUY else -1
+        if reduce_only:
+            if position == 0 or (position > 0) == (sign > 0):
+                continue                              # refused: it would not reduce
+            lots = min(lots, abs(position))
+        position += sign * lots
+    engine.flush()
+    assert round(portfolio.book.positions["size"][0] / LOT) == position
