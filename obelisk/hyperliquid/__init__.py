@@ -15,10 +15,12 @@ from obelisk.hyperliquid.transport import (
     Transport,
     TransportConfig,
 )
+from obelisk.hyperliquid.venue import HyperliquidVenue
 from obelisk.hyperliquid.wallet import Wallet
 from obelisk.hyperliquid.wire import Cloid
 from obelisk.hyperliquid.ws import WebsocketClient
 
 __all__ = ["MAINNET_URL", "TESTNET_URL", "AssetDirectory", "AsyncExchange", "AsyncInfo",
-           "AsyncTransport", "Cloid", "Exchange", "ExchangeActions", "ExchangeResult", "Info",
+           "AsyncTransport", "Cloid", "Exchange", "ExchangeActions", "ExchangeResult",
+           "HyperliquidVenue", "Info",
            "OrderStatus", "Transport", "TransportConfig", "Wallet", "WebsocketClient"]
