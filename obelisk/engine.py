@@ -31,7 +31,6 @@ __all__ = ["EngineStats", "TradingEngine"]
 
 STAGES = ("risk", "venue", "portfolio", "trace", "batch")
 _REDUCE_ONLY = 1
-_RESTING = (TimeInForce.GTC, TimeInForce.ALO)
 
 
 @dataclass
@@ -197,18 +196,22 @@ class TradingEngine:
     def _check(self, events: np.ndarray, flags: np.ndarray) -> np.ndarray:
         """Risk reasons per order (0 = allowed); cancels are never refused."""
         rows = self.venue.row_of[events["asset"]]
-        orders = np.zeros(len(events), dtype=RISK_ORDER_DTYPE)
+        tif = events["tif"]
+        resting = (tif == TimeInForce.GTC) | (tif == TimeInForce.ALO)
+        orders = np.empty(len(events), dtype=RISK_ORDER_DTYPE)
         orders["asset"] = rows
-        orders["side"] = np.where(events["side"] == Side.BUY, 1, -1)
+        orders["side"] = 1 - 2 * events["side"].astype(np.int8)     # BUY 0 -> +1, SELL 1 -> -1
         orders["size"] = np.maximum(events["qty"], 1) * self._lot[rows]
         orders["price"] = np.maximum(events["price"], 1) * self._tick[rows]
+        orders["trigger_price"] = 0.0
         # Reduce-only is judged in _execute against the position each order meets, which
         # the orders before it in the batch may change; the risk check sees a plain order.
-        orders["flags"] = np.where(np.isin(events["tif"], _RESTING), 0, OrderFlags.IMMEDIATE)
+        orders["flags"] = np.where(resting, 0, OrderFlags.IMMEDIATE)
         reasons = self.risk.check_batch(orders)
         reasons[events["kind"] == EventKind.CANCEL] = 0
-        resting_reduce = (flags & _REDUCE_ONLY).astype(bool) & np.isin(events["tif"], _RESTING)
-        reasons[resting_reduce & (reasons == 0)] = RiskReason.REDUCE_ONLY_INCREASES
+        if flags.any():
+            reasons[(flags & _REDUCE_ONLY).astype(bool) & resting & (reasons == 0)] = \
+                RiskReason.REDUCE_ONLY_INCREASES
         return reasons
 
     def _execute(self, events: np.ndarray, flags: np.ndarray, reasons: np.ndarray
