@@ -36,6 +36,7 @@ class BatchExecution:
     fees: np.ndarray
     fill_oids: np.ndarray
     self_trade_cancels: np.ndarray   # the account's resting orders a self-trade removed
+    done_oids: np.ndarray            # the account's resting orders a fill completed
 
 
 class SimBatchVenue:
@@ -93,7 +94,8 @@ class SimBatchVenue:
         removed = order_events[(order_events["kind"] == OrderEventKind.CANCELLED)
                                & (order_events["owner"] == ACCOUNT)
                                & (order_events["reason"] == Reason.SELF_TRADE)]["oid"]
-        return BatchExecution(results, out, fees, oids, removed)
+        done = chosen["maker_oid"][as_maker & (chosen["maker_done"] != 0)]
+        return BatchExecution(results, out, fees, oids, removed, done)
 
     @staticmethod
     def events(count: int) -> np.ndarray:

@@ -25,12 +25,25 @@ from obelisk.breaker import BreakerConfig, CircuitBreaker
 from obelisk.errors import ObeliskError
 from obelisk.monitor import PerformanceMonitor
 from obelisk.portfolio import Portfolio
-from obelisk.risk import RiskManager
+from obelisk.risk import RiskManager, TradingState
 
 __all__ = ["EngineStats", "TradingEngine"]
 
 STAGES = ("risk", "venue", "portfolio", "trace", "batch")
 _REDUCE_ONLY = 1
+# What a venue call may raise when the venue, not the engine, is at fault.
+_VENUE_FAILURES = (ObeliskError, ConnectionError, TimeoutError, OSError)
+
+
+def _resting(events: np.ndarray) -> np.ndarray:
+    """Limit orders that may rest (GTC, ALO); market orders never do."""
+    tif = events["tif"]
+    return (events["kind"] == EventKind.LIMIT) & ((tif == TimeInForce.GTC)
+                                                  | (tif == TimeInForce.ALO))
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 @dataclass
@@ -40,7 +53,8 @@ class EngineStats:
     submitted: int = 0
     filled: int = 0                 # fully or partly filled
     rested: int = 0
-    cancelled: int = 0              # IOC remainders, cancels that succeeded
+    cancelled: int = 0              # cancel requests that removed their order
+    unfilled: int = 0               # IOC and market orders that found nothing to trade with
     refused: int = 0                # by the risk manager or the reduce-only rule
     rejected: int = 0               # by the venue (bad order, unknown oid, ...)
     failed: int = 0                 # the venue call itself failed (breaker open, error)
@@ -51,6 +65,7 @@ class EngineStats:
 
     @property
     def completed(self) -> int:
+        """Orders that did what they were sent for: traded, rested, or cancelled theirs."""
         return self.filled + self.rested + self.cancelled
 
 
@@ -95,6 +110,11 @@ class TradingEngine:
         self._tick = venue.tick
         self._lot = venue.lot
         self._assets = np.array([i.asset for i in venue.instruments], dtype=np.uint32)
+        self._open: set[int] = set()          # the account's resting orders, for risk
+        if [i.name for i in venue.instruments] != list(portfolio.coins):
+            raise ValueError("the venue and the portfolio must list the same coins in the same "
+                             f"order: {[i.name for i in venue.instruments]} vs "
+                             f"{list(portfolio.coins)}")
 
     # ------------------------------------------------------------ orders in
 
@@ -173,14 +193,15 @@ class TradingEngine:
         start = self.clock_ns()
         reasons = self._check(events, flags)
         after_risk = self.clock_ns()
-        results, execution, error, applied = self._execute(events, flags, reasons)
+        sent, execution, error, applied = self._execute(events, flags, reasons)
         after_venue = self.clock_ns()
         if execution is not None and len(execution.fills) and not applied:
             self.portfolio.apply_fills(execution.fills)
         after_portfolio = self.clock_ns()
-        self._count_outcomes(n, reasons, results, execution, error)
+        self._count_outcomes(events, reasons, sent, execution, error)
+        self._track_open_orders(events, sent, execution)
         if self.store is not None:
-            self._trace(events, reasons, results, execution, error)
+            self._trace(events, reasons, sent, execution, error)
         done = self.clock_ns()
         for name, began, ended in (("risk", start, after_risk), ("venue", after_risk, after_venue),
                                    ("portfolio", after_venue, after_portfolio),
@@ -194,120 +215,154 @@ class TradingEngine:
                 self.on_removed(execution.self_trade_cancels)
 
     def _check(self, events: np.ndarray, flags: np.ndarray) -> np.ndarray:
-        """Risk reasons per order (0 = allowed); cancels are never refused."""
-        rows = self.venue.row_of[events["asset"]]
-        tif = events["tif"]
-        resting = (tif == TimeInForce.GTC) | (tif == TimeInForce.ALO)
-        orders = np.empty(len(events), dtype=RISK_ORDER_DTYPE)
-        orders["asset"] = rows
-        orders["side"] = 1 - 2 * events["side"].astype(np.int8)     # BUY 0 -> +1, SELL 1 -> -1
-        orders["size"] = np.maximum(events["qty"], 1) * self._lot[rows]
-        orders["price"] = np.maximum(events["price"], 1) * self._tick[rows]
-        orders["trigger_price"] = 0.0
-        # Reduce-only is judged in _execute against the position each order meets, which
-        # the orders before it in the batch may change; the risk check sees a plain order.
-        orders["flags"] = np.where(resting, 0, OrderFlags.IMMEDIATE)
-        reasons = self.risk.check_batch(orders)
-        reasons[events["kind"] == EventKind.CANCEL] = 0
-        if flags.any():
-            reasons[(flags & _REDUCE_ONLY).astype(bool) & resting & (reasons == 0)] = \
-                RiskReason.REDUCE_ONLY_INCREASES
+        """Risk reasons per order (0 = allowed), judged for the batch as a whole.
+
+        Cancels are never checked. Reduce-only orders are judged in _execute
+        against the position each one meets; here only a halt or the kill
+        switch stops them, as for any order that only reduces.
+        """
+        reasons = np.zeros(len(events), dtype=np.uint8)
+        kind = events["kind"]
+        reduce_only = (flags & _REDUCE_ONLY).astype(bool)
+        checked = np.flatnonzero((kind != EventKind.CANCEL) & ~reduce_only)
+        if len(checked):
+            chosen = events[checked]
+            rows = self.venue.row_of[chosen["asset"]]
+            orders = np.empty(len(chosen), dtype=RISK_ORDER_DTYPE)
+            orders["asset"] = rows
+            orders["side"] = 1 - 2 * chosen["side"].astype(np.int8)   # BUY 0 -> +1, SELL -> -1
+            orders["size"] = np.maximum(chosen["qty"], 1) * self._lot[rows]
+            # a market order without a protection price is judged at the mark
+            marks = self.venue.marks[rows]
+            priced = chosen["price"] * self._tick[rows]
+            orders["price"] = np.where(chosen["price"] > 0, priced,
+                                       np.where(np.isnan(marks), self._tick[rows], marks))
+            orders["trigger_price"] = 0.0
+            orders["flags"] = np.where(_resting(chosen), 0, OrderFlags.IMMEDIATE)
+            reasons[checked] = self.risk.check_batch(orders)
+        if reduce_only.any():
+            stopped = self.risk.kill_switch or self.risk.state == TradingState.HALTED
+            reasons[reduce_only & (kind != EventKind.CANCEL)] = (
+                RiskReason.HALTED if stopped else 0)
+            reasons[reduce_only & _resting(events) & (reasons == 0)] = \
+                RiskReason.REDUCE_ONLY_INCREASES        # a resting one could grow a position later
         return reasons
 
     def _execute(self, events: np.ndarray, flags: np.ndarray, reasons: np.ndarray
-                 ) -> tuple[np.ndarray | None, BatchExecution | None, str | None, bool]:
-        """The venue's results for the allowed orders, through the breaker, and whether
-        their fills are already in the portfolio. Reduce-only orders go one at a time,
-        clipped to the position left by the orders before them."""
+                 ) -> tuple[np.ndarray, BatchExecution | None, str | None, bool]:
+        """Send the allowed orders through the breaker: the indices sent (in order), the
+        venue's answer for them, the error that stopped the rest, and whether their fills
+        are already in the portfolio. Reduce-only orders go one at a time, clipped to the
+        position left by the orders before them."""
         allowed = np.flatnonzero(reasons == 0)
         if not len(allowed):
-            return None, None, None, False
-        try:
-            if not (flags[allowed] & _REDUCE_ONLY).any():
+            return allowed, None, None, False
+        if not (flags[allowed] & _REDUCE_ONLY).any():
+            try:
                 execution = self.breaker.call(self.venue.execute, events[allowed])
-                return execution.results, execution, None, False
-            return self._execute_with_reduce_only(events, flags, reasons, allowed)
-        except (ObeliskError, ConnectionError, TimeoutError, OSError) as exc:
-            return None, None, f"{type(exc).__name__}: {exc}", False
+            except _VENUE_FAILURES as exc:
+                return allowed[:0], None, _describe(exc), False
+            return allowed, execution, None, False
+        return self._execute_with_reduce_only(events, flags, reasons, allowed)
 
     def _execute_with_reduce_only(self, events: np.ndarray, flags: np.ndarray,
                                   reasons: np.ndarray, allowed: np.ndarray
-                                  ) -> tuple[np.ndarray | None, BatchExecution | None, None,
+                                  ) -> tuple[np.ndarray, BatchExecution | None, str | None,
                                              bool]:
         parts: list[BatchExecution] = []
-        order = []
+        sent: list[int] = []
         block: list[int] = []
 
         def run(indices: list[int]) -> None:
             if indices:
                 part = self.breaker.call(self.venue.execute, events[indices])
-                if len(part.fills):
-                    self.portfolio.apply_fills(part.fills)   # the next check sees them
                 parts.append(part)
-                order.extend(indices)
+                sent.extend(indices)
+                if len(part.fills):
+                    self.portfolio.apply_fills(part.fills)   # the next clip sees them
 
-        for i in allowed.tolist():
-            if not flags[i] & _REDUCE_ONLY:
-                block.append(i)
-                continue
+        error = None
+        try:
+            for i in allowed.tolist():
+                if not flags[i] & _REDUCE_ONLY:
+                    block.append(i)
+                    continue
+                run(block)
+                block = []
+                row = self.venue.row_of[events["asset"][i]]
+                held = self.portfolio.book.positions["size"][row]
+                lots = int(round(abs(held) / self._lot[row]))
+                reduces = held != 0 and (held > 0) == (events["side"][i] == Side.SELL)
+                if not reduces or lots == 0:
+                    reasons[i] = RiskReason.REDUCE_ONLY_INCREASES
+                    continue
+                events["qty"][i] = min(int(events["qty"][i]), lots)
+                run([i])
             run(block)
-            block = []
-            row = self.venue.row_of[events["asset"][i]]
-            held = self.portfolio.book.positions["size"][row]
-            lots = int(round(abs(held) / self._lot[row]))
-            reduces = held != 0 and (held > 0) == (events["side"][i] == Side.SELL)
-            if not reduces or lots == 0:
-                reasons[i] = RiskReason.REDUCE_ONLY_INCREASES
-                continue
-            events["qty"][i] = min(int(events["qty"][i]), lots)
-            run([i])
-        run(block)
+        except _VENUE_FAILURES as exc:    # what ran stays counted, traced and applied
+            error = _describe(exc)
         if not parts:
-            return None, None, None, True
-        ordered = np.concatenate([p.results for p in parts])[np.argsort(order, kind="stable")]
-        execution = BatchExecution(ordered, np.concatenate([p.fills for p in parts]),
+            return np.zeros(0, np.int64), None, error, True
+        execution = BatchExecution(np.concatenate([p.results for p in parts]),
+                                   np.concatenate([p.fills for p in parts]),
                                    np.concatenate([p.fees for p in parts]),
                                    np.concatenate([p.fill_oids for p in parts]),
-                                   np.concatenate([p.self_trade_cancels for p in parts]))
-        return ordered, execution, None, True
+                                   np.concatenate([p.self_trade_cancels for p in parts]),
+                                   np.concatenate([p.done_oids for p in parts]))
+        return np.asarray(sent, dtype=np.int64), execution, error, True
 
-    def _count_outcomes(self, n: int, reasons: np.ndarray, results: np.ndarray | None,
+    def _count_outcomes(self, events: np.ndarray, reasons: np.ndarray, sent: np.ndarray,
                         execution: BatchExecution | None, error: str | None) -> None:
         s = self.stats
-        s.submitted += n
+        s.submitted += len(events)
         s.batches += 1
-        refused = int((reasons != 0).sum())
-        s.refused += refused
-        if error is not None:
-            s.failed += n - refused
-            if len(s.errors) < 100:
-                s.errors.append(error)
+        s.refused += int((reasons != 0).sum())
+        s.failed += int((reasons == 0).sum()) - len(sent)   # allowed, never reached the venue
+        if error is not None and len(s.errors) < 100:
+            s.errors.append(error)
+        if execution is None:
             return
-        if results is None:
-            return
+        results = execution.results
         status = results["status"]
-        s.filled += int((results["filled_qty"] > 0).sum())
-        s.rested += int(((status == OrderStatus.RESTED) & (results["filled_qty"] == 0)).sum())
-        s.cancelled += int(((status == OrderStatus.CANCELLED)
-                            & (results["filled_qty"] == 0)).sum())
+        filled = results["filled_qty"] > 0
+        immediate = ~_resting(events[sent])
+        cancels = events["kind"][sent] == EventKind.CANCEL
+        s.filled += int(filled.sum())
+        s.rested += int(((status == OrderStatus.RESTED) & ~filled).sum())
+        s.cancelled += int((cancels & (status == OrderStatus.CANCELLED)).sum())
+        s.unfilled += int((~cancels & immediate & ~filled
+                           & (status != OrderStatus.REJECTED)).sum())
         s.rejected += int((status == OrderStatus.REJECTED).sum())
-        if execution is not None:
-            s.fills += len(execution.fill_oids)
+        s.fills += len(execution.fill_oids)
 
-    def _trace(self, events: np.ndarray, reasons: np.ndarray, results: np.ndarray | None,
+    def _track_open_orders(self, events: np.ndarray, sent: np.ndarray,
+                           execution: BatchExecution | None) -> None:
+        """Keep the risk manager's open-order count: rested orders in, closed ones out."""
+        if execution is None:
+            return
+        status = execution.results["status"]
+        oids = events["oid"][sent]
+        self._open.update(oids[status == OrderStatus.RESTED].tolist())
+        closed = oids[(events["kind"][sent] == EventKind.CANCEL)
+                      & (status == OrderStatus.CANCELLED)]
+        self._open.difference_update(closed.tolist())
+        self._open.difference_update(execution.self_trade_cancels.tolist())
+        self._open.difference_update(execution.done_oids.tolist())
+        self.risk.checks.open_orders = len(self._open)
+
+    def _trace(self, events: np.ndarray, reasons: np.ndarray, sent: np.ndarray,
                execution: BatchExecution | None, error: str | None) -> None:
         """One trace per batch: every order, its outcome, and every fill, as columns."""
+        status = np.full(len(events), -1, np.int16)       # -1: refused or never sent
+        filled = np.zeros(len(events), np.int64)
+        if execution is not None:
+            status[sent] = execution.results["status"]
+            filled[sent] = execution.results["filled_qty"]
         payload: dict[str, Any] = {
             "oid": events["oid"], "asset": events["asset"], "side": events["side"],
             "kind": events["kind"], "tif": events["tif"], "price": events["price"],
-            "qty": events["qty"], "risk_reason": reasons, "error": error}
-        if results is not None:
-            allowed = reasons == 0        # reduce-only refusals above are not in results
-            status = np.full(len(events), -1, np.int16)
-            filled = np.zeros(len(events), np.int64)
-            status[allowed] = results["status"]
-            filled[allowed] = results["filled_qty"]
-            payload["status"], payload["filled_qty"] = status, filled
+            "qty": events["qty"], "risk_reason": reasons, "status": status,
+            "filled_qty": filled, "error": error}
         if execution is not None:
             payload["fill_oid"] = execution.fill_oids
             payload["fill_size"] = execution.fills["size"]
@@ -319,6 +374,11 @@ class TradingEngine:
 
     def absorb(self, execution: BatchExecution) -> None:
         """Fills of the account's resting orders caused by other participants' orders."""
+        self._open.difference_update(execution.done_oids.tolist())
+        self._open.difference_update(execution.self_trade_cancels.tolist())
+        self.risk.checks.open_orders = len(self._open)
+        if self.on_removed is not None and len(execution.self_trade_cancels):
+            self.on_removed(execution.self_trade_cancels)
         if not len(execution.fills):
             return
         self.portfolio.apply_fills(execution.fills)
@@ -335,8 +395,6 @@ class TradingEngine:
             self.stats.traces += 1
         if self.on_fills is not None:
             self.on_fills(execution.fills, execution.fees)
-        if self.on_removed is not None and len(execution.self_trade_cancels):
-            self.on_removed(execution.self_trade_cancels)
 
     def close(self) -> None:
         """Send what is queued and flush the trace store."""

@@ -212,7 +212,7 @@ class _Flow:
         chosen = np.flatnonzero(cancel)[:count]
         kinds[chosen], oids[chosen], rows[chosen] = EventKind.CANCEL, old[:count], old_rows[:count]
         self.resting, self.resting_rows = [old[count:]], [old_rows[count:]]
-        tifs[cancel & (kinds != EventKind.CANCEL)] = TimeInForce.IOC   # nothing left to cancel
+        tifs[cancel & (kinds != EventKind.CANCEL)] = TimeInForce.GTC   # nothing to cancel: rest
         self.done += n
         return rows, sides, prices, qtys, tifs, kinds, oids
 
@@ -248,7 +248,8 @@ def _report(config: StressConfig, engine: TradingEngine, monitor: PerformanceMon
     criteria = [Criterion(name, op, target, values[name], _holds(values[name], op, target))
                 for name, op, target in CRITERIA]
     outcomes = {"submitted": stats.submitted, "filled": stats.filled, "rested": stats.rested,
-                "cancelled": stats.cancelled, "refused": stats.refused,
+                "cancelled": stats.cancelled, "unfilled": stats.unfilled,
+                "refused": stats.refused,
                 "rejected": stats.rejected, "failed": stats.failed,
                 "sent_to_venue": attempted}
     return StressReport(config, stats.submitted, seconds, rate, outcomes, success, stats.fills,

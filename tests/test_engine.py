@@ -146,8 +146,8 @@ def test_stress_report_is_consistent(capsys):
     report = json.loads(capsys.readouterr().out)
     outcomes = report["outcomes"]
     assert outcomes["submitted"] == report["trades"] == 2000
-    assert sum(outcomes[k] for k in ("filled", "rested", "cancelled", "refused", "rejected",
-                                     "failed")) == 2000
+    assert sum(outcomes[k] for k in ("filled", "rested", "cancelled", "unfilled", "refused",
+                                     "rejected", "failed")) == 2000
     completed = outcomes["filled"] + outcomes["rested"] + outcomes["cancelled"]
     assert report["success_rate"] == pytest.approx(100 * completed / 2000)
     assert report["traces"] >= 4 and report["fills"] >= outcomes["filled"] > 0
@@ -175,3 +175,104 @@ def test_reduce_only_inside_a_batch_is_clipped_to_the_position_left_before_it(or
         position += sign * lots
     engine.flush()
     assert round(portfolio.book.positions["size"][0] / LOT) == position
+
+
+# ------------------------------------------------------------ review findings
+
+def engine_with(limits, **options):
+    portfolio = Portfolio([ETH], balance=100_000, fees=FEES)
+    risk = RiskManager(portfolio, limits)
+    venue = SimBatchVenue([ETH], fees=FEES)
+    venue.provide(quotes(bids=[(299_000, 10**9)], asks=[(301_000, 10**9)]))
+    venue.set_marks(np.array([30.0]))
+    risk.update_market("ETH", 30.0)
+    return TradingEngine(portfolio, venue, risk, **options), portfolio, risk
+
+
+def test_orders_in_one_batch_add_up_against_position_limits():
+    from obelisk.risk import AssetLimits
+
+    engine, portfolio, _ = engine_with(RiskLimits(default=AssetLimits(max_position_size=1.0),
+                                                  max_data_age_s=3_600), batch_size=10)
+    for _ in range(3):
+        engine.submit(0, Side.BUY, 301_000, 80, tif=TimeInForce.IOC)     # 0.8 each
+    engine.flush()
+    assert portfolio.position("ETH").size == pytest.approx(0.8) and engine.stats.refused == 2
+
+
+def test_market_orders_are_immediate_and_reduce_only_markets_reduce():
+    engine, portfolio, _ = engine_with(RiskLimits(max_data_age_s=3_600), batch_size=10)
+    engine.submit(0, Side.BUY, 0, 100, market=True)              # no protection price
+    engine.submit(0, Side.SELL, 0, 300, market=True, reduce_only=True)
+    engine.flush()
+    assert portfolio.position("ETH").size == 0 and engine.stats.refused == 0
+    assert engine.stats.filled == 2
+
+
+def test_reduce_only_larger_than_the_position_still_reduces_while_reducing():
+    from obelisk.risk import TradingState
+
+    engine, portfolio, risk = engine_with(RiskLimits(max_data_age_s=3_600), batch_size=10)
+    engine.submit(0, Side.BUY, 301_000, 100, tif=TimeInForce.IOC)
+    engine.flush()
+    risk.set_state(TradingState.REDUCING)
+    engine.submit(0, Side.SELL, 299_000, 200, tif=TimeInForce.IOC, reduce_only=True)
+    engine.submit(0, Side.BUY, 301_000, 10, tif=TimeInForce.IOC)          # refused
+    engine.flush()
+    assert portfolio.position("ETH").size == 0 and engine.stats.refused == 1
+
+
+def test_open_orders_are_tracked_and_cancels_spend_no_rate_budget():
+    engine, _, risk = engine_with(RiskLimits(max_open_orders=2, orders_per_second=1e-9,
+                                             burst=3, max_data_age_s=3_600), batch_size=10)
+    first = engine.submit(0, Side.BUY, 290_000, 1)
+    engine.submit(0, Side.BUY, 290_000, 1)
+    engine.flush()
+    assert risk.open_orders == 2
+    engine.submit(0, Side.BUY, 290_000, 1)                                # OPEN_ORDERS
+    engine.cancel(0, first)
+    engine.flush()
+    assert risk.open_orders == 1 and engine.stats.refused == 1 and engine.stats.cancelled == 1
+    engine.submit(0, Side.BUY, 290_000, 1)                                # the third token
+    engine.flush()
+    assert risk.open_orders == 2 and engine.stats.rested == 3
+
+
+def test_a_venue_failure_after_part_of_a_batch_ran_keeps_what_ran():
+    class FailsSecond(SimBatchVenue):
+        calls = 0
+
+        def execute(self, events):
+            FailsSecond.calls += 1
+            if FailsSecond.calls == 2:
+                raise ConnectionError("lost")
+            return super().execute(events)
+
+    portfolio = Portfolio([ETH], balance=100_000, fees=FEES)
+    risk = RiskManager(portfolio, RiskLimits(max_data_age_s=3_600))
+    risk.update_market("ETH", 30.0)
+    venue = FailsSecond([ETH], fees=FEES)
+    venue.provide(quotes(bids=[(299_000, 10**9)], asks=[(301_000, 10**9)]))
+    fills = []
+    engine = TradingEngine(portfolio, venue, risk, batch_size=10,
+                           on_fills=lambda f, fees: fills.append(len(f)))
+    engine.submit(0, Side.BUY, 301_000, 100, tif=TimeInForce.IOC)
+    engine.submit(0, Side.SELL, 299_000, 50, tif=TimeInForce.IOC, reduce_only=True)
+    engine.flush()
+    assert portfolio.position("ETH").size == pytest.approx(1.0)
+    assert (engine.stats.filled, engine.stats.failed, engine.stats.fills) == (1, 1, 1)
+    assert fills == [1] and engine.stats.errors == ["ConnectionError: lost"]
+
+
+def test_immediate_orders_that_trade_nothing_are_not_successes():
+    engine, _, _ = engine_with(RiskLimits(max_data_age_s=3_600), batch_size=10)
+    engine.submit(0, Side.BUY, 290_000, 5, tif=TimeInForce.IOC)           # nothing to hit
+    engine.flush()
+    assert engine.stats.unfilled == 1 and engine.stats.completed == 0
+
+
+def test_venue_and_portfolio_must_list_the_same_coins():
+    btc = Instrument("BTC", 1, 5, 40)
+    portfolio = Portfolio([ETH, btc])
+    with pytest.raises(ValueError, match="same coins"):
+        TradingEngine(portfolio, SimBatchVenue([btc, ETH]), RiskManager(portfolio))

@@ -88,3 +88,26 @@ def test_recovery_dry_run_against_the_exchange_sends_no_action(server):
     found = {d.kind for d in report.discrepancies}
     assert {DiscrepancyKind.POSITION_MISMATCH, DiscrepancyKind.UNKNOWN_ORDER} <= found
     assert report.planned and not report.executed and not server.hits_for("exchange")
+
+
+def test_statuses_fill_ids_and_refused_leverage():
+    from types import SimpleNamespace
+
+    from obelisk.hyperliquid.errors import HyperliquidError
+    from obelisk.hyperliquid.venue import _fill_id, _status
+
+    assert [_status(s) for s in ("open", "filled", "perpMarginRejected", "marginCanceled",
+                                 "reduceOnlyRejected", "somethingNew")] == \
+        ["open", "filled", "rejected", "canceled", "rejected", "open"]
+    fill = SimpleNamespace(tid=None, hash="0xab", oid=1, time=5, px=2.0, sz=1.0, side="B")
+    twin = SimpleNamespace(**{**vars(fill), "sz": 2.0})              # same transaction
+    assert _fill_id(fill) == _fill_id(SimpleNamespace(**vars(fill))) != _fill_id(twin)
+    assert _fill_id(SimpleNamespace(**{**vars(fill), "tid": 7})) == 7
+    with HLServer() as server:
+        server.queue("exchange", Reply({"status": "err", "response": "Invalid leverage"}))
+
+        async def scenario(venue, info):
+            with pytest.raises(HyperliquidError, match="Invalid leverage"):
+                await venue.set_leverage("ETH", 99, isolated=False)
+
+        with_venue(server, scenario)

@@ -219,23 +219,48 @@ orders = st.lists(st.tuples(st.integers(0, 1), st.sampled_from([1, -1]),
 
 @settings(max_examples=100, deadline=None)
 @given(orders)
-def test_batch_equals_per_order(rows):
-    limits = RiskLimits(default=AssetLimits(max_order_size=5, max_position_notional=200_000,
-                                            price_band=0.02),
-                        max_leverage=3, orders_per_second=1, burst=20, max_open_orders=5,
-                        min_liquidation_distance=0.1)
+def test_a_batch_is_judged_as_a_whole(rows):
+    """Each order sees the earlier allowed orders as filled: no prefix of the allowed
+    orders breaks a position or open-order limit, whatever the batch size."""
+    limits = RiskLimits(default=AssetLimits(max_position_size=3.0, price_band=0.02),
+                        max_open_orders=4)
+    risk, portfolio, _ = manager(limits)
+    portfolio.apply_fill("ETH", -2, 3_000)
     marks = [60_000.0, 3_000.0]
-    one, portfolio_one, _ = manager(limits)
-    batch, portfolio_batch, _ = manager(limits)
-    for p in (portfolio_one, portfolio_batch):
-        p.apply_fill("ETH", -3, 3_000)
     array = np.zeros(len(rows), dtype=RISK_ORDER_DTYPE)
-    expected = []
     for i, (asset, side, size, away, flags) in enumerate(rows):
-        price = marks[asset] * away
-        array[i] = (asset, side, flags, size, price, 0.0)
-        expected.append(one.checks.check(asset, side, size, price, 0.0, flags))
-    assert batch.check_batch(array).tolist() == expected
+        array[i] = (asset, side, flags & 5, size, marks[asset] * away, 0.0)
+    reasons = risk.check_batch(array)
+    held = [0.0, -2.0]
+    resting = 0
+    for (asset, side, size, _, flags), reason in zip(rows, reasons.tolist(), strict=True):
+        if reason:
+            continue
+        before = held[asset]
+        reducing = before != 0 and (before > 0) != (side > 0) and size <= abs(before)
+        held[asset] += side * size
+        assert abs(held[asset]) <= 3.0 + 1e-9 or reducing
+        resting += not flags & 4 and not reducing     # reducing orders pass every limit
+        assert resting <= 4
+    if rows:                                        # a batch of one is a single check
+        single = risk.check_batch(array[:1]).tolist()
+        assert single == [risk.checks.check(*[array[0][k].item() for k in (
+            "asset", "side", "size", "price", "trigger_price", "flags")])]
+
+
+def test_orders_in_one_batch_add_up_against_the_limits():
+    risk, portfolio, _ = manager(RiskLimits(default=AssetLimits(max_position_size=1.0)))
+    batch = np.zeros(3, dtype=RISK_ORDER_DTYPE)
+    batch["asset"], batch["side"], batch["size"], batch["price"] = 0, 1, 0.8, 60_000.0
+    assert batch_reasons(risk, batch) == [R.OK, R.POSITION_SIZE, R.POSITION_SIZE]
+    portfolio.apply_fill("BTC", 0.8, 60_000)
+    risk.set_state(TradingState.REDUCING)
+    batch["side"] = -1                                  # three reducing sells of 0.8
+    assert batch_reasons(risk, batch) == [R.OK, R.REDUCING_ONLY, R.REDUCING_ONLY]
+
+
+def batch_reasons(risk, batch):
+    return [R(r) for r in risk.check_batch(batch).tolist()]
 
 
 def test_signal_cache_ttl_lru_and_stats():

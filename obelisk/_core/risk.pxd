@@ -30,6 +30,11 @@ cdef class RiskChecks:
     cdef double* marks
     cdef double* oracles
     cdef int64_t* mark_times
+    cdef double* pending            # per asset: signed size the batch's earlier orders add
+    cdef double pending_value       # ... and the notional, cross initial margin and resting
+    cdef double pending_cross_im    # orders they add, so a batch is judged like the same
+    cdef int64_t pending_open       # orders checked one by one after each was filled
+    cdef bint batching
     cdef readonly double max_total_notional
     cdef readonly double max_leverage
     cdef readonly double min_liquidation_distance
@@ -56,6 +61,8 @@ cdef class RiskChecks:
     cdef int64_t _now(self) except? -1
     cdef int _check(self, const RiskOrder* order, int64_t now) noexcept nogil
     cdef inline int _deny(self, int reason, double value, double limit) noexcept nogil
-    cdef double _distance_after(self, const RiskOrder* o, const Position* p, double after,
-                                double mark, double cross_equity) noexcept nogil
+    cdef double _distance_after(self, const RiskOrder* o, const Position* p, double held,
+                                double after, double mark, double cross_equity) noexcept nogil
+    cdef void _commit(self, const RiskOrder* o, const Position* p, double held, double after,
+                      double mark) noexcept nogil
     cdef inline int _take_token(self, int64_t now) noexcept nogil

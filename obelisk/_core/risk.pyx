@@ -154,6 +154,7 @@ cdef class RiskChecks:
         arrays["marks"] = np.full(self.count, np.nan)
         arrays["oracles"] = np.full(self.count, np.nan)
         arrays["mark_times"] = np.zeros(self.count, dtype=np.int64)
+        arrays["pending"] = np.zeros(self.count)
         self._arrays = arrays
         self.max_order_size = _pointer(arrays["max_order_size"])
         self.max_order_notional = _pointer(arrays["max_order_notional"])
@@ -162,6 +163,8 @@ cdef class RiskChecks:
         self.price_band = _pointer(arrays["price_band"])
         self.marks = _pointer(arrays["marks"])
         self.oracles = _pointer(arrays["oracles"])
+        self.pending = _pointer(arrays["pending"])
+        self.batching = False
         cdef int64_t[::1] times = arrays["mark_times"]
         self.mark_times = &times[0]
         self.max_total_notional = max_total_notional
@@ -229,7 +232,11 @@ cdef class RiskChecks:
         return self._check(&order, self._now())
 
     def check_batch(self, orders) -> np.ndarray:
-        """RiskReason codes (uint8) of a RISK_ORDER_DTYPE array, as if checked one by one."""
+        """RiskReason codes (uint8) of a RISK_ORDER_DTYPE array.
+
+        Each order is judged as if every allowed order before it in the batch
+        had filled in full: limits hold for the batch as a whole.
+        """
         if not isinstance(orders, np.ndarray) or orders.dtype != RISK_ORDER_DTYPE \
                 or orders.ndim != 1:
             raise TypeError("orders must be a one-dimensional numpy array of RISK_ORDER_DTYPE")
@@ -244,9 +251,19 @@ cdef class RiskChecks:
         cdef Py_ssize_t i
         self.book._refresh()
         cdef int64_t now = self._now()
-        with nogil:
-            for i in range(n):
-                reasons[i] = <uint8_t> self._check(&o[i], now)
+        self._arrays["pending"][:] = 0.0
+        self.pending_value = self.pending_cross_im = 0.0
+        self.pending_open = 0
+        self.batching = True
+        try:
+            with nogil:
+                for i in range(n):
+                    reasons[i] = <uint8_t> self._check(&o[i], now)
+        finally:
+            self.batching = False
+            self._arrays["pending"][:] = 0.0
+            self.pending_value = self.pending_cross_im = 0.0
+            self.pending_open = 0
         return out
 
     cdef inline int _deny(self, int reason, double value, double limit) noexcept nogil:
@@ -267,15 +284,19 @@ cdef class RiskChecks:
         if self.state == STATE_HALTED:
             return self._deny(HALTED, 0.0, 0.0)
         cdef Position* p = &self.book.rows[o.asset]
-        cdef double held = p.size
+        cdef double held = p.size + self.pending[o.asset]
         cdef double change = o.side * o.size
         cdef double after = held + change
         cdef bint reducing = held != 0 and (held > 0) != (change > 0) and o.size <= fabs(held)
+        cdef double mark = self.marks[o.asset]
+        cdef int verdict
         if o.flags & FLAG_REDUCE_ONLY and not reducing:
             return self._deny(REDUCE_ONLY_INCREASES, o.size, fabs(held))
         if reducing:
-            return self._take_token(now)
-        cdef double mark = self.marks[o.asset]
+            verdict = self._take_token(now)
+            if verdict == OK:
+                self._commit(o, p, held, after, mark)
+            return verdict
         if mark != mark or now - self.mark_times[o.asset] > self.max_data_age_ns:
             return self._deny(STALE_MARKET_DATA, (now - self.mark_times[o.asset]) / 1e9,
                               self.max_data_age_ns / 1e9)
@@ -312,37 +333,54 @@ cdef class RiskChecks:
         if value_after > self.max_position_notional[o.asset]:
             return self._deny(POSITION_NOTIONAL, value_after,
                               self.max_position_notional[o.asset])
+        cdef double value_held = fabs(held) * mark
         cdef double total_after = t.cross_position_value + t.isolated_position_value \
-            - p.position_value + value_after
+            + self.pending_value - value_held + value_after
         if total_after > self.max_total_notional:
             return self._deny(TOTAL_NOTIONAL, total_after, self.max_total_notional)
         if equity <= 0 or total_after > self.max_leverage * equity:
             return self._deny(LEVERAGE, total_after / equity if equity > 0 else INFINITY,
                               self.max_leverage)
         cdef double grown = fabs(after) - fabs(held) if (after > 0) == (held > 0) else fabs(after)
-        cdef double initial_after = value_after / p.leverage
-        cdef double free = cross_equity - max(t.cross_initial_margin,
-                                              0.1 * t.cross_position_value)
+        cdef double cross_im = t.cross_initial_margin + self.pending_cross_im
+        cdef double cross_im_after = cross_im + (value_after - value_held) / p.leverage
+        cdef double free = cross_equity - max(cross_im, 0.1 * t.cross_position_value)
         cdef double needed
         if p.isolated:
             needed = grown * o.price / p.leverage if grown > 0 else 0.0
             if needed > free:
                 return self._deny(MARGIN, needed, free)
-        elif t.cross_initial_margin - p.initial_margin + initial_after > cross_equity:
-            return self._deny(MARGIN, t.cross_initial_margin - p.initial_margin + initial_after,
-                              cross_equity)
+        elif cross_im_after > cross_equity:
+            return self._deny(MARGIN, cross_im_after, cross_equity)
         if self.min_liquidation_distance > 0:
-            needed = self._distance_after(o, p, after, mark, cross_equity)
+            needed = self._distance_after(o, p, held, after, mark, cross_equity)
             if needed < self.min_liquidation_distance:
                 return self._deny(LIQUIDATION_DISTANCE, needed, self.min_liquidation_distance)
-        if not o.flags & FLAG_IMMEDIATE and self.open_orders + 1 > self.max_open_orders:
-            return self._deny(OPEN_ORDERS, self.open_orders + 1, self.max_open_orders)
-        return self._take_token(now)
+        cdef int64_t open_after = self.open_orders + self.pending_open + 1
+        if not o.flags & FLAG_IMMEDIATE and open_after > self.max_open_orders:
+            return self._deny(OPEN_ORDERS, open_after, self.max_open_orders)
+        verdict = self._take_token(now)
+        if verdict == OK:
+            self._commit(o, p, held, after, mark)
+        return verdict
 
-    cdef double _distance_after(self, const RiskOrder* o, const Position* p, double after,
-                                double mark, double cross_equity) noexcept nogil:
+    cdef void _commit(self, const RiskOrder* o, const Position* p, double held, double after,
+                      double mark) noexcept nogil:
+        """In a batch, count an allowed order as filled for the orders after it."""
+        if not self.batching:
+            return
+        self.pending[o.asset] += after - held
+        if mark == mark:
+            self.pending_value += (fabs(after) - fabs(held)) * mark
+            if not p.isolated:
+                self.pending_cross_im += (fabs(after) - fabs(held)) * mark / p.leverage
+        if not o.flags & FLAG_IMMEDIATE:
+            self.pending_open += 1
+
+    cdef double _distance_after(self, const RiskOrder* o, const Position* p, double held,
+                                double after, double mark,
+                                double cross_equity) noexcept nogil:
         """How far (a fraction of the mark) the liquidation price would be after the fill."""
-        cdef double held = p.size
         cdef double entry
         if held != 0 and (held > 0) == (after > 0) and fabs(after) > fabs(held):
             entry = (fabs(held) * p.entry_px + o.size * o.price) / fabs(after)

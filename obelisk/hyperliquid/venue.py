@@ -8,8 +8,10 @@ leverage go through the exchange client.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
+from obelisk.hyperliquid.errors import HyperliquidError
 from obelisk.hyperliquid.exchange import AsyncExchange
 from obelisk.hyperliquid.info import AsyncInfo
 from obelisk.hyperliquid.wire import Cloid
@@ -24,15 +26,28 @@ from obelisk.venue import (
 
 __all__ = ["HyperliquidVenue"]
 
-# Hyperliquid's order statuses, as the Venue protocol names them.
-_STATUS: dict[str, OrderStatusName] = {
-    "open": "open", "filled": "filled", "triggered": "triggered", "rejected": "rejected",
-    "canceled": "canceled", "marginCanceled": "canceled", "reduceOnlyCanceled": "canceled",
-    "selfTradeCanceled": "canceled", "siblingFilledCanceled": "canceled",
-    "delistedCanceled": "canceled", "liquidatedCanceled": "canceled",
-    "scheduledCancel": "canceled", "vaultWithdrawalCanceled": "canceled",
-    "openInterestCapCanceled": "canceled",
-}
+_STATUS: dict[str, OrderStatusName] = {"open": "open", "filled": "filled",
+                                       "triggered": "triggered", "scheduledCancel": "canceled"}
+
+
+def _status(name: str) -> OrderStatusName:
+    """Hyperliquid's status as the Venue protocol names it: ``*Rejected`` are rejections,
+    ``*Canceled`` cancellations; anything new counts as still open, never as closed."""
+    if name in _STATUS:
+        return _STATUS[name]
+    if name.lower().endswith("rejected"):
+        return "rejected"
+    if name.lower().endswith("canceled"):
+        return "canceled"
+    return "open"
+
+
+def _fill_id(fill: Any) -> int:
+    """A fill's tid, or for old answers without one a stable id from what identifies it."""
+    if fill.tid is not None:
+        return int(fill.tid)
+    key = f"{fill.hash}|{fill.oid}|{fill.time}|{fill.px!r}|{fill.sz!r}|{fill.side}"
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") >> 2
 
 
 class HyperliquidVenue:
@@ -57,9 +72,8 @@ class HyperliquidVenue:
                 for o in await self.info.frontend_open_orders(self.user)]
 
     async def fills_since(self, time_ms: int) -> list[VenueFill]:
-        return [VenueFill(f.tid if f.tid is not None else hash(f.hash) & (2**62 - 1), f.oid,
-                          f.coin, f.sz if f.side == "B" else -f.sz, f.px, f.fee, f.time,
-                          maker=not f.crossed)
+        return [VenueFill(_fill_id(f), f.oid, f.coin, f.sz if f.side == "B" else -f.sz, f.px,
+                          f.fee, f.time, maker=not f.crossed)
                 for f in await self.info.user_fills_by_time(self.user, time_ms)]
 
     async def order_status(self, *, oid: int | None = None,
@@ -67,12 +81,13 @@ class HyperliquidVenue:
         if (oid is None) == (cloid is None):
             raise ValueError("give exactly one of oid and cloid")
         found = await self.info.order_status(self.user, oid if oid is not None else str(cloid))
-        return None if found is None else _STATUS.get(found.status, "canceled")
+        return None if found is None else _status(found.status)
 
     async def place(self, order: OrderRequest) -> PlaceResult:
         order_type: dict[str, Any] = (
             {"limit": {"tif": order.tif}} if order.trigger_px is None else
-            {"trigger": {"triggerPx": order.trigger_px, "isMarket": False, "tpsl": "sl"}})
+            # a triggered stop executes as a market order, `price` bounding its slippage
+            {"trigger": {"triggerPx": order.trigger_px, "isMarket": True, "tpsl": "sl"}})
         cloid = Cloid.from_str(order.cloid) if order.cloid else None
         result = await self.exchange.order(order.coin, order.is_buy, order.size, order.price,
                                            order_type, order.reduce_only, cloid)
@@ -89,4 +104,6 @@ class HyperliquidVenue:
         return bool(result.statuses) and result.statuses[0].kind == "success"
 
     async def set_leverage(self, coin: str, leverage: int, *, isolated: bool) -> None:
-        await self.exchange.update_leverage(leverage, coin, is_cross=not isolated)
+        result = await self.exchange.update_leverage(leverage, coin, is_cross=not isolated)
+        if not result.ok:
+            raise HyperliquidError(f"leverage of {coin} was not changed: {result.error}")
