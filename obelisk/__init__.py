@@ -3,6 +3,8 @@
 Strategy code imports everything from here; ``obelisk._core`` is private.
 """
 
+from typing import TYPE_CHECKING
+
 from obelisk import errors
 from obelisk._core.book import (
     EVENT_DTYPE,
@@ -51,7 +53,6 @@ from obelisk.marketdata import apply_l2_message
 from obelisk.matching import MatchingEngine
 from obelisk.monitor import PerformanceMonitor
 from obelisk.portfolio import Difference, Portfolio, Position
-from obelisk.recovery import PositionRecovery, RecoveryReport
 from obelisk.risk import (
     RISK_ORDER_DTYPE,
     AssetLimits,
@@ -62,11 +63,29 @@ from obelisk.risk import (
     RiskReason,
     TradingState,
 )
-from obelisk.simvenue import SimVenue
-from obelisk.store import TraceStore
 from obelisk.venue import OrderRequest, Venue, VenueFill, VenueOrder, VenuePosition
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from obelisk.recovery import PositionRecovery, RecoveryReport
+    from obelisk.simvenue import SimVenue
+    from obelisk.store import TraceStore
+
+# Imported on first use: they pull in sqlite3, a writer thread and asyncio machinery
+# that most strategy code never needs at `import obelisk`.
+_LAZY = {"TraceStore": "obelisk.store", "PositionRecovery": "obelisk.recovery",
+         "RecoveryReport": "obelisk.recovery", "SimVenue": "obelisk.simvenue"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'obelisk' has no attribute {name!r}")
 
 __all__ = [
     "EVENT_DTYPE",

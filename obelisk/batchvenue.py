@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from obelisk._core.book import EVENT_DTYPE, OrderEventKind, Reason, Side
+from obelisk._core.book import OrderEventKind, Reason, Side
 from obelisk._core.position import POSITION_FILL_DTYPE
 from obelisk.fees import FeeRates
 from obelisk.instruments import Instrument
@@ -59,9 +59,8 @@ class SimBatchVenue:
 
     def execute(self, events: np.ndarray) -> BatchExecution:
         """Match the account's events (owner ACCOUNT) in input order."""
-        out = self.engine.process(events)
         self.executed += len(events)
-        return self._account_side(events, out.results, out.fills, out.order_events)
+        return self.provide(events)
 
     def provide(self, events: np.ndarray) -> BatchExecution:
         """Other participants' orders and cancels; returns the account's fills they caused."""
@@ -96,10 +95,6 @@ class SimBatchVenue:
                                & (order_events["reason"] == Reason.SELF_TRADE)]["oid"]
         done = chosen["maker_oid"][as_maker & (chosen["maker_done"] != 0)]
         return BatchExecution(results, out, fees, oids, removed, done)
-
-    @staticmethod
-    def events(count: int) -> np.ndarray:
-        return np.zeros(count, dtype=EVENT_DTYPE)
 
     def close(self) -> None:
         self.engine.close()

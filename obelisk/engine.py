@@ -30,7 +30,6 @@ from obelisk.risk import RiskManager, TradingState
 __all__ = ["EngineStats", "TradingEngine"]
 
 STAGES = ("risk", "venue", "portfolio", "trace", "batch")
-_REDUCE_ONLY = 1
 # What a venue call may raise when the venue, not the engine, is at fault.
 _VENUE_FAILURES = (ObeliskError, ConnectionError, TimeoutError, OSError)
 
@@ -125,7 +124,7 @@ class TradingEngine:
         oid = self._next_oid
         self._next_oid += 1
         self._push(EventKind.MARKET if market else EventKind.LIMIT, oid, row, side,
-                   price_ticks, qty_lots, tif, _REDUCE_ONLY if reduce_only else 0)
+                   price_ticks, qty_lots, tif, OrderFlags.REDUCE_ONLY if reduce_only else 0)
         return oid
 
     def cancel(self, row: int, oid: int) -> None:
@@ -138,14 +137,11 @@ class TradingEngine:
         """Queue many orders at once (cancels name `oids`); the order ids."""
         n = len(rows)
         kinds = np.full(n, EventKind.LIMIT, np.uint8) if kinds is None else kinds
-        if oids is None:
-            oids = np.arange(self._next_oid, self._next_oid + n, dtype=np.int64)
+        oids = np.zeros(n, np.int64) if oids is None else oids.copy()
         new = kinds != EventKind.CANCEL
         fresh = int(new.sum())
-        if fresh:
-            oids = oids.copy()
-            oids[new] = np.arange(self._next_oid, self._next_oid + fresh)
-            self._next_oid += fresh
+        oids[new] = np.arange(self._next_oid, self._next_oid + fresh)
+        self._next_oid += fresh
         flags = np.zeros(n, np.uint8) if reduce_only is None else reduce_only.astype(np.uint8)
         start = 0
         while start < n:
@@ -175,10 +171,9 @@ class TradingEngine:
         i = self._count
         self._events[i] = (oid, price, qty, ACCOUNT, self._assets[row], kind, side, tif)
         self._flags[i] = flags
-        self._born[i] = self.clock_ns()
+        self._born[i] = now = self.clock_ns()
         self._count += 1
-        if self._count == self.batch_size or self.clock_ns() - self._born[0] \
-                >= self.max_batch_wait_ns:
+        if self._count == self.batch_size or now - self._born[0] >= self.max_batch_wait_ns:
             self.flush()
 
     # ------------------------------------------------------------- pipeline
@@ -189,7 +184,7 @@ class TradingEngine:
         if not n:
             return
         self._count = 0
-        events, flags, born = self._events[:n].copy(), self._flags[:n].copy(), self._born[:n]
+        events, flags, born = self._events[:n].copy(), self._flags[:n], self._born[:n]
         start = self.clock_ns()
         reasons = self._check(events, flags)
         after_risk = self.clock_ns()
@@ -223,7 +218,7 @@ class TradingEngine:
         """
         reasons = np.zeros(len(events), dtype=np.uint8)
         kind = events["kind"]
-        reduce_only = (flags & _REDUCE_ONLY).astype(bool)
+        reduce_only = (flags & OrderFlags.REDUCE_ONLY).astype(bool)
         checked = np.flatnonzero((kind != EventKind.CANCEL) & ~reduce_only)
         if len(checked):
             chosen = events[checked]
@@ -257,7 +252,7 @@ class TradingEngine:
         allowed = np.flatnonzero(reasons == 0)
         if not len(allowed):
             return allowed, None, None, False
-        if not (flags[allowed] & _REDUCE_ONLY).any():
+        if not (flags[allowed] & OrderFlags.REDUCE_ONLY).any():
             try:
                 execution = self.breaker.call(self.venue.execute, events[allowed])
             except _VENUE_FAILURES as exc:
@@ -284,7 +279,7 @@ class TradingEngine:
         error = None
         try:
             for i in allowed.tolist():
-                if not flags[i] & _REDUCE_ONLY:
+                if not flags[i] & OrderFlags.REDUCE_ONLY:
                     block.append(i)
                     continue
                 run(block)
@@ -346,8 +341,12 @@ class TradingEngine:
         closed = oids[(events["kind"][sent] == EventKind.CANCEL)
                       & (status == OrderStatus.CANCELLED)]
         self._open.difference_update(closed.tolist())
-        self._open.difference_update(execution.self_trade_cancels.tolist())
+        self._forget(execution)
+
+    def _forget(self, execution: BatchExecution) -> None:
+        """Resting orders the venue completed or removed leave the open-order count."""
         self._open.difference_update(execution.done_oids.tolist())
+        self._open.difference_update(execution.self_trade_cancels.tolist())
         self.risk.checks.open_orders = len(self._open)
 
     def _trace(self, events: np.ndarray, reasons: np.ndarray, sent: np.ndarray,
@@ -374,9 +373,7 @@ class TradingEngine:
 
     def absorb(self, execution: BatchExecution) -> None:
         """Fills of the account's resting orders caused by other participants' orders."""
-        self._open.difference_update(execution.done_oids.tolist())
-        self._open.difference_update(execution.self_trade_cancels.tolist())
-        self.risk.checks.open_orders = len(self._open)
+        self._forget(execution)
         if self.on_removed is not None and len(execution.self_trade_cancels):
             self.on_removed(execution.self_trade_cancels)
         if not len(execution.fills):

@@ -87,9 +87,6 @@ class OrderLedger:
     def knows_fill(self, tid: int) -> bool:
         return tid in self.fill_ids
 
-    def by_cloid(self, cloid: str) -> VenueOrder | None:
-        return next((o for o in self.orders.values() if o.cloid == cloid), None)
-
     @classmethod
     def replay(cls, events: Iterable[tuple[str, dict[str, Any]]],
                journal: Journal | None = None) -> tuple[OrderLedger, list[VenueFill]]:

@@ -233,7 +233,7 @@ class Operation:
         if interval is None or cumulative is None:
             raise ValueError(f"operation {self.name!r} has no expected interval to correct with")
         total = cumulative.copy()
-        total.merge(interval.copy())
+        total.merge(interval)
         return total
 
     def snapshot(self, interval_s: float, uptime_s: float, reset: bool) -> OperationSnapshot:

@@ -95,7 +95,6 @@ def run_stress(config: StressConfig, progress: Callable[[int, int], None] | None
                ) -> StressReport:
     """Run the flow and measure it; `progress(done, total)` after every round."""
     instruments = [Instrument(f"SIM{i}", i, 2, 50) for i in range(config.assets)]
-    tick = 10 ** -instruments[0].price_decimals
     portfolio = Portfolio(instruments, balance=1e12, fees=FeeRates())
     limits = RiskLimits(default=AssetLimits(max_order_size=1e6, price_band=0.05),
                         max_leverage=50, max_data_age_s=3_600)
@@ -117,7 +116,7 @@ def run_stress(config: StressConfig, progress: Callable[[int, int], None] | None
                 hit = venue.provide(flow.quotes(mids))
                 engine.absorb(hit)
                 flow.forget(hit.fill_oids)
-                marks = mids * tick
+                marks = mids * venue.tick
                 venue.set_marks(marks)
                 for coin, mark in zip(portfolio.coins, marks.tolist(), strict=True):
                     risk.update_market(coin, mark)

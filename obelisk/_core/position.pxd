@@ -65,6 +65,13 @@ cdef inline int32_t tier_of(const double* lower, int32_t first, int32_t count,
     return k
 
 
+cdef inline double maintenance_margin(const TierTables* tiers, int32_t asset,
+                                      double notional) noexcept nogil:
+    """Maintenance margin of `notional` under the asset's tiers (continuous across them)."""
+    cdef int32_t k = tier_of(tiers.lower, tiers.first[asset], tiers.count[asset], notional)
+    return notional * tiers.mmr[k] - tiers.deduction[k]
+
+
 cdef inline double liquidation_price(const TierTables* tiers, int32_t asset, double size,
                                      double mark, double maintenance, double available,
                                      bint legacy) noexcept nogil:

@@ -436,7 +436,7 @@ cdef class PositionBook:
         cdef bint legacy = self.legacy_liquidation
         cdef Totals t
         cdef Position* p
-        cdef int32_t i, k
+        cdef int32_t i
         cdef double size, mark, value, upnl, initial, maintenance, isolated, cross
         t.cross_unrealized_pnl = 0.0
         t.cross_position_value = 0.0
@@ -459,8 +459,7 @@ cdef class PositionBook:
             upnl = size * (mark - p.entry_px)
             value = fabs(size) * mark
             initial = value / p.leverage
-            k = tier_of(tiers.lower, tiers.first[i], tiers.count[i], value)
-            maintenance = value * tiers.mmr[k] - tiers.deduction[k]
+            maintenance = maintenance_margin(&tiers, i, value)
             # Cross and isolated rows are mixed at random: weights, not branches.
             isolated = p.isolated
             cross = 1.0 - isolated
@@ -512,9 +511,7 @@ cdef class PositionBook:
         self._check_asset(asset)
         if not (isfinite(notional) and notional >= 0):
             raise MarginError(f"notional must be finite and >= 0, got {notional}")
-        cdef int32_t k = tier_of(self.tiers.lower, self.tiers.first[asset],
-                                 self.tiers.count[asset], notional)
-        return notional * self.tiers.mmr[k] - self.tiers.deduction[k]
+        return maintenance_margin(&self.tiers, asset, notional)
 
     @property
     def cross_account_value(self) -> float:
@@ -525,8 +522,7 @@ cdef class PositionBook:
     @property
     def account_value(self) -> float:
         """Cross account value plus every isolated position's margin and uPnL."""
-        self._refresh()
-        return self.balance + self.totals.cross_unrealized_pnl + self.totals.isolated_equity
+        return self.cross_account_value + self.totals.isolated_equity
 
     @property
     def total_position_value(self) -> float:
@@ -557,10 +553,7 @@ cdef class PositionBook:
 
     @property
     def withdrawable(self) -> float:
-        self._refresh()
-        return max(0.0, self.balance + self.totals.cross_unrealized_pnl
-                   - max(self.totals.cross_initial_margin,
-                         TRANSFER_VALUE_FRACTION * self.totals.cross_position_value))
+        return max(0.0, self.cross_account_value - self.transfer_margin_required)
 
     @property
     def cross_liquidatable(self) -> bool:

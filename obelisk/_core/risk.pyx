@@ -22,7 +22,7 @@ from obelisk._core.position cimport (
     Position,
     Totals,
     liquidation_price,
-    tier_of,
+    maintenance_margin,
 )
 
 from obelisk._core.errors import MarginError, UnknownAssetError
@@ -251,10 +251,7 @@ cdef class RiskChecks:
         cdef Py_ssize_t i
         self.book._refresh()
         cdef int64_t now = self._now()
-        self._arrays["pending"][:] = 0.0
-        self.pending_value = self.pending_cross_im = 0.0
-        self.pending_open = 0
-        self.batching = True
+        self.batching = True            # pending totals are zero here: cleared after each batch
         try:
             with nogil:
                 for i in range(n):
@@ -389,9 +386,7 @@ cdef class RiskChecks:
         else:
             entry = o.price
         cdef double value = fabs(after) * mark
-        cdef int32_t k = tier_of(self.book.tiers.lower, self.book.tiers.first[o.asset],
-                                 self.book.tiers.count[o.asset], value)
-        cdef double maintenance = value * self.book.tiers.mmr[k] - self.book.tiers.deduction[k]
+        cdef double maintenance = maintenance_margin(&self.book.tiers, o.asset, value)
         cdef double upnl = after * (mark - entry)
         cdef double available
         if p.isolated:

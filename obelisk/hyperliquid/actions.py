@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from obelisk.hyperliquid.errors import MalformedResponseError
 from obelisk.hyperliquid.signing import (
     sign_agent,
     sign_approve_builder_fee,
@@ -247,8 +248,6 @@ class ExchangeResult:
 
 def parse_exchange_response(response: Any, batch_size: int = 1) -> ExchangeResult:
     """A typed result; a single error for a whole batch is repeated for each entry."""
-    from obelisk.hyperliquid.errors import MalformedResponseError
-
     if not isinstance(response, Mapping) or response.get("status") not in ("ok", "err"):
         raise MalformedResponseError(f"exchange answered {str(response)[:200]!r}")
     if response["status"] == "err":
@@ -269,8 +268,6 @@ def parse_exchange_response(response: Any, batch_size: int = 1) -> ExchangeResul
 
 
 def _status(entry: Any) -> OrderStatus:
-    from obelisk.hyperliquid.errors import MalformedResponseError
-
     if isinstance(entry, str):
         return OrderStatus(entry)
     if isinstance(entry, Mapping) and len(entry) == 1:

@@ -506,8 +506,7 @@ class _TransportBase:
         if attempt >= self.config.max_retries or not _is_retryable(error):
             return None
         config = self.config
-        delay = min(config.backoff_max, config.backoff_base * 2 ** attempt)
-        delay *= 0.5 + 0.5 * self._random()
+        delay = self._resend_delay(attempt)
         retry_after = getattr(error, "retry_after", None)
         if retry_after is not None:
             if retry_after > config.max_retry_after:
