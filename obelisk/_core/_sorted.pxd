@@ -33,3 +33,25 @@ cdef inline int32_t lower_bound_near_end(const int64_t* keys, int32_t n,
 cdef inline size_t field_offset(void* field, void* base) noexcept nogil:
     """Byte offset of a struct field, for numpy dtypes that mirror C structs."""
     return <size_t> (<char*> field - <char*> base)
+
+
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define OBELISK_PREFETCH(p) __builtin_prefetch((p))
+    #define OBELISK_CLZLL(x) __builtin_clzll((x))
+    #elif defined(_MSC_VER)
+    #include <intrin.h>
+    #define OBELISK_PREFETCH(p) ((void)(p))
+    static __inline int obelisk_clzll(unsigned long long x) {
+        unsigned long index;
+        _BitScanReverse64(&index, x);
+        return 63 - (int)index;
+    }
+    #define OBELISK_CLZLL(x) obelisk_clzll((x))
+    #endif
+    """
+    # Compiler builtins, spelled portably: ask for a cache line early; leading zero bits
+    # of a non-zero 64-bit value.
+    void prefetch "OBELISK_PREFETCH"(const void* address) noexcept nogil
+    int count_leading_zeros "OBELISK_CLZLL"(unsigned long long value) noexcept nogil

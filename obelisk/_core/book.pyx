@@ -29,6 +29,7 @@ from obelisk._core._idmap cimport (
 )
 from obelisk._core._sorted cimport field_offset as _off
 from obelisk._core._sorted cimport lower_bound_near_end
+from obelisk._core._sorted cimport prefetch as _prefetch
 from obelisk._core._types cimport *
 from obelisk._core.pool cimport (
     pool_acquire,
@@ -203,17 +204,6 @@ _INPUT_ERRORS = {
     REASON_UNKNOWN_OID: (UnknownOrderError, "no resting order has this id"),
     REASON_POOL_FULL: (PoolExhaustedError, "the order pool is full and not growable"),
 }
-
-
-cdef extern from *:
-    """
-    #if defined(__GNUC__) || defined(__clang__)
-    #define OBELISK_PREFETCH(p) __builtin_prefetch((p))
-    #else
-    #define OBELISK_PREFETCH(p) ((void)(p))
-    #endif
-    """
-    void _prefetch "OBELISK_PREFETCH"(const void* address) noexcept nogil
 
 
 # --------------------------------------------------------- ladder primitives

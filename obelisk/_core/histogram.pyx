@@ -15,9 +15,8 @@ from libc.math cimport ceil, sqrt
 from libc.stdint cimport INT64_MAX, int64_t
 from libc.string cimport memcpy, memset
 
+from obelisk._core._sorted cimport count_leading_zeros
 
-cdef extern from *:
-    int __builtin_clzll(unsigned long long value) noexcept nogil
 
 cdef int64_t HIGHEST = 3_600_000_000_000       # one hour in ns: the last bucket holds it
 
@@ -34,7 +33,7 @@ cdef inline int64_t _index(int64_t value) noexcept nogil:
     cdef int shift
     if value < 2 * SUB_BUCKETS:
         return value
-    shift = 63 - __builtin_clzll(<unsigned long long> value) - SUB_BITS
+    shift = 63 - count_leading_zeros(<unsigned long long> value) - SUB_BITS
     return (<int64_t> shift << SUB_BITS) + (value >> shift)
 
 

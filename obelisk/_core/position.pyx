@@ -15,10 +15,7 @@ from libc.math cimport INFINITY, NAN, fabs, fmin, isfinite
 from libc.stdint cimport int32_t
 
 from obelisk._core._sorted cimport field_offset as _off
-
-
-cdef extern from *:
-    void __builtin_prefetch(const void* address) noexcept nogil
+from obelisk._core._sorted cimport prefetch
 
 from obelisk._core.errors import InvalidFillError, MarginError, UnknownAssetError
 
@@ -256,7 +253,7 @@ cdef class PositionBook:
             for i in range(n):
                 # Rows are hit at random: ask for the one a few fills ahead early.
                 if i + PREFETCH_AHEAD < n:
-                    __builtin_prefetch(&self.rows[f[i + PREFETCH_AHEAD].asset])
+                    prefetch(&self.rows[f[i + PREFETCH_AHEAD].asset])
                 p = &self.rows[f[i].asset]
                 if p.mark_px != p.mark_px:
                     p.mark_px = f[i].price
