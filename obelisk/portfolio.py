@@ -202,13 +202,7 @@ class Portfolio:
         marks are each position's value over its size. `options` go to the constructor.
         """
         entries = _asset_positions(state)
-        try:
-            account_value = float(state["marginSummary"]["accountValue"])
-        except (KeyError, TypeError, ValueError):
-            raise MarginError("clearinghouseState has no marginSummary.accountValue") from None
-        isolated_used = sum(e.margin_used for e in entries if e.isolated)
-        cross_pnl = sum(e.unrealized_pnl for e in entries if not e.isolated)
-        portfolio = cls(instruments, balance=account_value - isolated_used - cross_pnl, **options)
+        portfolio = cls(instruments, balance=_cross_balance(state, entries), **options)
         for entry in entries:
             portfolio.book.set_position(portfolio.index(entry.coin), entry.size, entry.entry_px,
                                         leverage=entry.leverage, isolated=entry.isolated,
@@ -223,7 +217,8 @@ class Portfolio:
         Compares size, entry price, leverage, margin mode and isolated margin per
         coin, and the cross balance; empty when they agree within the tolerances.
         """
-        theirs = {entry.coin: entry for entry in _asset_positions(state)}
+        entries = _asset_positions(state)
+        theirs = {entry.coin: entry for entry in entries}
         found: list[Difference] = []
 
         def differ(a: float, b: float) -> bool:
@@ -248,9 +243,9 @@ class Portfolio:
                 found.append(Difference(coin, "isolated", ours.isolated, entry.isolated))
             elif entry.isolated and differ(ours.margin, entry.margin):
                 found.append(Difference(coin, "margin", ours.margin, entry.margin))
-        expected = Portfolio.from_clearinghouse_state(state, self.instruments)
-        if differ(self.balance, expected.balance):
-            found.append(Difference(None, "balance", self.balance, expected.balance))
+        balance = _cross_balance(state, entries)
+        if differ(self.balance, balance):
+            found.append(Difference(None, "balance", self.balance, balance))
         return found
 
 
@@ -265,6 +260,16 @@ class _StatePosition:
     mark_px: float
     unrealized_pnl: float
     margin_used: float
+
+
+def _cross_balance(state: Mapping[str, Any], entries: list[_StatePosition]) -> float:
+    """The cross balance a state implies: account value less isolated margin and cross uPnL."""
+    try:
+        account_value = float(state["marginSummary"]["accountValue"])
+    except (KeyError, TypeError, ValueError):
+        raise MarginError("clearinghouseState has no marginSummary.accountValue") from None
+    return account_value - sum(e.margin_used for e in entries if e.isolated) \
+        - sum(e.unrealized_pnl for e in entries if not e.isolated)
 
 
 def _asset_positions(state: Mapping[str, Any]) -> list[_StatePosition]:

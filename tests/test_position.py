@@ -419,3 +419,9 @@ def test_decimal_sizes_close_to_exactly_zero():
     book.apply_fill(0, -0.1, 100.0)
     book.apply_fill(0, -0.2, 100.0)
     assert book.positions[0]["size"] == 0
+
+
+def test_a_position_in_a_coin_the_portfolio_lacks_is_reported_not_raised():
+    portfolio = Portfolio([Instrument("BTC", 0, 5, 40)], balance=13109.482328 - 4.967826)
+    found = portfolio.differences(DOCS_STATE)          # the state holds an ETH position
+    assert [(d.coin, d.field) for d in found] == [("ETH", "coin")]
