@@ -8,9 +8,9 @@ call), so every sample replays the same stream over the same book.
 import numpy as np
 
 from obelisk import MatchingEngine, OrderBook
-from obelisk.bench import replay_per_call
-from obelisk.reference import ReferenceBook
-from obelisk.workload import interleave, standard_mix
+from obelisk.perf.bench import replay_per_call
+from obelisk.testing.reference import ReferenceBook
+from obelisk.testing.workload import interleave, standard_mix
 
 EVENTS = 50_000
 SEED_ORDERS = 5_000
@@ -128,12 +128,12 @@ class L2Suite:
     warmup_time = 0
 
     def setup_cache(self):
-        from obelisk.workload import l2_stream
+        from obelisk.testing.workload import l2_stream
         return l2_stream(50_000, seed=42)
 
     def setup(self, workload):
         from obelisk import L2_TOP_DTYPE, L2Book
-        from obelisk.workload import SYNTHETIC_GRID
+        from obelisk.testing.workload import SYNTHETIC_GRID
         self.book = L2Book(SYNTHETIC_GRID)
         workload.load(self.book)
         self.rows = workload.deltas[["side", "price", "size"]].tolist()
@@ -158,7 +158,7 @@ class PositionSuite:
     warmup_time = 0
 
     def setup_cache(self):
-        from obelisk.workload import fill_stream
+        from obelisk.testing.workload import fill_stream
         return fill_stream(50_000, 200, seed=42), fill_stream(20_000, 10_000, seed=42)
 
     def setup(self, workloads):
@@ -188,7 +188,7 @@ class RiskSuite:
     warmup_time = 0
 
     def setup(self):
-        from obelisk.bench_risk import risk_workload
+        from obelisk.perf.rows.risk import risk_workload
         fresh, self.named, self.batch = risk_workload(50_000, seed=42)
         self.risk = fresh()
 

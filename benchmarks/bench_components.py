@@ -51,7 +51,7 @@ class BreakerSuite:
     repeat = (3, 10, 10.0)
 
     def setup(self):
-        from obelisk.bench_breaker import add_one, add_one_async, closed_breaker
+        from obelisk.perf.rows.breaker import add_one, add_one_async, closed_breaker
 
         self.bare = add_one
         self.guarded = closed_breaker()(add_one)      # window already full of successes
@@ -158,7 +158,7 @@ class TraceRecordSuite:
     repeat = (3, 10, 20.0)
 
     def setup_cache(self):
-        from obelisk.bench_store import trace_workload
+        from obelisk.perf.rows.store import trace_workload
         return trace_workload(TRACES)
 
     def setup(self, traces):
@@ -188,7 +188,7 @@ class TraceSustainedSuite:
     param_names = ["batch_size"]
 
     def setup_cache(self):
-        from obelisk.bench_store import trace_workload
+        from obelisk.perf.rows.store import trace_workload
         return trace_workload(TRACES)
 
     def setup(self, traces, batch_size):
@@ -219,7 +219,6 @@ class SigningSuite:
     SIGNATURES = 200
 
     def setup(self):
-        from obelisk.bench_signing import CLOID, KEY, ORDER
         from obelisk.hyperliquid.signing import sign_l1_action
         from obelisk.hyperliquid.wallet import Wallet
         from obelisk.hyperliquid.wire import (
@@ -227,6 +226,7 @@ class SigningSuite:
             order_request_to_order_wire,
             order_wires_to_order_action,
         )
+        from obelisk.perf.rows.signing import CLOID, KEY, ORDER
 
         self.sign = sign_l1_action
         self.to_wire = order_request_to_order_wire
@@ -292,13 +292,13 @@ class L2FrameSuite:
         self.json_book = L2Book(dydx)
 
     def time_apply_l2_message(self, frames):
-        from obelisk.marketdata import apply_l2_message
+        from obelisk.hyperliquid.l2frames import apply_l2_message
         book = self.book
         for frame in frames:
             apply_l2_message(book, frame)
 
     def time_apply_l2_json_general_path(self, frames):
-        from obelisk.marketdata import apply_l2_json
+        from obelisk.hyperliquid.l2frames import apply_l2_json
         book = self.json_book
         for frame in frames:
             apply_l2_json(book, frame)
@@ -324,8 +324,8 @@ class TransportSuite:
     def setup(self):
         from http.server import ThreadingHTTPServer
 
-        from obelisk.bench_transport import _Mids
         from obelisk.hyperliquid.transport import Transport, TransportConfig
+        from obelisk.perf.rows.transport import _Mids
 
         class Mids(_Mids):
             # One buffered write per response, no Nagle: otherwise every uncached call
@@ -370,7 +370,7 @@ async def _open_account(venue, portfolio, ledger, coins, orphans):
     """A position, a resting order and a protective stop per coin, all known locally;
     with `orphans`, also an order per coin placed behind the account's back and a fill
     of the resting order that the local side missed."""
-    from obelisk.venue import OrderRequest, VenueOrder
+    from obelisk.execution.venue import OrderRequest, VenueOrder
 
     async def send(request):
         result = await venue.place(request)
@@ -415,8 +415,8 @@ class RecoverySuite:
 
     def setup(self, coins):
         from obelisk import FeeRates, Instrument, Portfolio, SimVenue
-        from obelisk.ledger import OrderLedger
-        from obelisk.recovery import PositionRecovery
+        from obelisk.execution.ledger import OrderLedger
+        from obelisk.execution.recovery import PositionRecovery
 
         instruments = [Instrument(f"C{i}", i, 2, 20) for i in range(coins)]
         names = [i.name for i in instruments]

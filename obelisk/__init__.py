@@ -37,20 +37,19 @@ from obelisk._core.position import (
     funding_rate,
     hourly_funding_rate,
 )
-from obelisk.batchvenue import SimBatchVenue
 from obelisk.breaker import (
     BreakerConfig,
     BreakerRegistry,
     CircuitBreaker,
     CircuitOpenError,
 )
-from obelisk.engine import EngineStats, TradingEngine
+from obelisk.execution.engine import EngineStats, TradingEngine
+from obelisk.execution.ledger import OrderLedger
+from obelisk.execution.venue import OrderRequest, Venue, VenueFill, VenueOrder, VenuePosition
 from obelisk.fees import FeeRates, perp_fee_rates
+from obelisk.hyperliquid.l2frames import apply_l2_message
 from obelisk.instruments import Instrument, Rounding
-from obelisk.ledger import OrderLedger
 from obelisk.margin import margin_tiers_from_meta
-from obelisk.marketdata import apply_l2_message
-from obelisk.matching import MatchingEngine
 from obelisk.monitor import PerformanceMonitor
 from obelisk.portfolio import Difference, Portfolio, Position
 from obelisk.risk import (
@@ -63,19 +62,20 @@ from obelisk.risk import (
     RiskReason,
     TradingState,
 )
-from obelisk.venue import OrderRequest, Venue, VenueFill, VenueOrder, VenuePosition
+from obelisk.sim.batch import SimBatchVenue
+from obelisk.sim.matching import MatchingEngine
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from obelisk.recovery import PositionRecovery, RecoveryReport
-    from obelisk.simvenue import SimVenue
+    from obelisk.execution.recovery import PositionRecovery, RecoveryReport
+    from obelisk.sim.venue import SimVenue
     from obelisk.store import TraceStore
 
 # Imported on first use: they pull in sqlite3, a writer thread and asyncio machinery
 # that most strategy code never needs at `import obelisk`.
-_LAZY = {"TraceStore": "obelisk.store", "PositionRecovery": "obelisk.recovery",
-         "RecoveryReport": "obelisk.recovery", "SimVenue": "obelisk.simvenue"}
+_LAZY = {"TraceStore": "obelisk.store", "PositionRecovery": "obelisk.execution.recovery",
+         "RecoveryReport": "obelisk.execution.recovery", "SimVenue": "obelisk.sim.venue"}
 
 
 def __getattr__(name: str) -> object:

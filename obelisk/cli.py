@@ -7,8 +7,8 @@ import json
 import sys
 from collections.abc import Sequence
 
-from obelisk.bench import BenchConfig, format_report, run_bench
-from obelisk.stress import StressConfig, format_stress, run_stress
+from obelisk.perf.bench import BenchConfig, format_report, run_bench
+from obelisk.perf.stress import StressConfig, format_stress, run_stress
 
 
 def _positive(text: str) -> int:

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from obelisk.bench_l2 import _peers
 from obelisk.cli import main
-from obelisk.workload import SYNTHETIC_GRID, l2_stream
+from obelisk.perf.rows.l2 import _peers
+from obelisk.testing.workload import SYNTHETIC_GRID, l2_stream
 
 
 def test_bench_json_report(capsys):

@@ -19,7 +19,7 @@ from obelisk import (
     SelfTradePrevention,
 )
 from obelisk.errors import ObeliskError
-from obelisk.reference import ReferenceBook
+from obelisk.testing.reference import ReferenceBook
 
 SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -160,7 +160,7 @@ def test_never_crossed_and_levels_sum_their_orders(rows):
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_standard_workload_matches_reference(seed):
-    from obelisk.workload import standard_mix
+    from obelisk.testing.workload import standard_mix
 
     workload = standard_mix(events=6_000, seed_orders=400, seed=seed)
     compiled, reference = OrderBook(64), ReferenceBook(64)

@@ -10,11 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from obelisk import EVENT_DTYPE, EventKind, FeeRates, Instrument, Portfolio, Side, TimeInForce
-from obelisk.batchvenue import LIQUIDITY, SimBatchVenue
 from obelisk.breaker import BreakerConfig, CircuitBreaker, WindowType
 from obelisk.cli import main
-from obelisk.engine import TradingEngine
+from obelisk.execution.engine import TradingEngine
 from obelisk.risk import RiskLimits, RiskManager
+from obelisk.sim.batch import LIQUIDITY, SimBatchVenue
 from obelisk.store import TraceStore
 
 ETH = Instrument("ETH", 0, 2, 25)            # sizes in 0.01, so prices in 0.0001 (TICK)

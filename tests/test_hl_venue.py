@@ -6,14 +6,14 @@ import pytest
 from hl_server import USER, HLServer, Reply
 
 from obelisk import Portfolio
+from obelisk.execution.ledger import OrderLedger
+from obelisk.execution.recovery import DiscrepancyKind, PositionRecovery
+from obelisk.execution.venue import OrderRequest
 from obelisk.hyperliquid.exchange import AsyncExchange
 from obelisk.hyperliquid.info import AsyncInfo
 from obelisk.hyperliquid.transport import AsyncTransport
 from obelisk.hyperliquid.venue import HyperliquidVenue
 from obelisk.hyperliquid.wallet import Wallet
-from obelisk.ledger import OrderLedger
-from obelisk.recovery import DiscrepancyKind, PositionRecovery
-from obelisk.venue import OrderRequest
 
 KEY = "0x" + "2e" * 32
 

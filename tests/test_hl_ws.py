@@ -16,6 +16,7 @@ from websockets.exceptions import ConnectionClosed
 
 from obelisk import Instrument, L2Book
 from obelisk.hyperliquid import ws
+from obelisk.hyperliquid.l2frames import apply_l2_message
 from obelisk.hyperliquid.ws import (
     MAX_USERS,
     Backoff,
@@ -24,7 +25,6 @@ from obelisk.hyperliquid.ws import (
     WebsocketError,
     validate_subscription,
 )
-from obelisk.marketdata import apply_l2_message
 
 BUY, SELL = 0, 1
 USER = "0x" + "ab" * 20

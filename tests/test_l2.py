@@ -18,7 +18,7 @@ from obelisk import (
     apply_l2_message,
 )
 from obelisk.errors import CrossedBookError, MarketDataError
-from obelisk.reference.l2 import ReferenceL2Book
+from obelisk.testing.reference.l2 import ReferenceL2Book
 
 BUY, SELL = 0, 1
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -244,7 +244,7 @@ def test_queries():
 def test_other_callers_are_refused_while_a_batch_runs_without_the_gil():
     import threading
 
-    from obelisk.workload import SYNTHETIC_GRID, l2_stream
+    from obelisk.testing.workload import SYNTHETIC_GRID, l2_stream
 
     workload = l2_stream(20_000, levels=200, seed=5)
     deltas = np.tile(workload.deltas, 100)               # 2M deltas: tens of milliseconds

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from obelisk import CrossedPolicy, Instrument, L2Book
-from obelisk.marketdata import apply_l2_json, apply_l2_message
+from obelisk.hyperliquid.l2frames import apply_l2_json, apply_l2_message
 
 BUY, SELL = 0, 1
 DYDX = Instrument("DYDX", 4, 1, 50)       # prices with 4 decimals, sizes with 1

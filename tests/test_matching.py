@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from obelisk import EVENT_DTYPE, EventKind, MatchingEngine, OrderBook, OrderStatus, Reason
-from obelisk.workload import interleave, standard_mix
+from obelisk.testing.workload import interleave, standard_mix
 
 
 def per_asset_reference(events, assets):

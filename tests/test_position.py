@@ -24,7 +24,7 @@ from obelisk import (
 )
 from obelisk.errors import InvalidFillError, MarginError, UnknownAssetError
 from obelisk.funding import impact_prices, premium_sample
-from obelisk.reference.position import ReferencePositionBook
+from obelisk.testing.reference.position import ReferencePositionBook
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ETH = Instrument("ETH", 1, 4, 50)

@@ -5,11 +5,11 @@ import asyncio
 import pytest
 
 from obelisk import FeeRates, Instrument, Portfolio
-from obelisk.ledger import OrderLedger
-from obelisk.recovery import STOP_CLOID_PREFIX, DiscrepancyKind, PositionRecovery
+from obelisk.execution.ledger import OrderLedger
+from obelisk.execution.recovery import STOP_CLOID_PREFIX, DiscrepancyKind, PositionRecovery
+from obelisk.execution.venue import OrderRequest, VenueOrder
 from obelisk.risk import RiskManager, TradingState
-from obelisk.simvenue import SimVenue
-from obelisk.venue import OrderRequest, VenueOrder
+from obelisk.sim.venue import SimVenue
 
 BTC, ETH = Instrument("BTC", 0, 5, 40), Instrument("ETH", 1, 4, 25)
 K = DiscrepancyKind
@@ -288,7 +288,7 @@ def test_a_stop_placed_just_before_a_crash_is_adopted_not_duplicated():
 
 
 def test_a_restart_rebuilds_the_ledger_from_the_trace_store(tmp_path):
-    from obelisk.ledger import store_journal, stored_events
+    from obelisk.execution.ledger import store_journal, stored_events
     from obelisk.store import TraceStore
 
     v = venue()

@@ -9,8 +9,8 @@ import pytest
 
 from obelisk import FeeRates, Instrument
 from obelisk.errors import InvalidOrderError, MarginError, UnknownAssetError
-from obelisk.simvenue import SimVenue
-from obelisk.venue import OrderRequest, PlaceResult, Venue, VenueFill, VenueOrder
+from obelisk.execution.venue import OrderRequest, PlaceResult, Venue, VenueFill, VenueOrder
+from obelisk.sim.venue import SimVenue
 
 ETH, BTC = Instrument("ETH", 1, 4, 25), Instrument("BTC", 0, 5, 40)
 FEES = FeeRates(taker=0.0005, maker=0.0001)

@@ -1,4 +1,4 @@
-"""Hyperliquid behind obelisk's :class:`~obelisk.venue.Venue` protocol.
+"""Hyperliquid behind obelisk's :class:`~obelisk.execution.venue.Venue` protocol.
 
 Recovery (and anything else written against ``Venue``) then runs unchanged on
 the real exchange or on :class:`obelisk.SimVenue`. Positions, open orders,
@@ -11,11 +11,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from obelisk.hyperliquid.errors import HyperliquidError
-from obelisk.hyperliquid.exchange import AsyncExchange
-from obelisk.hyperliquid.info import AsyncInfo
-from obelisk.hyperliquid.wire import Cloid
-from obelisk.venue import (
+from obelisk.execution.venue import (
     OrderRequest,
     OrderStatusName,
     PlaceResult,
@@ -23,6 +19,10 @@ from obelisk.venue import (
     VenueOrder,
     VenuePosition,
 )
+from obelisk.hyperliquid.errors import HyperliquidError
+from obelisk.hyperliquid.exchange import AsyncExchange
+from obelisk.hyperliquid.info import AsyncInfo
+from obelisk.hyperliquid.wire import Cloid
 
 __all__ = ["HyperliquidVenue"]
 

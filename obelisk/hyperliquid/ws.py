@@ -33,7 +33,7 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 from obelisk._core.l2 import L2Book
 from obelisk.errors import ObeliskError
 from obelisk.hyperliquid.errors import HyperliquidError
-from obelisk.marketdata import apply_l2_message
+from obelisk.hyperliquid.l2frames import apply_l2_message
 
 __all__ = ["CANDLE_INTERVALS", "MAINNET_WS_URL", "MAX_SUBSCRIPTIONS", "MAX_USERS",
            "TESTNET_WS_URL", "Backoff", "Subscription", "SubscriptionError", "WebsocketClient",

@@ -7,9 +7,9 @@ runs once as a plain test and its assertion on the result still applies.
 import pytest
 
 from obelisk import MatchingEngine, OrderBook, OrderStatus
-from obelisk.bench import replay_per_call
-from obelisk.reference import ReferenceBook
-from obelisk.workload import interleave, standard_mix
+from obelisk.perf.bench import replay_per_call
+from obelisk.testing.reference import ReferenceBook
+from obelisk.testing.workload import interleave, standard_mix
 
 SEED_ORDERS = 5_000
 

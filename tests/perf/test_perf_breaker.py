@@ -8,7 +8,8 @@ import asyncio
 
 import pytest
 
-from obelisk.bench_breaker import (
+from obelisk.breaker import State
+from obelisk.perf.rows.breaker import (
     CALLS,
     add_one,
     add_one_async,
@@ -17,7 +18,6 @@ from obelisk.bench_breaker import (
     closed_breaker,
     pybreaker_guarded,
 )
-from obelisk.breaker import State
 
 
 @pytest.mark.benchmark(group="breaker sync")

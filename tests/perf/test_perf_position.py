@@ -8,8 +8,8 @@ import math
 
 import pytest
 
-from obelisk.bench_position import reference_book_for
-from obelisk.workload import fill_stream
+from obelisk.perf.rows.position import reference_book_for
+from obelisk.testing.workload import fill_stream
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ and its check of the result still applies.
 import numpy as np
 import pytest
 
-from obelisk.bench_risk import risk_workload
+from obelisk.perf.rows.risk import risk_workload
 
 
 @pytest.fixture(scope="module")

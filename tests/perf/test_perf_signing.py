@@ -6,10 +6,10 @@ its assertion (both sign the same bytes into the same signature) still applies.
 
 import pytest
 
-from obelisk.bench_signing import CLOID, KEY, ORDER
 from obelisk.hyperliquid.signing import recover_agent_or_user_from_l1_action, sign_l1_action
 from obelisk.hyperliquid.wallet import Wallet
 from obelisk.hyperliquid.wire import Cloid, order_request_to_order_wire, order_wires_to_order_action
+from obelisk.perf.rows.signing import CLOID, KEY, ORDER
 
 sdk = pytest.importorskip("hyperliquid.utils.signing")
 sdk_types = pytest.importorskip("hyperliquid.utils.types")

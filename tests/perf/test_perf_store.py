@@ -10,7 +10,7 @@ import sqlite3
 
 import pytest
 
-from obelisk.bench_store import (
+from obelisk.perf.rows.store import (
     one_transaction_per_trace,
     record_all,
     record_and_flush,

@@ -25,11 +25,11 @@ from typing import Any
 from cachetools import TTLCache
 
 from obelisk.breaker import AlertDeduplicator, BreakerConfig, CircuitBreaker
+from obelisk.execution.ledger import OrderLedger
+from obelisk.execution.venue import OrderRequest, Venue, VenueFill, VenueOrder, VenuePosition
 from obelisk.instruments import Rounding
-from obelisk.ledger import OrderLedger
 from obelisk.portfolio import Portfolio
 from obelisk.risk import RiskManager, TradingState
-from obelisk.venue import OrderRequest, Venue, VenueFill, VenueOrder, VenuePosition
 
 STOP_CLOID_PREFIX = "0x5e"             # cloids of the stops recovery places: 0x5e + 30 hex
 HISTORY = 100

@@ -23,13 +23,13 @@ from typing import Any
 import numpy as np
 
 from obelisk._core.book import EVENT_DTYPE, EventKind, Side, TimeInForce
-from obelisk.batchvenue import LIQUIDITY, SimBatchVenue
-from obelisk.engine import STAGES, TradingEngine
+from obelisk.execution.engine import STAGES, TradingEngine
 from obelisk.fees import FeeRates
 from obelisk.instruments import Instrument
 from obelisk.monitor import LatencyStats, PerformanceMonitor
 from obelisk.portfolio import Portfolio
 from obelisk.risk import AssetLimits, RiskLimits, RiskManager
+from obelisk.sim.batch import LIQUIDITY, SimBatchVenue
 
 # The original system's targets (test_stress_2k.js): what the main job must pass.
 CRITERIA = (

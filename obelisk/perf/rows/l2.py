@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from obelisk._core.l2 import L2_TOP_DTYPE, L2Book
+from obelisk.hyperliquid.l2frames import apply_l2_json, apply_l2_message
 from obelisk.instruments import Instrument
-from obelisk.marketdata import apply_l2_json, apply_l2_message
-from obelisk.reference.l2 import ReferenceL2Book
-from obelisk.workload import SYNTHETIC_GRID, L2Workload, l2_stream
+from obelisk.testing.reference.l2 import ReferenceL2Book
+from obelisk.testing.workload import SYNTHETIC_GRID, L2Workload, l2_stream
 
 BUY = 0
 Timer = Callable[[Callable[[Any], object], Callable[[], Any], int], list[float]]

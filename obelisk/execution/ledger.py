@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from obelisk.venue import VenueFill, VenueOrder
+from obelisk.execution.venue import VenueFill, VenueOrder
 
 Journal = Callable[[str, dict[str, Any]], object]
 """Records one ledger event durably: ``journal(kind, payload)``."""

@@ -14,7 +14,7 @@ import numpy as np
 from obelisk.instruments import Instrument
 from obelisk.portfolio import Portfolio
 from obelisk.risk import RISK_ORDER_DTYPE, AssetLimits, RiskLimits, RiskManager
-from obelisk.workload import fill_stream
+from obelisk.testing.workload import fill_stream
 
 Timer = Callable[[Callable[[Any], object], Callable[[], Any], int], list[float]]
 ASSETS = 200

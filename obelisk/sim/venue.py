@@ -1,4 +1,4 @@
-"""An honest in-memory exchange: the :class:`~obelisk.venue.Venue` protocol over core books.
+"""An honest in-memory exchange: the `Venue` protocol over core books.
 
 Recovery, the trading engine and ``obelisk stress`` run against it instead of
 Hyperliquid. Each coin has one :class:`~obelisk.OrderBook`, so orders match with
@@ -19,10 +19,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from obelisk._core.book import OrderBook, OrderEventKind, OrderStatus, Side, TimeInForce
 from obelisk.errors import InstrumentError, InvalidOrderError, UnknownAssetError
-from obelisk.fees import FeeRates
-from obelisk.instruments import Instrument, Rounding
-from obelisk.portfolio import Portfolio
-from obelisk.venue import (
+from obelisk.execution.venue import (
     OrderRequest,
     OrderStatusName,
     PlaceResult,
@@ -30,6 +27,9 @@ from obelisk.venue import (
     VenueOrder,
     VenuePosition,
 )
+from obelisk.fees import FeeRates
+from obelisk.instruments import Instrument, Rounding
+from obelisk.portfolio import Portfolio
 
 __all__ = ["ACCOUNT", "LIQUIDITY", "OUTSIDE", "SimVenue"]
 

@@ -18,7 +18,7 @@ from obelisk._core.book import OrderEventKind, Reason, Side
 from obelisk._core.position import POSITION_FILL_DTYPE
 from obelisk.fees import FeeRates
 from obelisk.instruments import Instrument
-from obelisk.matching import MatchingEngine
+from obelisk.sim.matching import MatchingEngine
 
 __all__ = ["ACCOUNT", "LIQUIDITY", "BatchExecution", "SimBatchVenue"]
 

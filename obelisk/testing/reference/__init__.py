@@ -1,5 +1,5 @@
 """Pure-Python reference implementations of the compiled core, for tests and benchmarks."""
 
-from obelisk.reference.book import ReferenceBook
+from obelisk.testing.reference.book import ReferenceBook
 
 __all__ = ["ReferenceBook"]

@@ -16,8 +16,8 @@ import numpy as np
 from obelisk._core.position import PositionBook
 from obelisk.instruments import Instrument
 from obelisk.portfolio import Portfolio
-from obelisk.reference.position import ReferencePositionBook
-from obelisk.workload import FillWorkload, fill_stream
+from obelisk.testing.reference.position import ReferencePositionBook
+from obelisk.testing.workload import FillWorkload, fill_stream
 
 Timer = Callable[[Callable[[Any], object], Callable[[], Any], int], list[float]]
 RECOMPUTES = 100          # recomputes per timed run, so one run is long enough to time

@@ -20,12 +20,12 @@ import numpy as np
 
 from obelisk._core.book import EVENT_DTYPE, EventKind, OrderStatus, Side, TimeInForce
 from obelisk._core.risk import RISK_ORDER_DTYPE, OrderFlags, RiskReason
-from obelisk.batchvenue import ACCOUNT, BatchExecution, SimBatchVenue
 from obelisk.breaker import BreakerConfig, CircuitBreaker
 from obelisk.errors import ObeliskError
 from obelisk.monitor import PerformanceMonitor
 from obelisk.portfolio import Portfolio
 from obelisk.risk import RiskManager, TradingState
+from obelisk.sim.batch import ACCOUNT, BatchExecution, SimBatchVenue
 
 __all__ = ["EngineStats", "TradingEngine"]
 

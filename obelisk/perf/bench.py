@@ -23,17 +23,17 @@ from typing import Any, TypeVar
 import numpy as np
 
 from obelisk._core.book import EventKind, OrderBook
-from obelisk.bench_breaker import breaker_rows
-from obelisk.bench_l2 import l2_rows
-from obelisk.bench_monitor import monitor_rows
-from obelisk.bench_position import position_facts, position_rows
-from obelisk.bench_risk import risk_rows
-from obelisk.bench_signing import signing_rows
-from obelisk.bench_store import store_rows
-from obelisk.bench_transport import transport_rows
-from obelisk.matching import MatchingEngine
-from obelisk.reference import ReferenceBook
-from obelisk.workload import Workload, interleave, standard_mix
+from obelisk.perf.rows.breaker import breaker_rows
+from obelisk.perf.rows.l2 import l2_rows
+from obelisk.perf.rows.monitor import monitor_rows
+from obelisk.perf.rows.position import position_facts, position_rows
+from obelisk.perf.rows.risk import risk_rows
+from obelisk.perf.rows.signing import signing_rows
+from obelisk.perf.rows.store import store_rows
+from obelisk.perf.rows.transport import transport_rows
+from obelisk.sim.matching import MatchingEngine
+from obelisk.testing.reference import ReferenceBook
+from obelisk.testing.workload import Workload, interleave, standard_mix
 
 
 @dataclass(frozen=True)

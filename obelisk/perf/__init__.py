@@ -1,0 +1,1 @@
+"""Measurement: ``obelisk bench`` (one rows module per component) and ``obelisk stress``."""

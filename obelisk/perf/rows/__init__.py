@@ -1,0 +1,1 @@
+"""The benchmark rows of ``obelisk bench``, one module per component."""

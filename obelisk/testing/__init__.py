@@ -1,0 +1,1 @@
+"""What tests and benchmarks share: the pure-Python twins of the core and seeded workloads."""
