@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from obelisk.errors import MarginError
 
 # (14-day weighted volume above which the tier applies, taker rate, maker rate)
@@ -42,6 +44,11 @@ class FeeRates:
     def fee(self, size: float, price: float, *, maker: bool) -> float:
         """The fee of one fill in USDC (negative for a rebate)."""
         return abs(size) * price * (self.maker if maker else self.taker)
+
+    def of_fills(self, fills: np.ndarray) -> np.ndarray:
+        """The fee of each fill of a POSITION_FILL_DTYPE array, in USDC."""
+        rates = np.where(fills["maker"] != 0, self.maker, self.taker)
+        return np.abs(fills["size"]) * fills["price"] * rates
 
 
 def perp_fee_rates(weighted_volume_14d: float = 0.0, *, staked_hype: float = 0.0,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numbers
 import operator
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import (
     MAX_EMAX,
@@ -38,7 +38,9 @@ from decimal import (
 from enum import Enum
 from typing import TypeAlias, TypeVar, cast
 
-from obelisk.errors import InstrumentError, InvalidPriceError, InvalidSizeError
+import numpy as np
+
+from obelisk.errors import InstrumentError, InvalidPriceError, InvalidSizeError, UnknownAssetError
 
 Number: TypeAlias = int | float | str | Decimal
 """What the conversion methods accept as a price or size."""
@@ -484,4 +486,79 @@ def _meta_field(entry: Mapping[str, object], key: str, kind: type[_T], asset: in
     return value
 
 
-__all__ = ["Instrument", "Number", "Rounding"]
+class InstrumentTable:
+    """The instruments an account trades, by row: the one owner of row <-> coin <-> asset id
+    and of each row's tick and lot, which the engine, the portfolio and venues share.
+
+    Rows are the order given. ``tick`` and ``lot`` (float64 per row) turn the core's
+    ticks and lots into prices and sizes in one numpy multiplication.
+    """
+
+    __slots__ = ("_by_coin", "_row_of_asset", "assets", "coins", "instruments", "lot", "tick")
+
+    def __init__(self, instruments: Sequence[Instrument]) -> None:
+        items = tuple(instruments)
+        if not items or not all(isinstance(i, Instrument) for i in items):
+            raise InstrumentError("an InstrumentTable needs one or more Instrument objects, got "
+                                  f"{[type(i).__name__ for i in items] or 'none'}")
+        coins = tuple(i.name for i in items)
+        for what, keys in (("coin", coins), ("asset id", tuple(i.asset for i in items))):
+            repeated = sorted({str(k) for k in keys if keys.count(k) > 1})
+            if repeated:
+                raise InstrumentError(f"instruments repeat a {what}: {', '.join(repeated)}")
+        self.instruments = items
+        self.coins = coins
+        self._by_coin = {coin: row for row, coin in enumerate(coins)}
+        self.assets = _frozen(np.array([i.asset for i in items], dtype=np.uint32))
+        row_of_asset = np.full(int(self.assets.max()) + 1, -1, dtype=np.int32)
+        row_of_asset[self.assets] = np.arange(len(items), dtype=np.int32)
+        self._row_of_asset = _frozen(row_of_asset)
+        self.tick = _frozen(np.array([float(i.tick_size) for i in items]))
+        self.lot = _frozen(np.array([float(i.lot_size) for i in items]))
+
+    def __len__(self) -> int:
+        return len(self.instruments)
+
+    def __iter__(self) -> Iterator[Instrument]:
+        return iter(self.instruments)
+
+    def __getitem__(self, row: int) -> Instrument:
+        return self.instruments[row]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, InstrumentTable):
+            return NotImplemented
+        return self.instruments == other.instruments
+
+    def __hash__(self) -> int:
+        return hash(self.instruments)
+
+    def __repr__(self) -> str:
+        return f"InstrumentTable({', '.join(self.coins)})"
+
+    def index(self, coin: str) -> int:
+        """The row of `coin`."""
+        try:
+            return self._by_coin[coin]
+        except KeyError:
+            raise UnknownAssetError(f"{coin!r} is not traded here ({', '.join(self.coins)})"
+                                    ) from None
+
+    def rows(self, assets: np.ndarray) -> np.ndarray:
+        """The row (int32) of each asset id; UnknownAssetError names any id not in the table."""
+        assets = np.asarray(assets)
+        inside = assets < len(self._row_of_asset)
+        rows = self._row_of_asset[np.where(inside, assets, 0)]
+        unknown = ~inside | (rows < 0)
+        if unknown.any():
+            raise UnknownAssetError(f"asset ids {sorted(set(assets[unknown].tolist()))[:10]} are "
+                                    f"not traded here (assets {self.assets.tolist()})")
+        return rows
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
+
+
+__all__ = ["Instrument", "InstrumentTable", "Number", "Rounding"]

@@ -17,7 +17,7 @@ import numpy as np
 from obelisk._core.position import POSITION_DTYPE, POSITION_FILL_DTYPE, PositionBook
 from obelisk.errors import MarginError, UnknownAssetError
 from obelisk.fees import FeeRates
-from obelisk.instruments import Instrument
+from obelisk.instruments import Instrument, InstrumentTable, Rounding
 from obelisk.margin import MarginTiers, single_tier
 
 __all__ = ["POSITION_DTYPE", "POSITION_FILL_DTYPE", "Difference", "Portfolio", "Position"]
@@ -68,15 +68,14 @@ class Portfolio:
     lazily when read. Bad input raises and changes nothing.
     """
 
-    def __init__(self, instruments: Sequence[Instrument], *, balance: float = 0.0,
+    def __init__(self, instruments: Sequence[Instrument] | InstrumentTable, *,
+                 balance: float = 0.0,
                  fees: FeeRates | None = None,
                  margin_tiers: Mapping[str, MarginTiers] | None = None,
                  default_leverage: int = 20, legacy_liquidation: bool = False) -> None:
-        self.instruments = tuple(instruments)
-        self.coins = tuple(instrument.name for instrument in self.instruments)
-        if len(set(self.coins)) != len(self.coins):
-            raise MarginError(f"instruments repeat a coin: {self.coins}")
-        self._index = {coin: i for i, coin in enumerate(self.coins)}
+        self.instruments = instruments if isinstance(instruments, InstrumentTable) \
+            else InstrumentTable(instruments)
+        self.coins = self.instruments.coins
         tiers = dict(margin_tiers or {})
         unknown = set(tiers) - set(self.coins)
         if unknown:
@@ -90,11 +89,7 @@ class Portfolio:
 
     def index(self, coin: str) -> int:
         """The row of `coin`, which ``apply_fills`` and the numpy views use."""
-        try:
-            return self._index[coin]
-        except KeyError:
-            raise UnknownAssetError(
-                f"{coin!r} is not in this portfolio ({', '.join(self.coins)})") from None
+        return self.instruments.index(coin)
 
     # ------------------------------------------------------------ changes
 
@@ -150,6 +145,20 @@ class Portfolio:
     def open_positions(self) -> list[Position]:
         sizes = self.book.positions["size"]
         return [self.position(coin) for coin, size in zip(self.coins, sizes, strict=True) if size]
+
+    def reducible_lots(self, row: int, is_buy: bool) -> int:
+        """Lots an order on this side can close of the row's position (0 if it would not
+        reduce it): the one reduce-only rule, which the engine and the simulator both clip to."""
+        size = float(self.book.positions["size"][row])
+        if not size or (size < 0) != is_buy:
+            return 0
+        return self.instruments[row].round_size_to_lots(abs(size), Rounding.NEAREST,
+                                                        allow_zero=True)
+
+    @property
+    def marks(self) -> np.ndarray:
+        """Every row's mark price (NaN before the first mark or fill), read-only."""
+        return self.book.positions["mark_px"]
 
     @property
     def positions(self) -> np.ndarray:
@@ -225,7 +234,7 @@ class Portfolio:
             return not math.isclose(a, b, rel_tol=rel_tol, abs_tol=abs_tol)
 
         for coin in sorted(set(theirs) | {p.coin for p in self.open_positions()}):
-            if coin not in self._index:
+            if coin not in self.instruments.coins:
                 found.append(Difference(coin, "coin", None, "open on the exchange"))
                 continue
             ours = self.position(coin)

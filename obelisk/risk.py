@@ -205,6 +205,12 @@ class RiskManager:
             raise MarginError("no open order to close")
         self.checks.open_orders -= 1
 
+    def set_open_orders(self, count: int) -> None:
+        """The account's resting orders, as whoever tracks them (the engine) counts them."""
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"open order count must be an int >= 0, got {count!r}")
+        self.checks.open_orders = count
+
     @property
     def open_orders(self) -> int:
         return self.checks.open_orders

@@ -3,6 +3,10 @@
 import itertools
 import json
 import math
+import queue
+import threading
+import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,8 +17,9 @@ from obelisk import EVENT_DTYPE, EventKind, FeeRates, Instrument, Portfolio, Sid
 from obelisk.breaker import BreakerConfig, CircuitBreaker, WindowType
 from obelisk.cli import main
 from obelisk.execution.engine import TradingEngine
+from obelisk.execution.venue import LIQUIDITY, BatchReport
 from obelisk.risk import RiskLimits, RiskManager
-from obelisk.sim.batch import LIQUIDITY, SimBatchVenue
+from obelisk.sim.batch import SimBatchVenue
 from obelisk.store import TraceStore
 
 ETH = Instrument("ETH", 0, 2, 25)            # sizes in 0.01, so prices in 0.0001 (TICK)
@@ -51,7 +56,7 @@ def test_a_scripted_strategy_gets_exactly_the_expected_fills_positions_and_trace
     seen = []
     with TraceStore(tmp_path / "t.db") as store:
         engine, portfolio, _ = setup(store, batch_size=10,
-                                     on_fills=lambda fills, fees: seen.append(len(fills)))
+                                     on_fills=lambda report: seen.append(len(report.fills)))
         engine.submit(0, Side.BUY, 300_200, 400, tif=TimeInForce.IOC)   # 300 @ 30.01, 100 @ 30.02
         engine.submit(0, Side.SELL, 299_900, 100, tif=TimeInForce.IOC)  # 100 @ 29.99
         resting = engine.submit(0, Side.BUY, 299_000, 50)                # rests
@@ -184,7 +189,6 @@ def engine_with(limits, **options):
     risk = RiskManager(portfolio, limits)
     venue = SimBatchVenue([ETH], fees=FEES)
     venue.provide(quotes(bids=[(299_000, 10**9)], asks=[(301_000, 10**9)]))
-    venue.set_marks(np.array([30.0]))
     risk.update_market("ETH", 30.0)
     return TradingEngine(portfolio, venue, risk, **options), portfolio, risk
 
@@ -255,7 +259,7 @@ def test_a_venue_failure_after_part_of_a_batch_ran_keeps_what_ran():
     venue.provide(quotes(bids=[(299_000, 10**9)], asks=[(301_000, 10**9)]))
     fills = []
     engine = TradingEngine(portfolio, venue, risk, batch_size=10,
-                           on_fills=lambda f, fees: fills.append(len(f)))
+                           on_fills=lambda report: fills.append(len(report.fills)))
     engine.submit(0, Side.BUY, 301_000, 100, tif=TimeInForce.IOC)
     engine.submit(0, Side.SELL, 299_000, 50, tif=TimeInForce.IOC, reduce_only=True)
     engine.flush()
@@ -274,5 +278,114 @@ def test_immediate_orders_that_trade_nothing_are_not_successes():
 def test_venue_and_portfolio_must_list_the_same_coins():
     btc = Instrument("BTC", 1, 5, 40)
     portfolio = Portfolio([ETH, btc])
-    with pytest.raises(ValueError, match="same coins"):
+    with pytest.raises(ValueError, match="same instruments"):
         TradingEngine(portfolio, SimBatchVenue([btc, ETH]), RiskManager(portfolio))
+
+
+# ------------------------------------------------------- a venue that answers later
+
+class LateVenue:
+    """A network venue's timing over the simulator: each batch is acknowledged at once with
+    its outcomes (as an exchange answers an order), and the account's fills and removed
+    orders arrive later, from another thread, in the order they happened."""
+
+    def __init__(self, inner, delay_s=0.002):
+        self.inner, self.delay_s = inner, delay_s
+        self.instruments = inner.instruments
+        self._outbox = queue.Queue()
+        self._arrived = []
+        self._lock = threading.Lock()
+        self._courier = threading.Thread(target=self._deliver, daemon=True)
+        self._courier.start()
+
+    def execute(self, events):
+        report = self.inner.execute(events)
+        self._send(report)
+        return replace(BatchReport.empty(), results=report.results)
+
+    def collect(self):
+        earlier = self.inner.collect()       # fills that other participants' orders caused
+        if earlier is not None:
+            self._send(earlier)
+        with self._lock:
+            arrived, self._arrived = self._arrived, []
+        return BatchReport.concat(arrived) if arrived else None
+
+    def settle(self):
+        """Wait until everything sent has arrived."""
+        self._outbox.join()
+
+    def _send(self, report):
+        if report.has_activity:
+            self._outbox.put(BatchReport(report.results[:0], report.fills, report.fees,
+                                         report.fill_oids, report.removed_oids,
+                                         report.done_oids))
+
+    def _deliver(self):
+        while True:
+            report = self._outbox.get()
+            time.sleep(self.delay_s)
+            with self._lock:
+                self._arrived.append(report)
+            self._outbox.task_done()
+
+
+def run_flow(make_venue, tmp_path, name, seed):
+    """A seeded flow: others quote and trade, the account takes, rests and cancels."""
+    rng = np.random.default_rng(seed)
+    portfolio = Portfolio([ETH], balance=100_000, fees=FEES)
+    risk = RiskManager(portfolio, RiskLimits(max_data_age_s=3_600))
+    sim = SimBatchVenue([ETH], fees=FEES)
+    venue = make_venue(sim)
+    seen = []
+    with TraceStore(tmp_path / f"{name}.db") as store:
+        engine = TradingEngine(portfolio, venue, risk, store=store, batch_size=16,
+                               on_fills=lambda report: seen.extend(report.fill_oids.tolist()))
+        resting = []
+        for _ in range(30):
+            risk.update_market("ETH", 30.0)
+            sim.provide(quotes(bids=[(299_900, 50)], asks=[(300_100, 50)]))
+            sim.provide(quotes(bids=[], asks=[(int(rng.integers(299_000, 299_500)), 40)]))
+            engine.poll()
+            for _ in range(int(rng.integers(4, 16))):
+                draw = rng.random()
+                if draw < 0.4:
+                    side = int(rng.integers(0, 2))
+                    price = 300_100 if side == Side.BUY else 299_900
+                    engine.submit(0, side, price, int(rng.integers(1, 40)), tif=TimeInForce.IOC)
+                elif draw < 0.8 or not resting:
+                    resting.append(engine.submit(0, Side.BUY, int(rng.integers(299_100, 299_600)),
+                                                 int(rng.integers(1, 30))))
+                else:
+                    engine.cancel(0, resting.pop(int(rng.integers(0, len(resting)))))
+            engine.flush()
+            engine.poll()
+        if isinstance(venue, LateVenue):
+            engine.poll()
+            venue.settle()
+        engine.close()
+        traces = list(store.query())
+    batches = [t.payload for t in traces if t.kind == "batch"]
+    fill_columns = ("fill_oid", "fill_asset", "fill_size", "fill_price", "fill_fee")
+    fills = {c: [v for t in traces for v in t.payload.get(c, [])] for c in fill_columns}
+    orders = [{k: v for k, v in b.items() if k not in fill_columns} for b in batches]
+    answered = sum(len(b["fill_oid"]) for b in batches)   # fills that came with their batch
+    return portfolio, risk, engine.stats, orders, fills, seen, answered
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_venue_that_reports_fills_later_ends_where_one_that_answers_at_once_does(
+        tmp_path, seed):
+    at_once = run_flow(lambda sim: sim, tmp_path, "now", seed)
+    later = run_flow(LateVenue, tmp_path, "later", seed)
+    (p1, r1, s1, orders1, fills1, seen1, answered1) = at_once
+    (p2, r2, s2, orders2, fills2, seen2, answered2) = later
+    assert answered1 > 0 and answered2 == 0      # the late venue's fills all came later
+    assert s1.fills > 20 and s1.fills == s2.fills and seen1 == seen2
+    np.testing.assert_allclose(p1.positions.tolist(), p2.positions.tolist(), rtol=1e-12)
+    assert p1.balance == pytest.approx(p2.balance, rel=1e-12)
+    assert (r1.open_orders, r1.state) == (r2.open_orders, r2.state)
+    assert (s1.filled, s1.rested, s1.cancelled, s1.refused, s1.rejected) == \
+        (s2.filled, s2.rested, s2.cancelled, s2.refused, s2.rejected)
+    assert orders1 == orders2                    # every order and its outcome, batch by batch
+    assert fills1 == fills2                      # every fill, once, in the order it happened

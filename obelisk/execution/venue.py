@@ -1,14 +1,30 @@
-"""What obelisk needs from an exchange, as one small async protocol.
+"""What obelisk needs from an exchange: the two protocols every venue implements.
 
-The Hyperliquid client and the simulated venue both speak it, so recovery
-(and the trading engine) run unchanged against either. Prices and sizes are
-floats in the coin's units; sizes of positions and fills are signed (+ long).
+- `Venue`: one order per call, async, prices and sizes as floats in the coin's
+  units (sizes of positions and fills signed, + long). Recovery speaks it.
+- `BatchVenue`: numpy batches in the core's ticks and lots. The trading engine
+  speaks it. A venue answers a batch with a `BatchReport`, at once (in-process)
+  or in parts (a network venue acknowledges now and reports fills later, which
+  the engine collects with `BatchVenue.collect`).
+
+The simulators (`obelisk.sim`) and the Hyperliquid adapters implement them; this
+module imports neither.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
+
+import numpy as np
+
+from obelisk._core.book import RESULT_DTYPE
+from obelisk._core.position import POSITION_FILL_DTYPE
+from obelisk.instruments import InstrumentTable
+
+ACCOUNT = 1        # owner id of the account's orders in a venue's books
+LIQUIDITY = 2      # owner id of other participants' quotes
 
 OrderStatusName = Literal["open", "filled", "canceled", "triggered", "rejected"]
 
@@ -98,3 +114,64 @@ class Venue(Protocol):
     async def cancel(self, coin: str, oid: int) -> bool: ...
 
     async def set_leverage(self, coin: str, leverage: int, *, isolated: bool) -> None: ...
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """What a batch venue tells the engine.
+
+    ``results`` (RESULT_DTYPE) answers the events of the batch it was sent for,
+    one per event in order; a report of later activity has none. The rest is
+    the account's activity that no earlier report carried, in the order it
+    happened: ``fills`` (POSITION_FILL_DTYPE, ``asset`` = row of the venue's
+    InstrumentTable, signed size, price, maker) with their ``fees`` in USDC and
+    order ids, the resting orders the venue removed (self-trade prevention), and
+    the resting orders a fill completed.
+    """
+
+    results: np.ndarray
+    fills: np.ndarray
+    fees: np.ndarray
+    fill_oids: np.ndarray
+    removed_oids: np.ndarray
+    done_oids: np.ndarray
+
+    @classmethod
+    def empty(cls, events: int = 0) -> BatchReport:
+        """A report with no activity (and zeroed results for `events` events)."""
+        return cls(np.zeros(events, RESULT_DTYPE), np.zeros(0, POSITION_FILL_DTYPE),
+                   np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                   np.zeros(0, np.int64))
+
+    @classmethod
+    def concat(cls, reports: Sequence[BatchReport]) -> BatchReport:
+        """One report of several, in order (results of successive batches are appended)."""
+        if len(reports) == 1:
+            return reports[0]
+        return cls(*(np.concatenate([getattr(r, name) for r in reports])
+                     for name in ("results", "fills", "fees", "fill_oids", "removed_oids",
+                                  "done_oids")))
+
+    @property
+    def has_activity(self) -> bool:
+        return bool(len(self.fills) or len(self.removed_oids) or len(self.done_oids))
+
+
+class BatchVenue(Protocol):
+    """What the trading engine needs from a venue, and nothing more.
+
+    The engine calls both methods from one thread; a venue that learns of fills
+    on another thread or task (a websocket) queues them until ``collect``.
+    """
+
+    instruments: InstrumentTable      # rows of the fills it reports; the engine's too
+
+    def execute(self, events: np.ndarray) -> BatchReport:
+        """Send the account's EVENT_DTYPE events (owner ACCOUNT), in order. The report
+        answers each event and carries every account activity not yet reported."""
+        ...
+
+    def collect(self) -> BatchReport | None:
+        """Account activity not yet reported (fills that others' orders caused, late fills
+        of a network venue), or None. Never blocks."""
+        ...

@@ -1,100 +1,95 @@
 """The simulated exchange for batches: every asset's core book behind one MatchingEngine.
 
-The trading engine sends it whole batches of EVENT_DTYPE records (in ticks and
-lots); it answers with the core's per-order results and the account's fills,
-already signed and in coin units, with Hyperliquid's maker/taker fees. Other
-participants' quotes arrive through :meth:`provide`; mark prices through
-:meth:`set_marks`. Post-only is the core's ALO; the engine enforces reduce-only.
+It speaks `BatchVenue`: the trading engine sends it whole batches of EVENT_DTYPE
+records (in ticks and lots) and it answers at once with the core's per-order
+results and the account's fills, signed and in coin units, with their fees.
+Other participants' orders arrive through :meth:`provide`; the account fills
+they cause wait for the engine's next ``execute`` or ``collect``. Post-only is
+the core's ALO; the engine enforces reduce-only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from obelisk._core.book import OrderEventKind, Reason, Side
 from obelisk._core.position import POSITION_FILL_DTYPE
+from obelisk.execution.venue import ACCOUNT, BatchReport
 from obelisk.fees import FeeRates
-from obelisk.instruments import Instrument
+from obelisk.instruments import Instrument, InstrumentTable
 from obelisk.sim.matching import MatchingEngine
 
-__all__ = ["ACCOUNT", "LIQUIDITY", "BatchExecution", "SimBatchVenue"]
-
-ACCOUNT = 1        # owner id of the account's orders
-LIQUIDITY = 2      # owner id of the other participants' quotes
-
-
-@dataclass(frozen=True)
-class BatchExecution:
-    """What one batch did: core results (RESULT_DTYPE, one per event), the account's fills
-    (POSITION_FILL_DTYPE: row, signed size, price, maker) and their fees in USDC."""
-
-    results: np.ndarray
-    fills: np.ndarray
-    fees: np.ndarray
-    fill_oids: np.ndarray
-    self_trade_cancels: np.ndarray   # the account's resting orders a self-trade removed
-    done_oids: np.ndarray            # the account's resting orders a fill completed
+__all__ = ["SimBatchVenue"]
 
 
 class SimBatchVenue:
     """Core books per asset (rows in `instruments` order), matched in batches."""
 
-    def __init__(self, instruments: Sequence[Instrument], *, fees: FeeRates | None = None,
-                 capacity: int = 65_536, threads: int = 1) -> None:
-        self.instruments = tuple(instruments)
+    def __init__(self, instruments: Sequence[Instrument] | InstrumentTable, *,
+                 fees: FeeRates | None = None, capacity: int = 65_536, threads: int = 1) -> None:
+        self.instruments = instruments if isinstance(instruments, InstrumentTable) \
+            else InstrumentTable(instruments)
         self.fees = fees or FeeRates()
-        self.engine = MatchingEngine([i.asset for i in self.instruments], capacity=capacity,
-                                     threads=threads)
-        top = max(i.asset for i in self.instruments) + 1
-        self.row_of = np.full(top, -1, dtype=np.int32)
-        for row, instrument in enumerate(self.instruments):
-            self.row_of[instrument.asset] = row
-        self.tick = np.array([10.0 ** -i.price_decimals for i in self.instruments])
-        self.lot = np.array([10.0 ** -i.sz_decimals for i in self.instruments])
-        self.marks = np.full(len(self.instruments), np.nan)
+        self.matcher = MatchingEngine(self.instruments.assets.tolist(), capacity=capacity,
+                                      threads=threads)
         self.executed = 0
+        self._unreported: list[BatchReport] = []
 
-    def execute(self, events: np.ndarray) -> BatchExecution:
-        """Match the account's events (owner ACCOUNT) in input order."""
+    def execute(self, events: np.ndarray) -> BatchReport:
+        """Match the account's events in input order; the report also carries what
+        other participants' orders did to the account since the last report."""
         self.executed += len(events)
-        return self.provide(events)
+        now = self._match(events)
+        if not self._unreported:
+            return now
+        earlier = BatchReport.concat(self._unreported)
+        self._unreported.clear()
+        return BatchReport(now.results, *(np.concatenate([getattr(earlier, name),
+                                                           getattr(now, name)])
+                                          for name in ("fills", "fees", "fill_oids",
+                                                       "removed_oids", "done_oids")))
 
-    def provide(self, events: np.ndarray) -> BatchExecution:
-        """Other participants' orders and cancels; returns the account's fills they caused."""
-        out = self.engine.process(events)
-        return self._account_side(events, out.results, out.fills, out.order_events)
+    def collect(self) -> BatchReport | None:
+        if not self._unreported:
+            return None
+        report = BatchReport.concat(self._unreported)
+        self._unreported.clear()
+        return report
 
-    def set_marks(self, marks: np.ndarray) -> None:
-        """Mark prices per row (NaN keeps one), as the exchange's feed publishes them."""
-        marks = np.asarray(marks, dtype=np.float64)
-        self.marks = np.where(np.isnan(marks), self.marks, marks)
+    def provide(self, events: np.ndarray) -> None:
+        """Other participants' orders and cancels; the account fills they cause are kept
+        for the next report."""
+        report = self._match(events)
+        if report.has_activity:
+            self._unreported.append(BatchReport(report.results[:0], report.fills, report.fees,
+                                                report.fill_oids, report.removed_oids,
+                                                report.done_oids))
 
-    def _account_side(self, events: np.ndarray, results: np.ndarray, fills: np.ndarray,
-                      order_events: np.ndarray) -> BatchExecution:
+    def _match(self, events: np.ndarray) -> BatchReport:
+        out = self.matcher.process(events)
+        fills = out.fills
         taker = fills["taker_owner"] == ACCOUNT
         maker = fills["maker_owner"] == ACCOUNT
         mine = taker | maker
         chosen = fills[mine]
-        rows = self.row_of[events["asset"][chosen["event_index"]]]
+        rows = self.instruments.rows(events["asset"][chosen["event_index"]])
         buys = chosen["taker_side"] == Side.BUY
         as_maker = maker[mine] & ~taker[mine]
         sign = np.where(buys != as_maker, 1.0, -1.0)     # a maker is on the other side
-        out = np.zeros(len(chosen), dtype=POSITION_FILL_DTYPE)
-        out["asset"] = rows
-        out["size"] = sign * chosen["qty"] * self.lot[rows]
-        out["price"] = chosen["price"] * self.tick[rows]
-        out["maker"] = as_maker
-        rates = np.where(as_maker, self.fees.maker, self.fees.taker)
-        fees = np.abs(out["size"]) * out["price"] * rates
-        oids = np.where(as_maker, chosen["maker_oid"], chosen["taker_oid"])
+        account = np.zeros(len(chosen), dtype=POSITION_FILL_DTYPE)
+        account["asset"] = rows
+        account["size"] = sign * chosen["qty"] * self.instruments.lot[rows]
+        account["price"] = chosen["price"] * self.instruments.tick[rows]
+        account["maker"] = as_maker
+        order_events = out.order_events
         removed = order_events[(order_events["kind"] == OrderEventKind.CANCELLED)
                                & (order_events["owner"] == ACCOUNT)
                                & (order_events["reason"] == Reason.SELF_TRADE)]["oid"]
-        done = chosen["maker_oid"][as_maker & (chosen["maker_done"] != 0)]
-        return BatchExecution(results, out, fees, oids, removed, done)
+        return BatchReport(out.results, account, self.fees.of_fills(account),
+                           np.where(as_maker, chosen["maker_oid"], chosen["taker_oid"]),
+                           removed, chosen["maker_oid"][as_maker & (chosen["maker_done"] != 0)])
 
     def close(self) -> None:
-        self.engine.close()
+        self.matcher.close()
