@@ -1,44 +1,45 @@
 """asv benchmarks of the order book, the matching engine and the pure-Python reference.
 
 Workloads are built once per environment in `setup_cache`; each timed call
-starts from a book restored from the seeded snapshot (number = 1, no warm-up
-call), so every sample replays the same stream over the same book.
+starts from a book restored from the seeded snapshot, so every sample replays
+the same stream over the same book. The replay loops are the ones of
+``obelisk bench`` (obelisk.perf).
 """
+
+import time
 
 import numpy as np
 
 from obelisk import MatchingEngine, OrderBook
-from obelisk.perf.bench import replay_per_call
-from obelisk.testing.reference import ReferenceBook
-from obelisk.testing.workload import interleave, standard_mix
+
+from .common import FreshState
 
 EVENTS = 50_000
 SEED_ORDERS = 5_000
 CHUNK = 4_096
 
 
-def _chunks(events, size):
-    return [events[i:i + size] for i in range(0, len(events), size)]
-
-
-class BookSuite:
+class BookSuite(FreshState):
     """The standard L3 mix through the batch and per-call paths."""
 
     timeout = 120
-    number = 1
-    warmup_time = 0
     repeat = (3, 10, 20.0)
 
     def setup_cache(self):
+        from obelisk.testing.workload import standard_mix
+
         workload = standard_mix(EVENTS, SEED_ORDERS, seed=42)
         book = OrderBook(2 * SEED_ORDERS)
         book.process(workload.seed_events)
         return workload, book.snapshot()
 
     def setup(self, cache):
+        from obelisk.perf.bench import chunked, process_chunks, replay_per_call
+
+        self.process_chunks, self.replay_per_call = process_chunks, replay_per_call
         workload, snapshot = cache
         self.events = workload.events
-        self.chunks = _chunks(workload.events, CHUNK)
+        self.chunks = chunked(workload.events, CHUNK)
         fields = ["kind", "oid", "side", "price", "qty", "tif", "owner"]
         self.tuples = workload.events[fields].tolist()
         self.book = OrderBook.restore(snapshot, capacity=2 * SEED_ORDERS)
@@ -47,18 +48,15 @@ class BookSuite:
         self.book.process(self.events)
 
     def time_batch_chunked(self, cache):
-        for chunk in self.chunks:
-            self.book.process(chunk)
+        self.process_chunks(self.book, self.chunks)
 
     def time_per_call(self, cache):
-        replay_per_call(self.book, self.tuples)
+        self.replay_per_call(self.book, self.tuples)
 
     def track_batch_ns_per_event(self, cache):
         """Nanoseconds per event on the chunked batch path (lower is better, unlike events/s)."""
-        import time
         start = time.perf_counter()
-        for chunk in self.chunks:
-            self.book.process(chunk)
+        self.process_chunks(self.book, self.chunks)
         return (time.perf_counter() - start) / len(self.events) * 1e9
 
     track_batch_ns_per_event.unit = "ns/event"
@@ -67,14 +65,15 @@ class BookSuite:
         self.book.process(self.events)
 
 
-class ReferenceSuite:
+class ReferenceSuite(FreshState):
     """The pure-Python reference on a prefix of the same stream, for the speedup ratio."""
 
     timeout = 300
-    number = 1
-    warmup_time = 0
 
     def setup(self):
+        from obelisk.testing.reference import ReferenceBook
+        from obelisk.testing.workload import standard_mix
+
         workload = standard_mix(5_000, 1_000, seed=42)
         self.events = workload.events
         self.reference = ReferenceBook(2_000)
@@ -84,29 +83,31 @@ class ReferenceSuite:
         self.reference.process(self.events)
 
 
-class EngineSuite:
+class EngineSuite(FreshState):
     """Two assets through MatchingEngine on one and two threads."""
 
     params = [1, 2]
     param_names = ["threads"]
     timeout = 120
-    number = 1
-    warmup_time = 0
 
     def setup_cache(self):
+        from obelisk.testing.workload import interleave, standard_mix
+
         return interleave([standard_mix(EVENTS, SEED_ORDERS, seed=s).with_asset(s) for s in (0, 1)])
 
     def setup(self, mixed, threads):
+        from obelisk.perf.bench import chunked, process_chunks
+
+        self.process_chunks = process_chunks
         self.engine = MatchingEngine([0, 1], capacity=2 * SEED_ORDERS, threads=threads)
         self.engine.process(mixed.seed_events)
-        self.chunks = _chunks(mixed.events, 4 * CHUNK)
+        self.chunks = chunked(mixed.events, 4 * CHUNK)
 
     def teardown(self, mixed, threads):
         self.engine.close()
 
     def time_engine(self, mixed, threads):
-        for chunk in self.chunks:
-            self.engine.process(chunk)
+        self.process_chunks(self.engine, self.chunks)
 
 
 class PoolSuite:
@@ -120,12 +121,10 @@ class PoolSuite:
             release(acquire())
 
 
-class L2Suite:
+class L2Suite(FreshState):
     """The standard L2 stream through L2Book per call and in one batch."""
 
     timeout = 120
-    number = 1
-    warmup_time = 0
 
     def setup_cache(self):
         from obelisk.testing.workload import l2_stream
@@ -133,35 +132,35 @@ class L2Suite:
 
     def setup(self, workload):
         from obelisk import L2_TOP_DTYPE, L2Book
+        from obelisk.perf.rows.l2 import apply_and_read_top
         from obelisk.testing.workload import SYNTHETIC_GRID
+
+        self.apply_and_read_top = apply_and_read_top
         self.book = L2Book(SYNTHETIC_GRID)
         workload.load(self.book)
         self.rows = workload.deltas[["side", "price", "size"]].tolist()
         self.top = np.zeros(len(workload.deltas), dtype=L2_TOP_DTYPE)
 
     def time_apply_per_call(self, workload):
-        apply, best_bid, best_ask = self.book.apply, self.book.best_bid, self.book.best_ask
-        for side, price, size in self.rows:
-            apply(side, price, size)
-            best_bid()
-            best_ask()
+        self.apply_and_read_top(self.book, self.rows)
 
     def time_apply_batch(self, workload):
         self.book.apply_batch(workload.deltas, self.top)
 
 
-class PositionSuite:
+class PositionSuite(FreshState):
     """Fills through a PositionBook per call and in one batch, and a full margin recompute."""
 
     timeout = 120
-    number = 1
-    warmup_time = 0
 
     def setup_cache(self):
         from obelisk.testing.workload import fill_stream
         return fill_stream(50_000, 200, seed=42), fill_stream(20_000, 10_000, seed=42)
 
     def setup(self, workloads):
+        from obelisk.perf.rows.position import apply_each_fill
+
+        self.apply_each_fill = apply_each_fill
         account, many = workloads
         self.book = account.fresh_book()
         self.rows = account.fills[["asset", "size", "price", "maker"]].tolist()
@@ -169,9 +168,7 @@ class PositionSuite:
         self.many.apply_fills(many.fills)
 
     def time_apply_fill_per_call(self, workloads):
-        apply = self.book.apply_fill
-        for asset, size, price, maker in self.rows:
-            apply(asset, size, price, maker)
+        self.apply_each_fill(self.book, self.rows)
 
     def time_apply_fills_batch(self, workloads):
         self.book.apply_fills(workloads[0].fills)
@@ -180,22 +177,20 @@ class PositionSuite:
         self.many.mark(workloads[1].marks)
 
 
-class RiskSuite:
+class RiskSuite(FreshState):
     """Pre-trade checks with every limit on, one at a time and in a batch."""
 
     timeout = 120
-    number = 1
-    warmup_time = 0
 
     def setup(self):
-        from obelisk.perf.rows.risk import risk_workload
+        from obelisk.perf.rows.risk import check_each, risk_workload
+
+        self.check_each = check_each
         fresh, self.named, self.batch = risk_workload(50_000, seed=42)
         self.risk = fresh()
 
     def time_check_per_call(self):
-        check = self.risk.check
-        for coin, side, size, price in self.named:
-            check(coin, side, size, price)
+        self.check_each(self.risk, self.named)
 
     def time_check_batch(self):
         self.risk.check_batch(self.batch)

@@ -5,108 +5,83 @@ the transport's cached info call and position recovery over SimVenue.
 Conventions (as in bench_book.py):
 
 - Everything a timed call needs is built in ``setup`` (or ``setup_cache``), never
-  in the timed method. asv_runner re-runs ``setup``/``teardown`` around every
-  sample, so each sample starts from fresh state (a new L2 book, a new trace
-  database, ...) and state-changing work can be timed with ``number = 1``.
-- ``warmup_time = 0``: a warm-up call would change that state before the sample.
+  in the timed method; each sample starts from fresh state (see ``FreshState``).
 - Every timed call does a fixed, loop-sized amount of work (a few ms to a few
   tens of ms) so one sample is well above timer resolution on a noisy 2-core VM.
-- obelisk modules are imported inside ``setup``: an older commit in a history
-  run that lacks a component then reports that suite as failed for that commit
-  instead of breaking the import of this whole file.
+- Workloads and replay loops are the ones of ``obelisk bench`` (obelisk.perf.rows),
+  with fewer calls per sample.
+- obelisk modules are imported inside ``setup`` (or ``setup_cache``): an older
+  commit in a history run that lacks a component then reports that suite as
+  failed for that commit instead of breaking the import of this whole file.
 """
 
 import asyncio
-import json
 import os
 import shutil
 import tempfile
-import threading
 
-import numpy as np
+from .common import FreshState
 
 CALLS = 20_000          # breaker / histogram / monitor calls per timed run
-
-
-def _new_loop():
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    return loop
-
-
-def _close_loop(loop):
-    asyncio.set_event_loop(None)
-    loop.close()
 
 
 # ---------------------------------------------------------------- breaker
 
 
-class BreakerSuite:
+class BreakerSuite(FreshState):
     """The closed path of a CircuitBreaker around ``x + 1``, sync and async, vs the bare call."""
 
     timeout = 60
-    number = 1
-    warmup_time = 0
     repeat = (3, 10, 10.0)
 
     def setup(self):
-        from obelisk.perf.rows.breaker import add_one, add_one_async, closed_breaker
+        from obelisk.perf.rows.breaker import (
+            add_one,
+            add_one_async,
+            await_loop,
+            call_loop,
+            closed_breaker,
+        )
 
+        self.call_loop, self.await_loop = call_loop, await_loop
         self.bare = add_one
         self.guarded = closed_breaker()(add_one)      # window already full of successes
         self.bare_async = add_one_async
         self.guarded_async = closed_breaker()(add_one_async)
-        self.loop = _new_loop()
+        self.loop = asyncio.new_event_loop()
 
     def teardown(self):
-        _close_loop(self.loop)
-
-    @staticmethod
-    def _calls(fn):
-        result = 0
-        for _ in range(CALLS):
-            result = fn(1)
-        return result
-
-    def _awaits(self, fn):
-        async def run():
-            result = 0
-            for _ in range(CALLS):
-                result = await fn(1)
-            return result
-
-        return self.loop.run_until_complete(run())
+        self.loop.close()
 
     def time_bare_call(self):
-        self._calls(self.bare)
+        self.call_loop(self.bare, CALLS)
 
     def time_closed_call(self):
-        self._calls(self.guarded)
+        self.call_loop(self.guarded, CALLS)
 
     def time_bare_await(self):
-        self._awaits(self.bare_async)
+        self.await_loop((self.loop, self.bare_async), CALLS)
 
     def time_closed_await(self):
-        self._awaits(self.guarded_async)
+        self.await_loop((self.loop, self.guarded_async), CALLS)
 
 
 # ------------------------------------------------------ histogram, monitor
 
 
-class LatencySuite:
+class LatencySuite(FreshState):
     """LatencyHistogram per call and batched, percentile queries, and PerformanceMonitor.measure."""
 
     timeout = 60
-    number = 1
-    warmup_time = 0
     repeat = (3, 10, 10.0)
 
     def setup(self):
         from obelisk._core.histogram import LatencyHistogram
         from obelisk.monitor import PerformanceMonitor
+        from obelisk.perf.rows.monitor import latency_samples, measure_empty_blocks, record_each
 
-        self.latencies = np.random.default_rng(7).lognormal(10, 1.5, CALLS).astype(np.int64)
+        self.record_each, self.measure_empty_blocks = record_each, measure_empty_blocks
+        self.latencies = latency_samples(CALLS)
         self.values = self.latencies.tolist()
         self.histogram = LatencyHistogram()
         self.full = LatencyHistogram()
@@ -114,9 +89,7 @@ class LatencySuite:
         self.monitor = PerformanceMonitor()
 
     def time_histogram_record_per_call(self):
-        record = self.histogram.record
-        for value in self.values:
-            record(value)
+        self.record_each(self.histogram, self.values)
 
     def time_histogram_record_many(self):
         self.histogram.record_many(self.latencies)
@@ -127,10 +100,7 @@ class LatencySuite:
             percentiles((50.0, 90.0, 99.0, 99.9))
 
     def time_monitor_measure(self):
-        measure = self.monitor.measure
-        for _ in range(CALLS):
-            with measure("block"):
-                pass
+        self.measure_empty_blocks(self.monitor, CALLS)
 
 
 # ---------------------------------------------------------------- store
@@ -139,82 +109,72 @@ class LatencySuite:
 TRACES = 10_000
 
 
-def _trace_store(folder, name, **settings):
-    from obelisk.store import TraceStore
-    return TraceStore(os.path.join(folder, name), queue_size=2 * TRACES, **settings)
-
-
-class TraceRecordSuite:
-    """TraceStore.record: what a trace costs the caller's thread (serialize and enqueue).
-
-    Batch size and flush interval are large enough that the writer thread does not
-    commit while the sample runs. Each sample gets a fresh database (setup), closed
-    and removed in teardown, outside the timing.
-    """
+class _TraceStoreSuite(FreshState):
+    """The traces of ``obelisk bench`` into a fresh database per sample, opened in setup,
+    closed and removed in teardown, outside the timing."""
 
     timeout = 120
-    number = 1
-    warmup_time = 0
-    repeat = (3, 10, 20.0)
 
     def setup_cache(self):
         from obelisk.perf.rows.store import trace_workload
         return trace_workload(TRACES)
 
-    def setup(self, traces):
-        self.folder = tempfile.mkdtemp(prefix="obelisk-asv-")
-        self.store = _trace_store(self.folder, "record.db", batch_size=2 * TRACES,
-                                  batch_flush_ms=3_600_000)
+    def open_store(self, **settings):
+        from obelisk.store import TraceStore
 
-    def teardown(self, traces):
+        self.folder = tempfile.mkdtemp(prefix="obelisk-asv-")
+        self.store = TraceStore(os.path.join(self.folder, "traces.db"), queue_size=2 * TRACES,
+                                **settings)
+
+    def teardown(self, traces, *params):
         self.store.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
+
+class TraceRecordSuite(_TraceStoreSuite):
+    """TraceStore.record: what a trace costs the caller's thread (serialize and enqueue).
+
+    Batch size and flush interval are large enough that the writer thread does not
+    commit while the sample runs.
+    """
+
+    repeat = (3, 10, 20.0)
+
+    def setup(self, traces):
+        from obelisk.perf.rows.store import record_all
+
+        self.record_all = record_all
+        self.open_store(batch_size=2 * TRACES, batch_flush_ms=3_600_000)
+
     def time_record_callers_thread(self, traces):
-        record = self.store.record
-        for kind, payload, asset, order_id in traces:
-            record(kind, payload, asset=asset, order_id=order_id)
+        self.record_all(self.store, traces)
 
 
-class TraceSustainedSuite:
+class TraceSustainedSuite(_TraceStoreSuite):
     """TraceStore sustained: record every trace, then the flush that commits them,
     with the writer committing in batches of `batch_size`."""
 
-    timeout = 120
-    number = 1
-    warmup_time = 0
     repeat = (2, 5, 20.0)
     params = [100, 10_000]
     param_names = ["batch_size"]
 
-    def setup_cache(self):
-        from obelisk.perf.rows.store import trace_workload
-        return trace_workload(TRACES)
-
     def setup(self, traces, batch_size):
-        self.folder = tempfile.mkdtemp(prefix="obelisk-asv-")
-        self.store = _trace_store(self.folder, "sustained.db", batch_size=batch_size)
+        from obelisk.perf.rows.store import record_and_flush
 
-    def teardown(self, traces, batch_size):
-        self.store.close()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        self.record_and_flush = record_and_flush
+        self.open_store(batch_size=batch_size)
 
     def time_record_and_flush(self, traces, batch_size):
-        record = self.store.record
-        for kind, payload, asset, order_id in traces:
-            record(kind, payload, asset=asset, order_id=order_id)
-        self.store.flush()
+        self.record_and_flush(self.store, traces)
 
 
 # --------------------------------------------------------------- signing
 
 
-class SigningSuite:
+class SigningSuite(FreshState):
     """Build one order action and sign it as an L1 action with a fresh nonce, 200 times."""
 
     timeout = 60
-    number = 1
-    warmup_time = 0
     repeat = (3, 10, 10.0)
     SIGNATURES = 200
 
@@ -226,24 +186,22 @@ class SigningSuite:
             order_request_to_order_wire,
             order_wires_to_order_action,
         )
-        from obelisk.perf.rows.signing import CLOID, KEY, ORDER
+        from obelisk.perf.rows.signing import CLOID, KEY, NONCE, ORDER, sign_orders
 
-        self.sign = sign_l1_action
-        self.to_wire = order_request_to_order_wire
-        self.to_action = order_wires_to_order_action
+        self.sign, self.sign_orders = sign_l1_action, sign_orders
+        self.to_wire, self.to_action = order_request_to_order_wire, order_wires_to_order_action
         self.wallet = Wallet(KEY)
         self.order = dict(ORDER, cloid=Cloid.from_int(CLOID))
         self.action = self.to_action([self.to_wire(self.order, 4)])
+        self.nonces = range(NONCE, NONCE + self.SIGNATURES)
 
     def time_build_and_sign_order(self):
-        sign, to_wire, to_action = self.sign, self.to_wire, self.to_action
-        wallet, order = self.wallet, self.order
-        for nonce in range(1_700_000_000_000, 1_700_000_000_000 + self.SIGNATURES):
-            sign(wallet, to_action([to_wire(order, 4)]), None, nonce, None, True)
+        self.sign_orders(self.sign, self.to_wire, self.to_action, self.wallet, self.order,
+                         self.SIGNATURES)
 
     def time_sign_prebuilt_action(self):
         sign, wallet, action = self.sign, self.wallet, self.action
-        for nonce in range(1_700_000_000_000, 1_700_000_000_000 + self.SIGNATURES):
+        for nonce in self.nonces:
             sign(wallet, action, None, nonce, None, True)
 
 
@@ -253,61 +211,40 @@ class SigningSuite:
 FRAMES = 1_000
 
 
-def _l2_frames(count):
-    """`count` 20x20 DYDX l2Book websocket frames with increasing times, as the exchange sends."""
-    rng = np.random.default_rng(7)
-    frames = []
-    for i in range(count):
-        mid = 2_110_000 + int(rng.integers(-50, 50))
-
-        def level(ticks):
-            return {"px": f"{ticks / 10_000:.4f}", "sz": f"{rng.integers(1, 30_000) / 10:.1f}",
-                    "n": int(rng.integers(1, 9))}
-
-        data = {"coin": "DYDX", "time": 1_700_000_000_000 + i,
-                "levels": [[level(mid - 5 - 3 * k) for k in range(20)],
-                           [level(mid + 5 + 3 * k) for k in range(20)]]}
-        frames.append(json.dumps({"channel": "l2Book", "data": data},
-                                 separators=(",", ":")).encode())
-    return frames
-
-
-class L2FrameSuite:
+class L2FrameSuite(FreshState):
     """Whole Hyperliquid l2Book frames, bytes to an updated L2Book, on a fresh book each sample."""
 
     timeout = 60
-    number = 1
-    warmup_time = 0
     repeat = (3, 10, 10.0)
 
     def setup_cache(self):
-        return _l2_frames(FRAMES)
+        from obelisk.perf.rows.l2 import l2_frames
+        return l2_frames(FRAMES)
 
     def setup(self, frames):
         from obelisk import L2Book
-        from obelisk.instruments import Instrument
+        from obelisk.hyperliquid.l2frames import apply_l2_json, apply_l2_message
+        from obelisk.perf.rows.l2 import DYDX
 
-        dydx = Instrument("DYDX", 4, 1, 50)
-        self.book = L2Book(dydx)          # frames carry increasing times: a used book rejects them
-        self.json_book = L2Book(dydx)
+        self.apply_l2_message, self.apply_l2_json = apply_l2_message, apply_l2_json
+        self.book = L2Book(DYDX)          # frames carry increasing times: a used book rejects them
+        self.json_book = L2Book(DYDX)
 
     def time_apply_l2_message(self, frames):
-        from obelisk.hyperliquid.l2frames import apply_l2_message
-        book = self.book
+        apply, book = self.apply_l2_message, self.book
         for frame in frames:
-            apply_l2_message(book, frame)
+            apply(book, frame)
 
     def time_apply_l2_json_general_path(self, frames):
-        from obelisk.hyperliquid.l2frames import apply_l2_json
-        book = self.json_book
+        apply, book = self.apply_l2_json, self.json_book
         for frame in frames:
-            apply_l2_json(book, frame)
+            apply(book, frame)
 
 
 # -------------------------------------------------------------- transport
 
 
-class TransportSuite:
+class TransportSuite(FreshState):
     """Transport.post_info against a 127.0.0.1 HTTP server started in setup (no internet).
 
     ``time_post_info_cached`` is the cache-hit path (allMids with a long TTL);
@@ -315,52 +252,32 @@ class TransportSuite:
     """
 
     timeout = 60
-    number = 1
-    warmup_time = 0
     repeat = (3, 10, 10.0)
     CACHED_CALLS = 5_000
     ROUND_TRIPS = 100
 
     def setup(self):
-        from http.server import ThreadingHTTPServer
-
         from obelisk.hyperliquid.transport import Transport, TransportConfig
-        from obelisk.perf.rows.transport import _Mids
+        from obelisk.perf.rows.transport import post_all_mids, serve_mids
 
-        class Mids(_Mids):
-            # One buffered write per response, no Nagle: otherwise every uncached call
-            # waits out a ~40 ms delayed ACK between the header and body writes.
-            wbufsize = 1 << 16
-            disable_nagle_algorithm = True
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Mids)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.01,),
-                                       daemon=True)
-        self.thread.start()
-        url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.body = {"type": "allMids"}
+        self.post_all_mids = post_all_mids
+        self.server, url = serve_mids()
         self.cached = Transport(url, TransportConfig(ttls={"allMids": 3600.0}))
         self.uncached = Transport(url, TransportConfig(ttls={}, rate_limit=10**9))
-        self.cached.post_info(self.body)           # fill the cache, open the connection
-        self.uncached.post_info(self.body)
+        post_all_mids(self.cached, 1)           # fill the cache, open the connection
+        post_all_mids(self.uncached, 1)
 
     def teardown(self):
         self.cached.close()
         self.uncached.close()
         self.server.shutdown()
         self.server.server_close()
-        self.thread.join(5)
 
     def time_post_info_cached(self):
-        post, body = self.cached.post_info, self.body
-        for _ in range(self.CACHED_CALLS):
-            post(body)
+        self.post_all_mids(self.cached, self.CACHED_CALLS)
 
     def time_post_info_uncached(self):
-        post, body = self.uncached.post_info, self.body
-        for _ in range(self.ROUND_TRIPS):
-            post(body)
+        self.post_all_mids(self.uncached, self.ROUND_TRIPS)
 
 
 # --------------------------------------------------------------- recovery
@@ -397,7 +314,7 @@ async def _open_account(venue, portfolio, ledger, coins, orphans):
             venue.external_fill(coin, False, 0.1, 995)
 
 
-class RecoverySuite:
+class RecoverySuite(FreshState):
     """PositionRecovery.reconcile over SimVenue: a clean pass, and a dry run that finds
     and plans (but does not execute) orphan cancels and missed fills on every coin.
 
@@ -406,8 +323,6 @@ class RecoverySuite:
     """
 
     timeout = 120
-    number = 1
-    warmup_time = 0
     repeat = (3, 10, 20.0)
     params = [2, 32]
     param_names = ["coins"]
@@ -421,7 +336,7 @@ class RecoverySuite:
         instruments = [Instrument(f"C{i}", i, 2, 20) for i in range(coins)]
         names = [i.name for i in instruments]
         fees = FeeRates(0.00045, 0.00015)
-        self.loop = _new_loop()
+        self.loop = asyncio.new_event_loop()
         self.recoveries = {}
         for dirty in (False, True):
             venue = SimVenue(instruments, balance=10_000_000, fees=fees)
@@ -436,7 +351,7 @@ class RecoverySuite:
             self.recoveries[dirty] = recovery
 
     def teardown(self, coins):
-        _close_loop(self.loop)
+        self.loop.close()
 
     def _reconcile(self, recovery):
         async def passes():

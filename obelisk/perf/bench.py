@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import os
 import platform
-import statistics
 import sys
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +29,7 @@ from obelisk.perf.rows.risk import risk_rows
 from obelisk.perf.rows.signing import signing_rows
 from obelisk.perf.rows.store import store_rows
 from obelisk.perf.rows.transport import transport_rows
+from obelisk.perf.timing import BenchRow, reference_repeat, timed_row
 from obelisk.sim.matching import MatchingEngine
 from obelisk.testing.reference import ReferenceBook
 from obelisk.testing.workload import Workload, interleave, standard_mix
@@ -53,18 +52,6 @@ class BenchConfig:
 
 
 @dataclass
-class BenchRow:
-    name: str
-    events: int
-    best_seconds: float
-    median_seconds: float
-    events_per_second: float = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.events_per_second = self.events / self.best_seconds
-
-
-@dataclass
 class BenchReport:
     config: BenchConfig
     rows: list[BenchRow]
@@ -77,22 +64,15 @@ class BenchReport:
                 "ratios": self.ratios, "facts": self.facts, "machine": self.machine}
 
 
-State = TypeVar("State")
+def chunked(events: np.ndarray, size: int) -> list[np.ndarray]:
+    """`events` as consecutive batches of at most `size`, as a feed would deliver them."""
+    return [events[i:i + size] for i in range(0, len(events), size)]
 
 
-def _time(run: Callable[[State], object], prepare: Callable[[], State], repeat: int) -> list[float]:
-    """Wall time of `run` after a fresh, untimed `prepare`, `repeat` times."""
-    times = []
-    for _ in range(repeat):
-        state = prepare()
-        start = time.perf_counter()
-        run(state)
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def _row(name: str, events: int, times: list[float]) -> BenchRow:
-    return BenchRow(name, events, min(times), statistics.median(times))
+def process_chunks(book: OrderBook | MatchingEngine, chunks: list[np.ndarray]) -> None:
+    """Process the batches one after another, as they would arrive."""
+    for chunk in chunks:
+        book.process(chunk)
 
 
 def replay_per_call(book: OrderBook, rows: list[tuple]) -> None:
@@ -129,23 +109,18 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
 
     rows = []
     progress("compiled batch, one call")
-    rows.append(_row("book.process, one batch (tapes reserved)", len(events),
-                     _time(lambda b: b.process(events), fresh_reserved_book, config.repeat)))
+    rows.append(timed_row("book.process, one batch (tapes reserved)", len(events),
+                          lambda b: b.process(events), fresh_reserved_book, config.repeat))
 
-    chunks = [events[i:i + config.chunk] for i in range(0, len(events), config.chunk)]
-
-    def stream(book: OrderBook) -> None:
-        for chunk in chunks:
-            book.process(chunk)
-
+    chunks = chunked(events, config.chunk)
     progress("compiled batch, chunked")
-    rows.append(_row(f"book.process, chunks of {config.chunk}", len(events),
-                     _time(stream, fresh_book, config.repeat)))
+    rows.append(timed_row(f"book.process, chunks of {config.chunk}", len(events),
+                          lambda b: process_chunks(b, chunks), fresh_book, config.repeat))
 
     tuples = events[["kind", "oid", "side", "price", "qty", "tif", "owner"]].tolist()
     progress("compiled per-call")
-    rows.append(_row("book.add/cancel/market per call", len(events),
-                     _time(lambda b: replay_per_call(b, tuples), fresh_book, config.repeat)))
+    rows.append(timed_row("book.add/cancel/market per call", len(events),
+                          lambda b: replay_per_call(b, tuples), fresh_book, config.repeat))
 
     prefix = events[:config.reference_events]
 
@@ -155,16 +130,15 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
         return reference
 
     progress("pure-Python reference")
-    rows.append(_row("reference (pure Python), one batch", len(prefix),
-                     _time(lambda r: r.process(prefix), fresh_reference,
-                           max(1, min(config.repeat, 3)))))
+    rows.append(timed_row("reference (pure Python), one batch", len(prefix),
+                          lambda r: r.process(prefix), fresh_reference,
+                          reference_repeat(config.repeat)))
 
     progress("matching engine, 2 assets")
     mixed = interleave([workload.with_asset(0),
                         standard_mix(config.events, config.seed_orders, config.seed + 1)
                         .with_asset(1)])
-    mixed_chunks = [mixed.events[i:i + config.engine_batch]
-                    for i in range(0, len(mixed.events), config.engine_batch)]
+    mixed_chunks = chunked(mixed.events, config.engine_batch)
     for threads in (1, 2):
         def fresh_engine(threads: int = threads) -> MatchingEngine:
             engine = MatchingEngine([0, 1], capacity=capacity, threads=threads)
@@ -172,18 +146,17 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
             return engine
 
         def run_engine(engine: MatchingEngine) -> None:
-            for chunk in mixed_chunks:
-                engine.process(chunk)
+            process_chunks(engine, mixed_chunks)
             engine.close()
 
-        rows.append(_row(f"MatchingEngine, 2 assets, {threads} thread{'s' * (threads > 1)}, "
-                         f"batches of {config.engine_batch}",
-                         len(mixed.events), _time(run_engine, fresh_engine, config.repeat)))
+        rows.append(timed_row(f"MatchingEngine, 2 assets, {_threads(threads)}, "
+                              f"batches of {config.engine_batch}",
+                              len(mixed.events), run_engine, fresh_engine, config.repeat))
 
     progress("two independent books on two threads (this machine's ceiling)")
-    streams = [mixed.events[mixed.events["asset"] == asset] for asset in (0, 1)]
-    seeds = [mixed.seed_events[mixed.seed_events["asset"] == asset] for asset in (0, 1)]
     half = config.engine_batch // 2
+    streams = [chunked(mixed.events[mixed.events["asset"] == asset], half) for asset in (0, 1)]
+    seeds = [mixed.seed_events[mixed.seed_events["asset"] == asset] for asset in (0, 1)]
     for threads in (1, 2):
         def fresh_pair() -> list[OrderBook]:
             books = [OrderBook(capacity) for _ in (0, 1)]
@@ -192,8 +165,8 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
             return books
 
         def run_pair(books: list[OrderBook], threads: int = threads) -> None:
-            jobs = [partial(_stream, book, events, half)
-                    for book, events in zip(books, streams, strict=True)]
+            jobs = [partial(process_chunks, book, stream)
+                    for book, stream in zip(books, streams, strict=True)]
             if threads == 1:
                 for job in jobs:
                     job()
@@ -204,30 +177,29 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
             for worker in workers:
                 worker.join()
 
-        rows.append(_row(f"2 separate books, {threads} thread{'s' * (threads > 1)}, "
-                         f"batches of {half}",
-                         len(mixed.events), _time(run_pair, fresh_pair, config.repeat)))
+        rows.append(timed_row(f"2 separate books, {_threads(threads)}, batches of {half}",
+                              len(mixed.events), run_pair, fresh_pair, config.repeat))
 
     progress("L2 market-data book")
     rows.extend(l2_rows(config.l2_deltas, config.seed, config.repeat,
-                        config.reference_l2_deltas, _time, _row))
+                        config.reference_l2_deltas))
     frame = rows[-1]
     progress("positions and margin")
     first_position_row = len(rows)
     position = position_rows(config.position_fills, config.position_assets, config.seed,
-                             config.repeat, config.reference_position_fills, _time, _row)
+                             config.repeat, config.reference_position_fills)
     rows.extend(position)
     progress("pre-trade risk checks")
-    rows.extend(risk_rows(config.position_fills, config.seed, config.repeat, _time, _row))
+    rows.extend(risk_rows(config.position_fills, config.seed, config.repeat))
     progress("circuit breaker and latency monitor")
-    rows.extend(breaker_rows(config.repeat, _time, _row))
-    rows.extend(monitor_rows(config.repeat, _time, _row))
+    rows.extend(breaker_rows(config.repeat))
+    rows.extend(monitor_rows(config.repeat))
     progress("Hyperliquid order signing")
-    rows.extend(signing_rows(config.repeat, _time, _row))
+    rows.extend(signing_rows(config.repeat))
     progress("Hyperliquid transport (local server)")
-    rows.extend(transport_rows(config.repeat, _time, _row))
+    rows.extend(transport_rows(config.repeat))
     progress("trace store")
-    rows.extend(store_rows(config.repeat, _time, _row))
+    rows.extend(store_rows(config.repeat))
 
     rate = {row.name: row.events_per_second for row in rows}
     reference_rate = rows[3].events_per_second
@@ -273,9 +245,8 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
     return BenchReport(config, rows, ratios, facts, _machine())
 
 
-def _stream(book: OrderBook, events: np.ndarray, batch: int) -> None:
-    for start in range(0, len(events), batch):
-        book.process(events[start:start + batch])
+def _threads(count: int) -> str:
+    return f"{count} thread{'s' * (count > 1)}"
 
 
 def _facts(workload: Workload, fresh_book: Callable[[], OrderBook], tuples: list[tuple],
@@ -285,8 +256,7 @@ def _facts(workload: Workload, fresh_book: Callable[[], OrderBook], tuples: list
     batch, per_call, streamed = fresh_book(), fresh_book(), fresh_book()
     batch.process(workload.events)
     replay_per_call(per_call, tuples)
-    for chunk in chunks:
-        streamed.process(chunk)
+    process_chunks(streamed, chunks)
     reference, compiled = fresh_reference(), fresh_book()
     reference_out, compiled_out = reference.process(prefix), compiled.process(prefix)
     same_as_reference = bool(
@@ -297,11 +267,9 @@ def _facts(workload: Workload, fresh_book: Callable[[], OrderBook], tuples: list
     # Once warm, the second half of the stream must not grow any buffer.
     warm = fresh_book()
     half = len(chunks) // 2
-    for chunk in chunks[:half]:
-        warm.process(chunk)
+    process_chunks(warm, chunks[:half])
     warm_memory = warm.memory_usage()
-    for chunk in chunks[half:]:
-        warm.process(chunk)
+    process_chunks(warm, chunks[half:])
     pool, memory = batch.pool_stats(), batch.memory_usage()
     return {
         "paths_agree": batch.snapshot() == per_call.snapshot() == streamed.snapshot(),

@@ -7,7 +7,7 @@ runs once as a plain test and its assertion on the result still applies.
 import pytest
 
 from obelisk import MatchingEngine, OrderBook, OrderStatus
-from obelisk.perf.bench import replay_per_call
+from obelisk.perf.bench import chunked, replay_per_call
 from obelisk.testing.reference import ReferenceBook
 from obelisk.testing.workload import interleave, standard_mix
 
@@ -32,7 +32,7 @@ def fresh(snapshot):
 
 @pytest.mark.benchmark(group="book")
 def test_batch_chunked(benchmark, workload, snapshot):
-    chunks = [workload.events[i:i + 4096] for i in range(0, len(workload.events), 4096)]
+    chunks = chunked(workload.events, 4096)
 
     def run(book):
         return sum(int((book.process(c).results["status"] == OrderStatus.FILLED).sum())

@@ -4,18 +4,18 @@ Disabled by default (pyproject addopts): each body then runs once as a test,
 and its check of the result still applies.
 """
 
-import numpy as np
 import pytest
 
 from obelisk._core.histogram import LatencyHistogram
 from obelisk.monitor import PerformanceMonitor
+from obelisk.perf.rows.monitor import latency_samples, measure_empty_blocks, record_each
 
 SAMPLES = 200_000
 
 
 @pytest.fixture(scope="module")
 def latencies():
-    return np.random.default_rng(7).lognormal(10, 1.5, SAMPLES).astype(np.int64)
+    return latency_samples(SAMPLES)
 
 
 @pytest.mark.benchmark(group="histogram record")
@@ -23,9 +23,7 @@ def test_record_per_call(benchmark, latencies):
     values = latencies.tolist()
 
     def run(histogram):
-        record = histogram.record
-        for value in values:
-            record(value)
+        record_each(histogram, values)
         return histogram
 
     histogram = benchmark.pedantic(run, setup=lambda: ((LatencyHistogram(),), {}), rounds=5)
@@ -45,10 +43,7 @@ def test_record_many_batch(benchmark, latencies):
 @pytest.mark.benchmark(group="monitor overhead")
 def test_measure_context_manager(benchmark):
     def run(monitor):
-        measure = monitor.measure
-        for _ in range(SAMPLES // 10):
-            with measure("block"):
-                pass
+        measure_empty_blocks(monitor, SAMPLES // 10)
         return monitor
 
     monitor = benchmark.pedantic(run, setup=lambda: ((PerformanceMonitor(),), {}), rounds=5)

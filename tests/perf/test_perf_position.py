@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from obelisk.perf.rows.position import reference_book_for
+from obelisk.perf.rows.position import apply_each_fill, reference_book_for
 from obelisk.testing.workload import fill_stream
 
 
@@ -25,8 +25,7 @@ def test_fills_batch(benchmark, account):
 
     book = benchmark.pedantic(run, setup=lambda: ((account.fresh_book(),), {}), rounds=10)
     reference = reference_book_for(account)()
-    for asset, size, price, maker in account.fills[["asset", "size", "price", "maker"]].tolist():
-        reference.apply_fill(asset, size, price, bool(maker))
+    apply_each_fill(reference, account.fills[["asset", "size", "price", "maker"]].tolist())
     assert math.isclose(book.balance, reference.balance, rel_tol=1e-12)
 
 
@@ -35,8 +34,7 @@ def test_fills_reference(benchmark, account):
     rows = account.fills[["asset", "size", "price", "maker"]].tolist()[:10_000]
 
     def run(reference):
-        for asset, size, price, maker in rows:
-            reference.apply_fill(asset, size, price, bool(maker))
+        apply_each_fill(reference, rows)
         return reference
 
     reference = benchmark.pedantic(run, setup=lambda: ((reference_book_for(account)(),), {}),

@@ -9,18 +9,20 @@ import pytest
 from obelisk.hyperliquid.signing import recover_agent_or_user_from_l1_action, sign_l1_action
 from obelisk.hyperliquid.wallet import Wallet
 from obelisk.hyperliquid.wire import Cloid, order_request_to_order_wire, order_wires_to_order_action
-from obelisk.perf.rows.signing import CLOID, KEY, ORDER
+from obelisk.perf.rows.signing import CLOID, KEY, NONCE, ORDER
 
 sdk = pytest.importorskip("hyperliquid.utils.signing")
 sdk_types = pytest.importorskip("hyperliquid.utils.types")
 eth_account = pytest.importorskip("eth_account")
-NONCE = 1_700_000_000_000
+
+
+def our_action() -> dict:
+    return order_wires_to_order_action(
+        [order_request_to_order_wire(dict(ORDER, cloid=Cloid.from_int(CLOID)), 4)])
 
 
 def ours() -> dict:
-    action = order_wires_to_order_action(
-        [order_request_to_order_wire(dict(ORDER, cloid=Cloid.from_int(CLOID)), 4)])
-    return sign_l1_action(WALLET, action, None, NONCE, None, True)
+    return sign_l1_action(WALLET, our_action(), None, NONCE, None, True)
 
 
 def theirs() -> dict:
@@ -36,9 +38,7 @@ ACCOUNT = eth_account.Account.from_key(KEY)
 @pytest.mark.benchmark(group="sign order")
 def test_obelisk_build_and_sign(benchmark):
     signature = benchmark(ours)
-    action = order_wires_to_order_action(
-        [order_request_to_order_wire(dict(ORDER, cloid=Cloid.from_int(CLOID)), 4)])
-    assert recover_agent_or_user_from_l1_action(action, signature, None, NONCE, None,
+    assert recover_agent_or_user_from_l1_action(our_action(), signature, None, NONCE, None,
                                                 True) == ACCOUNT.address
 
 

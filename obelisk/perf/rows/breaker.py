@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from obelisk.breaker import CircuitBreaker
+from obelisk.perf.timing import BenchRow, timed_row
 
-Timer = Callable[[Callable[[Any], object], Callable[[], Any], int], list[float]]
 CALLS = 200_000
 
 
@@ -26,23 +26,19 @@ async def add_one_async(x: int) -> int:
     return x + 1
 
 
-def breaker_rows(repeat: int, time_runs: Timer,
-                 make_row: Callable[[str, int, list[float]], object]) -> list:
+def breaker_rows(repeat: int) -> list[BenchRow]:
     """Sync and async rows, bare versus guarded, `CALLS` calls per timed run."""
     guarded = closed_breaker()(add_one)
-    rows = [make_row("bare call", CALLS, time_runs(call_loop, lambda: add_one, repeat)),
-            make_row("CircuitBreaker closed path", CALLS,
-                     time_runs(call_loop, lambda: guarded, repeat))]
+    rows = [timed_row("bare call", CALLS, call_loop, lambda: add_one, repeat),
+            timed_row("CircuitBreaker closed path", CALLS, call_loop, lambda: guarded, repeat)]
     if importlib.util.find_spec("pybreaker") is not None:
-        rows.append(make_row("pybreaker closed path", CALLS,
-                             time_runs(call_loop, pybreaker_guarded, repeat)))
+        rows.append(timed_row("pybreaker closed path", CALLS, call_loop, pybreaker_guarded,
+                              repeat))
     guarded_async = closed_breaker()(add_one_async)
-    rows += [make_row("bare await", CALLS,
-                      time_runs(await_loop, lambda: (asyncio.new_event_loop(), add_one_async),
-                                repeat)),
-             make_row("CircuitBreaker async closed path", CALLS,
-                      time_runs(await_loop, lambda: (asyncio.new_event_loop(), guarded_async),
-                                repeat))]
+    rows += [timed_row("bare await", CALLS, await_loop,
+                       lambda: (asyncio.new_event_loop(), add_one_async), repeat),
+             timed_row("CircuitBreaker async closed path", CALLS, await_loop,
+                       lambda: (asyncio.new_event_loop(), guarded_async), repeat)]
     return rows
 
 

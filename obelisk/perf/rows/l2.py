@@ -11,22 +11,32 @@ from __future__ import annotations
 import importlib.util
 import json
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
 from obelisk._core.l2 import L2_TOP_DTYPE, L2Book
 from obelisk.hyperliquid.l2frames import apply_l2_json, apply_l2_message
 from obelisk.instruments import Instrument
+from obelisk.perf.timing import BenchRow, reference_repeat, timed_row
 from obelisk.testing.reference.l2 import ReferenceL2Book
 from obelisk.testing.workload import SYNTHETIC_GRID, L2Workload, l2_stream
 
 BUY = 0
-Timer = Callable[[Callable[[Any], object], Callable[[], Any], int], list[float]]
+FRAMES = 2_000
+DYDX = Instrument("DYDX", 4, 1, 50)        # the frames' coin: 4 price decimals
 
 
-def l2_rows(deltas: int, seed: int, repeat: int, reference_deltas: int, time_runs: Timer,
-            make_row: Callable[[str, int, list[float]], object]) -> list:
+def apply_and_read_top(book: L2Book | ReferenceL2Book, deltas: list[tuple[int, int, int]]
+                       ) -> None:
+    """Each delta as a feed handler sees it: set the level, then read the best bid and ask."""
+    apply, best_bid, best_ask = book.apply, book.best_bid, book.best_ask
+    for side, price, size in deltas:
+        apply(side, price, size)
+        best_bid()
+        best_ask()
+
+
+def l2_rows(deltas: int, seed: int, repeat: int, reference_deltas: int) -> list[BenchRow]:
     """Bench rows for the L2 stream and Hyperliquid frames."""
     workload = l2_stream(deltas, seed=seed)
     rows_of = workload.deltas[["side", "price", "size"]].tolist()
@@ -36,19 +46,12 @@ def l2_rows(deltas: int, seed: int, repeat: int, reference_deltas: int, time_run
         workload.load(book)
         return book
 
-    def per_call(book: L2Book, rows: list[tuple[int, int, int]] = rows_of) -> None:
-        apply, best_bid, best_ask = book.apply, book.best_bid, book.best_ask
-        for side, price, size in rows:
-            apply(side, price, size)
-            best_bid()
-            best_ask()
-
     top = np.zeros(len(workload.deltas), dtype=L2_TOP_DTYPE)
     rows = [
-        make_row("L2Book.apply + best bid/ask, per call", deltas,
-                 time_runs(per_call, fresh, repeat)),
-        make_row("L2Book.apply_batch, top after each delta", deltas,
-                 time_runs(lambda b: b.apply_batch(workload.deltas, top), fresh, repeat)),
+        timed_row("L2Book.apply + best bid/ask, per call", deltas,
+                  lambda b: apply_and_read_top(b, rows_of), fresh, repeat),
+        timed_row("L2Book.apply_batch, top after each delta", deltas,
+                  lambda b: b.apply_batch(workload.deltas, top), fresh, repeat),
     ]
     prefix = rows_of[:reference_deltas]
 
@@ -60,37 +63,36 @@ def l2_rows(deltas: int, seed: int, repeat: int, reference_deltas: int, time_run
                                     strict=True)))
         return reference
 
-    def reference_per_call(reference: ReferenceL2Book) -> None:
-        for side, price, size in prefix:
-            reference.apply(side, price, size)
-            reference.best_bid()
-            reference.best_ask()
-
-    rows.append(make_row("reference L2 (pure Python), per call", len(prefix),
-                         time_runs(reference_per_call, fresh_reference, max(1, min(repeat, 3)))))
-    for name, peer in _peers(workload).items():
-        rows.append(make_row(f"peer {name}, per call", deltas,
-                             time_runs(peer[1], peer[0], repeat)))
-    rows.extend(_frame_rows(repeat, time_runs, make_row))
+    rows.append(timed_row("reference L2 (pure Python), per call", len(prefix),
+                          lambda r: apply_and_read_top(r, prefix), fresh_reference,
+                          reference_repeat(repeat)))
+    for name, (fresh_peer, replay) in _peers(workload).items():
+        rows.append(timed_row(f"peer {name}, per call", deltas, replay, fresh_peer, repeat))
+    rows.extend(_frame_rows(repeat))
     return rows
 
 
-def _frame_rows(repeat: int, time_runs: Timer, make_row: Callable) -> list[object]:
-    """Whole 20x20 Hyperliquid l2Book websocket frames, bytes to an updated book.
-
-    The general JSON-library path comes first, for comparison; the last row
-    is what `apply_l2_message` does.
-    """
+def l2_frames(count: int) -> list[bytes]:
+    """`count` 20x20 l2Book websocket frames of `DYDX` with increasing times, as sent."""
     rng = np.random.default_rng(7)
     frames = []
-    for i in range(2_000):
-        mid = 2_110_000 + int(rng.integers(-50, 50))           # DYDX-like: 4 decimals
+    for i in range(count):
+        mid = 2_110_000 + int(rng.integers(-50, 50))
         bids = [_level(mid - 5 - 3 * k, rng) for k in range(20)]
         asks = [_level(mid + 5 + 3 * k, rng) for k in range(20)]
         data = {"coin": "DYDX", "time": 1_700_000_000_000 + i, "levels": [bids, asks]}
         frames.append(json.dumps({"channel": "l2Book", "data": data},
-                                 separators=(",", ":")).encode())   # as the exchange sends
-    dydx = Instrument("DYDX", 4, 1, 50)
+                                 separators=(",", ":")).encode())
+    return frames
+
+
+def _frame_rows(repeat: int) -> list[BenchRow]:
+    """Whole l2Book frames, bytes to an updated book.
+
+    The general JSON-library path comes first, for comparison; the last row
+    is what `apply_l2_message` does.
+    """
+    frames = l2_frames(FRAMES)
 
     def run(book: L2Book) -> None:
         for frame in frames:
@@ -100,10 +102,10 @@ def _frame_rows(repeat: int, time_runs: Timer, make_row: Callable) -> list[objec
         for frame in frames:
             apply_l2_json(book, frame)
 
-    return [make_row("l2Book frame through orjson (general path)", len(frames),
-                     time_runs(run_json, lambda: L2Book(dydx), repeat)),
-            make_row("Hyperliquid l2Book frame (20x20), bytes to book", len(frames),
-                     time_runs(run, lambda: L2Book(dydx), repeat))]
+    return [timed_row("l2Book frame through orjson (general path)", len(frames), run_json,
+                      lambda: L2Book(DYDX), repeat),
+            timed_row("Hyperliquid l2Book frame (20x20), bytes to book", len(frames), run,
+                      lambda: L2Book(DYDX), repeat)]
 
 
 def _level(ticks: int, rng: np.random.Generator) -> dict[str, object]:

@@ -15,26 +15,29 @@ import numpy as np
 
 from obelisk._core.position import PositionBook
 from obelisk.instruments import Instrument
+from obelisk.perf.timing import BenchRow, reference_repeat, timed_row
 from obelisk.portfolio import Portfolio
 from obelisk.testing.reference.position import ReferencePositionBook
 from obelisk.testing.workload import FillWorkload, fill_stream
 
-Timer = Callable[[Callable[[Any], object], Callable[[], Any], int], list[float]]
 RECOMPUTES = 100          # recomputes per timed run, so one run is long enough to time
 UNIVERSE = 200            # about the number of perps Hyperliquid lists: one account's assets
 
 
-def position_rows(fills: int, assets: int, seed: int, repeat: int, reference_fills: int,
-                  time_runs: Timer, make_row: Callable[[str, int, list[float]], Any]) -> list:
+def apply_each_fill(book: PositionBook | ReferencePositionBook,
+                    fills: list[tuple[int, float, float, bool]]) -> None:
+    """One ``apply_fill`` call per (asset, size, price, maker) fill."""
+    apply = book.apply_fill
+    for asset, size, price, maker in fills:
+        apply(asset, size, price, maker)
+
+
+def position_rows(fills: int, assets: int, seed: int, repeat: int,
+                  reference_fills: int) -> list[BenchRow]:
     """Fills over one account's universe of assets, then over `assets` rows, then a recompute."""
     account = fill_stream(fills, UNIVERSE, seed)
     many = fill_stream(fills, assets, seed)
     rows_of = account.fills[["asset", "size", "price", "maker"]].tolist()
-
-    def per_call(book: PositionBook) -> None:
-        apply = book.apply_fill
-        for asset, size, price, maker in rows_of:
-            apply(asset, size, price, maker)
 
     coins = [Instrument(f"C{i}", i, 2, 50) for i in range(UNIVERSE)]
     named = [(f"C{asset}", size, price, bool(maker)) for asset, size, price, maker in rows_of]
@@ -53,10 +56,6 @@ def position_rows(fills: int, assets: int, seed: int, repeat: int, reference_fil
 
     prefix = rows_of[:reference_fills]
 
-    def reference_per_call(reference: ReferencePositionBook) -> None:
-        for asset, size, price, maker in prefix:
-            reference.apply_fill(asset, size, price, bool(maker))
-
     def filled_book() -> PositionBook:
         book = many.fresh_book()
         book.apply_fills(many.fills)
@@ -70,19 +69,19 @@ def position_rows(fills: int, assets: int, seed: int, repeat: int, reference_fil
             mark(marks[i & 1])
 
     return [
-        make_row(f"Portfolio.apply_fill (by coin), per call, {UNIVERSE} assets", fills,
-                 time_runs(portfolio_per_call, fresh_portfolio, repeat)),
-        make_row("PositionBook.apply_fill (by index), per call", fills,
-                 time_runs(per_call, account.fresh_book, repeat)),
-        make_row("reference positions (pure Python), per call", len(prefix),
-                 time_runs(reference_per_call, reference_book_for(account),
-                           max(1, min(repeat, 3)))),
-        make_row(f"PositionBook.apply_fills, one batch, {UNIVERSE} assets", fills,
-                 time_runs(lambda b: b.apply_fills(account.fills), account.fresh_book, repeat)),
-        make_row(f"PositionBook.apply_fills, one batch, {assets:,} assets", fills,
-                 time_runs(lambda b: b.apply_fills(many.fills), many.fresh_book, repeat)),
-        make_row(f"mark + full recompute, {assets:,} positions (positions/s)",
-                 assets * RECOMPUTES, time_runs(recompute, filled_book, repeat)),
+        timed_row(f"Portfolio.apply_fill (by coin), per call, {UNIVERSE} assets", fills,
+                  portfolio_per_call, fresh_portfolio, repeat),
+        timed_row("PositionBook.apply_fill (by index), per call", fills,
+                  lambda b: apply_each_fill(b, rows_of), account.fresh_book, repeat),
+        timed_row("reference positions (pure Python), per call", len(prefix),
+                  lambda r: apply_each_fill(r, prefix), reference_book_for(account),
+                  reference_repeat(repeat)),
+        timed_row(f"PositionBook.apply_fills, one batch, {UNIVERSE} assets", fills,
+                  lambda b: b.apply_fills(account.fills), account.fresh_book, repeat),
+        timed_row(f"PositionBook.apply_fills, one batch, {assets:,} assets", fills,
+                  lambda b: b.apply_fills(many.fills), many.fresh_book, repeat),
+        timed_row(f"mark + full recompute, {assets:,} positions (positions/s)",
+                  assets * RECOMPUTES, recompute, filled_book, repeat),
     ]
 
 
@@ -97,17 +96,15 @@ def reference_book_for(workload: FillWorkload) -> Callable[[], ReferencePosition
     return fresh
 
 
-def position_facts(rows: list) -> dict[str, Any]:
+def position_facts(rows: list[BenchRow]) -> dict[str, Any]:
     """The recompute time, and whether the paths agree with each other and with the reference."""
     workload = fill_stream(20_000, 1_000, 7)
     batch, one = workload.fresh_book(), workload.fresh_book()
     batch.apply_fills(workload.fills)
     fills = workload.fills[["asset", "size", "price", "maker"]].tolist()
-    for asset, size, price, maker in fills:
-        one.apply_fill(asset, size, price, maker)
+    apply_each_fill(one, fills)
     reference = reference_book_for(workload)()
-    for asset, size, price, maker in fills:
-        reference.apply_fill(asset, size, price, bool(maker))
+    apply_each_fill(reference, fills)
     ours = batch.positions
     matches = all(
         np.isclose(ours["size"][i], p.size, rtol=1e-9, atol=1e-9)

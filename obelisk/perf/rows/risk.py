@@ -7,16 +7,15 @@ so each allowed order runs the whole list of checks.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
 from obelisk.instruments import Instrument
+from obelisk.perf.timing import BenchRow, timed_row
 from obelisk.portfolio import Portfolio
 from obelisk.risk import RISK_ORDER_DTYPE, AssetLimits, RiskLimits, RiskManager
 from obelisk.testing.workload import fill_stream
 
-Timer = Callable[[Callable[[Any], object], Callable[[], Any], int], list[float]]
 ASSETS = 200
 
 
@@ -52,18 +51,18 @@ def risk_workload(orders: int, seed: int
     return fresh, named, batch
 
 
-def risk_rows(orders: int, seed: int, repeat: int, time_runs: Timer,
-              make_row: Callable[[str, int, list[float]], Any]) -> list:
+def check_each(risk: RiskManager, orders: list[tuple]) -> None:
+    """One ``check`` call per (coin, side, size, price) order."""
+    check = risk.check
+    for coin, side, size, price in orders:
+        check(coin, side, size, price)
+
+
+def risk_rows(orders: int, seed: int, repeat: int) -> list[BenchRow]:
     fresh, named, batch = risk_workload(orders, seed)
-
-    def per_call(risk: RiskManager) -> None:
-        check = risk.check
-        for coin, side, size, price in named:
-            check(coin, side, size, price)
-
     return [
-        make_row("RiskManager.check, per call, every limit on", orders,
-                 time_runs(per_call, fresh, repeat)),
-        make_row("RiskManager.check_batch, every limit on", orders,
-                 time_runs(lambda risk: risk.check_batch(batch), fresh, repeat)),
+        timed_row("RiskManager.check, per call, every limit on", orders,
+                  lambda risk: check_each(risk, named), fresh, repeat),
+        timed_row("RiskManager.check_batch, every limit on", orders,
+                  lambda risk: risk.check_batch(batch), fresh, repeat),
     ]

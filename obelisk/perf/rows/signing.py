@@ -19,8 +19,8 @@ from obelisk.hyperliquid.wire import (
     order_request_to_order_wire,
     order_wires_to_order_action,
 )
+from obelisk.perf.timing import BenchRow, timed_row
 
-Timer = Callable[[Callable[[Any], object], Callable[[], Any], int], list[float]]
 KEY = "0x" + "0123456789" * 6 + "0123"
 NONCE = 1_700_000_000_000
 ORDER = {"coin": "ETH", "is_buy": True, "sz": 0.0147, "limit_px": 1670.1, "reduce_only": False,
@@ -28,16 +28,16 @@ ORDER = {"coin": "ETH", "is_buy": True, "sz": 0.0147, "limit_px": 1670.1, "reduc
 CLOID = 0x1234
 
 
-def _sign_orders(sign: Callable[..., object], to_wire: Callable[..., Any],
-                 to_action: Callable[..., Any], signer: object, order: dict,
-                 signatures: int) -> None:
+def sign_orders(sign: Callable[..., object], to_wire: Callable[..., Any],
+                to_action: Callable[..., Any], signer: object, order: dict,
+                signatures: int) -> None:
+    """`signatures` times: build the order's wire and action, and sign it with a fresh nonce."""
     for nonce in range(NONCE, NONCE + signatures):
         action = to_action([to_wire(order, 4)])
         sign(signer, action, None, nonce, None, True)
 
 
-def _sdk_rows(signatures: int, repeat: int, time_runs: Timer,
-              make_row: Callable[[str, int, list[float]], Any]) -> list:
+def _sdk_rows(signatures: int, repeat: int) -> list[BenchRow]:
     try:
         from eth_account import Account
         from hyperliquid.utils import signing as sdk
@@ -47,23 +47,21 @@ def _sdk_rows(signatures: int, repeat: int, time_runs: Timer,
     order = dict(ORDER, cloid=SdkCloid.from_int(CLOID))
 
     def run(account: Any) -> None:
-        _sign_orders(sdk.sign_l1_action, sdk.order_request_to_order_wire,
-                     sdk.order_wires_to_order_action, account, order, signatures)
+        sign_orders(sdk.sign_l1_action, sdk.order_request_to_order_wire,
+                    sdk.order_wires_to_order_action, account, order, signatures)
 
-    return [make_row("official SDK: build + sign one order action", signatures,
-                     time_runs(run, lambda: Account.from_key(KEY), repeat))]
+    return [timed_row("official SDK: build + sign one order action", signatures, run,
+                      lambda: Account.from_key(KEY), repeat)]
 
 
-def signing_rows(repeat: int, time_runs: Timer,
-                 make_row: Callable[[str, int, list[float]], Any],
-                 signatures: int = 2_000) -> list:
+def signing_rows(repeat: int, signatures: int = 2_000) -> list[BenchRow]:
     """Rows for obelisk and, if it is installed, the official SDK."""
     order = dict(ORDER, cloid=Cloid.from_int(CLOID))
 
     def run(wallet: Wallet) -> None:
-        _sign_orders(sign_l1_action, order_request_to_order_wire, order_wires_to_order_action,
-                     wallet, order, signatures)
+        sign_orders(sign_l1_action, order_request_to_order_wire, order_wires_to_order_action,
+                    wallet, order, signatures)
 
-    return [make_row("obelisk: build + sign one order action", signatures,
-                     time_runs(run, lambda: Wallet(KEY), repeat)),
-            *_sdk_rows(signatures, repeat, time_runs, make_row)]
+    return [timed_row("obelisk: build + sign one order action", signatures, run,
+                      lambda: Wallet(KEY), repeat),
+            *_sdk_rows(signatures, repeat)]

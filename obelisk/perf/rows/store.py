@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from time import time_ns
 from typing import Any
 
+from obelisk.perf.timing import BenchRow, timed_row
 from obelisk.store import TraceStore
 from obelisk.store.codec import encode_payload
 from obelisk.store.ids import next_id
@@ -25,7 +26,6 @@ from obelisk.store.schema import migrate
 from obelisk.store.sqlite import connect
 from obelisk.store.writer import INSERT_SQL
 
-Timer = Callable[[Callable[[Any], object], Callable[[], Any], int], list[float]]
 TRACES = 50_000
 COINS = ("BTC", "ETH", "SOL", "HYPE", "kPEPE", "DOGE", "AVAX", "LINK")
 
@@ -81,8 +81,7 @@ def fresh_databases() -> Iterator[Callable[[], str]]:
         yield lambda: os.path.join(folder, f"traces-{next(made)}.db")
 
 
-def store_rows(repeat: int, time_runs: Timer,
-               make_row: Callable[[str, int, list[float]], Any]) -> list:
+def store_rows(repeat: int) -> list[BenchRow]:
     """The four rows, `TRACES` traces per timed run, each run into a fresh database.
 
     Each untimed prepare closes the previous run's store, which commits its traces.
@@ -112,19 +111,18 @@ def store_rows(repeat: int, time_runs: Timer,
 
         try:
             return [
-                make_row("TraceStore.record, caller's thread", TRACES,
-                         time_runs(lambda s: record_all(s, traces),
-                                   store(batch_size=2 * TRACES, batch_flush_ms=3_600_000),
-                                   repeat)),
-                make_row("TraceStore sustained, batches of 100", TRACES,
-                         time_runs(lambda s: record_and_flush(s, traces),
-                                   store(batch_size=100), repeat)),
-                make_row("TraceStore sustained, batches of 10,000", TRACES,
-                         time_runs(lambda s: record_and_flush(s, traces),
-                                   store(batch_size=10_000), repeat)),
-                make_row("one transaction per trace (baseline)", TRACES,
-                         time_runs(lambda conn: one_transaction_per_trace(conn, traces),
-                                   plain_connection, repeat)),
+                timed_row("TraceStore.record, caller's thread", TRACES,
+                          lambda s: record_all(s, traces),
+                          store(batch_size=2 * TRACES, batch_flush_ms=3_600_000), repeat),
+                timed_row("TraceStore sustained, batches of 100", TRACES,
+                          lambda s: record_and_flush(s, traces), store(batch_size=100),
+                          repeat),
+                timed_row("TraceStore sustained, batches of 10,000", TRACES,
+                          lambda s: record_and_flush(s, traces), store(batch_size=10_000),
+                          repeat),
+                timed_row("one transaction per trace (baseline)", TRACES,
+                          lambda conn: one_transaction_per_trace(conn, traces),
+                          plain_connection, repeat),
             ]
         finally:
             close_opened()
