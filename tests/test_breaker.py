@@ -22,6 +22,7 @@ from obelisk.breaker import (
     State,
     WindowType,
 )
+from obelisk.breaker.backoff import backoff_delay
 from obelisk.errors import MarginError, ObeliskError
 
 
@@ -416,6 +417,11 @@ def test_backoff_stays_within_bounds(opens, draw, jitter, base, multiplier):
     duration = settings.backoff(opens, draw)
     assert unjittered * (1 - jitter) * (1 - 1e-9) <= duration <= unjittered * (1 + 1e-9)
     assert duration <= base * 50
+
+
+def test_backoff_reaches_the_cap_without_overflowing():
+    assert backoff_delay(10**9, 0.5, 30.0, 1e10, 0.5, 0.0) == 30.0
+    assert backoff_delay(3, 0.5, 30.0, 2.0, 0.5, 0.5) == 4.0 * 0.75
 
 
 # ---- listeners and metrics -------------------------------------------------------------

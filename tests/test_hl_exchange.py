@@ -9,7 +9,12 @@ from hl_server import USER, HLServer, Reply
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from obelisk.hyperliquid.actions import ExchangeActions, NonceSource, parse_exchange_response
+from obelisk.hyperliquid.actions import (
+    ExchangeActions,
+    NonceSource,
+    OrderOutcome,
+    parse_exchange_response,
+)
 from obelisk.hyperliquid.errors import MalformedResponseError
 from obelisk.hyperliquid.exchange import AsyncExchange, Exchange, slippage_price
 from obelisk.hyperliquid.info import AsyncInfo, Info
@@ -151,6 +156,7 @@ def test_responses_parse_into_typed_statuses():
         "waitingForFill"]}}}
     result = parse_exchange_response(answer, 4)
     assert not result.ok and result.kind == "order"
+    assert all(isinstance(status, OrderOutcome) for status in result.statuses)
     resting, filled, error, waiting = result.statuses
     assert (resting.kind, resting.oid) == ("resting", 77738308)
     assert resting.cloid == "0x" + "0" * 30 + "07"

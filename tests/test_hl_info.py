@@ -19,8 +19,8 @@ RECORDED = json.loads((Path(__file__).parent / "fixtures" / "hyperliquid_info.js
 INTERACTIONS = RECORDED["interactions"]
 
 
-def call_for(info: Info, request: dict):
-    """The Info method call that sends `request`."""
+def call_for(info: Info | AsyncInfo, request: dict):
+    """The info method call that sends `request` (awaitable on AsyncInfo)."""
     kind, user = request["type"], request.get("user", "")
     simple = {"meta": info.meta, "allMids": info.all_mids}
     if kind in simple:
@@ -73,6 +73,12 @@ def test_recorded_answer_parses(interaction):
             server.pages[request["type"]] = pager
         with Transport(server.url) as transport:
             result = call_for(Info(transport), request)
+
+        async def from_async_info():
+            async with AsyncTransport(server.url) as transport:
+                return await call_for(AsyncInfo(transport), request)
+
+        assert asyncio.run(from_async_info()) == result    # one method, two clients
     if isinstance(answer, list):
         assert len(result) == len(answer)
     elif request["type"] == "allMids":

@@ -375,3 +375,30 @@ def test_a_refused_stop_fails_the_pass_and_is_retried_with_a_new_cloid():
     again = run(recovery.reconcile())                    # the stop is found and adopted
     assert again.passed and [a.kind for a in again.executed] == ["adopt_order"]
     assert len(run(v.open_orders())) == 1
+
+
+# ------------------------------------------------------------------ settings
+
+
+def test_settings_come_from_the_argument_the_environment_or_the_default(monkeypatch):
+    bot = Bot(venue(), [])
+    monkeypatch.setenv("RECOVERY_CACHE_TTL_MS", "2500")
+    monkeypatch.setenv("RECOVERY_ALERT_COOLDOWN_MS", " ")         # blank: not set
+    recovery = PositionRecovery(bot.venue, bot.portfolio, bot.ledger)
+    assert (recovery._cache.ttl, recovery._alerts.cooldown) == (2.5, 300.0)
+    recovery = PositionRecovery(bot.venue, bot.portfolio, bot.ledger, cache_ttl_ms=0)
+    assert recovery._cache.ttl == 0
+
+
+@pytest.mark.parametrize(("variable", "value", "argument", "given"), [
+    ("RECOVERY_CACHE_TTL_MS", "soon", "cache_ttl_ms", -1.0),
+    ("RECOVERY_ALERT_COOLDOWN_MS", "inf", "alert_cooldown_ms", float("nan")),
+])
+def test_bad_settings_name_the_variable(monkeypatch, variable, value, argument, given):
+    bot = Bot(venue(), [])
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValueError, match=variable):
+        PositionRecovery(bot.venue, bot.portfolio, bot.ledger)
+    monkeypatch.delenv(variable)
+    with pytest.raises(ValueError, match=rf"{argument} \({variable}\)"):
+        PositionRecovery(bot.venue, bot.portfolio, bot.ledger, **{argument: given})

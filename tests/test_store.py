@@ -536,8 +536,9 @@ def test_settings_come_from_the_environment(db, monkeypatch):
 
 
 def test_defaults_without_environment(db, monkeypatch):
-    for name in ("TRACE_BATCH_SIZE", "TRACE_BATCH_FLUSH_MS", "TRACE_CACHE_SIZE"):
+    for name in ("TRACE_BATCH_SIZE", "TRACE_BATCH_FLUSH_MS"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TRACE_CACHE_SIZE", "  ")                 # blank counts as unset
     with TraceStore(db) as store:
         assert (store.batch_size, store.batch_flush_ms, store.cache_info().maxsize) == (
             100, 5_000, 500)
@@ -551,6 +552,11 @@ def test_bad_environment_values_are_rejected(db, monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(TraceConfigError, match=name):
         TraceStore(db)
+
+
+def test_a_bad_argument_names_it_and_its_variable(db):
+    with pytest.raises(TraceConfigError, match=r"batch_flush_ms \(TRACE_BATCH_FLUSH_MS\)"):
+        TraceStore(db, batch_flush_ms=0)
 
 
 @pytest.mark.parametrize("settings", [

@@ -8,12 +8,12 @@ open duration without code changes.
 from __future__ import annotations
 
 import enum
-import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from obelisk.breaker.backoff import backoff_delay
+from obelisk.envvars import check_number, env_number
 from obelisk.errors import ObeliskError
 
 __all__ = ["BreakerConfig", "BreakerConfigError", "WindowType", "env_seconds"]
@@ -34,18 +34,11 @@ class WindowType(enum.Enum):
     CONSECUTIVE = "consecutive"
 
 
-def env_seconds(name: str, default_ms: float) -> float:
-    """Milliseconds from the environment variable `name` (or `default_ms`), in seconds."""
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default_ms / 1000
-    try:
-        value = float(raw)
-    except ValueError:
-        raise BreakerConfigError(f"{name} must be a number of milliseconds, got {raw!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise BreakerConfigError(f"{name} must be a finite number of milliseconds > 0, got {raw!r}")
-    return value / 1000
+def env_seconds(variable: str, default_ms: float) -> float:
+    """Milliseconds (> 0) from the environment variable `variable`, else `default_ms`, in
+    seconds."""
+    return env_number(variable, default=default_ms, minimum=0, inclusive=False,
+                      error=BreakerConfigError) / 1000
 
 
 def _base_backoff_from_env() -> float:
@@ -134,9 +127,10 @@ class BreakerConfig:
 
     def _check_durations(self) -> None:
         for name in ("probe_timeout", "base_backoff", "max_backoff"):
-            _check_positive(name, getattr(self, name))
+            check_number(name, getattr(self, name), 0, inclusive=False, error=BreakerConfigError)
         if self.slow_call_duration is not None:
-            _check_positive("slow_call_duration", self.slow_call_duration)
+            check_number("slow_call_duration", self.slow_call_duration, 0, inclusive=False,
+                         error=BreakerConfigError)
         if self.max_backoff < self.base_backoff:
             raise BreakerConfigError(f"max_backoff ({self.max_backoff}s) is below base_backoff "
                                      f"({self.base_backoff}s)")
@@ -162,12 +156,8 @@ class BreakerConfig:
 
         `draw` is a uniform random number in [0, 1).
         """
-        steps: float = opens_in_a_row
-        if self.backoff_multiplier > 1:           # past the cap more steps change nothing
-            steps = min(steps, 1 + math.log(self.max_backoff / self.base_backoff)
-                        / math.log(self.backoff_multiplier))
-        growth = self.backoff_multiplier ** steps
-        return min(self.max_backoff, self.base_backoff * growth) * (1 - self.jitter * draw)
+        return backoff_delay(opens_in_a_row, self.base_backoff, self.max_backoff,
+                             self.backoff_multiplier, self.jitter, draw)
 
     @classmethod
     def position_recovery(cls, **overrides: Any) -> BreakerConfig:
@@ -188,7 +178,3 @@ class BreakerConfig:
         settings.update(overrides)
         return cls(**settings)
 
-
-def _check_positive(name: str, value: object) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise BreakerConfigError(f"{name} must be a finite number of seconds > 0, got {value!r}")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import math
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 
 from obelisk.breaker.config import BreakerConfig, BreakerConfigError, env_seconds
 from obelisk.breaker.core import CircuitBreaker, State
+from obelisk.envvars import check_number
 
 __all__ = ["Alert", "AlertDeduplicator", "BreakerRegistry", "HealthReport", "ServiceHealth"]
 
@@ -36,12 +36,9 @@ class AlertDeduplicator:
 
     def __init__(self, cooldown: float | None = None, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        if cooldown is None:
-            cooldown = env_seconds("CB_ALERT_COOLDOWN_MS", DEFAULT_ALERT_COOLDOWN_MS)
-        if not (isinstance(cooldown, (int, float)) and math.isfinite(cooldown) and cooldown >= 0):
-            raise BreakerConfigError(f"alert cooldown must be a finite number of seconds >= 0, "
-                                     f"got {cooldown!r}")
-        self.cooldown = float(cooldown)
+        self.cooldown = (env_seconds("CB_ALERT_COOLDOWN_MS", DEFAULT_ALERT_COOLDOWN_MS)
+                         if cooldown is None else
+                         check_number("alert cooldown", cooldown, 0, error=BreakerConfigError))
         self._clock = clock
         self._last_sent: dict[Hashable, float] = {}
         self._lock = threading.Lock()

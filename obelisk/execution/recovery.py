@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
-import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -25,6 +24,7 @@ from typing import Any
 from cachetools import TTLCache
 
 from obelisk.breaker import AlertDeduplicator, BreakerConfig, CircuitBreaker
+from obelisk.envvars import env_number
 from obelisk.execution.ledger import OrderLedger
 from obelisk.execution.venue import OrderRequest, Venue, VenueFill, VenueOrder, VenuePosition
 from obelisk.instruments import Rounding
@@ -120,11 +120,12 @@ class PositionRecovery:
                                                  BreakerConfig.position_recovery())
         self.stop_distance, self.stop_slippage = stop_distance, stop_slippage
         self.dry_run, self.batch_size = dry_run, batch_size
-        ttl = _env_ms("RECOVERY_CACHE_TTL_MS", cache_ttl_ms, 1_000) / 1000
-        self._cache: TTLCache[str, Any] = TTLCache(maxsize=8, ttl=ttl, timer=clock)
-        self._alerts = AlertDeduplicator(
-            _env_ms("RECOVERY_ALERT_COOLDOWN_MS", alert_cooldown_ms, 300_000) / 1000,
-            clock=clock)
+        ttl_ms = env_number("RECOVERY_CACHE_TTL_MS", cache_ttl_ms, default=1_000, minimum=0,
+                            argument="cache_ttl_ms")
+        self._cache: TTLCache[str, Any] = TTLCache(maxsize=8, ttl=ttl_ms / 1000, timer=clock)
+        cooldown_ms = env_number("RECOVERY_ALERT_COOLDOWN_MS", alert_cooldown_ms,
+                                 default=300_000, minimum=0, argument="alert_cooldown_ms")
+        self._alerts = AlertDeduplicator(cooldown_ms / 1000, clock=clock)
         self.alert_sink = alert_sink
         self.clock = clock
         self.history: deque[RecoveryReport] = deque(maxlen=HISTORY)
@@ -390,9 +391,3 @@ def _position_key(position: VenuePosition) -> str:
 def _fill_order(fill: VenueFill) -> tuple[int, int]:
     return fill.time_ms, fill.tid
 
-
-def _env_ms(name: str, given: float | None, default: float) -> float:
-    value = given if given is not None else float(os.environ.get(name, default))
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a number of milliseconds >= 0, got {value!r}")
-    return value

@@ -5,7 +5,7 @@ signed with libsecp256k1; the transport coalesces, caches, budgets, retries
 and breaks the circuit; the websocket reconnects and resubscribes.
 """
 
-from obelisk.hyperliquid.actions import ExchangeActions, ExchangeResult, OrderStatus
+from obelisk.hyperliquid.actions import ExchangeActions, ExchangeResult, OrderOutcome
 from obelisk.hyperliquid.exchange import AsyncExchange, Exchange
 from obelisk.hyperliquid.info import AssetDirectory, AsyncInfo, Info
 from obelisk.hyperliquid.transport import (
@@ -23,4 +23,4 @@ from obelisk.hyperliquid.ws import WebsocketClient
 __all__ = ["MAINNET_URL", "TESTNET_URL", "AssetDirectory", "AsyncExchange", "AsyncInfo",
            "AsyncTransport", "Cloid", "Exchange", "ExchangeActions", "ExchangeResult",
            "HyperliquidVenue", "Info",
-           "OrderStatus", "Transport", "TransportConfig", "Wallet", "WebsocketClient"]
+           "OrderOutcome", "Transport", "TransportConfig", "Wallet", "WebsocketClient"]

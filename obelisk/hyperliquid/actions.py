@@ -40,8 +40,8 @@ from obelisk.hyperliquid.wire import (
     order_wires_to_order_action,
 )
 
-__all__ = ["ExchangeActions", "ExchangeResult", "NonceSource", "OrderStatus", "nonce_source",
-           "parse_exchange_response"]
+__all__ = ["ExchangeActions", "ExchangeResult", "NonceSource", "OrderOutcome",
+           "nonce_source", "parse_exchange_response"]
 
 Body = dict[str, Any]
 _VAULTLESS = frozenset({"usdClassTransfer", "sendAsset"})   # they name the sub-account inside
@@ -221,8 +221,9 @@ class ExchangeActions:
 # ------------------------------------------------------------------ responses
 
 @dataclass(frozen=True)
-class OrderStatus:
-    """One entry of a batch answer: resting, filled, an error, or a bare status string."""
+class OrderOutcome:
+    """What the exchange did with one order, cancel or modify of a batch: resting,
+    filled, an error, or a bare status string such as ``success``."""
 
     kind: str                      # "resting", "filled", "error", "success", "waitingForFill", ...
     oid: int | None = None
@@ -242,7 +243,7 @@ class ExchangeResult:
 
     ok: bool
     kind: str                      # "order", "cancel", "default", ... or "error"
-    statuses: tuple[OrderStatus, ...] = ()
+    statuses: tuple[OrderOutcome, ...] = ()
     error: str | None = None       # the whole request was refused
 
 
@@ -252,7 +253,7 @@ def parse_exchange_response(response: Any, batch_size: int = 1) -> ExchangeResul
         raise MalformedResponseError(f"exchange answered {str(response)[:200]!r}")
     if response["status"] == "err":
         message = str(response.get("response"))
-        return ExchangeResult(False, "error", tuple(OrderStatus("error", error=message)
+        return ExchangeResult(False, "error", tuple(OrderOutcome("error", error=message)
                                                     for _ in range(batch_size)), message)
     body = response.get("response")
     if not isinstance(body, Mapping) or "type" not in body:
@@ -261,22 +262,22 @@ def parse_exchange_response(response: Any, batch_size: int = 1) -> ExchangeResul
     raw = data.get("statuses") if isinstance(data, Mapping) else None
     if raw is None:
         return ExchangeResult(True, str(body["type"]))
-    statuses = tuple(_status(entry) for entry in raw)
+    statuses = tuple(_outcome(entry) for entry in raw)
     if len(statuses) == 1 and batch_size > 1 and statuses[0].kind == "error":
         statuses = statuses * batch_size
     return ExchangeResult(all(s.ok for s in statuses), str(body["type"]), statuses)
 
 
-def _status(entry: Any) -> OrderStatus:
+def _outcome(entry: Any) -> OrderOutcome:
     if isinstance(entry, str):
-        return OrderStatus(entry)
+        return OrderOutcome(entry)
     if isinstance(entry, Mapping) and len(entry) == 1:
         ((kind, value),) = entry.items()
         if kind == "error":
-            return OrderStatus("error", error=str(value))
+            return OrderOutcome("error", error=str(value))
         if isinstance(value, Mapping):
             try:
-                return OrderStatus(
+                return OrderOutcome(
                     kind, oid=int(value["oid"]) if "oid" in value else None,
                     cloid=value.get("cloid"),
                     total_size=float(value["totalSz"]) if "totalSz" in value else None,

@@ -10,12 +10,14 @@ that the action makes stale, and parses the answer into an
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from obelisk.hyperliquid.actions import Body, ExchangeActions, ExchangeResult
 from obelisk.hyperliquid.actions import parse_exchange_response as _parse
 from obelisk.hyperliquid.info import AssetDirectory, AsyncInfo, Info
 from obelisk.hyperliquid.transport import MAINNET_URL
+from obelisk.hyperliquid.twins import AsyncClient, BlockingClient, Request, client_method
 from obelisk.hyperliquid.wallet import Wallet
 from obelisk.hyperliquid.wire import Cloid, WireError
 
@@ -34,8 +36,16 @@ def slippage_price(px: float, is_buy: bool, slippage: float, sz_decimals: int,
     return round(float(f"{px:.5g}"), (8 if is_spot else 6) - sz_decimals)
 
 
-class _Requests:
-    """The calls both clients share; `_submit` sends a body (sync, or as a coroutine)."""
+@dataclass(frozen=True, slots=True)
+class _Action(Request[ExchangeResult]):
+    """A signed body, and how many orders or cancels it carries (a status is kept for each)."""
+
+    body: Body
+    batch: int = 1
+
+
+class _ExchangeMethods:
+    """Every action both clients take, written once; `_submit` posts it (sync or a coroutine)."""
 
     def __init__(self, wallet: Wallet, directory: AssetDirectory, base_url: str, *,
                  vault_address: str | None, account_address: str | None,
@@ -57,75 +67,89 @@ class _Requests:
         """Actions are refused after this ms time (not for user-signed actions)."""
         self.actions.expires_after = expires_after
 
-    def _submit(self, body: Body, batch: int = 1) -> Any:
-        raise NotImplementedError
-
+    @client_method
     def order(self, name: str, is_buy: bool, sz: float, limit_px: float,
               order_type: Mapping[str, Any], reduce_only: bool = False,
-              cloid: Cloid | None = None, builder: Mapping[str, Any] | None = None) -> Any:
-        return self._submit(self.actions.order(name, is_buy, sz, limit_px, order_type,
-                                               reduce_only, cloid, builder))
+              cloid: Cloid | None = None, builder: Mapping[str, Any] | None = None) -> _Action:
+        return _Action(self.actions.order(name, is_buy, sz, limit_px, order_type, reduce_only,
+                                          cloid, builder))
 
+    @client_method
     def bulk_orders(self, order_requests: Sequence[Mapping[str, Any]],
-                    builder: Mapping[str, Any] | None = None, grouping: str = "na") -> Any:
-        return self._submit(self.actions.bulk_orders(order_requests, builder, grouping),
-                            len(order_requests))
+                    builder: Mapping[str, Any] | None = None, grouping: str = "na") -> _Action:
+        return _Action(self.actions.bulk_orders(order_requests, builder, grouping),
+                       len(order_requests))
 
+    @client_method
     def modify_order(self, oid: int | Cloid, name: str, is_buy: bool, sz: float,
                      limit_px: float, order_type: Mapping[str, Any], reduce_only: bool = False,
-                     cloid: Cloid | None = None) -> Any:
-        return self.bulk_modify_orders_new([{"oid": oid, "order": {
+                     cloid: Cloid | None = None) -> _Action:
+        return _Action(self.actions.bulk_modify([{"oid": oid, "order": {
             "coin": name, "is_buy": is_buy, "sz": sz, "limit_px": limit_px,
-            "order_type": order_type, "reduce_only": reduce_only, "cloid": cloid}}])
+            "order_type": order_type, "reduce_only": reduce_only, "cloid": cloid}}]))
 
-    def bulk_modify_orders_new(self, modify_requests: Sequence[Mapping[str, Any]]) -> Any:
-        return self._submit(self.actions.bulk_modify(modify_requests), len(modify_requests))
+    @client_method
+    def bulk_modify_orders_new(self, modify_requests: Sequence[Mapping[str, Any]]) -> _Action:
+        return _Action(self.actions.bulk_modify(modify_requests), len(modify_requests))
 
-    def cancel(self, name: str, oid: int) -> Any:
-        return self.bulk_cancel([{"coin": name, "oid": oid}])
+    @client_method
+    def cancel(self, name: str, oid: int) -> _Action:
+        return _Action(self.actions.bulk_cancel([(name, oid)]))
 
-    def cancel_by_cloid(self, name: str, cloid: Cloid) -> Any:
-        return self.bulk_cancel_by_cloid([{"coin": name, "cloid": cloid}])
+    @client_method
+    def cancel_by_cloid(self, name: str, cloid: Cloid) -> _Action:
+        return _Action(self.actions.bulk_cancel_by_cloid([(name, cloid)]))
 
-    def bulk_cancel(self, cancel_requests: Sequence[Mapping[str, Any]]) -> Any:
-        return self._submit(self.actions.bulk_cancel([(c["coin"], c["oid"])
-                                                      for c in cancel_requests]),
-                            len(cancel_requests))
+    @client_method
+    def bulk_cancel(self, cancel_requests: Sequence[Mapping[str, Any]]) -> _Action:
+        return _Action(self.actions.bulk_cancel([(c["coin"], c["oid"])
+                                                 for c in cancel_requests]),
+                       len(cancel_requests))
 
-    def bulk_cancel_by_cloid(self, cancel_requests: Sequence[Mapping[str, Any]]) -> Any:
-        return self._submit(self.actions.bulk_cancel_by_cloid([(c["coin"], c["cloid"])
-                                                               for c in cancel_requests]),
-                            len(cancel_requests))
+    @client_method
+    def bulk_cancel_by_cloid(self, cancel_requests: Sequence[Mapping[str, Any]]) -> _Action:
+        return _Action(self.actions.bulk_cancel_by_cloid([(c["coin"], c["cloid"])
+                                                          for c in cancel_requests]),
+                       len(cancel_requests))
 
-    def schedule_cancel(self, time: int | None) -> Any:
+    @client_method
+    def schedule_cancel(self, time: int | None) -> _Action:
         """Cancel every open order at `time` (ms, >= 5 s ahead), or unset it with None."""
-        return self._submit(self.actions.schedule_cancel(time))
+        return _Action(self.actions.schedule_cancel(time))
 
-    def update_leverage(self, leverage: int, name: str, is_cross: bool = True) -> Any:
-        return self._submit(self.actions.update_leverage(leverage, name, is_cross))
+    @client_method
+    def update_leverage(self, leverage: int, name: str, is_cross: bool = True) -> _Action:
+        return _Action(self.actions.update_leverage(leverage, name, is_cross))
 
-    def update_isolated_margin(self, amount: float, name: str) -> Any:
-        return self._submit(self.actions.update_isolated_margin(amount, name))
+    @client_method
+    def update_isolated_margin(self, amount: float, name: str) -> _Action:
+        return _Action(self.actions.update_isolated_margin(amount, name))
 
-    def usd_transfer(self, amount: float, destination: str) -> Any:
-        return self._submit(self.actions.usd_transfer(amount, destination))
+    @client_method
+    def usd_transfer(self, amount: float, destination: str) -> _Action:
+        return _Action(self.actions.usd_transfer(amount, destination))
 
-    def spot_transfer(self, amount: float, destination: str, token: str) -> Any:
-        return self._submit(self.actions.spot_transfer(amount, destination, token))
+    @client_method
+    def spot_transfer(self, amount: float, destination: str, token: str) -> _Action:
+        return _Action(self.actions.spot_transfer(amount, destination, token))
 
-    def withdraw_from_bridge(self, amount: float, destination: str) -> Any:
-        return self._submit(self.actions.withdraw_from_bridge(amount, destination))
+    @client_method
+    def withdraw_from_bridge(self, amount: float, destination: str) -> _Action:
+        return _Action(self.actions.withdraw_from_bridge(amount, destination))
 
-    def usd_class_transfer(self, amount: float, to_perp: bool) -> Any:
-        return self._submit(self.actions.usd_class_transfer(amount, to_perp))
+    @client_method
+    def usd_class_transfer(self, amount: float, to_perp: bool) -> _Action:
+        return _Action(self.actions.usd_class_transfer(amount, to_perp))
 
+    @client_method
     def send_asset(self, destination: str, source_dex: str, destination_dex: str, token: str,
-                   amount: float) -> Any:
-        return self._submit(self.actions.send_asset(destination, source_dex, destination_dex,
-                                                    token, amount))
+                   amount: float) -> _Action:
+        return _Action(self.actions.send_asset(destination, source_dex, destination_dex, token,
+                                               amount))
 
-    def approve_builder_fee(self, builder: str, max_fee_rate: str) -> Any:
-        return self._submit(self.actions.approve_builder_fee(builder, max_fee_rate))
+    @client_method
+    def approve_builder_fee(self, builder: str, max_fee_rate: str) -> _Action:
+        return _Action(self.actions.approve_builder_fee(builder, max_fee_rate))
 
     def _slippage(self, coin: str, is_buy: bool, slippage: float, px: float) -> float:
         instrument = self.directory.instrument(coin)
@@ -133,7 +157,7 @@ class _Requests:
                               instrument.asset >= _SPOT_ASSETS)
 
 
-class Exchange(_Requests):
+class Exchange(_ExchangeMethods, BlockingClient):
     """Blocking exchange client over the transport of `info`."""
 
     def __init__(self, wallet: Wallet, info: Info, *, directory: AssetDirectory | None = None,
@@ -145,15 +169,15 @@ class Exchange(_Requests):
                          vault_address=vault_address, account_address=account_address,
                          expires_after=expires_after)
 
-    def _submit(self, body: Body, batch: int = 1) -> ExchangeResult:
+    def _submit(self, action: _Action) -> ExchangeResult:
         try:
-            return _parse(self.transport.post_exchange(body), batch)
+            return _parse(self.transport.post_exchange(action.body), action.batch)
         finally:
             self.transport.invalidate_user(self.account)
 
     def approve_agent(self, name: str | None = None) -> tuple[ExchangeResult, Wallet]:
         body, agent = self.actions.approve_agent(name)
-        return self._submit(body), agent
+        return self._submit(_Action(body)), agent
 
     def market_open(self, name: str, is_buy: bool, sz: float, px: float | None = None,
                     slippage: float = DEFAULT_SLIPPAGE, cloid: Cloid | None = None,
@@ -176,7 +200,7 @@ class Exchange(_Requests):
         return self.order(coin, is_buy, sz or abs(position.szi), price, IOC, True, cloid, builder)
 
 
-class AsyncExchange(_Requests):
+class AsyncExchange(_ExchangeMethods, AsyncClient):
     """asyncio exchange client over the transport of `info`; build it with ``create``."""
 
     def __init__(self, wallet: Wallet, info: AsyncInfo, directory: AssetDirectory, *,
@@ -193,24 +217,22 @@ class AsyncExchange(_Requests):
         """A client with the asset directory fetched from ``meta`` and ``spotMeta``."""
         return cls(wallet, info, await info.directory(), **options)
 
-    async def _submit(self, body: Body, batch: int = 1) -> ExchangeResult:
+    async def _submit(self, action: _Action) -> ExchangeResult:
         try:
-            return _parse(await self.transport.post_exchange(body), batch)
+            return _parse(await self.transport.post_exchange(action.body), action.batch)
         finally:
             self.transport.invalidate_user(self.account)
 
     async def approve_agent(self, name: str | None = None) -> tuple[ExchangeResult, Wallet]:
         body, agent = self.actions.approve_agent(name)
-        return await self._submit(body), agent
+        return await self._submit(_Action(body)), agent
 
     async def market_open(self, name: str, is_buy: bool, sz: float, px: float | None = None,
                           slippage: float = DEFAULT_SLIPPAGE, cloid: Cloid | None = None,
                           builder: Mapping[str, Any] | None = None) -> ExchangeResult:
         mid = px if px else (await self.info.all_mids())[name]
         price = self._slippage(name, is_buy, slippage, mid)
-        result: ExchangeResult = await self.order(name, is_buy, sz, price, IOC, False, cloid,
-                                                  builder)
-        return result
+        return await self.order(name, is_buy, sz, price, IOC, False, cloid, builder)
 
     async def market_close(self, coin: str, sz: float | None = None, px: float | None = None,
                            slippage: float = DEFAULT_SLIPPAGE, cloid: Cloid | None = None,
@@ -222,6 +244,5 @@ class AsyncExchange(_Requests):
         is_buy = position.szi < 0
         mid = px if px else (await self.info.all_mids())[coin]
         price = self._slippage(coin, is_buy, slippage, mid)
-        result: ExchangeResult = await self.order(coin, is_buy, sz or abs(position.szi), price,
-                                                  IOC, True, cloid, builder)
-        return result
+        return await self.order(coin, is_buy, sz or abs(position.szi), price, IOC, True, cloid,
+                                builder)

@@ -9,11 +9,11 @@ followed by a request from its last time, duplicates dropped, until a short page
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from obelisk.hyperliquid.errors import MalformedResponseError
 from obelisk.hyperliquid.transport import AsyncTransport, Transport
+from obelisk.hyperliquid.twins import AsyncClient, BlockingClient, Request, client_method
 from obelisk.hyperliquid.types import (
     ActiveAssetData,
     Agent,
@@ -22,7 +22,7 @@ from obelisk.hyperliquid.types import (
     Fill,
     FundingPayment,
     FundingRate,
-    L2Book,
+    L2Snapshot,
     LedgerUpdate,
     Meta,
     MetaAndAssetCtxs,
@@ -72,48 +72,64 @@ def _mids(answer: Any) -> dict[str, float]:
     return {str(coin): float(px) for coin, px in answer.items()}
 
 
-@dataclass(frozen=True, slots=True)
-class _Call(Generic[T]):
-    body: dict[str, Any]
-    parse: Callable[[Any], T]
+class _Query(Request[T]):
+    """An info request as a conversation, without I/O: post each body :meth:`request`
+    gives (None: done), hand its answer to :meth:`add`, then read :meth:`result`."""
 
-    def result(self, answer: Any) -> T:
-        return _parse(self.body["type"], self.parse, answer)
+    def request(self) -> dict[str, Any] | None:
+        raise NotImplementedError
 
+    def add(self, answer: Any) -> None:
+        raise NotImplementedError
 
-@dataclass(frozen=True, slots=True)
-class _Paged(Generic[T]):
-    """A time-ranged request: `body(start, end)` builds one page's request."""
-
-    kind: str
-    body: Callable[[int, int | None], dict[str, Any]]
-    parse_item: Callable[[Any], T]
-    time_of: Callable[[T], int]
-    key: Callable[[T], Hashable]
-
-    def page(self, answer: Any) -> tuple[T, ...]:
-        return _parse(self.kind, _items(self.parse_item), answer)
+    def result(self) -> T:
+        raise NotImplementedError
 
 
-class _Pager(Generic[T]):
-    """Collects pages; `next_start` is None once the range is exhausted."""
+class _Call(_Query[T]):
+    """A request with a single answer."""
 
-    def __init__(self, paged: _Paged[T], start: int, end: int | None) -> None:
-        self.paged, self.end = paged, end
+    def __init__(self, body: dict[str, Any], parse: Callable[[Any], T]) -> None:
+        self._body: dict[str, Any] | None = body
+        self._kind = str(body["type"])
+        self._parse = parse
+
+    def request(self) -> dict[str, Any] | None:
+        return self._body
+
+    def add(self, answer: Any) -> None:
+        self._result = _parse(self._kind, self._parse, answer)
+        self._body = None
+
+    def result(self) -> T:
+        return self._result
+
+
+class _Pager(_Query[list[T]]):
+    """A time-ranged request, walked page by page: `page_body(start, end)` builds one
+    page's request; items are ordered by `time_of` and told apart by `key`."""
+
+    def __init__(self, kind: str, page_body: Callable[[int, int | None], dict[str, Any]],
+                 parse_item: Callable[[Any], T], time_of: Callable[[T], int],
+                 key: Callable[[T], Hashable], start: int, end: int | None) -> None:
+        self._kind, self._page_body, self._parse_page = kind, page_body, _items(parse_item)
+        self._time_of, self._key = time_of, key
+        self.end = end
         self.next_start: int | None = start
         self.items: list[T] = []
         self._seen: set[Hashable] = set()
-        self._page_size = PAGE_SIZES[paged.kind]
+        self._page_size = PAGE_SIZES[kind]
 
-    def request(self) -> dict[str, Any]:
-        assert self.next_start is not None
-        return self.paged.body(self.next_start, self.end)
+    def request(self) -> dict[str, Any] | None:
+        if self.next_start is None:
+            return None
+        return self._page_body(self.next_start, self.end)
 
     def add(self, answer: Any) -> None:
-        page = self.paged.page(answer)
+        page = _parse(self._kind, self._parse_page, answer)
         fresh = 0
         for item in page:
-            key = self.paged.key(item)
+            key = self._key(item)
             if key not in self._seen:
                 self._seen.add(key)
                 self.items.append(item)
@@ -126,343 +142,228 @@ class _Pager(Generic[T]):
         # A full page may stop inside its last millisecond: ask again from that time
         # (duplicates are dropped) while pages bring new items, else step past it.
         # A server that ignores startTime (no progress) ends the walk.
-        last = max(self.paged.time_of(item) for item in page)
+        last = max(self._time_of(item) for item in page)
         following = last if fresh and last > start else last + 1
         done = following <= start or (self.end is not None and following > self.end)
         self.next_start = None if done else following
 
     def result(self) -> list[T]:
-        return sorted(self.items, key=self.paged.time_of)
+        return sorted(self.items, key=self._time_of)
 
 
-def _time_range(body: dict[str, Any], start: int, end: int | None) -> dict[str, Any]:
-    body = dict(body, startTime=start)
-    if end is not None:
-        body["endTime"] = end
-    return body
+class _Timed(Protocol):
+    """A hashable item with a ms `time` (the frozen dataclasses of time-ranged answers)."""
+
+    @property
+    def time(self) -> int: ...
+
+    def __hash__(self) -> int: ...
 
 
-# --- request builders (shared by Info and AsyncInfo) ------------------------------------
+TimedItem = TypeVar("TimedItem", bound=_Timed)
+
+
+def _by_time(body: dict[str, Any], parse_item: Callable[[Any], TimedItem], start: int,
+             end: int | None) -> _Pager[TimedItem]:
+    """Every item of `body`'s kind from `start` to `end` (ms), walked by ``time``."""
+    def page_body(page_start: int, page_end: int | None) -> dict[str, Any]:
+        page = dict(body, startTime=page_start)
+        if page_end is not None:
+            page["endTime"] = page_end
+        return page
+
+    return _Pager(body["type"], page_body, parse_item, lambda item: item.time,
+                  lambda item: item, start, end)
 
 
 def _user_call(kind: str, user: str, parse: Callable[[Any], T], **extra: Any) -> _Call[T]:
     return _Call({"type": kind, "user": user, **extra}, parse)
 
 
-def _fills_by_time(user: str, aggregate: bool) -> _Paged[Fill]:
-    return _Paged("userFillsByTime",
-                  lambda s, e: _time_range({"type": "userFillsByTime", "user": user,
-                                            "aggregateByTime": aggregate}, s, e),
-                  Fill.from_wire, lambda f: f.time, lambda f: f)
+def _with_dex(kind: str, dex: str) -> dict[str, Any]:
+    return {"type": kind, "dex": dex} if dex else {"type": kind}
 
 
-def _funding_history(coin: str) -> _Paged[FundingRate]:
-    return _Paged("fundingHistory",
-                  lambda s, e: _time_range({"type": "fundingHistory", "coin": coin}, s, e),
-                  FundingRate.from_wire, lambda f: f.time, lambda f: f)
+class _InfoMethods:
+    """Every info request, written once for :class:`Info` and :class:`AsyncInfo`."""
 
+    # listings and market data
+    @client_method
+    def meta(self, dex: str = "") -> _Call[Meta]:
+        return _Call(_with_dex("meta", dex), Meta.from_wire)
 
-def _user_funding(user: str) -> _Paged[FundingPayment]:
-    return _Paged("userFunding",
-                  lambda s, e: _time_range({"type": "userFunding", "user": user}, s, e),
-                  FundingPayment.from_wire, lambda f: f.time, lambda f: f)
-
-
-def _ledger(user: str) -> _Paged[LedgerUpdate]:
-    return _Paged("userNonFundingLedgerUpdates",
-                  lambda s, e: _time_range({"type": "userNonFundingLedgerUpdates",
-                                            "user": user}, s, e),
-                  LedgerUpdate.from_wire, lambda u: u.time, lambda u: u)
-
-
-def _candles(coin: str, interval: str, end_time: int) -> _Paged[Candle]:
-    return _Paged("candleSnapshot",
-                  lambda s, e: {"type": "candleSnapshot",
-                                "req": {"coin": coin, "interval": interval, "startTime": s,
-                                        "endTime": end_time if e is None else e}},
-                  Candle.from_wire, lambda c: c.open_time, lambda c: c.open_time)
-
-
-class _Requests:
-    """The body and parser of every single-answer info request."""
-
-    @staticmethod
-    def meta(dex: str) -> _Call[Meta]:
-        return _Call({"type": "meta", "dex": dex} if dex else {"type": "meta"}, Meta.from_wire)
-
-    @staticmethod
-    def spot_meta() -> _Call[SpotMeta]:
+    @client_method
+    def spot_meta(self) -> _Call[SpotMeta]:
         return _Call({"type": "spotMeta"}, SpotMeta.from_wire)
 
-    @staticmethod
-    def meta_and_asset_ctxs() -> _Call[MetaAndAssetCtxs]:
+    @client_method
+    def meta_and_asset_ctxs(self) -> _Call[MetaAndAssetCtxs]:
         return _Call({"type": "metaAndAssetCtxs"}, MetaAndAssetCtxs.from_wire)
 
-    @staticmethod
-    def spot_meta_and_asset_ctxs() -> _Call[SpotMetaAndAssetCtxs]:
+    @client_method
+    def spot_meta_and_asset_ctxs(self) -> _Call[SpotMetaAndAssetCtxs]:
         return _Call({"type": "spotMetaAndAssetCtxs"}, SpotMetaAndAssetCtxs.from_wire)
 
-    @staticmethod
-    def all_mids(dex: str) -> _Call[dict[str, float]]:
-        return _Call({"type": "allMids", "dex": dex} if dex else {"type": "allMids"}, _mids)
+    @client_method
+    def all_mids(self, dex: str = "") -> _Call[dict[str, float]]:
+        return _Call(_with_dex("allMids", dex), _mids)
 
-    @staticmethod
-    def l2_book(coin: str, n_sig_figs: int | None, mantissa: int | None) -> _Call[L2Book]:
+    @client_method
+    def l2_book(self, coin: str, n_sig_figs: int | None = None,
+                mantissa: int | None = None) -> _Call[L2Snapshot]:
         body: dict[str, Any] = {"type": "l2Book", "coin": coin}
         if n_sig_figs is not None:
             body["nSigFigs"] = n_sig_figs
         if mantissa is not None:
             body["mantissa"] = mantissa
-        return _Call(body, L2Book.from_wire)
+        return _Call(body, L2Snapshot.from_wire)
+
+    @client_method
+    def predicted_fundings(self) -> _Call[tuple[PredictedFunding, ...]]:
+        return _Call({"type": "predictedFundings"}, predicted_fundings_from_wire)
+
+    @client_method
+    def perps_at_open_interest_cap(self) -> _Call[tuple[str, ...]]:
+        return _Call({"type": "perpsAtOpenInterestCap"}, _items(str))
+
+    @client_method
+    def funding_history(self, coin: str, start_time: int,
+                        end_time: int | None = None) -> _Pager[FundingRate]:
+        return _by_time({"type": "fundingHistory", "coin": coin}, FundingRate.from_wire,
+                        start_time, end_time)
+
+    @client_method
+    def candle_snapshot(self, coin: str, interval: str, start_time: int,
+                        end_time: int) -> _Pager[Candle]:
+        def page_body(page_start: int, page_end: int | None) -> dict[str, Any]:
+            return {"type": "candleSnapshot",
+                    "req": {"coin": coin, "interval": interval, "startTime": page_start,
+                            "endTime": end_time if page_end is None else page_end}}
+
+        return _Pager("candleSnapshot", page_body, Candle.from_wire, lambda c: c.open_time,
+                      lambda c: c.open_time, start_time, end_time)
+
+    # account
+    @client_method
+    def clearinghouse_state(self, user: str, dex: str = "") -> _Call[ClearinghouseState]:
+        extra = {"dex": dex} if dex else {}
+        return _user_call("clearinghouseState", user, ClearinghouseState.from_wire, **extra)
+
+    @client_method
+    def spot_clearinghouse_state(self, user: str) -> _Call[tuple[SpotBalance, ...]]:
+        return _user_call("spotClearinghouseState", user, spot_balances_from_wire)
+
+    @client_method
+    def open_orders(self, user: str) -> _Call[tuple[Order, ...]]:
+        return _user_call("openOrders", user, _items(Order.from_wire))
+
+    @client_method
+    def frontend_open_orders(self, user: str) -> _Call[tuple[Order, ...]]:
+        return _user_call("frontendOpenOrders", user, _items(Order.from_wire))
+
+    @client_method
+    def order_status(self, user: str, oid: int | str) -> _Call[OrderWithStatus | None]:
+        """The order by oid or cloid with its status; None when the server does not know it."""
+        return _user_call("orderStatus", user, order_status_from_wire, oid=oid)
+
+    @client_method
+    def historical_orders(self, user: str) -> _Call[tuple[OrderWithStatus, ...]]:
+        return _user_call("historicalOrders", user, _items(OrderWithStatus.from_wire))
+
+    @client_method
+    def user_fills(self, user: str, aggregate_by_time: bool = False) -> _Call[tuple[Fill, ...]]:
+        extra = {"aggregateByTime": True} if aggregate_by_time else {}
+        return _user_call("userFills", user, _items(Fill.from_wire), **extra)
+
+    @client_method
+    def user_fills_by_time(self, user: str, start_time: int, end_time: int | None = None,
+                           aggregate_by_time: bool = False) -> _Pager[Fill]:
+        return _by_time({"type": "userFillsByTime", "user": user,
+                         "aggregateByTime": aggregate_by_time}, Fill.from_wire,
+                        start_time, end_time)
+
+    @client_method
+    def user_funding(self, user: str, start_time: int,
+                     end_time: int | None = None) -> _Pager[FundingPayment]:
+        return _by_time({"type": "userFunding", "user": user}, FundingPayment.from_wire,
+                        start_time, end_time)
+
+    @client_method
+    def user_non_funding_ledger_updates(self, user: str, start_time: int,
+                                        end_time: int | None = None) -> _Pager[LedgerUpdate]:
+        return _by_time({"type": "userNonFundingLedgerUpdates", "user": user},
+                        LedgerUpdate.from_wire, start_time, end_time)
+
+    @client_method
+    def user_rate_limit(self, user: str) -> _Call[UserRateLimit]:
+        return _user_call("userRateLimit", user, UserRateLimit.from_wire)
+
+    @client_method
+    def user_fees(self, user: str) -> _Call[UserFees]:
+        return _user_call("userFees", user, UserFees.from_wire)
+
+    @client_method
+    def user_role(self, user: str) -> _Call[str]:
+        return _user_call("userRole", user, lambda a: str(a["role"]))
+
+    @client_method
+    def portfolio(self, user: str) -> _Call[tuple[PortfolioPeriod, ...]]:
+        return _user_call("portfolio", user, portfolio_from_wire)
+
+    @client_method
+    def active_asset_data(self, user: str, coin: str) -> _Call[ActiveAssetData]:
+        return _user_call("activeAssetData", user, ActiveAssetData.from_wire, coin=coin)
+
+    @client_method
+    def user_vault_equities(self, user: str) -> _Call[tuple[VaultEquity, ...]]:
+        return _user_call("userVaultEquities", user, _items(VaultEquity.from_wire))
+
+    @client_method
+    def extra_agents(self, user: str) -> _Call[tuple[Agent, ...]]:
+        return _user_call("extraAgents", user, _items(Agent.from_wire))
+
+    @client_method
+    def user_twap_slice_fills(self, user: str) -> _Call[tuple[TwapSliceFill, ...]]:
+        return _user_call("userTwapSliceFills", user, _items(TwapSliceFill.from_wire))
+
+    @client_method
+    def delegator_history(self, user: str) -> _Call[tuple[LedgerUpdate, ...]]:
+        return _user_call("delegatorHistory", user, _items(LedgerUpdate.from_wire))
+
+    @client_method
+    def max_builder_fee(self, user: str, builder: str) -> _Call[int]:
+        return _user_call("maxBuilderFee", user, int, builder=builder.lower())
 
 
-class Info:
+class Info(_InfoMethods, BlockingClient):
     """Blocking typed info client over a :class:`Transport` (shared, not owned)."""
 
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
 
-    def _run(self, call: _Call[T]) -> T:
-        return call.result(self.transport.post_info(call.body))
-
-    def _pages(self, paged: _Paged[T], start: int, end: int | None) -> list[T]:
-        pager = _Pager(paged, start, end)
-        while pager.next_start is not None:
-            pager.add(self.transport.post_info(pager.request()))
-        return pager.result()
-
-    # listings and market data
-    def meta(self, dex: str = "") -> Meta:
-        return self._run(_Requests.meta(dex))
-
-    def spot_meta(self) -> SpotMeta:
-        return self._run(_Requests.spot_meta())
-
-    def meta_and_asset_ctxs(self) -> MetaAndAssetCtxs:
-        return self._run(_Requests.meta_and_asset_ctxs())
-
-    def spot_meta_and_asset_ctxs(self) -> SpotMetaAndAssetCtxs:
-        return self._run(_Requests.spot_meta_and_asset_ctxs())
-
-    def all_mids(self, dex: str = "") -> dict[str, float]:
-        return self._run(_Requests.all_mids(dex))
-
-    def l2_book(self, coin: str, n_sig_figs: int | None = None,
-                mantissa: int | None = None) -> L2Book:
-        return self._run(_Requests.l2_book(coin, n_sig_figs, mantissa))
-
-    def predicted_fundings(self) -> tuple[PredictedFunding, ...]:
-        return self._run(_Call({"type": "predictedFundings"}, predicted_fundings_from_wire))
-
-    def perps_at_open_interest_cap(self) -> tuple[str, ...]:
-        return self._run(_Call({"type": "perpsAtOpenInterestCap"}, _items(str)))
-
-    def funding_history(self, coin: str, start_time: int,
-                        end_time: int | None = None) -> list[FundingRate]:
-        return self._pages(_funding_history(coin), start_time, end_time)
-
-    def candle_snapshot(self, coin: str, interval: str, start_time: int,
-                        end_time: int) -> list[Candle]:
-        return self._pages(_candles(coin, interval, end_time), start_time, end_time)
-
-    # account
-    def clearinghouse_state(self, user: str, dex: str = "") -> ClearinghouseState:
-        extra = {"dex": dex} if dex else {}
-        return self._run(_user_call("clearinghouseState", user,
-                                    ClearinghouseState.from_wire, **extra))
-
-    def spot_clearinghouse_state(self, user: str) -> tuple[SpotBalance, ...]:
-        return self._run(_user_call("spotClearinghouseState", user, spot_balances_from_wire))
-
-    def open_orders(self, user: str) -> tuple[Order, ...]:
-        return self._run(_user_call("openOrders", user, _items(Order.from_wire)))
-
-    def frontend_open_orders(self, user: str) -> tuple[Order, ...]:
-        return self._run(_user_call("frontendOpenOrders", user, _items(Order.from_wire)))
-
-    def order_status(self, user: str, oid: int | str) -> OrderWithStatus | None:
-        """The order by oid or cloid with its status; None when the server does not know it."""
-        return self._run(_user_call("orderStatus", user, order_status_from_wire, oid=oid))
-
-    def historical_orders(self, user: str) -> tuple[OrderWithStatus, ...]:
-        return self._run(_user_call("historicalOrders", user,
-                                    _items(OrderWithStatus.from_wire)))
-
-    def user_fills(self, user: str, aggregate_by_time: bool = False) -> tuple[Fill, ...]:
-        extra = {"aggregateByTime": True} if aggregate_by_time else {}
-        return self._run(_user_call("userFills", user, _items(Fill.from_wire), **extra))
-
-    def user_fills_by_time(self, user: str, start_time: int, end_time: int | None = None,
-                           aggregate_by_time: bool = False) -> list[Fill]:
-        return self._pages(_fills_by_time(user, aggregate_by_time), start_time, end_time)
-
-    def user_funding(self, user: str, start_time: int,
-                     end_time: int | None = None) -> list[FundingPayment]:
-        return self._pages(_user_funding(user), start_time, end_time)
-
-    def user_non_funding_ledger_updates(self, user: str, start_time: int,
-                                        end_time: int | None = None) -> list[LedgerUpdate]:
-        return self._pages(_ledger(user), start_time, end_time)
-
-    def user_rate_limit(self, user: str) -> UserRateLimit:
-        return self._run(_user_call("userRateLimit", user, UserRateLimit.from_wire))
-
-    def user_fees(self, user: str) -> UserFees:
-        return self._run(_user_call("userFees", user, UserFees.from_wire))
-
-    def user_role(self, user: str) -> str:
-        return self._run(_user_call("userRole", user, lambda a: str(a["role"])))
-
-    def portfolio(self, user: str) -> tuple[PortfolioPeriod, ...]:
-        return self._run(_user_call("portfolio", user, portfolio_from_wire))
-
-    def active_asset_data(self, user: str, coin: str) -> ActiveAssetData:
-        return self._run(_user_call("activeAssetData", user, ActiveAssetData.from_wire,
-                                    coin=coin))
-
-    def user_vault_equities(self, user: str) -> tuple[VaultEquity, ...]:
-        return self._run(_user_call("userVaultEquities", user, _items(VaultEquity.from_wire)))
-
-    def extra_agents(self, user: str) -> tuple[Agent, ...]:
-        return self._run(_user_call("extraAgents", user, _items(Agent.from_wire)))
-
-    def user_twap_slice_fills(self, user: str) -> tuple[TwapSliceFill, ...]:
-        return self._run(_user_call("userTwapSliceFills", user,
-                                    _items(TwapSliceFill.from_wire)))
-
-    def delegator_history(self, user: str) -> tuple[LedgerUpdate, ...]:
-        return self._run(_user_call("delegatorHistory", user, _items(LedgerUpdate.from_wire)))
-
-    def max_builder_fee(self, user: str, builder: str) -> int:
-        return self._run(_user_call("maxBuilderFee", user, int, builder=builder.lower()))
+    def _submit(self, query: _Query[T]) -> T:
+        while (body := query.request()) is not None:
+            query.add(self.transport.post_info(body))
+        return query.result()
 
     def directory(self) -> AssetDirectory:
         """Names, asset ids and instruments of every perp and spot market."""
         return AssetDirectory(self.meta(), self.spot_meta())
 
 
-class AsyncInfo:
+class AsyncInfo(_InfoMethods, AsyncClient):
     """asyncio typed info client over an :class:`AsyncTransport`; same methods as :class:`Info`."""
 
     def __init__(self, transport: AsyncTransport) -> None:
         self.transport = transport
 
-    async def _run(self, call: _Call[T]) -> T:
-        return call.result(await self.transport.post_info(call.body))
-
-    async def _pages(self, paged: _Paged[T], start: int, end: int | None) -> list[T]:
-        pager = _Pager(paged, start, end)
-        while pager.next_start is not None:
-            pager.add(await self.transport.post_info(pager.request()))
-        return pager.result()
-
-    async def meta(self, dex: str = "") -> Meta:
-        return await self._run(_Requests.meta(dex))
-
-    async def spot_meta(self) -> SpotMeta:
-        return await self._run(_Requests.spot_meta())
-
-    async def meta_and_asset_ctxs(self) -> MetaAndAssetCtxs:
-        return await self._run(_Requests.meta_and_asset_ctxs())
-
-    async def spot_meta_and_asset_ctxs(self) -> SpotMetaAndAssetCtxs:
-        return await self._run(_Requests.spot_meta_and_asset_ctxs())
-
-    async def all_mids(self, dex: str = "") -> dict[str, float]:
-        return await self._run(_Requests.all_mids(dex))
-
-    async def l2_book(self, coin: str, n_sig_figs: int | None = None,
-                      mantissa: int | None = None) -> L2Book:
-        return await self._run(_Requests.l2_book(coin, n_sig_figs, mantissa))
-
-    async def predicted_fundings(self) -> tuple[PredictedFunding, ...]:
-        return await self._run(_Call({"type": "predictedFundings"},
-                                     predicted_fundings_from_wire))
-
-    async def perps_at_open_interest_cap(self) -> tuple[str, ...]:
-        return await self._run(_Call({"type": "perpsAtOpenInterestCap"}, _items(str)))
-
-    async def funding_history(self, coin: str, start_time: int,
-                              end_time: int | None = None) -> list[FundingRate]:
-        return await self._pages(_funding_history(coin), start_time, end_time)
-
-    async def candle_snapshot(self, coin: str, interval: str, start_time: int,
-                              end_time: int) -> list[Candle]:
-        return await self._pages(_candles(coin, interval, end_time), start_time, end_time)
-
-    async def clearinghouse_state(self, user: str, dex: str = "") -> ClearinghouseState:
-        extra = {"dex": dex} if dex else {}
-        return await self._run(_user_call("clearinghouseState", user,
-                                          ClearinghouseState.from_wire, **extra))
-
-    async def spot_clearinghouse_state(self, user: str) -> tuple[SpotBalance, ...]:
-        return await self._run(_user_call("spotClearinghouseState", user,
-                                          spot_balances_from_wire))
-
-    async def open_orders(self, user: str) -> tuple[Order, ...]:
-        return await self._run(_user_call("openOrders", user, _items(Order.from_wire)))
-
-    async def frontend_open_orders(self, user: str) -> tuple[Order, ...]:
-        return await self._run(_user_call("frontendOpenOrders", user, _items(Order.from_wire)))
-
-    async def order_status(self, user: str, oid: int | str) -> OrderWithStatus | None:
-        return await self._run(_user_call("orderStatus", user, order_status_from_wire, oid=oid))
-
-    async def historical_orders(self, user: str) -> tuple[OrderWithStatus, ...]:
-        return await self._run(_user_call("historicalOrders", user,
-                                          _items(OrderWithStatus.from_wire)))
-
-    async def user_fills(self, user: str, aggregate_by_time: bool = False) -> tuple[Fill, ...]:
-        extra = {"aggregateByTime": True} if aggregate_by_time else {}
-        return await self._run(_user_call("userFills", user, _items(Fill.from_wire), **extra))
-
-    async def user_fills_by_time(self, user: str, start_time: int, end_time: int | None = None,
-                                 aggregate_by_time: bool = False) -> list[Fill]:
-        return await self._pages(_fills_by_time(user, aggregate_by_time), start_time, end_time)
-
-    async def user_funding(self, user: str, start_time: int,
-                           end_time: int | None = None) -> list[FundingPayment]:
-        return await self._pages(_user_funding(user), start_time, end_time)
-
-    async def user_non_funding_ledger_updates(self, user: str, start_time: int,
-                                              end_time: int | None = None) -> list[LedgerUpdate]:
-        return await self._pages(_ledger(user), start_time, end_time)
-
-    async def user_rate_limit(self, user: str) -> UserRateLimit:
-        return await self._run(_user_call("userRateLimit", user, UserRateLimit.from_wire))
-
-    async def user_fees(self, user: str) -> UserFees:
-        return await self._run(_user_call("userFees", user, UserFees.from_wire))
-
-    async def user_role(self, user: str) -> str:
-        return await self._run(_user_call("userRole", user, lambda a: str(a["role"])))
-
-    async def portfolio(self, user: str) -> tuple[PortfolioPeriod, ...]:
-        return await self._run(_user_call("portfolio", user, portfolio_from_wire))
-
-    async def active_asset_data(self, user: str, coin: str) -> ActiveAssetData:
-        return await self._run(_user_call("activeAssetData", user, ActiveAssetData.from_wire,
-                                          coin=coin))
-
-    async def user_vault_equities(self, user: str) -> tuple[VaultEquity, ...]:
-        return await self._run(_user_call("userVaultEquities", user,
-                                          _items(VaultEquity.from_wire)))
-
-    async def extra_agents(self, user: str) -> tuple[Agent, ...]:
-        return await self._run(_user_call("extraAgents", user, _items(Agent.from_wire)))
-
-    async def user_twap_slice_fills(self, user: str) -> tuple[TwapSliceFill, ...]:
-        return await self._run(_user_call("userTwapSliceFills", user,
-                                          _items(TwapSliceFill.from_wire)))
-
-    async def delegator_history(self, user: str) -> tuple[LedgerUpdate, ...]:
-        return await self._run(_user_call("delegatorHistory", user,
-                                          _items(LedgerUpdate.from_wire)))
-
-    async def max_builder_fee(self, user: str, builder: str) -> int:
-        return await self._run(_user_call("maxBuilderFee", user, int, builder=builder.lower()))
+    async def _submit(self, query: _Query[T]) -> T:
+        while (body := query.request()) is not None:
+            query.add(await self.transport.post_info(body))
+        return query.result()
 
     async def directory(self) -> AssetDirectory:
+        """Names, asset ids and instruments of every perp and spot market."""
         return AssetDirectory(await self.meta(), await self.spot_meta())
 
 

@@ -36,6 +36,7 @@ import httpx
 import orjson
 
 from obelisk.breaker import BreakerConfig, CircuitBreaker
+from obelisk.breaker.backoff import backoff_delay
 from obelisk.hyperliquid.errors import (
     ExchangeOutcomeUnknownError,
     HyperliquidConnectionError,
@@ -275,10 +276,12 @@ class _Entry:
 
 @dataclass(slots=True)
 class _Flight:
-    """An info request on the network that identical callers join."""
+    """An info request on the network that identical callers join; `generation` is its
+    user's cache generation when it started."""
 
     user: str | None
-    handle: Any  # concurrent.futures.Future (sync) or asyncio.Task (async)
+    generation: int
+    handle: Any = None  # concurrent.futures.Future (sync) or asyncio.Task (async)
 
 
 @dataclass(slots=True)
@@ -450,12 +453,32 @@ class _TransportBase:
         self._headers = {"Content-Type": "application/json"}
         self._in_flight: dict[bytes, _Flight] = {}
 
-    def _land(self, request: _InfoRequest, flight: _Flight, generation: int,
-              answer: Any = None, *, succeeded: bool) -> None:
+    def _join(self, request: _InfoRequest,
+              start: Callable[[_Flight], Any]) -> tuple[Any, _Flight | None, bool]:
+        """``(answer, None, False)`` for a fresh cached answer; else ``(None, flight,
+        leader)``: the identical request in flight, or a new one whose handle
+        ``start(flight)`` made under the lock, which this caller then leads."""
+        cache = self._cache
+        with cache.lock:
+            found, answer = cache.lookup(request.body, self._clock())
+            if found:
+                return answer, None, False
+            flight = self._in_flight.get(request.body)
+            if flight is not None:
+                cache.coalesced += 1
+                return None, flight, False
+            cache.misses += 1
+            flight = _Flight(request.user, cache.generation(request.user))
+            flight.handle = start(flight)
+            self._in_flight[request.body] = flight
+            return None, flight, True
+
+    def _land(self, request: _InfoRequest, flight: _Flight, answer: Any = None, *,
+              succeeded: bool) -> None:
         """Cache a successful answer (unless its user was invalidated meanwhile), then stop
         sharing the flight; in this order so no caller in between goes to the network."""
         if succeeded:
-            self._cache.store(request, answer, self._clock(), generation)
+            self._cache.store(request, answer, self._clock(), flight.generation)
         with self._cache.lock:
             if self._in_flight.get(request.body) is flight:
                 del self._in_flight[request.body]
@@ -517,9 +540,9 @@ class _TransportBase:
         return delay
 
     def _resend_delay(self, attempt: int) -> float:
-        config = self.config
-        return min(config.backoff_max, config.backoff_base * 2 ** attempt) * (
-            0.5 + 0.5 * self._random())
+        """Doubling from `backoff_base` up to `backoff_max`, the upper half of it at random."""
+        return backoff_delay(attempt, self.config.backoff_base, self.config.backoff_max, 2.0,
+                             0.5, 1.0 - self._random())
 
 
 # --- sync -----------------------------------------------------------------------------
@@ -564,29 +587,19 @@ class Transport(_TransportBase):
         """The JSON answer to an info request, from the cache, an identical request in
         flight, or the network (with retries)."""
         request = self._prepare(body)
-        cache = self._cache
-        with cache.lock:
-            found, answer = cache.lookup(request.body, self._clock())
-            if found:
-                return answer
-            flight = self._in_flight.get(request.body)
-            leader = flight is None
-            if flight is None:
-                cache.misses += 1
-                generation = cache.generation(request.user)
-                flight = self._in_flight[request.body] = _Flight(request.user, Future())
-            else:
-                cache.coalesced += 1
-        if not leader:
-            return flight.handle.result()
+        answer, flight, leader = self._join(request, lambda flight: Future())
+        if flight is None:
+            return answer
         shared: Future[Any] = flight.handle
+        if not leader:
+            return shared.result()
         try:
             answer = self._fetch_info(request)
         except BaseException as error:
-            self._land(request, flight, generation, succeeded=False)
+            self._land(request, flight, succeeded=False)
             shared.set_exception(error)
             raise
-        self._land(request, flight, generation, answer, succeeded=True)
+        self._land(request, flight, answer, succeeded=True)
         shared.set_result(answer)
         return answer
 
@@ -688,22 +701,13 @@ class AsyncTransport(_TransportBase):
         Cancelling one caller does not cancel the request the others wait for.
         """
         request = self._prepare(body)
-        cache = self._cache
-        with cache.lock:
-            found, answer = cache.lookup(request.body, self._clock())
-            if found:
-                return answer
-            flight = self._in_flight.get(request.body)
-            if flight is None:
-                cache.misses += 1
-                flight = _Flight(request.user, None)
-                flight.handle = asyncio.ensure_future(
-                    self._lead(request, flight, cache.generation(request.user)))
-                flight.handle.add_done_callback(_retrieve_exception)
-                self._in_flight[request.body] = flight
-            else:
-                cache.coalesced += 1
-            task: asyncio.Task[Any] = flight.handle
+        answer, flight, leader = self._join(
+            request, lambda flight: asyncio.ensure_future(self._lead(request, flight)))
+        if flight is None:
+            return answer
+        task: asyncio.Task[Any] = flight.handle
+        if leader:
+            task.add_done_callback(_retrieve_exception)
         return await asyncio.shield(task)
 
     async def post_exchange(self, body: bytes | Mapping[str, Any]) -> Any:
@@ -719,13 +723,13 @@ class AsyncTransport(_TransportBase):
             await self._sleep(self._resend_delay(attempt))
         raise AssertionError("unreachable")
 
-    async def _lead(self, request: _InfoRequest, flight: _Flight, generation: int) -> Any:
+    async def _lead(self, request: _InfoRequest, flight: _Flight) -> Any:
         try:
             answer = await self._fetch_info(request)
         except BaseException:
-            self._land(request, flight, generation, succeeded=False)
+            self._land(request, flight, succeeded=False)
             raise
-        self._land(request, flight, generation, answer, succeeded=True)
+        self._land(request, flight, answer, succeeded=True)
         return answer
 
     async def _fetch_info(self, request: _InfoRequest) -> Any:

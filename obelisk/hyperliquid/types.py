@@ -253,8 +253,11 @@ class L2Level:
 
 
 @dataclass(frozen=True, slots=True)
-class L2Book:
-    """An ``l2Book`` snapshot: best-first bids and asks (at most 20 levels each)."""
+class L2Snapshot:
+    """An ``l2Book`` answer: best-first bids and asks (at most 20 levels each) at `time`.
+
+    A read-only copy; the book kept current from websocket frames is :class:`obelisk.L2Book`.
+    """
 
     coin: str
     time: int
@@ -262,7 +265,7 @@ class L2Book:
     asks: tuple[L2Level, ...]
 
     @classmethod
-    def from_wire(cls, data: Wire) -> L2Book:
+    def from_wire(cls, data: Wire) -> L2Snapshot:
         bids, asks = _list(data["levels"])
         return cls(_str(data["coin"]), _int(data["time"]),
                    tuple(L2Level(_num(x["px"]), _num(x["sz"]), _int(x["n"])) for x in bids),
@@ -682,10 +685,11 @@ class Agent:
 
 __all__ = [
     "ActiveAssetData", "Agent", "AssetMeta", "Candle", "ClearinghouseState", "CumFunding",
-    "Fill", "FundingPayment", "FundingRate", "L2Book", "L2Level", "LedgerUpdate", "Leverage",
-    "MarginSummary", "MarginTable", "MarginTier", "Meta", "MetaAndAssetCtxs", "Order",
-    "OrderWithStatus", "PerpAssetCtx", "PortfolioPeriod", "Position", "PredictedFunding",
-    "SpotAssetCtx", "SpotBalance", "SpotMeta", "SpotMetaAndAssetCtxs", "SpotPair", "SpotToken",
-    "TwapSliceFill", "UserFees", "UserRateLimit", "VaultEquity", "order_status_from_wire",
-    "portfolio_from_wire", "predicted_fundings_from_wire", "spot_balances_from_wire",
+    "Fill", "FundingPayment", "FundingRate", "L2Level", "L2Snapshot", "LedgerUpdate",
+    "Leverage", "MarginSummary", "MarginTable", "MarginTier", "Meta", "MetaAndAssetCtxs",
+    "Order", "OrderWithStatus", "PerpAssetCtx", "PortfolioPeriod", "Position",
+    "PredictedFunding", "SpotAssetCtx", "SpotBalance", "SpotMeta", "SpotMetaAndAssetCtxs",
+    "SpotPair", "SpotToken", "TwapSliceFill", "UserFees", "UserRateLimit", "VaultEquity",
+    "order_status_from_wire", "portfolio_from_wire", "predicted_fundings_from_wire",
+    "spot_balances_from_wire",
 ]

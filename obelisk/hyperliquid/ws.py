@@ -31,6 +31,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from obelisk._core.l2 import L2Book
+from obelisk.breaker.backoff import backoff_delay
 from obelisk.errors import ObeliskError
 from obelisk.hyperliquid.errors import HyperliquidError
 from obelisk.hyperliquid.l2frames import apply_l2_message
@@ -198,8 +199,8 @@ class Backoff:
 
     def delay(self, attempt: int, uniform: float) -> float:
         """Seconds to wait before reconnection `attempt` (0 first); `uniform` is in [0, 1)."""
-        base = min(self.maximum, self.initial * self.factor ** min(attempt, 64))
-        return base * (1.0 - self.jitter * uniform)
+        return backoff_delay(attempt, self.initial, self.maximum, self.factor, self.jitter,
+                             uniform)
 
 
 class Subscription:

@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from obelisk._core.book import OrderBook, OrderEventKind, OrderStatus, Side, TimeInForce
-from obelisk.errors import InstrumentError, InvalidOrderError, UnknownAssetError
+from obelisk.errors import InstrumentError, InvalidOrderError
 from obelisk.execution.venue import (
+    ACCOUNT,
+    LIQUIDITY,
     OrderRequest,
     OrderStatusName,
     PlaceResult,
@@ -28,14 +30,12 @@ from obelisk.execution.venue import (
     VenuePosition,
 )
 from obelisk.fees import FeeRates
-from obelisk.instruments import Instrument, Rounding
+from obelisk.instruments import Instrument, InstrumentTable
 from obelisk.portfolio import Portfolio
 
-__all__ = ["ACCOUNT", "LIQUIDITY", "OUTSIDE", "SimVenue"]
+__all__ = ["OUTSIDE", "SimVenue"]
 
-ACCOUNT = 1       # owner id of the account's orders in the books
-LIQUIDITY = 2     # owner id of the resting orders add_liquidity places
-OUTSIDE = 3       # owner id of the crossing orders external_fill sends
+OUTSIDE = 3       # owner id of the crossing orders external_fill sends (after ACCOUNT, LIQUIDITY)
 
 _TIF = {"Gtc": TimeInForce.GTC, "Ioc": TimeInForce.IOC, "Alo": TimeInForce.ALO}
 _CALLS: set[str] = set()  # the methods fail_next can make fail
@@ -123,10 +123,10 @@ class SimVenue:
     def __init__(self, instruments: Sequence[Instrument], *, balance: float = 0.0,
                  fees: FeeRates | None = None,
                  clock_ms: Callable[[], int] | None = None) -> None:
-        self._instruments = {instrument.name: instrument for instrument in instruments}
-        self._books = {coin: OrderBook() for coin in self._instruments}
+        self._instruments = InstrumentTable(instruments)
+        self._books = {coin: OrderBook() for coin in self._instruments.coins}
         self._fees = fees or FeeRates()
-        self._portfolio = Portfolio(instruments, balance=balance, fees=self._fees)
+        self._portfolio = Portfolio(self._instruments, balance=balance, fees=self._fees)
         self._clock = clock_ms or _wall_clock_ms
         self._orders: dict[int, _Order] = {}
         self._open: dict[int, _Order] = {}       # resting on a book or waiting for a trigger
@@ -328,7 +328,7 @@ class SimVenue:
         order.left -= lots
         order.filled += lots
         size = self._size(coin, lots) if order.is_buy else -self._size(coin, lots)
-        price = float(self._instruments[coin].ticks_to_price(int(fill["price"])))
+        price = float(self._instrument(coin).ticks_to_price(int(fill["price"])))
         self._portfolio.apply_fill(coin, size, price, maker=maker)
         self._fills.append(VenueFill(next(self._tids), oid, coin, size, price,
                                      self._fees.fee(size, price, maker=maker), self._clock(),
@@ -386,11 +386,7 @@ class SimVenue:
     # ------------------------------------------------------------ units
 
     def _instrument(self, coin: str) -> Instrument:
-        try:
-            return self._instruments[coin]
-        except KeyError:
-            raise UnknownAssetError(
-                f"{coin!r} is not listed ({', '.join(self._instruments)})") from None
+        return self._instruments[self._instruments.index(coin)]
 
     def _book(self, coin: str) -> OrderBook:
         self._instrument(coin)
@@ -398,14 +394,10 @@ class SimVenue:
 
     def _reducible(self, coin: str, is_buy: bool) -> int:
         """Lots an order on this side can close of the current position (0 if none)."""
-        size = self._portfolio.position(coin).size
-        if (size < 0) != is_buy or not size:
-            return 0
-        return self._instruments[coin].round_size_to_lots(abs(size), Rounding.NEAREST,
-                                                          allow_zero=True)
+        return self._portfolio.reducible_lots(self._portfolio.index(coin), is_buy)
 
     def _size(self, coin: str, lots: int) -> float:
-        return float(self._instruments[coin].lots_to_size(lots, allow_zero=True))
+        return float(self._instrument(coin).lots_to_size(lots, allow_zero=True))
 
 
 def _ticks(instrument: Instrument, price: float, what: str) -> int:

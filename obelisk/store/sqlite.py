@@ -17,14 +17,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from obelisk.envvars import check_int, env_int
 from obelisk.store.codec import encode_payload, make_compressor
-from obelisk.store.config import (
-    DEFAULT_BATCH_FLUSH_MS,
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_CACHE_SIZE,
-    check_int,
-    setting,
-)
 from obelisk.store.errors import TraceConfigError
 from obelisk.store.queue import OnFull, TraceQueue
 from obelisk.store.reader import TraceFilter, TraceReader
@@ -36,6 +30,10 @@ if TYPE_CHECKING:
     from functools import _CacheInfo
 
 __all__ = ["TraceStore", "connect"]
+
+DEFAULT_BATCH_SIZE = 100
+DEFAULT_BATCH_FLUSH_MS = 5_000
+DEFAULT_CACHE_SIZE = 500
 
 Synchronous = Literal["NORMAL", "FULL"]
 _INT64 = 1 << 63
@@ -88,12 +86,15 @@ class TraceStore:
                  on_full: OnFull = "block", block_timeout: float | None = None,
                  compress_above: int = 1024, compression: str | None = None,
                  busy_timeout_ms: int = 5_000, retry_ms: int = 250) -> None:
-        batch_size = setting("TRACE_BATCH_SIZE", batch_size, DEFAULT_BATCH_SIZE, 1)
-        flush_ms = setting("TRACE_BATCH_FLUSH_MS", batch_flush_ms, DEFAULT_BATCH_FLUSH_MS, 1)
-        cache_size = setting("TRACE_CACHE_SIZE", cache_size, DEFAULT_CACHE_SIZE, 0)
-        check_int("queue_size", queue_size, 1)
-        check_int("compress_above", compress_above, 0)
-        check_int("retry_ms", retry_ms, 1)
+        batch_size = env_int("TRACE_BATCH_SIZE", batch_size, default=DEFAULT_BATCH_SIZE,
+                             minimum=1, argument="batch_size", error=TraceConfigError)
+        flush_ms = env_int("TRACE_BATCH_FLUSH_MS", batch_flush_ms, default=DEFAULT_BATCH_FLUSH_MS,
+                           minimum=1, argument="batch_flush_ms", error=TraceConfigError)
+        cache_size = env_int("TRACE_CACHE_SIZE", cache_size, default=DEFAULT_CACHE_SIZE,
+                             minimum=0, argument="cache_size", error=TraceConfigError)
+        check_int("queue_size", queue_size, 1, TraceConfigError)
+        check_int("compress_above", compress_above, 0, TraceConfigError)
+        check_int("retry_ms", retry_ms, 1, TraceConfigError)
         if on_full not in ("block", "raise"):
             raise TraceConfigError(f"on_full must be 'block' or 'raise', got {on_full!r}")
         if block_timeout is not None and not block_timeout >= 0:
