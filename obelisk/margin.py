@@ -21,31 +21,39 @@ def single_tier(max_leverage: int) -> MarginTiers:
     return ((0.0, max_leverage),)
 
 
-def margin_tiers_from_meta(meta: Mapping[str, Any]) -> dict[str, MarginTiers]:
-    """Each perp's tier table, by coin, from a ``meta`` response.
-
-    ``universe[i].marginTableId`` selects a table of ``marginTables``; older
-    responses have no tables, and every asset then has one tier at its
-    ``maxLeverage``.
-    """
+def margin_tables_from_meta(meta: Mapping[str, Any]) -> dict[int, MarginTiers]:
+    """The tier tables of a ``meta`` response (``marginTables``), by table id; none in
+    responses from before the tables existed."""
     try:
-        tables = {
+        return {
             int(table_id): tuple((float(tier["lowerBound"]), int(tier["maxLeverage"]))
                                  for tier in body["marginTiers"])
             for table_id, body in meta.get("marginTables", [])
         }
-        chosen = {asset["name"]: (asset.get("marginTableId"), int(asset["maxLeverage"]))
-                  for asset in meta["universe"]}
     except (KeyError, TypeError, ValueError) as exc:
-        raise MarginError(f"meta has no usable universe or marginTables: {exc!r}") from None
-    tiers: dict[str, MarginTiers] = {}
-    for coin, (table_id, max_leverage) in chosen.items():
-        if table_id is None:
-            tiers[coin] = single_tier(max_leverage)
-        elif table_id in tables:
-            tiers[coin] = tables[table_id]
-        elif isinstance(table_id, int) and table_id < _SINGLE_TIER_IDS:
-            tiers[coin] = single_tier(table_id)
-        else:
-            raise MarginError(f"{coin} uses margin table {table_id!r}, which meta does not list")
-    return tiers
+        raise MarginError(f"meta has no usable marginTables: {exc!r}") from None
+
+
+def tiers_of(coin: str, table_id: int | None, max_leverage: int,
+             tables: Mapping[int, MarginTiers]) -> MarginTiers:
+    """The table an asset's ``marginTableId`` selects: a listed table, or below 50 one tier
+    at that leverage; without an id, one tier at the asset's ``maxLeverage``."""
+    if table_id is None:
+        return single_tier(max_leverage)
+    if table_id in tables:
+        return tables[table_id]
+    if isinstance(table_id, int) and table_id < _SINGLE_TIER_IDS:
+        return single_tier(table_id)
+    raise MarginError(f"{coin} uses margin table {table_id!r}, which meta does not list")
+
+
+def margin_tiers_from_meta(meta: Mapping[str, Any]) -> dict[str, MarginTiers]:
+    """Each perp's tier table, by coin, from a ``meta`` response."""
+    tables = margin_tables_from_meta(meta)
+    try:
+        chosen = [(asset["name"], asset.get("marginTableId"), int(asset["maxLeverage"]))
+                  for asset in meta["universe"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MarginError(f"meta has no usable universe: {exc!r}") from None
+    return {coin: tiers_of(coin, table_id, leverage, tables)
+            for coin, table_id, leverage in chosen}

@@ -102,7 +102,8 @@ def test_documented_shapes_parse():
     with HLServer() as server, Transport(server.url) as transport:
         info = Info(transport)
         meta = info.meta()
-        assert meta.universe[2].is_delisted and meta.margin_tables[1].tiers[1].max_leverage == 20
+        assert meta.universe[2].is_delisted and meta.margin_tables[56][1] == (150_000_000, 20)
+        assert meta.margin_tiers()["OLD"] == ((0.0, 3),)
         ctxs = info.meta_and_asset_ctxs()
         assert ctxs.ctxs[2].impact_pxs is None and ctxs.ctxs[0].impact_pxs == (14.3047, 14.3444)
         assert info.spot_meta_and_asset_ctxs().ctxs[1].coin == "@107"

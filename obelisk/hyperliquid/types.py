@@ -10,10 +10,11 @@ client reports as :class:`~obelisk.hyperliquid.errors.MalformedResponseError`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from obelisk.instruments import Instrument
+from obelisk.margin import MarginTiers, margin_tables_from_meta, tiers_of
 
 Wire = Mapping[str, Any]
 
@@ -65,57 +66,57 @@ def _pair(value: Any) -> tuple[float, float]:
 
 @dataclass(frozen=True, slots=True)
 class AssetMeta:
-    """One perp of ``meta.universe``; its asset id is its index there."""
+    """One perp of ``meta.universe``: its :class:`Instrument` (asset id = its index there)
+    and the flags that only the listing carries."""
 
-    name: str
-    sz_decimals: int
-    max_leverage: int
+    instrument: Instrument
     margin_table_id: int | None = None
     only_isolated: bool = False
     is_delisted: bool = False
     margin_mode: str | None = None
 
+    @property
+    def name(self) -> str:
+        return self.instrument.name
+
+    @property
+    def sz_decimals(self) -> int:
+        return self.instrument.sz_decimals
+
+    @property
+    def max_leverage(self) -> int:
+        return self.instrument.max_leverage
+
     @classmethod
-    def from_wire(cls, data: Wire) -> AssetMeta:
-        return cls(_str(data["name"]), _int(data["szDecimals"]), _int(data["maxLeverage"]),
-                   _opt_int(data.get("marginTableId")), bool(data.get("onlyIsolated", False)),
-                   bool(data.get("isDelisted", False)), _opt_str(data.get("marginMode")))
-
-
-@dataclass(frozen=True, slots=True)
-class MarginTier:
-    lower_bound: float
-    max_leverage: int
-
-
-@dataclass(frozen=True, slots=True)
-class MarginTable:
-    table_id: int
-    description: str
-    tiers: tuple[MarginTier, ...]
+    def from_wire(cls, data: Wire, asset: int) -> AssetMeta:
+        return cls(Instrument.from_meta(data, asset), _opt_int(data.get("marginTableId")),
+                   bool(data.get("onlyIsolated", False)), bool(data.get("isDelisted", False)),
+                   _opt_str(data.get("marginMode")))
 
 
 @dataclass(frozen=True, slots=True)
 class Meta:
-    """A ``meta`` answer: the perp universe and its margin tables (absent before 2025)."""
+    """A ``meta`` answer: the perp universe and its margin tables by id (absent before 2025),
+    read by the rules of :meth:`Instrument.from_meta` and
+    :func:`obelisk.margin.margin_tables_from_meta`."""
 
     universe: tuple[AssetMeta, ...]
-    margin_tables: tuple[MarginTable, ...] = ()
+    margin_tables: Mapping[int, MarginTiers] = field(default_factory=dict)
 
     @classmethod
     def from_wire(cls, data: Wire) -> Meta:
-        tables = []
-        for table_id, body in _list(data.get("marginTables", [])):
-            tiers = tuple(MarginTier(_num(t["lowerBound"]), _int(t["maxLeverage"]))
-                          for t in _list(body["marginTiers"]))
-            tables.append(MarginTable(_int(table_id), str(body.get("description", "")), tiers))
-        universe = tuple(AssetMeta.from_wire(entry) for entry in _list(data["universe"]))
-        return cls(universe, tuple(tables))
+        universe = tuple(AssetMeta.from_wire(entry, index)
+                         for index, entry in enumerate(_list(data["universe"])))
+        return cls(universe, margin_tables_from_meta(data))
 
     def instruments(self) -> list[Instrument]:
         """Every perp as an :class:`Instrument` (asset id = universe index)."""
-        return [Instrument(a.name, index, a.sz_decimals, a.max_leverage)
-                for index, a in enumerate(self.universe)]
+        return [asset.instrument for asset in self.universe]
+
+    def margin_tiers(self) -> dict[str, MarginTiers]:
+        """Each perp's tier table, by coin."""
+        return {a.name: tiers_of(a.name, a.margin_table_id, a.max_leverage, self.margin_tables)
+                for a in self.universe}
 
 
 @dataclass(frozen=True, slots=True)
@@ -686,7 +687,7 @@ class Agent:
 __all__ = [
     "ActiveAssetData", "Agent", "AssetMeta", "Candle", "ClearinghouseState", "CumFunding",
     "Fill", "FundingPayment", "FundingRate", "L2Level", "L2Snapshot", "LedgerUpdate",
-    "Leverage", "MarginSummary", "MarginTable", "MarginTier", "Meta", "MetaAndAssetCtxs",
+    "Leverage", "MarginSummary", "Meta", "MetaAndAssetCtxs",
     "Order", "OrderWithStatus", "PerpAssetCtx", "PortfolioPeriod", "Position",
     "PredictedFunding", "SpotAssetCtx", "SpotBalance", "SpotMeta", "SpotMetaAndAssetCtxs",
     "SpotPair", "SpotToken", "TwapSliceFill", "UserFees", "UserRateLimit", "VaultEquity",
