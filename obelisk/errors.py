@@ -7,8 +7,11 @@ unknown ids) as well, so generic handlers keep working.
 from obelisk._core.errors import (
     CrossedBookError,
     DuplicateOrderIdError,
+    InvalidFeeRateError,
     InvalidFillError,
+    InvalidFundingError,
     InvalidOrderError,
+    InvalidRiskLimitError,
     MarginError,
     MarketDataError,
     ObeliskError,
@@ -32,17 +35,35 @@ class InvalidSizeError(InstrumentError):
     """A size breaks the instrument's lot rules (decimals, sign)."""
 
 
+class DuplicateInstrumentError(InstrumentError):
+    """Two instruments of one table share a coin name or an asset id."""
+
+
+class OpenOrderUnderflowError(ObeliskError, ValueError):
+    """An open-order count would go below zero: more orders closed than were open."""
+
+
+class InsufficientLiquidityError(ObeliskError, ValueError):
+    """A book is too thin to fill the size or notional asked of it."""
+
+
 __all__ = [
     "CrossedBookError",
+    "DuplicateInstrumentError",
     "DuplicateOrderIdError",
     "InstrumentError",
+    "InsufficientLiquidityError",
+    "InvalidFeeRateError",
     "InvalidFillError",
+    "InvalidFundingError",
     "InvalidOrderError",
     "InvalidPriceError",
+    "InvalidRiskLimitError",
     "InvalidSizeError",
     "MarginError",
     "MarketDataError",
     "ObeliskError",
+    "OpenOrderUnderflowError",
     "PoolExhaustedError",
     "SnapshotError",
     "StaleHandleError",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from obelisk._core.l2 import L2Book
 from obelisk._core.position import funding_premium
-from obelisk.errors import MarginError
+from obelisk.errors import InsufficientLiquidityError, InvalidFundingError
 
 IMPACT_NOTIONAL_USD = {"BTC": 20_000.0, "ETH": 20_000.0}
 DEFAULT_IMPACT_NOTIONAL_USD = 6_000.0
@@ -32,7 +32,7 @@ def impact_prices(book: L2Book, notional_usd: float | None = None
     instrument = book.instrument
     usd = impact_notional(instrument.name) if notional_usd is None else notional_usd
     if not usd > 0:
-        raise MarginError(f"impact notional must be positive, got {usd}")
+        raise InvalidFundingError(f"impact notional must be positive, got {usd}")
     tick = 10.0 ** -instrument.price_decimals
     lot = 10.0 ** -instrument.sz_decimals
     notional = usd / (tick * lot)                  # in ticks x lots, the book's units
@@ -49,5 +49,6 @@ def premium_sample(book: L2Book, oracle_price: float, notional_usd: float | None
     """One premium sample of the funding formula, from the book and the oracle price."""
     bid, ask = impact_prices(book, notional_usd)
     if bid is None or ask is None:
-        raise MarginError(f"{book.instrument.name}'s book is too thin for its impact notional")
+        raise InsufficientLiquidityError(
+            f"{book.instrument.name}'s book is too thin for its impact notional")
     return funding_premium(bid, ask, oracle_price)

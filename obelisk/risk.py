@@ -28,7 +28,7 @@ from obelisk._core.risk import (
     RiskReason,
     TradingState,
 )
-from obelisk.errors import MarginError
+from obelisk.errors import OpenOrderUnderflowError, UnknownAssetError
 from obelisk.portfolio import Portfolio
 
 __all__ = ["RISK_ORDER_DTYPE", "AssetLimits", "OrderFlags", "RiskDecision", "RiskLimits",
@@ -128,7 +128,7 @@ class RiskManager:
         self.limits = limits = limits or RiskLimits()
         unknown = set(limits.per_coin) - set(portfolio.coins)
         if unknown:
-            raise MarginError(f"limits for coins not in the portfolio: {sorted(unknown)}")
+            raise UnknownAssetError(f"limits for coins not in the portfolio: {sorted(unknown)}")
         per_asset = {name: np.array([getattr(limits.per_coin.get(coin, limits.default), name)
                                      for coin in portfolio.coins], dtype=np.float64)
                      for name in PER_ASSET_LIMITS}
@@ -202,14 +202,16 @@ class RiskManager:
 
     def order_closed(self) -> None:
         if self.checks.open_orders == 0:
-            raise MarginError("no open order to close")
+            raise OpenOrderUnderflowError("no open order to close")
         self.checks.open_orders -= 1
 
     def set_open_orders(self, count: int) -> None:
         """The account's resting orders, as whoever tracks them (the engine) counts them."""
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise ValueError(f"open order count must be an int >= 0, got {count!r}")
-        self.checks.open_orders = count
+        if isinstance(count, bool) or not isinstance(count, (int, np.integer)):
+            raise TypeError(f"open order count must be an int, got {count!r}")
+        if count < 0:
+            raise OpenOrderUnderflowError(f"open order count must be >= 0, got {count}")
+        self.checks.open_orders = int(count)
 
     @property
     def open_orders(self) -> int:

@@ -7,7 +7,6 @@ from obelisk import (
     EVENT_DTYPE,
     MAX_PRICE_TICKS,
     MAX_QTY_LOTS,
-    RESULT_DTYPE,
     EventKind,
     OrderBook,
     OrderEventKind,
@@ -17,6 +16,7 @@ from obelisk import (
     Side,
     TimeInForce,
 )
+from obelisk._core.pool import OrderPool
 from obelisk.errors import (
     DuplicateOrderIdError,
     InvalidOrderError,
@@ -471,26 +471,6 @@ def test_reserve_refuses_sizes_that_would_overflow(book):
     assert fills_of(book) == [(2, 1, 100, 1)]
 
 
-def test_a_book_in_use_by_a_batch_refuses_other_callers(book):
-    book.add(1, SELL, 100, 1)
-    book._claim()  # what a running batch holds while the GIL is released
-    try:
-        for call in (lambda: book.add(2, BUY, 90, 1), lambda: book.bbo(), lambda: book.orders(),
-                     lambda: book.process(make_events()), lambda: book.reserve(10, 10),
-                     lambda: book.snapshot(), lambda: 1 in book, book._claim):
-            with pytest.raises(RuntimeError, match="another thread"):
-                call()
-    finally:
-        book._release()
-    assert book.bbo() == (None, 0, 100, 1)
-
-
-def test_selected_processing_needs_a_claimed_book(book):
-    with pytest.raises(RuntimeError, match="claimed"):
-        book._process_selected(make_events(), np.zeros(0, dtype=np.int64),
-                               np.zeros(0, dtype=RESULT_DTYPE))
-
-
 def test_fok_over_a_level_holding_near_int64_max():
     book = OrderBook(2048)
     book.add(1, SELL, 100, 1)
@@ -516,7 +496,6 @@ def test_events_with_fields_in_another_order_are_read_by_name(book):
 def test_objects_made_without_init_are_safe():
     bare = OrderBook.__new__(OrderBook)
     assert bare.add(1, BUY, 100, 1) == OrderStatus.RESTED
-    from obelisk import OrderPool
     with pytest.raises(PoolExhaustedError):
         OrderPool.__new__(OrderPool).acquire()
 

@@ -1,4 +1,4 @@
-"""The compiled l2Book frame scanner against the JSON-library path, on the same bytes."""
+"""The compiled Hyperliquid l2Book frame reader against the JSON-library path, on the same bytes."""
 
 import json
 from pathlib import Path
@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from obelisk import CrossedPolicy, Instrument, L2Book
+from obelisk._core.l2 import apply_hyperliquid_l2_frame
 from obelisk.hyperliquid.l2frames import apply_l2_json, apply_l2_message
 
 BUY, SELL = 0, 1
@@ -38,11 +39,11 @@ def seeded_book(policy):
 
 def test_the_recorded_frame_takes_the_fast_path():
     book = L2Book(DYDX)
-    assert book._apply_wire(RECORDED) is True
+    assert apply_hyperliquid_l2_frame(book, RECORDED) is True
     websocket = b'{"channel":"l2Book","data":' + RECORDED + b"}"
-    assert book._apply_wire(websocket) is True           # same time is not older: applied
+    assert apply_hyperliquid_l2_frame(book, websocket) is True   # same time is not older: applied
     older = RECORDED.replace(b'"time": 1689630203930', b'"time": 1689630203929')
-    assert book._apply_wire(older) is False
+    assert apply_hyperliquid_l2_frame(book, older) is False
     reference = L2Book(DYDX)
     apply_l2_json(reference, RECORDED)
     assert book_state(reference) == book_state(book)
@@ -52,11 +53,10 @@ def test_other_shapes_fall_back_to_the_json_library():
     book = seeded_book(CrossedPolicy.RAISE)
     message = json.loads(RECORDED)
     escaped = json.dumps(dict(message, coin="DYD\u0058"), ensure_ascii=True).replace("X", "\\u0058")
-    assert book._apply_wire(escaped.encode()) is None
-    assert book._apply_wire(json.dumps({**message, "extra": 1}).encode()) is None
-    assert book._apply_wire(json.dumps({"channel": "trades", "data": message}).encode()) is None
-    assert book._apply_wire(json.dumps(dict(message, coin="ETH")).encode()) is None
-    assert book._apply_wire(RECORDED + b"\x00") is None
+    for other in (escaped.encode(), json.dumps({**message, "extra": 1}).encode(),
+                  json.dumps({"channel": "trades", "data": message}).encode(),
+                  json.dumps(dict(message, coin="ETH")).encode(), RECORDED + b"\x00"):
+        assert apply_hyperliquid_l2_frame(book, other) is None
 
 
 # ------------------------------------------------------------- differential
@@ -121,7 +121,8 @@ def test_scanner_and_json_library_agree(data, style, broken, policy):
         at %= len(raw) + 1
         raw = raw[:at] + token + raw[at + len(token):]
     try:
-        event("fast path" if seeded_book(policy)._apply_wire(raw) is not None else "fallback")
+        fast = apply_hyperliquid_l2_frame(seeded_book(policy), raw) is not None
+        event("fast path" if fast else "fallback")
     except Exception:  # noqa: BLE001 - an error the general path must give too
         event("fast path")
     fast = outcome(apply_l2_message, seeded_book(policy), raw)
@@ -137,7 +138,7 @@ def test_scanner_and_json_library_agree(data, style, broken, policy):
 ])
 def test_unusual_but_valid_frames_take_the_fast_path(raw):
     fast = seeded_book(CrossedPolicy.RAISE)
-    assert fast._apply_wire(raw) is not None
+    assert apply_hyperliquid_l2_frame(fast, raw) is not None
     general = seeded_book(CrossedPolicy.RAISE)
     apply_l2_json(general, raw)
     assert book_state(general) == book_state(fast)

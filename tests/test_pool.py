@@ -5,7 +5,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from obelisk import OrderPool
+from obelisk._core.pool import OrderPool
 from obelisk.errors import PoolExhaustedError, StaleHandleError
 
 

@@ -22,7 +22,16 @@ from obelisk import (
     margin_tiers_from_meta,
     perp_fee_rates,
 )
-from obelisk.errors import InvalidFillError, MarginError, UnknownAssetError
+from obelisk._core.position import fill_fee, fill_fees
+from obelisk.errors import (
+    InsufficientLiquidityError,
+    InvalidFeeRateError,
+    InvalidFillError,
+    InvalidFundingError,
+    MarginError,
+    MarketDataError,
+    UnknownAssetError,
+)
 from obelisk.funding import impact_prices, premium_sample
 from obelisk.testing.reference.position import ReferencePositionBook
 
@@ -98,6 +107,10 @@ def test_funding_examples():
     assert close(portfolio.apply_funding({"BTC": 0.0000125}, {"BTC": 10_000}), 1.25)
     assert close(before - portfolio.balance, 1.25)
     assert close(portfolio.position("BTC").funding, 1.25)
+    with pytest.raises(InvalidFundingError):
+        funding_premium(10_100, math.nan, 10_000)
+    with pytest.raises(InvalidFundingError):
+        funding_rate(math.inf)
 
 
 def test_fee_examples():
@@ -114,6 +127,25 @@ def test_fee_examples():
     assert close(portfolio.balance, 1_000 + 0.04)
     with pytest.raises(MarginError):
         perp_fee_rates(float("nan"))
+
+
+def test_fill_fee_is_what_a_fill_pays():
+    """fill_fee and fill_fees are the rule the position kernel charges, to the bit."""
+    taker, maker = 0.00045, -0.00002
+    book = PositionBook([[(0, 20)]], balance=1_000, taker_rate=taker, maker_rate=maker)
+    fills = [(0.3, 2_001.5, False), (-1.7, 1_999.25, True), (2.0, 2_000.0, False)]
+    for size, price, is_maker in fills:
+        book.apply_fill(0, size, price, is_maker)
+    fees = [fill_fee(size, price, is_maker, taker, maker) for size, price, is_maker in fills]
+    assert fees[1] < 0                                               # a maker rebate
+    assert book.positions[0]["fees"] == fees[0] + fees[1] + fees[2]
+    sizes, prices, makers = zip(*fills, strict=True)
+    assert fill_fees(sizes, prices, makers, taker, maker).tolist() == fees
+    takers = [fill_fee(size, price, False, taker, maker) for size, price, _ in fills]
+    assert fill_fees(sizes, prices, False, taker, maker).tolist() == takers
+    assert fill_fees([], [], [], taker, maker).tolist() == []
+    with pytest.raises(ValueError, match="one value per fill"):
+        fill_fees([1.0, 2.0], [100.0], True, taker, maker)
 
 
 def test_recorded_2023_cross_account_uses_the_legacy_liquidation_price():
@@ -318,11 +350,14 @@ def snapshot(book):
     (lambda b: b.set_leverage(0, 2.5), MarginError),
     (lambda b: b.set_leverage(0, math.nan), MarginError),
     (lambda b: b.set_leverage(1, 5, isolated=True), MarginError),   # open position: mode fixed
-    (lambda b: b.mark([math.inf, 1.0, 1.0]), MarginError),
-    (lambda b: b.mark([1.0, -1.0, 1.0]), MarginError),
-    (lambda b: b.mark([1.0, 1.0]), MarginError),
-    (lambda b: b.apply_funding([0, math.inf, 0], [1.0, 1.0, 1.0]), MarginError),
-    (lambda b: b.apply_funding([0.0001, 0.0001, 0], [1.0, 0.0, 1.0]), MarginError),
+    (lambda b: b.mark([math.inf, 1.0, 1.0]), MarketDataError),
+    (lambda b: b.mark([1.0, -1.0, 1.0]), MarketDataError),
+    (lambda b: b.mark([1.0, 1.0]), MarketDataError),
+    (lambda b: b.set_mark(0, 0.0), MarketDataError),
+    (lambda b: b.apply_funding([0, math.inf, 0], [1.0, 1.0, 1.0]), InvalidFundingError),
+    (lambda b: b.apply_funding([0.0001, 0.0001, 0], [1.0, 0.0, 1.0]), InvalidFundingError),
+    (lambda b: b.apply_funding([0.0001, 0.0001], [1.0, 1.0, 1.0]), InvalidFundingError),
+    (lambda b: b.set_fee_rates(0.02, 0.0), InvalidFeeRateError),
     (lambda b: b.withdraw(1e12), MarginError),
     (lambda b: b.deposit(math.nan), MarginError),
     (lambda b: b.update_isolated_margin(1, -1.0), MarginError),     # cross: no isolated margin
@@ -405,8 +440,10 @@ def test_impact_prices_and_premium_from_a_book():
     oracle = 10_000.0
     assert close(premium_sample(book, oracle), funding_premium(bid, ask, oracle))
     assert impact_prices(book, 1e9) == (None, None)  # both sides too thin
-    with pytest.raises(MarginError, match="thin"):
+    with pytest.raises(InsufficientLiquidityError, match="thin"):
         premium_sample(book, oracle, 1e9)
+    with pytest.raises(InvalidFundingError, match="impact notional"):
+        impact_prices(book, 0.0)
 
 
 def test_decimal_sizes_close_to_exactly_zero():

@@ -8,7 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from obelisk import Instrument, Portfolio
-from obelisk.errors import MarginError, UnknownAssetError
+from obelisk.errors import (
+    InvalidRiskLimitError,
+    MarketDataError,
+    OpenOrderUnderflowError,
+    UnknownAssetError,
+)
 from obelisk.risk import (
     RISK_ORDER_DTYPE,
     AssetLimits,
@@ -112,8 +117,19 @@ def test_open_order_count_and_immediate_orders():
     risk.order_closed()
     assert risk.check("BTC", 1, 0.1, 60_000).allowed
     risk.order_closed()
-    with pytest.raises(MarginError):
+    with pytest.raises(OpenOrderUnderflowError):
         risk.order_closed()
+    risk.set_open_orders(2)
+    assert risk.open_orders == 2
+    assert reason(risk, "BTC", 1, 0.1, 60_000) == R.OPEN_ORDERS
+    risk.set_open_orders(np.int64(0))
+    assert risk.check("BTC", 1, 0.1, 60_000).allowed
+    with pytest.raises(OpenOrderUnderflowError):
+        risk.set_open_orders(-1)
+    for count in (1.0, True, "2"):
+        with pytest.raises(TypeError):
+            risk.set_open_orders(count)
+    assert risk.open_orders == 0
 
 
 def test_rate_budget_refills_with_time():
@@ -194,10 +210,18 @@ def test_bad_orders_are_invalid():
     assert reason(risk, "BTC", 1, 1.0, 60_000, trigger_price=-1) == R.INVALID_ORDER
     with pytest.raises(UnknownAssetError):
         risk.check("DOGE", 1, 1.0, 0.1)
-    with pytest.raises(MarginError):
+    with pytest.raises(UnknownAssetError, match="DOGE"):
         RiskManager(Portfolio([BTC]), RiskLimits(per_coin={"DOGE": AssetLimits()}))
-    with pytest.raises(MarginError):
+    with pytest.raises(MarketDataError):
         risk.update_market("BTC", -5.0)
+    with pytest.raises(InvalidRiskLimitError, match="max_leverage"):
+        RiskManager(Portfolio([BTC]), RiskLimits(max_leverage=-1.0))
+    with pytest.raises(InvalidRiskLimitError, match="max_order_size"):
+        RiskManager(Portfolio([BTC]), RiskLimits(default=AssetLimits(max_order_size=math.nan)))
+    with pytest.raises(InvalidRiskLimitError, match="max_open_orders"):
+        RiskManager(Portfolio([BTC]), RiskLimits(max_open_orders=-1))
+    with pytest.raises(InvalidRiskLimitError, match="equity"):
+        risk.reset_daily(math.inf)
 
 
 # ----------------------------------------------- live portfolio, batch, signals

@@ -1,4 +1,4 @@
-# Helpers shared by the books' sorted price ladders and record layouts.
+# Helpers shared by the books' sorted price ladders, and portable compiler builtins.
 # Header-only: every cimporting module inlines these.
 
 from libc.stdint cimport int32_t, int64_t
@@ -28,11 +28,6 @@ cdef inline int32_t lower_bound_near_end(const int64_t* keys, int32_t n,
     for i in range(lo, n):
         below += keys[i] < key
     return lo + below
-
-
-cdef inline size_t field_offset(void* field, void* base) noexcept nogil:
-    """Byte offset of a struct field, for numpy dtypes that mirror C structs."""
-    return <size_t> (<char*> field - <char*> base)
 
 
 cdef extern from *:

@@ -1,6 +1,6 @@
 # Shared C types of the compiled core: fixed-width typedefs, the codes that
-# cross the batch interface, and the structs whose layout the numpy dtypes in
-# obelisk/_core/book.pyx mirror byte for byte.
+# cross the batch interface, and the structs the numpy dtypes in
+# obelisk/_core/book.pyx are read from (obelisk/_core/_records.py).
 
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
 

@@ -65,6 +65,7 @@ cdef class OrderBook:
     cdef int _allocate(self, slot_t capacity, bint growable) except -1
     cdef void _release_memory(self) noexcept
     cdef int _check_idle(self) except -1
+    cdef int _claim(self) except -1
     cdef int _ensure_room(self) noexcept nogil
     cdef int _grow_levels(self) noexcept nogil
     cdef int _reserve(self, int64_t fills, int64_t order_events) noexcept nogil

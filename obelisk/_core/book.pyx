@@ -11,9 +11,8 @@ import struct
 
 import numpy as np
 
-cimport cython
 from libc.stdint cimport INT32_MAX, INT64_MAX, int32_t, int64_t, uint8_t
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy, memmove, memset
 
 from obelisk._core._idmap cimport (
@@ -27,7 +26,6 @@ from obelisk._core._idmap cimport (
     idmap_insert,
     idmap_remove,
 )
-from obelisk._core._sorted cimport field_offset as _off
 from obelisk._core._sorted cimport lower_bound_near_end
 from obelisk._core._sorted cimport prefetch as _prefetch
 from obelisk._core._types cimport *
@@ -40,6 +38,7 @@ from obelisk._core.pool cimport (
     pool_stats,
 )
 
+from obelisk._core._records import as_records, struct_dtype
 from obelisk._core.errors import (
     DuplicateOrderIdError,
     InvalidOrderError,
@@ -128,56 +127,17 @@ MAX_QTY_LOTS = MAX_QTY
 
 # ------------------------------------------------------------- numpy dtypes
 
-cdef Event _ev
-cdef Result _res
+cdef Event _event
+cdef Result _result
 cdef Fill _fill
-cdef OrderEvent _oev
-cdef RestingOrder _ro
+cdef OrderEvent _order_event
+cdef RestingOrder _resting_order
 
-
-def _dtype(names, formats, offsets, itemsize):
-    return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": itemsize})
-
-
-EVENT_DTYPE = _dtype(
-    ["oid", "price", "qty", "owner", "asset", "kind", "side", "tif"],
-    ["i8", "i8", "i8", "u4", "u4", "u1", "u1", "u1"],
-    [_off(&_ev.oid, &_ev), _off(&_ev.price, &_ev), _off(&_ev.qty, &_ev), _off(&_ev.owner, &_ev),
-     _off(&_ev.asset, &_ev), _off(&_ev.kind, &_ev), _off(&_ev.side, &_ev), _off(&_ev.tif, &_ev)],
-    sizeof(Event),
-)
-RESULT_DTYPE = _dtype(
-    ["filled_qty", "resting_qty", "fill_count", "status", "reason"],
-    ["i8", "i8", "u4", "u1", "u1"],
-    [_off(&_res.filled_qty, &_res), _off(&_res.resting_qty, &_res), _off(&_res.fill_count, &_res),
-     _off(&_res.status, &_res), _off(&_res.reason, &_res)],
-    sizeof(Result),
-)
-FILL_DTYPE = _dtype(
-    ["seq", "taker_oid", "maker_oid", "price", "qty", "taker_owner", "maker_owner",
-     "event_index", "taker_side", "maker_done"],
-    ["i8", "i8", "i8", "i8", "i8", "u4", "u4", "i4", "u1", "u1"],
-    [_off(&_fill.seq, &_fill), _off(&_fill.taker_oid, &_fill), _off(&_fill.maker_oid, &_fill),
-     _off(&_fill.price, &_fill), _off(&_fill.qty, &_fill), _off(&_fill.taker_owner, &_fill),
-     _off(&_fill.maker_owner, &_fill), _off(&_fill.event_index, &_fill),
-     _off(&_fill.taker_side, &_fill), _off(&_fill.maker_done, &_fill)],
-    sizeof(Fill),
-)
-ORDER_EVENT_DTYPE = _dtype(
-    ["seq", "oid", "price", "qty", "owner", "event_index", "kind", "reason", "side"],
-    ["i8", "i8", "i8", "i8", "u4", "i4", "u1", "u1", "u1"],
-    [_off(&_oev.seq, &_oev), _off(&_oev.oid, &_oev), _off(&_oev.price, &_oev),
-     _off(&_oev.qty, &_oev), _off(&_oev.owner, &_oev), _off(&_oev.event_index, &_oev),
-     _off(&_oev.kind, &_oev), _off(&_oev.reason, &_oev), _off(&_oev.side, &_oev)],
-    sizeof(OrderEvent),
-)
-ORDER_DTYPE = _dtype(
-    ["oid", "price", "qty", "owner", "side", "tif", "queue_ahead"],
-    ["i8", "i8", "i8", "u4", "u1", "u1", "i8"],
-    [_off(&_ro.oid, &_ro), _off(&_ro.price, &_ro), _off(&_ro.qty, &_ro), _off(&_ro.owner, &_ro),
-     _off(&_ro.side, &_ro), _off(&_ro.tif, &_ro), _off(&_ro.queue_ahead, &_ro)],
-    sizeof(RestingOrder),
-)
+EVENT_DTYPE = struct_dtype(<Event[:1]> &_event)
+RESULT_DTYPE = struct_dtype(<Result[:1]> &_result)
+FILL_DTYPE = struct_dtype(<Fill[:1]> &_fill)
+ORDER_EVENT_DTYPE = struct_dtype(<OrderEvent[:1]> &_order_event)
+ORDER_DTYPE = struct_dtype(<RestingOrder[:1]> &_resting_order)
 
 BatchResult = namedtuple("BatchResult", ["results", "fills", "order_events"])
 BatchResult.__doc__ = "Per-event results in input order, and the fill and order-event tapes."
@@ -337,13 +297,11 @@ cdef class OrderBook:
                                "use one book from one thread at a time")
         return 0
 
-    def _claim(self) -> None:
-        """Reserve the book for MatchingEngine until :meth:`_release` (raises if in use)."""
+    cdef int _claim(self) except -1:
+        """Hold the book for a batch until ``busy`` is cleared (raises if already held)."""
         self._check_idle()
         self.busy = True
-
-    def _release(self) -> None:
-        self.busy = False
+        return 0
 
     # ------------------------------------------------------ memory helpers
 
@@ -972,25 +930,6 @@ cdef class OrderBook:
             self.busy = False
         return BatchResult(results, self._copy_fills(), self._copy_order_events())
 
-    def _process_selected(self, events, const int64_t[::1] selected, results) -> None:
-        """Apply events[selected] in that order, one result each into `results`.
-
-        For MatchingEngine, which must hold the book (:meth:`_claim`): each
-        book takes its own asset's events straight from the shared batch
-        without a copy; its tapes (event indices into `events`) stay inside
-        the book for :class:`TapeMerge`.
-        """
-        if not self.busy:
-            raise RuntimeError("_process_selected needs the book claimed first")
-        if events.dtype != EVENT_DTYPE or not events.flags.c_contiguous:
-            raise TypeError("events must be a contiguous EVENT_DTYPE array")
-        if results.dtype != RESULT_DTYPE or not results.flags.c_contiguous \
-                or len(results) < selected.shape[0]:
-            raise TypeError("results must be a contiguous RESULT_DTYPE array, one per selection")
-        if selected.shape[0] and (np.min(selected) < 0 or np.max(selected) >= len(events)):
-            raise IndexError("selected event positions fall outside the batch")
-        self._process_into(events, results, selected)
-
     cdef _process_into(self, events, results, const int64_t[::1] selected=None):
         cdef int64_t n = len(events) if selected is None else selected.shape[0]
         cdef const unsigned char[::1] event_bytes
@@ -1313,164 +1252,15 @@ def _check_side(side):
 
 
 def as_event_array(events):
-    """Check a batch's type and layout; a contiguous EVENT_DTYPE array comes back as is."""
-    if not isinstance(events, np.ndarray):
-        raise TypeError(f"events must be a numpy array of EVENT_DTYPE, got {type(events).__name__}")
-    if events.ndim != 1:
-        raise TypeError(f"events must be one-dimensional, got shape {events.shape}")
+    """A batch as a contiguous EVENT_DTYPE array (as is when it already is one).
+
+    Fields are matched by name, so the same fields in another layout are
+    copied into place; anything else raises TypeError.
+    """
+    events = as_records(events, EVENT_DTYPE, "events", "obelisk.EVENT_DTYPE")
     if len(events) > INT32_MAX:
         raise ValueError(f"a batch holds at most {INT32_MAX} events, got {len(events)}")
-    if events.dtype != EVENT_DTYPE:
-        if not _same_fields(events.dtype, EVENT_DTYPE):
-            raise TypeError(f"events must have dtype obelisk.EVENT_DTYPE, got {events.dtype}")
-        # Same fields in another layout (e.g. packed, or reordered): copy field by field,
-        # since astype between record dtypes pairs fields by position, not name.
-        converted = np.empty(len(events), dtype=EVENT_DTYPE)
-        for name in EVENT_DTYPE.names:
-            converted[name] = events[name]
-        return converted
-    return np.ascontiguousarray(events)
-
-
-def _same_fields(dtype, expected):
-    return dtype.names is not None and set(dtype.names) == set(expected.names) and all(
-        dtype.fields[name][0] == expected.fields[name][0] for name in expected.names)
-
-
-cdef int64_t _first_at_or_after(const char* records, int64_t size, size_t itemsize,
-                                size_t key_offset, int64_t event_index) noexcept nogil:
-    """Position of the first record whose event index is >= `event_index` (records sorted)."""
-    cdef int64_t lo = 0
-    cdef int64_t hi = size
-    cdef int64_t mid
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if (<const int32_t*> (records + mid * itemsize + key_offset))[0] < event_index:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-cdef void _merge_segment(const char** sources, const int64_t* sizes, Py_ssize_t count,
-                         size_t itemsize, size_t key_offset, int64_t lo, int64_t hi,
-                         int64_t* positions, int64_t* ends, char* out) noexcept nogil:
-    """k-way merge of the records with event index in [lo, hi) into their place in `out`.
-
-    Each source is in event order and every event belongs to one source, so a
-    record's place is the number of records, over all sources, before it.
-    """
-    cdef Py_ssize_t p, best
-    cdef int32_t key, best_key
-    cdef int64_t before = 0
-    for p in range(count):
-        positions[p] = _first_at_or_after(sources[p], sizes[p], itemsize, key_offset, lo)
-        ends[p] = _first_at_or_after(sources[p], sizes[p], itemsize, key_offset, hi)
-        before += positions[p]
-    out += before * itemsize
-    while True:
-        best = -1
-        best_key = 0
-        for p in range(count):
-            if positions[p] < ends[p]:
-                key = (<const int32_t*> (sources[p] + positions[p] * itemsize + key_offset))[0]
-                if best < 0 or key < best_key:
-                    best = p
-                    best_key = key
-        if best < 0:
-            return
-        memcpy(out, sources[best] + positions[best] * itemsize, itemsize)
-        out += itemsize
-        positions[best] += 1
-
-
-@cython.final
-cdef class TapeMerge:
-    """The fill and order-event tapes of several books' last calls, merged by ``event_index``.
-
-    For MatchingEngine: each book's tapes are in event order and every event
-    belongs to one book, so a k-way merge straight from the books' own tapes
-    (no intermediate copies, no sort) gives the batch's tapes in input order.
-    The merge splits into independent event ranges (:meth:`merge_range`), which
-    threads can run at once without the GIL. `extra_order_events`
-    (ORDER_EVENT_DTYPE, in event order) joins the merge.
-    """
-
-    cdef const char** fill_sources
-    cdef int64_t* fill_sizes
-    cdef const char** event_sources
-    cdef int64_t* event_sizes
-    cdef Py_ssize_t book_count
-    cdef Py_ssize_t event_source_count
-    cdef object keep_alive
-    cdef readonly object fills
-    cdef readonly object order_events
-
-    def __cinit__(self):
-        self.fill_sources = NULL
-        self.fill_sizes = NULL
-        self.event_sources = NULL
-        self.event_sizes = NULL
-
-    def __init__(self, books, extra_order_events=None) -> None:
-        cdef Py_ssize_t count = len(books)
-        cdef Py_ssize_t p
-        cdef OrderBook book
-        cdef const unsigned char[::1] extra_bytes
-        self.book_count = count
-        self.fill_sources = <const char**> malloc((count + 1) * sizeof(char*))
-        self.fill_sizes = <int64_t*> malloc((count + 1) * sizeof(int64_t))
-        self.event_sources = <const char**> malloc((count + 1) * sizeof(char*))
-        self.event_sizes = <int64_t*> malloc((count + 1) * sizeof(int64_t))
-        if (self.fill_sources == NULL or self.fill_sizes == NULL or self.event_sources == NULL
-                or self.event_sizes == NULL):
-            raise MemoryError("cannot merge tapes")
-        for p in range(count):
-            book = books[p]
-            self.fill_sources[p] = <const char*> book.fills
-            self.fill_sizes[p] = book.fill_count
-            self.event_sources[p] = <const char*> book.order_events
-            self.event_sizes[p] = book.order_event_count
-        self.event_source_count = count
-        self.keep_alive = (list(books), extra_order_events)
-        if extra_order_events is not None and len(extra_order_events):
-            extra_bytes = extra_order_events.view(np.uint8)
-            self.event_sources[count] = <const char*> &extra_bytes[0]
-            self.event_sizes[count] = len(extra_order_events)
-            self.event_source_count = count + 1
-        self.fills = np.empty(sum(self.fill_sizes[p] for p in range(count)), dtype=FILL_DTYPE)
-        self.order_events = np.empty(
-            sum(self.event_sizes[p] for p in range(self.event_source_count)),
-            dtype=ORDER_EVENT_DTYPE)
-
-    def __dealloc__(self):
-        free(self.fill_sources)
-        free(self.fill_sizes)
-        free(self.event_sources)
-        free(self.event_sizes)
-
-    def merge_range(self, int64_t lo, int64_t hi) -> None:
-        """Merge the records of events lo <= event_index < hi into place."""
-        cdef unsigned char[::1] fill_bytes = self.fills.view(np.uint8)
-        cdef unsigned char[::1] event_bytes = self.order_events.view(np.uint8)
-        cdef char* fill_out = <char*> &fill_bytes[0] if fill_bytes.shape[0] else NULL
-        cdef char* event_out = <char*> &event_bytes[0] if event_bytes.shape[0] else NULL
-        cdef Py_ssize_t sources = self.event_source_count
-        cdef int64_t* positions = <int64_t*> malloc(2 * (sources + 1) * sizeof(int64_t))
-        if positions == NULL:
-            raise MemoryError("cannot merge tapes")
-        try:
-            with nogil:
-                if fill_out != NULL:
-                    _merge_segment(self.fill_sources, self.fill_sizes, self.book_count,
-                                   sizeof(Fill), _off(&_fill.event_index, &_fill), lo, hi,
-                                   positions, positions + sources + 1, fill_out)
-                if event_out != NULL:
-                    _merge_segment(self.event_sources, self.event_sizes, sources,
-                                   sizeof(OrderEvent), _off(&_oev.event_index, &_oev), lo, hi,
-                                   positions, positions + sources + 1, event_out)
-        finally:
-            free(positions)
+    return events
 
 
 def _parse_snapshot(data):

@@ -57,3 +57,15 @@ class InvalidFillError(ObeliskError, ValueError):
 
 class MarginError(ObeliskError, ValueError):
     """Leverage, margin, a balance change or a margin input is not allowed."""
+
+
+class InvalidFeeRateError(ObeliskError, ValueError):
+    """A fee rate, or a fee-schedule input that selects one (volume, staking), is not allowed."""
+
+
+class InvalidFundingError(ObeliskError, ValueError):
+    """A funding rate, oracle price, premium input or impact notional is not allowed."""
+
+
+class InvalidRiskLimitError(ObeliskError, ValueError):
+    """A risk limit, or the equity the loss limits are measured from, is not allowed."""

@@ -44,7 +44,7 @@ cdef class L2Book:
     cdef readonly int64_t last_seq
     cdef readonly int64_t last_time
     cdef readonly int64_t gaps
-    cdef bytes wire_coin
+    cdef bytes coin_bytes
     cdef int price_decimals
     cdef int size_decimals
     cdef int64_t* gap_log

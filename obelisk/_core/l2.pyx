@@ -16,11 +16,11 @@ from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcmp, memcpy
 
-from obelisk._core._l2wire cimport WIRE_OK, WireFrame, parse_decimal, scan_l2book
-from obelisk._core._sorted cimport field_offset as _off
+from obelisk._core._hl_l2frame cimport FRAME_OK, L2Frame, parse_decimal, scan_l2book
 from obelisk._core._sorted cimport lower_bound_near_end
 from obelisk._core._types cimport MAX_PRICE, MAX_QTY, SIDE_BUY, SIDE_SELL
 
+from obelisk._core._records import as_records, struct_dtype
 from obelisk._core.errors import CrossedBookError, MarketDataError
 
 
@@ -46,24 +46,8 @@ cdef enum:
 cdef L2Delta _delta
 cdef L2Top _top_record
 
-
-L2_DELTA_DTYPE = np.dtype({
-    "names": ["price", "size", "seq", "time", "side"],
-    "formats": ["i8", "i8", "i8", "i8", "u1"],
-    "offsets": [_off(&_delta.price, &_delta), _off(&_delta.size, &_delta),
-                _off(&_delta.seq, &_delta), _off(&_delta.time, &_delta),
-                _off(&_delta.side, &_delta)],
-    "itemsize": sizeof(L2Delta),
-})
-L2_TOP_DTYPE = np.dtype({
-    "names": ["bid_price", "bid_size", "ask_price", "ask_size"],
-    "formats": ["i8", "i8", "i8", "i8"],
-    "offsets": [_off(&_top_record.bid_price, &_top_record),
-                _off(&_top_record.bid_size, &_top_record),
-                _off(&_top_record.ask_price, &_top_record),
-                _off(&_top_record.ask_size, &_top_record)],
-    "itemsize": sizeof(L2Top),
-})
+L2_DELTA_DTYPE = struct_dtype(<L2Delta[:1]> &_delta)
+L2_TOP_DTYPE = struct_dtype(<L2Top[:1]> &_top_record)
 
 
 # ------------------------------------------------------------ sorted sides
@@ -224,7 +208,7 @@ cdef class L2Book:
             raise ValueError(f"crossed_policy must be a CrossedPolicy, got {crossed_policy!r}")
         self.instrument = instrument
         name = getattr(instrument, "name", None)
-        self.wire_coin = name.encode() if isinstance(name, str) else None
+        self.coin_bytes = name.encode() if isinstance(name, str) else None
         self.price_decimals = instrument.price_decimals
         self.size_decimals = instrument.sz_decimals
         self.crossed_policy = crossed_policy
@@ -401,7 +385,7 @@ cdef class L2Book:
         deltas before it staying applied.
         """
         self._check_idle()
-        deltas = _as_deltas(deltas)
+        deltas = as_records(deltas, L2_DELTA_DTYPE, "deltas", "obelisk.L2_DELTA_DTYPE")
         cdef int64_t n = len(deltas)
         if top is not None and (not isinstance(top, np.ndarray) or top.dtype != L2_TOP_DTYPE
                                 or len(top) < n or not top.flags.c_contiguous):
@@ -530,34 +514,6 @@ cdef class L2Book:
                 if i >= nb:
                     keys[i] = -keys[i]
             return self._load(keys, sizes, <int32_t> nb, <int32_t> na, time, implied_deltas)
-        finally:
-            free(keys)
-
-    def _apply_wire(self, const unsigned char[::1] raw):
-        """Apply a Hyperliquid l2Book frame read straight from its bytes.
-
-        None when the frame is anything but the exchange's usual shape for
-        this book's coin: the caller then decodes it with the JSON library,
-        which applies it or says precisely what is wrong.
-        """
-        self._check_idle()
-        cdef Py_ssize_t length = raw.shape[0]
-        if length == 0 or length > 1 << 30:
-            return None
-        cdef int32_t capacity = <int32_t> (length // 25 + 1)  # a level takes 25+ bytes
-        cdef WireFrame frame
-        cdef int64_t* keys = _scratch(capacity)
-        cdef int64_t* sizes = keys + capacity + 1
-        try:
-            if scan_l2book(<const char*> &raw[0], length, self.price_decimals,
-                           self.size_decimals, keys, sizes, capacity, &frame) != WIRE_OK:
-                return None
-            if self.wire_coin is not None and (
-                    frame.coin_length != len(self.wire_coin)
-                    or memcmp(frame.coin, <const char*> self.wire_coin,
-                              <size_t> frame.coin_length) != 0):
-                return None
-            return self._load(keys, sizes, frame.bids, frame.asks, frame.time, False)
         finally:
             free(keys)
 
@@ -778,6 +734,39 @@ cdef class L2Book:
         return self.sides[SIDE_SELL].count
 
 
+def apply_hyperliquid_l2_frame(L2Book book not None, const unsigned char[::1] frame):
+    """Apply a Hyperliquid ``l2Book`` frame to `book` straight from its bytes.
+
+    Reads the websocket frame ``{"channel": "l2Book", "data": {...}}`` and the
+    REST ``/info`` body ``{"coin", "time", "levels"}`` in the exchange's usual
+    shape for the book's coin, without building Python objects. Returns what
+    :meth:`L2Book.apply_levels` returns (False when the frame is older than
+    the book), or None for any other frame: escapes, extra keys, another
+    channel or coin, off-grid decimals. A JSON decoder then applies it or
+    says precisely what is wrong (:func:`obelisk.hyperliquid.l2frames.apply_l2_message`).
+    """
+    book._check_idle()
+    cdef Py_ssize_t length = frame.shape[0]
+    if length == 0 or length > 1 << 30:
+        return None
+    cdef int32_t capacity = <int32_t> (length // 25 + 1)  # a level takes 25+ bytes
+    cdef L2Frame read
+    cdef int64_t* keys = _scratch(capacity)
+    cdef int64_t* sizes = keys + capacity + 1
+    try:
+        if scan_l2book(<const char*> &frame[0], length, book.price_decimals,
+                       book.size_decimals, keys, sizes, capacity, &read) != FRAME_OK:
+            return None
+        if book.coin_bytes is not None and (
+                read.coin_length != len(book.coin_bytes)
+                or memcmp(read.coin, <const char*> book.coin_bytes,
+                          <size_t> read.coin_length) != 0):
+            return None
+        return book._load(keys, sizes, read.bids, read.asks, read.time, False)
+    finally:
+        free(keys)
+
+
 cdef int64_t* _scratch(Py_ssize_t levels) except NULL:
     """One buffer for a snapshot's keys then sizes (`levels` + 1 each); the caller frees it."""
     cdef int64_t* buffer = <int64_t*> malloc(<size_t> (levels + 1) * 16)
@@ -806,9 +795,3 @@ def _pair(prices, sizes, what):
     if len(prices) != len(sizes):
         raise MarketDataError(f"{len(prices)} {what} prices but {len(sizes)} sizes")
     return prices.astype(np.int64, copy=False), sizes.astype(np.int64, copy=False)
-
-
-def _as_deltas(deltas):
-    if not isinstance(deltas, np.ndarray) or deltas.dtype != L2_DELTA_DTYPE or deltas.ndim != 1:
-        raise TypeError("deltas must be a one-dimensional numpy array of obelisk.L2_DELTA_DTYPE")
-    return np.ascontiguousarray(deltas)

@@ -54,6 +54,13 @@ cdef struct Totals:
     double isolated_position_value
 
 
+# The fee of one fill, the one rule behind the kernels and fill_fee/fill_fees.
+
+cdef inline double fill_fee_at_rate(double size, double price, double rate) noexcept nogil:
+    """|size| x price x rate in USDC; negative for a rebate."""
+    return fabs(size) * price * rate
+
+
 # Margin math shared with the risk checks (header-style: inlined where cimported).
 
 cdef inline int32_t tier_of(const double* lower, int32_t first, int32_t count,

@@ -67,6 +67,13 @@ class PositionBook:
     @property
     def cross_liquidatable(self) -> bool: ...
 
+def fill_fee(
+    size: float, price: float, maker: bool, taker_rate: float, maker_rate: float
+) -> float: ...
+def fill_fees(
+    sizes: npt.ArrayLike, prices: npt.ArrayLike, maker: npt.ArrayLike, taker_rate: float,
+    maker_rate: float
+) -> npt.NDArray[np.float64]: ...
 def funding_premium(impact_bid: float, impact_ask: float, oracle: float) -> float: ...
 def funding_rate(
     average_premium: float, interest_rate: float = 0.0001, clamp: float = 0.0005

@@ -12,12 +12,19 @@ import numpy as np
 
 cimport cython
 from libc.math cimport INFINITY, NAN, fabs, fmin, isfinite
-from libc.stdint cimport int32_t
+from libc.stdint cimport int32_t, uint8_t
 
-from obelisk._core._sorted cimport field_offset as _off
 from obelisk._core._sorted cimport prefetch
 
-from obelisk._core.errors import InvalidFillError, MarginError, UnknownAssetError
+from obelisk._core._records import as_records, struct_dtype
+from obelisk._core.errors import (
+    InvalidFeeRateError,
+    InvalidFillError,
+    InvalidFundingError,
+    MarginError,
+    MarketDataError,
+    UnknownAssetError,
+)
 
 
 class MarginMode(IntEnum):
@@ -29,30 +36,8 @@ class MarginMode(IntEnum):
 cdef Position _position
 cdef PositionFill _fill
 
-POSITION_DTYPE = np.dtype({
-    "names": ["size", "entry_px", "leverage", "margin", "realized_pnl", "fees", "funding",
-              "mark_px", "unrealized_pnl", "position_value", "initial_margin",
-              "maintenance_margin", "liquidation_px", "isolated"],
-    "formats": ["f8"] * 13 + ["u1"],
-    "offsets": [_off(&_position.size, &_position), _off(&_position.entry_px, &_position),
-                _off(&_position.leverage, &_position), _off(&_position.margin, &_position),
-                _off(&_position.realized_pnl, &_position), _off(&_position.fees, &_position),
-                _off(&_position.funding, &_position), _off(&_position.mark_px, &_position),
-                _off(&_position.unrealized_pnl, &_position),
-                _off(&_position.position_value, &_position),
-                _off(&_position.initial_margin, &_position),
-                _off(&_position.maintenance_margin, &_position),
-                _off(&_position.liquidation_px, &_position),
-                _off(&_position.isolated, &_position)],
-    "itemsize": sizeof(Position),
-})
-POSITION_FILL_DTYPE = np.dtype({
-    "names": ["asset", "size", "price", "maker"],
-    "formats": ["i4", "f8", "f8", "u1"],
-    "offsets": [_off(&_fill.asset, &_fill), _off(&_fill.size, &_fill),
-                _off(&_fill.price, &_fill), _off(&_fill.maker, &_fill)],
-    "itemsize": sizeof(PositionFill),
-})
+POSITION_DTYPE = struct_dtype(<Position[:1]> &_position)
+POSITION_FILL_DTYPE = struct_dtype(<PositionFill[:1]> &_fill)
 
 TRANSFER_VALUE_FRACTION = 0.1   # withdrawals keep max(initial margin, 10% of position value)
 
@@ -90,7 +75,7 @@ cdef inline double _apply_fill(Position* p, double size, double price, double ra
     # close: closed / held is then exactly 1) and comes in for the opened part.
     cdef double released = p.margin * (closed / (held if held > 0 else 1.0))
     cdef double added = opened * price / p.leverage * p.isolated
-    cdef double fee = amount * price * rate
+    cdef double fee = fill_fee_at_rate(size, price, rate)
     p.size = remaining
     p.entry_px = entry
     p.margin += added - released
@@ -225,7 +210,7 @@ cdef class PositionBook:
 
         Every fill is checked first, so a bad one raises before any is applied.
         """
-        fills = _as_records(fills, POSITION_FILL_DTYPE, "fills")
+        fills = as_records(fills, POSITION_FILL_DTYPE, "fills", "obelisk.POSITION_FILL_DTYPE")
         cdef const unsigned char[::1] fill_bytes = fills.view(np.uint8)
         cdef Py_ssize_t n = len(fills)
         if n == 0:
@@ -264,7 +249,8 @@ cdef class PositionBook:
 
     def mark(self, prices) -> None:
         """Set mark prices (one per asset; NaN keeps the previous mark) and recompute."""
-        cdef const double[::1] marks = _per_asset(prices, self.count, "mark prices")
+        cdef const double[::1] marks = _per_asset(prices, self.count, "mark prices",
+                                                  MarketDataError)
         cdef const double* m = &marks[0]
         cdef int32_t i
         cdef int32_t bad = 0
@@ -275,7 +261,7 @@ cdef class PositionBook:
         if bad:
             i = next(i for i in range(self.count) if marks[i] == marks[i] and not (
                 0 < marks[i] < INFINITY))
-            raise MarginError(f"mark price of asset {i} must be positive, got {marks[i]}")
+            raise MarketDataError(f"mark price of asset {i} must be positive, got {marks[i]}")
         with nogil:
             self._recompute(m)
         self.dirty = False
@@ -287,15 +273,18 @@ cdef class PositionBook:
         A positive rate makes longs pay shorts. Cross positions pay from the
         balance, isolated ones from their margin. NaN rates skip an asset.
         """
-        cdef const double[::1] rate = _per_asset(rates, self.count, "funding rates")
-        cdef const double[::1] oracle = _per_asset(oracle_prices, self.count, "oracle prices")
+        cdef const double[::1] rate = _per_asset(rates, self.count, "funding rates",
+                                                 InvalidFundingError)
+        cdef const double[::1] oracle = _per_asset(oracle_prices, self.count, "oracle prices",
+                                                   InvalidFundingError)
         cdef int32_t i
         for i in range(self.count):
             if rate[i] == rate[i] and self.rows[i].size != 0:
                 if not isfinite(rate[i]):
-                    raise MarginError(f"funding rate of asset {i} must be finite, got {rate[i]}")
+                    raise InvalidFundingError(
+                        f"funding rate of asset {i} must be finite, got {rate[i]}")
                 if not (isfinite(oracle[i]) and oracle[i] > 0):
-                    raise MarginError(
+                    raise InvalidFundingError(
                         f"oracle price of asset {i} must be positive, got {oracle[i]}")
         cdef double paid = 0.0
         cdef double payment
@@ -363,7 +352,7 @@ cdef class PositionBook:
         """Move one asset's mark price; the derived values follow when next read."""
         self._check_asset(asset)
         if not (isfinite(price) and price > 0):
-            raise MarginError(f"mark price must be positive, got {price}")
+            raise MarketDataError(f"mark price must be positive, got {price}")
         self.rows[asset].mark_px = price
         self._changed()
 
@@ -560,13 +549,50 @@ cdef class PositionBook:
             + self.totals.cross_unrealized_pnl < self.totals.cross_maintenance_margin
 
 
+# ----------------------------------------------------------------- fees
+
+def fill_fee(double size, double price, bint maker, double taker_rate,
+             double maker_rate) -> float:
+    """The fee of one fill in USDC, as the account pays it: |size| x price x its rate.
+
+    `maker` picks the maker rate, else the taker rate; a negative rate is a rebate.
+    """
+    return fill_fee_at_rate(size, price, maker_rate if maker else taker_rate)
+
+
+def fill_fees(sizes, prices, maker, double taker_rate, double maker_rate):
+    """:func:`fill_fee` of each fill, as a float64 array, in one loop without the GIL.
+
+    `sizes` and `prices` hold one number per fill; `maker` one flag per fill,
+    or one for all.
+    """
+    cdef const double[::1] size = np.ascontiguousarray(sizes, dtype=np.float64)
+    cdef const double[::1] price = np.ascontiguousarray(prices, dtype=np.float64)
+    cdef Py_ssize_t n = size.shape[0]
+    if price.shape[0] != n:
+        raise ValueError(f"sizes and prices must have one value per fill, got {n} sizes and "
+                         f"{price.shape[0]} prices")
+    cdef const uint8_t[::1] is_maker = np.ascontiguousarray(
+        np.broadcast_to(np.asarray(maker, dtype=np.bool_), (n,))).view(np.uint8)
+    out = np.empty(n, dtype=np.float64)
+    cdef double[::1] fee = out
+    cdef double rates[2]
+    rates[0] = taker_rate
+    rates[1] = maker_rate
+    cdef Py_ssize_t i
+    with nogil:
+        for i in range(n):
+            fee[i] = fill_fee_at_rate(size[i], price[i], rates[is_maker[i]])
+    return out
+
+
 # ------------------------------------------------------------- funding math
 
 def funding_premium(double impact_bid, double impact_ask, double oracle) -> float:
     """One premium sample: (max(impact bid - oracle, 0) - max(oracle - impact ask, 0)) / oracle."""
     if not (isfinite(impact_bid) and isfinite(impact_ask) and isfinite(oracle) and oracle > 0):
-        raise MarginError("impact prices must be finite and the oracle price positive, got "
-                          f"{impact_bid}, {impact_ask}, {oracle}")
+        raise InvalidFundingError("impact prices must be finite and the oracle price positive, "
+                                  f"got {impact_bid}, {impact_ask}, {oracle}")
     return (max(impact_bid - oracle, 0.0) - max(oracle - impact_ask, 0.0)) / oracle
 
 
@@ -574,7 +600,7 @@ def funding_rate(double average_premium, double interest_rate=0.0001,
                  double clamp=0.0005) -> float:
     """The 8-hour rate: premium + clamp(interest - premium, -clamp, +clamp)."""
     if not (isfinite(average_premium) and isfinite(interest_rate) and isfinite(clamp)):
-        raise MarginError("funding inputs must be finite")
+        raise InvalidFundingError("funding inputs must be finite")
     return average_premium + min(max(interest_rate - average_premium, -clamp), clamp)
 
 
@@ -609,26 +635,12 @@ def _check_money(double amount, what):
 
 def _check_rates(double taker, double maker):
     if not (isfinite(taker) and isfinite(maker) and 0 <= taker < 0.01 and -0.01 < maker < 0.01):
-        raise MarginError(f"fee rates must be fractions below 1 % (taker >= 0), got "
-                          f"taker {taker}, maker {maker}")
+        raise InvalidFeeRateError(f"fee rates must be fractions below 1 % (taker >= 0), got "
+                                  f"taker {taker}, maker {maker}")
 
 
-def _per_asset(values, Py_ssize_t count, what):
+def _per_asset(values, Py_ssize_t count, what, error):
     array = np.ascontiguousarray(values, dtype=np.float64)
     if array.shape != (count,):
-        raise MarginError(f"{what} must have one value per asset ({count}), got shape "
-                          f"{array.shape}")
+        raise error(f"{what} must have one value per asset ({count}), got shape {array.shape}")
     return array
-
-
-def _as_records(records, dtype, what):
-    if not isinstance(records, np.ndarray) or records.ndim != 1:
-        raise TypeError(f"{what} must be a one-dimensional numpy array of {dtype}")
-    if records.dtype != dtype:
-        if set(records.dtype.names or ()) != set(dtype.names):
-            raise TypeError(f"{what} must have the fields {dtype.names}, got {records.dtype}")
-        converted = np.zeros(len(records), dtype=dtype)
-        for name in dtype.names:
-            converted[name] = records[name]
-        return converted
-    return np.ascontiguousarray(records)

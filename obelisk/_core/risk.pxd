@@ -6,15 +6,56 @@ from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
 from obelisk._core.position cimport Position, PositionBook
 
 
+# Codes that cross into Python: obelisk/_core/risk.pyx builds the IntEnums
+# RiskReason, TradingState and OrderFlags from these values, so each is
+# defined once.
+
+# Why an order was refused (RISK_OK when it was not), in order of precedence.
+cdef enum:
+    RISK_OK = 0
+    RISK_INVALID_ORDER = 1
+    RISK_UNKNOWN_ASSET = 2
+    RISK_KILL_SWITCH = 3
+    RISK_HALTED = 4
+    RISK_REDUCE_ONLY_INCREASES = 5
+    RISK_STALE_MARKET_DATA = 6
+    RISK_REDUCING_ONLY = 7
+    RISK_DAILY_LOSS = 8
+    RISK_DRAWDOWN = 9
+    RISK_PRICE_BAND = 10
+    RISK_ORDER_SIZE = 11
+    RISK_ORDER_NOTIONAL = 12
+    RISK_POSITION_SIZE = 13
+    RISK_POSITION_NOTIONAL = 14
+    RISK_TOTAL_NOTIONAL = 15
+    RISK_LEVERAGE = 16
+    RISK_MARGIN = 17
+    RISK_LIQUIDATION_DISTANCE = 18
+    RISK_OPEN_ORDERS = 19
+    RISK_RATE_LIMIT = 20
+
+# What the checks let through.
+cdef enum:
+    STATE_ACTIVE = 0       # every order within the limits
+    STATE_REDUCING = 1     # only orders that shrink a position
+    STATE_HALTED = 2       # nothing
+
+# Bits of RiskOrder.flags.
+cdef enum:
+    FLAG_REDUCE_ONLY = 1   # must not grow the position
+    FLAG_PROTECTIVE = 2    # a take-profit or stop-loss
+    FLAG_IMMEDIATE = 4     # IOC or market: never rests, so never counts as an open order
+
+
 # One order to check (RISK_ORDER_DTYPE, 32 bytes).
 cdef struct RiskOrder:
+    int32_t asset
+    int8_t side                # +1 buys, -1 sells
+    uint8_t flags              # FLAG_REDUCE_ONLY | FLAG_PROTECTIVE | FLAG_IMMEDIATE
+    uint8_t _pad[2]
     double size                # > 0
     double price               # limit price; for market orders the protection price
     double trigger_price       # 0 when the order has no trigger
-    int32_t asset
-    int8_t side                # +1 buys, -1 sells
-    uint8_t flags              # REDUCE_ONLY | PROTECTIVE | IMMEDIATE
-    uint8_t _pad[2]
 
 
 @cython.final

@@ -16,7 +16,6 @@ from cpython.time cimport PyTime_MonotonicRaw
 from libc.math cimport INFINITY, NAN, fabs, isfinite
 from libc.stdint cimport int32_t, int64_t, uint8_t
 
-from obelisk._core._sorted cimport field_offset as _off
 from obelisk._core.position cimport (
     PositionBook,
     Position,
@@ -25,89 +24,52 @@ from obelisk._core.position cimport (
     maintenance_margin,
 )
 
-from obelisk._core.errors import MarginError, UnknownAssetError
+from obelisk._core._records import as_records, struct_dtype
+from obelisk._core.errors import InvalidRiskLimitError, MarketDataError, UnknownAssetError
 
 
 class TradingState(IntEnum):
     """What the risk checks let through."""
-    ACTIVE = 0       # every order within the limits
-    REDUCING = 1     # only orders that shrink a position
-    HALTED = 2       # nothing
+    ACTIVE = STATE_ACTIVE
+    REDUCING = STATE_REDUCING
+    HALTED = STATE_HALTED
 
 
 class OrderFlags(IntEnum):
     """Bits of RISK_ORDER_DTYPE's ``flags``."""
-    REDUCE_ONLY = 1  # must not grow the position
-    PROTECTIVE = 2   # a take-profit or stop-loss
-    IMMEDIATE = 4    # IOC or market: never rests, so never counts as an open order
+    REDUCE_ONLY = FLAG_REDUCE_ONLY
+    PROTECTIVE = FLAG_PROTECTIVE
+    IMMEDIATE = FLAG_IMMEDIATE
 
 
 class RiskReason(IntEnum):
     """Why an order was refused (OK when it was not)."""
-    OK = 0
-    INVALID_ORDER = 1
-    UNKNOWN_ASSET = 2
-    KILL_SWITCH = 3
-    HALTED = 4
-    REDUCE_ONLY_INCREASES = 5
-    STALE_MARKET_DATA = 6
-    REDUCING_ONLY = 7
-    DAILY_LOSS = 8
-    DRAWDOWN = 9
-    PRICE_BAND = 10
-    ORDER_SIZE = 11
-    ORDER_NOTIONAL = 12
-    POSITION_SIZE = 13
-    POSITION_NOTIONAL = 14
-    TOTAL_NOTIONAL = 15
-    LEVERAGE = 16
-    MARGIN = 17
-    LIQUIDATION_DISTANCE = 18
-    OPEN_ORDERS = 19
-    RATE_LIMIT = 20
+    OK = RISK_OK
+    INVALID_ORDER = RISK_INVALID_ORDER
+    UNKNOWN_ASSET = RISK_UNKNOWN_ASSET
+    KILL_SWITCH = RISK_KILL_SWITCH
+    HALTED = RISK_HALTED
+    REDUCE_ONLY_INCREASES = RISK_REDUCE_ONLY_INCREASES
+    STALE_MARKET_DATA = RISK_STALE_MARKET_DATA
+    REDUCING_ONLY = RISK_REDUCING_ONLY
+    DAILY_LOSS = RISK_DAILY_LOSS
+    DRAWDOWN = RISK_DRAWDOWN
+    PRICE_BAND = RISK_PRICE_BAND
+    ORDER_SIZE = RISK_ORDER_SIZE
+    ORDER_NOTIONAL = RISK_ORDER_NOTIONAL
+    POSITION_SIZE = RISK_POSITION_SIZE
+    POSITION_NOTIONAL = RISK_POSITION_NOTIONAL
+    TOTAL_NOTIONAL = RISK_TOTAL_NOTIONAL
+    LEVERAGE = RISK_LEVERAGE
+    MARGIN = RISK_MARGIN
+    LIQUIDATION_DISTANCE = RISK_LIQUIDATION_DISTANCE
+    OPEN_ORDERS = RISK_OPEN_ORDERS
+    RATE_LIMIT = RISK_RATE_LIMIT
 
-
-cdef enum:
-    OK = 0
-    INVALID_ORDER = 1
-    UNKNOWN_ASSET = 2
-    KILL_SWITCH = 3
-    HALTED = 4
-    REDUCE_ONLY_INCREASES = 5
-    STALE_MARKET_DATA = 6
-    REDUCING_ONLY = 7
-    DAILY_LOSS = 8
-    DRAWDOWN = 9
-    PRICE_BAND = 10
-    ORDER_SIZE = 11
-    ORDER_NOTIONAL = 12
-    POSITION_SIZE = 13
-    POSITION_NOTIONAL = 14
-    TOTAL_NOTIONAL = 15
-    LEVERAGE = 16
-    MARGIN = 17
-    LIQUIDATION_DISTANCE = 18
-    OPEN_ORDERS = 19
-    RATE_LIMIT = 20
-
-cdef enum:
-    STATE_ACTIVE = 0
-    STATE_REDUCING = 1
-    STATE_HALTED = 2
-    FLAG_REDUCE_ONLY = 1
-    FLAG_PROTECTIVE = 2
-    FLAG_IMMEDIATE = 4
 
 cdef RiskOrder _order
 
-RISK_ORDER_DTYPE = np.dtype({
-    "names": ["asset", "side", "flags", "size", "price", "trigger_price"],
-    "formats": ["i4", "i1", "u1", "f8", "f8", "f8"],
-    "offsets": [_off(&_order.asset, &_order), _off(&_order.side, &_order),
-                _off(&_order.flags, &_order), _off(&_order.size, &_order),
-                _off(&_order.price, &_order), _off(&_order.trigger_price, &_order)],
-    "itemsize": sizeof(RiskOrder),
-})
+RISK_ORDER_DTYPE = struct_dtype(<RiskOrder[:1]> &_order)
 
 PER_ASSET_LIMITS = ("max_order_size", "max_order_notional", "max_position_size",
                     "max_position_notional", "price_band")
@@ -140,7 +102,8 @@ cdef class RiskChecks:
             values = np.ascontiguousarray(per_asset.get(name, np.full(self.count, np.inf)),
                                           dtype=np.float64)
             if values.shape != (self.count,) or np.isnan(values).any() or (values < 0).any():
-                raise MarginError(f"{name} must be one number >= 0 per asset ({self.count})")
+                raise InvalidRiskLimitError(
+                    f"{name} must be one number >= 0 per asset ({self.count})")
             arrays[name] = values
         for name, value in (("max_total_notional", max_total_notional),
                             ("max_leverage", max_leverage), ("daily_loss_limit", daily_loss_limit),
@@ -148,9 +111,9 @@ cdef class RiskChecks:
                             ("orders_per_second", orders_per_second), ("burst", burst),
                             ("min_liquidation_distance", min_liquidation_distance)):
             if not value >= 0:
-                raise MarginError(f"{name} must be >= 0, got {value}")
+                raise InvalidRiskLimitError(f"{name} must be >= 0, got {value}")
         if max_open_orders < 0:
-            raise MarginError(f"max_open_orders must be >= 0, got {max_open_orders}")
+            raise InvalidRiskLimitError(f"max_open_orders must be >= 0, got {max_open_orders}")
         arrays["marks"] = np.full(self.count, np.nan)
         arrays["oracles"] = np.full(self.count, np.nan)
         arrays["mark_times"] = np.zeros(self.count, dtype=np.int64)
@@ -199,7 +162,8 @@ cdef class RiskChecks:
             raise UnknownAssetError(f"asset must be an index in 0..{self.count - 1}, got {asset}")
         if not (isfinite(mark) and mark > 0) or (oracle == oracle and not (
                 isfinite(oracle) and oracle > 0)):
-            raise MarginError(f"mark and oracle prices must be positive, got {mark}, {oracle}")
+            raise MarketDataError(
+                f"mark and oracle prices must be positive, got {mark}, {oracle}")
         self.marks[asset] = mark
         self.oracles[asset] = oracle
         self.mark_times[asset] = self._now()
@@ -208,7 +172,7 @@ cdef class RiskChecks:
         """Start a new trading day (and drawdown peak) from `equity` or the account value now."""
         value = self.book.account_value if equity is None else float(equity)
         if not isfinite(value):
-            raise MarginError(f"equity must be finite, got {value}")
+            raise InvalidRiskLimitError(f"equity must be finite, got {value}")
         self.day_start_equity = value
         self.peak_equity = value
 
@@ -220,7 +184,7 @@ cdef class RiskChecks:
         if not 0 <= asset < self.count:
             self.last_value = asset
             self.last_limit = self.count
-            return UNKNOWN_ASSET
+            return RISK_UNKNOWN_ASSET
         cdef RiskOrder order
         order.asset = <int32_t> asset
         order.side = 1 if side > 0 else (-1 if side < 0 else 0)
@@ -237,10 +201,7 @@ cdef class RiskChecks:
         Each order is judged as if every allowed order before it in the batch
         had filled in full: limits hold for the batch as a whole.
         """
-        if not isinstance(orders, np.ndarray) or orders.dtype != RISK_ORDER_DTYPE \
-                or orders.ndim != 1:
-            raise TypeError("orders must be a one-dimensional numpy array of RISK_ORDER_DTYPE")
-        orders = np.ascontiguousarray(orders)
+        orders = as_records(orders, RISK_ORDER_DTYPE, "orders", "obelisk.RISK_ORDER_DTYPE")
         cdef Py_ssize_t n = len(orders)
         out = np.zeros(n, dtype=np.uint8)
         if n == 0:
@@ -271,15 +232,16 @@ cdef class RiskChecks:
     cdef int _check(self, const RiskOrder* o, int64_t now) noexcept nogil:
         """Every check in order of precedence; the first that fails names the reason."""
         if not (0 <= o.asset < self.count):
-            return self._deny(UNKNOWN_ASSET, o.asset, self.count)
+            return self._deny(RISK_UNKNOWN_ASSET, o.asset, self.count)
         if not (o.side == 1 or o.side == -1) or not (isfinite(o.size) and o.size > 0) \
                 or not (isfinite(o.price) and o.price > 0) \
-                or not (isfinite(o.trigger_price) and o.trigger_price >= 0) or o.flags > 7:
-            return self._deny(INVALID_ORDER, o.size, 0.0)
+                or not (isfinite(o.trigger_price) and o.trigger_price >= 0) \
+                or o.flags & ~(FLAG_REDUCE_ONLY | FLAG_PROTECTIVE | FLAG_IMMEDIATE):
+            return self._deny(RISK_INVALID_ORDER, o.size, 0.0)
         if self.kill_switch:
-            return self._deny(KILL_SWITCH, 0.0, 0.0)
+            return self._deny(RISK_KILL_SWITCH, 0.0, 0.0)
         if self.state == STATE_HALTED:
-            return self._deny(HALTED, 0.0, 0.0)
+            return self._deny(RISK_HALTED, 0.0, 0.0)
         cdef Position* p = &self.book.rows[o.asset]
         cdef double held = p.size + self.pending[o.asset]
         cdef double change = o.side * o.size
@@ -288,17 +250,17 @@ cdef class RiskChecks:
         cdef double mark = self.marks[o.asset]
         cdef int verdict
         if o.flags & FLAG_REDUCE_ONLY and not reducing:
-            return self._deny(REDUCE_ONLY_INCREASES, o.size, fabs(held))
+            return self._deny(RISK_REDUCE_ONLY_INCREASES, o.size, fabs(held))
         if reducing:
             verdict = self._take_token(now)
-            if verdict == OK:
+            if verdict == RISK_OK:
                 self._commit(o, p, held, after, mark)
             return verdict
         if mark != mark or now - self.mark_times[o.asset] > self.max_data_age_ns:
-            return self._deny(STALE_MARKET_DATA, (now - self.mark_times[o.asset]) / 1e9,
+            return self._deny(RISK_STALE_MARKET_DATA, (now - self.mark_times[o.asset]) / 1e9,
                               self.max_data_age_ns / 1e9)
         if self.state == STATE_REDUCING:
-            return self._deny(REDUCING_ONLY, fabs(after), fabs(held))
+            return self._deny(RISK_REDUCING_ONLY, fabs(after), fabs(held))
         cdef const Totals* t = &self.book.totals
         cdef double cross_equity = self.book.balance + t.cross_unrealized_pnl
         cdef double equity = cross_equity + t.isolated_equity
@@ -306,37 +268,39 @@ cdef class RiskChecks:
             self.peak_equity = equity
         if self.day_start_equity - equity > self.daily_loss_limit:
             self.state = STATE_REDUCING
-            return self._deny(DAILY_LOSS, self.day_start_equity - equity, self.daily_loss_limit)
+            return self._deny(RISK_DAILY_LOSS, self.day_start_equity - equity,
+                              self.daily_loss_limit)
         if self.peak_equity > 0 and (self.peak_equity - equity) / self.peak_equity \
                 > self.max_drawdown:
             self.state = STATE_REDUCING
-            return self._deny(DRAWDOWN, (self.peak_equity - equity) / self.peak_equity,
+            return self._deny(RISK_DRAWDOWN, (self.peak_equity - equity) / self.peak_equity,
                               self.max_drawdown)
         cdef double band = self.price_band[o.asset]
         cdef double oracle = self.oracles[o.asset]
         if fabs(o.price - mark) > band * mark:
-            return self._deny(PRICE_BAND, fabs(o.price - mark) / mark, band)
+            return self._deny(RISK_PRICE_BAND, fabs(o.price - mark) / mark, band)
         if oracle == oracle and fabs(o.price - oracle) > band * oracle:
-            return self._deny(PRICE_BAND, fabs(o.price - oracle) / oracle, band)
+            return self._deny(RISK_PRICE_BAND, fabs(o.price - oracle) / oracle, band)
         if o.trigger_price > 0 and fabs(o.trigger_price - mark) > band * mark:
-            return self._deny(PRICE_BAND, fabs(o.trigger_price - mark) / mark, band)
+            return self._deny(RISK_PRICE_BAND, fabs(o.trigger_price - mark) / mark, band)
         if o.size > self.max_order_size[o.asset]:
-            return self._deny(ORDER_SIZE, o.size, self.max_order_size[o.asset])
+            return self._deny(RISK_ORDER_SIZE, o.size, self.max_order_size[o.asset])
         if o.size * o.price > self.max_order_notional[o.asset]:
-            return self._deny(ORDER_NOTIONAL, o.size * o.price, self.max_order_notional[o.asset])
+            return self._deny(RISK_ORDER_NOTIONAL, o.size * o.price,
+                              self.max_order_notional[o.asset])
         if fabs(after) > self.max_position_size[o.asset]:
-            return self._deny(POSITION_SIZE, fabs(after), self.max_position_size[o.asset])
+            return self._deny(RISK_POSITION_SIZE, fabs(after), self.max_position_size[o.asset])
         cdef double value_after = fabs(after) * mark
         if value_after > self.max_position_notional[o.asset]:
-            return self._deny(POSITION_NOTIONAL, value_after,
+            return self._deny(RISK_POSITION_NOTIONAL, value_after,
                               self.max_position_notional[o.asset])
         cdef double value_held = fabs(held) * mark
         cdef double total_after = t.cross_position_value + t.isolated_position_value \
             + self.pending_value - value_held + value_after
         if total_after > self.max_total_notional:
-            return self._deny(TOTAL_NOTIONAL, total_after, self.max_total_notional)
+            return self._deny(RISK_TOTAL_NOTIONAL, total_after, self.max_total_notional)
         if equity <= 0 or total_after > self.max_leverage * equity:
-            return self._deny(LEVERAGE, total_after / equity if equity > 0 else INFINITY,
+            return self._deny(RISK_LEVERAGE, total_after / equity if equity > 0 else INFINITY,
                               self.max_leverage)
         cdef double grown = fabs(after) - fabs(held) if (after > 0) == (held > 0) else fabs(after)
         cdef double cross_im = t.cross_initial_margin + self.pending_cross_im
@@ -346,18 +310,18 @@ cdef class RiskChecks:
         if p.isolated:
             needed = grown * o.price / p.leverage if grown > 0 else 0.0
             if needed > free:
-                return self._deny(MARGIN, needed, free)
+                return self._deny(RISK_MARGIN, needed, free)
         elif cross_im_after > cross_equity:
-            return self._deny(MARGIN, cross_im_after, cross_equity)
+            return self._deny(RISK_MARGIN, cross_im_after, cross_equity)
         if self.min_liquidation_distance > 0:
             needed = self._distance_after(o, p, held, after, mark, cross_equity)
             if needed < self.min_liquidation_distance:
-                return self._deny(LIQUIDATION_DISTANCE, needed, self.min_liquidation_distance)
+                return self._deny(RISK_LIQUIDATION_DISTANCE, needed, self.min_liquidation_distance)
         cdef int64_t open_after = self.open_orders + self.pending_open + 1
         if not o.flags & FLAG_IMMEDIATE and open_after > self.max_open_orders:
-            return self._deny(OPEN_ORDERS, open_after, self.max_open_orders)
+            return self._deny(RISK_OPEN_ORDERS, open_after, self.max_open_orders)
         verdict = self._take_token(now)
-        if verdict == OK:
+        if verdict == RISK_OK:
             self._commit(o, p, held, after, mark)
         return verdict
 
@@ -405,14 +369,14 @@ cdef class RiskChecks:
     cdef inline int _take_token(self, int64_t now) noexcept nogil:
         """Spend one order of the rate budget (a token bucket), or refuse."""
         if self.orders_per_second == INFINITY:
-            return OK
+            return RISK_OK
         self.tokens = min(self.burst, self.tokens
                           + (now - self.refilled_at) * 1e-9 * self.orders_per_second)
         self.refilled_at = now
         if self.tokens < 1.0:
-            return self._deny(RATE_LIMIT, self.orders_per_second, self.orders_per_second)
+            return self._deny(RISK_RATE_LIMIT, self.orders_per_second, self.orders_per_second)
         self.tokens -= 1.0
-        return OK
+        return RISK_OK
 
 
 cdef double* _pointer(array) except NULL:

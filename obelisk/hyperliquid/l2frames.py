@@ -12,7 +12,7 @@ from __future__ import annotations
 import orjson
 
 from obelisk._core.errors import MarketDataError
-from obelisk._core.l2 import L2Book
+from obelisk._core.l2 import L2Book, apply_hyperliquid_l2_frame
 
 
 def apply_l2_message(book: L2Book, raw: bytes | bytearray | memoryview | str) -> bool:
@@ -23,7 +23,7 @@ def apply_l2_message(book: L2Book, raw: bytes | bytearray | memoryview | str) ->
     another coin, or a malformed one, raises MarketDataError and changes nothing.
     """
     if isinstance(raw, (bytes, bytearray)):
-        applied = book._apply_wire(raw)
+        applied = apply_hyperliquid_l2_frame(book, raw)
         if applied is not None:
             return bool(applied)
     return apply_l2_json(book, raw)

@@ -1,10 +1,11 @@
 """MatchingEngine: one order book per asset, batches sharded across threads.
 
 Books of different assets share nothing, so a batch that spans assets is
-applied by one thread per book, with the GIL released inside the book's loop.
-Each book walks the positions of its own asset's events in the shared batch
-and writes their results in place; the fill and order-event tapes are then
-merged by input position.
+applied by one thread per book, with the GIL released inside the book's loop
+(:func:`obelisk._core.sharded.process_sharded`). Each book walks the positions
+of its own asset's events in the shared batch; the fill and order-event tapes
+are then merged by input position. This module chooses the books, finds each
+one's events and owns the threads.
 """
 
 from __future__ import annotations
@@ -19,18 +20,8 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from obelisk._core.book import (
-    ORDER_EVENT_DTYPE,
-    RESULT_DTYPE,
-    BatchResult,
-    OrderBook,
-    OrderEventKind,
-    OrderStatus,
-    Reason,
-    SelfTradePrevention,
-    TapeMerge,
-    as_event_array,
-)
+from obelisk._core.book import BatchResult, OrderBook, SelfTradePrevention, as_event_array
+from obelisk._core.sharded import process_sharded
 
 T = TypeVar("T")
 
@@ -98,44 +89,12 @@ class MatchingEngine:
         no book saw them). Fill and order-event sequence numbers are per book.
         """
         events = as_event_array(events)
-        asset_column = events["asset"]
-        results = np.empty(len(events), dtype=RESULT_DTYPE)
-        selections = self._select(asset_column)
-
-        def shard(asset: int) -> int:
-            selected = selections[asset]()
-            if len(selected) == len(events):
-                self._books[asset]._process_selected(events, selected, results)
-            else:
-                # Called even with nothing selected, so the book's tapes restart empty.
-                # Each book writes its own compact results (threads writing interleaved
-                # rows of one array would fight over cache lines), put back in place after.
-                own = np.empty(len(selected), dtype=RESULT_DTYPE)
-                self._books[asset]._process_selected(events, selected, own)
-                np.put(_as_records(results), selected, _as_records(own))
-            return len(selected)
-
+        selections = self._select(events["asset"])
         with self._lock:
-            candidates = [asset for asset in self._books if asset in selections]
-            books = [self._books[asset] for asset in candidates]
-            claimed = []
-            try:
-                for book in books:  # no other thread may touch these books until merged
-                    book._claim()
-                    claimed.append(book)
-                handled = sum(self._run_in_parallel([partial(shard, a) for a in candidates]))
-                rejected = None
-                if handled < len(events):
-                    unknown = ~np.isin(asset_column, self._asset_ids)
-                    rejected = self._reject_unknown(events, results, unknown)
-                merge = TapeMerge(books, rejected)
-                bounds = np.linspace(0, len(events), self.threads + 1).astype(np.int64).tolist()
-                self._run_in_parallel([partial(merge.merge_range, lo, hi)
-                                       for lo, hi in zip(bounds, bounds[1:], strict=False)])
-            finally:
-                for book in claimed:
-                    book._release()
-        return BatchResult(results, merge.fills, merge.order_events)
+            assets = [asset for asset in self._books if asset in selections]
+            return process_sharded([self._books[asset] for asset in assets], events,
+                                   [selections[asset] for asset in assets],
+                                   self._run_in_parallel, merge_parts=self.threads)
 
     def _select(self, asset_column: np.ndarray) -> dict[int, Callable[[], Positions]]:
         """Per asset with events, a task giving their positions in the batch.
@@ -167,18 +126,6 @@ class MatchingEngine:
             rest = [future.result() for future in futures]
         return [first, *rest]
 
-    @staticmethod
-    def _reject_unknown(events: np.ndarray, results: np.ndarray, unknown: np.ndarray) -> np.ndarray:
-        results[unknown] = (0, 0, 0, OrderStatus.REJECTED, Reason.UNKNOWN_ASSET)
-        rejected = events[unknown]
-        out = np.zeros(len(rejected), dtype=ORDER_EVENT_DTYPE)
-        for field in ("oid", "price", "qty", "owner", "side"):
-            out[field] = rejected[field]
-        out["event_index"] = np.flatnonzero(unknown)
-        out["kind"] = OrderEventKind.REJECTED
-        out["reason"] = Reason.UNKNOWN_ASSET
-        return out
-
     def close(self) -> None:
         """Stop the worker threads."""
         if self._executor is not None:
@@ -191,7 +138,3 @@ class MatchingEngine:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-
-def _as_records(array: np.ndarray) -> np.ndarray:
-    """The same rows as opaque fixed-size items, which numpy moves with a plain copy."""
-    return array.view(np.dtype((np.void, array.dtype.itemsize)))

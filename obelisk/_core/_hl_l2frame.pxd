@@ -15,11 +15,11 @@ from obelisk._core._types cimport MAX_PRICE, MAX_QTY
 
 
 cdef enum:
-    WIRE_OK = 0
-    WIRE_FALLBACK = -1
+    FRAME_OK = 0
+    FRAME_FALLBACK = -1
 
 
-cdef struct WireFrame:
+cdef struct L2Frame:
     const char* coin        # the coin's bytes inside the input
     Py_ssize_t coin_length
     int64_t time            # 0 when the frame has none
@@ -189,7 +189,7 @@ cdef inline int32_t _side(_Scan* s, int32_t first, bint ask) noexcept nogil:
             return -1
 
 
-cdef inline bint _data(_Scan* s, WireFrame* frame) noexcept nogil:
+cdef inline bint _data(_Scan* s, L2Frame* frame) noexcept nogil:
     """The body after the object's opening brace: "coin", "time" and "levels", once each."""
     cdef const char* key
     cdef Py_ssize_t key_length
@@ -225,11 +225,11 @@ cdef inline bint _data(_Scan* s, WireFrame* frame) noexcept nogil:
 
 cdef inline int scan_l2book(const char* text, Py_ssize_t length, int price_decimals,
                             int size_decimals, int64_t* keys, int64_t* sizes,
-                            int32_t capacity, WireFrame* frame) noexcept nogil:
+                            int32_t capacity, L2Frame* frame) noexcept nogil:
     """Read a websocket frame {"channel": "l2Book", "data": {...}} or a REST body {...}.
 
     Bids land in keys/sizes[0:bids], asks (keys negated) after them; at most
-    `capacity` levels in all. WIRE_OK, or WIRE_FALLBACK for anything unusual.
+    `capacity` levels in all. FRAME_OK, or FRAME_FALLBACK for anything unusual.
     """
     cdef _Scan s
     cdef const char* key
@@ -245,21 +245,21 @@ cdef inline int scan_l2book(const char* text, Py_ssize_t length, int price_decim
     s.capacity = capacity
     frame.time = 0
     if not _next(&s, 123):
-        return WIRE_FALLBACK
+        return FRAME_FALLBACK
     if not _key(&s, &key, &key_length):
-        return WIRE_FALLBACK
+        return FRAME_FALLBACK
     if _is(key, key_length, "channel", 7):
         if not _string(&s, &channel, &channel_length) or not _is(
                 channel, channel_length, "l2Book", 6):
-            return WIRE_FALLBACK
+            return FRAME_FALLBACK
         if not _next(&s, 44) or not _key(&s, &key, &key_length) \
                 or not _is(key, key_length, "data", 4) or not _next(&s, 123) \
                 or not _data(&s, frame) or not _next(&s, 125):
-            return WIRE_FALLBACK
+            return FRAME_FALLBACK
     else:
         s.p = text
         _next(&s, 123)
         if not _data(&s, frame):
-            return WIRE_FALLBACK
+            return FRAME_FALLBACK
     _skip_space(&s)
-    return WIRE_OK if s.p == s.end else WIRE_FALLBACK
+    return FRAME_OK if s.p == s.end else FRAME_FALLBACK

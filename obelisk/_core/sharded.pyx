@@ -1,0 +1,317 @@
+"""One batch across several order books: a shard per book, the tapes merged in input order.
+
+The core of :class:`obelisk.MatchingEngine`. Books share nothing, so each
+applies its own events straight from the shared batch (no copies), with the
+GIL released inside its loop, while the caller runs the shards on as many
+threads as it likes. Each book's tapes come out in event order; a k-way merge
+by input position, split into event ranges that also run in parallel, joins
+them into the batch's tapes.
+"""
+
+from functools import partial
+
+import numpy as np
+
+cimport cython
+from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
+
+from obelisk._core._types cimport (
+    OEV_REJECTED,
+    REASON_UNKNOWN_ASSET,
+    STATUS_REJECTED,
+    Event,
+    Fill,
+    OrderEvent,
+    Result,
+)
+from obelisk._core.book cimport OrderBook
+
+from obelisk._core import book as _book
+from obelisk._core.book import BatchResult, as_event_array
+
+# Where each tape record keeps the event index the merge orders by.
+cdef size_t _FILL_KEY = _book.FILL_DTYPE.fields["event_index"][1]
+cdef size_t _ORDER_EVENT_KEY = _book.ORDER_EVENT_DTYPE.fields["event_index"][1]
+
+
+def process_sharded(books, events, selections, run_in_parallel, Py_ssize_t merge_parts=1):
+    """Apply one batch across `books`, each to its own events; results and tapes in input order.
+
+    Parameters
+    ----------
+    books : sequence of OrderBook
+        Distinct books, held for the whole call: any other use of one of them
+        meanwhile raises RuntimeError.
+    events : numpy array of EVENT_DTYPE
+    selections : sequence of callables, one per book
+        Each returns the positions (ascending integers) of its book's events in
+        `events`. An event belongs to one book at most; the events no book
+        selects are rejected with ``Reason.UNKNOWN_ASSET``, and their order
+        events carry sequence 0. Positions out of range or order, or taken by
+        two books, raise IndexError or ValueError before any book changes.
+    run_in_parallel : callable
+        Runs a list of zero-argument callables (e.g. on a thread pool) and
+        returns their results in order: the selections, then one shard per
+        book, then `merge_parts` pieces of the tape merge.
+    merge_parts : int
+        How many event ranges the tape merge is split into.
+
+    Returns
+    -------
+    BatchResult
+        One RESULT_DTYPE record per event, then the fills and the order
+        events of all books, in input order. Sequence numbers are per book.
+    """
+    events = as_event_array(events)
+    books = list(books)
+    selections = list(selections)
+    if len(selections) != len(books):
+        raise ValueError(f"{len(books)} books need one selection each, got {len(selections)}")
+    if len({id(book) for book in books}) != len(books):
+        raise ValueError("a book appears twice; each must be given once")
+    if merge_parts < 1:
+        raise ValueError(f"merge_parts must be at least 1, got {merge_parts}")
+    cdef Py_ssize_t n = len(events)
+    results = np.empty(n, dtype=_book.RESULT_DTYPE)
+    cdef OrderBook book
+    held = []
+    try:
+        for book in books:
+            book._claim()
+            held.append(book)
+        chosen = [np.ascontiguousarray(rows, dtype=np.int64)
+                  for rows in run_in_parallel(selections)]
+        taken = np.zeros(n, dtype=np.uint8)
+        _check_selections(chosen, taken)
+        run_in_parallel([partial(_apply_shard, shard_book, events, rows, results)
+                         for shard_book, rows in zip(books, chosen)])
+        rejected = None
+        if sum(len(rows) for rows in chosen) < n:
+            rejected = _reject_unknown(events, np.flatnonzero(taken == 0), results)
+        merge = _TapeMerge(books, rejected)
+        bounds = np.linspace(0, n, merge_parts + 1).astype(np.int64).tolist()
+        run_in_parallel([partial(merge.merge_range, lo, hi)
+                         for lo, hi in zip(bounds, bounds[1:])])
+    finally:
+        for book in held:
+            book.busy = False
+    return BatchResult(results, merge.fills, merge.order_events)
+
+
+cdef int _check_selections(list chosen, uint8_t[::1] taken) except -1:
+    """Each selection ascends inside the batch, and no event is in two; raises otherwise."""
+    cdef int64_t n = taken.shape[0]
+    cdef const int64_t[::1] rows
+    cdef int64_t k, row, previous
+    cdef Py_ssize_t b
+    for b in range(len(chosen)):
+        rows = chosen[b]
+        previous = -1
+        for k in range(rows.shape[0]):
+            row = rows[k]
+            if row < 0 or row >= n:
+                raise IndexError(f"book {b} selects event {row}, outside the batch of {n}")
+            if row <= previous:
+                raise ValueError(f"book {b}'s event positions must ascend: {row} after {previous}")
+            if taken[row]:
+                raise ValueError(f"event {row} is selected for two books")
+            taken[row] = 1
+            previous = row
+    return 0
+
+
+def _apply_shard(OrderBook book, events, const int64_t[::1] rows, results):
+    """Apply the events at `rows` to a held book and write their results in place."""
+    cdef int64_t n = rows.shape[0]
+    if n == len(events):
+        book._process_into(events, results)        # every event is this book's: in place
+        return
+    # Run even with nothing selected, so the book's tapes restart empty. The book
+    # writes compact results, moved to their rows after: threads writing
+    # interleaved rows of one array would fight over cache lines.
+    own = np.empty(n, dtype=_book.RESULT_DTYPE)
+    book._process_into(events, own, rows)
+    if n == 0:
+        return
+    cdef const unsigned char[::1] own_bytes = own.view(np.uint8)
+    cdef unsigned char[::1] result_bytes = results.view(np.uint8)
+    cdef const Result* compact = <const Result*> &own_bytes[0]
+    cdef Result* placed = <Result*> &result_bytes[0]
+    cdef int64_t k
+    with nogil:
+        for k in range(n):
+            placed[rows[k]] = compact[k]
+
+
+cdef object _reject_unknown(events, const int64_t[::1] rows, results):
+    """Reject the events at `rows` (no book's) with Reason.UNKNOWN_ASSET; their order events."""
+    cdef int64_t n = rows.shape[0]
+    out = np.zeros(n, dtype=_book.ORDER_EVENT_DTYPE)
+    cdef const unsigned char[::1] event_bytes = events.view(np.uint8)
+    cdef unsigned char[::1] result_bytes = results.view(np.uint8)
+    cdef unsigned char[::1] out_bytes = out.view(np.uint8)
+    cdef const Event* ev
+    cdef Result* res
+    cdef OrderEvent* rejected
+    cdef int64_t k
+    for k in range(n):
+        ev = &(<const Event*> &event_bytes[0])[rows[k]]
+        res = &(<Result*> &result_bytes[0])[rows[k]]
+        res.filled_qty = 0
+        res.resting_qty = 0
+        res.fill_count = 0
+        res.status = STATUS_REJECTED
+        res.reason = REASON_UNKNOWN_ASSET
+        res._pad[0] = 0
+        res._pad[1] = 0
+        rejected = &(<OrderEvent*> &out_bytes[0])[k]
+        rejected.oid = ev.oid
+        rejected.price = ev.price
+        rejected.qty = ev.qty
+        rejected.owner = ev.owner
+        rejected.event_index = <int32_t> rows[k]
+        rejected.kind = OEV_REJECTED
+        rejected.reason = REASON_UNKNOWN_ASSET
+        rejected.side = ev.side
+    return out
+
+
+# ------------------------------------------------------------ tape merge
+
+cdef int64_t _first_at_or_after(const char* records, int64_t size, size_t itemsize,
+                                size_t key_offset, int64_t event_index) noexcept nogil:
+    """Position of the first record whose event index is >= `event_index` (records sorted)."""
+    cdef int64_t lo = 0
+    cdef int64_t hi = size
+    cdef int64_t mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if (<const int32_t*> (records + mid * itemsize + key_offset))[0] < event_index:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+cdef void _merge_segment(const char** sources, const int64_t* sizes, Py_ssize_t count,
+                         size_t itemsize, size_t key_offset, int64_t lo, int64_t hi,
+                         int64_t* positions, int64_t* ends, char* out) noexcept nogil:
+    """k-way merge of the records with event index in [lo, hi) into their place in `out`.
+
+    Each source is in event order and every event belongs to one source, so a
+    record's place is the number of records, over all sources, before it.
+    """
+    cdef Py_ssize_t p, best
+    cdef int32_t key, best_key
+    cdef int64_t before = 0
+    for p in range(count):
+        positions[p] = _first_at_or_after(sources[p], sizes[p], itemsize, key_offset, lo)
+        ends[p] = _first_at_or_after(sources[p], sizes[p], itemsize, key_offset, hi)
+        before += positions[p]
+    out += before * itemsize
+    while True:
+        best = -1
+        best_key = 0
+        for p in range(count):
+            if positions[p] < ends[p]:
+                key = (<const int32_t*> (sources[p] + positions[p] * itemsize + key_offset))[0]
+                if best < 0 or key < best_key:
+                    best = p
+                    best_key = key
+        if best < 0:
+            return
+        memcpy(out, sources[best] + positions[best] * itemsize, itemsize)
+        out += itemsize
+        positions[best] += 1
+
+
+@cython.final
+cdef class _TapeMerge:
+    """The fill and order-event tapes of several books' last calls, merged by ``event_index``.
+
+    Each book's tapes are in event order and every event belongs to one book,
+    so a k-way merge straight from the books' own tapes (no intermediate
+    copies, no sort) gives the batch's tapes in input order. The merge splits
+    into independent event ranges (:meth:`merge_range`), which threads can
+    run at once without the GIL. `extra_order_events` (ORDER_EVENT_DTYPE, in
+    event order) joins the merge.
+    """
+
+    cdef const char** fill_sources
+    cdef int64_t* fill_sizes
+    cdef const char** event_sources
+    cdef int64_t* event_sizes
+    cdef Py_ssize_t book_count
+    cdef Py_ssize_t event_source_count
+    cdef object keep_alive
+    cdef readonly object fills
+    cdef readonly object order_events
+
+    def __cinit__(self):
+        self.fill_sources = NULL
+        self.fill_sizes = NULL
+        self.event_sources = NULL
+        self.event_sizes = NULL
+
+    def __init__(self, books, extra_order_events=None) -> None:
+        cdef Py_ssize_t count = len(books)
+        cdef Py_ssize_t p
+        cdef OrderBook book
+        cdef const unsigned char[::1] extra_bytes
+        self.book_count = count
+        self.fill_sources = <const char**> malloc((count + 1) * sizeof(char*))
+        self.fill_sizes = <int64_t*> malloc((count + 1) * sizeof(int64_t))
+        self.event_sources = <const char**> malloc((count + 1) * sizeof(char*))
+        self.event_sizes = <int64_t*> malloc((count + 1) * sizeof(int64_t))
+        if (self.fill_sources == NULL or self.fill_sizes == NULL or self.event_sources == NULL
+                or self.event_sizes == NULL):
+            raise MemoryError("cannot merge tapes")
+        for p in range(count):
+            book = books[p]
+            self.fill_sources[p] = <const char*> book.fills
+            self.fill_sizes[p] = book.fill_count
+            self.event_sources[p] = <const char*> book.order_events
+            self.event_sizes[p] = book.order_event_count
+        self.event_source_count = count
+        self.keep_alive = (list(books), extra_order_events)
+        if extra_order_events is not None and len(extra_order_events):
+            extra_bytes = extra_order_events.view(np.uint8)
+            self.event_sources[count] = <const char*> &extra_bytes[0]
+            self.event_sizes[count] = len(extra_order_events)
+            self.event_source_count = count + 1
+        self.fills = np.empty(sum(self.fill_sizes[p] for p in range(count)),
+                              dtype=_book.FILL_DTYPE)
+        self.order_events = np.empty(
+            sum(self.event_sizes[p] for p in range(self.event_source_count)),
+            dtype=_book.ORDER_EVENT_DTYPE)
+
+    def __dealloc__(self):
+        free(self.fill_sources)
+        free(self.fill_sizes)
+        free(self.event_sources)
+        free(self.event_sizes)
+
+    def merge_range(self, int64_t lo, int64_t hi) -> None:
+        """Merge the records of events lo <= event_index < hi into place."""
+        cdef unsigned char[::1] fill_bytes = self.fills.view(np.uint8)
+        cdef unsigned char[::1] event_bytes = self.order_events.view(np.uint8)
+        cdef char* fill_out = <char*> &fill_bytes[0] if fill_bytes.shape[0] else NULL
+        cdef char* event_out = <char*> &event_bytes[0] if event_bytes.shape[0] else NULL
+        cdef Py_ssize_t sources = self.event_source_count
+        cdef int64_t* positions = <int64_t*> malloc(2 * (sources + 1) * sizeof(int64_t))
+        if positions == NULL:
+            raise MemoryError("cannot merge tapes")
+        try:
+            with nogil:
+                if fill_out != NULL:
+                    _merge_segment(self.fill_sources, self.fill_sizes, self.book_count,
+                                   sizeof(Fill), _FILL_KEY, lo, hi,
+                                   positions, positions + sources + 1, fill_out)
+                if event_out != NULL:
+                    _merge_segment(self.event_sources, self.event_sizes, sources,
+                                   sizeof(OrderEvent), _ORDER_EVENT_KEY, lo, hi,
+                                   positions, positions + sources + 1, event_out)
+        finally:
+            free(positions)
