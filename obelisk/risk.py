@@ -11,7 +11,6 @@ recomputed whenever a fill, mark or funding changes the portfolio).
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from obelisk._core.risk import (
     RiskReason,
     TradingState,
 )
+from obelisk.envvars import env_number
 from obelisk.errors import OpenOrderUnderflowError, UnknownAssetError
 from obelisk.portfolio import Portfolio
 
@@ -139,8 +139,8 @@ class RiskManager:
             daily_loss_limit=limits.daily_loss_limit, max_drawdown=limits.max_drawdown,
             max_open_orders=limits.max_open_orders, max_data_age_s=limits.max_data_age_s,
             orders_per_second=limits.orders_per_second, burst=limits.burst, clock=clock)
-        ttl_ms = signal_ttl_ms if signal_ttl_ms is not None else float(
-            os.environ.get("RISK_CACHE_TTL_MS", "1000"))
+        ttl_ms = env_number("RISK_CACHE_TTL_MS", signal_ttl_ms, default=1000, minimum=0,
+                            argument="signal_ttl_ms")
         self._signals: TTLCache[Hashable, Any] = TTLCache(
             maxsize=signal_cache_size, ttl=ttl_ms / 1000,
             timer=(lambda: clock() / 1e9) if clock else time.monotonic)

@@ -1,17 +1,28 @@
-"""Crash-test child: records traces forever and prints what the store acknowledged.
+"""Child processes of the store's subprocess tests.
 
-Every 50th trace is recorded with ``durable=True`` and printed as ``durable <id>``
-once ``record`` returns; every 500th, after ``flush()``, it prints
+``store_child.py <db> crash``: records traces forever and prints what the store
+acknowledged. Every 50th trace is recorded with ``durable=True`` and printed as
+``durable <id>`` once ``record`` returns; every 500th, after ``flush()``, it prints
 ``flushed <id> <count>``: the last id and how many traces it recorded so far. The
 parent kills this process with SIGKILL and checks the acknowledged traces.
+
+``store_child.py <db> exit``: records one durable trace and five queued ones,
+prints ``queued <id> ...``, then reads one command from stdin and exits without
+closing the store, so the queued traces are written by the store's exit hook:
+``unlink`` deletes the database file first; ``exit`` just exits (the parent holds
+the write lock, so the last write fails). The write deadline comes from
+``TRACE_WRITE_DEADLINE_MS``.
 """
 
+import os
 import sys
 
 from obelisk.store import TraceStore
 
+STORES: list[TraceStore] = []       # open at exit, so the exit hook writes the queue
 
-def main(path: str) -> None:
+
+def crash(path: str) -> None:
     with TraceStore(path, batch_size=1_000, batch_flush_ms=60_000) as store:
         count = 0
         while True:
@@ -26,5 +37,16 @@ def main(path: str) -> None:
                 print("flushed", trace_id, count, flush=True)
 
 
+def exit_with_traces_queued(path: str) -> None:
+    store = TraceStore(path, batch_size=10_000, batch_flush_ms=3_600_000, busy_timeout_ms=0,
+                       retry_ms=10)
+    STORES.append(store)
+    store.record("order", {"n": -1}, durable=True)
+    queued = [store.record("fill", {"n": n}, asset="BTC", order_id=n) for n in range(5)]
+    print("queued", *queued, flush=True)
+    if sys.stdin.readline().strip() == "unlink":
+        os.unlink(path)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    {"crash": crash, "exit": exit_with_traces_queued}[sys.argv[2]](sys.argv[1])

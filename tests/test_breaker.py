@@ -524,6 +524,66 @@ def test_success_that_ends_after_the_window_turned_dirty_is_recorded():
     assert breaker.metrics().failed_calls == 0
 
 
+class CountingLock:
+    """The breaker's lock, counting how often it is taken."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.taken = 0
+
+    def __enter__(self):
+        self.taken += 1
+        return self._lock.__enter__()
+
+    def __exit__(self, *exc_info):
+        return self._lock.__exit__(*exc_info)
+
+
+def test_a_clean_closed_breaker_takes_no_lock_on_any_path():
+    breaker = make()
+    succeed(breaker, 4)                         # a full window without failures
+    breaker._lock = lock = CountingLock()
+
+    async def fetch():
+        return "ok"
+
+    async def guarded_block():
+        async with breaker.guard():
+            pass
+
+    assert breaker.call(lambda: "ok") == "ok"
+    assert breaker(lambda: "ok")() == "ok"
+    with breaker.guard():
+        pass
+    assert asyncio.run(breaker.call_async(fetch)) == "ok"
+    assert asyncio.run(breaker(fetch)()) == "ok"
+    asyncio.run(guarded_block())
+    assert lock.taken == 0
+    fail(breaker)                               # a failure must be counted: under the lock
+    assert lock.taken > 0
+    assert breaker.metrics().failed_calls == 1
+
+
+@pytest.mark.parametrize("via", ["call", "guard"])
+def test_a_lean_success_that_ends_after_the_window_turned_dirty_is_recorded(via):
+    breaker = make(failure_rate_threshold=1.0)
+    succeed(breaker, 4)
+
+    def outer():
+        fail(breaker)                           # dirties the window while outer runs
+        return "ok"
+
+    if via == "call":
+        assert breaker.call(outer) == "ok"
+    else:
+        with breaker.guard():
+            outer()
+    succeed(breaker, 2)
+    assert breaker.metrics().failed_calls == 1
+    succeed(breaker)                            # outer's success moved the ring on
+    assert breaker.metrics().failed_calls == 0
+
+
 def test_async_decorator_call_async_and_async_guard():
     breaker = make(window_type=WindowType.CONSECUTIVE, consecutive_failures=3)
 

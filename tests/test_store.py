@@ -2,6 +2,7 @@
 
 import importlib.machinery
 import os
+import re
 import selectors
 import signal
 import sqlite3
@@ -24,11 +25,14 @@ from obelisk.store import (
     SCHEMA_VERSION,
     Trace,
     TraceConfigError,
+    TraceFallbackError,
     TraceQueueFullError,
     TraceSchemaError,
     TraceStore,
     TraceStoreError,
     UnknownTraceError,
+    fallback_path,
+    read_fallback,
 )
 from obelisk.store import queue as queue_module
 from obelisk.store.codec import RAW, ZLIB, ZSTD, zstd_available
@@ -38,6 +42,8 @@ from obelisk.store.sqlite import connect
 REPO = Path(__file__).resolve().parent.parent
 LARGE = {"levels": [{"px": f"{64000 + i}.5", "sz": "1.25", "n": i} for i in range(200)]}
 LAZY = {"batch_size": 10_000, "batch_flush_ms": 3_600_000}  # the writer waits for a flush
+CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
+    filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
 
 
 @pytest.fixture
@@ -82,6 +88,44 @@ def write_locked(path: str):
     finally:
         conn.execute("ROLLBACK")
         conn.close()
+
+
+@pytest.fixture
+def deadline(monkeypatch) -> Callable[[int], None]:
+    """Set the write deadline (ms) of the stores opened next, through its variable."""
+    return lambda ms: monkeypatch.setenv("TRACE_WRITE_DEADLINE_MS", str(ms))
+
+
+class FailingConnection:
+    """The writer's real connection, except that inserts fail while `failing` is set."""
+
+    def __init__(self, conn: sqlite3.Connection, error: str = "database or disk is full"):
+        self._conn = conn
+        self.error = error
+        self.failing = True
+        self.attempts: list[float] = []
+
+    def executemany(self, sql, rows):
+        self.attempts.append(time.monotonic())
+        if self.failing:
+            raise sqlite3.OperationalError(self.error)
+        return self._conn.executemany(sql, rows)
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+
+def failing_writes(store: TraceStore, error: str = "database or disk is full"):
+    connection = FailingConnection(store._writer._conn, error)
+    store._writer._conn = connection
+    return connection
+
+
+def reopened_ids(path: str) -> list[int]:
+    """The ids in the database at `path` once a store opened it (and replayed its fallback)."""
+    with TraceStore(path):
+        pass
+    return stored_ids(path)
 
 
 # ids
@@ -288,7 +332,9 @@ def test_writer_failure_is_reported_and_the_rows_are_retried(open_store, db):
     assert stored_ids(db) == [durable, *queued]
 
 
-def test_writer_that_cannot_write_loses_no_acknowledged_trace(open_store, db, monkeypatch):
+def test_writer_that_cannot_write_loses_no_acknowledged_trace(open_store, db, monkeypatch,
+                                                              deadline):
+    deadline(100)
     store = open_store(retry_ms=10, **LAZY)
     durable = [store.record("fill", i, durable=True) for i in range(3)]
 
@@ -299,13 +345,14 @@ def test_writer_that_cannot_write_loses_no_acknowledged_trace(open_store, db, mo
     queued = [store.record("fill", i) for i in range(3, 6)]
     with pytest.raises(TraceStoreError, match="disk is full"):
         store.flush()
-    with pytest.raises(TraceStoreError, match="disk is full"):
+    with pytest.raises(TraceFallbackError, match=re.escape(fallback_path(db))) as raised:
         store.close()
-    assert store.pending == 3
+    assert (raised.value.path, raised.value.count) == (fallback_path(db), 3)
+    assert store.pending == 0
     assert stored_ids(db) == durable
-    with TraceStore(db) as reopened:
-        assert [t.id for t in reopened.query()] == durable
-    assert not set(queued) & set(stored_ids(db))
+    assert [t.id for t in read_fallback(fallback_path(db))] == queued
+    assert reopened_ids(db) == durable + queued
+    assert not os.path.exists(fallback_path(db))
 
 
 def test_writer_recovers_once_the_disk_works_again(open_store, db, monkeypatch):
@@ -326,6 +373,297 @@ def test_writer_recovers_once_the_disk_works_again(open_store, db, monkeypatch):
     eventually(lambda: store.pending == 0)
     assert store.flush() is True
     assert stored_ids(db) == ids
+
+
+def test_a_write_that_keeps_failing_goes_to_the_fallback_file_at_the_deadline(
+        open_store, db, deadline, caplog):
+    deadline(300)
+    store = open_store(retry_ms=10, **LAZY)
+    durable = store.record("fill", {"n": 0}, asset="BTC", durable=True)
+    connection = failing_writes(store)
+    queued = [store.record("fill", {"n": n, "px": "64321.5"}, asset="ETH", order_id=n,
+                           cloid=f"0x{n:032x}", ts=1_000 + n) for n in range(1, 4)]
+    with pytest.raises(TraceStoreError, match="disk is full"):
+        store.flush()
+    eventually(lambda: store.pending == 0)
+    fallback = fallback_path(db)
+    assert read_fallback(fallback) == [
+        Trace(i, 1_000 + n, "fill", "ETH", n, f"0x{n:032x}", {"n": n, "px": "64321.5"})
+        for n, i in enumerate(queued, 1)]
+    assert fallback in caplog.text                          # the ERROR names the file
+    for refused in (lambda: store.record("fill", 4), store.flush, lambda: store.wait(queued[0]),
+                    store.close):
+        with pytest.raises(TraceFallbackError, match=re.escape(fallback)) as raised:
+            refused()
+        assert isinstance(raised.value.__cause__, sqlite3.OperationalError)
+    assert len(connection.attempts) >= 2                    # retried before it gave up
+    assert stored_ids(db) == [durable]
+    assert reopened_ids(db) == [durable, *queued]           # the reopened store replays the file
+    assert not os.path.exists(fallback)
+
+
+def test_failed_writes_are_retried_with_a_doubling_wait_until_the_deadline(open_store, deadline):
+    deadline(700)
+    store = open_store(retry_ms=10, **LAZY)
+    connection = failing_writes(store)
+    store.record("tick", 1)
+    with pytest.raises(TraceStoreError):
+        store.flush()
+    eventually(lambda: store.pending == 0)
+    gaps = np.diff(connection.attempts)
+    # 10, 20, 40, 80, 160, 320 ms, then the last attempt on the deadline: 8 attempts, where
+    # a constant 10 ms wait would make 70
+    assert 3 <= len(connection.attempts) <= 10
+    assert all(gap >= 0.009 * 2 ** i for i, gap in enumerate(gaps[:5]))
+    assert connection.attempts[-1] - connection.attempts[0] >= 0.69
+
+
+def test_close_retries_until_the_database_takes_the_rows(open_store, db, deadline):
+    deadline(10_000)
+    store = open_store(busy_timeout_ms=0, retry_ms=10, **LAZY)
+    errors: list[BaseException] = []
+
+    def close() -> None:
+        try:
+            store.close()
+        except BaseException as error:
+            errors.append(error)
+
+    closer = threading.Thread(target=close)
+    with write_locked(db):
+        ids = [store.record("tick", i) for i in range(5)]
+        closer.start()
+        closer.join(0.3)                    # the first writes of the close fail on the lock
+        assert closer.is_alive() and not errors
+    closer.join(10)
+    assert not closer.is_alive() and errors == []
+    assert stored_ids(db) == ids
+    assert not os.path.exists(fallback_path(db))
+
+
+def test_close_spills_the_queue_when_the_database_stays_locked(open_store, db, deadline):
+    deadline(200)
+    store = open_store(busy_timeout_ms=0, retry_ms=10, **LAZY)
+    first = store.record("tick", 0, durable=True)
+    with write_locked(db):
+        ids = [store.record("tick", i) for i in range(1, 6)]
+        with pytest.raises(TraceFallbackError, match=re.escape(fallback_path(db))) as raised:
+            store.close()
+    assert raised.value.count == 5
+    assert "database is locked" in str(raised.value)
+    assert [t.id for t in read_fallback(fallback_path(db))] == ids
+    assert reopened_ids(db) == [first, *ids]
+
+
+def test_an_unlinked_database_file_is_not_written_as_an_orphan(open_store, db, deadline):
+    deadline(200)
+    store = open_store(retry_ms=10, **LAZY)
+    store.record("tick", 0, durable=True)
+    os.unlink(db)
+    ids = [store.record("tick", i) for i in range(1, 4)]
+    with pytest.raises(TraceStoreError, match="deleted"):
+        store.flush()
+    eventually(lambda: store.pending == 0)
+    with pytest.raises(TraceFallbackError, match="deleted"):
+        store.close()
+    assert [t.id for t in read_fallback(fallback_path(db))] == ids
+    assert reopened_ids(db) == ids              # a new database at the path, from the file
+
+
+def test_a_replaced_database_file_is_not_written_as_an_orphan(open_store, db, deadline,
+                                                             tmp_path):
+    deadline(200)
+    store = open_store(retry_ms=10, **LAZY)
+    first = store.record("tick", 0, durable=True)
+    backup = str(tmp_path / "backup.db")
+    with sqlite3.connect(db) as source, sqlite3.connect(backup) as copy:
+        source.backup(copy)
+    os.replace(backup, db)                      # e.g. a restore from a backup
+    ids = [store.record("tick", i) for i in range(1, 4)]
+    with pytest.raises(TraceStoreError, match="replaced"):
+        store.flush()
+    eventually(lambda: store.pending == 0)
+    with pytest.raises(TraceFallbackError, match="replaced"):
+        store.close()
+    assert [t.id for t in read_fallback(fallback_path(db))] == ids
+    assert reopened_ids(db) == [first, *ids]
+
+
+def flush_error(store: TraceStore) -> str:
+    """What flush() reports right now ("" if it does not raise)."""
+    try:
+        store.flush(timeout=0)
+    except TraceStoreError as error:
+        return str(error)
+    return ""
+
+
+def test_traces_stay_queued_while_the_fallback_file_fails_too(open_store, db, deadline):
+    deadline(50)
+    store = open_store(retry_ms=10, **LAZY)
+    os.mkdir(fallback_path(db))                 # nothing can be written at that path
+    connection = failing_writes(store)
+    ids = [store.record("tick", i) for i in range(3)]
+    eventually(lambda: "so did appending them to the fallback file" in flush_error(store))
+    assert store.pending == 3
+    connection.failing = False                  # the database works again
+    eventually(lambda: store.pending == 0, timeout=10)     # retries are 4 s apart at most
+    assert store.flush() is True
+    assert stored_ids(db) == ids
+
+
+def test_traces_go_to_the_log_when_nothing_can_be_written_at_close(open_store, db, deadline,
+                                                                   caplog):
+    deadline(50)
+    store = open_store(retry_ms=10, **LAZY)
+    os.mkdir(fallback_path(db))
+    failing_writes(store)
+    ids = [store.record("tick", {"n": i}) for i in range(3)]
+    eventually(lambda: "fallback file" in flush_error(store))
+    with pytest.raises(TraceStoreError, match="logged at CRITICAL"):
+        store.close()
+    (logged,) = [r for r in caplog.records if r.levelname == "CRITICAL"]
+    lines = logged.getMessage().splitlines()[1:]
+    assert [orjson.loads(line)["id"] for line in lines] == ids
+    assert [orjson.loads(line)["payload"] for line in lines] == [{"n": i} for i in range(3)]
+
+
+@pytest.mark.parametrize("cause", ["locked", "unlinked"])
+def test_traces_queued_when_the_process_exits_reach_the_fallback_file(db, cause):
+    """The exit hook's last write fails: the rows go to the fallback file, an ERROR names it."""
+    env = {**CHILD_ENV, "TRACE_WRITE_DEADLINE_MS": "300"}
+    child = subprocess.Popen([sys.executable, str(REPO / "tests" / "store_child.py"), db, "exit"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        queued = [int(i) for i in child.stdout.readline().split()[1:]]
+        assert len(queued) == 5, child.stderr.read()
+        if cause == "locked":
+            with write_locked(db):
+                _, stderr = child.communicate("exit\n", timeout=30)
+        else:
+            _, stderr = child.communicate("unlink\n", timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert fallback_path(db) in stderr, stderr
+    assert [t.id for t in read_fallback(fallback_path(db))] == queued
+    assert set(queued) <= set(reopened_ids(db))
+
+
+def test_an_error_while_taking_a_batch_is_a_failed_write_not_a_dead_writer(db, monkeypatch):
+    store = TraceStore(db, retry_ms=10, **LAZY)
+    try:
+        ids = [store.record("tick", i) for i in range(3)]
+        failures = iter([MemoryError()])
+
+        def islice(rows, count):
+            error = next(failures, None)
+            if error is not None:
+                raise error
+            return queue_module.islice.__wrapped__(rows, count)
+
+        islice.__wrapped__ = queue_module.islice
+        monkeypatch.setattr(queue_module, "islice", islice)
+        with pytest.raises(TraceStoreError, match="MemoryError"):
+            store.flush(timeout=5)
+        eventually(lambda: store.pending == 0)
+        assert stored_ids(db) == ids
+    finally:
+        if store._writer._thread.is_alive():   # a dead writer would make close() wait forever
+            store.close()
+
+
+def test_a_base_exception_from_a_write_is_a_failed_write_not_a_dead_writer(db):
+    store = TraceStore(db, retry_ms=10, compress_above=0, compression="zlib", **LAZY)
+    try:
+        compress = store._writer._compress
+        failures = iter([SystemExit(3)])
+
+        def flaky(data: bytes) -> bytes:
+            error = next(failures, None)
+            if error is not None:
+                raise error
+            return compress(data)
+
+        store._writer._compress = flaky
+        ids = [store.record("book", LARGE) for _ in range(3)]
+        with pytest.raises(TraceStoreError, match="SystemExit"):
+            store.flush(timeout=5)
+        eventually(lambda: store.pending == 0)
+        assert stored_ids(db) == ids
+    finally:
+        if store._writer._thread.is_alive():
+            store.close()
+
+
+def test_a_fault_in_the_writer_itself_hands_the_queue_to_the_fallback_file(db, monkeypatch):
+    store = TraceStore(db, **LAZY)
+    ids = [store.record("tick", i) for i in range(3)]
+    monkeypatch.setattr(store._queue, "committed", lambda count: 1 / 0)
+    with pytest.raises(TraceFallbackError, match="ZeroDivisionError"):
+        store.flush(timeout=5)
+    with pytest.raises(TraceFallbackError):
+        store.close()
+    assert [t.id for t in read_fallback(fallback_path(db))] == ids
+    assert reopened_ids(db) == ids      # committed and in the file: replayed once, no conflict
+
+
+def test_a_rollback_that_failed_does_not_wedge_the_writer(open_store, db):
+    store = open_store(retry_ms=10, **LAZY)
+    conn = store._writer._conn
+    store.record("tick", 0, durable=True)
+    conn.execute("BEGIN")                       # what a failed ROLLBACK leaves behind
+    ids = [store.record("tick", i) for i in range(1, 3)]
+    assert store.flush(timeout=5) is True
+    assert stored_ids(db)[1:] == ids
+
+
+def test_record_refuses_text_sqlite_cannot_store(open_store):
+    store = open_store(**LAZY)
+    for fields in ({"kind": "fill\ud800"}, {"asset": "\udcff"}, {"cloid": "0x\ud83d"}):
+        kind = fields.pop("kind", "fill")
+        with pytest.raises(ValueError, match="Unicode"):
+            store.record(kind, 1, **fields)
+    assert store.pending == 0
+    trace_id = store.record("fill", {"coin": "kPEPE"}, asset="ÉTH", cloid="ü", durable=True)
+    assert store.get(trace_id).asset == "ÉTH"
+
+
+# the fallback file
+
+
+def test_replay_skips_traces_already_stored_and_refuses_a_conflicting_one(db):
+    from obelisk.store.fallback import append_rows
+
+    with TraceStore(db) as store:
+        stored = store.record("fill", {"px": "1.5"}, durable=True)
+    row = (stored, ms_of_id(stored), "fill", None, None, None, RAW, b'{"px":"1.5"}')
+    late = (stored + 1, 5, "order", "BTC", 7, None, RAW, b"[1,2]")
+    append_rows(fallback_path(db), [row, late])
+    assert reopened_ids(db) == [stored, stored + 1]
+    append_rows(fallback_path(db), [(*row[:7], b'{"px":"9.9"}')])
+    with pytest.raises(TraceStoreError, match=f"trace {stored} .* differs"):
+        TraceStore(db)
+    assert os.path.exists(fallback_path(db))
+
+
+def test_the_fallback_file_is_json_lines_and_a_cut_last_line_is_skipped(db):
+    from obelisk.store.fallback import append_rows
+
+    rows = [(10, 1, "fill", "BTC", 3, None, RAW, b'{"px":"1.5"}'),
+            (11, 2, "order", None, None, "0xab", RAW, b"[1]")]
+    append_rows(fallback_path(db), rows)
+    with open(fallback_path(db), "ab") as file:
+        file.write(b'{"id":12,"ts":3,"kind":"fi')        # a spill the process died in
+    with open(fallback_path(db), "rb") as file:
+        first = orjson.loads(file.readline())
+    assert first == {"id": 10, "ts": 1, "kind": "fill", "asset": "BTC", "order_id": 3,
+                     "cloid": None, "payload": {"px": "1.5"}}
+    assert [t.id for t in read_fallback(fallback_path(db))] == [10, 11]
+    with TraceStore(db) as store:
+        assert store.get(11) == Trace(11, 2, "order", None, None, "0xab", [1])
 
 
 # compression
@@ -529,24 +867,29 @@ def test_settings_come_from_the_environment(db, monkeypatch):
     monkeypatch.setenv("TRACE_BATCH_SIZE", "7")
     monkeypatch.setenv("TRACE_BATCH_FLUSH_MS", "250")
     monkeypatch.setenv("TRACE_CACHE_SIZE", "3")
+    monkeypatch.setenv("TRACE_WRITE_DEADLINE_MS", "1500")
     with TraceStore(db) as store:
-        assert (store.batch_size, store.batch_flush_ms, store.cache_info().maxsize) == (7, 250, 3)
-    with TraceStore(db, batch_size=9, batch_flush_ms=10, cache_size=0) as store:
-        assert (store.batch_size, store.batch_flush_ms, store.cache_info().maxsize) == (9, 10, 0)
+        assert (store.batch_size, store.batch_flush_ms, store.cache_info().maxsize,
+                store.write_deadline_ms) == (7, 250, 3, 1500)
+    with TraceStore(db, batch_size=9, batch_flush_ms=10, cache_size=0,
+                    write_deadline_ms=0) as store:
+        assert (store.batch_size, store.batch_flush_ms, store.cache_info().maxsize,
+                store.write_deadline_ms) == (9, 10, 0, 0)
 
 
 def test_defaults_without_environment(db, monkeypatch):
-    for name in ("TRACE_BATCH_SIZE", "TRACE_BATCH_FLUSH_MS"):
+    for name in ("TRACE_BATCH_SIZE", "TRACE_BATCH_FLUSH_MS", "TRACE_WRITE_DEADLINE_MS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TRACE_CACHE_SIZE", "  ")                 # blank counts as unset
     with TraceStore(db) as store:
-        assert (store.batch_size, store.batch_flush_ms, store.cache_info().maxsize) == (
-            100, 5_000, 500)
+        assert (store.batch_size, store.batch_flush_ms, store.cache_info().maxsize,
+                store.write_deadline_ms) == (100, 5_000, 500, 10_000)
 
 
 @pytest.mark.parametrize(("name", "value"), [
     ("TRACE_BATCH_SIZE", "0"), ("TRACE_BATCH_SIZE", "many"), ("TRACE_BATCH_FLUSH_MS", "-5"),
-    ("TRACE_CACHE_SIZE", "1.5"),
+    ("TRACE_CACHE_SIZE", "1.5"), ("TRACE_WRITE_DEADLINE_MS", "-1"),
+    ("TRACE_WRITE_DEADLINE_MS", "soon"),
 ])
 def test_bad_environment_values_are_rejected(db, monkeypatch, name, value):
     monkeypatch.setenv(name, value)
@@ -561,7 +904,7 @@ def test_a_bad_argument_names_it_and_its_variable(db):
 
 @pytest.mark.parametrize("settings", [
     {"batch_size": 0}, {"queue_size": 0}, {"on_full": "drop"}, {"synchronous": "OFF"},
-    {"block_timeout": -1}, {"compress_above": -1}, {"retry_ms": 0},
+    {"block_timeout": -1}, {"compress_above": -1}, {"retry_ms": 0}, {"write_deadline_ms": -1},
 ])
 def test_bad_arguments_are_rejected(db, settings):
     with pytest.raises(TraceConfigError):
@@ -647,10 +990,9 @@ def test_a_traces_table_without_a_version_is_refused(db):
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_acknowledged_traces_survive_sigkill(db):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    child = subprocess.Popen([sys.executable, str(REPO / "tests" / "store_child.py"), db],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    child = subprocess.Popen([sys.executable, str(REPO / "tests" / "store_child.py"), db,
+                              "crash"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=CHILD_ENV)
     durable: list[int] = []
     flushed: list[tuple[int, int]] = []
     try:
@@ -683,15 +1025,14 @@ def test_acknowledged_traces_survive_sigkill(db):
         assert reopened.get(durable[-1]).payload["n"] % 50 == 0
 
 
-def test_a_full_queue_is_written_at_once_not_when_the_batch_ages(tmp_path):
-    import time as _time
-
-    with TraceStore(tmp_path / "full.db", queue_size=5, batch_size=100, batch_flush_ms=60_000,
-                    on_full="raise") as store:
-        for i in range(5):
-            store.record("tick", {"i": i})
-        deadline = _time.monotonic() + 5           # far below the 60 s age trigger
-        while store.pending and _time.monotonic() < deadline:
-            _time.sleep(0.01)
-        assert store.pending == 0
-        store.record("tick", {"i": 5})             # room again: no TraceQueueFullError
+def test_a_full_queue_is_written_at_once_not_when_the_batch_ages(open_store, db):
+    store = open_store(queue_size=5, batch_size=100, batch_flush_ms=3_600_000, on_full="raise")
+    queue = store._queue
+    ids = [store.record("tick", 0)]
+    # The writer took in the first row and now waits an hour for it to age: from here only
+    # the row that fills the queue can wake it (all five arriving at once would not show it).
+    eventually(lambda: queue._writer_waiting and queue._batch_started is not None)
+    ids += [store.record("tick", i) for i in range(1, 5)]
+    eventually(lambda: store.pending == 0)
+    assert stored_ids(db) == ids
+    store.record("tick", 5)                     # room again: no TraceQueueFullError

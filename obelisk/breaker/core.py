@@ -3,9 +3,15 @@ whether it recovered.
 
 No lock is held while a protected call runs. While the breaker is closed and a
 success would change nothing (a clean count window, no timing, no success
-listeners), a call takes the lean path: one attribute read before the call and
-one after it. Everything else (recording outcomes, transitions) happens under a
-short lock, and listeners run after it is released.
+listeners), a call takes the lean path, through the decorator, `call`,
+`call_async` and `guard` alike: one attribute read before the call and one after
+it. Everything else (recording outcomes, transitions) happens under a short
+lock, and listeners run after it is released.
+
+The lock cannot go from the closed path when a success must be recorded: a
+window's record is several writes (the ring slot, the running totals, the
+`clean` flag) followed by the trip decision, and two threads interleaving them
+would lose counts or trip on totals that never existed.
 """
 
 from __future__ import annotations
@@ -133,6 +139,16 @@ class CircuitBreaker:
 
     def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """``fn(*args, **kwargs)`` if the breaker permits it; its outcome is recorded."""
+        token = self._lean_token
+        if token is not None:
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as error:
+                self._record_error(token, error, None)
+                raise
+            if self._lean_token is not token:     # the window changed during the call
+                self._record(token, False, None, None)
+            return result
         permit = self._acquire()
         start = self._clock() if self._times_calls else None
         try:
@@ -146,6 +162,16 @@ class CircuitBreaker:
     async def call_async(self, fn: Callable[..., Awaitable[T]], /, *args: Any,
                          **kwargs: Any) -> T:
         """``await fn(*args, **kwargs)`` if the breaker permits it; its outcome is recorded."""
+        token = self._lean_token
+        if token is not None:
+            try:
+                result = await fn(*args, **kwargs)
+            except BaseException as error:
+                self._record_error(token, error, None)
+                raise
+            if self._lean_token is not token:
+                self._record(token, False, None, None)
+            return result
         permit = self._acquire()
         start = self._clock() if self._times_calls else None
         try:
@@ -444,13 +470,15 @@ class Guard:
 
     def __enter__(self) -> Guard:
         breaker = self._breaker
-        self._permit = breaker._acquire()
+        self._permit = breaker._lean_token or breaker._acquire()
         self._start = breaker._clock() if breaker._times_calls else None
         return self
 
     def __exit__(self, error_type: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
         if error is None:
+            if self._permit is self._breaker._lean_token:     # the lean path: nothing to count
+                return
             self._breaker._record(self._permit, False, self._start, None)
         else:
             self._breaker._record_error(self._permit, error, self._start)

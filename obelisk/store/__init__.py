@@ -3,15 +3,19 @@
 :class:`TraceStore` accepts a trace in about a microsecond on the caller's thread
 and commits it from a writer thread in batches; :meth:`TraceStore.flush`,
 :meth:`TraceStore.wait` and ``record(..., durable=True)`` say when it is on disk.
+Traces the database will not take go to a fallback file beside it
+(:func:`read_fallback`), replayed into the database when a store reopens it.
 """
 
 from obelisk.store.errors import (
     TraceConfigError,
+    TraceFallbackError,
     TraceQueueFullError,
     TraceSchemaError,
     TraceStoreError,
     UnknownTraceError,
 )
+from obelisk.store.fallback import fallback_path, read_fallback
 from obelisk.store.schema import MIGRATIONS, SCHEMA_VERSION
 from obelisk.store.sqlite import TraceStore
 from obelisk.store.trace import Trace, record_dtype
@@ -21,10 +25,13 @@ __all__ = [
     "SCHEMA_VERSION",
     "Trace",
     "TraceConfigError",
+    "TraceFallbackError",
     "TraceQueueFullError",
     "TraceSchemaError",
     "TraceStore",
     "TraceStoreError",
     "UnknownTraceError",
+    "fallback_path",
+    "read_fallback",
     "record_dtype",
 ]

@@ -6,6 +6,7 @@ from obelisk.errors import ObeliskError
 
 __all__ = [
     "TraceConfigError",
+    "TraceFallbackError",
     "TraceQueueFullError",
     "TraceSchemaError",
     "TraceStoreError",
@@ -15,6 +16,16 @@ __all__ = [
 
 class TraceStoreError(ObeliskError):
     """The trace store cannot accept or write traces; the cause is chained."""
+
+
+class TraceFallbackError(TraceStoreError):
+    """The database would not take `count` traces, so they were appended to the fallback
+    file at `path`; the store takes no more. Opening a store on the database replays them."""
+
+    def __init__(self, message: str, path: str = "", count: int = 0) -> None:
+        super().__init__(message)
+        self.path = path
+        self.count = count
 
 
 class TraceQueueFullError(TraceStoreError):

@@ -3,11 +3,14 @@
 Callers append rows and get an id at once; the writer takes the oldest rows as a
 batch when there are `batch_size` of them, when the oldest has waited `flush_s`,
 or when a caller waits for one of them. Rows leave the queue only after their
-batch committed, so a failed write loses nothing: the writer retries the same rows.
+batch committed, or once the writer gave up on the database and handed them to
+the fallback file: a failed write is retried with a doubling wait until the
+write deadline, and the queue then stops for good.
 """
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections import deque
@@ -15,27 +18,32 @@ from itertools import islice
 from time import time_ns
 from typing import Literal
 
+from obelisk.breaker.backoff import backoff_delay
 from obelisk.store.errors import TraceQueueFullError, TraceStoreError
 from obelisk.store.ids import next_id
 
-__all__ = ["OnFull", "Row", "TraceQueue"]
+__all__ = ["MAX_RETRY_S", "OnFull", "Row", "TraceQueue"]
 
 OnFull = Literal["block", "raise"]
 # (id, ts, kind, asset, order_id, cloid, codec, payload): the column order of an insert
 Row = tuple[int, int, str, str | None, int | None, str | None, int, bytes]
+
+MAX_RETRY_S = 4.0               # the cap on the doubling wait between write attempts
 
 
 class TraceQueue:
     """Rows accepted but not yet committed, oldest first, and the waits around them."""
 
     def __init__(self, *, capacity: int, batch_size: int, flush_s: float, on_full: OnFull,
-                 block_timeout: float | None, retry_s: float, last_id: int) -> None:
+                 block_timeout: float | None, retry_s: float, deadline_s: float,
+                 last_id: int) -> None:
         self.capacity = capacity
         self.batch_size = batch_size
         self.flush_s = flush_s
         self.on_full = on_full
         self.block_timeout = block_timeout
         self.retry_s = retry_s
+        self.deadline_s = deadline_s
         self._rows: deque[Row] = deque()
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)
@@ -45,6 +53,9 @@ class TraceQueue:
         self._committed_id = last_id
         self._flush_to = 0
         self._error: BaseException | None = None
+        self._final: TraceStoreError | None = None     # why the queue stopped for good
+        self._failing_since: float | None = None
+        self._attempts = 0
         self._retry_at = 0.0
         self._batch_started: float | None = None
         self._writer_waiting = False
@@ -60,6 +71,10 @@ class TraceQueue:
     def committed_id(self) -> int:
         """Every id up to this one is committed."""
         return self._committed_id
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -115,6 +130,12 @@ class TraceQueue:
             self._work.notify_all()
             self._space.notify_all()
 
+    def raise_if_failed(self) -> None:
+        """Raise TraceStoreError if rows did not all reach the database (after the writer ended)."""
+        with self._lock:
+            if self._final is not None or self._error is not None or self._rows:
+                self._raise_unusable()
+
     # The writer's side.
 
     def next_batch(self) -> list[Row] | None:
@@ -140,18 +161,57 @@ class TraceQueue:
                 rows.popleft()
             self._committed_id = rows.popleft()[0]
             self._error = None
+            self._failing_since = None
+            self._attempts = 0
             self._retry_at = 0.0
             self._batch_started = time.monotonic() if rows else None
             self._done.notify_all()
             self._space.notify_all()
 
-    def failed(self, error: BaseException) -> None:
-        """The last batch did not commit: report `error` to callers, retry after `retry_s`."""
+    def failed(self, error: BaseException) -> bool:
+        """The last batch did not commit: report `error` to callers and schedule a retry.
+
+        The wait doubles from `retry_s` up to MAX_RETRY_S, and is cut so that one
+        attempt falls on the write deadline (`deadline_s` after the first failure in
+        a row). Returns True once that deadline has passed: the writer should give
+        the queued rows to the fallback file.
+        """
+        with self._lock:
+            now = time.monotonic()
+            if self._failing_since is None:
+                self._failing_since = now
+            give_up_at = self._failing_since + self.deadline_s
+            delay = backoff_delay(self._attempts, self.retry_s, max(self.retry_s, MAX_RETRY_S),
+                                  2.0, 0.0, 0.0)
+            self._attempts += 1
+            self._retry_at = now + delay if now >= give_up_at else min(now + delay, give_up_at)
+            self._error = error
+            self._done.notify_all()
+            self._space.notify_all()
+            return now >= give_up_at
+
+    def report(self, error: BaseException) -> None:
+        """Tell callers about `error` instead of the last one; the rows stay queued."""
         with self._lock:
             self._error = error
-            self._retry_at = time.monotonic() + self.retry_s
-            if self._closing:
-                self._stopped = True
+            self._done.notify_all()
+            self._space.notify_all()
+
+    def freeze(self, error: BaseException) -> list[Row]:
+        """Refuse new rows, failing them with `error`; a copy of the queued ones, oldest first."""
+        with self._lock:
+            self._error = self._error or error
+            return list(self._rows)
+
+    def give_up(self, count: int, error: TraceStoreError) -> None:
+        """The `count` oldest rows went elsewhere than the database; stop for good with `error`."""
+        with self._lock:
+            for _ in range(count):
+                self._rows.popleft()
+            self._final = error
+            self._error = error.__cause__ or error
+            self._stopped = True
+            self._work.notify_all()
             self._done.notify_all()
             self._space.notify_all()
 
@@ -189,7 +249,12 @@ class TraceQueue:
             self._space.wait(remaining)
 
     def _raise_unusable(self) -> None:
+        if self._final is not None:
+            raise copy.copy(self._final) from self._final.__cause__
         if self._error is not None:
             raise TraceStoreError(f"writing traces failed; {len(self._rows)} traces are still "
-                                  f"queued: {self._error!r}") from self._error
+                                  f"queued and retried: {self._error!r}") from self._error
+        if self._rows:
+            raise TraceStoreError(f"the trace writer stopped with {len(self._rows)} traces "
+                                  f"queued")
         raise TraceStoreError("the trace store is closed")

@@ -4,6 +4,8 @@
 commits the queue in batches (group commit), so callers never wait on the disk
 unless they ask to. WAL with ``synchronous=NORMAL`` loses nothing committed when
 the process crashes; ``FULL`` also survives power loss, at one fsync per batch.
+Rows the database will not take before the write deadline go to the fallback
+file beside it (:mod:`obelisk.store.fallback`), replayed when the store reopens.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ import numpy as np
 from obelisk.envvars import check_int, env_int
 from obelisk.store.codec import encode_payload, make_compressor
 from obelisk.store.errors import TraceConfigError
+from obelisk.store.fallback import fallback_path, replay_fallback
 from obelisk.store.queue import OnFull, TraceQueue
 from obelisk.store.reader import TraceFilter, TraceReader
 from obelisk.store.schema import migrate
 from obelisk.store.trace import Trace
-from obelisk.store.writer import TraceWriter
+from obelisk.store.writer import TraceWriter, file_identity
 
 if TYPE_CHECKING:
     from functools import _CacheInfo
@@ -34,6 +37,7 @@ __all__ = ["TraceStore", "connect"]
 DEFAULT_BATCH_SIZE = 100
 DEFAULT_BATCH_FLUSH_MS = 5_000
 DEFAULT_CACHE_SIZE = 500
+DEFAULT_WRITE_DEADLINE_MS = 10_000
 
 Synchronous = Literal["NORMAL", "FULL"]
 _INT64 = 1 << 63
@@ -57,7 +61,8 @@ class TraceStore:
     """A durable, queryable audit trail; ``record`` returns at once with a time-ordered id.
 
     Open one store per database file: it is the file's only writer, and its ids
-    continue from the largest id already stored.
+    continue from the largest id already stored. Opening replays the fallback file
+    (``<path>-fallback.jsonl``) left by an earlier store, then removes it.
 
     Parameters
     ----------
@@ -72,12 +77,24 @@ class TraceStore:
         :class:`TraceQueueFullError` at once. Rows are never dropped.
     compress_above : payloads longer than this many bytes of JSON are compressed.
     compression : "zstd", "zlib", or None for zstd when ``zstandard`` is installed.
-    retry_ms : after a failed write, the wait before the writer tries the same rows again.
+    retry_ms : after a failed write, the wait before the writer tries the same rows
+        again; it doubles after each failure in a row, up to 4 s.
+    write_deadline_ms : how long writes may keep failing (``TRACE_WRITE_DEADLINE_MS``,
+        default 10000; also at close and at exit). Then every queued trace is appended
+        to the fallback file, an ERROR is logged naming it, and the store stops.
+
+    A database file deleted or replaced while the store has it open counts as a
+    failed write: the store never writes into the orphaned file, and it does not
+    open a new file at the path on its own (the audit trail would silently split
+    in two); the rows reach the fallback file, and reopening the store replays
+    them into whatever database is at the path then.
 
     Raises
     ------
     TraceStoreError : from ``record``, ``flush`` and ``wait`` after the writer failed
         (until a retry succeeds); queued rows are kept and retried.
+    TraceFallbackError : from then on (``close`` included) once the rows went to the
+        fallback file.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, batch_size: int | None = None,
@@ -85,13 +102,17 @@ class TraceStore:
                  synchronous: Synchronous = "NORMAL", queue_size: int = 100_000,
                  on_full: OnFull = "block", block_timeout: float | None = None,
                  compress_above: int = 1024, compression: str | None = None,
-                 busy_timeout_ms: int = 5_000, retry_ms: int = 250) -> None:
+                 busy_timeout_ms: int = 5_000, retry_ms: int = 250,
+                 write_deadline_ms: int | None = None) -> None:
         batch_size = env_int("TRACE_BATCH_SIZE", batch_size, default=DEFAULT_BATCH_SIZE,
                              minimum=1, argument="batch_size", error=TraceConfigError)
         flush_ms = env_int("TRACE_BATCH_FLUSH_MS", batch_flush_ms, default=DEFAULT_BATCH_FLUSH_MS,
                            minimum=1, argument="batch_flush_ms", error=TraceConfigError)
         cache_size = env_int("TRACE_CACHE_SIZE", cache_size, default=DEFAULT_CACHE_SIZE,
                              minimum=0, argument="cache_size", error=TraceConfigError)
+        deadline_ms = env_int("TRACE_WRITE_DEADLINE_MS", write_deadline_ms,
+                              default=DEFAULT_WRITE_DEADLINE_MS, minimum=0,
+                              argument="write_deadline_ms", error=TraceConfigError)
         check_int("queue_size", queue_size, 1, TraceConfigError)
         check_int("compress_above", compress_above, 0, TraceConfigError)
         check_int("retry_ms", retry_ms, 1, TraceConfigError)
@@ -101,9 +122,12 @@ class TraceStore:
             raise TraceConfigError(f"block_timeout must be None or >= 0, got {block_timeout!r}")
         compressor = make_compressor(compression)
         self.path = os.fspath(path)
+        self.fallback_path = fallback_path(self.path)
         conn = connect(self.path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
         try:
             self.schema_version = migrate(conn)
+            identity = file_identity(self.path)
+            replay_fallback(conn, self.fallback_path)
             (last_id,) = conn.execute("SELECT coalesce(max(id), 0) FROM traces").fetchone()
             reader = TraceReader(connect(self.path, busy_timeout_ms=busy_timeout_ms,
                                          read_only=True), cache_size)
@@ -113,10 +137,12 @@ class TraceStore:
         self._queue = TraceQueue(capacity=queue_size, batch_size=batch_size,
                                  flush_s=flush_ms / 1000, on_full=on_full,
                                  block_timeout=block_timeout, retry_s=retry_ms / 1000,
-                                 last_id=last_id)
+                                 deadline_s=deadline_ms / 1000, last_id=last_id)
         self._put = self._queue.put
         self._reader = reader
-        self._writer = TraceWriter(conn, self._queue, compressor, compress_above)
+        self._writer = TraceWriter(conn, self._queue, compressor, compress_above,
+                                   path=self.path, identity=identity,
+                                   fallback=self.fallback_path)
         self._writer.start()
         self._finalizer = weakref.finalize(self, _shut_down, self._queue, self._writer, reader)
 
@@ -127,6 +153,10 @@ class TraceStore:
     @property
     def batch_flush_ms(self) -> float:
         return self._queue.flush_s * 1000
+
+    @property
+    def write_deadline_ms(self) -> float:
+        return self._queue.deadline_s * 1000
 
     @property
     def pending(self) -> int:
@@ -140,14 +170,15 @@ class TraceStore:
 
         `ts` is milliseconds since the epoch (default: now). `payload` is anything
         orjson serializes (dicts, lists, str, numbers, numpy scalars and arrays);
-        it is serialized now, so later changes to it are not recorded.
+        it is serialized now, so later changes to it are not recorded. Text that
+        UTF-8 cannot encode (a lone surrogate) raises ValueError.
         """
-        if type(kind) is not str or not kind:
-            raise TypeError(f"kind must be a non-empty str, got {kind!r}")
-        if asset is not None and type(asset) is not str:
-            raise TypeError(f"asset must be a str or None, got {asset!r}")
-        if cloid is not None and type(cloid) is not str:
-            raise TypeError(f"cloid must be a str or None, got {cloid!r}")
+        if type(kind) is not str or not kind or not kind.isascii():
+            _check_text("kind", kind, "a non-empty str")
+        if asset is not None and (type(asset) is not str or not asset.isascii()):
+            _check_text("asset", asset, "a str or None")
+        if cloid is not None and (type(cloid) is not str or not cloid.isascii()):
+            _check_text("cloid", cloid, "a str or None")
         if order_id is not None and not (type(order_id) is int and -_INT64 <= order_id < _INT64):
             raise TypeError(f"order_id must be a 64-bit int or None, got {order_id!r}")
         if ts is not None and not (type(ts) is int and -_INT64 <= ts < _INT64):
@@ -203,12 +234,14 @@ class TraceStore:
     def close(self) -> None:
         """Commit what is queued, stop the writer and close the database.
 
-        Raises TraceStoreError if the writer could not commit everything.
+        Failing writes are retried up to the write deadline first. Raises
+        TraceFallbackError naming the fallback file if traces went there instead,
+        or TraceStoreError if even that could not be written (the traces are then
+        in the log, at CRITICAL).
         """
         if self._finalizer.alive:
             self._finalizer()
-        if len(self._queue):
-            self._queue.flush()
+        self._queue.raise_if_failed()
 
     def __enter__(self) -> TraceStore:
         return self
@@ -216,6 +249,21 @@ class TraceStore:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def _check_text(name: str, value: object, expected: str) -> None:
+    """Raise for a `value` the fast checks of ``record`` did not pass, unless it is a
+    non-empty str that UTF-8 can encode (SQLite's TEXT).
+
+    A lone surrogate (e.g. from ``json.loads('"\\ud800"')``) is refused here, where
+    the caller can still act, rather than failing every write of its batch.
+    """
+    if type(value) is not str or not value:
+        raise TypeError(f"{name} must be {expected}, got {value!r}")
+    try:
+        value.encode()
+    except UnicodeEncodeError as error:
+        raise ValueError(f"{name} must be valid Unicode text, got {value!r}: {error}") from None
 
 
 def _shut_down(queue: TraceQueue, writer: TraceWriter, reader: TraceReader) -> None:
