@@ -5,6 +5,7 @@ unknown ids) as well, so generic handlers keep working.
 """
 
 from obelisk._core.errors import (
+    ConcurrentUseError,
     CrossedBookError,
     DuplicateOrderIdError,
     InvalidFeeRateError,
@@ -48,6 +49,7 @@ class InsufficientLiquidityError(ObeliskError, ValueError):
 
 
 __all__ = [
+    "ConcurrentUseError",
     "CrossedBookError",
     "DuplicateInstrumentError",
     "DuplicateOrderIdError",

@@ -9,6 +9,10 @@ class ObeliskError(Exception):
     """Base class of every error obelisk raises on purpose."""
 
 
+class ConcurrentUseError(ObeliskError, RuntimeError):
+    """A compiled object is in use by another caller (one user at a time)."""
+
+
 class InvalidOrderError(ObeliskError, ValueError):
     """An order's side, kind, time in force, price or quantity is not allowed."""
 
