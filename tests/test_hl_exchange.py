@@ -1,6 +1,7 @@
 """Exchange requests: whole bodies equal the official SDK's; HTTP behaviour on a local server."""
 
 import asyncio
+import math
 import threading
 from types import SimpleNamespace
 
@@ -15,7 +16,12 @@ from obelisk.hyperliquid.actions import (
     OrderOutcome,
     parse_exchange_response,
 )
-from obelisk.hyperliquid.errors import MalformedResponseError
+from obelisk.hyperliquid.errors import (
+    InvalidAddressError,
+    InvalidAmountError,
+    InvalidTransferError,
+    MalformedResponseError,
+)
 from obelisk.hyperliquid.exchange import AsyncExchange, Exchange, slippage_price
 from obelisk.hyperliquid.info import AsyncInfo, Info
 from obelisk.hyperliquid.transport import AsyncTransport, Transport
@@ -23,6 +29,8 @@ from obelisk.hyperliquid.wallet import Wallet
 from obelisk.hyperliquid.wire import Cloid
 
 KEY = "0x" + "1f" * 32
+AGENT_KEY = "0x" + "2e" * 32
+DESTINATION = "0x0000000000000000000000000000000000000abc"
 ASSETS = {"BTC": 0, "ETH": 1, "PURR/USDC": 10_000}
 VAULT = "0x1719884eb866cb12b2287399b15f7db5e7d775ea"
 NONCE = 1_700_000_000_123
@@ -123,6 +131,20 @@ def test_other_action_bodies_equal_the_sdk(setup):
             patch.setattr("hyperliquid.exchange.get_timestamp_ms", lambda: NONCE)
             sdk_call(sdk)
         assert our_call(ours(is_mainnet, vault, expires)) == sent[0], name
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from(["usd_transfer", "withdraw_from_bridge", "spot_transfer"]),
+       st.decimals(min_value="0.0001", max_value=10**9, places=6).map(float))
+def test_valid_transfer_amounts_sign_as_the_sdk_does(method, amount):
+    """Validation lets through every amount the SDK sends in plain notation, unchanged."""
+    args = (amount, USER) + (("PURR:0xc1fb593aeffbeb02f85e0308e9956a90",)
+                             if method == "spot_transfer" else ())
+    sdk, sent = sdk_exchange(False, None, None)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("hyperliquid.exchange.get_timestamp_ms", lambda: NONCE)
+        getattr(sdk, method)(*args)
+    assert getattr(ours(False, None, None), method)(*args) == sent[0]
 
 
 # ------------------------------------------------------------------- nonces
@@ -239,3 +261,153 @@ def test_async_exchange_posts_and_parses(server):
             assert float(wire["p"]) == slippage_price(3601.5, True, 0.05, 4, False)
 
     asyncio.run(main())
+
+
+# ------------------------------------------------------------- transfer checks
+
+TRANSFERS = {
+    "usd_transfer": lambda x, amount, to: x.usd_transfer(amount, to),
+    "spot_transfer": lambda x, amount, to: x.spot_transfer(amount, to, "PURR:0xc1fb593aeff"),
+    "withdraw_from_bridge": lambda x, amount, to: x.withdraw_from_bridge(amount, to),
+    "usd_class_transfer": lambda x, amount, to: x.usd_class_transfer(amount, True),
+    "send_asset": lambda x, amount, to: x.send_asset(to, "", "spot", "USDC", amount),
+}
+BAD_AMOUNTS = [-1, -1.0, 0, 0.0, -0.0, math.nan, math.inf, -math.inf, 1e30, 2.0**64, 10**30,
+               0.1 + 0.2, 1e-9, True, "10", None]
+BAD_ADDRESSES = ["x", "not an address", "0x123", "0x" + "g" * 40, "0X" + "ab" * 20, "ab" * 21,
+                 "0x" + "ab" * 20 + "0", " 0x" + "ab" * 20, "", None, 0xABC]
+
+
+@pytest.mark.parametrize("method", list(TRANSFERS))
+@pytest.mark.parametrize("amount", BAD_AMOUNTS, ids=repr)
+def test_a_bad_transfer_amount_is_refused_and_nothing_is_sent(server, method, amount):
+    with Transport(server.url) as transport:
+        exchange = Exchange(Wallet(KEY), Info(transport))
+        with pytest.raises(InvalidAmountError) as caught:
+            TRANSFERS[method](exchange, amount, DESTINATION)
+        assert isinstance(caught.value, InvalidTransferError)
+        assert isinstance(caught.value, ValueError)
+    assert server.hits_for("exchange") == []
+
+
+@pytest.mark.parametrize("method", [m for m in TRANSFERS if m != "usd_class_transfer"])
+@pytest.mark.parametrize("destination", BAD_ADDRESSES, ids=repr)
+def test_a_bad_destination_is_refused_and_nothing_is_sent(server, method, destination):
+    with Transport(server.url) as transport:
+        exchange = Exchange(Wallet(KEY), Info(transport))
+        with pytest.raises(InvalidAddressError, match="not an address"):
+            TRANSFERS[method](exchange, 1.0, destination)
+    assert server.hits_for("exchange") == []
+
+
+def test_the_issue_cases_are_refused_by_both_clients(server):
+    """Issue 13: usd_transfer(-1, "x"), (nan, ...) and (1e30, "not an address") were sent."""
+    cases = [(-1, "x"), (math.nan, DESTINATION), (1e30, "not an address"), (1e30, DESTINATION)]
+    with Transport(server.url) as transport:
+        exchange = Exchange(Wallet(KEY), Info(transport))
+        for amount, destination in cases:
+            with pytest.raises(InvalidTransferError):
+                exchange.usd_transfer(amount, destination)
+
+    async def main():
+        async with AsyncTransport(server.url) as transport:
+            exchange = await AsyncExchange.create(Wallet(KEY), AsyncInfo(transport))
+            for amount, destination in cases:
+                with pytest.raises(InvalidTransferError):
+                    await exchange.usd_transfer(amount, destination)
+
+    asyncio.run(main())
+    assert server.hits_for("exchange") == []
+
+
+def test_a_bad_sub_account_is_refused_for_the_transfers_that_name_it(server):
+    with Transport(server.url) as transport:
+        exchange = Exchange(Wallet(KEY), Info(transport), vault_address="0xnot-a-vault")
+        for method in ("usd_class_transfer", "send_asset"):
+            with pytest.raises(InvalidAddressError, match="sub-account"):
+                TRANSFERS[method](exchange, 1.0, DESTINATION)
+    assert server.hits_for("exchange") == []
+
+
+def test_amounts_are_checked_against_the_assets_decimals_and_units():
+    actions = ours(False, None, None)
+    assert actions.usd_transfer(0.000001, USER)["action"]["amount"] == "0.000001"
+    assert actions.spot_transfer(1e-08, USER, "PURR")["action"]["amount"] == "0.00000001"
+    assert actions.usd_transfer(10, USER)["action"]["amount"] == "10"        # str(int), as the SDK
+    assert actions.usd_transfer(1e13, USER)["action"]["amount"] == "10000000000000.0"
+    for too_fine in (0.0000001, 1.0000001):
+        with pytest.raises(InvalidAmountError, match="more than 6 decimals"):
+            actions.usd_transfer(too_fine, USER)
+    actions.spot_transfer(1.00000001, USER, "PURR")                           # 8 for tokens
+    with pytest.raises(InvalidAmountError, match="more than 8 decimals"):
+        actions.spot_transfer(1.000000001, USER, "PURR")
+    with pytest.raises(InvalidAmountError, match="too large"):
+        actions.usd_transfer(2e13, USER)                                       # > 2**64 micro-USDC
+    assert actions.usd_class_transfer(1.5, True)["action"]["amount"] == "1.5"
+
+
+# ------------------------------------------------------ whose cache an action drops
+
+def test_an_agents_action_drops_its_owners_cached_state(server):
+    """Issue 13: with an agent and no account_address, the agent's cache was dropped."""
+    with Transport(server.url) as transport:
+        info = Info(transport)
+        owner = Wallet(KEY)
+        _, agent = Exchange(owner, info).approve_agent("bot")
+        exchange = Exchange(agent, info)
+        info.open_orders(owner.address)
+        info.open_orders(owner.address)
+        assert len(server.hits_for("openOrders")) == 1          # cached
+        exchange.cancel("ETH", 7)
+        info.open_orders(owner.address)
+        assert len(server.hits_for("openOrders")) == 2          # dropped by the agent's cancel
+        assert exchange.account == agent.owner == owner.address != agent.address
+
+
+def test_an_agent_named_with_its_owner_trades_for_the_owner(server):
+    with Transport(server.url) as transport:
+        info = Info(transport)
+        exchange = Exchange(Wallet(AGENT_KEY, owner=USER), info)
+        assert exchange.account.lower() == USER
+        info.open_orders(USER)
+        exchange.cancel("ETH", 7)
+        info.open_orders(USER)
+        assert len(server.hits_for("openOrders")) == 2
+
+
+def test_account_address_wins_over_the_agents_owner(server):
+    with Transport(server.url) as transport:
+        exchange = Exchange(Wallet(AGENT_KEY, owner=USER), Info(transport),
+                            account_address=VAULT)
+        assert exchange.account == exchange.own_account == VAULT
+        exchange = Exchange(Wallet(AGENT_KEY, owner=USER), Info(transport), vault_address=VAULT)
+        assert exchange.account == VAULT and exchange.own_account.lower() == USER
+
+
+def test_an_async_agents_action_drops_its_owners_cached_state(server):
+    async def main():
+        async with AsyncTransport(server.url) as transport:
+            info = AsyncInfo(transport)
+            exchange = await AsyncExchange.create(Wallet(AGENT_KEY, owner=USER), info)
+            await info.open_orders(USER)
+            await exchange.cancel("ETH", 7)
+            await info.open_orders(USER)
+            assert len(server.hits_for("openOrders")) == 2
+
+    asyncio.run(main())
+
+
+def test_a_transfer_drops_the_senders_and_the_destinations_state(server):
+    """usdSend moves the signer's own funds even when a vault is traded, and credits another."""
+    with Transport(server.url) as transport:
+        info = Info(transport)
+        exchange = Exchange(Wallet(KEY), info, vault_address=VAULT)
+        sender = exchange.wallet.address
+        for user in (sender, DESTINATION, VAULT):
+            info.clearinghouse_state(user)
+        exchange.usd_transfer(1.0, DESTINATION)
+        for user in (sender, DESTINATION, VAULT):
+            info.clearinghouse_state(user)
+        fetched = [hit.body["user"].lower() for hit in server.hits_for("clearinghouseState")]
+        assert fetched.count(sender.lower()) == 2 and fetched.count(DESTINATION) == 2
+        assert fetched.count(VAULT) == 1                # untouched by a usdSend

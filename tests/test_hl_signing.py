@@ -1,8 +1,6 @@
-"""obelisk.hyperliquid.signing and wallet: hashes, signatures and signers equal the SDK's."""
+"""obelisk.hyperliquid.signing: hashes, signatures and signers equal the SDK's."""
 
 import copy
-import pickle
-import traceback
 
 import msgpack
 import pytest
@@ -19,7 +17,7 @@ from obelisk.hyperliquid.signing import (
     recover_user_from_user_signed_action,
     sign_l1_action,
 )
-from obelisk.hyperliquid.wallet import Wallet, WalletError, to_checksum_address
+from obelisk.hyperliquid.wallet import Wallet, to_checksum_address
 from obelisk.hyperliquid.wire import (
     Cloid,
     WireError,
@@ -235,52 +233,13 @@ def test_sign_rejects_unknown_wallet_type():
         sign_l1_action(12345, {"type": "noop"}, None, 1, None, True)
 
 
-# ---------------------------------------------------------------- Wallet
-
-def test_wallet_address_matches_eth_account(account):
-    wallet = Wallet(KEY)
-    assert wallet.address == account.address
-    assert Wallet(KEY[2:]).address == Wallet(bytes.fromhex(KEY[2:])).address == account.address
-    assert to_checksum_address(account.address.lower()) == account.address
-
-
-def test_wallet_never_shows_its_key(account):
-    wallet = Wallet(KEY)
-    secret = KEY[2:]
-    for text in (repr(wallet), str(wallet), f"{wallet}", repr([wallet])):
-        assert secret not in text and account.address in text
-    with pytest.raises(TypeError):
-        pickle.dumps(wallet)
-    with pytest.raises(TypeError):
-        copy.copy(wallet)
-
-
-@pytest.mark.parametrize("bad", [
-    "0x0123456789012345678901234567890123456789012345678901234567890123ff",  # too long
-    "0x01234567890123456789012345678901234567890123456789012345678901zz",  # not hex
-    "0x" + "00" * 32,                                                       # zero scalar
-    f"0x{N:064x}",                                                          # = group order
-])
-def test_bad_key_error_does_not_echo_it(bad):
-    with pytest.raises(WalletError) as caught:
-        Wallet(bad)
-    shown = "".join(traceback.format_exception(caught.value))
-    assert bad[2:] not in shown and bad[2:20] not in shown
-    assert isinstance(caught.value, ValueError)
-
-
-def test_wallet_from_env_and_file(tmp_path, monkeypatch, account):
-    monkeypatch.setenv("OBELISK_TEST_KEY", KEY)
-    assert Wallet.from_env("OBELISK_TEST_KEY").address == account.address
-    path = tmp_path / "key.hex"
-    path.write_text(KEY + "\n")
-    assert Wallet.from_file(path).address == account.address
-    monkeypatch.setenv("OBELISK_TEST_KEY", KEY[:-1] + "g")
-    with pytest.raises(WalletError, match="OBELISK_TEST_KEY") as caught:
-        Wallet.from_env("OBELISK_TEST_KEY")
-    assert KEY[2:-1] not in "".join(traceback.format_exception(caught.value))
-    monkeypatch.delenv("OBELISK_TEST_KEY")
-    with pytest.raises(WalletError, match="not set"):
-        Wallet.from_env("OBELISK_TEST_KEY")
-    with pytest.raises(WalletError, match="cannot read"):
-        Wallet.from_file(tmp_path / "missing")
+def test_every_signer_form_signs_alike(account):
+    """A Wallet, a hex key (with or without 0x) and an account object give one signature."""
+    action = {"type": "scheduleCancel", "time": 123456789}
+    signatures = [sign_l1_action(signer, action, None, 7, None, False)
+                  for signer in (Wallet(KEY), KEY, KEY[2:], account)]
+    assert all(signature == signatures[0] for signature in signatures)
+    transfer = {"destination": "0x" + "11" * 20, "amount": "1", "time": 7}
+    assert (signing.sign_usd_transfer_action(KEY, dict(transfer), True)
+            == signing.sign_usd_transfer_action(account, dict(transfer), True))
+    assert sign_l1_action.__name__ == "sign_l1_action" and sign_l1_action.__doc__

@@ -10,14 +10,20 @@ share a nonce, and a retry resends the same body instead of signing anew.
 
 from __future__ import annotations
 
+import math
 import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
-from obelisk.hyperliquid.errors import MalformedResponseError
+from obelisk.hyperliquid.errors import (
+    InvalidAddressError,
+    InvalidAmountError,
+    MalformedResponseError,
+)
 from obelisk.hyperliquid.signing import (
     sign_agent,
     sign_approve_builder_fee,
@@ -45,6 +51,44 @@ __all__ = ["ExchangeActions", "ExchangeResult", "NonceSource", "OrderOutcome",
 
 Body = dict[str, Any]
 _VAULTLESS = frozenset({"usdClassTransfer", "sendAsset"})   # they name the sub-account inside
+# Decimals a transfer amount may carry: USDC moves in micro-units (as ``ntli`` and the
+# vault/sub-account ``usd`` ints do), other tokens at the wire's 8 decimals at most.
+_USDC_DECIMALS = 6
+_TOKEN_DECIMALS = 8
+_WEI_LIMIT = 1 << 64             # amounts are u64 counts of the smallest unit (``wei uint64``)
+_HEX = frozenset("0123456789abcdefABCDEF")
+# Clients refuse anything but a Wallet, after dropping it: it may be the key itself.
+WALLET_REQUIRED = ("exchange clients sign with a Wallet: Wallet(key), Wallet.from_env(name) "
+                   "or Wallet.from_file(path)")
+
+
+def _transfer_amount(amount: float, decimals: int) -> str:
+    """`amount` as the decimal string a transfer signs: ``str(amount)`` like the SDK
+    (``"100.0"``), in plain notation where ``str`` would use an exponent.
+
+    Raises :class:`InvalidAmountError` unless it is a finite number above 0 with at most
+    `decimals` decimals that fits the exchange's u64 smallest units.
+    """
+    if isinstance(amount, bool) or not isinstance(amount, int | float):
+        raise InvalidAmountError(f"a transfer amount is a number, not {type(amount).__name__}")
+    if not (math.isfinite(amount) and amount > 0):
+        raise InvalidAmountError(f"a transfer amount must be finite and above 0, got {amount!r}")
+    text = str(amount)
+    units = Decimal(text).scaleb(decimals)
+    if units != units.to_integral_value():
+        raise InvalidAmountError(f"amount {amount!r} has more than {decimals} decimals")
+    if units >= _WEI_LIMIT:
+        raise InvalidAmountError(f"amount {amount!r} is too large: it must be below "
+                                 f"{Decimal(_WEI_LIMIT).scaleb(-decimals):f}")
+    return text if "e" not in text else format(Decimal(text), "f")
+
+
+def _transfer_address(address: str, what: str = "destination") -> str:
+    """`address` if it is ``0x`` and 40 hex digits, else :class:`InvalidAddressError`."""
+    if not (isinstance(address, str) and len(address) == 42 and address[:2] == "0x"
+            and _HEX.issuperset(address[2:])):
+        raise InvalidAddressError(f"{what} {address!r} is not an address (0x and 40 hex digits)")
+    return address
 
 
 class NonceSource:
@@ -87,6 +131,9 @@ class ExchangeActions:
     def __init__(self, wallet: Wallet, asset_of: Callable[[str], int], *, is_mainnet: bool,
                  vault_address: str | None = None, expires_after: int | None = None,
                  nonces: NonceSource | None = None) -> None:
+        if not isinstance(wallet, Wallet):
+            del wallet
+            raise TypeError(WALLET_REQUIRED)
         self.wallet = wallet
         self.asset_of = asset_of
         self.is_mainnet = is_mainnet
@@ -144,48 +191,60 @@ class ExchangeActions:
 
     # ----------------------------------------------------- user-signed actions
 
+    # Transfers check their amount and addresses before taking a nonce or signing.
+
     def usd_transfer(self, amount: float, destination: str) -> Body:
+        text = _transfer_amount(amount, _USDC_DECIMALS)
+        destination = _transfer_address(destination)
         nonce = self.nonces.next()
-        action = {"destination": destination, "amount": str(amount), "time": nonce,
+        action = {"destination": destination, "amount": text, "time": nonce,
                   "type": "usdSend"}
         return self._body(action, sign_usd_transfer_action(self.wallet, action, self.is_mainnet),
                           nonce)
 
     def spot_transfer(self, amount: float, destination: str, token: str) -> Body:
+        text = _transfer_amount(amount, _TOKEN_DECIMALS)
+        destination = _transfer_address(destination)
         nonce = self.nonces.next()
-        action = {"destination": destination, "amount": str(amount), "token": token,
+        action = {"destination": destination, "amount": text, "token": token,
                   "time": nonce, "type": "spotSend"}
         return self._body(action, sign_spot_transfer_action(self.wallet, action, self.is_mainnet),
                           nonce)
 
     def withdraw_from_bridge(self, amount: float, destination: str) -> Body:
+        text = _transfer_amount(amount, _USDC_DECIMALS)
+        destination = _transfer_address(destination)
         nonce = self.nonces.next()
-        action = {"destination": destination, "amount": str(amount), "time": nonce,
+        action = {"destination": destination, "amount": text, "time": nonce,
                   "type": "withdraw3"}
         return self._body(action, sign_withdraw_from_bridge_action(self.wallet, action,
                                                                    self.is_mainnet), nonce)
 
     def usd_class_transfer(self, amount: float, to_perp: bool) -> Body:
-        nonce = self.nonces.next()
-        text = str(amount)
+        text = _transfer_amount(amount, _USDC_DECIMALS)
         if self.vault_address:
-            text += f" subaccount:{self.vault_address}"
+            text += f" subaccount:{_transfer_address(self.vault_address, 'sub-account')}"
+        nonce = self.nonces.next()
         action = {"type": "usdClassTransfer", "amount": text, "toPerp": to_perp, "nonce": nonce}
         return self._body(action, sign_usd_class_transfer_action(self.wallet, action,
                                                                  self.is_mainnet), nonce)
 
     def send_asset(self, destination: str, source_dex: str, destination_dex: str, token: str,
                    amount: float) -> Body:
+        text = _transfer_amount(amount, _TOKEN_DECIMALS)
+        destination = _transfer_address(destination)
+        source = _transfer_address(self.vault_address, "sub-account") if self.vault_address else ""
         nonce = self.nonces.next()
         action = {"type": "sendAsset", "destination": destination, "sourceDex": source_dex,
-                  "destinationDex": destination_dex, "token": token, "amount": str(amount),
-                  "fromSubAccount": self.vault_address or "", "nonce": nonce}
+                  "destinationDex": destination_dex, "token": token, "amount": text,
+                  "fromSubAccount": source, "nonce": nonce}
         return self._body(action, sign_send_asset_action(self.wallet, action, self.is_mainnet),
                           nonce)
 
     def approve_agent(self, name: str | None = None) -> tuple[Body, Wallet]:
-        """Approve a fresh agent key; the body, and the agent's Wallet (keep it secret)."""
-        agent = Wallet("0x" + secrets.token_hex(32))
+        """Approve a fresh agent key; the body, and the agent's Wallet (keep it secret),
+        which knows the account it trades for as its ``owner``."""
+        agent = Wallet("0x" + secrets.token_hex(32), owner=self.wallet.account)
         nonce = self.nonces.next()
         action = {"type": "approveAgent", "agentAddress": agent.address,
                   "agentName": name or "", "nonce": nonce}

@@ -1,4 +1,4 @@
-"""Errors the Hyperliquid HTTP transport and info client raise.
+"""Errors the Hyperliquid HTTP transport and the info and exchange clients raise.
 
 Messages carry the request type, the HTTP status and a short excerpt of what the
 server answered; never a request body, a signature or a key.
@@ -76,11 +76,27 @@ class RateBudgetExceeded(HyperliquidError):
         return (type(self), (self.weight, self.wait, self.capacity))
 
 
+class InvalidTransferError(ObeliskError, ValueError):
+    """A transfer's amount or address cannot be sent as given; nothing was signed or sent."""
+
+
+class InvalidAmountError(InvalidTransferError):
+    """A transfer amount that is not finite, not above zero, or not representable (too many
+    decimals for the asset, or too large for the exchange's integer units)."""
+
+
+class InvalidAddressError(InvalidTransferError):
+    """A destination or sub-account that is not ``0x`` and 40 hex digits."""
+
+
 __all__ = [
     "HyperliquidConnectionError",
     "HyperliquidError",
     "HyperliquidHTTPError",
     "HyperliquidTimeoutError",
+    "InvalidAddressError",
+    "InvalidAmountError",
+    "InvalidTransferError",
     "MalformedResponseError",
     "RateBudgetExceeded",
     "excerpt",

@@ -2,9 +2,15 @@
 
 Each call builds one signed body (:class:`ExchangeActions`), posts it once
 through the transport (which may resend the identical bytes after a dropped
-connection, never a re-signed copy), drops the account's cached info answers
-that the action makes stale, and parses the answer into an
-:class:`ExchangeResult` with a status per order.
+connection, never a re-signed copy), drops the cached info answers about every
+account the action changes (the account traded, a transfer's destination),
+and parses the answer into an :class:`ExchangeResult` with a status per order.
+
+The account is never the agent: an agent (API wallet) signs for the account
+that approved it, named by ``account_address`` or by the agent Wallet's
+``owner`` (which the Wallet that ``approve_agent`` returns carries). A key
+given with neither is taken for the account itself, as the official SDK does:
+nothing offline tells an agent key from an account key.
 """
 
 from __future__ import annotations
@@ -13,10 +19,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from obelisk.hyperliquid.actions import Body, ExchangeActions, ExchangeResult
+from obelisk.hyperliquid.actions import WALLET_REQUIRED, Body, ExchangeActions, ExchangeResult
 from obelisk.hyperliquid.actions import parse_exchange_response as _parse
 from obelisk.hyperliquid.info import AssetDirectory, AsyncInfo, Info
-from obelisk.hyperliquid.transport import MAINNET_URL
+from obelisk.hyperliquid.transport import MAINNET_URL, AsyncTransport, Transport
 from obelisk.hyperliquid.twins import AsyncClient, BlockingClient, Request, client_method
 from obelisk.hyperliquid.wallet import Wallet
 from obelisk.hyperliquid.wire import Cloid, WireError
@@ -38,14 +44,18 @@ def slippage_price(px: float, is_buy: bool, slippage: float, sz_decimals: int,
 
 @dataclass(frozen=True, slots=True)
 class _Action(Request[ExchangeResult]):
-    """A signed body, and how many orders or cancels it carries (a status is kept for each)."""
+    """A signed body, how many orders or cancels it carries (a status is kept for each),
+    and the accounts whose state it changes when not just the account traded."""
 
     body: Body
     batch: int = 1
+    changes: tuple[str, ...] = ()
 
 
 class _ExchangeMethods:
     """Every action both clients take, written once; `_submit` posts it (sync or a coroutine)."""
+
+    transport: Transport | AsyncTransport
 
     def __init__(self, wallet: Wallet, directory: AssetDirectory, base_url: str, *,
                  vault_address: str | None, account_address: str | None,
@@ -60,8 +70,19 @@ class _ExchangeMethods:
 
     @property
     def account(self) -> str:
-        """The account traded: the vault, else the named account, else the signer."""
-        return self.vault_address or self.account_address or self.wallet.address
+        """The account traded: the vault, else the signer's account (:attr:`own_account`)."""
+        return self.vault_address or self.own_account
+
+    @property
+    def own_account(self) -> str:
+        """The account the signer acts for, which user-signed transfers move funds from:
+        ``account_address``, else the wallet's owner when it is a known agent, else the
+        wallet itself."""
+        return self.account_address or self.wallet.account
+
+    def _invalidate(self, action: _Action) -> None:
+        for user in action.changes or (self.account,):
+            self.transport.invalidate_user(user)
 
     def set_expires_after(self, expires_after: int | None) -> None:
         """Actions are refused after this ms time (not for user-signed actions)."""
@@ -127,15 +148,18 @@ class _ExchangeMethods:
 
     @client_method
     def usd_transfer(self, amount: float, destination: str) -> _Action:
-        return _Action(self.actions.usd_transfer(amount, destination))
+        return _Action(self.actions.usd_transfer(amount, destination),
+                       changes=(self.own_account, destination))
 
     @client_method
     def spot_transfer(self, amount: float, destination: str, token: str) -> _Action:
-        return _Action(self.actions.spot_transfer(amount, destination, token))
+        return _Action(self.actions.spot_transfer(amount, destination, token),
+                       changes=(self.own_account, destination))
 
     @client_method
     def withdraw_from_bridge(self, amount: float, destination: str) -> _Action:
-        return _Action(self.actions.withdraw_from_bridge(amount, destination))
+        return _Action(self.actions.withdraw_from_bridge(amount, destination),
+                       changes=(self.own_account,))
 
     @client_method
     def usd_class_transfer(self, amount: float, to_perp: bool) -> _Action:
@@ -145,11 +169,12 @@ class _ExchangeMethods:
     def send_asset(self, destination: str, source_dex: str, destination_dex: str, token: str,
                    amount: float) -> _Action:
         return _Action(self.actions.send_asset(destination, source_dex, destination_dex, token,
-                                               amount))
+                                               amount), changes=(self.account, destination))
 
     @client_method
     def approve_builder_fee(self, builder: str, max_fee_rate: str) -> _Action:
-        return _Action(self.actions.approve_builder_fee(builder, max_fee_rate))
+        return _Action(self.actions.approve_builder_fee(builder, max_fee_rate),
+                       changes=(self.own_account,))
 
     def _slippage(self, coin: str, is_buy: bool, slippage: float, px: float) -> float:
         instrument = self.directory.instrument(coin)
@@ -163,6 +188,9 @@ class Exchange(_ExchangeMethods, BlockingClient):
     def __init__(self, wallet: Wallet, info: Info, *, directory: AssetDirectory | None = None,
                  vault_address: str | None = None, account_address: str | None = None,
                  expires_after: int | None = None) -> None:
+        if not isinstance(wallet, Wallet):
+            del wallet
+            raise TypeError(WALLET_REQUIRED)
         self.info = info
         self.transport = info.transport
         super().__init__(wallet, directory or info.directory(), self.transport.base_url,
@@ -173,11 +201,12 @@ class Exchange(_ExchangeMethods, BlockingClient):
         try:
             return _parse(self.transport.post_exchange(action.body), action.batch)
         finally:
-            self.transport.invalidate_user(self.account)
+            self._invalidate(action)
 
     def approve_agent(self, name: str | None = None) -> tuple[ExchangeResult, Wallet]:
+        """Approve a fresh agent; the answer, and the agent's Wallet (its owner: this account)."""
         body, agent = self.actions.approve_agent(name)
-        return self._submit(_Action(body)), agent
+        return self._submit(_Action(body, changes=(self.own_account,))), agent
 
     def market_open(self, name: str, is_buy: bool, sz: float, px: float | None = None,
                     slippage: float = DEFAULT_SLIPPAGE, cloid: Cloid | None = None,
@@ -206,6 +235,9 @@ class AsyncExchange(_ExchangeMethods, AsyncClient):
     def __init__(self, wallet: Wallet, info: AsyncInfo, directory: AssetDirectory, *,
                  vault_address: str | None = None, account_address: str | None = None,
                  expires_after: int | None = None) -> None:
+        if not isinstance(wallet, Wallet):
+            del wallet
+            raise TypeError(WALLET_REQUIRED)
         self.info = info
         self.transport = info.transport
         super().__init__(wallet, directory, self.transport.base_url,
@@ -215,17 +247,20 @@ class AsyncExchange(_ExchangeMethods, AsyncClient):
     @classmethod
     async def create(cls, wallet: Wallet, info: AsyncInfo, **options: Any) -> AsyncExchange:
         """A client with the asset directory fetched from ``meta`` and ``spotMeta``."""
+        if not isinstance(wallet, Wallet):
+            del wallet
+            raise TypeError(WALLET_REQUIRED)
         return cls(wallet, info, await info.directory(), **options)
 
     async def _submit(self, action: _Action) -> ExchangeResult:
         try:
             return _parse(await self.transport.post_exchange(action.body), action.batch)
         finally:
-            self.transport.invalidate_user(self.account)
+            self._invalidate(action)
 
     async def approve_agent(self, name: str | None = None) -> tuple[ExchangeResult, Wallet]:
         body, agent = self.actions.approve_agent(name)
-        return await self._submit(_Action(body)), agent
+        return await self._submit(_Action(body, changes=(self.own_account,))), agent
 
     async def market_open(self, name: str, is_buy: bool, sz: float, px: float | None = None,
                           slippage: float = DEFAULT_SLIPPAGE, cloid: Cloid | None = None,

@@ -7,13 +7,16 @@ SDK's byte for byte (same names, argument order and ``{"r", "s", "v"}`` shape) a
 fraction of its cost.
 
 ``wallet`` may be a :class:`~obelisk.hyperliquid.wallet.Wallet`, a hex private key, or any
-object with a ``.key`` holding the raw key (an eth-account ``LocalAccount``).
+object with a ``.key`` holding the raw key (an eth-account ``LocalAccount``). Each ``sign_*``
+turns it into a Wallet before anything else and keeps no other reference to it, so a traceback
+out of signing, whatever its cause, shows no key in any frame's locals.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Concatenate, ParamSpec
 
 import msgpack
 from coincurve import PublicKey
@@ -36,6 +39,7 @@ __all__ = [
 Signature = dict[str, Any]        # {"r": "0x..", "s": "0x..", "v": 27 | 28}
 SignTypes = Sequence[Mapping[str, str]]
 SignerLike = Wallet | str | Any
+P = ParamSpec("P")
 
 # The chain id the SDK signs user actions on (Arbitrum Sepolia); any id is accepted.
 SIGNATURE_CHAIN_ID = "0x66eee"
@@ -146,21 +150,40 @@ def l1_action_digest(action: Any, active_pool: str | None, nonce: int,
     return _l1_digest(action_hash(action, active_pool, nonce, expires_after), is_mainnet)
 
 
-def _signature(wallet: SignerLike, digest: bytes) -> Signature:
-    if not isinstance(wallet, Wallet):
-        if isinstance(wallet, str):
-            wallet = Wallet(wallet)
-        elif hasattr(wallet, "key"):
-            wallet = Wallet(bytes(wallet.key))
-        else:
-            raise TypeError(f"cannot sign with a {type(wallet).__name__}: pass a Wallet, "
-                            "a hex private key, or an account with a .key")
+def _as_wallet(signer: Any) -> Wallet:
+    """A Wallet for a hex key or an account with a ``.key``; the key dies with this frame."""
+    try:
+        if isinstance(signer, str):
+            return Wallet(signer)
+        if hasattr(signer, "key"):
+            return Wallet(bytes(signer.key))
+        raise TypeError(f"cannot sign with a {type(signer).__name__}: pass a Wallet, "
+                        "a hex private key, or an account with a .key")
+    finally:
+        del signer
+
+
+def _signs(sign: Callable[Concatenate[Wallet, P], Signature]
+           ) -> Callable[Concatenate[SignerLike, P], Signature]:
+    """`sign`, taking any signer: converted to a Wallet first, the original dropped at once."""
+    @functools.wraps(sign)
+    def with_wallet(wallet: SignerLike, *args: P.args, **kwargs: P.kwargs) -> Signature:
+        try:
+            signer = wallet if isinstance(wallet, Wallet) else _as_wallet(wallet)
+        finally:
+            del wallet
+        return sign(signer, *args, **kwargs)
+    return with_wallet
+
+
+def _signature(wallet: Wallet, digest: bytes) -> Signature:
     raw = wallet.sign_digest(digest)
     return {"r": hex(int.from_bytes(raw[:32], "big")), "s": hex(int.from_bytes(raw[32:64], "big")),
             "v": 27 + raw[64]}
 
 
-def sign_l1_action(wallet: SignerLike, action: Any, active_pool: str | None, nonce: int,
+@_signs
+def sign_l1_action(wallet: Wallet, action: Any, active_pool: str | None, nonce: int,
                    expires_after: int | None, is_mainnet: bool) -> Signature:
     """Sign an L1 action (order, cancel, modify, leverage, ...) as the account or its agent.
 
@@ -218,64 +241,77 @@ def user_signed_action_digest(action: Mapping[str, Any], payload_types: SignType
     return _keccak(domain + struct_hash)
 
 
-def sign_user_signed_action(wallet: SignerLike, action: dict[str, Any], payload_types: SignTypes,
+def _sign_user_signed(wallet: Wallet, action: dict[str, Any], payload_types: SignTypes,
+                      primary_type: str, is_mainnet: bool) -> Signature:
+    action["signatureChainId"] = SIGNATURE_CHAIN_ID
+    action["hyperliquidChain"] = "Mainnet" if is_mainnet else "Testnet"
+    return _signature(wallet, user_signed_action_digest(action, payload_types, primary_type))
+
+
+@_signs
+def sign_user_signed_action(wallet: Wallet, action: dict[str, Any], payload_types: SignTypes,
                             primary_type: str, is_mainnet: bool) -> Signature:
     """Sign a user-signed action with the main wallet.
 
     Like the SDK, this sets ``signatureChainId`` and ``hyperliquidChain`` on ``action``
     itself: both must be posted with it.
     """
-    action["signatureChainId"] = SIGNATURE_CHAIN_ID
-    action["hyperliquidChain"] = "Mainnet" if is_mainnet else "Testnet"
-    return _signature(wallet, user_signed_action_digest(action, payload_types, primary_type))
+    return _sign_user_signed(wallet, action, payload_types, primary_type, is_mainnet)
 
 
-def sign_usd_transfer_action(wallet: SignerLike, action: dict[str, Any],
+@_signs
+def sign_usd_transfer_action(wallet: Wallet, action: dict[str, Any],
                              is_mainnet: bool) -> Signature:
     """``usdSend``: USDC from the perp balance to another address."""
-    return sign_user_signed_action(wallet, action, USD_SEND_SIGN_TYPES,
-                                   "HyperliquidTransaction:UsdSend", is_mainnet)
+    return _sign_user_signed(wallet, action, USD_SEND_SIGN_TYPES,
+                             "HyperliquidTransaction:UsdSend", is_mainnet)
 
 
-def sign_spot_transfer_action(wallet: SignerLike, action: dict[str, Any],
+@_signs
+def sign_spot_transfer_action(wallet: Wallet, action: dict[str, Any],
                               is_mainnet: bool) -> Signature:
     """``spotSend``: a spot token to another address."""
-    return sign_user_signed_action(wallet, action, SPOT_TRANSFER_SIGN_TYPES,
-                                   "HyperliquidTransaction:SpotSend", is_mainnet)
+    return _sign_user_signed(wallet, action, SPOT_TRANSFER_SIGN_TYPES,
+                             "HyperliquidTransaction:SpotSend", is_mainnet)
 
 
-def sign_withdraw_from_bridge_action(wallet: SignerLike, action: dict[str, Any],
+@_signs
+def sign_withdraw_from_bridge_action(wallet: Wallet, action: dict[str, Any],
                                      is_mainnet: bool) -> Signature:
     """``withdraw3``: USDC out through the bridge."""
-    return sign_user_signed_action(wallet, action, WITHDRAW_SIGN_TYPES,
-                                   "HyperliquidTransaction:Withdraw", is_mainnet)
+    return _sign_user_signed(wallet, action, WITHDRAW_SIGN_TYPES,
+                             "HyperliquidTransaction:Withdraw", is_mainnet)
 
 
-def sign_usd_class_transfer_action(wallet: SignerLike, action: dict[str, Any],
+@_signs
+def sign_usd_class_transfer_action(wallet: Wallet, action: dict[str, Any],
                                    is_mainnet: bool) -> Signature:
     """``usdClassTransfer``: USDC between the spot and perp balances."""
-    return sign_user_signed_action(wallet, action, USD_CLASS_TRANSFER_SIGN_TYPES,
-                                   "HyperliquidTransaction:UsdClassTransfer", is_mainnet)
+    return _sign_user_signed(wallet, action, USD_CLASS_TRANSFER_SIGN_TYPES,
+                             "HyperliquidTransaction:UsdClassTransfer", is_mainnet)
 
 
-def sign_send_asset_action(wallet: SignerLike, action: dict[str, Any],
+@_signs
+def sign_send_asset_action(wallet: Wallet, action: dict[str, Any],
                            is_mainnet: bool) -> Signature:
     """``sendAsset``: a token between dexes, accounts or sub-accounts."""
-    return sign_user_signed_action(wallet, action, SEND_ASSET_SIGN_TYPES,
-                                   "HyperliquidTransaction:SendAsset", is_mainnet)
+    return _sign_user_signed(wallet, action, SEND_ASSET_SIGN_TYPES,
+                             "HyperliquidTransaction:SendAsset", is_mainnet)
 
 
-def sign_agent(wallet: SignerLike, action: dict[str, Any], is_mainnet: bool) -> Signature:
+@_signs
+def sign_agent(wallet: Wallet, action: dict[str, Any], is_mainnet: bool) -> Signature:
     """``approveAgent``: authorise an API wallet to sign L1 actions for this account."""
-    return sign_user_signed_action(wallet, action, APPROVE_AGENT_SIGN_TYPES,
-                                   "HyperliquidTransaction:ApproveAgent", is_mainnet)
+    return _sign_user_signed(wallet, action, APPROVE_AGENT_SIGN_TYPES,
+                             "HyperliquidTransaction:ApproveAgent", is_mainnet)
 
 
-def sign_approve_builder_fee(wallet: SignerLike, action: dict[str, Any],
+@_signs
+def sign_approve_builder_fee(wallet: Wallet, action: dict[str, Any],
                              is_mainnet: bool) -> Signature:
     """``approveBuilderFee``: allow a builder to charge up to ``maxFeeRate``."""
-    return sign_user_signed_action(wallet, action, APPROVE_BUILDER_FEE_SIGN_TYPES,
-                                   "HyperliquidTransaction:ApproveBuilderFee", is_mainnet)
+    return _sign_user_signed(wallet, action, APPROVE_BUILDER_FEE_SIGN_TYPES,
+                             "HyperliquidTransaction:ApproveBuilderFee", is_mainnet)
 
 
 # ---------------------------------------------------------------- recovery
