@@ -112,7 +112,7 @@ class EngineSuite(FreshState):
 
 class PoolSuite:
     def setup(self):
-        from obelisk import OrderPool
+        from obelisk._core.pool import OrderPool
         self.pool = OrderPool(1024, growable=False)
 
     def time_acquire_release(self):

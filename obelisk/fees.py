@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from obelisk._core.position import fill_fee, fill_fees
 from obelisk.errors import MarginError
 
 # (14-day weighted volume above which the tier applies, taker rate, maker rate)
@@ -42,13 +43,12 @@ class FeeRates:
     maker: float = PERP_FEE_TIERS[0][2]
 
     def fee(self, size: float, price: float, *, maker: bool) -> float:
-        """The fee of one fill in USDC (negative for a rebate)."""
-        return abs(size) * price * (self.maker if maker else self.taker)
+        """The fee of one fill in USDC (negative for a rebate), by the position kernel's rule."""
+        return fill_fee(size, price, maker, self.taker, self.maker)
 
     def of_fills(self, fills: np.ndarray) -> np.ndarray:
         """The fee of each fill of a POSITION_FILL_DTYPE array, in USDC."""
-        rates = np.where(fills["maker"] != 0, self.maker, self.taker)
-        return np.abs(fills["size"]) * fills["price"] * rates
+        return fill_fees(fills["size"], fills["price"], fills["maker"], self.taker, self.maker)
 
 
 def perp_fee_rates(weighted_volume_14d: float = 0.0, *, staked_hype: float = 0.0,

@@ -4,14 +4,18 @@ Every 5 s the exchange samples ``premium = (max(impact_bid - oracle, 0) -
 max(oracle - impact_ask, 0)) / oracle``, where the impact prices are the
 average fill prices of selling and buying the impact notional (20 000 USDC
 for BTC and ETH, 6 000 for other perps). The hour's rate then follows from
-the average premium (:func:`obelisk.funding_rate`, :func:`obelisk.hourly_funding_rate`).
+the average premium (:func:`funding_rate`, :func:`hourly_funding_rate`, both
+compiled in the position core and exported here).
 """
 
 from __future__ import annotations
 
 from obelisk._core.l2 import L2Book
-from obelisk._core.position import funding_premium
+from obelisk._core.position import funding_premium, funding_rate, hourly_funding_rate
 from obelisk.errors import InsufficientLiquidityError, InvalidFundingError
+
+__all__ = ["funding_premium", "funding_rate", "hourly_funding_rate", "impact_notional",
+           "impact_prices", "premium_sample"]
 
 IMPACT_NOTIONAL_USD = {"BTC": 20_000.0, "ETH": 20_000.0}
 DEFAULT_IMPACT_NOTIONAL_USD = 6_000.0

@@ -40,7 +40,13 @@ from typing import TypeAlias, TypeVar, cast
 
 import numpy as np
 
-from obelisk.errors import InstrumentError, InvalidPriceError, InvalidSizeError, UnknownAssetError
+from obelisk.errors import (
+    DuplicateInstrumentError,
+    InstrumentError,
+    InvalidPriceError,
+    InvalidSizeError,
+    UnknownAssetError,
+)
 
 Number: TypeAlias = int | float | str | Decimal
 """What the conversion methods accept as a price or size."""
@@ -505,7 +511,8 @@ class InstrumentTable:
         for what, keys in (("coin", coins), ("asset id", tuple(i.asset for i in items))):
             repeated = sorted({str(k) for k in keys if keys.count(k) > 1})
             if repeated:
-                raise InstrumentError(f"instruments repeat a {what}: {', '.join(repeated)}")
+                raise DuplicateInstrumentError(f"instruments repeat a {what}: "
+                                               f"{', '.join(repeated)}")
         self.instruments = items
         self.coins = coins
         self._by_coin = {coin: row for row, coin in enumerate(coins)}
