@@ -5,12 +5,19 @@ from __future__ import annotations
 import dataclasses
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from obelisk.errors import InstrumentError, InvalidPriceError, InvalidSizeError
-from obelisk.instruments import Instrument, Rounding
+from obelisk.errors import (
+    DuplicateInstrumentError,
+    InstrumentError,
+    InvalidPriceError,
+    InvalidSizeError,
+    UnknownAssetError,
+)
+from obelisk.instruments import Instrument, InstrumentTable, Rounding
 
 # Real mainnet data recorded by the official SDK's tests: hyperliquid-python-sdk test
 # cassettes (tests/cassettes/info_test), MIT license, Copyright (c) 2024 Hyperliquid Labs
@@ -728,3 +735,37 @@ def test_numpy_integers_from_the_core_convert_back():
     assert eth.price_to_wire(np.int64(312050)) == "3120.5"
     with pytest.raises(InvalidPriceError):
         eth.ticks_to_price(np.bool_(True))
+
+
+# --- InstrumentTable --------------------------------------------------------------
+
+
+def test_instrument_table_maps_rows_coins_and_asset_ids_both_ways() -> None:
+    btc, eth, sol = Instrument("BTC", 0, 5, 40), Instrument("ETH", 1, 4, 25), \
+        Instrument("SOL", 7, 2, 20)
+    table = InstrumentTable([eth, sol, btc])
+    assert table.coins == ("ETH", "SOL", "BTC") and len(table) == 3 and table[1] is sol
+    assert [table.index(c) for c in ("BTC", "ETH", "SOL")] == [2, 0, 1]
+    assert table.rows(np.array([7, 0, 1, 7], dtype=np.uint32)).tolist() == [1, 2, 0, 1]
+    assert table.assets[table.rows(table.assets)].tolist() == table.assets.tolist()
+    assert table.tick.tolist() == [float(i.tick_size) for i in (eth, sol, btc)]
+    assert table.lot.tolist() == [0.0001, 0.01, 0.00001]
+    assert table == InstrumentTable([eth, sol, btc]) != InstrumentTable([btc, eth, sol])
+
+
+def test_instrument_table_refuses_unknown_ids_repeats_and_writes() -> None:
+    eth, sol = Instrument("ETH", 1, 4, 25), Instrument("SOL", 7, 2, 20)
+    table = InstrumentTable([eth, sol])
+    for unknown in ([3], [8], [2**31]):
+        with pytest.raises(UnknownAssetError, match=str(unknown[0])):
+            table.rows(np.array(unknown, dtype=np.uint32))
+    with pytest.raises(UnknownAssetError, match="'BTC'"):
+        table.index("BTC")
+    with pytest.raises(DuplicateInstrumentError, match="coin: ETH"):
+        InstrumentTable([eth, Instrument("ETH", 2, 4, 25)])
+    with pytest.raises(DuplicateInstrumentError, match="asset id: 1"):
+        InstrumentTable([eth, Instrument("ETH2", 1, 4, 25)])
+    with pytest.raises(InstrumentError):
+        InstrumentTable([])
+    with pytest.raises(ValueError, match="read-only"):
+        table.tick[0] = 1.0
