@@ -389,3 +389,21 @@ def test_a_venue_that_reports_fills_later_ends_where_one_that_answers_at_once_do
         (s2.filled, s2.rested, s2.cancelled, s2.refused, s2.rejected)
     assert orders1 == orders2                    # every order and its outcome, batch by batch
     assert fills1 == fills2                      # every fill, once, in the order it happened
+
+
+def test_fills_that_others_cause_come_with_the_next_answer_before_its_own():
+    engine, portfolio, venue = setup(batch_size=10)
+    seen = []
+    engine.on_fills = lambda report: seen.append(report.fill_oids.tolist())
+    resting = engine.submit(0, Side.SELL, 300_050, 20)                  # rests under the ask
+    engine.flush()
+    hit = quotes(bids=[(300_050, 20)], asks=[])
+    hit["tif"] = TimeInForce.IOC
+    venue.provide(hit)                                                   # someone takes it
+    assert portfolio.position("ETH").size == 0 and seen == []           # not reported yet
+    taker = engine.submit(0, Side.BUY, 300_100, 5, tif=TimeInForce.IOC)
+    engine.flush()
+    assert seen == [[resting, taker]]                                   # earlier fill first
+    assert portfolio.position("ETH").size == pytest.approx(-15 * LOT)
+    assert engine.risk.open_orders == 0                                 # it was done
+    assert venue.collect() is None
