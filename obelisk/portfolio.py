@@ -129,7 +129,7 @@ class Portfolio:
     # ------------------------------------------------------------ queries
 
     def position(self, coin: str) -> Position:
-        row = self.book.positions[self.index(coin)]
+        row = self.book.row(self.index(coin))
         liquidation = float(row["liquidation_px"])
         return Position(
             coin=coin, size=float(row["size"]), entry_px=float(row["entry_px"]),
@@ -149,7 +149,7 @@ class Portfolio:
     def reducible_lots(self, row: int, is_buy: bool) -> int:
         """Lots an order on this side can close of the row's position (0 if it would not
         reduce it): the one reduce-only rule, which the engine and the simulator both clip to."""
-        size = float(self.book.positions["size"][row])
+        size = float(self.book.row(row)["size"])
         if not size or (size < 0) != is_buy:
             return 0
         return self.instruments[row].round_size_to_lots(abs(size), Rounding.NEAREST,

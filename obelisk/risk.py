@@ -110,6 +110,8 @@ _MESSAGES = {
                                      "minimum {limit:.2%}",
     RiskReason.OPEN_ORDERS: "{value:g} open orders would exceed {limit:g}",
     RiskReason.RATE_LIMIT: "order rate budget of {limit:g}/s is spent",
+    RiskReason.NON_FINITE_ACCOUNT: "account or order values are not finite ({value:g}): "
+                                   "refused, failing closed",
 }
 
 

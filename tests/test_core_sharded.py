@@ -7,6 +7,7 @@ import pytest
 
 from obelisk import EVENT_DTYPE, EventKind, OrderBook, OrderEventKind, OrderStatus, Reason, Side
 from obelisk._core.sharded import process_sharded
+from obelisk.errors import ConcurrentUseError
 
 BUY, SELL = Side.BUY, Side.SELL
 
@@ -61,7 +62,7 @@ def test_held_books_refuse_other_callers_until_the_batch_is_done():
                      lambda: book.process(limit_orders()), lambda: book.reserve(10, 10),
                      lambda: 1 in book,
                      lambda: process_sharded([book], limit_orders(), [list], in_turn)):
-            with pytest.raises(RuntimeError, match="another thread"):
+            with pytest.raises(ConcurrentUseError, match="another thread"):
                 call()
             refused.append(call)
         return in_turn(tasks)

@@ -17,7 +17,7 @@ from obelisk import (
     L2Book,
     apply_l2_message,
 )
-from obelisk.errors import CrossedBookError, MarketDataError
+from obelisk.errors import ConcurrentUseError, CrossedBookError, MarketDataError
 from obelisk.testing.reference.l2 import ReferenceL2Book
 
 BUY, SELL = 0, 1
@@ -269,7 +269,7 @@ def test_other_callers_are_refused_while_a_batch_runs_without_the_gil():
     while worker.is_alive():
         try:
             book.best_bid()
-        except RuntimeError as exc:
+        except ConcurrentUseError as exc:
             assert "another thread" in str(exc)
             refused += 1
     worker.join()

@@ -1,10 +1,11 @@
 """The compiled Hyperliquid l2Book frame reader against the JSON-library path, on the same bytes."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from obelisk import CrossedPolicy, Instrument, L2Book
@@ -61,6 +62,16 @@ def test_other_shapes_fall_back_to_the_json_library():
 
 # ------------------------------------------------------------- differential
 
+# Integers at every edge of the scanner's reader: int64 and uint64 limits, past them, and
+# raw tokens json.dumps never writes (leading zeros, "-0"), spliced in after dumping.
+RAW = "\u0000raw:"
+integer_edge = st.one_of(
+    st.sampled_from([0, 1, 2**62 - 1, 2**62, 2**63 - 1, 2**63, 2**63 + 1, 2**64 - 1, 2**64,
+                     22446744073709551616, 10**30, -1, -(2**63), -(2**63) - 1, -(2**64)]),
+    st.integers(2**63 - 1000, 2**64 + 1000),
+    st.sampled_from(["00", "01", "007", "01700000000001", "-0", "-00", "0" * 25 + "1"]
+                    ).map(lambda token: RAW + token),
+)
 decimal_text = st.one_of(
     st.integers(1, 10**7).map(lambda ticks: f"{ticks / 10_000:.4f}"),
     st.integers(1, 10**7).map(lambda ticks: f"{ticks / 10_000:.6f}"),   # zeros past the grid
@@ -77,10 +88,10 @@ odd_level = st.one_of(
     st.fixed_dictionaries({"px": decimal_text}),
     st.fixed_dictionaries({"px": st.just(1.5), "sz": decimal_text, "n": st.just(1)}),
     st.fixed_dictionaries({"px": decimal_text, "sz": decimal_text,
-                           "n": st.sampled_from([-1, 1.5, "3", None])}))
+                           "n": st.one_of(st.sampled_from([-1, 1.5, "3", None]), integer_edge)}))
 sides = st.lists(st.one_of(level, level, level, odd_level), max_size=6)
 time = st.one_of(st.integers(1_700_000_000_000 - 5, 1_700_000_000_000 + 5),
-                 st.sampled_from([0, -1, 1.5, "1", None, True]))
+                 st.sampled_from([0, -1, 1.5, "1", None, True]), integer_edge)
 body = st.fixed_dictionaries(
     {"coin": st.sampled_from(["DYDX", "DYDX", "DYDX", "ETH", "DYD", "DYDX\u00e9", 7]),
      "levels": st.tuples(sides, sides).map(list)},
@@ -114,8 +125,12 @@ damage = st.one_of(st.none(), st.none(), st.none(), splice)
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(message, layout, damage, st.sampled_from(list(CrossedPolicy)))
+@example({"coin": "DYDX", "time": 22446744073709551616, "levels": [[], []]}, {}, None, 0)
+@example({"coin": "DYDX", "time": 2**64 - 1, "levels": [[], []]}, {}, None, 0)
+@example({"coin": "DYDX", "time": 2**63, "levels": [[], []]}, {}, None, 0)
+@example({"coin": "DYDX", "time": RAW + "0" * 25 + "1", "levels": [[], []]}, {}, None, 0)
 def test_scanner_and_json_library_agree(data, style, broken, policy):
-    raw = json.dumps(data, **style).encode()
+    raw = re.sub(rb'"\\u0000raw:([-0-9]*)"', rb"\1", json.dumps(data, **style).encode())
     if broken is not None:                  # cut the text and splice in one token
         at, token = broken
         at %= len(raw) + 1

@@ -8,7 +8,7 @@
 # the caller decodes with the JSON library, which gives the precise error.
 # Header-only: the cimporting module inlines it.
 
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport INT64_MAX, int32_t, int64_t
 from libc.string cimport memcmp
 
 from obelisk._core._types cimport MAX_PRICE, MAX_QTY
@@ -41,7 +41,8 @@ cdef inline int parse_decimal(const char* text, Py_ssize_t length, int decimals,
                               int64_t limit, int64_t* out) noexcept nogil:
     """Exact value of an unsigned decimal string in units of 10**-decimals.
 
-    0 on success; -1 malformed, -2 more decimals than allowed, -3 above `limit`.
+    0 on success; -1 malformed, -2 more decimals than allowed, -3 above `limit`
+    (0 <= limit <= INT64_MAX; checked before each multiplication, so nothing wraps).
     """
     cdef int64_t value = 0
     cdef int fraction = -1
@@ -58,9 +59,9 @@ cdef inline int parse_decimal(const char* text, Py_ssize_t length, int decimals,
                         return -2
                     continue      # trailing zeros past the grid are harmless
                 fraction += 1
-            value = value * 10 + (c - 48)
-            if value > limit:
+            if value > (limit - (c - 48)) // 10:      # checked before it can overflow
                 return -3
+            value = value * 10 + (c - 48)
         elif c == 46 and fraction < 0:
             fraction = 0
         else:
@@ -70,9 +71,9 @@ cdef inline int parse_decimal(const char* text, Py_ssize_t length, int decimals,
     if fraction < 0:
         fraction = 0
     while fraction < decimals:
-        value *= 10
-        if value > limit:
+        if value > limit // 10:
             return -3
+        value *= 10
         fraction += 1
     out[0] = value
     return 0
@@ -118,15 +119,21 @@ cdef inline bint _is(const char* text, Py_ssize_t length, const char* literal,
 
 
 cdef inline bint _uint(_Scan* s, int64_t* out) noexcept nogil:
-    """A JSON integer >= 0 below 2**62: digits only, no leading zero, then a delimiter."""
+    """A JSON integer 0..2**63-1: digits only, no leading zero, then a delimiter.
+
+    Overflow is checked before the value grows, so a longer number never wraps
+    into range: it makes the caller fall back (the JSON path gives the error).
+    """
     cdef int64_t value = 0
+    cdef int digit
     cdef const char* first
     _skip_space(s)
     first = s.p
     while s.p < s.end and s.p[0] >= 48 and s.p[0] <= 57:
-        value = value * 10 + (s.p[0] - 48)
-        if value >= (<int64_t> 1) << 62:
+        digit = s.p[0] - 48
+        if value > (INT64_MAX - digit) // 10:
             return False
+        value = value * 10 + digit
         s.p += 1
     if s.p == first or (first[0] == 48 and s.p - first > 1):
         return False

@@ -4,6 +4,12 @@
 # `bits`) and a fingerprint, so probes touch the pool only when fingerprints
 # agree, and deletion never touches it. Header-only: every cimporting module
 # inlines these.
+#
+# Ids come from outside (strategies, replayed feeds), so the hash is keyed: a
+# wyhash-style multiply-fold of the id under two random 64-bit words drawn per map.
+# Without the key, no one can choose ids that share a home (an unkeyed
+# multiplicative hash is inverted in one line, and 100k such ids make every
+# probe walk one cluster).
 
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
@@ -21,19 +27,45 @@ cdef struct IdMap:
     uint64_t mask
     int32_t shift
     int64_t count
+    uint64_t key[2]
 
 
-cdef inline uint32_t idmap_hash(oid_t oid) noexcept nogil:
-    # Fibonacci hashing; the top bits of the product are the best mixed.
-    return <uint32_t> ((<uint64_t> oid * <uint64_t> 0x9E3779B97F4A7C15) >> 32)
+cdef extern from *:
+    """
+    /* The high and low halves of a 64x64 -> 128-bit product, folded by xor. */
+    static inline uint64_t obelisk_fold_mul(uint64_t a, uint64_t b) {
+    #if defined(__SIZEOF_INT128__)
+        __uint128_t p = (__uint128_t)a * b;
+        return (uint64_t)p ^ (uint64_t)(p >> 64);
+    #else
+        uint64_t al = (uint32_t)a, ah = a >> 32, bl = (uint32_t)b, bh = b >> 32;
+        uint64_t ll = al * bl, lh = al * bh, hl = ah * bl, hh = ah * bh;
+        uint64_t mid = (ll >> 32) + (uint32_t)lh + (uint32_t)hl;
+        uint64_t lo = (mid << 32) | (uint32_t)ll;
+        uint64_t hi = hh + (lh >> 32) + (hl >> 32) + (mid >> 32);
+        return lo ^ hi;
+    #endif
+    }
+    """
+    uint64_t fold_mul "obelisk_fold_mul"(uint64_t a, uint64_t b) noexcept nogil
+
+
+cdef inline uint32_t idmap_hash(const IdMap* m, oid_t oid) noexcept nogil:
+    # One keyed multiply, folded: (id ^ key0) * key1 (odd) as 128 bits, high half xor low.
+    return <uint32_t> (fold_mul(<uint64_t> oid ^ m.key[0], m.key[1]) >> 32)
 
 
 cdef inline uint64_t idmap_home(const IdMap* m, uint32_t h) noexcept nogil:
     return h >> m.shift
 
 
-cdef inline int idmap_init(IdMap* m, int64_t expected) noexcept nogil:
-    """Size for `expected` keys at load <= 3/4 (16 to 2**32 buckets); -1 when out of memory."""
+cdef inline int idmap_init(IdMap* m, int64_t expected, uint64_t key0,
+                           uint64_t key1) noexcept nogil:
+    """Size for `expected` keys at load <= 3/4 (16 to 2**32 buckets); -1 when out of memory.
+
+    `key0` and `key1` seed the hash; draw them at random (os.urandom) per map.
+    """
+    key1 |= 1                           # an odd multiplier loses no bits of the id
     cdef int64_t size = 16
     cdef int32_t bits = 4
     cdef int64_t i
@@ -52,6 +84,8 @@ cdef inline int idmap_init(IdMap* m, int64_t expected) noexcept nogil:
     m.mask = <uint64_t> (size - 1)
     m.shift = 32 - bits
     m.count = 0
+    m.key[0] = key0
+    m.key[1] = key1
     return 0
 
 
@@ -62,7 +96,7 @@ cdef inline void idmap_free(IdMap* m) noexcept nogil:
 
 
 cdef inline slot_t idmap_find(const IdMap* m, const Order* orders, oid_t oid) noexcept nogil:
-    cdef uint32_t fingerprint = idmap_hash(oid)
+    cdef uint32_t fingerprint = idmap_hash(m, oid)
     cdef uint64_t i = idmap_home(m, fingerprint)
     cdef const IdBucket* bucket
     while True:
@@ -91,7 +125,7 @@ cdef inline int idmap_reserve(IdMap* m, int64_t count) noexcept nogil:
         return 0
     while count * 4 > size * 3:
         size *= 2
-    if idmap_init(&grown, size * 3 // 4) != 0:
+    if idmap_init(&grown, size * 3 // 4, m.key[0], m.key[1]) != 0:
         return -1
     for i in range(m.mask + 1):
         if m.buckets[i].slot != NO_SLOT:
@@ -106,14 +140,14 @@ cdef inline int idmap_insert(IdMap* m, const Order* orders, slot_t slot) noexcep
     """Index a slot under its order's id (which must be absent); -1 when out of memory."""
     if idmap_reserve(m, m.count + 1) != 0:
         return -1
-    _idmap_place(m, idmap_hash(orders[slot].oid), slot)
+    _idmap_place(m, idmap_hash(m, orders[slot].oid), slot)
     m.count += 1
     return 0
 
 
 cdef inline void idmap_remove(IdMap* m, const Order* orders, oid_t oid) noexcept nogil:
     """Drop an id that is present, shifting later probes back into the hole."""
-    cdef uint32_t fingerprint = idmap_hash(oid)
+    cdef uint32_t fingerprint = idmap_hash(m, oid)
     cdef uint64_t hole = idmap_home(m, fingerprint)
     cdef uint64_t i, home
     while m.buckets[hole].fingerprint != fingerprint or orders[m.buckets[hole].slot].oid != oid:
@@ -130,3 +164,16 @@ cdef inline void idmap_remove(IdMap* m, const Order* orders, oid_t oid) noexcept
             hole = i
     m.buckets[hole].slot = NO_SLOT
     m.count -= 1
+
+
+cdef inline int64_t idmap_max_probe(const IdMap* m) noexcept nogil:
+    """The longest distance of any entry from its home bucket (for tests: O(log n) when keyed)."""
+    cdef uint64_t i
+    cdef int64_t longest = 0
+    cdef int64_t distance
+    for i in range(m.mask + 1):
+        if m.buckets[i].slot != NO_SLOT:
+            distance = <int64_t> ((i - idmap_home(m, m.buckets[i].fingerprint)) & m.mask)
+            if distance > longest:
+                longest = distance
+    return longest

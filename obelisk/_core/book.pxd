@@ -64,8 +64,8 @@ cdef class OrderBook:
     cdef bint initialised
     cdef int _allocate(self, slot_t capacity, bint growable) except -1
     cdef void _release_memory(self) noexcept
-    cdef int _check_idle(self) except -1
     cdef int _claim(self) except -1
+    cdef void _release(self) noexcept
     cdef int _ensure_room(self) noexcept nogil
     cdef int _grow_levels(self) noexcept nogil
     cdef int _reserve(self, int64_t fills, int64_t order_events) noexcept nogil
@@ -86,6 +86,11 @@ cdef class OrderBook:
     cdef int _execute(self, oid_t oid, uint8_t side, price_t price, qty_t qty, uint8_t tif,
                       owner_t owner, int64_t threshold, int32_t index,
                       Result* res) noexcept nogil
+    cdef int _reserve_taker(self, uint8_t side, int64_t threshold, owner_t owner,
+                            qty_t qty) noexcept nogil
+    cdef void _count_reach(self, uint8_t side, int64_t threshold, owner_t owner, qty_t qty,
+                           bint cancels_resting, int64_t* fills,
+                           int64_t* events) noexcept nogil
     cdef int64_t _threshold(self, uint8_t side, price_t limit) noexcept nogil
     cdef int _place(self, const Event* ev, int32_t index, Result* res) noexcept nogil
     cdef int _cancel(self, const Event* ev, int32_t index, Result* res) noexcept nogil
@@ -94,8 +99,11 @@ cdef class OrderBook:
     cdef int64_t _run(self, const Event* events, const int64_t* selected, int64_t n,
                       Result* results) noexcept nogil
     cdef void _begin_call(self) noexcept
-    cdef int _call(self, Event* ev) except -1
+    cdef int _call(self, Event* ev, qty_t* cancelled) except -1
     cdef object _copy_fills(self)
     cdef object _copy_order_events(self)
     cdef _process_into(self, events, results, const int64_t[::1] selected=*)
     cdef Level* _best(self, uint8_t side) noexcept
+    cdef tuple _bbo(self)
+    cdef object _orders(self)
+    cdef _check_integrity(self)

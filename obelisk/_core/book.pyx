@@ -7,11 +7,14 @@ bit. Matching runs without the GIL; Python objects are made only at the edge.
 
 from collections import namedtuple
 from enum import IntEnum
+import math
+import os
 import struct
 
 import numpy as np
 
-from libc.stdint cimport INT32_MAX, INT64_MAX, int32_t, int64_t, uint8_t
+from cpython.number cimport PyIndex_Check, PyNumber_Index
+from libc.stdint cimport INT32_MAX, INT64_MAX, UINT32_MAX, int32_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy, memmove, memset
 
@@ -24,6 +27,7 @@ from obelisk._core._idmap cimport (
     idmap_home,
     idmap_init,
     idmap_insert,
+    idmap_max_probe,
     idmap_remove,
 )
 from obelisk._core._sorted cimport lower_bound_near_end
@@ -40,6 +44,7 @@ from obelisk._core.pool cimport (
 
 from obelisk._core._records import as_records, struct_dtype
 from obelisk._core.errors import (
+    ConcurrentUseError,
     DuplicateOrderIdError,
     InvalidOrderError,
     PoolExhaustedError,
@@ -166,6 +171,50 @@ _INPUT_ERRORS = {
 }
 
 
+# ---------------------------------------------------------- argument checks
+
+cdef inline int64_t _whole(object value, str name) except? -1:
+    """An integer argument (int, bool, numpy integer) as int64; anything else raises.
+
+    A float, Decimal or numpy float is refused rather than truncated: 100.99
+    ticks is not 100 ticks. Exact ints take the fast path.
+    """
+    if type(value) is int:
+        return value
+    return _whole_slow(value, name)
+
+
+cdef int64_t _whole_slow(object value, str name) except? -1:
+    if PyIndex_Check(value):
+        return PyNumber_Index(value)
+    try:
+        nan = math.isnan(value)
+    except (TypeError, ValueError, OverflowError):
+        nan = False
+    if nan:
+        raise InvalidOrderError(f"{name} is NaN; it must be an integer")
+    raise TypeError(f"{name} must be an integer (ticks, lots or an id), "
+                    f"got {type(value).__name__} {value!r}")
+
+
+cdef inline uint8_t _code(object value, str name) except? 255:
+    """A side or time-in-force code; out-of-range integers become 255 (rejected later)."""
+    cdef int64_t code = _whole(value, name)
+    return <uint8_t> code if 0 <= code <= 254 else 255
+
+
+cdef inline owner_t _owner(object value) except? 0xFFFFFFFF:
+    cdef int64_t owner = _whole(value, "owner")
+    if owner < 0 or owner > <int64_t> UINT32_MAX:
+        raise OverflowError(f"owner must be between 0 and {UINT32_MAX}, got {owner}")
+    return <owner_t> owner
+
+
+cdef uint64_t _random_key() except? 0:
+    """64 random bits from the OS, to key a book's order-id hash."""
+    return int.from_bytes(os.urandom(8), "little")
+
+
 # --------------------------------------------------------- ladder primitives
 
 cdef inline int64_t _key(uint8_t side, price_t price) noexcept nogil:
@@ -213,6 +262,11 @@ cdef class OrderBook:
 
     Prices are integer ticks and quantities integer lots (see
     :class:`obelisk.Instrument`). Trades print at the resting order's price.
+
+    One user at a time: each method holds the book while it runs (a batch
+    without the GIL included), and a call from another thread meanwhile
+    raises :class:`~obelisk.errors.ConcurrentUseError`. Use one book per
+    thread, or :class:`~obelisk.sim.MatchingEngine` for many assets.
     """
 
     def __cinit__(self):
@@ -223,16 +277,20 @@ cdef class OrderBook:
 
     def __init__(self, capacity: int = 1024, *, growable: bool = True,
                  stp: int = STP_CANCEL_RESTING) -> None:
-        if self.initialised:
-            raise RuntimeError("OrderBook.__init__ must not be called twice")
-        if not 1 <= capacity <= INT32_MAX:
-            raise ValueError(f"capacity must be between 1 and {INT32_MAX}, got {capacity}")
-        if stp not in (STP_CANCEL_RESTING, STP_CANCEL_INCOMING, STP_CANCEL_BOTH, STP_ALLOW):
-            raise ValueError(f"stp must be a SelfTradePrevention value, got {stp!r}")
-        self._release_memory()
-        self._allocate(capacity, growable)
-        self.stp = stp
-        self.initialised = True
+        self._claim()
+        try:
+            if self.initialised:
+                raise RuntimeError("OrderBook.__init__ must not be called twice")
+            if not 1 <= capacity <= INT32_MAX:
+                raise ValueError(f"capacity must be between 1 and {INT32_MAX}, got {capacity}")
+            if stp not in (STP_CANCEL_RESTING, STP_CANCEL_INCOMING, STP_CANCEL_BOTH, STP_ALLOW):
+                raise ValueError(f"stp must be a SelfTradePrevention value, got {stp!r}")
+            self._release_memory()
+            self._allocate(capacity, growable)
+            self.stp = stp
+            self.initialised = True
+        finally:
+            self._release()
 
     cdef int _allocate(self, slot_t capacity, bint growable) except -1:
         cdef int side
@@ -255,14 +313,13 @@ cdef class OrderBook:
         self.order_event_capacity = 0
         self.seq = 0
         self.tape_limit = 0
-        self.busy = False
         self.last.status = STATUS_REJECTED
         self.last.reason = REASON_NONE
         self.last.filled_qty = 0
         self.last.resting_qty = 0
         self.last.fill_count = 0
         pool_init(&self.pool, capacity, growable)
-        if idmap_init(&self.ids, capacity) != 0:
+        if idmap_init(&self.ids, capacity, _random_key(), _random_key()) != 0:
             raise MemoryError("cannot allocate the order id index")
         if self._grow_levels() != 0 or _grow_ladder(&self.sides[0]) != 0 \
                 or _grow_ladder(&self.sides[1]) != 0:
@@ -290,18 +347,23 @@ cdef class OrderBook:
     def __dealloc__(self):
         self._release_memory()
 
-    cdef int _check_idle(self) except -1:
-        """Refuse to touch a book whose batch is running in another thread."""
-        if self.busy:
-            raise RuntimeError("this OrderBook is processing a batch in another thread; "
-                               "use one book from one thread at a time")
-        return 0
-
     cdef int _claim(self) except -1:
-        """Hold the book for a batch until ``busy`` is cleared (raises if already held)."""
-        self._check_idle()
+        """Take the book for one caller until :meth:`_release`; ConcurrentUseError if taken.
+
+        The test and the claim are one step: plain C with the GIL held and no
+        Python call in between, so no other thread can claim the book in the
+        gap. Every entry point claims before its first touch of the book's
+        memory and releases (in a ``finally``) after its last.
+        """
+        if self.busy:
+            raise ConcurrentUseError(
+                "this OrderBook is in use by another thread (a batch, a per-call operation or "
+                "a query); use one book from one thread at a time")
         self.busy = True
         return 0
+
+    cdef void _release(self) noexcept:
+        self.busy = False
 
     # ------------------------------------------------------ memory helpers
 
@@ -351,20 +413,43 @@ cdef class OrderBook:
         The tapes otherwise grow on demand; reserving up front keeps a large
         first batch from paying for that growth and for first-touch page faults.
         """
-        self._check_idle()
         if not (0 <= fills <= _MAX_TAPE and 0 <= order_events <= _MAX_TAPE):
             raise ValueError(f"reserve sizes must be between 0 and {_MAX_TAPE}")
-        self.fill_count = 0
-        self.order_event_count = 0
-        if self._reserve(fills, order_events) != 0:
-            raise MemoryError(f"cannot reserve {fills} fills and {order_events} order events")
-        memset(self.fills, 0, <size_t> self.fill_capacity * sizeof(Fill))
-        memset(self.order_events, 0, <size_t> self.order_event_capacity * sizeof(OrderEvent))
+        cdef int64_t fill_room = fills
+        cdef int64_t event_room = order_events
+        self._claim()
+        try:
+            self.fill_count = 0
+            self.order_event_count = 0
+            if self._reserve(fill_room, event_room) != 0:
+                raise MemoryError(f"cannot reserve {fills} fills and {order_events} order events")
+            memset(self.fills, 0, <size_t> self.fill_capacity * sizeof(Fill))
+            memset(self.order_events, 0,
+                   <size_t> self.order_event_capacity * sizeof(OrderEvent))
+        finally:
+            self._release()
 
     def _limit_tapes(self, int64_t records) -> None:
         """Fail tape growth beyond `records` as if memory ran out (0 lifts it); for tests."""
-        self._check_idle()
+        self._claim()
         self.tape_limit = records
+        self._release()
+
+    def _id_index_max_probe(self) -> int:
+        """Longest probe distance in the order-id index; for tests of hash flooding."""
+        self._claim()
+        try:
+            return idmap_max_probe(&self.ids)
+        finally:
+            self._release()
+
+    def _tape_capacity(self):
+        """(fill records, order-event records) the tapes can hold now; for tests."""
+        self._claim()
+        try:
+            return self.fill_capacity, self.order_event_capacity
+        finally:
+            self._release()
 
     cdef int _ensure_room(self) noexcept nogil:
         """Grow whatever resting one more order needs, before any change; -1 when out of memory.
@@ -645,6 +730,57 @@ cdef class OrderBook:
         res.reason = reason
         return 0
 
+    cdef int _reserve_taker(self, uint8_t side, int64_t threshold, owner_t owner,
+                            qty_t qty) noexcept nogil:
+        """Room on the tapes for all one incoming order can write; -1 when out of memory.
+
+        The order writes a fill per resting order it trades with (at most its
+        quantity in lots), an order event per own resting order that
+        STP_CANCEL_RESTING cancels, and at most two more (its own rest or
+        cancel, and the one resting order STP_CANCEL_BOTH cancels). A cheap
+        bound is used when the tapes already hold it; otherwise the opposite
+        side is walked as far as the order can reach, so the depth of the
+        book never sizes the tapes.
+        """
+        cdef int64_t opposite = self.side_orders[1 - side]
+        cdef bint cancels_resting = owner != 0 and self.stp == STP_CANCEL_RESTING
+        cdef int64_t fills = qty if qty < opposite else opposite
+        cdef int64_t events = opposite + 2 if cancels_resting else 2
+        if self.fill_count + fills > self.fill_capacity \
+                or self.order_event_count + events > self.order_event_capacity:
+            self._count_reach(side, threshold, owner, qty, cancels_resting, &fills, &events)
+        return self._reserve(fills, events)
+
+    cdef void _count_reach(self, uint8_t side, int64_t threshold, owner_t owner, qty_t qty,
+                           bint cancels_resting, int64_t* fills,
+                           int64_t* events) noexcept nogil:
+        """Upper bounds on the fills and order events an incoming order can write."""
+        cdef Ladder* opposite = &self.sides[1 - side]
+        cdef qty_t remaining = qty
+        cdef int32_t pos
+        cdef Level* level
+        cdef slot_t slot
+        cdef Order* order
+        fills[0] = 0
+        events[0] = 2
+        for pos in range(opposite.size - 1, -1, -1):
+            if remaining <= 0 or opposite.keys[pos] < threshold:
+                break
+            level = &self.levels[opposite.levels[pos]]
+            if not cancels_resting and level.total < remaining:
+                fills[0] += level.count           # the whole level trades (or STP stops it)
+                remaining -= level.total
+                continue
+            slot = level.head
+            while slot != NO_SLOT and remaining > 0:
+                order = &self.pool.orders[slot]
+                if cancels_resting and order.owner == owner:
+                    events[0] += 1
+                else:
+                    fills[0] += 1
+                    remaining -= order.qty
+                slot = order.next
+
     cdef int64_t _threshold(self, uint8_t side, price_t limit) noexcept nogil:
         """Lowest opposite-side key a taker with this limit may trade at."""
         return -limit if side == SIDE_BUY else limit
@@ -680,7 +816,7 @@ cdef class OrderBook:
                 and not self.pool.growable \
                 and self._fillable(side, threshold, ev.owner, ev.qty) < ev.qty:
             return self._reject(ev, index, res, REASON_POOL_FULL)
-        if self._reserve(self.side_orders[1 - side] + 1, self.side_orders[1 - side] + 2) != 0:
+        if self._reserve_taker(side, threshold, ev.owner, ev.qty) != 0:
             return -1
         if (tif == TIF_GTC or tif == TIF_ALO) and self._ensure_room() != 0:
             return -1
@@ -742,7 +878,7 @@ cdef class OrderBook:
                 others -= order.qty
             if others > INT64_MAX - ev.qty:
                 return self._reject(ev, index, res, REASON_LEVEL_OVERFLOW)
-        if self._reserve(self.side_orders[1 - side] + 1, self.side_orders[1 - side] + 2) != 0:
+        if self._reserve_taker(side, threshold, owner, ev.qty) != 0:
             return -1
         if self._ensure_room() != 0:
             return -1
@@ -781,7 +917,8 @@ cdef class OrderBook:
         for k in range(n):
             if k + 16 < n:
                 ahead = &events[selected[k + 16] if selected != NULL else k + 16]
-                _prefetch(&self.ids.buckets[idmap_home(&self.ids, idmap_hash(ahead.oid))])
+                _prefetch(&self.ids.buckets[
+                    idmap_home(&self.ids, idmap_hash(&self.ids, ahead.oid))])
             if self.pool.free_head != NO_SLOT:
                 _prefetch(&self.pool.orders[self.pool.free_head])
             i = selected[k] if selected != NULL else k
@@ -795,65 +932,78 @@ cdef class OrderBook:
         self.fill_count = 0
         self.order_event_count = 0
 
-    cdef int _call(self, Event* ev) except -1:
-        self._check_idle()
-        self._begin_call()
-        if self._apply(ev, 0, &self.last) != 0:
+    cdef int _call(self, Event* ev, qty_t* cancelled) except -1:
+        """Apply one event under a claim; its status (`cancelled`: the first event's qty)."""
+        cdef int failed
+        cdef uint8_t status, reason
+        self._claim()
+        try:
+            self._begin_call()
+            failed = self._apply(ev, 0, &self.last)
+            if cancelled != NULL and self.order_event_count:
+                cancelled[0] = self.order_events[0].qty
+            status = self.last.status
+            reason = self.last.reason
+        finally:
+            self._release()
+        if failed:
             raise MemoryError("out of memory for the fill tape; the book is unchanged")
-        if self.last.status == STATUS_REJECTED and self.last.reason in _INPUT_ERRORS:
-            error, rule = _INPUT_ERRORS[self.last.reason]
+        if status == STATUS_REJECTED and reason in _INPUT_ERRORS:
+            error, rule = _INPUT_ERRORS[reason]
             raise error(f"order {ev.oid} (side {ev.side}, price {ev.price}, qty {ev.qty}, "
                         f"tif {ev.tif}) rejected: {rule}")
-        return self.last.status
+        return status
 
-    def add(self, oid_t oid, int side, price_t price, qty_t qty, int tif=TIF_GTC,
-            owner_t owner=0) -> int:
+    def add(self, oid, side, price, qty, tif=TIF_GTC, owner=0) -> int:
         """Place a limit order; returns its OrderStatus.
 
-        Bad input raises (InvalidOrderError, DuplicateOrderIdError,
-        PoolExhaustedError) and leaves the book as it was; an ALO that would
-        cross or an unfillable FOK returns ``OrderStatus.REJECTED``.
+        Ids, prices (ticks), quantities (lots) and owners are integers: a
+        float or Decimal raises TypeError rather than being truncated (a NaN
+        raises InvalidOrderError). Bad input raises (InvalidOrderError,
+        DuplicateOrderIdError, PoolExhaustedError) and leaves the book as it
+        was; an ALO that would cross or an unfillable FOK returns
+        ``OrderStatus.REJECTED``.
         """
         cdef Event ev
         ev.kind = KIND_LIMIT
-        ev.oid = oid
-        ev.side = side if 0 <= side <= 255 else 255
-        ev.price = price
-        ev.qty = qty
-        ev.tif = tif if 0 <= tif <= 255 else 255
-        ev.owner = owner
+        ev.oid = _whole(oid, "oid")
+        ev.side = _code(side, "side")
+        ev.price = _whole(price, "price")
+        ev.qty = _whole(qty, "qty")
+        ev.tif = _code(tif, "tif")
+        ev.owner = _owner(owner)
         ev.asset = 0
-        return self._call(&ev)
+        return self._call(&ev, NULL)
 
-    def market(self, oid_t oid, int side, qty_t qty, price_t protection_price=0,
-               owner_t owner=0) -> int:
+    def market(self, oid, side, qty, protection_price=0, owner=0) -> int:
         """Take liquidity immediately (IOC), no worse than `protection_price` when given."""
         cdef Event ev
         ev.kind = KIND_MARKET
-        ev.oid = oid
-        ev.side = side if 0 <= side <= 255 else 255
-        ev.price = protection_price
-        ev.qty = qty
+        ev.oid = _whole(oid, "oid")
+        ev.side = _code(side, "side")
+        ev.price = _whole(protection_price, "protection_price")
+        ev.qty = _whole(qty, "qty")
         ev.tif = TIF_IOC
-        ev.owner = owner
+        ev.owner = _owner(owner)
         ev.asset = 0
-        return self._call(&ev)
+        return self._call(&ev, NULL)
 
-    def cancel(self, oid_t oid) -> int:
+    def cancel(self, oid) -> int:
         """Cancel a resting order; returns the quantity that was resting."""
         cdef Event ev
+        cdef qty_t cancelled = 0
         ev.kind = KIND_CANCEL
-        ev.oid = oid
+        ev.oid = _whole(oid, "oid")
         ev.side = 0
         ev.price = 0
         ev.qty = 0
         ev.tif = 0
         ev.owner = 0
         ev.asset = 0
-        self._call(&ev)
-        return self.order_events[0].qty
+        self._call(&ev, &cancelled)
+        return cancelled
 
-    def modify(self, oid_t oid, price_t price, qty_t qty) -> int:
+    def modify(self, oid, price, qty) -> int:
         """Change a resting order's price and remaining quantity; returns its OrderStatus.
 
         A smaller quantity at the same price keeps queue priority
@@ -862,46 +1012,72 @@ cdef class OrderBook:
         """
         cdef Event ev
         ev.kind = KIND_MODIFY
-        ev.oid = oid
+        ev.oid = _whole(oid, "oid")
         ev.side = 0
-        ev.price = price
-        ev.qty = qty
+        ev.price = _whole(price, "price")
+        ev.qty = _whole(qty, "qty")
         ev.tif = 0
         ev.owner = 0
         ev.asset = 0
-        return self._call(&ev)
+        return self._call(&ev, NULL)
 
     @property
     def last_status(self) -> int:
         """OrderStatus of the last per-call operation."""
-        return self.last.status
+        self._claim()
+        try:
+            return self.last.status
+        finally:
+            self._release()
 
     @property
     def last_reason(self) -> int:
         """Reason code of the last per-call operation."""
-        return self.last.reason
+        self._claim()
+        try:
+            return self.last.reason
+        finally:
+            self._release()
 
     @property
     def last_filled_qty(self) -> int:
-        return self.last.filled_qty
+        self._claim()
+        try:
+            return self.last.filled_qty
+        finally:
+            self._release()
 
     @property
     def last_resting_qty(self) -> int:
-        return self.last.resting_qty
+        self._claim()
+        try:
+            return self.last.resting_qty
+        finally:
+            self._release()
 
     @property
     def last_fill_count(self) -> int:
-        return self.last.fill_count
+        self._claim()
+        try:
+            return self.last.fill_count
+        finally:
+            self._release()
 
     def last_fills(self):
         """The fills of the last per-call operation (FILL_DTYPE)."""
-        self._check_idle()
-        return self._copy_fills()
+        self._claim()
+        try:
+            return self._copy_fills()
+        finally:
+            self._release()
 
     def last_order_events(self):
         """The order events of the last per-call operation (ORDER_EVENT_DTYPE)."""
-        self._check_idle()
-        return self._copy_order_events()
+        self._claim()
+        try:
+            return self._copy_order_events()
+        finally:
+            self._release()
 
     cdef object _copy_fills(self):
         return _records(self.fills, self.fill_count, FILL_DTYPE)
@@ -926,9 +1102,11 @@ cdef class OrderBook:
         self._claim()
         try:
             self._process_into(events, results)
+            fills = self._copy_fills()
+            order_events = self._copy_order_events()
         finally:
-            self.busy = False
-        return BatchResult(results, self._copy_fills(), self._copy_order_events())
+            self._release()
+        return BatchResult(results, fills, order_events)
 
     cdef _process_into(self, events, results, const int64_t[::1] selected=None):
         cdef int64_t n = len(events) if selected is None else selected.shape[0]
@@ -963,161 +1141,267 @@ cdef class OrderBook:
 
     def best_bid(self):
         """Best bid price in ticks, or None."""
-        self._check_idle()
-        cdef Level* level = self._best(SIDE_BUY)
-        return None if level == NULL else level.price
+        cdef Level* level
+        self._claim()
+        try:
+            level = self._best(SIDE_BUY)
+            return None if level == NULL else level.price
+        finally:
+            self._release()
 
     def best_ask(self):
         """Best ask price in ticks, or None."""
-        self._check_idle()
-        cdef Level* level = self._best(SIDE_SELL)
-        return None if level == NULL else level.price
+        cdef Level* level
+        self._claim()
+        try:
+            level = self._best(SIDE_SELL)
+            return None if level == NULL else level.price
+        finally:
+            self._release()
 
     def best_bid_qty(self) -> int:
         """Quantity at the best bid (0 when there is none)."""
-        self._check_idle()
-        cdef Level* level = self._best(SIDE_BUY)
-        return 0 if level == NULL else level.total
+        cdef Level* level
+        self._claim()
+        try:
+            level = self._best(SIDE_BUY)
+            return 0 if level == NULL else level.total
+        finally:
+            self._release()
 
     def best_ask_qty(self) -> int:
         """Quantity at the best ask (0 when there is none)."""
-        self._check_idle()
-        cdef Level* level = self._best(SIDE_SELL)
-        return 0 if level == NULL else level.total
+        cdef Level* level
+        self._claim()
+        try:
+            level = self._best(SIDE_SELL)
+            return 0 if level == NULL else level.total
+        finally:
+            self._release()
 
-    def bbo(self):
-        """(best bid, its quantity, best ask, its quantity); prices None when a side is empty."""
-        self._check_idle()
+    cdef tuple _bbo(self):
         cdef Level* bid = self._best(SIDE_BUY)
         cdef Level* ask = self._best(SIDE_SELL)
         return (None if bid == NULL else bid.price, 0 if bid == NULL else bid.total,
                 None if ask == NULL else ask.price, 0 if ask == NULL else ask.total)
 
+    def bbo(self):
+        """(best bid, its quantity, best ask, its quantity); prices None when a side is empty."""
+        self._claim()
+        try:
+            return self._bbo()
+        finally:
+            self._release()
+
     def spread(self):
         """Best ask minus best bid in ticks, or None when a side is empty."""
-        self._check_idle()
-        cdef Level* bid = self._best(SIDE_BUY)
-        cdef Level* ask = self._best(SIDE_SELL)
-        if bid == NULL or ask == NULL:
-            return None
-        return ask.price - bid.price
+        cdef Level* bid
+        cdef Level* ask
+        self._claim()
+        try:
+            bid = self._best(SIDE_BUY)
+            ask = self._best(SIDE_SELL)
+            if bid == NULL or ask == NULL:
+                return None
+            return ask.price - bid.price
+        finally:
+            self._release()
 
     def mid(self):
         """Mid price in ticks (may be a half tick), or None when a side is empty."""
-        self._check_idle()
-        cdef Level* bid = self._best(SIDE_BUY)
-        cdef Level* ask = self._best(SIDE_SELL)
-        if bid == NULL or ask == NULL:
-            return None
-        return (bid.price + ask.price) / 2.0
+        cdef Level* bid
+        cdef Level* ask
+        self._claim()
+        try:
+            bid = self._best(SIDE_BUY)
+            ask = self._best(SIDE_SELL)
+            if bid == NULL or ask == NULL:
+                return None
+            return (bid.price + ask.price) / 2.0
+        finally:
+            self._release()
 
-    def depth(self, int side, int levels=10):
+    def depth(self, side, levels=10):
         """The best `levels` levels of a side, best first: (prices, quantities, order counts)."""
-        self._check_idle()
-        _check_side(side)
-        if levels < 0:
+        cdef int64_t side_code = _whole(side, "side")
+        cdef int64_t wanted = _whole(levels, "levels")
+        _check_side(side_code)
+        if wanted < 0:
             raise ValueError(f"levels must be >= 0, got {levels}")
-        cdef Ladder* ladder = &self.sides[side]
-        cdef int32_t n = min(levels, ladder.size)
-        prices = np.empty(n, dtype=np.int64)
-        qtys = np.empty(n, dtype=np.int64)
-        counts = np.empty(n, dtype=np.int64)
-        cdef int64_t[::1] p = prices
-        cdef int64_t[::1] q = qtys
-        cdef int64_t[::1] c = counts
+        cdef Ladder* ladder = &self.sides[side_code]
+        cdef int64_t n
+        cdef int64_t[::1] p
+        cdef int64_t[::1] q
+        cdef int64_t[::1] c
         cdef int32_t i
         cdef Level* level
-        for i in range(n):
-            level = &self.levels[ladder.levels[ladder.size - 1 - i]]
-            p[i] = level.price
-            q[i] = level.total
-            c[i] = level.count
+        self._claim()
+        try:
+            n = min(wanted, ladder.size)
+            prices = np.empty(n, dtype=np.int64)
+            qtys = np.empty(n, dtype=np.int64)
+            counts = np.empty(n, dtype=np.int64)
+            p = prices
+            q = qtys
+            c = counts
+            # numpy may have run other threads meanwhile; they could not touch the book.
+            for i in range(n):
+                level = &self.levels[ladder.levels[ladder.size - 1 - i]]
+                p[i] = level.price
+                q[i] = level.total
+                c[i] = level.count
+        finally:
+            self._release()
         return prices, qtys, counts
 
-    def size_at(self, int side, price_t price) -> int:
+    def size_at(self, side, price) -> int:
         """Total resting quantity at a price on a side (0 when no level)."""
-        self._check_idle()
-        _check_side(side)
-        cdef int32_t level_index = _find_level(&self.sides[side], _key(side, price))
-        return 0 if level_index < 0 else self.levels[level_index].total
+        cdef int64_t side_code = _whole(side, "side")
+        cdef price_t at = _whole(price, "price")
+        cdef int32_t level_index
+        _check_side(side_code)
+        self._claim()
+        try:
+            level_index = _find_level(&self.sides[side_code], _key(<uint8_t> side_code, at))
+            return 0 if level_index < 0 else self.levels[level_index].total
+        finally:
+            self._release()
 
-    def order(self, oid_t oid):
+    def order(self, oid):
         """The resting order with this id as a RestingOrderInfo, or None."""
-        self._check_idle()
-        cdef slot_t slot = idmap_find(&self.ids, self.pool.orders, oid)
-        if slot == NO_SLOT:
-            return None
-        cdef Order* order = &self.pool.orders[slot]
-        return RestingOrderInfo(order.oid, Side(order.side), self.levels[order.level].price,
-                                order.qty, order.owner,
-                                TimeInForce(order.tif))
+        cdef oid_t key = _whole(oid, "oid")
+        cdef slot_t slot
+        cdef Order* order
+        self._claim()
+        try:
+            slot = idmap_find(&self.ids, self.pool.orders, key)
+            if slot == NO_SLOT:
+                return None
+            order = &self.pool.orders[slot]
+            return RestingOrderInfo(order.oid, Side(order.side), self.levels[order.level].price,
+                                    order.qty, order.owner, TimeInForce(order.tif))
+        finally:
+            self._release()
 
-    def queue_ahead(self, oid_t oid) -> int:
+    def queue_ahead(self, oid) -> int:
         """Quantity resting ahead of an order at its price level."""
-        self._check_idle()
-        cdef slot_t slot = idmap_find(&self.ids, self.pool.orders, oid)
-        if slot == NO_SLOT:
-            raise UnknownOrderError(f"order {oid}: no resting order has this id")
-        cdef Order* order = &self.pool.orders[slot]
+        cdef oid_t key = _whole(oid, "oid")
+        cdef slot_t slot, cursor
+        cdef Order* order
         cdef qty_t ahead = 0
-        cdef slot_t cursor = self.levels[order.level].head
-        while cursor != slot:
-            ahead += self.pool.orders[cursor].qty
-            cursor = self.pool.orders[cursor].next
-        return ahead
+        self._claim()
+        try:
+            slot = idmap_find(&self.ids, self.pool.orders, key)
+            if slot == NO_SLOT:
+                raise UnknownOrderError(f"order {key}: no resting order has this id")
+            order = &self.pool.orders[slot]
+            cursor = self.levels[order.level].head
+            while cursor != slot:
+                ahead += self.pool.orders[cursor].qty
+                cursor = self.pool.orders[cursor].next
+            return ahead
+        finally:
+            self._release()
 
     def __contains__(self, oid) -> bool:
-        self._check_idle()
-        return idmap_find(&self.ids, self.pool.orders, <oid_t> oid) != NO_SLOT
+        cdef oid_t key = _whole(oid, "oid")
+        self._claim()
+        try:
+            return idmap_find(&self.ids, self.pool.orders, key) != NO_SLOT
+        finally:
+            self._release()
 
     def __len__(self) -> int:
-        return self.pool.in_use
+        self._claim()
+        try:
+            return self.pool.in_use
+        finally:
+            self._release()
 
     @property
     def order_count(self) -> int:
         """Number of resting orders."""
-        return self.pool.in_use
+        self._claim()
+        try:
+            return self.pool.in_use
+        finally:
+            self._release()
 
     @property
     def bid_order_count(self) -> int:
-        return self.side_orders[SIDE_BUY]
+        self._claim()
+        try:
+            return self.side_orders[SIDE_BUY]
+        finally:
+            self._release()
 
     @property
     def ask_order_count(self) -> int:
-        return self.side_orders[SIDE_SELL]
+        self._claim()
+        try:
+            return self.side_orders[SIDE_SELL]
+        finally:
+            self._release()
 
     @property
     def bid_level_count(self) -> int:
-        return self.sides[SIDE_BUY].size
+        self._claim()
+        try:
+            return self.sides[SIDE_BUY].size
+        finally:
+            self._release()
 
     @property
     def ask_level_count(self) -> int:
-        return self.sides[SIDE_SELL].size
+        self._claim()
+        try:
+            return self.sides[SIDE_SELL].size
+        finally:
+            self._release()
 
     @property
     def sequence(self) -> int:
         """Sequence number of the last fill or order event."""
-        return self.seq
+        self._claim()
+        try:
+            return self.seq
+        finally:
+            self._release()
 
     def pool_stats(self) -> dict:
         """Order pool capacity statistics."""
-        return pool_stats(&self.pool)
+        self._claim()
+        try:
+            return pool_stats(&self.pool)
+        finally:
+            self._release()
 
     def memory_usage(self) -> dict:
         """Bytes held by each internal structure (capacity, not just use)."""
-        return {
-            "orders": <int64_t> self.pool.capacity * sizeof(Order),
-            "order_index": <int64_t> (self.ids.mask + 1) * sizeof(IdBucket),
-            "levels": <int64_t> self.level_capacity * sizeof(Level),
-            "ladders": (<int64_t> (self.sides[0].capacity + self.sides[1].capacity)
-                        * (sizeof(int64_t) + sizeof(int32_t))),
-            "tapes": (self.fill_capacity * sizeof(Fill)
-                      + self.order_event_capacity * sizeof(OrderEvent)),
-        }
+        self._claim()
+        try:
+            return {
+                "orders": <int64_t> self.pool.capacity * sizeof(Order),
+                "order_index": <int64_t> (self.ids.mask + 1) * sizeof(IdBucket),
+                "levels": <int64_t> self.level_capacity * sizeof(Level),
+                "ladders": (<int64_t> (self.sides[0].capacity + self.sides[1].capacity)
+                            * (sizeof(int64_t) + sizeof(int32_t))),
+                "tapes": (self.fill_capacity * sizeof(Fill)
+                          + self.order_event_capacity * sizeof(OrderEvent)),
+            }
+        finally:
+            self._release()
 
     def orders(self):
         """Every resting order (ORDER_DTYPE): bids best first, then asks, FIFO within a level."""
-        self._check_idle()
+        self._claim()
+        try:
+            return self._orders()
+        finally:
+            self._release()
+
+    cdef object _orders(self):
+        """:meth:`orders` for a caller that holds the claim (numpy may switch threads here)."""
         out = np.empty(self.pool.in_use, dtype=ORDER_DTYPE)
         cdef unsigned char[::1] raw
         cdef RestingOrder* row
@@ -1159,10 +1443,13 @@ cdef class OrderBook:
 
     def snapshot(self) -> bytes:
         """Serialise the book (orders in priority order, mode, sequence) to bytes."""
-        self._check_idle()
-        header = _SNAPSHOT_HEADER.pack(_SNAPSHOT_MAGIC, _SNAPSHOT_VERSION, self.stp, self.seq,
-                                       self.pool.in_use)
-        return header + self.orders().tobytes()
+        self._claim()
+        try:
+            header = _SNAPSHOT_HEADER.pack(_SNAPSHOT_MAGIC, _SNAPSHOT_VERSION, self.stp, self.seq,
+                                           self.pool.in_use)
+            return header + self._orders().tobytes()
+        finally:
+            self._release()
 
     @classmethod
     def restore(cls, data, *, capacity=None, growable=True):
@@ -1171,18 +1458,33 @@ cdef class OrderBook:
         cdef OrderBook book = cls(max(capacity or 0, len(records), 1), growable=growable, stp=stp)
         cdef int64_t i
         cdef uint8_t reason
-        for i in range(len(records)):
-            reason = book._rest(records["oid"][i], records["side"][i], records["price"][i],
-                                records["qty"][i], records["tif"][i], records["owner"][i])
-            if reason != REASON_NONE:
-                raise SnapshotError(
-                    f"cannot restore order {records['oid'][i]}: {Reason(reason).name}")
-        book.seq = seq
+        cdef const unsigned char[::1] raw
+        cdef const RestingOrder* rows = NULL
+        if len(records):
+            raw = records.view(np.uint8)
+            rows = <const RestingOrder*> &raw[0]
+        book._claim()
+        try:
+            for i in range(len(records)):
+                reason = book._rest(rows[i].oid, rows[i].side, rows[i].price, rows[i].qty,
+                                    rows[i].tif, rows[i].owner)
+                if reason != REASON_NONE:
+                    raise SnapshotError(
+                        f"cannot restore order {rows[i].oid}: {Reason(reason).name}")
+            book.seq = seq
+        finally:
+            book._release()
         return book
 
     def check_integrity(self) -> None:
         """Walk every structure and raise AssertionError on any broken invariant (for tests)."""
-        self._check_idle()
+        self._claim()
+        try:
+            self._check_integrity()
+        finally:
+            self._release()
+
+    cdef _check_integrity(self):
         cdef int side
         cdef int32_t pos, count
         cdef Ladder* ladder
@@ -1229,7 +1531,7 @@ cdef class OrderBook:
             raise AssertionError(
                 f"{orders_seen} resting orders, pool has {self.pool.in_use} in use, "
                 f"index has {self.ids.count}")
-        bid, _, ask, _ = self.bbo()
+        bid, _, ask, _ = self._bbo()
         if bid is not None and ask is not None and bid >= ask:
             raise AssertionError(f"book is crossed: bid {bid} >= ask {ask}")
 

@@ -13,17 +13,21 @@ cdef enum:
 @cython.final
 cdef class LatencyHistogram:
     cdef int64_t counts[BUCKETS]
-    cdef readonly int64_t count
-    """Samples recorded, overflowed ones included."""
-    cdef readonly int64_t overflow
-    """Samples above one hour: counted, and reported as one hour by percentiles."""
+    cdef int64_t n_samples          # samples recorded, overflowed ones included
+    cdef int64_t n_overflow         # samples above one hour, reported as one hour
     cdef int64_t lowest
     cdef int64_t highest
     cdef double total
-    cdef bint busy
+    cdef bint busy                  # claimed by a caller (ConcurrentUseError for the others)
 
     cdef inline void _add(self, int64_t value) noexcept nogil
     cdef void _add_run(self, int64_t top, int64_t n, int64_t step) noexcept nogil
     cdef void _backfill(self, int64_t value, int64_t interval) noexcept nogil
     cdef int _check_idle(self) except -1
+    cdef int _claim(self) except -1
+    cdef int _claim_room(self, int64_t added) except -1
+    cdef void _reset(self) noexcept
+    cdef int _record_many(self, values, int64_t expected_interval) except -1
+    cdef void _percentiles(self, const double* fractions, int64_t* ranks, int64_t* found,
+                           Py_ssize_t n) noexcept nogil
     cdef int64_t _representative(self, int64_t index) noexcept nogil

@@ -5,6 +5,7 @@ import numpy as np
 import numpy.typing as npt
 
 HIGHEST_TRACKABLE_NS: int
+MAX_BULK_COUNT: int
 SUB_BUCKET_BITS: int
 BUCKET_COUNT: int
 RELATIVE_PRECISION: float

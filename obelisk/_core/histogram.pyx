@@ -13,14 +13,21 @@ import numpy as np
 cimport cython
 from libc.math cimport ceil, sqrt
 from libc.stdint cimport INT64_MAX, int64_t
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from obelisk._core._sorted cimport count_leading_zeros
 
+from obelisk._core.errors import ConcurrentUseError
+
 
 cdef int64_t HIGHEST = 3_600_000_000_000       # one hour in ns: the last bucket holds it
+# The most samples a bulk call (corrected record, batch, merge) may bring the count to:
+# room left for 2^62 single records before an int64 could wrap.
+cdef int64_t MAX_BULK = (<int64_t> 1) << 62
 
 HIGHEST_TRACKABLE_NS = HIGHEST
+MAX_BULK_COUNT = MAX_BULK
 SUB_BUCKET_BITS = SUB_BITS
 BUCKET_COUNT = BUCKETS
 RELATIVE_PRECISION = 1.0 / (2 * SUB_BUCKETS)    # half a bucket over its lower bound
@@ -75,6 +82,26 @@ cdef int64_t _first_negative(const int64_t[:] values) noexcept nogil:
     return -1
 
 
+cdef int64_t _samples(const int64_t[:] values, int64_t interval) noexcept nogil:
+    """Samples that recording `values` adds, corrections included; -1 past 2^63 - 1."""
+    cdef Py_ssize_t i
+    cdef int64_t total = 0
+    cdef int64_t added
+    for i in range(values.shape[0]):
+        added = _corrected_samples(values[i], interval)
+        if added > INT64_MAX - total:
+            return -1
+        total += added
+    return total
+
+
+cdef inline int64_t _corrected_samples(int64_t value, int64_t interval) noexcept nogil:
+    """1 for the value, plus value - k x interval for k >= 1 while >= interval."""
+    if interval <= 0 or value < 2 * interval:
+        return 1
+    return value // interval        # the value itself and value // interval - 1 hidden ones
+
+
 # ---------------------------------------------------------------- histogram
 
 @cython.final
@@ -88,22 +115,31 @@ cdef class LatencyHistogram:
     max, count and mean are exact. Values above one hour are counted in
     ``overflow`` (percentiles report them as one hour; ``max`` stays exact).
 
-    Recording holds the GIL, so threads may share a histogram; ``record_many``
-    releases it and the histogram refuses other calls until the batch is done.
-    An empty histogram reports 0 for every statistic.
+    One user at a time: every call claims the histogram (or, if it never lets
+    the GIL go nor runs Python code, just checks that nobody holds it) and
+    another thread's call meanwhile raises ConcurrentUseError. ``record``
+    holds the GIL throughout, so threads may share a histogram for it;
+    ``record_many`` releases the GIL and holds the claim until it is done.
+    The sample count never wraps: a corrected record, batch or merge that
+    would take it past ``MAX_BULK_COUNT`` (2^62) raises OverflowError and
+    records nothing; single records have 2^62 more before 2^63 - 1.
+    An empty histogram reports 0
+    for every statistic.
     """
 
     def __cinit__(self):
+        # No __init__: the C state is set up here, once per object, so calling
+        # __init__ again (object's) can neither resize nor reset anything.
         self.lowest = INT64_MAX
 
     # ------------------------------------------------------------ recording
 
     cdef inline void _add(self, int64_t value) noexcept nogil:
         if value > HIGHEST:
-            self.overflow += 1
+            self.n_overflow += 1
         else:
             self.counts[_index(value)] += 1
-        self.count += 1
+        self.n_samples += 1
         self.total += <double> value
         if value < self.lowest:
             self.lowest = value
@@ -114,10 +150,10 @@ cdef class LatencyHistogram:
         """Add top, top - step, ... (n values), all in top's bucket (or all overflowing)."""
         cdef int64_t bottom = top - (n - 1) * step
         if top > HIGHEST:
-            self.overflow += n
+            self.n_overflow += n
         else:
             self.counts[_index(top)] += n
-        self.count += n
+        self.n_samples += n
         self.total += <double> n * (<double> top + <double> bottom) / 2.0
         if bottom < self.lowest:
             self.lowest = bottom
@@ -142,7 +178,11 @@ cdef class LatencyHistogram:
 
     def record(self, int64_t value) -> None:
         """Count one latency in ns; raises ValueError if negative."""
-        if value < 0 or self.busy:        # one test on the hot path for both refusals
+        # One test on the hot path for both refusals; holding the GIL throughout, the
+        # check is the claim. No count check: the bulk paths keep the count at most
+        # MAX_BULK_COUNT (2^62), and adding one at a time from there to 2^63 - 1 takes
+        # 2^62 calls (over a century at a nanosecond each).
+        if value < 0 or self.busy:
             self._check_idle()
             raise ValueError(f"latency must be >= 0 ns, got {value}")
         self._add(value)
@@ -156,6 +196,7 @@ cdef class LatencyHistogram:
             raise ValueError(f"latency must be >= 0 ns, got {value}")
         if expected_interval < 0:
             raise ValueError(f"expected_interval must be >= 0 ns, got {expected_interval}")
+        self._claim_room(_corrected_samples(value, expected_interval))
         self._add(value)
         if expected_interval > 0:
             self._backfill(value, expected_interval)
@@ -163,10 +204,17 @@ cdef class LatencyHistogram:
     def record_many(self, values, int64_t expected_interval=0) -> None:
         """Count a 1-D numpy int64 array of latencies without the GIL.
 
-        All or nothing: a negative value raises ValueError before anything is
+        All or nothing: a negative value raises ValueError, and a batch that
+        would take the count past 2^63 - 1 OverflowError, before anything is
         counted. `expected_interval` > 0 corrects each value as ``record_corrected``.
         """
-        self._check_idle()
+        self._claim()
+        try:
+            self._record_many(values, expected_interval)
+        finally:
+            self.busy = False
+
+    cdef int _record_many(self, values, int64_t expected_interval) except -1:
         if not isinstance(values, np.ndarray) or values.dtype != np.int64:
             kind = values.dtype if isinstance(values, np.ndarray) else type(values).__name__
             raise TypeError(f"values must be a numpy int64 array, got {kind}")
@@ -176,21 +224,25 @@ cdef class LatencyHistogram:
             raise ValueError(f"expected_interval must be >= 0 ns, got {expected_interval}")
         cdef const int64_t[:] latencies = values
         cdef int64_t bad
+        cdef int64_t added = latencies.shape[0]
         with nogil:
             bad = _first_negative(latencies)
+            if bad < 0 and expected_interval > 0:
+                added = _samples(latencies, expected_interval)
         if bad >= 0:
             raise ValueError(f"latency must be >= 0 ns, got {latencies[bad]} at index {bad}; "
                              f"nothing recorded")
+        if added < 0:
+            raise OverflowError("this batch holds more than 2^62 samples (corrections "
+                                "included); nothing recorded")
+        self._claim_room(added)
         cdef Py_ssize_t i
-        self.busy = True
-        try:
-            with nogil:
-                for i in range(latencies.shape[0]):
-                    self._add(latencies[i])
-                    if expected_interval > 0:
-                        self._backfill(latencies[i], expected_interval)
-        finally:
-            self.busy = False
+        with nogil:
+            for i in range(latencies.shape[0]):
+                self._add(latencies[i])
+                if expected_interval > 0:
+                    self._backfill(latencies[i], expected_interval)
+        return 0
 
     # ------------------------------------------------------------ combining
 
@@ -198,11 +250,12 @@ cdef class LatencyHistogram:
         """Add another histogram's samples to this one (never average percentiles)."""
         self._check_idle()
         other._check_idle()
+        self._claim_room(other.n_samples)
         cdef Py_ssize_t i
         for i in range(BUCKETS):
             self.counts[i] += other.counts[i]
-        self.count += other.count
-        self.overflow += other.overflow
+        self.n_samples += other.n_samples
+        self.n_overflow += other.n_overflow
         self.total += other.total
         self.lowest = min(self.lowest, other.lowest)
         self.highest = max(self.highest, other.highest)
@@ -212,8 +265,8 @@ cdef class LatencyHistogram:
         self._check_idle()
         cdef LatencyHistogram twin = LatencyHistogram.__new__(LatencyHistogram)
         memcpy(twin.counts, self.counts, sizeof(self.counts))
-        twin.count = self.count
-        twin.overflow = self.overflow
+        twin.n_samples = self.n_samples
+        twin.n_overflow = self.n_overflow
         twin.total = self.total
         twin.lowest = self.lowest
         twin.highest = self.highest
@@ -222,39 +275,57 @@ cdef class LatencyHistogram:
     def reset(self) -> None:
         """Forget every sample."""
         self._check_idle()
+        self._reset()
+
+    cdef void _reset(self) noexcept:
         memset(self.counts, 0, sizeof(self.counts))
-        self.count = self.overflow = self.highest = 0
+        self.n_samples = self.n_overflow = self.highest = 0
         self.total = 0.0
         self.lowest = INT64_MAX
 
     def drain(self) -> LatencyHistogram:
         """A copy of the samples, then reset: one step, so no concurrent record is lost."""
-        twin = self.copy()
-        self.reset()
+        twin = self.copy()          # holds the GIL from here to the reset: nothing runs between
+        self._reset()
         return twin
 
     # ------------------------------------------------------------ statistics
 
     @property
+    def count(self) -> int:
+        """Samples recorded, overflowed ones included."""
+        self._check_idle()
+        return self.n_samples
+
+    @property
+    def overflow(self) -> int:
+        """Samples above one hour: counted, and reported as one hour by percentiles."""
+        self._check_idle()
+        return self.n_overflow
+
+    @property
     def min(self) -> int:
         """The smallest sample, exact."""
-        return self.lowest if self.count else 0
+        self._check_idle()
+        return self.lowest if self.n_samples else 0
 
     @property
     def max(self) -> int:
         """The largest sample, exact (also above one hour)."""
+        self._check_idle()
         return self.highest
 
     def mean(self) -> float:
         """The exact mean of the samples."""
-        return self.total / self.count if self.count else 0.0
+        self._check_idle()
+        return self.total / self.n_samples if self.n_samples else 0.0
 
     def stddev(self) -> float:
         """Standard deviation, from bucket middles (overflow counted as one hour)."""
         self._check_idle()
-        if self.count == 0:
+        if self.n_samples == 0:
             return 0.0
-        cdef double mean = self.total / self.count
+        cdef double mean = self.total / self.n_samples
         cdef double squares = 0.0
         cdef double deviation
         cdef Py_ssize_t i
@@ -263,8 +334,8 @@ cdef class LatencyHistogram:
                 deviation = self._representative(i) - mean
                 squares += self.counts[i] * deviation * deviation
         deviation = <double> HIGHEST - mean
-        squares += self.overflow * deviation * deviation
-        return sqrt(squares / self.count)
+        squares += self.n_overflow * deviation * deviation
+        return sqrt(squares / self.n_samples)
 
     cdef int64_t _representative(self, int64_t index) noexcept nogil:
         """The bucket's middle, clamped to the exact min and max."""
@@ -277,32 +348,64 @@ cdef class LatencyHistogram:
 
     def percentiles(self, qs) -> list:
         """Several percentiles in one pass over the buckets, in the order asked."""
-        self._check_idle()
-        cdef list ranks = []
-        for q in qs:
+        cdef list wanted = []
+        for q in qs:                # the caller's iterable may run Python code: done first
             if not 0.0 <= q <= 100.0:
                 raise ValueError(f"percentile must be in 0..100, got {q}")
-            ranks.append(min(max(<int64_t> ceil(self.count * (q / 100.0)), 1), self.count))
-        cdef list found = [0] * len(ranks)
-        if self.count == 0:
-            return found
-        cdef list order = sorted(range(len(ranks)), key=ranks.__getitem__)
+            wanted.append(float(q))
+        cdef Py_ssize_t n = len(wanted)
+        cdef Py_ssize_t k
+        cdef double* fractions = <double*> malloc(
+            max(n, 1) * (sizeof(double) + 2 * sizeof(int64_t)))
+        if fractions == NULL:
+            raise MemoryError()
+        cdef int64_t* ranks = <int64_t*> (fractions + max(n, 1))
+        cdef int64_t* found = ranks + max(n, 1)
+        try:
+            for k in range(n):
+                fractions[k] = wanted[k] / 100.0
+            self._check_idle()      # from here on C only, GIL held: nothing runs in between
+            self._percentiles(fractions, ranks, found, n)
+            return [found[k] for k in range(n)]
+        finally:
+            free(fractions)
+
+    cdef void _percentiles(self, const double* fractions, int64_t* ranks, int64_t* found,
+                           Py_ssize_t n) noexcept nogil:
+        """found[k]: the bucket middle at rank ceil(count x fractions[k]), asked in any order."""
+        cdef Py_ssize_t k
         cdef Py_ssize_t i = 0
         cdef int64_t seen = 0
         cdef int64_t rank
-        for k in order:
-            rank = ranks[k]
+        cdef double exact
+        for k in range(n):
+            # in doubles, a count near 2^63 rounds up to 2^63, which no int64 holds
+            exact = ceil(<double> self.n_samples * fractions[k])
+            ranks[k] = self.n_samples if exact >= <double> self.n_samples \
+                else max(<int64_t> exact, 1)
+            found[k] = 0
+        if self.n_samples == 0:
+            return
+        while True:                 # smallest rank still wanted first: one pass over the buckets
+            rank = 0
+            for k in range(n):
+                if ranks[k] > 0 and (rank == 0 or ranks[k] < rank):
+                    rank = ranks[k]
+            if rank == 0:
+                return
             while seen < rank and i < BUCKETS:
                 seen += self.counts[i]
                 i += 1
-            found[k] = self._representative(i - 1) if seen >= rank else HIGHEST
-        return found
+            for k in range(n):
+                if ranks[k] == rank:
+                    found[k] = self._representative(i - 1) if seen >= rank else HIGHEST
+                    ranks[k] = 0    # answered
 
     def bucket_counts(self):
         """A copy of the count in each bucket (see ``bucket_range``), for exporters."""
-        self._check_idle()
         counts = np.empty(BUCKETS, dtype=np.int64)
         cdef int64_t[::1] view = counts
+        self._check_idle()          # then C only, GIL held: nothing runs in between
         memcpy(&view[0], self.counts, sizeof(self.counts))
         return counts
 
@@ -317,18 +420,39 @@ cdef class LatencyHistogram:
         cdef Py_ssize_t i
         for i in range(last + 1):
             total += self.counts[i]
-        if self.overflow and value >= self.highest:
-            total += self.overflow
+        if self.n_overflow and value >= self.highest:
+            total += self.n_overflow
         return total
 
+    # ------------------------------------------------------------ one user at a time
+
     cdef int _check_idle(self) except -1:
-        """Refuse to touch a histogram whose batch is running in another thread."""
+        """Refuse to touch a histogram another caller has claimed.
+
+        Enough for a call that holds the GIL from here to its last touch and
+        runs no Python code: nothing else can run in between.
+        """
         if self.busy:
-            raise RuntimeError("this LatencyHistogram is recording a batch in another thread; "
-                               "use one histogram from one thread during record_many")
+            raise ConcurrentUseError(
+                "this LatencyHistogram is in use by another thread (record_many, or a "
+                "statistic being read); use one histogram from one thread at a time")
+        return 0
+
+    cdef int _claim(self) except -1:
+        """Check and claim in one step (the GIL is held; nothing runs in between)."""
+        self._check_idle()
+        self.busy = True
+        return 0
+
+    cdef int _claim_room(self, int64_t added) except -1:
+        """Refuse `added` samples when the count would pass MAX_BULK_COUNT (2^62)."""
+        if added > MAX_BULK - self.n_samples:
+            raise OverflowError(f"recording {added} more samples would take the count past "
+                                f"2^62 (it is {self.n_samples}); nothing recorded")
         return 0
 
     def __repr__(self) -> str:
         p50, p99 = self.percentiles((50.0, 99.0))
-        return (f"LatencyHistogram(count={self.count}, p50={p50}, p99={p99}, "
-                f"max={self.highest}, overflow={self.overflow})")
+        self._check_idle()
+        return (f"LatencyHistogram(count={self.n_samples}, p50={p50}, p99={p99}, "
+                f"max={self.highest}, overflow={self.n_overflow})")

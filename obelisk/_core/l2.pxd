@@ -23,6 +23,12 @@ cdef struct L2Delta:
     uint8_t _pad[7]
 
 
+# One level of a snapshot being sorted: a key and its size, moved together.
+cdef struct L2Level:
+    int64_t key
+    int64_t size
+
+
 # The top of the book after a delta (L2_TOP_DTYPE, 32 bytes); 0 when a side is empty.
 cdef struct L2Top:
     int64_t bid_price
@@ -50,6 +56,10 @@ cdef class L2Book:
     cdef int64_t* gap_log
     cdef int64_t gap_log_count
     cdef int64_t gap_log_capacity
+    cdef readonly int32_t max_levels
+    """The most levels a snapshot may hold per side."""
+    cdef bint busy
+    """Claimed by a caller (one user at a time): see _claim."""
 
     cdef int _reserve(self, int side, int32_t extra) noexcept nogil
     cdef inline int _apply(self, uint8_t side, int64_t price, int64_t size, int64_t seq,
@@ -58,9 +68,11 @@ cdef class L2Book:
     cdef inline bint _crossed(self) noexcept nogil
     cdef void _drop_crossed(self, uint8_t fresh_side) noexcept nogil
     cdef inline void _top(self, L2Top* top) noexcept nogil
-    cdef bint busy
-    cdef int _check_idle(self) except -1
-    cdef int _check_side(self, int side) except -1
-    cdef int _report_gaps(self) except -1
-    cdef object _load(self, int64_t* keys, int64_t* sizes, int32_t nb, int32_t na,
+    cdef inline int _claim(self) except -1
+    cdef inline int _check_unclaimed(self) except -1
+    cdef int _check_side(self, int64_t side) except -1
+    cdef list _take_gaps(self)
+    cdef int _report_gaps(self, list log) except -1
+    cdef object _load(self, int64_t* keys, int64_t* sizes, Py_ssize_t nb, Py_ssize_t na,
                       int64_t time, bint implied_deltas)
+    cdef object _after_load(self, object result)

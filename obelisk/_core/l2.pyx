@@ -11,9 +11,10 @@ from enum import IntEnum
 import numpy as np
 
 cimport cython
+from cpython.number cimport PyNumber_Index
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
-from libc.stdint cimport int32_t, int64_t, uint8_t
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdlib cimport free, malloc, qsort, realloc
 from libc.string cimport memcmp, memcpy
 
 from obelisk._core._hl_l2frame cimport FRAME_OK, L2Frame, parse_decimal, scan_l2book
@@ -21,7 +22,7 @@ from obelisk._core._sorted cimport lower_bound_near_end
 from obelisk._core._types cimport MAX_PRICE, MAX_QTY, SIDE_BUY, SIDE_SELL
 
 from obelisk._core._records import as_records, struct_dtype
-from obelisk._core.errors import CrossedBookError, MarketDataError
+from obelisk._core.errors import ConcurrentUseError, CrossedBookError, MarketDataError
 
 
 class CrossedPolicy(IntEnum):
@@ -42,6 +43,16 @@ cdef enum:
     POLICY_RAISE = 0
     POLICY_DROP_STALE = 1
     POLICY_INVALIDATE = 2
+
+cdef extern from *:
+    """
+    #define OBELISK_L2_MAX_SEQ (INT64_MAX - 1)
+    """
+    const int64_t MAX_SEQ "OBELISK_L2_MAX_SEQ"   # the last seq that seq + 1 can follow
+
+cdef enum:
+    MAX_LEVELS_LIMIT = 1 << 30    # the largest max_levels a side's int32 capacity can double to
+    NOGIL_LEVELS = 4096           # snapshots this large sort without the GIL
 
 cdef L2Delta _delta
 cdef L2Top _top_record
@@ -103,21 +114,67 @@ cdef int64_t _parse_field(object text, int decimals, int64_t limit, str what) ex
     return value
 
 
-cdef int _sort_side(int64_t* keys, int64_t* sizes, int32_t n) noexcept nogil:
-    """Sort a side by key; -1 when two levels share a price.
+cdef int _by_key(const void* a, const void* b) noexcept nogil:
+    cdef int64_t x = (<const L2Level*> a).key
+    cdef int64_t y = (<const L2Level*> b).key
+    return (x > y) - (x < y)
 
-    Feeds send each side best first, which is ascending keys for bids and
-    descending for asks (keys are negated prices): both are linear here, and
-    anything else gets an insertion sort.
+
+cdef int _refuse_concurrent_use() except -1:
+    raise ConcurrentUseError("this L2Book is in use by another thread (or by the callback of "
+                             "a call still running); use one book from one thread at a time")
+
+
+cdef inline int64_t _int64(object value, str what) except? -1:
+    """An exact integer argument: int and numpy integers; float and Decimal raise TypeError."""
+    if type(value) is int:
+        return value
+    return _int64_slow(value, what)
+
+
+cdef int64_t _int64_slow(object value, str what) except? -1:
+    try:
+        value = PyNumber_Index(value)
+    except TypeError:
+        raise TypeError(f"{what} must be an integer, got {type(value).__name__} {value!r} "
+                        f"(convert to ticks or lots exactly first)") from None
+    return value
+
+
+cdef int _check_seq_time(int64_t seq, int64_t time) except -1:
+    if seq < 0 or seq > MAX_SEQ:
+        raise MarketDataError(f"seq must be 0..{MAX_SEQ} (0: unsequenced), got {seq}")
+    if time < 0:
+        raise MarketDataError(f"time must be >= 0 (0: none), got {time}")
+    return 0
+
+
+cdef int _check_level_counts(Py_ssize_t nb, Py_ssize_t na, int32_t max_levels) except -1:
+    if nb > max_levels or na > max_levels:
+        raise MarketDataError(f"snapshot has {nb} bid and {na} ask levels, more than "
+                              f"max_levels={max_levels} per side; nothing changed")
+    return 0
+
+
+cdef int _sort_side(int64_t* keys, int64_t* sizes, Py_ssize_t n) noexcept nogil:
+    """Sort a side by key: 0, -1 when two levels share a price, -2 when out of memory.
+
+    Feeds send each side best first, which is descending keys for both sides
+    (asks' keys are negated prices): one reversal. Ascending input is left as
+    it is; anything else is sorted as (key, size) pairs by qsort, O(n log n).
     """
-    cdef int32_t i, j
-    cdef int64_t key, size
+    cdef Py_ssize_t i, j
+    cdef bint ascending = True
     cdef bint descending = True
+    cdef L2Level* levels
     for i in range(1, n):
-        if keys[i] > keys[i - 1]:
+        if keys[i] < keys[i - 1]:
+            ascending = False
+        elif keys[i] > keys[i - 1]:
             descending = False
+        if not ascending and not descending:
             break
-    if descending:
+    if descending and not ascending:
         i = 0
         j = n - 1
         while i < j:
@@ -125,16 +182,18 @@ cdef int _sort_side(int64_t* keys, int64_t* sizes, int32_t n) noexcept nogil:
             sizes[i], sizes[j] = sizes[j], sizes[i]
             i += 1
             j -= 1
-    for i in range(1, n):
-        key = keys[i]
-        size = sizes[i]
-        j = i - 1
-        while j >= 0 and keys[j] > key:
-            keys[j + 1] = keys[j]
-            sizes[j + 1] = sizes[j]
-            j -= 1
-        keys[j + 1] = key
-        sizes[j + 1] = size
+    elif not ascending:
+        levels = <L2Level*> malloc(<size_t> n * sizeof(L2Level))
+        if levels == NULL:
+            return -2
+        for i in range(n):
+            levels[i].key = keys[i]
+            levels[i].size = sizes[i]
+        qsort(levels, <size_t> n, sizeof(L2Level), _by_key)
+        for i in range(n):
+            keys[i] = levels[i].key
+            sizes[i] = levels[i].size
+        free(levels)
     for i in range(1, n):
         if keys[i] == keys[i - 1]:
             return -1
@@ -187,6 +246,14 @@ cdef class L2Book:
         until the next snapshot.
     checksum : callable(book) -> bool, optional
         Called after each snapshot and per-call delta; False marks the book invalid.
+    max_levels : int
+        The most levels a snapshot may hold per side (default 100,000); a larger
+        one raises MarketDataError and changes nothing.
+
+    One caller at a time: every method claims the book for as long as it reads
+    or writes its levels, and a second caller meanwhile gets ConcurrentUseError.
+    The `on_gap` and `checksum` callbacks run after the claim is released, so
+    they may query the book.
     """
 
     def __cinit__(self):
@@ -203,22 +270,32 @@ cdef class L2Book:
         self.busy = False
 
     def __init__(self, instrument, *, crossed_policy: int = POLICY_RAISE, on_gap=None,
-                 checksum=None) -> None:
+                 checksum=None, max_levels: int = 100_000) -> None:
         if crossed_policy not in (POLICY_RAISE, POLICY_DROP_STALE, POLICY_INVALIDATE):
             raise ValueError(f"crossed_policy must be a CrossedPolicy, got {crossed_policy!r}")
-        self.instrument = instrument
+        cdef int64_t most = _int64(max_levels, "max_levels")
+        if most < 1 or most > MAX_LEVELS_LIMIT:
+            raise ValueError(f"max_levels must be 1..{MAX_LEVELS_LIMIT}, got {most}")
         name = getattr(instrument, "name", None)
-        self.coin_bytes = name.encode() if isinstance(name, str) else None
-        self.price_decimals = instrument.price_decimals
-        self.size_decimals = instrument.sz_decimals
-        self.crossed_policy = crossed_policy
-        self.on_gap = on_gap
-        self.checksum = checksum
-        self.last_seq = 0
-        self.last_time = 0
-        self.gaps = 0
-        if self._reserve(SIDE_BUY, 64) != 0 or self._reserve(SIDE_SELL, 64) != 0:
-            raise MemoryError("cannot allocate the book")
+        price_decimals = instrument.price_decimals
+        size_decimals = instrument.sz_decimals
+        self._claim()
+        try:
+            self.instrument = instrument
+            self.coin_bytes = name.encode() if isinstance(name, str) else None
+            self.price_decimals = price_decimals
+            self.size_decimals = size_decimals
+            self.crossed_policy = crossed_policy
+            self.max_levels = <int32_t> most
+            self.on_gap = on_gap
+            self.checksum = checksum
+            self.last_seq = 0
+            self.last_time = 0
+            self.gaps = 0
+            if self._reserve(SIDE_BUY, 64) != 0 or self._reserve(SIDE_SELL, 64) != 0:
+                raise MemoryError("cannot allocate the book")
+        finally:
+            self.busy = False
 
     def __dealloc__(self):
         cdef int side
@@ -246,14 +323,29 @@ cdef class L2Book:
         s.capacity = capacity
         return 0
 
-    cdef int _check_idle(self) except -1:
-        """Refuse to touch a book whose batch is running in another thread."""
+    cdef inline int _claim(self) except -1:
+        """Check and claim the book in one step: C code under the GIL, no Python call between.
+
+        The caller releases it (``self.busy = False``, in a finally when
+        anything between can raise) after its last touch of the levels.
+        """
         if self.busy:
-            raise RuntimeError("this L2Book is applying a batch in another thread; "
-                               "use one book from one thread at a time")
+            _refuse_concurrent_use()
+        self.busy = True
         return 0
 
-    cdef int _check_side(self, int side) except -1:
+    cdef inline int _check_unclaimed(self) except -1:
+        """Refuse when another caller holds the book, for a region that is C code under the GIL.
+
+        Such a region (no Python call, no GIL release) cannot interleave with
+        another thread: the GIL claims the book for it, and this check is the
+        whole of claiming, with no flag to set or release.
+        """
+        if self.busy:
+            _refuse_concurrent_use()
+        return 0
+
+    cdef int _check_side(self, int64_t side) except -1:
         if side != SIDE_BUY and side != SIDE_SELL:
             raise MarketDataError(f"side must be Side.BUY (0) or Side.SELL (1), got {side}")
         return 0
@@ -316,7 +408,7 @@ cdef class L2Book:
             else:
                 self.valid = False
         if seq != 0:
-            if self.last_seq != 0 and seq != self.last_seq + 1:
+            if self.last_seq != 0 and seq != self.last_seq + 1:   # last_seq <= MAX_SEQ
                 status = GAP
                 self.valid = False
                 self.gaps += 1
@@ -335,41 +427,60 @@ cdef class L2Book:
             self.last_time = time
         return status
 
-    cdef int _report_gaps(self) except -1:
-        """Hand the gaps seen since the last report to `on_gap`, in order."""
+    cdef list _take_gaps(self):
+        """The gaps seen since the last report, in order, as (expected, got); under the claim."""
         cdef int64_t i
         log = [(self.gap_log[i], self.gap_log[i + 1]) for i in range(0, self.gap_log_count, 2)]
         self.gap_log_count = 0
+        return log
+
+    cdef int _report_gaps(self, list log) except -1:
+        """Hand gaps to `on_gap`; after the claim is released, so it may query the book."""
         if self.on_gap is not None:
             for expected, got in log:
                 self.on_gap(expected, got)
         return 0
 
-    def apply(self, int side, int64_t price, int64_t size, int64_t seq=0,
-              int64_t time=0) -> bool:
+    def apply(self, side, price, size, seq=0, time=0) -> bool:
         """Set one level's size (0 deletes it); False if `time` is older than the book.
 
-        Raises MarketDataError for bad input and CrossedBookError when the
-        update crosses the book under CrossedPolicy.RAISE; the book is then
-        unchanged.
+        All arguments are exact integers (ticks, lots; seq 0..2**63-2 and time
+        >= 0, 0 meaning none): a float or Decimal raises TypeError. Raises
+        MarketDataError for bad input and CrossedBookError when the update
+        crosses the book under CrossedPolicy.RAISE; the book is then unchanged.
         """
-        self._check_idle()
-        if side != SIDE_BUY and side != SIDE_SELL:
-            self._check_side(side)
-        if price <= 0 or price > MAX_PRICE:
-            raise MarketDataError(f"price must be 1..{MAX_PRICE} ticks, got {price}")
-        if size < 0 or size > MAX_QTY:
-            raise MarketDataError(f"size must be 0..{MAX_QTY} lots (0 deletes), got {size}")
-        cdef int status = self._apply(<uint8_t> side, price, size, seq, time)
+        cdef int64_t side_ = _int64(side, "side")
+        cdef int64_t price_ = _int64(price, "price")
+        cdef int64_t size_ = _int64(size, "size")
+        cdef int64_t seq_ = _int64(seq, "seq")
+        cdef int64_t time_ = _int64(time, "time")
+        if side_ != SIDE_BUY and side_ != SIDE_SELL:
+            raise MarketDataError(f"side must be Side.BUY (0) or Side.SELL (1), got {side_}")
+        if price_ <= 0 or price_ > MAX_PRICE:
+            raise MarketDataError(f"price must be 1..{MAX_PRICE} ticks, got {price_}")
+        if size_ < 0 or size_ > MAX_QTY:
+            raise MarketDataError(f"size must be 0..{MAX_QTY} lots (0 deletes), got {size_}")
+        if seq_ < 0 or seq_ > MAX_SEQ or time_ < 0:
+            _check_seq_time(seq_, time_)
+        cdef int status
+        cdef list gaps = None
+        self._check_unclaimed()                 # then C code only, until the claim below
+        status = self._apply(<uint8_t> side_, price_, size_, seq_, time_)
+        if status == GAP:
+            self.busy = True                    # the gap log becomes a Python list
+            try:
+                gaps = self._take_gaps()
+            finally:
+                self.busy = False
         if status == APPLIED and self.checksum is None:
             return True
         if status == CROSSED:
-            raise CrossedBookError(
-                f"{'bid' if side == SIDE_BUY else 'ask'} {size} at {price} would cross the book")
+            raise CrossedBookError(f"{'bid' if side_ == SIDE_BUY else 'ask'} {size_} at "
+                                   f"{price_} would cross the book")
         if status == NO_MEMORY:
             raise MemoryError("cannot grow the book")
-        if status == GAP:
-            self._report_gaps()
+        if gaps is not None:
+            self._report_gaps(gaps)
         if self.checksum is not None and status != STALE and not self.checksum(self):
             self.valid = False
         return status != STALE
@@ -384,7 +495,6 @@ cdef class L2Book:
         under CrossedPolicy.RAISE stops the batch there and raises, the
         deltas before it staying applied.
         """
-        self._check_idle()
         deltas = as_records(deltas, L2_DELTA_DTYPE, "deltas", "obelisk.L2_DELTA_DTYPE")
         cdef int64_t n = len(deltas)
         if top is not None and (not isinstance(top, np.ndarray) or top.dtype != L2_TOP_DTYPE
@@ -397,17 +507,19 @@ cdef class L2Book:
         cdef int64_t bad = _first_invalid(d, n)
         if bad >= 0:
             raise MarketDataError(
-                f"delta {bad} has an invalid side, price or size "
-                f"({d[bad].side}, {d[bad].price}, {d[bad].size}); nothing applied")
+                f"delta {bad} has an invalid side, price, size, seq or time "
+                f"({d[bad].side}, {d[bad].price}, {d[bad].size}, {d[bad].seq}, {d[bad].time}); "
+                f"nothing applied")
         cdef unsigned char[::1] top_bytes
         cdef L2Top* tops = NULL
         if top is not None:
             top_bytes = top.view(np.uint8)
             tops = <L2Top*> &top_bytes[0]
-        cdef int64_t i
+        cdef int64_t i = 0
         cdef int64_t applied = 0
         cdef int status = APPLIED
-        self.busy = True
+        cdef list gaps = None
+        self._claim()
         try:
             with nogil:
                 for i in range(n):
@@ -418,10 +530,12 @@ cdef class L2Book:
                         applied += 1
                     if tops != NULL:
                         self._top(&tops[i])
+            if self.gap_log_count:
+                gaps = self._take_gaps()
         finally:
             self.busy = False
-        if self.gap_log_count:
-            self._report_gaps()
+        if gaps is not None:
+            self._report_gaps(gaps)
         if status == CROSSED:
             raise CrossedBookError(f"delta {i} would cross the book; the {i} before it applied")
         if status == NO_MEMORY:
@@ -449,25 +563,28 @@ cdef class L2Book:
     # ------------------------------------------------------------ snapshots
 
     def apply_snapshot(self, bid_prices, bid_sizes, ask_prices, ask_sizes, *,
-                       int64_t time=0, bint implied_deltas=False):
+                       time=0, bint implied_deltas=False):
         """Replace the book with full depth given as int64 arrays of ticks and lots.
 
         Returns True (or, with `implied_deltas`, the L2_DELTA_DTYPE changes
         from the old book, size 0 for removed levels); False (or None) when
         `time` is older than the book. Levels may come in any order; a
-        repeated price, a price or size out of range, or (under
-        CrossedPolicy.RAISE) a crossed snapshot raises and changes nothing.
+        repeated price, a price or size out of range, more than `max_levels`
+        levels on a side or (under CrossedPolicy.RAISE) a crossed snapshot
+        raises and changes nothing.
         """
-        self._check_idle()
+        cdef int64_t time_ = _int64(time, "time")
+        _check_seq_time(0, time_)
         bids = _pair(bid_prices, bid_sizes, "bid")
         asks = _pair(ask_prices, ask_sizes, "ask")
         cdef const int64_t[::1] bp = bids[0]
         cdef const int64_t[::1] bs = bids[1]
         cdef const int64_t[::1] ap = asks[0]
         cdef const int64_t[::1] as_ = asks[1]
-        cdef int32_t nb = bp.shape[0]
-        cdef int32_t na = ap.shape[0]
-        cdef int32_t i
+        cdef Py_ssize_t nb = bp.shape[0]
+        cdef Py_ssize_t na = ap.shape[0]
+        cdef Py_ssize_t i
+        _check_level_counts(nb, na, self.max_levels)
         cdef int64_t* keys = _scratch(nb + na)
         cdef int64_t* sizes = keys + nb + na + 1
         try:
@@ -477,25 +594,35 @@ cdef class L2Book:
             for i in range(na):
                 keys[nb + i] = -ap[i]
                 sizes[nb + i] = as_[i]
-            return self._load(keys, sizes, nb, na, time, implied_deltas)
+            self._claim()
+            try:
+                result = self._load(keys, sizes, nb, na, time_, implied_deltas)
+            finally:
+                self.busy = False
         finally:
             free(keys)
+        return self._after_load(result)
 
-    def apply_levels(self, levels, *, int64_t time=0, bint implied_deltas=False):
+    def apply_levels(self, levels, *, time=0, bint implied_deltas=False):
         """Replace the book from Hyperliquid's ``levels``: [bids, asks] of {"px", "sz", "n"}.
 
         Prices and sizes are decimal strings, converted exactly to ticks and
-        lots; one that is off the instrument's grid raises MarketDataError
-        and changes nothing.
+        lots; one that is off the instrument's grid, or any other malformed
+        level, raises MarketDataError and changes nothing.
         """
-        self._check_idle()
+        cdef int64_t time_ = _int64(time, "time")
+        _check_seq_time(0, time_)
         if not isinstance(levels, (list, tuple)) or len(levels) != 2:
             raise MarketDataError("levels must be [bids, asks]")
         bids, asks = levels
+        if not isinstance(bids, (list, tuple)) or not isinstance(asks, (list, tuple)):
+            raise MarketDataError(f"levels must be [bids, asks], two lists of levels; got "
+                                  f"{type(bids).__name__} and {type(asks).__name__}")
         cdef Py_ssize_t nb = len(bids)
         cdef Py_ssize_t na = len(asks)
         cdef Py_ssize_t i
         cdef dict entry
+        _check_level_counts(nb, na, self.max_levels)
         cdef int64_t* keys = _scratch(nb + na)
         cdef int64_t* sizes = keys + nb + na + 1
         try:
@@ -507,31 +634,50 @@ cdef class L2Book:
                 else:
                     try:
                         px, sz = level["px"], level["sz"]
-                    except (TypeError, KeyError, IndexError) as exc:
+                    except (TypeError, KeyError, IndexError, ValueError) as exc:
                         raise MarketDataError(f"level {level!r} lacks px/sz") from exc
                 keys[i] = _parse_field(px, self.price_decimals, MAX_PRICE, "price")
                 sizes[i] = _parse_field(sz, self.size_decimals, MAX_QTY, "size")
                 if i >= nb:
                     keys[i] = -keys[i]
-            return self._load(keys, sizes, <int32_t> nb, <int32_t> na, time, implied_deltas)
+            self._claim()
+            try:
+                result = self._load(keys, sizes, nb, na, time_, implied_deltas)
+            finally:
+                self.busy = False
         finally:
             free(keys)
+        return self._after_load(result)
 
-    cdef object _load(self, int64_t* keys, int64_t* sizes, int32_t nb, int32_t na,
+    cdef object _load(self, int64_t* keys, int64_t* sizes, Py_ssize_t nb, Py_ssize_t na,
                       int64_t time, bint implied_deltas):
-        """Replace both sides with `nb` bid then `na` ask levels (keys, in any order)."""
+        """Replace both sides with `nb` bid then `na` ask levels (keys, in any order).
+
+        The caller holds the claim; `_after_load` runs the checksum once it is released.
+        """
+        _check_level_counts(nb, na, self.max_levels)
         if time != 0 and time < self.last_time:
             return None if implied_deltas else False
-        cdef int32_t i
+        cdef Py_ssize_t i
         cdef int64_t price
         for i in range(nb + na):
             price = keys[i] if i < nb else -keys[i]
             if price <= 0 or price > MAX_PRICE or sizes[i] <= 0 or sizes[i] > MAX_QTY:
                 raise MarketDataError(f"{'bid' if i < nb else 'ask'} level {price} x "
                                       f"{sizes[i]} is out of range (both must be positive)")
-        if nb and _sort_side(keys, sizes, nb) != 0:
+        cdef int bid_order, ask_order
+        if nb + na < NOGIL_LEVELS:
+            bid_order = _sort_side(keys, sizes, nb)
+            ask_order = _sort_side(keys + nb, sizes + nb, na)
+        else:
+            with nogil:
+                bid_order = _sort_side(keys, sizes, nb)
+                ask_order = _sort_side(keys + nb, sizes + nb, na)
+        if bid_order == -2 or ask_order == -2:
+            raise MemoryError("cannot sort a snapshot")
+        if bid_order != 0:
             raise MarketDataError("snapshot repeats a bid price")
-        if na and _sort_side(keys + nb, sizes + nb, na) != 0:
+        if ask_order != 0:
             raise MarketDataError("snapshot repeats an ask price")
         cdef bint crossed = nb and na and keys[nb - 1] >= -keys[nb + na - 1]
         if crossed and self.crossed_policy == POLICY_RAISE:
@@ -547,76 +693,92 @@ cdef class L2Book:
             if len(out):
                 out_bytes = out.view(np.uint8)
                 changes = <L2Delta*> &out_bytes[0]
-                written = _diff_side(&self.sides[SIDE_BUY], keys, sizes, nb, SIDE_BUY, changes)
-                written += _diff_side(&self.sides[SIDE_SELL], keys + nb, sizes + nb, na,
-                                      SIDE_SELL, changes + written)
+                written = _diff_side(&self.sides[SIDE_BUY], keys, sizes, <int32_t> nb,
+                                     SIDE_BUY, changes)
+                written += _diff_side(&self.sides[SIDE_SELL], keys + nb, sizes + nb,
+                                      <int32_t> na, SIDE_SELL, changes + written)
             out = out[:written]
-        if self._reserve(SIDE_BUY, nb - self.sides[SIDE_BUY].count) != 0 \
-                or self._reserve(SIDE_SELL, na - self.sides[SIDE_SELL].count) != 0:
+        if self._reserve(SIDE_BUY, <int32_t> nb - self.sides[SIDE_BUY].count) != 0 \
+                or self._reserve(SIDE_SELL, <int32_t> na - self.sides[SIDE_SELL].count) != 0:
             raise MemoryError("cannot grow the book")
         memcpy(self.sides[SIDE_BUY].keys, keys, <size_t> nb * 8)
         memcpy(self.sides[SIDE_BUY].sizes, sizes, <size_t> nb * 8)
         memcpy(self.sides[SIDE_SELL].keys, keys + nb, <size_t> na * 8)
         memcpy(self.sides[SIDE_SELL].sizes, sizes + nb, <size_t> na * 8)
-        self.sides[SIDE_BUY].count = nb
-        self.sides[SIDE_SELL].count = na
+        self.sides[SIDE_BUY].count = <int32_t> nb
+        self.sides[SIDE_SELL].count = <int32_t> na
         self.valid = not crossed
         if time != 0:
             self.last_time = time
-        if self.checksum is not None and not self.checksum(self):
-            self.valid = False
         return out if implied_deltas else True
 
+    cdef object _after_load(self, object result):
+        """Run the checksum on a snapshot that was applied (not stale), claim released."""
+        if result is not None and result is not False and self.checksum is not None \
+                and not self.checksum(self):
+            self.valid = False
+        return result
+
     def clear(self) -> None:
-        """Empty both sides; the book is invalid until the next snapshot."""
-        self._check_idle()
+        """Empty both sides and forget the feed's position (last seq and time).
+
+        The book is invalid until the next snapshot, which may then carry any time.
+        """
+        self._check_unclaimed()
         self.sides[SIDE_BUY].count = 0
         self.sides[SIDE_SELL].count = 0
         self.valid = False
+        self.last_seq = 0
+        self.last_time = 0
+        self.gap_log_count = 0
 
     # -------------------------------------------------------------- queries
 
     def best_bid(self):
         """Best bid in ticks, or None."""
-        self._check_idle()
         cdef L2Side* s = &self.sides[SIDE_BUY]
-        return s.keys[s.count - 1] if s.count else None
+        self._check_unclaimed()
+        cdef int64_t price = s.keys[s.count - 1] if s.count else 0
+        return price or None
 
     def best_ask(self):
         """Best ask in ticks, or None."""
-        self._check_idle()
         cdef L2Side* s = &self.sides[SIDE_SELL]
-        return -s.keys[s.count - 1] if s.count else None
+        self._check_unclaimed()
+        cdef int64_t price = -s.keys[s.count - 1] if s.count else 0
+        return price or None
 
     def best_bid_size(self) -> int:
-        self._check_idle()
         cdef L2Side* s = &self.sides[SIDE_BUY]
-        return s.sizes[s.count - 1] if s.count else 0
+        self._check_unclaimed()
+        cdef int64_t size = s.sizes[s.count - 1] if s.count else 0
+        return size
 
     def best_ask_size(self) -> int:
-        self._check_idle()
         cdef L2Side* s = &self.sides[SIDE_SELL]
-        return s.sizes[s.count - 1] if s.count else 0
+        self._check_unclaimed()
+        cdef int64_t size = s.sizes[s.count - 1] if s.count else 0
+        return size
 
     def bbo(self):
         """(best bid, its size, best ask, its size); prices None when a side is empty."""
-        self._check_idle()
         cdef L2Top top
+        self._check_unclaimed()
         self._top(&top)
         return (top.bid_price or None, top.bid_size, top.ask_price or None, top.ask_size)
 
     def mid(self):
         """Mid price in ticks (may be a half tick), or None."""
-        self._check_idle()
         cdef L2Top top
+        self._check_unclaimed()
         self._top(&top)
         if not top.bid_price or not top.ask_price:
             return None
         return (top.bid_price + top.ask_price) / 2.0
 
     def spread(self):
-        self._check_idle()
         cdef L2Top top
+        self._check_unclaimed()
         self._top(&top)
         if not top.bid_price or not top.ask_price:
             return None
@@ -624,73 +786,87 @@ cdef class L2Book:
 
     def microprice(self):
         """Size-weighted mid: leans toward the side with less size, or None."""
-        self._check_idle()
         cdef L2Top top
+        self._check_unclaimed()
         self._top(&top)
         if not top.bid_price or not top.ask_price:
             return None
         return (top.bid_price * <double> top.ask_size + top.ask_price * <double> top.bid_size) \
             / (<double> top.bid_size + top.ask_size)
 
-    def imbalance(self, int levels=1):
+    def imbalance(self, levels=1):
         """(bid size - ask size) / (bid size + ask size) over the best `levels`, or None."""
-        self._check_idle()
-        if levels < 1:
-            raise ValueError(f"levels must be >= 1, got {levels}")
+        cdef int64_t most = _int64(levels, "levels")
+        if most < 1:
+            raise ValueError(f"levels must be >= 1, got {most}")
         cdef double bid = 0
         cdef double ask = 0
         cdef L2Side* bids = &self.sides[SIDE_BUY]
         cdef L2Side* asks = &self.sides[SIDE_SELL]
         cdef int32_t i
-        for i in range(min(levels, bids.count)):
+        self._check_unclaimed()
+        for i in range(min(most, bids.count)):
             bid += bids.sizes[bids.count - 1 - i]
-        for i in range(min(levels, asks.count)):
+        for i in range(min(most, asks.count)):
             ask += asks.sizes[asks.count - 1 - i]
         if bid + ask == 0:
             return None
         return (bid - ask) / (bid + ask)
 
-    def depth(self, int side, int levels=10):
+    def depth(self, side, levels=10):
         """The best `levels` levels of a side, best first: (prices, sizes) as int64 arrays."""
-        self._check_idle()
-        self._check_side(side)
-        if levels < 0:
-            raise ValueError(f"levels must be >= 0, got {levels}")
-        cdef L2Side* s = &self.sides[side]
-        cdef int32_t n = min(levels, s.count)
-        prices = np.empty(n, dtype=np.int64)
-        sizes = np.empty(n, dtype=np.int64)
-        cdef int64_t[::1] p = prices
-        cdef int64_t[::1] q = sizes
-        cdef int32_t i
-        for i in range(n):
-            p[i] = s.keys[s.count - 1 - i] if side == SIDE_BUY else -s.keys[s.count - 1 - i]
-            q[i] = s.sizes[s.count - 1 - i]
+        cdef int64_t side_ = _int64(side, "side")
+        cdef int64_t most = _int64(levels, "levels")
+        self._check_side(side_)
+        if most < 0:
+            raise ValueError(f"levels must be >= 0, got {most}")
+        cdef L2Side* s = &self.sides[side_]
+        cdef int32_t n, i
+        cdef int64_t[::1] p
+        cdef int64_t[::1] q
+        self._claim()
+        try:
+            n = <int32_t> min(most, s.count)
+            prices = np.empty(n, dtype=np.int64)
+            sizes = np.empty(n, dtype=np.int64)
+            p = prices
+            q = sizes
+            for i in range(n):
+                p[i] = s.keys[s.count - 1 - i] if side_ == SIDE_BUY else -s.keys[s.count - 1 - i]
+                q[i] = s.sizes[s.count - 1 - i]
+        finally:
+            self.busy = False
         return prices, sizes
 
-    def size_at(self, int side, int64_t price) -> int:
-        self._check_idle()
-        self._check_side(side)
-        return _size_at(&self.sides[side], _key(side, price))
+    def size_at(self, side, price) -> int:
+        cdef int64_t side_ = _int64(side, "side")
+        cdef int64_t price_ = _int64(price, "price")
+        self._check_side(side_)
+        self._check_unclaimed()
+        cdef int64_t size = _size_at(&self.sides[side_], _key(<uint8_t> side_, price_))
+        return size
 
-    def impact(self, int side, int64_t size):
+    def impact(self, side, size):
         """Taking `size` lots on `side` (BUY takes asks): (average price, worst price, filled).
 
         Prices are ticks (the average as a float); `filled` < `size` when the
         book is too thin.
         """
-        self._check_idle()
-        self._check_side(side)
-        if size <= 0:
-            raise ValueError(f"size must be positive, got {size}")
-        cdef L2Side* s = &self.sides[1 - side]
+        cdef int64_t side_ = _int64(side, "side")
+        cdef int64_t wanted = _int64(size, "size")
+        self._check_side(side_)
+        if wanted <= 0:
+            raise ValueError(f"size must be positive, got {wanted}")
+        cdef L2Side* s = &self.sides[1 - side_]
         cdef int64_t filled = 0
         cdef int64_t take, price = 0
         cdef double cost = 0
-        cdef int32_t i = s.count - 1
-        while i >= 0 and filled < size:
-            price = s.keys[i] if side == SIDE_SELL else -s.keys[i]
-            take = min(s.sizes[i], size - filled)
+        cdef int32_t i
+        self._check_unclaimed()
+        i = s.count - 1
+        while i >= 0 and filled < wanted:
+            price = s.keys[i] if side_ == SIDE_SELL else -s.keys[i]
+            take = min(s.sizes[i], wanted - filled)
             cost += <double> price * take
             filled += take
             i -= 1
@@ -698,21 +874,29 @@ cdef class L2Book:
             return None, None, 0
         return cost / filled, price, filled
 
-    def impact_notional(self, int side, double notional):
-        """Taking up to `notional` (ticks x lots) on `side`: (average price, worst price, size)."""
-        self._check_idle()
-        self._check_side(side)
+    def impact_notional(self, side, double notional):
+        """Taking up to `notional` (ticks x lots) on `side`: (average price, worst price, size).
+
+        A notional larger than the whole side (even infinite) takes all of it.
+        """
+        cdef int64_t side_ = _int64(side, "side")
+        self._check_side(side_)
         if not notional > 0:
             raise ValueError(f"notional must be positive, got {notional}")
-        cdef L2Side* s = &self.sides[1 - side]
+        cdef L2Side* s = &self.sides[1 - side_]
         cdef double left = notional
         cdef double cost = 0
+        cdef double affordable
         cdef int64_t filled = 0
         cdef int64_t take, price = 0
-        cdef int32_t i = s.count - 1
+        cdef int32_t i
+        self._check_unclaimed()
+        i = s.count - 1
         while i >= 0 and left > 0:
-            price = s.keys[i] if side == SIDE_SELL else -s.keys[i]
-            take = min(s.sizes[i], <int64_t> (left / price))
+            price = s.keys[i] if side_ == SIDE_SELL else -s.keys[i]
+            # compared as doubles before any cast: a float -> int cast out of range is undefined
+            affordable = left / price
+            take = s.sizes[i] if affordable >= <double> s.sizes[i] else <int64_t> affordable
             if take <= 0:
                 break
             cost += <double> price * take
@@ -727,11 +911,15 @@ cdef class L2Book:
 
     @property
     def bid_levels(self) -> int:
-        return self.sides[SIDE_BUY].count
+        self._check_unclaimed()
+        cdef int32_t count = self.sides[SIDE_BUY].count
+        return count
 
     @property
     def ask_levels(self) -> int:
-        return self.sides[SIDE_SELL].count
+        self._check_unclaimed()
+        cdef int32_t count = self.sides[SIDE_SELL].count
+        return count
 
 
 def apply_hyperliquid_l2_frame(L2Book book not None, const unsigned char[::1] frame):
@@ -745,26 +933,40 @@ def apply_hyperliquid_l2_frame(L2Book book not None, const unsigned char[::1] fr
     channel or coin, off-grid decimals. A JSON decoder then applies it or
     says precisely what is wrong (:func:`obelisk.hyperliquid.l2frames.apply_l2_message`).
     """
-    book._check_idle()
     cdef Py_ssize_t length = frame.shape[0]
     if length == 0 or length > 1 << 30:
         return None
-    cdef int32_t capacity = <int32_t> (length // 25 + 1)  # a level takes 25+ bytes
+    # a level takes 25+ bytes; a frame with more than max_levels a side falls back, and
+    # the general path says so
+    cdef int32_t capacity = <int32_t> min(length // 25 + 1, 2 * <Py_ssize_t> book.max_levels + 1)
     cdef L2Frame read
-    cdef int64_t* keys = _scratch(capacity)
-    cdef int64_t* sizes = keys + capacity + 1
+    cdef int scanned
+    cdef const char* text = <const char*> &frame[0]
+    cdef int64_t* keys = NULL
+    cdef int64_t* sizes
+    book._claim()
     try:
-        if scan_l2book(<const char*> &frame[0], length, book.price_decimals,
-                       book.size_decimals, keys, sizes, capacity, &read) != FRAME_OK:
+        keys = _scratch(capacity)
+        sizes = keys + capacity + 1
+        if length < NOGIL_LEVELS * 25:
+            scanned = scan_l2book(text, length, book.price_decimals, book.size_decimals,
+                                  keys, sizes, capacity, &read)
+        else:
+            with nogil:
+                scanned = scan_l2book(text, length, book.price_decimals, book.size_decimals,
+                                      keys, sizes, capacity, &read)
+        if scanned != FRAME_OK:
             return None
         if book.coin_bytes is not None and (
                 read.coin_length != len(book.coin_bytes)
                 or memcmp(read.coin, <const char*> book.coin_bytes,
                           <size_t> read.coin_length) != 0):
             return None
-        return book._load(keys, sizes, read.bids, read.asks, read.time, False)
+        result = book._load(keys, sizes, read.bids, read.asks, read.time, False)
     finally:
+        book.busy = False
         free(keys)
+    return book._after_load(result)
 
 
 cdef int64_t* _scratch(Py_ssize_t levels) except NULL:
@@ -776,11 +978,12 @@ cdef int64_t* _scratch(Py_ssize_t levels) except NULL:
 
 
 cdef int64_t _first_invalid(const L2Delta* d, int64_t n) noexcept nogil:
-    """Index of the first delta with a bad side, price or size, or -1."""
+    """Index of the first delta with a bad side, price, size, seq or time, or -1."""
     cdef int64_t i
-    for i in range(n):
-        if d[i].side > SIDE_SELL or d[i].price <= 0 or d[i].price > MAX_PRICE \
-                or d[i].size < 0 or d[i].size > MAX_QTY:
+    for i in range(n):   # as unsigned, a negative value is above every limit: one test each
+        if d[i].side > SIDE_SELL or <uint64_t> d[i].price - 1 >= <uint64_t> MAX_PRICE \
+                or <uint64_t> d[i].size > <uint64_t> MAX_QTY \
+                or <uint64_t> d[i].seq > <uint64_t> MAX_SEQ or d[i].time < 0:
             return i
     return -1
 

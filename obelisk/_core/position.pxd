@@ -118,12 +118,15 @@ cdef inline double liquidation_price(const TierTables* tiers, int32_t asset, dou
 @cython.final
 cdef class PositionBook:
     cdef Position* rows
-    cdef readonly object positions_array
+    cdef object positions_array     # owns rows; never handed out (copies are)
+    cdef Position* saved            # rows before a change that may have to be undone
+    cdef object saved_array
+    cdef double saved_balance
     cdef int32_t count
     cdef TierTables tiers
     cdef double* max_leverage
     cdef object _tier_arrays
-    cdef readonly double balance
+    cdef double cross_balance
     """Cross collateral in USDC: deposits and realized PnL less fees, funding, isolated margin."""
     cdef readonly double taker_rate
     cdef readonly double maker_rate
@@ -131,9 +134,30 @@ cdef class PositionBook:
     """Use the 2023 liquidation price (no (1 - l x side) factor) the exchange reported then."""
     cdef Totals totals
     cdef bint dirty
-    cdef readonly unsigned long long version
+    cdef unsigned long long changes
     """Bumped by every change: fills, marks, funding, leverage, transfers."""
+    cdef bint busy
+    """Claimed by a caller (the risk checks too): every other caller gets ConcurrentUseError."""
+    cdef bint initialized
+    cdef int _init(self, margin_tiers, double balance, double taker_rate, double maker_rate,
+                   int default_leverage, bint legacy_liquidation) except -1
+    cdef int _claim(self) except -1
+    cdef int _refuse(self) except -1
     cdef inline void _changed(self) noexcept nogil
     cdef int _check_asset(self, Py_ssize_t asset) except -1
+    cdef inline void _save(self) noexcept nogil
+    cdef inline void _restore(self) noexcept nogil
+    cdef bint _all_finite(self, bint derived) noexcept nogil
+    cdef double _apply_batch(self, fills) except? -1
+    cdef int _mark(self, prices) except -1
+    cdef double _apply_funding(self, rates, oracle_prices) except? -1
+    cdef int _set_leverage(self, Py_ssize_t asset, leverage, isolated) except -1
+    cdef int _set_position(self, Py_ssize_t asset, double size, double entry_px, leverage,
+                           bint isolated, double margin) except -1
+    cdef int _update_isolated_margin(self, Py_ssize_t asset, double amount) except -1
     cdef void _recompute(self, const double* marks) noexcept nogil
     cdef int _refresh(self) except -1
+    cdef double _cross_account_value(self) except? -1
+    cdef double _account_value(self) except? -1
+    cdef double _transfer_margin_required(self) except? -1
+    cdef double _withdrawable(self) except? -1

@@ -13,11 +13,13 @@ import numpy as np
 cimport cython
 from libc.math cimport INFINITY, NAN, fabs, fmin, isfinite
 from libc.stdint cimport int32_t, uint8_t
+from libc.string cimport memcpy
 
 from obelisk._core._sorted cimport prefetch
 
 from obelisk._core._records import as_records, struct_dtype
 from obelisk._core.errors import (
+    ConcurrentUseError,
     InvalidFeeRateError,
     InvalidFillError,
     InvalidFundingError,
@@ -92,13 +94,37 @@ cdef inline bint _valid_fill(const PositionFill* f, int32_t count) noexcept nogi
             & <int> (f.maker <= 1))
 
 
+cdef inline bint _row_finite(const Position* p) noexcept nogil:
+    """Every number the row stores is finite, and so are its value and uPnL at its mark.
+
+    x * 0 is 0 for a finite x and NaN for inf or NaN, so one sum tests them all,
+    with no false alarm where a plain sum of large finite values would overflow.
+    """
+    cdef double mark = p.mark_px if p.size != 0 else 0.0
+    return (p.size * 0.0 + p.entry_px * 0.0 + p.margin * 0.0 + p.realized_pnl * 0.0
+            + p.fees * 0.0 + p.funding * 0.0 + mark * 0.0 + p.size * (mark - p.entry_px) * 0.0
+            + fabs(p.size) * mark * 0.0) == 0.0
+
+
+cdef inline bint _derived_finite(const Position* p) noexcept nogil:
+    """What the recompute derived for the row is finite (its liquidation price may be NaN)."""
+    return (p.unrealized_pnl * 0.0 + p.position_value * 0.0 + p.initial_margin * 0.0
+            + p.maintenance_margin * 0.0) == 0.0
+
+
 @cython.final
 cdef class PositionBook:
     """One account's positions (a row per asset), cross balance and fee rates.
 
     Fills, funding and marks change the rows; uPnL, margins, liquidation
     prices and account totals are derived again, lazily, before they are
-    read. Bad input raises before anything changes.
+    read. Bad input raises before anything changes, and so does input whose
+    result would not be finite (an overflow to inf, or NaN): the book never
+    holds a non-finite number but the liquidation price's NaN ("none").
+
+    One user at a time: every call claims the book first, in one step, and
+    releases it when done; another thread's call meanwhile raises
+    ConcurrentUseError (as do the risk checks reading the book).
 
     Parameters
     ----------
@@ -120,10 +146,24 @@ cdef class PositionBook:
     def __cinit__(self):
         self.rows = NULL
         self.count = 0
+        self.busy = True            # refused until __init__ has run
 
     def __init__(self, margin_tiers, *, double balance=0.0, double taker_rate=0.00045,
                  double maker_rate=0.00015, int default_leverage=20,
                  bint legacy_liquidation=False) -> None:
+        if self.initialized:        # a second call would free the rows the risk checks read
+            raise RuntimeError("PositionBook.__init__ must not be called twice")
+        self.initialized = True
+        try:
+            self._init(margin_tiers, balance, taker_rate, maker_rate, default_leverage,
+                       legacy_liquidation)
+        except BaseException:
+            self.initialized = False
+            raise
+        self.busy = False
+
+    cdef int _init(self, margin_tiers, double balance, double taker_rate, double maker_rate,
+                   int default_leverage, bint legacy_liquidation) except -1:
         tiers = [list(asset_tiers) for asset_tiers in margin_tiers]
         if not tiers:
             raise MarginError("a PositionBook needs at least one asset")
@@ -168,19 +208,39 @@ cdef class PositionBook:
         self.tiers.count = &count_view[0]
         self.max_leverage = &top_view[0]
         self.positions_array = np.zeros(len(tiers), dtype=POSITION_DTYPE)
+        self.saved_array = np.zeros(len(tiers), dtype=POSITION_DTYPE)
         cdef unsigned char[::1] row_bytes = self.positions_array.view(np.uint8)
+        cdef unsigned char[::1] saved_bytes = self.saved_array.view(np.uint8)
         self.rows = <Position*> &row_bytes[0]
+        self.saved = <Position*> &saved_bytes[0]
         self.count = len(tiers)
         cdef int32_t i
         for i in range(self.count):
             self.rows[i].leverage = min(<double> default_leverage, self.max_leverage[i])
             self.rows[i].mark_px = NAN
             self.rows[i].liquidation_px = NAN
-        self.balance = balance
+        self.cross_balance = balance
         self.taker_rate = taker_rate
         self.maker_rate = maker_rate
         self.legacy_liquidation = legacy_liquidation
         self._changed()
+        return 0
+
+    # ------------------------------------------------------ one user at a time
+
+    cdef int _claim(self) except -1:
+        """Check that nobody holds the book and take it, in one step (GIL held throughout)."""
+        if self.busy:
+            self._refuse()
+        self.busy = True
+        return 0
+
+    cdef int _refuse(self) except -1:
+        if not self.initialized:
+            raise RuntimeError("PositionBook.__init__ has not run")
+        raise ConcurrentUseError(
+            "this PositionBook is in use by another thread (or by risk checks reading it); "
+            "use one book from one thread at a time")
 
     # -------------------------------------------------------------- checks
 
@@ -189,27 +249,74 @@ cdef class PositionBook:
             raise UnknownAssetError(f"asset must be an index in 0..{self.count - 1}, got {asset}")
         return 0
 
+    cdef inline void _save(self) noexcept nogil:
+        """Keep the rows and balance, to put back if a change leaves a non-finite number."""
+        memcpy(self.saved, self.rows, self.count * sizeof(Position))
+        self.saved_balance = self.cross_balance
+
+    cdef inline void _restore(self) noexcept nogil:
+        memcpy(self.rows, self.saved, self.count * sizeof(Position))
+        self.cross_balance = self.saved_balance
+
+    cdef bint _all_finite(self, bint derived) noexcept nogil:
+        cdef int32_t i
+        cdef int32_t bad = 0
+        for i in range(self.count):
+            bad += not _row_finite(&self.rows[i])
+            if derived:
+                bad += not _derived_finite(&self.rows[i])
+        return bad == 0 and isfinite(self.cross_balance)
+
     # ------------------------------------------------------------ changes
 
     def apply_fill(self, Py_ssize_t asset, double size, double price, bint maker=False) -> float:
         """Apply one fill of `size` (signed, + buys) at `price`; its realized PnL in USDC."""
+        # The hot path: it runs no Python code and keeps the GIL from this check to its
+        # last touch of the rows, so the check is the claim (nothing can run in between).
+        if self.busy:
+            self._refuse()
         self._check_asset(asset)
         if not (isfinite(size) and size != 0):
             raise InvalidFillError(f"fill size must be finite and non-zero, got {size}")
         if not (isfinite(price) and price > 0):
             raise InvalidFillError(f"fill price must be finite and positive, got {price}")
         cdef Position* p = &self.rows[asset]
+        # what the kernel may change, to put back if the result is not finite
+        cdef double size_was = p.size, entry_was = p.entry_px, margin_was = p.margin
+        cdef double realized_was = p.realized_pnl, fees_was = p.fees, mark_was = p.mark_px
+        cdef double balance = self.cross_balance
         if p.mark_px != p.mark_px:
             p.mark_px = price       # no mark yet: the fill's price is the best one known
+        cdef double realized = _apply_fill(p, size, price,
+                                           self.maker_rate if maker else self.taker_rate,
+                                           &balance)
+        # Only what the kernel wrote can have left the finite range (funding did not
+        # change, and the mark is the old finite one or the price); uPnL and value at the
+        # mark cover size and entry.
+        if (p.size * (p.mark_px - p.entry_px) * 0.0 + fabs(p.size) * p.mark_px * 0.0
+                + p.margin * 0.0 + p.realized_pnl * 0.0 + p.fees * 0.0 + balance * 0.0
+                + p.entry_px * 0.0) != 0.0:
+            p.size, p.entry_px, p.margin = size_was, entry_was, margin_was
+            p.realized_pnl, p.fees, p.mark_px = realized_was, fees_was, mark_was
+            raise InvalidFillError(f"fill of {size} at {price} on asset {asset} would leave a "
+                                   f"non-finite position or balance; nothing applied")
+        self.cross_balance = balance
         self._changed()
-        return _apply_fill(p, size, price, self.maker_rate if maker else self.taker_rate,
-                           &self.balance)
+        return realized
 
     def apply_fills(self, fills) -> float:
         """Apply a POSITION_FILL_DTYPE array in order without the GIL; the balance change.
 
-        Every fill is checked first, so a bad one raises before any is applied.
+        Every fill is checked first, so a bad one raises before any is applied;
+        a batch whose result would not be finite is undone whole and raises.
         """
+        self._claim()
+        try:
+            return self._apply_batch(fills)
+        finally:
+            self.busy = False
+
+    cdef double _apply_batch(self, fills) except? -1:
         fills = as_records(fills, POSITION_FILL_DTYPE, "fills", "obelisk.POSITION_FILL_DTYPE")
         cdef const unsigned char[::1] fill_bytes = fills.view(np.uint8)
         cdef Py_ssize_t n = len(fills)
@@ -228,13 +335,15 @@ cdef class PositionBook:
             raise InvalidFillError(
                 f"fill {i} (asset {f[i].asset}, size {f[i].size}, price {f[i].price}, "
                 f"maker {f[i].maker}) is invalid; nothing applied")
-        cdef double before = self.balance
-        cdef double balance = self.balance     # a local, so the loop keeps it in a register
+        cdef double before = self.cross_balance
+        cdef double balance = self.cross_balance     # a local, so the loop keeps it in a register
         cdef double rates[2]
         rates[0] = self.taker_rate
         rates[1] = self.maker_rate
         cdef Position* p
+        cdef bint finite
         with nogil:
+            self._save()
             for i in range(n):
                 # Rows are hit at random: ask for the one a few fills ahead early.
                 if i + PREFETCH_AHEAD < n:
@@ -243,12 +352,25 @@ cdef class PositionBook:
                 if p.mark_px != p.mark_px:
                     p.mark_px = f[i].price
                 _apply_fill(p, f[i].size, f[i].price, rates[f[i].maker], &balance)
-        self.balance = balance
+            self.cross_balance = balance
+            finite = self._all_finite(False)
+            if not finite:
+                self._restore()
+        if not finite:
+            raise InvalidFillError("the fills would leave a non-finite position or balance; "
+                                   "nothing applied")
         self._changed()
         return balance - before
 
     def mark(self, prices) -> None:
         """Set mark prices (one per asset; NaN keeps the previous mark) and recompute."""
+        self._claim()
+        try:
+            self._mark(prices)
+        finally:
+            self.busy = False
+
+    cdef int _mark(self, prices) except -1:
         cdef const double[::1] marks = _per_asset(prices, self.count, "mark prices",
                                                   MarketDataError)
         cdef const double* m = &marks[0]
@@ -262,17 +384,36 @@ cdef class PositionBook:
             i = next(i for i in range(self.count) if marks[i] == marks[i] and not (
                 0 < marks[i] < INFINITY))
             raise MarketDataError(f"mark price of asset {i} must be positive, got {marks[i]}")
+        cdef bint finite
+        cdef Totals totals = self.totals
         with nogil:
+            self._save()
             self._recompute(m)
+            finite = self._all_finite(True)
+            if not finite:
+                self._restore()
+                self.totals = totals
+        if not finite:
+            raise MarketDataError("these marks would make a position's value or uPnL "
+                                  "non-finite; nothing changed")
         self.dirty = False
-        self.version += 1
+        self.changes += 1
+        return 0
 
     def apply_funding(self, rates, oracle_prices) -> float:
         """Pay one funding interval: size x oracle x rate per asset; the total paid.
 
         A positive rate makes longs pay shorts. Cross positions pay from the
         balance, isolated ones from their margin. NaN rates skip an asset.
+        A payment that would leave a non-finite number raises, paying nothing.
         """
+        self._claim()
+        try:
+            return self._apply_funding(rates, oracle_prices)
+        finally:
+            self.busy = False
+
+    cdef double _apply_funding(self, rates, oracle_prices) except? -1:
         cdef const double[::1] rate = _per_asset(rates, self.count, "funding rates",
                                                  InvalidFundingError)
         cdef const double[::1] oracle = _per_asset(oracle_prices, self.count, "oracle prices",
@@ -289,7 +430,9 @@ cdef class PositionBook:
         cdef double paid = 0.0
         cdef double payment
         cdef Position* p
+        cdef bint finite
         with nogil:
+            self._save()
             for i in range(self.count):
                 p = &self.rows[i]
                 if rate[i] != rate[i] or p.size == 0:
@@ -299,13 +442,26 @@ cdef class PositionBook:
                 if p.isolated:
                     p.margin -= payment
                 else:
-                    self.balance -= payment
+                    self.cross_balance -= payment
                 paid += payment
+            finite = isfinite(paid) and self._all_finite(False)
+            if not finite:
+                self._restore()
+        if not finite:
+            raise InvalidFundingError("this funding would leave a non-finite payment, "
+                                      "position or balance; nothing paid")
         self._changed()
         return paid
 
     def set_leverage(self, Py_ssize_t asset, leverage, *, isolated=None) -> None:
         """Set an asset's leverage (an integer from 1 to its maximum) and, when flat, its mode."""
+        self._claim()
+        try:
+            self._set_leverage(asset, leverage, isolated)
+        finally:
+            self.busy = False
+
+    cdef int _set_leverage(self, Py_ssize_t asset, leverage, isolated) except -1:
         self._check_asset(asset)
         cdef Position* p = &self.rows[asset]
         if isinstance(leverage, bool) or not isinstance(leverage, (int, float)) \
@@ -320,10 +476,19 @@ cdef class PositionBook:
         if isolated is not None:
             p.isolated = bool(isolated)
         self._changed()
+        return 0
 
     def set_position(self, Py_ssize_t asset, double size, double entry_px, *, leverage,
                      bint isolated, double margin=0.0) -> None:
         """Overwrite an asset's position (recovery from the exchange's state)."""
+        self._claim()
+        try:
+            self._set_position(asset, size, entry_px, leverage, isolated, margin)
+        finally:
+            self.busy = False
+
+    cdef int _set_position(self, Py_ssize_t asset, double size, double entry_px, leverage,
+                           bint isolated, double margin) except -1:
         self._check_asset(asset)
         if not isfinite(size):
             raise MarginError(f"size must be finite, got {size}")
@@ -337,7 +502,7 @@ cdef class PositionBook:
         cdef Position saved = p[0]
         p.size = 0.0
         try:
-            self.set_leverage(asset, leverage, isolated=isolated)
+            self._set_leverage(asset, leverage, isolated)
         except MarginError:
             p[0] = saved
             raise
@@ -346,34 +511,69 @@ cdef class PositionBook:
         p.margin = margin
         if p.mark_px != p.mark_px and size != 0:
             p.mark_px = entry_px
+        if not _row_finite(p):
+            p[0] = saved
+            raise MarginError(f"a position of {size} at {entry_px} (mark {p.mark_px}) would "
+                              f"have a non-finite value; nothing changed")
         self._changed()
+        return 0
 
     def set_mark(self, Py_ssize_t asset, double price) -> None:
         """Move one asset's mark price; the derived values follow when next read."""
-        self._check_asset(asset)
-        if not (isfinite(price) and price > 0):
-            raise MarketDataError(f"mark price must be positive, got {price}")
-        self.rows[asset].mark_px = price
-        self._changed()
+        cdef Position trial
+        self._claim()
+        try:
+            self._check_asset(asset)
+            if not (isfinite(price) and price > 0):
+                raise MarketDataError(f"mark price must be positive, got {price}")
+            trial = self.rows[asset]
+            trial.mark_px = price
+            if not _row_finite(&trial):
+                raise MarketDataError(f"a mark of {price} would make asset {asset}'s value or "
+                                      f"uPnL non-finite; mark unchanged")
+            self.rows[asset].mark_px = price
+            self._changed()
+        finally:
+            self.busy = False
 
     def deposit(self, double amount) -> None:
         """Add USDC to the cross balance."""
-        if not (isfinite(amount) and amount > 0):
-            raise MarginError(f"deposit must be positive, got {amount}")
-        self.balance += amount
-        self._changed()
+        self._claim()
+        try:
+            if not (isfinite(amount) and amount > 0):
+                raise MarginError(f"deposit must be positive, got {amount}")
+            if not isfinite(self.cross_balance + amount):
+                raise MarginError(f"a deposit of {amount} would overflow the balance")
+            self.cross_balance += amount
+            self._changed()
+        finally:
+            self.busy = False
 
     def withdraw(self, double amount) -> None:
         """Take USDC from the cross balance, keeping the transfer margin requirement."""
-        if not (isfinite(amount) and amount > 0):
-            raise MarginError(f"withdrawal must be positive, got {amount}")
-        if amount > self.withdrawable:
-            raise MarginError(f"cannot withdraw {amount}: only {self.withdrawable} is withdrawable")
-        self.balance -= amount
-        self._changed()
+        self._claim()
+        try:
+            if not (isfinite(amount) and amount > 0):
+                raise MarginError(f"withdrawal must be positive, got {amount}")
+            withdrawable = self._withdrawable()
+            if amount > withdrawable:
+                raise MarginError(f"cannot withdraw {amount}: only {withdrawable} is withdrawable")
+            if not isfinite(self.cross_balance - amount):
+                raise MarginError(f"a withdrawal of {amount} would overflow the balance")
+            self.cross_balance -= amount
+            self._changed()
+        finally:
+            self.busy = False
 
     def update_isolated_margin(self, Py_ssize_t asset, double amount) -> None:
         """Move `amount` USDC into (or, negative, out of) an isolated position's margin."""
+        self._claim()
+        try:
+            self._update_isolated_margin(asset, amount)
+        finally:
+            self.busy = False
+
+    cdef int _update_isolated_margin(self, Py_ssize_t asset, double amount) except -1:
         self._check_asset(asset)
         self._refresh()
         cdef Position* p = &self.rows[asset]
@@ -381,26 +581,34 @@ cdef class PositionBook:
             raise MarginError(f"asset {asset} has no open isolated position")
         if not (isfinite(amount) and amount != 0):
             raise MarginError(f"margin change must be finite and non-zero, got {amount}")
-        if amount > self.withdrawable:
-            raise MarginError(f"cannot add {amount}: only {self.withdrawable} is free")
+        withdrawable = self._withdrawable()
+        if amount > withdrawable:
+            raise MarginError(f"cannot add {amount}: only {withdrawable} is free")
         if amount < 0 and p.margin + amount + p.unrealized_pnl < max(
                 p.initial_margin, TRANSFER_VALUE_FRACTION * p.position_value):
             raise MarginError(f"cannot remove {-amount}: the position must keep "
                               f"max(initial margin, 10% of its value)")
+        if not (isfinite(p.margin + amount) and isfinite(self.cross_balance - amount)):
+            raise MarginError(f"moving {amount} would overflow the margin or the balance")
         p.margin += amount
-        self.balance -= amount
+        self.cross_balance -= amount
         self._changed()
+        return 0
 
     def set_fee_rates(self, double taker_rate, double maker_rate) -> None:
-        _check_rates(taker_rate, maker_rate)
-        self.taker_rate = taker_rate
-        self.maker_rate = maker_rate
+        self._claim()
+        try:
+            _check_rates(taker_rate, maker_rate)
+            self.taker_rate = taker_rate
+            self.maker_rate = maker_rate
+        finally:
+            self.busy = False
 
     # ---------------------------------------------------------- recompute
 
     cdef inline void _changed(self) noexcept nogil:
         self.dirty = True
-        self.version += 1
+        self.changes += 1
 
     cdef int _refresh(self) except -1:
         if self.dirty:
@@ -460,7 +668,7 @@ cdef class PositionBook:
             p.initial_margin = initial
             p.maintenance_margin = maintenance
         self.totals = t
-        cdef double cross_equity = self.balance + t.cross_unrealized_pnl
+        cdef double cross_equity = self.cross_balance + t.cross_unrealized_pnl
         for i in range(n):
             p = &rows[i]
             size = p.size
@@ -477,19 +685,53 @@ cdef class PositionBook:
     # ------------------------------------------------------------ queries
 
     @property
+    def balance(self) -> float:
+        """Cross collateral in USDC: deposits and realized PnL less fees, funding, isolated
+        margin."""
+        if self.busy:
+            self._refuse()
+        return self.cross_balance
+
+    @property
+    def version(self) -> int:
+        """Bumped by every change: fills, marks, funding, leverage, transfers."""
+        if self.busy:
+            self._refuse()
+        return self.changes
+
+    @property
     def positions(self):
-        """The rows as a read-only POSITION_DTYPE array, derived fields up to date."""
-        self._refresh()
-        view = self.positions_array.view()
-        view.flags.writeable = False
-        return view
+        """A read-only copy of the rows (POSITION_DTYPE), derived fields up to date.
+
+        A copy, not a view: the book's own memory is touched only by a caller
+        holding it, and the copy stays as it was when read.
+        """
+        self._claim()
+        try:
+            self._refresh()
+            rows = self.positions_array.view(np.uint8).copy().view(POSITION_DTYPE)  # padding too
+        finally:
+            self.busy = False
+        rows.flags.writeable = False
+        return rows
+
+    def row(self, Py_ssize_t asset):
+        """A copy of one asset's row (a POSITION_DTYPE record), derived fields up to date."""
+        self._claim()
+        try:
+            self._check_asset(asset)
+            self._refresh()
+            return self.positions_array[asset:asset + 1].view(np.uint8).copy().view(
+                POSITION_DTYPE)[0]
+        finally:
+            self.busy = False
 
     @property
     def asset_count(self) -> int:
-        return self.count
+        return self.count           # fixed once __init__ has run
 
     def max_leverage_of(self, Py_ssize_t asset) -> int:
-        self._check_asset(asset)
+        self._check_asset(asset)    # the tiers never change once __init__ has run
         return int(self.max_leverage[asset])
 
     def maintenance_margin_for(self, Py_ssize_t asset, double notional) -> float:
@@ -499,54 +741,102 @@ cdef class PositionBook:
             raise MarginError(f"notional must be finite and >= 0, got {notional}")
         return maintenance_margin(&self.tiers, asset, notional)
 
-    @property
-    def cross_account_value(self) -> float:
-        """Balance plus the cross positions' uPnL."""
+    cdef double _cross_account_value(self) except? -1:
         self._refresh()
-        return self.balance + self.totals.cross_unrealized_pnl
+        return self.cross_balance + self.totals.cross_unrealized_pnl
 
-    @property
-    def account_value(self) -> float:
-        """Cross account value plus every isolated position's margin and uPnL."""
-        return self.cross_account_value + self.totals.isolated_equity
+    cdef double _account_value(self) except? -1:
+        return self._cross_account_value() + self.totals.isolated_equity
 
-    @property
-    def total_position_value(self) -> float:
-        self._refresh()
-        return self.totals.cross_position_value + self.totals.isolated_position_value
-
-    @property
-    def cross_position_value(self) -> float:
-        self._refresh()
-        return self.totals.cross_position_value
-
-    @property
-    def cross_initial_margin(self) -> float:
-        self._refresh()
-        return self.totals.cross_initial_margin
-
-    @property
-    def cross_maintenance_margin(self) -> float:
-        self._refresh()
-        return self.totals.cross_maintenance_margin
-
-    @property
-    def transfer_margin_required(self) -> float:
-        """What withdrawals must leave: max(cross initial margin, 10% of cross position value)."""
+    cdef double _transfer_margin_required(self) except? -1:
         self._refresh()
         return max(self.totals.cross_initial_margin,
                    TRANSFER_VALUE_FRACTION * self.totals.cross_position_value)
 
+    cdef double _withdrawable(self) except? -1:
+        return max(0.0, self._cross_account_value() - self._transfer_margin_required())
+
+    @property
+    def cross_account_value(self) -> float:
+        """Balance plus the cross positions' uPnL."""
+        self._claim()
+        try:
+            return self._cross_account_value()
+        finally:
+            self.busy = False
+
+    @property
+    def account_value(self) -> float:
+        """Cross account value plus every isolated position's margin and uPnL."""
+        self._claim()
+        try:
+            return self._account_value()
+        finally:
+            self.busy = False
+
+    @property
+    def total_position_value(self) -> float:
+        self._claim()
+        try:
+            self._refresh()
+            return self.totals.cross_position_value + self.totals.isolated_position_value
+        finally:
+            self.busy = False
+
+    @property
+    def cross_position_value(self) -> float:
+        self._claim()
+        try:
+            self._refresh()
+            return self.totals.cross_position_value
+        finally:
+            self.busy = False
+
+    @property
+    def cross_initial_margin(self) -> float:
+        self._claim()
+        try:
+            self._refresh()
+            return self.totals.cross_initial_margin
+        finally:
+            self.busy = False
+
+    @property
+    def cross_maintenance_margin(self) -> float:
+        self._claim()
+        try:
+            self._refresh()
+            return self.totals.cross_maintenance_margin
+        finally:
+            self.busy = False
+
+    @property
+    def transfer_margin_required(self) -> float:
+        """What withdrawals must leave: max(cross initial margin, 10% of cross position value)."""
+        self._claim()
+        try:
+            return self._transfer_margin_required()
+        finally:
+            self.busy = False
+
     @property
     def withdrawable(self) -> float:
-        return max(0.0, self.cross_account_value - self.transfer_margin_required)
+        self._claim()
+        try:
+            return self._withdrawable()
+        finally:
+            self.busy = False
 
     @property
     def cross_liquidatable(self) -> bool:
         """True when the cross account's equity is below its maintenance margin."""
-        self._refresh()
-        return self.totals.cross_position_value > 0 and self.balance \
-            + self.totals.cross_unrealized_pnl < self.totals.cross_maintenance_margin
+        self._claim()
+        try:
+            self._refresh()
+            return self.totals.cross_position_value > 0 and self.cross_balance \
+                + self.totals.cross_unrealized_pnl < self.totals.cross_maintenance_margin
+        finally:
+            self.busy = False
 
 
 # ----------------------------------------------------------------- fees

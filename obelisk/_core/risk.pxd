@@ -33,6 +33,7 @@ cdef enum:
     RISK_LIQUIDATION_DISTANCE = 18
     RISK_OPEN_ORDERS = 19
     RISK_RATE_LIMIT = 20
+    RISK_NON_FINITE_ACCOUNT = 21   # equity, margins or notionals not finite: fail closed
 
 # What the checks let through.
 cdef enum:
@@ -87,11 +88,9 @@ cdef class RiskChecks:
     cdef readonly double burst
     cdef double tokens
     cdef int64_t refilled_at
-    cdef public int state
-    """TradingState: ACTIVE, REDUCING or HALTED."""
-    cdef public bint kill_switch
-    """Engaged: every order is refused until it is released."""
-    cdef public int64_t open_orders
+    cdef int trading_state          # TradingState: ACTIVE, REDUCING or HALTED
+    cdef bint kill_engaged          # every order is refused until it is released
+    cdef int64_t resting_orders
     cdef readonly double peak_equity
     cdef readonly double day_start_equity
     cdef object clock
@@ -99,6 +98,18 @@ cdef class RiskChecks:
     """The number the last refused order broke its limit with."""
     cdef readonly double last_limit
     """The limit the last refused order broke."""
+    cdef bint busy
+    """Claimed by a caller: every other caller gets ConcurrentUseError."""
+    cdef bint initialized
+    cdef int _init(self, PositionBook book, per_asset, double max_total_notional,
+                   double max_leverage, double min_liquidation_distance,
+                   double daily_loss_limit, double max_drawdown, int64_t max_open_orders,
+                   double max_data_age_s, double orders_per_second, double burst,
+                   clock) except -1
+    cdef int _claim(self, bint with_book) except -1
+    cdef int _refuse(self) except -1
+    cdef inline int _check_idle(self) except -1
+    cdef object _check_batch(self, orders)
     cdef int64_t _now(self) except? -1
     cdef int _check(self, const RiskOrder* order, int64_t now) noexcept nogil
     cdef inline int _deny(self, int reason, double value, double limit) noexcept nogil

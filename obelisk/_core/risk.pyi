@@ -40,6 +40,7 @@ class RiskReason(IntEnum):
     LIQUIDATION_DISTANCE = 18
     OPEN_ORDERS = 19
     RATE_LIMIT = 20
+    NON_FINITE_ACCOUNT = 21
 
 @final
 class RiskChecks:

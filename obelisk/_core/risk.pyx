@@ -5,6 +5,15 @@ derived values are refreshed only after a fill, mark or funding changed it),
 so a decision costs well under a microsecond and is never stale. Orders that
 only reduce a position pass every limit but the kill switch, the halted
 state and the rate budget: a risk check must never block a stop-loss.
+
+A check fails closed: an account whose equity, margins or notionals are not
+finite (every comparison with NaN is false) refuses every order that is not
+reducing, with NON_FINITE_ACCOUNT.
+
+One user at a time: a check claims the RiskChecks and the PositionBook it
+reads, together and in one step, and releases both when done. While either
+is held by another thread (a fill being applied, another check) it raises
+ConcurrentUseError; while it runs, the book refuses fills, marks and reads.
 """
 
 from enum import IntEnum
@@ -25,7 +34,12 @@ from obelisk._core.position cimport (
 )
 
 from obelisk._core._records import as_records, struct_dtype
-from obelisk._core.errors import InvalidRiskLimitError, MarketDataError, UnknownAssetError
+from obelisk._core.errors import (
+    ConcurrentUseError,
+    InvalidRiskLimitError,
+    MarketDataError,
+    UnknownAssetError,
+)
 
 
 class TradingState(IntEnum):
@@ -65,6 +79,7 @@ class RiskReason(IntEnum):
     LIQUIDATION_DISTANCE = RISK_LIQUIDATION_DISTANCE
     OPEN_ORDERS = RISK_OPEN_ORDERS
     RATE_LIMIT = RISK_RATE_LIMIT
+    NON_FINITE_ACCOUNT = RISK_NON_FINITE_ACCOUNT
 
 
 cdef RiskOrder _order
@@ -95,6 +110,28 @@ cdef class RiskChecks:
                  double daily_loss_limit=INFINITY, double max_drawdown=INFINITY,
                  int64_t max_open_orders=1 << 62, double max_data_age_s=INFINITY,
                  double orders_per_second=INFINITY, double burst=INFINITY, clock=None) -> None:
+        if self.initialized:      # a second call could leave the checks sized for another book
+            raise RuntimeError("RiskChecks.__init__ must not be called twice")
+        self.initialized = True
+        try:
+            self._init(book, per_asset, max_total_notional, max_leverage,
+                       min_liquidation_distance, daily_loss_limit, max_drawdown, max_open_orders,
+                       max_data_age_s, orders_per_second, burst, clock)
+        except BaseException:
+            self.initialized = False
+            raise
+        self.busy = False
+
+    def __cinit__(self):
+        self.busy = True            # refused until __init__ has run
+
+    cdef int _init(self, PositionBook book, per_asset, double max_total_notional,
+                   double max_leverage, double min_liquidation_distance,
+                   double daily_loss_limit, double max_drawdown, int64_t max_open_orders,
+                   double max_data_age_s, double orders_per_second, double burst,
+                   clock) except -1:
+        if book is None:
+            raise TypeError("RiskChecks needs a PositionBook, got None")
         self.book = book
         self.count = book.asset_count
         arrays = {}
@@ -145,11 +182,71 @@ cdef class RiskChecks:
         self.clock = clock
         self.tokens = self.burst
         self.refilled_at = self._now()
-        self.state = STATE_ACTIVE
-        self.kill_switch = False
-        self.open_orders = 0
+        self.trading_state = STATE_ACTIVE
+        self.kill_engaged = False
+        self.resting_orders = 0
         self.peak_equity = book.account_value
         self.day_start_equity = self.peak_equity
+        return 0
+
+    # ------------------------------------------------------ one user at a time
+
+    cdef int _claim(self, bint with_book) except -1:
+        """Check and claim these checks (and the book they read) in one step, GIL held."""
+        if self.busy or (with_book and self.book.busy):
+            self._refuse()
+        self.busy = True
+        if with_book:
+            self.book.busy = True
+        return 0
+
+    cdef int _refuse(self) except -1:
+        if not self.initialized:
+            raise RuntimeError("RiskChecks.__init__ has not run")
+        raise ConcurrentUseError(
+            "these RiskChecks, or the PositionBook they read, are in use by another thread; "
+            "use them from one thread at a time")
+
+    cdef inline int _check_idle(self) except -1:
+        if self.busy:
+            self._refuse()
+        return 0
+
+    @property
+    def state(self) -> int:
+        """TradingState: ACTIVE, REDUCING or HALTED."""
+        self._check_idle()
+        return self.trading_state
+
+    @state.setter
+    def state(self, value) -> None:
+        cdef int state = value
+        self._check_idle()
+        self.trading_state = state
+
+    @property
+    def kill_switch(self) -> bool:
+        """Engaged: every order is refused until it is released."""
+        self._check_idle()
+        return self.kill_engaged
+
+    @kill_switch.setter
+    def kill_switch(self, value) -> None:
+        cdef bint engaged = value
+        self._check_idle()
+        self.kill_engaged = engaged
+
+    @property
+    def open_orders(self) -> int:
+        """Resting orders of the account, as the order tracker counts them."""
+        self._check_idle()
+        return self.resting_orders
+
+    @open_orders.setter
+    def open_orders(self, value) -> None:
+        cdef int64_t count = value
+        self._check_idle()
+        self.resting_orders = count
 
     cdef int64_t _now(self) except? -1:
         return PyTime_MonotonicRaw() if self.clock is None else self.clock()
@@ -164,36 +261,50 @@ cdef class RiskChecks:
                 isfinite(oracle) and oracle > 0)):
             raise MarketDataError(
                 f"mark and oracle prices must be positive, got {mark}, {oracle}")
-        self.marks[asset] = mark
-        self.oracles[asset] = oracle
-        self.mark_times[asset] = self._now()
+        self._claim(False)
+        try:
+            self.marks[asset] = mark
+            self.oracles[asset] = oracle
+            self.mark_times[asset] = self._now()
+        finally:
+            self.busy = False
 
     def reset_daily(self, equity=None) -> None:
         """Start a new trading day (and drawdown peak) from `equity` or the account value now."""
-        value = self.book.account_value if equity is None else float(equity)
-        if not isfinite(value):
-            raise InvalidRiskLimitError(f"equity must be finite, got {value}")
-        self.day_start_equity = value
-        self.peak_equity = value
+        cdef double value = NAN if equity is None else float(equity)
+        self._claim(True)
+        try:
+            if equity is None:
+                value = self.book._account_value()
+            if not isfinite(value):
+                raise InvalidRiskLimitError(f"equity must be finite, got {value}")
+            self.day_start_equity = value
+            self.peak_equity = value
+        finally:
+            self.busy = self.book.busy = False
 
     # --------------------------------------------------------------- checks
 
     def check(self, Py_ssize_t asset, int side, double size, double price,
               double trigger_price=0.0, int flags=0) -> int:
         """The RiskReason code of one order (0 when it may be sent); the budget is consumed."""
-        if not 0 <= asset < self.count:
-            self.last_value = asset
-            self.last_limit = self.count
-            return RISK_UNKNOWN_ASSET
         cdef RiskOrder order
-        order.asset = <int32_t> asset
-        order.side = 1 if side > 0 else (-1 if side < 0 else 0)
-        order.size = size
-        order.price = price
-        order.trigger_price = trigger_price
-        order.flags = <uint8_t> flags if 0 <= flags < 256 else 255
-        self.book._refresh()
-        return self._check(&order, self._now())
+        self._claim(True)
+        try:
+            if not 0 <= asset < self.count:
+                self.last_value = asset
+                self.last_limit = self.count
+                return RISK_UNKNOWN_ASSET
+            order.asset = <int32_t> asset
+            order.side = 1 if side > 0 else (-1 if side < 0 else 0)
+            order.size = size
+            order.price = price
+            order.trigger_price = trigger_price
+            order.flags = <uint8_t> flags if 0 <= flags < 256 else 255
+            self.book._refresh()
+            return self._check(&order, self._now())
+        finally:
+            self.busy = self.book.busy = False
 
     def check_batch(self, orders) -> np.ndarray:
         """RiskReason codes (uint8) of a RISK_ORDER_DTYPE array.
@@ -201,6 +312,13 @@ cdef class RiskChecks:
         Each order is judged as if every allowed order before it in the batch
         had filled in full: limits hold for the batch as a whole.
         """
+        self._claim(True)
+        try:
+            return self._check_batch(orders)
+        finally:
+            self.busy = self.book.busy = False
+
+    cdef object _check_batch(self, orders):
         orders = as_records(orders, RISK_ORDER_DTYPE, "orders", "obelisk.RISK_ORDER_DTYPE")
         cdef Py_ssize_t n = len(orders)
         out = np.zeros(n, dtype=np.uint8)
@@ -238,9 +356,9 @@ cdef class RiskChecks:
                 or not (isfinite(o.trigger_price) and o.trigger_price >= 0) \
                 or o.flags & ~(FLAG_REDUCE_ONLY | FLAG_PROTECTIVE | FLAG_IMMEDIATE):
             return self._deny(RISK_INVALID_ORDER, o.size, 0.0)
-        if self.kill_switch:
+        if self.kill_engaged:
             return self._deny(RISK_KILL_SWITCH, 0.0, 0.0)
-        if self.state == STATE_HALTED:
+        if self.trading_state == STATE_HALTED:
             return self._deny(RISK_HALTED, 0.0, 0.0)
         cdef Position* p = &self.book.rows[o.asset]
         cdef double held = p.size + self.pending[o.asset]
@@ -259,20 +377,27 @@ cdef class RiskChecks:
         if mark != mark or now - self.mark_times[o.asset] > self.max_data_age_ns:
             return self._deny(RISK_STALE_MARKET_DATA, (now - self.mark_times[o.asset]) / 1e9,
                               self.max_data_age_ns / 1e9)
-        if self.state == STATE_REDUCING:
+        if self.trading_state == STATE_REDUCING:
             return self._deny(RISK_REDUCING_ONLY, fabs(after), fabs(held))
         cdef const Totals* t = &self.book.totals
-        cdef double cross_equity = self.book.balance + t.cross_unrealized_pnl
+        cdef double cross_equity = self.book.cross_balance + t.cross_unrealized_pnl
         cdef double equity = cross_equity + t.isolated_equity
+        # Fail closed: every comparison with NaN is false, so a NaN account would pass them
+        # all. x * 0 is 0 for finite x, NaN otherwise.
+        if (equity * 0.0 + t.cross_position_value * 0.0 + t.isolated_position_value * 0.0
+                + t.cross_initial_margin * 0.0 + t.cross_maintenance_margin * 0.0
+                + p.unrealized_pnl * 0.0 + p.maintenance_margin * 0.0 + p.margin * 0.0
+                + self.peak_equity * 0.0 + self.day_start_equity * 0.0) != 0.0:
+            return self._deny(RISK_NON_FINITE_ACCOUNT, equity, 0.0)
         if equity > self.peak_equity:
             self.peak_equity = equity
         if self.day_start_equity - equity > self.daily_loss_limit:
-            self.state = STATE_REDUCING
+            self.trading_state = STATE_REDUCING
             return self._deny(RISK_DAILY_LOSS, self.day_start_equity - equity,
                               self.daily_loss_limit)
         if self.peak_equity > 0 and (self.peak_equity - equity) / self.peak_equity \
                 > self.max_drawdown:
-            self.state = STATE_REDUCING
+            self.trading_state = STATE_REDUCING
             return self._deny(RISK_DRAWDOWN, (self.peak_equity - equity) / self.peak_equity,
                               self.max_drawdown)
         cdef double band = self.price_band[o.asset]
@@ -297,6 +422,8 @@ cdef class RiskChecks:
         cdef double value_held = fabs(held) * mark
         cdef double total_after = t.cross_position_value + t.isolated_position_value \
             + self.pending_value - value_held + value_after
+        if total_after * 0.0 != 0.0:
+            return self._deny(RISK_NON_FINITE_ACCOUNT, total_after, 0.0)
         if total_after > self.max_total_notional:
             return self._deny(RISK_TOTAL_NOTIONAL, total_after, self.max_total_notional)
         if equity <= 0 or total_after > self.max_leverage * equity:
@@ -307,6 +434,8 @@ cdef class RiskChecks:
         cdef double cross_im_after = cross_im + (value_after - value_held) / p.leverage
         cdef double free = cross_equity - max(cross_im, 0.1 * t.cross_position_value)
         cdef double needed
+        if cross_im_after * 0.0 + free * 0.0 != 0.0:
+            return self._deny(RISK_NON_FINITE_ACCOUNT, cross_im_after, free)
         if p.isolated:
             needed = grown * o.price / p.leverage if grown > 0 else 0.0
             if needed > free:
@@ -317,7 +446,7 @@ cdef class RiskChecks:
             needed = self._distance_after(o, p, held, after, mark, cross_equity)
             if needed < self.min_liquidation_distance:
                 return self._deny(RISK_LIQUIDATION_DISTANCE, needed, self.min_liquidation_distance)
-        cdef int64_t open_after = self.open_orders + self.pending_open + 1
+        cdef int64_t open_after = self.resting_orders + self.pending_open + 1
         if not o.flags & FLAG_IMMEDIATE and open_after > self.max_open_orders:
             return self._deny(RISK_OPEN_ORDERS, open_after, self.max_open_orders)
         verdict = self._take_token(now)

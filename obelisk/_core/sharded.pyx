@@ -43,7 +43,7 @@ def process_sharded(books, events, selections, run_in_parallel, Py_ssize_t merge
     ----------
     books : sequence of OrderBook
         Distinct books, held for the whole call: any other use of one of them
-        meanwhile raises RuntimeError.
+        meanwhile raises ConcurrentUseError.
     events : numpy array of EVENT_DTYPE
     selections : sequence of callables, one per book
         Each returns the positions (ascending integers) of its book's events in
@@ -96,7 +96,7 @@ def process_sharded(books, events, selections, run_in_parallel, Py_ssize_t merge
                          for lo, hi in zip(bounds, bounds[1:])])
     finally:
         for book in held:
-            book.busy = False
+            book._release()
     return BatchResult(results, merge.fills, merge.order_events)
 
 

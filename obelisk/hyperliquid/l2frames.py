@@ -14,6 +14,8 @@ import orjson
 from obelisk._core.errors import MarketDataError
 from obelisk._core.l2 import L2Book, apply_hyperliquid_l2_frame
 
+_MAX_TIME = 2**63 - 1   # the book keeps times as int64
+
 
 def apply_l2_message(book: L2Book, raw: bytes | bytearray | memoryview | str) -> bool:
     """Apply a Hyperliquid ``l2Book`` message to `book`; False if it is older than the book.
@@ -46,6 +48,6 @@ def apply_l2_json(book: L2Book, raw: bytes | bytearray | memoryview | str) -> bo
     if expected is not None and coin != expected:
         raise MarketDataError(f"l2Book message is for {coin!r}, the book is for {expected!r}")
     time = message.get("time", 0)
-    if not isinstance(time, int) or isinstance(time, bool) or time < 0:
-        raise MarketDataError(f"l2Book time must be a non-negative integer, got {time!r}")
+    if not isinstance(time, int) or isinstance(time, bool) or not 0 <= time <= _MAX_TIME:
+        raise MarketDataError(f"l2Book time must be an integer 0..2**63-1, got {time!r}")
     return bool(book.apply_levels(message["levels"], time=time))

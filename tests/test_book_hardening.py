@@ -1,0 +1,293 @@
+"""OrderBook under adversarial use: threads sharing one book, non-integer
+arguments, chosen order ids, and deep books meeting small orders (issue 13)."""
+
+import subprocess
+import sys
+import textwrap
+from decimal import Decimal
+
+import numpy as np
+import pytest
+
+from obelisk import (
+    EVENT_DTYPE,
+    FILL_DTYPE,
+    ORDER_EVENT_DTYPE,
+    EventKind,
+    OrderBook,
+    OrderStatus,
+    Side,
+)
+from obelisk._core.sharded import process_sharded
+from obelisk.errors import ConcurrentUseError, InvalidOrderError
+
+BUY, SELL = Side.BUY, Side.SELL
+
+
+# ------------------------------------------------------- one user at a time
+
+_RACE = textwrap.dedent("""
+    import sys, threading, time
+    import numpy as np
+    from obelisk import EVENT_DTYPE, EventKind, OrderBook, Side
+    from obelisk.errors import ConcurrentUseError
+
+    sys.setswitchinterval(1e-5)
+    book = OrderBook(64)
+    n = 4000
+    adds = np.zeros(n, dtype=EVENT_DTYPE)
+    adds["kind"] = EventKind.LIMIT
+    adds["oid"] = np.arange(1, n + 1)
+    adds["side"] = np.arange(n) % 2
+    adds["price"] = np.where(adds["side"] == Side.BUY, 1000 - np.arange(n) % 50,
+                             1001 + np.arange(n) % 50)
+    adds["qty"] = 1
+    cancels = adds.copy()
+    cancels["kind"] = EventKind.CANCEL
+    stop = time.monotonic() + float(sys.argv[1])
+    refused = [0]
+    other = []
+
+    def batches():
+        while time.monotonic() < stop:
+            for events in (adds, cancels):
+                try:
+                    book.process(events)
+                except ConcurrentUseError:
+                    refused[0] += 1
+
+    def readers():
+        oid = 10**9
+        calls = (book.orders, book.snapshot, book.bbo, lambda: book.depth(Side.BUY, 100),
+                 book.last_fills, lambda: len(book), lambda: book.memory_usage(),
+                 lambda: book.add(oid, Side.BUY, 1, 1), lambda: book.cancel(oid),
+                 lambda: 5 in book, lambda: book.order(7), book.check_integrity)
+        while time.monotonic() < stop:
+            for call in calls:
+                try:
+                    call()
+                except ConcurrentUseError:
+                    refused[0] += 1
+                except Exception as exc:  # only the refusal is allowed
+                    if not (call is calls[8] and type(exc).__name__ == "UnknownOrderError"):
+                        other.append(repr(exc))
+            oid += 1
+
+    threads = [threading.Thread(target=batches), threading.Thread(target=readers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    book.check_integrity()
+    assert not other, other[:5]
+    assert refused[0] > 0, "the threads never overlapped"
+    print("refused", refused[0])
+""")
+
+
+def test_two_threads_on_one_book_get_concurrent_use_errors_never_corruption():
+    # A subprocess, so that heap corruption (the failure before the fix) fails
+    # this test instead of killing pytest.
+    done = subprocess.run([sys.executable, "-c", _RACE, "2.0"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, (done.returncode, done.stdout[-2000:], done.stderr[-2000:])
+    assert done.stdout.startswith("refused")
+
+
+def test_a_held_book_refuses_every_entry_point():
+    book = OrderBook(8)
+    book.add(1, SELL, 100, 2)
+    calls = {
+        "add": lambda: book.add(2, BUY, 90, 1), "market": lambda: book.market(3, BUY, 1),
+        "cancel": lambda: book.cancel(1), "modify": lambda: book.modify(1, 101, 1),
+        "process": lambda: book.process(np.zeros(0, dtype=EVENT_DTYPE)),
+        "orders": book.orders, "snapshot": book.snapshot, "bbo": book.bbo,
+        "best_bid": book.best_bid, "best_ask_qty": book.best_ask_qty, "spread": book.spread,
+        "mid": book.mid, "depth": lambda: book.depth(SELL),
+        "size_at": lambda: book.size_at(SELL, 100),
+        "order": lambda: book.order(1), "queue_ahead": lambda: book.queue_ahead(1),
+        "contains": lambda: 1 in book, "len": lambda: len(book),
+        "order_count": lambda: book.order_count, "sequence": lambda: book.sequence,
+        "last_status": lambda: book.last_status, "last_fills": book.last_fills,
+        "last_order_events": book.last_order_events, "reserve": lambda: book.reserve(4, 4),
+        "pool_stats": book.pool_stats, "memory_usage": book.memory_usage,
+        "check_integrity": book.check_integrity, "init": lambda: book.__init__(8),
+    }
+    refused = []
+
+    def run_in_parallel(tasks):
+        if not refused:
+            for name, call in calls.items():
+                with pytest.raises(ConcurrentUseError, match="another thread"):
+                    call()
+                refused.append(name)
+        return [task() for task in tasks]
+
+    process_sharded([book], np.zeros(0, dtype=EVENT_DTYPE), [list], run_in_parallel)
+    assert refused == list(calls)
+    assert book.bbo() == (None, 0, 100, 2)       # released afterwards
+    book.check_integrity()
+
+
+# --------------------------------------------------------- integer arguments
+
+@pytest.mark.parametrize("bad", [100.99, np.float64(100.0), Decimal("100"), "100", None])
+@pytest.mark.parametrize("call", [
+    lambda b, x: b.add(x, BUY, 100, 1), lambda b, x: b.add(3, BUY, x, 1),
+    lambda b, x: b.add(3, BUY, 100, x), lambda b, x: b.add(3, BUY, 100, 1, owner=x),
+    lambda b, x: b.add(3, x, 100, 1), lambda b, x: b.market(x, BUY, 1),
+    lambda b, x: b.market(3, BUY, x), lambda b, x: b.market(3, BUY, 1, protection_price=x),
+    lambda b, x: b.cancel(x), lambda b, x: b.modify(x, 90, 1), lambda b, x: b.modify(1, x, 1),
+    lambda b, x: b.modify(1, 90, x), lambda b, x: b.order(x), lambda b, x: b.queue_ahead(x),
+    lambda b, x: b.size_at(BUY, x), lambda b, x: x in b,
+], ids=["add.oid", "add.price", "add.qty", "add.owner", "add.side", "market.oid", "market.qty",
+        "market.protection", "cancel.oid", "modify.oid", "modify.price", "modify.qty",
+        "order.oid", "queue_ahead.oid", "size_at.price", "contains.oid"])
+def test_non_integer_arguments_raise_type_error_and_change_nothing(call, bad):
+    book = OrderBook(8)
+    book.add(1, BUY, 100, 5)
+    before = book.snapshot()
+    with pytest.raises(TypeError, match="must be an integer"):
+        call(book, bad)
+    assert book.snapshot() == before
+
+
+def test_fractional_prices_and_ids_are_not_truncated():
+    book = OrderBook(8)
+    book.add(1, BUY, 90, 5)
+    with pytest.raises(TypeError):
+        book.add(3, SELL, 100.99, 7.8)
+    with pytest.raises(TypeError):
+        book.cancel(1.9)
+    assert len(book) == 1 and book.order(1).qty == 5
+
+
+@pytest.mark.parametrize("nan", [float("nan"), np.float64("nan"), Decimal("NaN")])
+def test_a_nan_id_raises_invalid_order_error(nan):
+    book = OrderBook(8)
+    with pytest.raises(InvalidOrderError, match="NaN"):
+        book.add(nan, BUY, 100, 1)
+    with pytest.raises(InvalidOrderError, match="NaN"):
+        book.cancel(nan)
+    assert len(book) == 0
+
+
+def test_numpy_integers_and_enums_are_accepted():
+    book = OrderBook(8)
+    assert book.add(np.int64(1), np.uint8(BUY), np.int32(100), np.uint64(3), tif=np.int8(0),
+                    owner=np.uint32(7)) == OrderStatus.RESTED
+    assert book.add(2, Side.SELL, 101, True) == OrderStatus.RESTED
+    assert book.modify(np.int16(1), np.int64(100), np.int64(2)) == OrderStatus.MODIFIED
+    assert book.order(np.int64(1)).owner == 7 and np.int32(2) in book
+    assert book.cancel(np.int64(1)) == 2
+    with pytest.raises(OverflowError):
+        book.add(5, BUY, 100, 1, owner=2**32)
+    with pytest.raises(OverflowError):
+        book.add(2**63, BUY, 100, 1)
+
+
+# ------------------------------------------------------------- id flooding
+
+_OLD_MULTIPLIER = 0x9E3779B97F4A7C15
+
+
+def _ids_colliding_under_the_old_hash(count):
+    """Ids whose old hash, (id * 0x9E37...) >> 32, is one value: one home, one fingerprint."""
+    inverse = pow(_OLD_MULTIPLIER, -1, 2**64)
+    ids = []
+    low = 0
+    while len(ids) < count:
+        oid = (((0x5EED << 32) | low) * inverse) % 2**64
+        low += 1
+        if 0 < oid < 2**63:
+            assert ((oid * _OLD_MULTIPLIER) % 2**64) >> 32 == 0x5EED
+            ids.append(oid)
+    return ids
+
+
+def _fill_and_empty(ids):
+    book = OrderBook(1024)
+    assert book._id_index_max_probe() == 0
+    for k, oid in enumerate(ids):
+        book.add(oid, BUY, 1000 + k % 100, 1)
+    longest = book._id_index_max_probe()
+    for oid in ids[::2]:
+        assert book.cancel(oid) == 1
+    book.check_integrity()
+    for oid in ids[1::2]:
+        assert book.cancel(oid) == 1
+    assert len(book) == 0
+    return longest
+
+
+def test_chosen_ids_cannot_flood_the_id_index():
+    chosen = _fill_and_empty(_ids_colliding_under_the_old_hash(100_000))
+    rng = np.random.default_rng(13)
+    random = _fill_and_empty(rng.choice(2**62, 100_000, replace=False).tolist())
+    # Unkeyed, every chosen id shares one home: a probe of up to 100,000
+    # buckets. Keyed, both sets probe a few dozen at most.
+    assert random < 100 and chosen < 100, (chosen, random)
+
+
+def test_the_hash_key_is_not_part_of_the_books_state():
+    ids = _ids_colliding_under_the_old_hash(500)
+    books = [OrderBook(16), OrderBook(16)]
+    for book in books:
+        for k, oid in enumerate(ids):
+            book.add(oid, SELL if k % 2 else BUY, 500 + (k % 7) if k % 2 else 400 - k % 7, 1 + k)
+        book.cancel(ids[10])
+    assert books[0].snapshot() == books[1].snapshot()
+    again = OrderBook.restore(books[0].snapshot())
+    assert again.snapshot() == books[0].snapshot()
+    assert all(oid in again for oid in ids if oid != ids[10])
+
+
+# ----------------------------------------------- tapes sized by the order
+
+def _deep_book(orders, owner=0):
+    book = OrderBook(orders)
+    for k in range(orders):               # one by one: each call starts the tapes afresh
+        book.add(k + 1, SELL, 1000 + k // 4, 2, owner=owner)   # four orders a level
+    return book
+
+
+_SMALL_TAPES = 64 * 1024
+
+
+@pytest.mark.parametrize("owner", [0, 9])
+def test_a_small_order_against_a_deep_book_reserves_small_tapes(owner):
+    book = _deep_book(200_000, owner=1)
+    assert book.memory_usage()["tapes"] < _SMALL_TAPES
+    assert book.market(900_001, BUY, 3, owner=owner) == OrderStatus.FILLED
+    assert book.last_fill_count == 2
+    assert book.add(900_002, BUY, 900, 10**9, owner=owner) == OrderStatus.RESTED  # no cross
+    events = np.zeros(1, dtype=EVENT_DTYPE)
+    events[["oid", "price", "qty", "owner", "kind", "side"]] = (
+        900_003, 1001, 5, owner, EventKind.LIMIT, BUY)
+    assert book.process(events).results["filled_qty"].tolist() == [5]
+    assert book.memory_usage()["tapes"] < _SMALL_TAPES
+    book.check_integrity()
+
+
+def test_a_sweep_reserves_what_it_trades_not_the_side():
+    book = _deep_book(200_000)
+    assert book.market(900_001, BUY, 2_000) == OrderStatus.FILLED    # 1,000 makers
+    assert book.last_fill_count == 1_000
+    assert book.memory_usage()["tapes"] < 4_000 * (FILL_DTYPE.itemsize + ORDER_EVENT_DTYPE.itemsize)
+    fills, events = book._tape_capacity()
+    assert 1_000 <= fills < 4_000 and events < 4_000
+
+
+def test_self_trade_cancels_beyond_the_initial_tape_are_all_recorded():
+    # 600 own orders at the touch (more than the tapes start with), then others.
+    book = OrderBook(2048)
+    for k in range(600):
+        book.add(k + 1, SELL, 100, 1, owner=5)
+    for k in range(600):
+        book.add(1000 + k, SELL, 101, 1, owner=6)
+    assert book.market(9999, BUY, 700, owner=5) == OrderStatus.CANCELLED
+    events = book.last_order_events()
+    assert len(events) == 601 and book.last_fill_count == 600
+    assert events["oid"][:600].tolist() == list(range(1, 601))
+    assert len(book) == 0
+    book.check_integrity()
