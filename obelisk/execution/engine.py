@@ -182,9 +182,7 @@ class TradingEngine:
         """Apply what the venue reported since the last call (late fills, fills that others'
         orders caused), then send the batch if its oldest order has waited
         `max_batch_wait_ms`."""
-        report = self.venue.collect()
-        if report is not None:
-            self._apply_later(report)
+        self._collect()
         if self._count and self.clock_ns() - self._born[0] >= self.max_batch_wait_ns:
             self.flush()
 
@@ -330,8 +328,11 @@ class TradingEngine:
         self._open.difference_update(report.removed_oids.tolist())
         self.risk.set_open_orders(len(self._open))
 
-    def _apply_later(self, report: BatchReport) -> None:
+    def _collect(self) -> None:
         """Activity reported after its batch: applied, traced and told as a batch's is."""
+        report = self.venue.collect()
+        if report is None:
+            return
         self._apply(report)
         self._forget(report)
         if self.store is not None and len(report.fills):
@@ -403,8 +404,6 @@ class TradingEngine:
     def close(self) -> None:
         """Send what is queued, apply what the venue still has to report, flush the traces."""
         self.flush()
-        report = self.venue.collect()
-        if report is not None:
-            self._apply_later(report)
+        self._collect()
         if self.store is not None:
             self.store.flush()

@@ -14,7 +14,7 @@ module imports neither.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal, Protocol
 
 import numpy as np
@@ -148,9 +148,8 @@ class BatchReport:
         """One report of several, in order (results of successive batches are appended)."""
         if len(reports) == 1:
             return reports[0]
-        return cls(*(np.concatenate([getattr(r, name) for r in reports])
-                     for name in ("results", "fills", "fees", "fill_oids", "removed_oids",
-                                  "done_oids")))
+        return cls(*(np.concatenate([getattr(r, f.name) for r in reports])
+                     for f in fields(cls)))
 
     @property
     def has_activity(self) -> bool:

@@ -11,6 +11,7 @@ the core's ALO; the engine enforces reduce-only.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -41,15 +42,9 @@ class SimBatchVenue:
         """Match the account's events in input order; the report also carries what
         other participants' orders did to the account since the last report."""
         self.executed += len(events)
-        now = self._match(events)
-        if not self._unreported:
-            return now
-        earlier = BatchReport.concat(self._unreported)
+        reports = [*self._unreported, self._match(events)]
         self._unreported.clear()
-        return BatchReport(now.results, *(np.concatenate([getattr(earlier, name),
-                                                           getattr(now, name)])
-                                          for name in ("fills", "fees", "fill_oids",
-                                                       "removed_oids", "done_oids")))
+        return BatchReport.concat(reports)
 
     def collect(self) -> BatchReport | None:
         if not self._unreported:
@@ -63,9 +58,7 @@ class SimBatchVenue:
         for the next report."""
         report = self._match(events)
         if report.has_activity:
-            self._unreported.append(BatchReport(report.results[:0], report.fills, report.fees,
-                                                report.fill_oids, report.removed_oids,
-                                                report.done_oids))
+            self._unreported.append(replace(report, results=report.results[:0]))
 
     def _match(self, events: np.ndarray) -> BatchReport:
         out = self.matcher.process(events)
