@@ -94,7 +94,9 @@ def agree(bot, venue_):
     for coin in ("BTC", "ETH"):
         ours = bot.portfolio.position(coin)
         venue_position = theirs.get(coin)
-        assert ours.size == (venue_position.size if venue_position else 0.0)
+        # fills applied in another order than the venue's may differ in the last bit
+        assert ours.size == pytest.approx(venue_position.size if venue_position else 0.0,
+                                          rel=1e-12, abs=1e-12)
         if venue_position:
             assert ours.entry_px == pytest.approx(venue_position.entry_px, rel=1e-12)
             assert (ours.leverage, ours.isolated) == (venue_position.leverage,
@@ -207,7 +209,7 @@ def test_dry_run_plans_and_changes_nothing():
     report = run(bot.recovery(dry_run=True, risk=risk, stop_distance=0.05).reconcile())
     assert report.planned and not report.executed and not report.passed
     assert len(run(v.open_orders())) == 1 and v.calls["cancel"] == 0
-    assert risk.state == TradingState.HALTED
+    assert risk.state == TradingState.ACTIVE             # a dry run changes nothing at all
 
 
 def test_a_failed_action_keeps_trading_halted_until_a_later_pass():
@@ -278,7 +280,8 @@ def test_a_stop_placed_just_before_a_crash_is_adopted_not_duplicated():
     bot = Bot(v, journal)
     run(bot.send(OrderRequest("BTC", True, 1.0, 60_100, tif="Ioc")))
     recovery = bot.recovery(stop_distance=0.05)
-    stop = recovery._stop_for(run(v.positions())[0])
+    position = run(v.positions())[0]
+    stop = recovery._stop_for(position, abs(position.size)).request(0)
     run(v.place(stop))                                     # placed; the ledger never heard
     restarted = Bot.restarted(v, journal)
     report = run(restarted.recovery(stop_distance=0.05).reconcile())

@@ -79,10 +79,15 @@ class OrderLedger:
         self.orders.pop(oid, None)
         self.closed[oid] = ClosedOrder(oid, status)
 
-    def fill_applied(self, fill: VenueFill) -> None:
+    def fill_applied(self, fill: VenueFill) -> bool:
+        """Journal a fill about to be applied; False (and nothing written) if its tid is
+        already known, so that no fill is ever applied twice."""
+        if fill.tid in self.fill_ids:
+            return False
         self._write(FILL_APPLIED, asdict(fill))
         self.fill_ids.add(fill.tid)
         self.checkpoint_ms = max(self.checkpoint_ms, fill.time_ms)
+        return True
 
     def knows_fill(self, tid: int) -> bool:
         return tid in self.fill_ids
@@ -100,8 +105,7 @@ class OrderLedger:
                 ledger.order_closed(payload["oid"], payload["status"])
             elif kind == FILL_APPLIED:
                 fill = VenueFill(**payload)
-                if not ledger.knows_fill(fill.tid):
-                    ledger.fill_applied(fill)
+                if ledger.fill_applied(fill):
                     fills.append(fill)
         ledger._journal = journal
         return ledger, fills

@@ -66,6 +66,12 @@ class HyperliquidVenue:
             out.append(VenuePosition(p.coin, p.szi, entry, p.leverage.value, isolated, margin))
         return out
 
+    async def balance(self) -> float:
+        state = await self.info.clearinghouse_state(self.user)
+        return state.margin_summary.account_value \
+            - sum(p.margin_used for p in state.positions if p.leverage.type == "isolated") \
+            - sum(p.unrealized_pnl for p in state.positions if p.leverage.type != "isolated")
+
     async def open_orders(self) -> list[VenueOrder]:
         return [VenueOrder(o.oid, o.coin, o.side == "B", o.sz, o.limit_px,
                            bool(o.reduce_only), o.trigger_px if o.is_trigger else None, o.cloid)

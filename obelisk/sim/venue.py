@@ -162,6 +162,10 @@ class SimVenue:
                 for p in self._portfolio.open_positions()]
 
     @_venue_call
+    async def balance(self) -> float:
+        return self._portfolio.balance
+
+    @_venue_call
     async def open_orders(self) -> list[VenueOrder]:
         return [VenueOrder(o.oid, o.coin, o.is_buy, self._size(o.coin, o.left), o.request.price,
                            o.request.reduce_only, o.request.trigger_px, o.request.cloid)
