@@ -1,0 +1,937 @@
+"""The local exchange: accounts, books, orders, fills, funding and liquidation in one place.
+
+`LocalExchange` is a synchronous state machine. The network layer hands it
+decoded JSON (`info`, `act`) and calls `step` as time passes; it answers in
+Hyperliquid's shapes and texts, and tells its listeners what changed
+(`obelisk.server.events`). Matching runs on obelisk's compiled order book, one
+per coin; each account is an obelisk `Portfolio`, so margin, liquidation prices
+and funding follow the same rules as the rest of the library.
+
+Every request is decoded completely before anything changes: a malformed body
+raises `Undecodable` (HTTP 422) and a refused action answers
+``{"status": "err"}``, both with no effect. Orders of one batch are judged one
+by one, as the exchange does.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any
+
+from obelisk._core.book import OrderBook, OrderEventKind, OrderStatus, Side, TimeInForce
+from obelisk.errors import InstrumentError, ObeliskError
+from obelisk.fees import FeeRates
+from obelisk.instruments import Instrument, InstrumentTable, Rounding
+from obelisk.portfolio import Portfolio
+from obelisk.server.auth import USER_SIGNED, Rejected, Signers
+from obelisk.server.clock import Clock, SimClock
+from obelisk.server.decode import (
+    DECODERS,
+    OrderSpec,
+    Undecodable,
+    decode_user_signed,
+    envelope,
+    parse_address,
+    usdc_amount,
+)
+from obelisk.server.events import (
+    BookChanged,
+    Event,
+    Liquidation,
+    NonUserCancel,
+    OrderUpdates,
+    Trades,
+    UserFills,
+    UserFunding,
+)
+from obelisk.server.market import DEFAULT_COINS, Oracle, listings, maker_quotes
+from obelisk.server.records import Order, Wire, direction, fill_wire, num
+
+MIN_NOTIONAL = 10.0
+ORACLE_BAND = 0.8                        # a limit price may be at most 80 % from the oracle
+REQUEST_BUFFER = 10_000                  # address budget: 10,000 + 1 per USDC traded
+SCHEDULE_CANCEL_LEAD_MS = 5_000
+SCHEDULE_CANCELS_PER_DAY = 10
+HOUR_MS, DAY_MS = 3_600_000, 86_400_000
+INTEREST_PER_HOUR = 0.0000125            # 0.01 % per 8 hours
+FUNDING_CAP_PER_HOUR = 0.04
+MAKER_BALANCE = 1e12
+LIQUIDATION_SLIPPAGE = 0.2
+_TIF = {"Gtc": TimeInForce.GTC, "Ioc": TimeInForce.IOC, "Alo": TimeInForce.ALO}
+_NEVER_PLACED = "Order was never placed, already canceled, or filled."
+
+
+class OrderError(Exception):
+    """One order of a batch refused; its text goes into ``statuses[i]``."""
+
+
+@dataclass
+class Account:
+    address: str
+    portfolio: Portfolio
+    internal: bool = False                        # a market maker or the liquidator
+    spot_usdc: float = 0.0
+    volume: float = 0.0                           # cumulative USDC traded
+    requests: int = 0                             # actions counted against the budget
+    fills: list[Wire] = field(default_factory=list)
+    fundings: list[Wire] = field(default_factory=list)
+    orders: dict[int, Order] = field(default_factory=dict)       # open, incl. triggers
+    history: list[Order] = field(default_factory=list)           # every status change
+    cloids: set[str] = field(default_factory=set)                # every cloid it placed
+    schedule_cancel: int | None = None
+    schedule_cancels: dict[int, int] = field(default_factory=dict)   # per UTC day
+
+    @property
+    def funded(self) -> bool:
+        return self.portfolio.balance > 0 or self.spot_usdc > 0 or bool(
+            self.portfolio.open_positions())
+
+
+class LocalExchange:
+    """A Hyperliquid-compatible exchange in memory; see the module docstring.
+
+    Parameters
+    ----------
+    coins : the perps it lists, in asset-id order.
+    seed : seeds the oracle walk and the makers.
+    makers : how many internal market makers quote every coin.
+    clock : RealClock or SimClock.
+    accounts : address -> USDC deposited at start.
+    fees : the rates every account pays.
+    """
+
+    def __init__(self, coins: Sequence[str] = DEFAULT_COINS, *, seed: int = 0, makers: int = 2,
+                 clock: Clock | None = None, accounts: Mapping[str, float] | None = None,
+                 fees: FeeRates | None = None) -> None:
+        if makers < 0:
+            raise ValueError(f"makers must be >= 0, got {makers}")
+        self.clock = clock or SimClock()
+        listed = listings(list(coins))
+        self.instruments = InstrumentTable([x.instrument for x in listed])
+        self.coins = list(self.instruments.coins)
+        self.fees = fees or FeeRates()
+        self.signers = Signers()
+        self.oracle = Oracle(listed, seed, self.clock.now_ms())
+        self.books = {coin: OrderBook(stp=0) for coin in self.coins}   # STP cancels the resting
+        self.accounts: dict[str, Account] = {}
+        self._owners: dict[str, int] = {}
+        self._by_owner: dict[int, str] = {}
+        self._orders: dict[int, Order] = {}            # every order ever, by oid
+        self._next_oid = 1
+        self._next_tid = 1
+        self._trades: dict[str, list[Wire]] = {coin: [] for coin in self.coins}
+        self._candles: dict[tuple[str, str], dict[int, list[Any]]] = defaultdict(dict)
+        self._funding_history: dict[str, list[Wire]] = {coin: [] for coin in self.coins}
+        self._premiums: dict[str, list[float]] = {coin: [] for coin in self.coins}
+        self._day_volume: dict[str, float] = dict.fromkeys(self.coins, 0.0)
+        self._prev_day_px = dict(self.oracle.prices)
+        self._next_funding = (self.clock.now_ms() // HOUR_MS + 1) * HOUR_MS
+        self._listeners: list[Callable[[Event], None]] = []
+        self._pending: list[Event] = []
+        self._makers = [self._internal(f"0x{'ee' * 19}{i:02x}") for i in range(makers)]
+        self._liquidator = self._internal("0x" + "11" * 20)
+        for address, usdc in (accounts or {}).items():
+            self.deposit(address, usdc)
+        self._requote()
+        self._flush_events()
+
+    # ================================================================ admin
+
+    def listen(self, listener: Callable[[Event], None]) -> None:
+        self._listeners.append(listener)
+
+    def deposit(self, user: str, usdc: float) -> None:
+        """Credit USDC to an account's perp balance (creating the account): admin only."""
+        if not (isinstance(usdc, (int, float)) and 0 < usdc < 1e15):
+            raise ValueError(f"a deposit must be a positive amount of USDC, got {usdc!r}")
+        self._account(parse_address(user)).portfolio.deposit(float(usdc))
+
+    def set_oracle(self, coin: str, price: float) -> None:
+        """Move a coin's oracle price now (admin only: tests of triggers and liquidation);
+        the makers requote around it and the next `step` marks, triggers and liquidates."""
+        if coin not in self.oracle.prices:
+            raise ValueError(f"{coin!r} is not listed")
+        if not (isinstance(price, (int, float)) and 0 < price < 1e12):
+            raise ValueError(f"an oracle price must be positive, got {price!r}")
+        instrument = self.instruments[self.instruments.index(coin)]
+        self.oracle.prices[coin] = float(instrument.round_price(price, Rounding.NEAREST))
+        self._requote()
+        self._flush_events()
+
+    def step(self) -> None:
+        """Run everything due by the clock: oracle and marks, funding, scheduled cancels,
+        triggers, liquidations and the makers' quotes."""
+        now = self.clock.now_ms()
+        if self.oracle.advance(now):
+            self._requote()
+        self._sample_premiums()
+        while self._next_funding <= now:
+            self._pay_funding(self._next_funding)
+            self._next_funding += HOUR_MS
+        for account in list(self.accounts.values()):
+            if account.schedule_cancel is not None and account.schedule_cancel <= now:
+                account.schedule_cancel = None
+                self._cancel_all(account, "scheduledCancel")
+        self._mark_all()
+        self._fire_triggers()
+        self._liquidate()
+        self._flush_events()
+
+    # ================================================================ /info
+
+    def info(self, request: Any) -> Any:
+        from obelisk.server.info import answer  # the queries live in their own module
+
+        if not isinstance(request, dict) or not isinstance(request.get("type"), str):
+            raise Undecodable()
+        return answer(self, request)
+
+    def info_weight(self, request: Any, result: Any) -> int:
+        """The IP weight an info request costs (hyperliquid.md section 8)."""
+        from obelisk.server.info import weight
+
+        return weight(request if isinstance(request, dict) else {}, result)
+
+    @staticmethod
+    def action_weight(body: Any) -> int:
+        """The IP weight of an ``/exchange`` request: 1 + one per 40 orders or cancels."""
+        action = body.get("action") if isinstance(body, dict) else None
+        batch = 0
+        if isinstance(action, dict):
+            for key in ("orders", "cancels", "modifies"):
+                if isinstance(action.get(key), list):
+                    batch = len(action[key])
+        return 1 + batch // 40
+
+    # ============================================================ /exchange
+
+    def act(self, body: Any) -> Wire:
+        """Authenticate, check the nonce and the budgets, then run one action."""
+        action, nonce = envelope(body)
+        kind = action["type"]
+        now = self.clock.now_ms()
+        try:
+            if kind in USER_SIGNED:
+                return self._user_signed(body, action, nonce, now)
+            handler = self._L1.get(kind)
+            if handler is None:
+                raise Undecodable(f"unknown action type {kind!r}")
+            decoded = DECODERS[kind](action)
+            signer = self.signers.l1_signer(body)
+            account = self._acting_account(signer, body.get("vaultAddress"))
+            expires = body.get("expiresAfter")
+            if expires is not None and expires < now:
+                raise Rejected(f"Action expired: expiresAfter {expires} is before {now}")
+            self.signers.check_nonce(signer, nonce, now)
+            self._charge_requests(account, kind, decoded)
+            self.signers.use_nonce(signer, nonce)
+            answer = handler(self, account, decoded)
+        except Rejected as refused:
+            return {"status": "err", "response": refused.text}
+        finally:
+            self._flush_events()
+        return answer
+
+    def _user_signed(self, body: Wire, action: Wire, nonce: int, now: int) -> Wire:
+        decode_user_signed(action, nonce)
+        signer = self.signers.user_signer(body)
+        if signer in self.signers.agents:
+            raise Rejected(f"User or API Wallet {signer} does not exist.")
+        account = self._known(signer)
+        self.signers.check_nonce(signer, nonce, now)
+        kind = action["type"]
+        if kind == "approveAgent":
+            self.signers.approve(account.address, action["agentAddress"],
+                                 action.get("agentName") or "")
+        elif kind == "usdClassTransfer":
+            self._usd_class_transfer(account, action)
+        else:
+            self._usd_send(account, action)
+        self.signers.use_nonce(signer, nonce)
+        return {"status": "ok", "response": {"type": "default"}}
+
+    def _acting_account(self, signer: str, vault: Any) -> Account:
+        if vault is not None:
+            master = self.signers.master_of(signer)
+            raise Rejected(f"Sub-account {str(vault).lower()} is not registered to {master}")
+        return self._known(self.signers.master_of(signer), signer)
+
+    def _known(self, address: str, signer: str | None = None) -> Account:
+        account = self.accounts.get(address)
+        if account is None or account.internal:
+            raise Rejected(f"User or API Wallet {signer or address} does not exist.")
+        if not account.funded:
+            raise Rejected(f"Must deposit before performing actions. User: {address}")
+        return account
+
+    def _charge_requests(self, account: Account, kind: str, decoded: Any) -> None:
+        """The per-address budget: one request per order or cancel in the batch."""
+        weight = len(decoded) if isinstance(decoded, list) else 1
+        cap = REQUEST_BUFFER + int(account.volume)
+        if kind in ("cancel", "cancelByCloid"):
+            cap = min(cap + 100_000, 2 * cap)
+        if account.requests + weight > cap:
+            raise Rejected(
+                f"Too many cumulative requests sent ({account.requests + weight} > {cap}) for "
+                f"cumulative volume traded ${account.volume:.2f}. Place taker orders to free "
+                "up 1 request per USDC traded.")
+        account.requests += weight
+
+    # ------------------------------------------------------------ actions
+
+    def _act_order(self, account: Account, decoded: tuple[list[OrderSpec], str]) -> Wire:
+        specs, grouping = decoded
+        statuses: list[Wire | str] = []
+        parent: Order | None = None
+        for i, spec in enumerate(specs):
+            if grouping == "normalTpsl" and i > 0:
+                statuses.append(self._attach_child(account, parent, spec))
+            elif grouping == "positionTpsl" and spec.trigger is not None:
+                statuses.append(self._place_trigger(account, spec, position_tpsl=True))
+            else:
+                status = self._place(account, spec)
+                statuses.append(status)
+                parent = self._orders.get(_oid_of(status)) if i == 0 else parent
+        return _statuses("order", statuses)
+
+    def _act_cancel(self, account: Account, cancels: list[tuple[int, int]]) -> Wire:
+        statuses: list[Wire | str] = []
+        for asset, oid in cancels:
+            order = account.orders.get(oid)
+            if order is None or order.asset != asset:
+                statuses.append({"error": _NEVER_PLACED})
+                continue
+            self._close(order, "canceled")
+            statuses.append("success")
+        return _statuses("cancel", statuses)
+
+    def _act_cancel_by_cloid(self, account: Account, cancels: list[tuple[int, str]]) -> Wire:
+        statuses: list[Wire | str] = []
+        for asset, cloid in cancels:
+            order = next((o for o in account.orders.values()
+                          if o.cloid == cloid and o.asset == asset), None)
+            if order is None:
+                statuses.append({"error": _NEVER_PLACED})
+                continue
+            self._close(order, "canceled")
+            statuses.append("success")
+        return _statuses("cancel", statuses)
+
+    def _act_batch_modify(self, account: Account, modifies: list[tuple[int | str,
+                                                                       OrderSpec]]) -> Wire:
+        statuses: list[Wire | str] = []
+        for ref, spec in modifies:
+            statuses.append(self._modify(account, ref, spec))
+        return _statuses("order", statuses)
+
+    def _act_modify(self, account: Account, modifies: list[tuple[int | str, OrderSpec]]) -> Wire:
+        (ref, spec), = modifies
+        status = self._modify(account, ref, spec)
+        if isinstance(status, dict) and "error" in status:
+            return {"status": "err", "response": status["error"]}
+        return _DEFAULT
+
+    def _modify(self, account: Account, ref: int | str, spec: OrderSpec) -> Wire | str:
+        """Cancel the order and place its replacement (a new oid), as one step."""
+        order = (account.orders.get(ref) if isinstance(ref, int) else
+                 next((o for o in account.orders.values() if o.cloid == ref), None))
+        if order is None:
+            return {"error": "Cannot modify canceled or filled order"}
+        self._close(order, "canceled")
+        return self._place(account, spec)
+
+    def _act_update_leverage(self, account: Account, decoded: tuple[int, bool, int]) -> Wire:
+        asset, is_cross, leverage = decoded
+        instrument = self._instrument(asset)
+        if not 1 <= leverage <= instrument.max_leverage:
+            raise Rejected(f"Invalid leverage value {leverage}; {instrument.name} allows "
+                           f"1 to {instrument.max_leverage}")
+        try:
+            account.portfolio.set_leverage(instrument.name, leverage, isolated=not is_cross)
+        except ObeliskError as exc:
+            raise Rejected(f"Cannot update leverage: {exc}") from None
+        return _DEFAULT
+
+    def _act_update_isolated_margin(self, account: Account, decoded: tuple[int, int]) -> Wire:
+        asset, ntli = decoded
+        instrument = self._instrument(asset)
+        try:
+            account.portfolio.update_isolated_margin(instrument.name, ntli / 1e6)
+        except ObeliskError as exc:
+            raise Rejected(f"Cannot update isolated margin: {exc}") from None
+        return _DEFAULT
+
+    def _act_schedule_cancel(self, account: Account, time: int | None) -> Wire:
+        now = self.clock.now_ms()
+        if time is None:
+            account.schedule_cancel = None
+            return _DEFAULT
+        if time < now + SCHEDULE_CANCEL_LEAD_MS:
+            raise Rejected("Scheduled cancel time too early, must be at least 5 seconds "
+                           "from now.")
+        day = now // DAY_MS
+        if account.schedule_cancels.get(day, 0) >= SCHEDULE_CANCELS_PER_DAY:
+            raise Rejected("Too many scheduled cancel triggers today (at most 10).")
+        account.schedule_cancels = {day: account.schedule_cancels.get(day, 0) + 1}
+        account.schedule_cancel = time
+        return _DEFAULT
+
+    def _act_noop(self, account: Account, decoded: None) -> Wire:
+        return _DEFAULT
+
+    _L1: dict[str, Callable[..., Wire]] = {
+        "order": _act_order, "cancel": _act_cancel, "cancelByCloid": _act_cancel_by_cloid,
+        "batchModify": _act_batch_modify, "modify": _act_modify,
+        "updateLeverage": _act_update_leverage,
+        "updateIsolatedMargin": _act_update_isolated_margin,
+        "scheduleCancel": _act_schedule_cancel, "noop": _act_noop,
+    }
+
+    def _usd_class_transfer(self, account: Account, action: Wire) -> None:
+        amount = usdc_amount(action["amount"])
+        if action["toPerp"]:
+            if amount > account.spot_usdc:
+                raise Rejected("Insufficient balance for transfer")
+            account.spot_usdc -= amount
+            account.portfolio.deposit(amount)
+        else:
+            self._withdraw(account, amount)
+            account.spot_usdc += amount
+
+    def _usd_send(self, account: Account, action: Wire) -> None:
+        amount = usdc_amount(action["amount"])
+        destination = parse_address(action["destination"])
+        self._withdraw(account, amount)
+        self._account(destination).portfolio.deposit(amount)
+
+    @staticmethod
+    def _withdraw(account: Account, amount: float) -> None:
+        try:
+            account.portfolio.withdraw(amount)
+        except ObeliskError:
+            raise Rejected("Insufficient balance for withdrawal") from None
+
+    # ------------------------------------------------------------ placing
+
+    def _place(self, account: Account, spec: OrderSpec) -> Wire | str:
+        """One order through the exchange's checks and the book; its status entry."""
+        try:
+            instrument = self._instrument(spec.asset, per_order=True)
+            ticks, lots = self._grid(instrument, spec)
+            if spec.cloid is not None and spec.cloid in account.cloids:
+                raise OrderError(f"Duplicate cloid {spec.cloid}. asset={spec.asset}")
+            if spec.trigger is not None:
+                return self._place_trigger(account, spec)
+            lots = self._admissible(account, instrument, spec, ticks, lots)
+        except OrderError as refused:
+            return {"error": str(refused)}
+        order = self._new_order(account, instrument, spec, ticks, lots)
+        return self._match(account, order, _TIF[spec.tif])
+
+    def _grid(self, instrument: Instrument, spec: OrderSpec) -> tuple[int, int]:
+        try:
+            ticks = instrument.price_to_ticks(spec.price)
+        except InstrumentError:
+            raise OrderError(f"Order has invalid price. asset={spec.asset}") from None
+        try:
+            lots = instrument.size_to_lots(spec.size, allow_zero=True)
+        except InstrumentError:
+            raise OrderError(f"Order has invalid size. asset={spec.asset}") from None
+        if lots == 0:
+            raise OrderError(f"Order has zero size. asset={spec.asset}")
+        if spec.trigger is not None:
+            try:
+                instrument.price_to_ticks(spec.trigger.trigger_px)
+            except InstrumentError:
+                raise OrderError(f"Invalid TP/SL price. asset={spec.asset}") from None
+        return ticks, lots
+
+    def _admissible(self, account: Account, instrument: Instrument, spec: OrderSpec,
+                    ticks: int, lots: int) -> int:
+        """The lots the exchange accepts for this order, or the error that refuses it."""
+        a = spec.asset
+        price = float(instrument.ticks_to_price(ticks))
+        oracle = self.oracle.prices[instrument.name]
+        if abs(price / oracle - 1) > ORACLE_BAND:
+            raise OrderError(f"Price too far from oracle asset={a}")
+        row = self.instruments.index(instrument.name)
+        reducible = account.portfolio.reducible_lots(row, spec.is_buy)
+        if spec.reduce_only:
+            if reducible == 0:
+                raise OrderError(f"Reduce only order would increase position. asset={a}")
+            lots = min(lots, reducible)
+        elif price * float(lots * instrument.lot_size) < MIN_NOTIONAL:
+            raise OrderError(f"Order must have minimum value of $10. asset={a}")
+        book = self.books[instrument.name]
+        if spec.tif == "Alo":
+            bid, ask = book.best_bid(), book.best_ask()
+            if (ask is not None and spec.is_buy and ticks >= ask) or \
+                    (bid is not None and not spec.is_buy and ticks <= bid):
+                raise OrderError(
+                    "Post only order would have immediately matched, bbo was "
+                    f"{self._px(instrument, bid)}@{self._px(instrument, ask)}. asset={a}")
+        increase = max(0, lots - reducible) if not spec.reduce_only else 0
+        if increase and not account.internal:
+            position = account.portfolio.position(instrument.name)
+            needed = price * float(increase * instrument.lot_size) / position.leverage
+            if needed > self._free_margin(account) + 1e-9:
+                raise OrderError(f"Insufficient margin to place order. asset={a}")
+        return lots
+
+    def _free_margin(self, account: Account) -> float:
+        """What a new order may use: account value less margin in use and resting orders'."""
+        portfolio = account.portfolio
+        used = sum(p.initial_margin if not p.isolated else p.margin
+                   for p in portfolio.open_positions())
+        reserved = 0.0
+        for order in account.orders.values():
+            if order.trigger is None and not order.reduce_only:
+                instrument = self.instruments[self.instruments.index(order.coin)]
+                leverage = portfolio.position(order.coin).leverage
+                reserved += float(order.limit_px) * float(order.lots * instrument.lot_size) \
+                    / leverage
+        return portfolio.account_value - used - reserved
+
+    def _new_order(self, account: Account, instrument: Instrument, spec: OrderSpec,
+                   ticks: int, lots: int) -> Order:
+        now = self.clock.now_ms()
+        trigger = spec.trigger
+        if trigger is not None:                   # as the exchange prints it: "3300.0"
+            trigger = replace(trigger, trigger_px=num(instrument.ticks_to_price(
+                instrument.price_to_ticks(trigger.trigger_px))))
+        order = Order(self._next_oid, account.address, instrument.name, spec.asset,
+                      spec.is_buy, num(instrument.ticks_to_price(ticks)), ticks, lots, lots,
+                      instrument.lot_size, now, spec.tif, spec.reduce_only, spec.cloid,
+                      trigger, status_ts=now)
+        self._next_oid += 1
+        self._orders[order.oid] = order
+        if order.cloid is not None:
+            account.cloids.add(order.cloid)
+        return order
+
+    def _match(self, account: Account, order: Order, tif: TimeInForce) -> Wire | str:
+        """Send `order` to its book, settle the fills; its status entry."""
+        book = self.books[order.coin]
+        status = book.add(order.oid, Side.BUY if order.is_buy else Side.SELL, order.price_ticks,
+                          order.lots, tif, self._owners[account.address])
+        filled_lots, notional = self._settle(order.coin)
+        instrument = self._instrument(order.asset)
+        rested = status == OrderStatus.RESTED
+        if rested:
+            order.status_ts = self.clock.now_ms()
+            account.orders[order.oid] = order
+            self._record(order)
+        self._pending.append(BookChanged(order.coin))
+        if filled_lots and not rested:
+            order.status = "filled" if order.lots == 0 else "canceled"
+            order.status_ts = self.clock.now_ms()
+            self._record(order)
+            self._activate_children(account, order)
+            return {"filled": self._filled(instrument, order, filled_lots, notional)}
+        if rested:
+            resting: Wire = {"oid": order.oid}
+            if order.cloid is not None:
+                resting["cloid"] = order.cloid
+            return {"resting": resting}
+        order.status = "iocCancelRejected" if tif == TimeInForce.IOC else "rejected"
+        order.status_ts = self.clock.now_ms()
+        self._record(order)
+        return {"error": "Order could not immediately match against any resting orders. "
+                         f"asset={order.asset}"}
+
+    def _filled(self, instrument: Instrument, order: Order, lots: int, notional: float) -> Wire:
+        size = float(lots * instrument.lot_size)
+        out: Wire = {"totalSz": num(lots * instrument.lot_size),
+                     "avgPx": num(float(instrument.round_price(notional / size,
+                                                                Rounding.NEAREST))),
+                     "oid": order.oid}
+        if order.cloid is not None:
+            out["cloid"] = order.cloid
+        return out
+
+    def _settle(self, coin: str, liquidation: Wire | None = None) -> tuple[int, float]:
+        """Book the last book call's fills to both sides and close what they completed; the
+        taker's filled lots and notional."""
+        book = self.books[coin]
+        instrument = self.instruments[self.instruments.index(coin)]
+        now = self.clock.now_ms()
+        taker_lots, taker_notional = 0, 0.0
+        trades: list[Wire] = []
+        for fill in book.last_fills():
+            lots, ticks = int(fill["qty"]), int(fill["price"])
+            px = instrument.ticks_to_price(ticks)
+            sz = lots * instrument.lot_size
+            taker = self._orders.get(int(fill["taker_oid"]))
+            maker = self._orders[int(fill["maker_oid"])]
+            is_buy = not maker.is_buy
+            tid = self._next_tid
+            self._next_tid += 1
+            for order, side_buy, crossed in ((maker, not is_buy, False), (taker, is_buy, True)):
+                user = order.user if order is not None else self._liquidator.address
+                self._book_fill(self.accounts[user], coin, px, sz, side_buy, now,
+                                order.oid if order else 0, crossed, tid,
+                                order.cloid if order else None,
+                                liquidation if crossed else None)
+            maker.lots -= lots
+            if taker is not None:
+                taker.lots -= lots
+            if maker.lots == 0:
+                self._close(maker, "filled", book_cancel=False)
+                self._activate_children(self.accounts[maker.user], maker)
+            taker_lots += lots
+            taker_notional += float(px) * float(sz)
+            buyer, seller = (taker, maker) if is_buy else (maker, taker)
+            trades.append({"coin": coin, "side": "B" if is_buy else "A", "px": num(px),
+                           "sz": num(sz), "hash": "0x" + f"{tid:064x}", "time": now,
+                           "tid": tid, "users": [buyer.user if buyer else "",
+                                                 seller.user if seller else ""]})
+            self._candle(coin, float(px), float(sz), now)
+            self._day_volume[coin] += float(px) * float(sz)
+        for event in book.last_order_events():
+            order = self._orders.get(int(event["oid"]))
+            if (event["kind"] == OrderEventKind.CANCELLED and order is not None
+                    and order.status == "open" and order.oid in
+                    self.accounts[order.user].orders):
+                self._close(order, "selfTradeCanceled", book_cancel=False)
+        if trades:
+            self._trades[coin] = (self._trades[coin] + trades)[-1000:]
+            self._pending.append(Trades(coin, trades))
+        return taker_lots, taker_notional
+
+    def _book_fill(self, account: Account, coin: str, px: Decimal, sz: Decimal, is_buy: bool,
+                   now: int, oid: int, crossed: bool, tid: int, cloid: str | None,
+                   liquidation: Wire | None) -> None:
+        portfolio = account.portfolio
+        start = portfolio.position(coin).size
+        size = float(sz) if is_buy else -float(sz)
+        pnl = portfolio.apply_fill(coin, size, float(px), maker=not crossed)
+        fee = self.fees.fee(size, float(px), maker=not crossed)
+        account.volume += float(px) * float(sz)
+        after = portfolio.position(coin).size
+        row = fill_wire(coin=coin, px=num(px), sz=num(sz), is_buy=is_buy, time=now,
+                        start_position=num(start), direction=direction(start, is_buy, after),
+                        closed_pnl=pnl, oid=oid, crossed=crossed, fee=fee, tid=tid,
+                        cloid=cloid, liquidation=liquidation)
+        if not account.internal:
+            account.fills.append(row)
+            self._pending.append(UserFills(account.address, [row]))
+
+    # ------------------------------------------------------------ triggers
+
+    def _place_trigger(self, account: Account, spec: OrderSpec, *,
+                       position_tpsl: bool = False) -> Wire | str:
+        try:
+            instrument = self._instrument(spec.asset, per_order=True)
+            ticks, lots = self._grid(instrument, spec)
+            if spec.trigger is None or not spec.reduce_only and position_tpsl:
+                raise OrderError(f"Invalid TP/SL price. asset={spec.asset}")
+        except OrderError as refused:
+            return {"error": str(refused)}
+        order = self._new_order(account, instrument, spec, ticks, lots)
+        order.tif, order.position_tpsl = None, position_tpsl
+        account.orders[order.oid] = order
+        self._record(order)
+        if position_tpsl:
+            return "waitingForTrigger"
+        resting: Wire = {"oid": order.oid}
+        if order.cloid is not None:
+            resting["cloid"] = order.cloid
+        return {"resting": resting}
+
+    def _attach_child(self, account: Account, parent: Order | None,
+                      spec: OrderSpec) -> Wire | str:
+        """A normalTpsl child: live once its parent has filled, cancelled with it."""
+        if spec.trigger is None or not spec.reduce_only:
+            return {"error": f"Invalid TP/SL price. asset={spec.asset}"}
+        if parent is None:
+            return {"error": "Parent order was not placed"}
+        if parent.status == "filled":
+            self._place_trigger(account, spec)
+            return "waitingForTrigger"
+        try:
+            instrument = self._instrument(spec.asset, per_order=True)
+            ticks, lots = self._grid(instrument, spec)
+        except OrderError as refused:
+            return {"error": str(refused)}
+        child = self._new_order(account, instrument, spec, ticks, lots)
+        child.tif = None
+        parent.children.append(child)
+        return "waitingForFill"
+
+    def _activate_children(self, account: Account, parent: Order) -> None:
+        """A fully filled parent's normalTpsl children become live triggers."""
+        if not parent.children or parent.lots:
+            return
+        for child in parent.children:
+            child.timestamp = child.status_ts = self.clock.now_ms()
+            account.orders[child.oid] = child
+            self._record(child)
+        parent.children = []
+
+    def _fire_triggers(self) -> None:
+        for coin in self.coins:
+            mark = self._mark(coin)
+            for account in list(self.accounts.values()):
+                due = [o for o in account.orders.values()
+                       if o.coin == coin and o.trigger is not None
+                       and o.trigger.fires(o.is_buy, mark)]
+                for order in sorted(due, key=lambda o: o.oid):
+                    self._trigger(account, order)
+
+    def _trigger(self, account: Account, order: Order) -> None:
+        assert order.trigger is not None
+        self._close(order, "triggered")
+        reducible = account.portfolio.reducible_lots(self.instruments.index(order.coin),
+                                                     order.is_buy)
+        lots = min(order.lots, reducible) if order.reduce_only else order.lots
+        if not lots:
+            return
+        # a market trigger sends an IOC at its limit price (the SDK's slippage bound)
+        tif = TimeInForce.IOC if order.trigger.is_market else TimeInForce.GTC
+        live = Order(order.oid, order.user, order.coin, order.asset, order.is_buy,
+                     order.limit_px, order.price_ticks, lots, lots,
+                     order.lot_size, self.clock.now_ms(), "Ioc" if tif == TimeInForce.IOC
+                     else "Gtc", order.reduce_only, None, status_ts=self.clock.now_ms())
+        self._orders[live.oid] = live
+        self._match(account, live, tif)
+
+    # ------------------------------------------------------------ closing
+
+    def _close(self, order: Order, status: str, *, book_cancel: bool = True) -> None:
+        """Take an open order off the book and the account, recording its final status."""
+        account = self.accounts[order.user]
+        account.orders.pop(order.oid, None)
+        if book_cancel and order.trigger is None and order.oid in self.books[order.coin]:
+            self.books[order.coin].cancel(order.oid)
+            self._pending.append(BookChanged(order.coin))
+        order.status = status
+        order.status_ts = self.clock.now_ms()
+        self._record(order)
+        for child in order.children:
+            if status != "filled":
+                child.status, child.status_ts = "canceled", order.status_ts
+        if status in ("scheduledCancel", "marginCanceled", "liquidatedCanceled"):
+            self._pending.append(NonUserCancel(order.user,
+                                               [{"coin": order.coin, "oid": order.oid}]))
+
+    def _cancel_all(self, account: Account, status: str) -> None:
+        for order in sorted(account.orders.values(), key=lambda o: o.oid):
+            self._close(order, status)
+
+    def _record(self, order: Order) -> None:
+        """Keep the status change for historicalOrders and tell orderUpdates."""
+        account = self.accounts[order.user]
+        if account.internal:
+            return
+        snapshot = Order(**{**order.__dict__, "children": list(order.children)})
+        account.history.append(snapshot)
+        del account.history[:-2000]
+        self._pending.append(OrderUpdates(order.user, [order.update_wire()]))
+
+    # ------------------------------------------------- marks, funding, liquidation
+
+    def _mark(self, coin: str) -> float:
+        """The mark: the median of the oracle and the book's best bid and ask."""
+        oracle = self.oracle.prices[coin]
+        book = self.books[coin]
+        bid, ask = book.best_bid(), book.best_ask()
+        if bid is None or ask is None:
+            return oracle
+        instrument = self.instruments[self.instruments.index(coin)]
+        prices = sorted((oracle, float(instrument.ticks_to_price(bid)),
+                         float(instrument.ticks_to_price(ask))))
+        return prices[1]
+
+    def marks(self) -> dict[str, float]:
+        return {coin: self._mark(coin) for coin in self.coins}
+
+    def _mark_all(self) -> None:
+        marks = self.marks()
+        for account in self.accounts.values():
+            account.portfolio.mark(marks)
+
+    def _sample_premiums(self) -> None:
+        for coin in self.coins:
+            mid = self.books[coin].mid()
+            if mid is not None:
+                instrument = self.instruments[self.instruments.index(coin)]
+                price = mid * float(instrument.tick_size)
+                oracle = self.oracle.prices[coin]
+                samples = self._premiums[coin]
+                samples.append((price - oracle) / oracle)
+                del samples[:-3600]
+
+    def funding_rate(self, coin: str) -> tuple[float, float]:
+        """This hour's (rate, premium): the average premium plus the interest rate
+        clamped to +-0.05 %, capped at 4 % an hour."""
+        samples = self._premiums[coin]
+        premium = sum(samples) / len(samples) if samples else 0.0
+        rate = premium + max(-0.0005, min(0.0005, INTEREST_PER_HOUR - premium))
+        return max(-FUNDING_CAP_PER_HOUR, min(FUNDING_CAP_PER_HOUR, rate)), premium
+
+    def _pay_funding(self, time: int) -> None:
+        rates = {coin: self.funding_rate(coin) for coin in self.coins}
+        for coin, (rate, premium) in rates.items():
+            self._funding_history[coin].append({"coin": coin, "fundingRate": num(rate),
+                                                "premium": num(premium), "time": time})
+            self._premiums[coin].clear()
+        oracle = dict(self.oracle.prices)
+        for account in self.accounts.values():
+            positions = account.portfolio.open_positions()
+            if not positions:
+                continue
+            account.portfolio.apply_funding({c: r for c, (r, _) in rates.items()}, oracle)
+            for p in positions:
+                rate = rates[p.coin][0]
+                usdc = -p.size * oracle[p.coin] * rate
+                entry = {"time": time, "coin": p.coin, "usdc": num(usdc), "szi": num(p.size),
+                         "fundingRate": num(rate), "nSamples": None}
+                if not account.internal:
+                    account.fundings.append({"time": time, "hash": "0x" + "0" * 64,
+                                             "delta": {"type": "funding", **{
+                                                 k: v for k, v in entry.items()
+                                                 if k != "time"}}})
+                    self._pending.append(UserFunding(account.address, entry))
+
+    def _liquidate(self) -> None:
+        """Close every position whose mark crossed its liquidation price, at the book and
+        then (what the book cannot take) to the liquidator at the mark."""
+        for account in list(self.accounts.values()):
+            if account.internal:
+                continue
+            due = [p for p in account.portfolio.open_positions()
+                   if p.liquidation_px is not None and (
+                       p.mark_px <= p.liquidation_px if p.size > 0
+                       else p.mark_px >= p.liquidation_px)]
+            if not due:
+                continue
+            value = account.portfolio.account_value
+            notional = sum(abs(p.position_value) for p in due)
+            self._cancel_all(account, "liquidatedCanceled")
+            for position in due:
+                self._liquidate_position(account, position)
+            self._pending.append(Liquidation(account.address, {
+                "lid": self._next_tid, "liquidator": self._liquidator.address,
+                "liquidated_user": account.address, "liquidated_ntl_pos": num(notional),
+                "liquidated_account_value": num(value)}))
+
+    def _liquidate_position(self, account: Account, position: Any) -> None:
+        coin = position.coin
+        instrument = self.instruments[self.instruments.index(coin)]
+        is_buy = position.size < 0
+        lots = instrument.round_size_to_lots(abs(position.size), Rounding.NEAREST)
+        mark = position.mark_px
+        detail = {"liquidatedUser": account.address, "markPx": num(mark), "method": "market"}
+        price = mark * (1 + LIQUIDATION_SLIPPAGE if is_buy else 1 - LIQUIDATION_SLIPPAGE)
+        ticks = instrument.round_price_to_ticks(price, Rounding.UP if is_buy else Rounding.DOWN)
+        order = Order(self._next_oid, account.address, coin, instrument.asset, is_buy,
+                      num(instrument.ticks_to_price(ticks)), ticks, lots, lots,
+                      instrument.lot_size, self.clock.now_ms(), "Ioc", True, None)
+        self._next_oid += 1
+        self._orders[order.oid] = order
+        self.books[coin].add(order.oid, Side.BUY if is_buy else Side.SELL, ticks, lots,
+                             TimeInForce.IOC, self._owners[account.address])
+        filled, _ = self._settle(coin, liquidation=detail)
+        self._pending.append(BookChanged(coin))
+        left = lots - filled
+        if left:                                  # the backstop takes the rest at the mark
+            px = instrument.round_price(mark, Rounding.NEAREST)
+            sz = left * instrument.lot_size
+            tid = self._next_tid
+            self._next_tid += 1
+            now = self.clock.now_ms()
+            backstop = {**detail, "method": "backstop"}
+            self._book_fill(account, coin, px, sz, is_buy, now, order.oid, True, tid, None,
+                            backstop)
+            self._book_fill(self._liquidator, coin, px, sz, not is_buy, now, 0, False, tid,
+                            None, None)
+
+    # ------------------------------------------------------------ makers
+
+    def _requote(self) -> None:
+        """Each maker cancels its ladder and quotes afresh around the oracle."""
+        for index, maker in enumerate(self._makers):
+            for order in list(maker.orders.values()):
+                self._close(order, "canceled")
+            for coin in self.coins:
+                instrument = self.instruments[self.instruments.index(coin)]
+                for quote in maker_quotes(instrument, self.oracle.prices[coin], index):
+                    spec = OrderSpec(instrument.asset, quote.is_buy, num(quote.price),
+                                      num(quote.size), False, "Alo", None, None)
+                    self._place(maker, spec)
+        self._pending.extend(BookChanged(coin) for coin in self.coins)
+
+    # ------------------------------------------------------------ helpers
+
+    def _internal(self, address: str) -> Account:
+        account = self._account(address)
+        account.internal = True
+        account.portfolio.deposit(MAKER_BALANCE)
+        return account
+
+    def _account(self, address: str) -> Account:
+        account = self.accounts.get(address)
+        if account is None:
+            account = Account(address, Portfolio(self.instruments, fees=self.fees))
+            self.accounts[address] = account
+            owner = len(self._owners) + 1
+            self._owners[address] = owner
+            self._by_owner[owner] = address
+            account.portfolio.mark({coin: self._mark(coin) for coin in self.coins})
+        return account
+
+    def _instrument(self, asset: int, *, per_order: bool = False) -> Instrument:
+        if 0 <= asset < len(self.instruments):
+            return self.instruments[asset]
+        if per_order:
+            raise OrderError(f"Asset {asset} does not exist.")
+        raise Rejected(f"Asset {asset} does not exist.")
+
+    @staticmethod
+    def _px(instrument: Instrument, ticks: int | None) -> str:
+        return "None" if ticks is None else num(instrument.ticks_to_price(ticks))
+
+    def _candle(self, coin: str, px: float, sz: float, now: int) -> None:
+        from obelisk.server.info import INTERVALS_MS
+
+        for interval, ms in INTERVALS_MS.items():
+            start = now - now % ms
+            candles = self._candles[(coin, interval)]
+            bar = candles.get(start)
+            if bar is None:
+                candles[start] = [px, px, px, px, sz, 1]
+                if len(candles) > 5000:
+                    del candles[min(candles)]
+            else:
+                bar[1], bar[2], bar[3] = max(bar[1], px), min(bar[2], px), px
+                bar[4] += sz
+                bar[5] += 1
+
+    def _flush_events(self) -> None:
+        pending, self._pending = self._pending, []
+        seen: set[Any] = set()
+        for event in pending:
+            if isinstance(event, BookChanged):
+                if event in seen:
+                    continue
+                seen.add(event)
+            for listener in self._listeners:
+                listener(event)
+
+
+_DEFAULT: Wire = {"status": "ok", "response": {"type": "default"}}
+
+
+def _statuses(kind: str, statuses: list[Wire | str]) -> Wire:
+    return {"status": "ok", "response": {"type": kind, "data": {"statuses": statuses}}}
+
+
+def _oid_of(status: Wire | str) -> int:
+    """The oid a status entry names (resting or filled), or -1."""
+    for key in ("resting", "filled"):
+        if isinstance(status, dict) and key in status:
+            return int(status[key]["oid"])
+    return -1

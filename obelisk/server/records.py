@@ -1,0 +1,130 @@
+"""The local exchange's records of orders and fills, and their Hyperliquid wire shapes.
+
+Numbers go out as Hyperliquid writes them: strings for anything fractional
+(``"29792.0"``, ``"0.0335"``), JSON integers for ids and millisecond times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+Wire = dict[str, Any]
+
+
+def num(value: float | Decimal | int) -> str:
+    """A number as Hyperliquid prints it: no exponent, at least one decimal, no float noise."""
+    if isinstance(value, float):
+        value = Decimal(repr(round(value, 8) + 0.0))     # + 0.0 turns -0.0 into 0.0
+    text = format(Decimal(value).normalize(), "f")
+    return text if "." in text else text + ".0"
+
+
+@dataclass(frozen=True)
+class Trigger:
+    trigger_px: str
+    is_market: bool
+    tpsl: str                                    # "tp" or "sl"
+
+    def fires(self, is_buy: bool, mark: float) -> bool:
+        """A stop loss fires when the mark moves against the position it closes, a take
+        profit when it moves in its favour."""
+        px = float(self.trigger_px)
+        above = (is_buy and self.tpsl == "sl") or (not is_buy and self.tpsl == "tp")
+        return mark >= px if above else mark <= px
+
+    @property
+    def order_type(self) -> str:
+        kind = "Stop" if self.tpsl == "sl" else "Take Profit"
+        return f"{kind} {'Market' if self.is_market else 'Limit'}"
+
+
+@dataclass
+class Order:
+    """One order of one account, as the exchange knows it (sizes as lot counts)."""
+
+    oid: int
+    user: str
+    coin: str
+    asset: int
+    is_buy: bool
+    limit_px: str
+    price_ticks: int
+    lots: int                                    # left to fill
+    orig_lots: int
+    lot_size: Decimal
+    timestamp: int
+    tif: str | None                              # "Gtc", "Ioc", "Alo"; None for triggers
+    reduce_only: bool
+    cloid: str | None
+    trigger: Trigger | None = None
+    position_tpsl: bool = False
+    status: str = "open"
+    status_ts: int = 0
+    children: list[Order] = field(default_factory=list)   # normalTpsl children waiting
+
+    @property
+    def sz(self) -> str:
+        return num(self.lots * self.lot_size)
+
+    def open_wire(self) -> Wire:
+        """An ``openOrders`` row."""
+        row: Wire = {"coin": self.coin, "side": "B" if self.is_buy else "A",
+                     "limitPx": self.limit_px, "sz": self.sz, "oid": self.oid,
+                     "timestamp": self.timestamp, "origSz": num(self.orig_lots * self.lot_size)}
+        if self.cloid is not None:
+            row["cloid"] = self.cloid
+        if self.reduce_only:
+            row["reduceOnly"] = True
+        return row
+
+    def frontend_wire(self) -> Wire:
+        """A ``frontendOpenOrders`` row (and the order inside ``orderStatus``)."""
+        trigger = self.trigger
+        condition = "N/A"
+        if trigger is not None:
+            above = trigger.fires(self.is_buy, float("inf"))
+            condition = f"Price {'above' if above else 'below'} {trigger.trigger_px}"
+        row: Wire = {
+            "coin": self.coin, "side": "B" if self.is_buy else "A", "limitPx": self.limit_px,
+            "sz": self.sz, "oid": self.oid, "timestamp": self.timestamp,
+            "triggerCondition": condition, "isTrigger": trigger is not None,
+            "triggerPx": trigger.trigger_px if trigger else "0.0",
+            "children": [child.frontend_wire() for child in self.children],
+            "isPositionTpsl": self.position_tpsl, "reduceOnly": self.reduce_only,
+            "orderType": trigger.order_type if trigger else "Limit",
+            "origSz": num(self.orig_lots * self.lot_size),
+            "tif": self.tif, "cloid": self.cloid}
+        return row
+
+    def update_wire(self) -> Wire:
+        """An ``orderUpdates`` element: the order as of its last status change."""
+        return {"order": self.open_wire(), "status": self.status,
+                "statusTimestamp": self.status_ts}
+
+
+def fill_wire(*, coin: str, px: str, sz: str, is_buy: bool, time: int, start_position: str,
+              direction: str, closed_pnl: float, oid: int, crossed: bool, fee: float, tid: int,
+              cloid: str | None, liquidation: Wire | None = None) -> Wire:
+    """A ``userFills`` element, keys in the order the exchange sends them."""
+    row: Wire = {"coin": coin, "px": px, "sz": sz, "side": "B" if is_buy else "A",
+                 "time": time, "startPosition": start_position, "dir": direction,
+                 "closedPnl": num(closed_pnl), "hash": "0x" + f"{tid:064x}", "oid": oid,
+                 "crossed": crossed, "fee": num(fee), "tid": tid}
+    if cloid is not None:
+        row["cloid"] = cloid
+    if liquidation is not None:
+        row["liquidation"] = liquidation
+    row["feeToken"] = "USDC"
+    row["twapId"] = None
+    return row
+
+
+def direction(start: float, is_buy: bool, lots_after: float) -> str:
+    """The fill's ``dir``: what it did to the position it met."""
+    if start == 0 or (start > 0) == is_buy:
+        return "Open Long" if is_buy else "Open Short"
+    if lots_after != 0 and (lots_after > 0) == is_buy:
+        return "Long > Short" if not is_buy else "Short > Long"
+    return "Close Short" if is_buy else "Close Long"

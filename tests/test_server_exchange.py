@@ -1,0 +1,343 @@
+"""The local exchange's state machine, driven with bodies the official SDK signs.
+
+Every expectation is computed by hand from the exchange's documented rules:
+fees, margin, funding at the oracle, liquidation at the mark.
+"""
+
+import copy
+import random
+
+import pytest
+from eth_account import Account
+from hyperliquid.utils.signing import sign_agent, sign_l1_action
+
+from obelisk.server import LocalExchange, SimClock, Undecodable
+from obelisk.server.events import Liquidation, NonUserCancel, UserFills
+
+KEY = "0x" + "11" * 32
+OTHER = "0x" + "22" * 32
+TAKER, MAKER = 0.00045, 0.00015
+
+
+class Trader:
+    """One account signing like the SDK does for a local URL (testnet source "b")."""
+
+    def __init__(self, exchange, key=KEY):
+        self.exchange, self.wallet = exchange, Account.from_key(key)
+        self.address = self.wallet.address.lower()
+        self.nonce = exchange.clock.now_ms()
+
+    def body(self, action, nonce=None, wallet=None):
+        self.nonce = nonce if nonce is not None else self.nonce + 1
+        signature = sign_l1_action(wallet or self.wallet, action, None, self.nonce, None, False)
+        return {"action": action, "nonce": self.nonce, "signature": signature,
+                "vaultAddress": None, "expiresAfter": None}
+
+    def act(self, action, **options):
+        return self.exchange.act(self.body(action, **options))
+
+    def order(self, asset, is_buy, price, size, tif="Gtc", reduce_only=False, cloid=None,
+              **options):
+        wire = {"a": asset, "b": is_buy, "p": price, "s": size, "r": reduce_only,
+                "t": {"limit": {"tif": tif}}}
+        if cloid:
+            wire["c"] = cloid
+        answer = self.act({"type": "order", "orders": [wire], "grouping": "na"}, **options)
+        return answer["response"]["data"]["statuses"][0] if answer["status"] == "ok" else answer
+
+    def trigger(self, asset, is_buy, price, size, trigger_px, tpsl="sl", grouping="na"):
+        wire = {"a": asset, "b": is_buy, "p": price, "s": size, "r": True,
+                "t": {"trigger": {"isMarket": True, "triggerPx": trigger_px, "tpsl": tpsl}}}
+        return self.act({"type": "order", "orders": [wire], "grouping": grouping})
+
+    def state(self):
+        return self.exchange.info({"type": "clearinghouseState", "user": self.address})
+
+    def position(self, coin):
+        for entry in self.state()["assetPositions"]:
+            if entry["position"]["coin"] == coin:
+                return entry["position"]
+        return None
+
+
+def exchange(makers=2, **accounts):
+    ex = LocalExchange(["BTC", "ETH"], makers=makers, clock=SimClock())
+    for key, usdc in accounts.items():
+        ex.deposit(Account.from_key(KEY if key == "me" else OTHER).address, usdc)
+    return ex
+
+
+def test_an_sdk_signed_ioc_fills_against_the_makers_at_their_price():
+    ex = exchange(me=10_000)
+    me = Trader(ex)
+    best_ask = ex.info({"type": "l2Book", "coin": "ETH"})["levels"][1][0]
+    status = me.order(1, True, "3600", "0.5", tif="Ioc")
+    assert status == {"filled": {"totalSz": "0.5", "avgPx": best_ask["px"], "oid": status[
+        "filled"]["oid"]}}
+    price = float(best_ask["px"])
+    position = me.position("ETH")
+    assert position["szi"] == "0.5" and float(position["entryPx"]) == price
+    fee = 0.5 * price * TAKER
+    assert float(me.state()["marginSummary"]["accountValue"]) == pytest.approx(
+        10_000 - fee + 0.5 * (float(ex.marks()["ETH"]) - price), abs=1e-6)
+    (fill,) = ex.info({"type": "userFills", "user": me.address})
+    assert (fill["side"], fill["dir"], fill["crossed"]) == ("B", "Open Long", True)
+    assert float(fill["fee"]) == pytest.approx(fee, abs=1e-6)
+
+
+def test_resting_orders_cancels_and_cloids():
+    ex = exchange(me=10_000)
+    me = Trader(ex)
+    cloid = "0x" + "ab" * 16
+    resting = me.order(1, True, "3400", "0.5", cloid=cloid)
+    oid = resting["resting"]["oid"]
+    assert resting == {"resting": {"oid": oid, "cloid": cloid}}
+    (row,) = ex.info({"type": "openOrders", "user": me.address})
+    assert (row["oid"], row["limitPx"], row["sz"], row["side"]) == (oid, "3400.0", "0.5", "B")
+    status = ex.info({"type": "orderStatus", "user": me.address, "oid": cloid})
+    assert status["order"]["status"] == "open" and status["order"]["order"]["oid"] == oid
+    assert me.order(1, True, "3400", "0.5", cloid=cloid) == {
+        "error": f"Duplicate cloid {cloid}. asset=1"}
+    cancel = me.act({"type": "cancelByCloid", "cancels": [{"asset": 1, "cloid": cloid}]})
+    assert cancel["response"]["data"]["statuses"] == ["success"]
+    again = me.act({"type": "cancel", "cancels": [{"a": 1, "o": oid}]})
+    assert again["response"]["data"]["statuses"] == [
+        {"error": "Order was never placed, already canceled, or filled."}]
+    assert ex.info({"type": "orderStatus", "user": me.address, "oid": oid})["order"][
+        "status"] == "canceled"
+    assert ex.info({"type": "openOrders", "user": me.address}) == []
+
+
+def test_batch_modify_replaces_the_order():
+    ex = exchange(me=10_000)
+    me = Trader(ex)
+    oid = me.order(1, True, "3400", "0.5")["resting"]["oid"]
+    new = {"a": 1, "b": True, "p": "3410", "s": "0.7", "r": False, "t": {"limit": {"tif": "Gtc"}}}
+    answer = me.act({"type": "batchModify", "modifies": [{"oid": oid, "order": new}]})
+    (status,) = answer["response"]["data"]["statuses"]
+    (row,) = ex.info({"type": "openOrders", "user": me.address})
+    assert row["oid"] == status["resting"]["oid"] != oid and (row["limitPx"], row["sz"]) == (
+        "3410.0", "0.7")
+
+
+@pytest.mark.parametrize(("price", "size", "options", "error"), [
+    ("3400.05", "0.5", {}, "Order has invalid price. asset=1"),
+    ("3400", "0.00001", {}, "Order has invalid size. asset=1"),
+    ("3400", "0.001", {}, "Order must have minimum value of $10. asset=1"),
+    ("100", "1", {}, "Price too far from oracle asset=1"),
+    ("3400", "0.5", {"reduce_only": True}, "Reduce only order would increase position. asset=1"),
+    ("3600", "0.5", {"tif": "Alo"}, "Post only order would have immediately matched, bbo was "
+                                    "{bid}@{ask}. asset=1"),
+    ("3400", "0.5", {"tif": "Ioc"}, "Order could not immediately match against any resting "
+                                    "orders. asset=1"),
+])
+def test_per_order_errors_use_the_exchanges_texts_and_change_nothing(price, size, options,
+                                                                     error):
+    ex = exchange(me=10_000)
+    me = Trader(ex)
+    levels = ex.info({"type": "l2Book", "coin": "ETH"})["levels"]
+    before = ex.info({"type": "l2Book", "coin": "ETH"})["levels"], me.state()
+    status = me.order(1, True, price, size, **options)
+    assert status == {"error": error.format(bid=levels[0][0]["px"], ask=levels[1][0]["px"])}
+    assert (ex.info({"type": "l2Book", "coin": "ETH"})["levels"], me.state()) == before
+
+
+def test_margin_is_checked_at_the_leverage_against_the_account_value():
+    ex = exchange(me=100)                                   # 20x on ETH: $2,000 of notional
+    me = Trader(ex)
+    assert "resting" in me.order(1, True, "3000", "0.66")     # 1,980 of notional: 99 USDC
+    assert me.order(1, True, "3000", "0.01") == {
+        "error": "Insufficient margin to place order. asset=1"}   # 1,980 + 30 > 2,000
+    assert me.act({"type": "updateLeverage", "asset": 1, "isCross": True, "leverage": 25}) == {
+        "status": "ok", "response": {"type": "default"}}
+    assert "resting" in me.order(1, True, "3000", "0.01")          # 25x: $2,500 of notional
+    assert me.act({"type": "updateLeverage", "asset": 1, "isCross": True, "leverage": 26}) == {
+        "status": "err", "response": "Invalid leverage value 26; ETH allows 1 to 25"}
+
+
+def test_bad_signatures_unknown_signers_and_unfunded_accounts():
+    ex = exchange(me=1_000)
+    me = Trader(ex)
+    body = me.body({"type": "noop"})
+    tampered = copy.deepcopy(body)
+    tampered["nonce"] += 1                               # recovers to another address
+    answer = ex.act(tampered)
+    assert answer["status"] == "err" and answer["response"].startswith("User or API Wallet 0x")
+    assert answer["response"].endswith(" does not exist.")
+    body["signature"] = {"r": "0x0", "s": "0x0", "v": 27}
+    assert ex.act(body) == {"status": "err", "response": "Unable to recover signer"}
+    stranger = Trader(ex, OTHER)
+    assert stranger.act({"type": "noop"})["response"] == \
+        f"User or API Wallet {stranger.address} does not exist."
+    ex.deposit(stranger.address, 5)
+    ex.accounts[stranger.address].portfolio.withdraw(5)
+    assert stranger.act({"type": "noop"})["response"] == \
+        f"Must deposit before performing actions. User: {stranger.address}"
+
+
+def test_nonces_are_kept_per_signer_as_the_exchange_keeps_them():
+    ex = exchange(me=1_000)
+    me = Trader(ex)
+    now = ex.clock.now_ms()
+    assert me.act({"type": "noop"}, nonce=now + 5)["status"] == "ok"
+    assert me.act({"type": "noop"}, nonce=now + 5) == {
+        "status": "err", "response": f"Invalid nonce: duplicate nonce {now + 5}"}
+    assert me.act({"type": "noop"}, nonce=now + 1)["status"] == "ok"   # older, still unused
+    for i in range(100):
+        me.act({"type": "noop"}, nonce=now + 1_000 + i)
+    least = now + 1_000                                   # the 100 highest are kept
+    assert me.act({"type": "noop"}, nonce=now + 2) == {
+        "status": "err", "response": f"Invalid nonce: nonce too low {now + 2} < {least}"}
+    late = now + 24 * 3_600_000 + 1
+    assert me.act({"type": "noop"}, nonce=late)["response"].startswith(
+        f"Invalid nonce: {late} is outside the allowed time window")
+
+
+def test_an_approved_agent_trades_for_its_master_with_its_own_nonces():
+    ex = exchange(me=10_000)
+    me = Trader(ex)
+    agent = Account.from_key("0x" + "33" * 32)
+    nonce = ex.clock.now_ms() + 7
+    action = {"type": "approveAgent", "agentAddress": agent.address, "agentName": "bot",
+              "nonce": nonce}
+    signature = sign_agent(me.wallet, action, False)      # adds chain fields like the SDK
+    answer = ex.act({"action": action, "nonce": nonce, "signature": signature,
+                     "vaultAddress": None, "expiresAfter": None})
+    assert answer == {"status": "ok", "response": {"type": "default"}}
+    status = me.order(1, True, "3400", "0.5", wallet=agent, nonce=nonce)   # same nonce: ok
+    (row,) = ex.info({"type": "openOrders", "user": me.address})
+    assert row["oid"] == status["resting"]["oid"]
+    assert ex.info({"type": "openOrders", "user": agent.address.lower()}) == []
+
+
+def test_funding_is_paid_every_hour_at_the_oracle():
+    ex = exchange(makers=0, me=10_000, other=10_000)
+    me, other = Trader(ex), Trader(ex, OTHER)
+    oracle = ex.oracle.prices["ETH"]
+    assert "resting" in other.order(1, False, f"{oracle:.1f}", "1")
+    assert "filled" in me.order(1, True, f"{oracle:.1f}", "1", tif="Ioc")
+    balances = [float(t.state()["marginSummary"]["accountValue"]) for t in (me, other)]
+    ex.clock.advance(3_600_000)
+    ex.step()
+    rate = 0.0000125                                      # no book: premium 0, interest only
+    (history,) = ex.info({"type": "fundingHistory", "coin": "ETH", "startTime": 0})[:1]
+    assert float(history["fundingRate"]) == rate
+    paid = 1 * ex.oracle.prices["ETH"] * rate
+    (funding,) = ex.info({"type": "userFunding", "user": me.address, "startTime": 0})
+    assert float(funding["delta"]["usdc"]) == pytest.approx(-paid, abs=1e-6)
+    assert ex.accounts[me.address].portfolio.balance == pytest.approx(
+        10_000 - oracle * TAKER - paid, abs=1e-6)
+    assert ex.accounts[other.address].portfolio.balance == pytest.approx(
+        10_000 - oracle * MAKER + paid, abs=1e-6)
+    assert balances                                        # both sides were filled
+
+
+def test_a_position_below_maintenance_margin_is_liquidated_at_the_mark():
+    ex = exchange(makers=0, me=200, other=100_000)
+    me, other = Trader(ex), Trader(ex, OTHER)
+    events = []
+    ex.listen(events.append)
+    assert "resting" in other.order(1, False, "3500", "1")
+    assert "filled" in me.order(1, True, "3500", "1", tif="Ioc")    # 20x on $200: 3,500 long
+    liquidation_px = float(me.position("ETH")["liquidationPx"])
+    assert liquidation_px < 3500
+    ex.set_oracle("ETH", liquidation_px - 1)
+    ex.step()
+    assert me.position("ETH") is None
+    mark = float(ex.instruments[1].round_price(liquidation_px - 1, "nearest"))
+    fills = ex.info({"type": "userFills", "user": me.address})
+    assert fills[0]["liquidation"]["method"] == "backstop" and float(fills[0]["px"]) == mark
+    expected = 200 - 3500 * TAKER - (3500 - mark) - mark * TAKER
+    assert ex.accounts[me.address].portfolio.balance == pytest.approx(expected, abs=1e-6)
+    assert any(isinstance(e, Liquidation) and e.user == me.address for e in events)
+
+
+def test_a_stop_loss_trigger_fires_when_the_mark_crosses_it():
+    ex = exchange(me=10_000)
+    me = Trader(ex)
+    assert "filled" in me.order(1, True, "3600", "1", tif="Ioc")
+    answer = me.trigger(1, False, "3000", "1", "3300")
+    oid = answer["response"]["data"]["statuses"][0]["resting"]["oid"]
+    (row,) = ex.info({"type": "frontendOpenOrders", "user": me.address})
+    assert (row["isTrigger"], row["orderType"], row["triggerCondition"]) == (
+        True, "Stop Market", "Price below 3300.0")
+    ex.set_oracle("ETH", 3_290)
+    ex.step()
+    assert ex.info({"type": "orderStatus", "user": me.address, "oid": oid})["order"][
+        "status"] == "filled"
+    assert me.position("ETH") is None
+
+
+def test_scheduled_cancel_fires_on_the_exchanges_clock():
+    ex = exchange(me=10_000)
+    me = Trader(ex)
+    events = []
+    ex.listen(events.append)
+    oid = me.order(1, True, "3400", "0.5")["resting"]["oid"]
+    now = ex.clock.now_ms()
+    assert me.act({"type": "scheduleCancel", "time": now + 1_000})["response"] == \
+        "Scheduled cancel time too early, must be at least 5 seconds from now."
+    assert me.act({"type": "scheduleCancel", "time": now + 10_000})["status"] == "ok"
+    ex.clock.advance(9_999)
+    ex.step()
+    assert ex.info({"type": "openOrders", "user": me.address})
+    ex.clock.advance(1)
+    ex.step()
+    assert ex.info({"type": "openOrders", "user": me.address}) == []
+    assert ex.info({"type": "orderStatus", "user": me.address, "oid": oid})["order"][
+        "status"] == "scheduledCancel"
+    assert any(isinstance(e, NonUserCancel) for e in events)
+
+
+def test_fills_reach_listeners_with_the_user():
+    ex = exchange(me=10_000)
+    me = Trader(ex)
+    events = []
+    ex.listen(events.append)
+    me.order(1, True, "3600", "0.5", tif="Ioc")
+    (mine,) = [e for e in events if isinstance(e, UserFills)]
+    assert mine.user == me.address and mine.fills[0]["sz"] == "0.5"
+
+
+def test_malformed_bodies_are_undecodable_and_change_nothing():
+    ex = exchange(me=10_000)
+    me = Trader(ex)
+    me.order(1, True, "3400", "0.5")
+    good = me.body({"type": "order", "orders": [
+        {"a": 1, "b": True, "p": "3410", "s": "0.5", "r": False, "t": {"limit": {"tif": "Gtc"}}}],
+        "grouping": "na"})
+    snapshot = (ex.info({"type": "openOrders", "user": me.address}), me.state()["marginSummary"])
+    rng = random.Random(7)
+    breaks = [
+        lambda b: b.pop("signature"), lambda b: b.update(nonce="1"),
+        lambda b: b["action"].update(type="teleport"),
+        lambda b: b["action"]["orders"][0].pop("p"),
+        lambda b: b["action"]["orders"][0].update(a="1"),
+        lambda b: b["action"]["orders"][0]["t"].update(limit={"tif": "Day"}),
+        lambda b: b["action"].update(grouping="sometimes"),
+        lambda b: b["action"].update(orders=[]),
+        lambda b: b["action"]["orders"][0].update(c="0x12"),
+    ]
+    for _ in range(60):
+        body = copy.deepcopy(good)
+        rng.choice(breaks)(body)
+        with pytest.raises(Undecodable):
+            ex.act(body)
+    assert (ex.info({"type": "openOrders", "user": me.address}),
+            me.state()["marginSummary"]) == snapshot
+    for request in ({"type": "l2Book"}, {"type": "nope"}, {"coin": "ETH"},
+                    {"type": "clearinghouseState", "user": "bob"}):
+        with pytest.raises(Undecodable):
+            ex.info(request)
+    assert ex.info({"type": "l2Book", "coin": "DOGE"}) is None
+
+
+def test_l2_book_aggregates_to_significant_figures():
+    ex = exchange()
+    levels = ex.info({"type": "l2Book", "coin": "BTC", "nSigFigs": 3})["levels"]
+    raw = ex.info({"type": "l2Book", "coin": "BTC"})["levels"]
+    assert levels[1][0]["px"] == "101000.0"              # asks round up at 3 figures
+    assert float(levels[1][0]["sz"]) == pytest.approx(sum(float(x["sz"]) for x in raw[1]))
+    assert levels[0][0]["px"] == "99900.0" and levels[0][0]["n"] == len(raw[0])
+    fine = ex.info({"type": "l2Book", "coin": "BTC", "nSigFigs": 5, "mantissa": 5})["levels"]
+    assert all(float(x["px"]) % 5 == 0 for x in fine[0] + fine[1])
