@@ -37,6 +37,14 @@ class SimClock:
     def now_ms(self) -> int:
         return self._now
 
+    def set(self, ms: int) -> int:
+        """Move to the time `ms`, which must not be in the past; the new time."""
+        ms = _milliseconds(ms, "ms")
+        if ms < self._now:
+            raise ValueError(f"the simulated clock never goes back: {ms} < {self._now}")
+        self._now = ms
+        return self._now
+
     def advance(self, ms: int) -> int:
         """Move forward by `ms` (>= 0); the new time."""
         ms = _milliseconds(ms, "ms")
