@@ -10,10 +10,19 @@ trace. Activity the venue reports later (a network venue's fills, fills that
 other participants caused) is collected by :meth:`TradingEngine.poll` and takes
 the same path. Reduce-only orders are enforced here against the live position:
 each is clipped to the position it reduces, or refused.
+
+The engine never drops an order whose id it returned. Bad input is refused
+before an id is given; after that, every order ends counted once in
+`EngineStats` and traced with its outcome, whatever fails on the way (the risk
+manager, the venue, the trace store). When the venue was called and raised, its
+answer is lost and the orders may have executed: their outcome is *unknown*,
+trading halts, and the owner reconciles with the venue before it resumes.
 """
 
 from __future__ import annotations
 
+import logging
+import operator
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,17 +33,29 @@ import numpy as np
 from obelisk._core.book import EVENT_DTYPE, EventKind, OrderStatus, Side, TimeInForce
 from obelisk._core.risk import RISK_ORDER_DTYPE, OrderFlags, RiskReason
 from obelisk.breaker import BreakerConfig, CircuitBreaker
-from obelisk.errors import ObeliskError
+from obelisk.errors import InvalidOrderError
 from obelisk.execution.venue import ACCOUNT, BatchReport, BatchVenue
 from obelisk.monitor import PerformanceMonitor
 from obelisk.portfolio import Portfolio
 from obelisk.risk import RiskManager, TradingState
 
-__all__ = ["STAGES", "EngineStats", "TradingEngine"]
+__all__ = ["STAGES", "STATUS_NOT_SENT", "STATUS_UNKNOWN", "EngineStats", "TradingEngine"]
+
+logger = logging.getLogger(__name__)
 
 STAGES = ("risk", "venue", "portfolio", "trace", "batch")
-# What a venue call may raise when the venue, not the engine, is at fault.
-_VENUE_FAILURES = (ObeliskError, ConnectionError, TimeoutError, OSError)
+# Trace statuses besides the venue's OrderStatus values.
+STATUS_NOT_SENT = -1    # refused, or never reached the venue
+STATUS_UNKNOWN = -2     # sent, but the venue's answer was lost: it may have executed
+
+_INT64_MAX = np.iinfo(np.int64).max
+_TIFS = frozenset(int(t) for t in TimeInForce)
+_TIF_MAX = len(_TIFS) - 1               # TimeInForce values are 0..n-1: a range check suffices
+_SIDES = frozenset((int(Side.BUY), int(Side.SELL)))
+# plain ints: numpy compares an array with an IntEnum member about 5x slower
+_LIMIT, _MARKET, _CANCEL = int(EventKind.LIMIT), int(EventKind.MARKET), int(EventKind.CANCEL)
+_BUY, _SELL = int(Side.BUY), int(Side.SELL)
+_NONE = np.zeros(0, np.int64)           # no orders (indices into a batch)
 
 
 def _resting(events: np.ndarray) -> np.ndarray:
@@ -60,19 +81,26 @@ def _fill_columns(report: BatchReport) -> dict[str, np.ndarray]:
 
 @dataclass
 class EngineStats:
-    """Outcomes of every order the engine has taken, by kind."""
+    """Outcomes of every order the engine has taken, by kind.
+
+    Each order sent through a batch is counted in exactly one outcome, so
+    ``submitted == filled + rested + cancelled + unfilled + refused + rejected
+    + failed + unknown`` after every ``flush``.
+    """
 
     submitted: int = 0
     filled: int = 0                 # fully or partly filled at once
     rested: int = 0
     cancelled: int = 0              # cancel requests that removed their order
-    unfilled: int = 0               # IOC and market orders that found nothing to trade with
+    unfilled: int = 0               # ended without trading or resting (IOC, market, FOK...)
     refused: int = 0                # by the risk manager or the reduce-only rule
     rejected: int = 0               # by the venue (bad order, unknown oid, ...)
-    failed: int = 0                 # the venue call itself failed (breaker open, error)
+    failed: int = 0                 # never reached the venue (breaker open, risk check broke)
+    unknown: int = 0                # reached the venue, which raised: may have executed
     fills: int = 0                  # every fill applied, at once or later
     batches: int = 0
     traces: int = 0
+    trace_failures: int = 0         # traces the store failed to record
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -89,12 +117,28 @@ class TradingEngine:
     portfolio, risk : the account and its pre-trade checks (``risk.portfolio`` is `portfolio`).
     venue : a `BatchVenue` over the same InstrumentTable as the portfolio.
     store : TraceStore, optional; one trace per batch (orders, outcomes, fills) and one per
-        report of later activity (fills).
+        report of later activity (fills). A store that fails is logged and counted
+        (``stats.trace_failures``); it never stops the pipeline.
     on_fills : callable(report), optional; the strategy's view of each report with fills
         (``report.fills``, ``report.fees``, ``report.fill_oids``).
     on_removed : callable(oids), optional; the account's resting orders the venue removed
         (self-trade prevention), which the strategy must stop tracking.
+    on_unknown : callable(oids), optional; orders whose outcome is unknown because the venue
+        raised after it was called. The engine has already halted trading
+        (``risk.set_state(TradingState.HALTED)``) and added them to ``unknown_oids``. Wire it
+        to reconciliation, e.g. schedule ``PositionRecovery.reconcile()`` on the same
+        RiskManager: a pass that passes sets it ACTIVE again and trading resumes; then
+        discard the oids it settled from ``unknown_oids``.
 
+    Outcomes of a venue call that raised: when the breaker refused it (the venue was never
+    called) its orders are *failed*; once the venue was called, any exception may have come
+    after the exchange executed them, so they are *unknown* (a venue cannot yet say "nothing
+    was sent"; being wrong that way costs one reconciliation, the other way a wrong
+    portfolio). An exception from the risk manager fails its batch closed: the orders are
+    counted failed, traced with the error and logged, and ``flush`` does not raise, because
+    callers already hold their ids (and ``submit_batch`` may be halfway through a call).
+
+    Callbacks run after their batch is counted and traced; what they raise reaches the caller.
     One thread drives an engine: it calls ``submit*``, ``flush`` and ``poll``.
     """
 
@@ -104,6 +148,7 @@ class TradingEngine:
                  max_batch_wait_ms: float = 50.0,
                  on_fills: Callable[[BatchReport], object] | None = None,
                  on_removed: Callable[[np.ndarray], object] | None = None,
+                 on_unknown: Callable[[np.ndarray], object] | None = None,
                  clock_ns: Callable[[], int] = time.perf_counter_ns) -> None:
         if batch_size < 1 or not max_batch_wait_ms >= 0:
             raise ValueError("batch_size must be >= 1 and max_batch_wait_ms >= 0")
@@ -117,9 +162,12 @@ class TradingEngine:
         self.max_batch_wait_ns = int(max_batch_wait_ms * 1e6)
         self.on_fills = on_fills
         self.on_removed = on_removed
+        self.on_unknown = on_unknown
         self.clock_ns = clock_ns
         self.stats = EngineStats()
+        self.unknown_oids: set[int] = set()   # sent, answer lost; the owner discards settled ones
         self._instruments = portfolio.instruments
+        self._assets = len(portfolio.instruments.assets)
         self._events = np.zeros(batch_size, dtype=EVENT_DTYPE)
         self._rows = np.zeros(batch_size, dtype=np.int32)
         self._flags = np.zeros(batch_size, dtype=np.uint8)
@@ -135,25 +183,41 @@ class TradingEngine:
     def submit(self, row: int, side: int, price_ticks: int, qty_lots: int, *,
                tif: int = TimeInForce.GTC, reduce_only: bool = False,
                market: bool = False) -> int:
-        """Queue one order (row = the asset's row in the InstrumentTable); its order id."""
+        """Queue one order (row = the asset's row in the InstrumentTable); its order id.
+
+        A market order's price is its protection (0: none). Raises InvalidOrderError, with
+        nothing queued and no id used, for a row outside the table, an unknown side or time
+        in force, a size <= 0, or a price <= 0 (< 0 for a market order).
+        """
+        kind = EventKind.MARKET if market else EventKind.LIMIT
+        self._validate(kind, row, side, price_ticks, qty_lots, tif)
         oid = self._next_oid
         self._next_oid += 1
-        self._push(EventKind.MARKET if market else EventKind.LIMIT, oid, row, side,
-                   price_ticks, qty_lots, tif, OrderFlags.REDUCE_ONLY if reduce_only else 0)
+        self._push(kind, oid, row, side, price_ticks, qty_lots, tif,
+                   OrderFlags.REDUCE_ONLY if reduce_only else 0)
         return oid
 
     def cancel(self, row: int, oid: int) -> None:
+        """Queue a cancel of order `oid` on the asset at `row`; InvalidOrderError for a row
+        outside the table or an oid < 1, with nothing queued."""
+        self._validate(EventKind.CANCEL, row, Side.BUY, 0, 0, TimeInForce.GTC, oid)
         self._push(EventKind.CANCEL, oid, row, Side.BUY, 0, 0, TimeInForce.GTC, 0)
 
     def submit_batch(self, rows: np.ndarray, sides: np.ndarray, prices: np.ndarray,
                      qtys: np.ndarray, tifs: np.ndarray, kinds: np.ndarray | None = None,
                      oids: np.ndarray | None = None,
                      reduce_only: np.ndarray | None = None) -> np.ndarray:
-        """Queue many orders at once (cancels name `oids`); the order ids."""
+        """Queue many orders at once (cancels name `oids`); the order ids.
+
+        All or nothing: the whole call is checked first, as `submit` and `cancel` check one
+        order, and a bad row anywhere raises InvalidOrderError naming its index and value,
+        with nothing queued and no id used.
+        """
         n = len(rows)
         kinds = np.full(n, EventKind.LIMIT, np.uint8) if kinds is None else kinds
-        oids = np.zeros(n, np.int64) if oids is None else oids.copy()
-        new = kinds != EventKind.CANCEL
+        self._validate_batch(rows, sides, prices, qtys, tifs, kinds, oids, reduce_only)
+        oids = np.zeros(n, np.int64) if oids is None else oids.astype(np.int64)
+        new = kinds != _CANCEL
         fresh = int(new.sum())
         oids[new] = np.arange(self._next_oid, self._next_oid + fresh)
         self._next_oid += fresh
@@ -186,6 +250,69 @@ class TradingEngine:
         if self._count and self.clock_ns() - self._born[0] >= self.max_batch_wait_ns:
             self.flush()
 
+    def _validate(self, kind: int, row: int, side: int, price: int, qty: int, tif: int,
+                  oid: int = 1) -> None:
+        """Refuse one order that the batch arrays could not hold or the venue would
+        misread (a negative row would index from the end), before it gets an id."""
+        row, price, qty, oid = (operator.index(v) for v in (row, price, qty, oid))
+        if not 0 <= row < self._assets:
+            raise InvalidOrderError(f"row {row} is outside the InstrumentTable "
+                                    f"(0..{self._assets - 1})")
+        if kind == EventKind.CANCEL:
+            if not 0 < oid <= _INT64_MAX:
+                raise InvalidOrderError(f"cannot cancel order id {oid}: ids are >= 1")
+            return
+        if side not in _SIDES:
+            raise InvalidOrderError(f"side {side!r} is neither BUY nor SELL")
+        if tif not in _TIFS:
+            raise InvalidOrderError(f"time in force {tif!r} is not a TimeInForce")
+        if not 0 < qty <= _INT64_MAX:
+            raise InvalidOrderError(f"size {qty} lots must be > 0")
+        lowest = 0 if kind == EventKind.MARKET else 1       # a market's 0 = no protection
+        if not lowest <= price <= _INT64_MAX:
+            raise InvalidOrderError(f"price {price} ticks must be >= {lowest}")
+
+    def _validate_batch(self, rows: np.ndarray, sides: np.ndarray, prices: np.ndarray,
+                        qtys: np.ndarray, tifs: np.ndarray, kinds: np.ndarray,
+                        oids: np.ndarray | None, reduce_only: np.ndarray | None) -> None:
+        """`_validate` for a whole call, vectorised; raises on the first bad row."""
+        n = len(rows)
+        columns = {"rows": rows, "sides": sides, "prices": prices, "qtys": qtys,
+                   "tifs": tifs, "kinds": kinds, "oids": oids, "reduce_only": reduce_only}
+        for name, column in columns.items():
+            if column is None:
+                continue
+            if not isinstance(column, np.ndarray) or column.shape != (n,):
+                raise InvalidOrderError(f"{name} must be an array of {n} values, one per order")
+            if not np.can_cast(column.dtype, np.int64):
+                raise InvalidOrderError(f"{name} must hold integers that fit int64, "
+                                        f"not {column.dtype}")
+        cancel = kinds == _CANCEL
+        order = ~cancel
+        limit = kinds == _LIMIT
+        checks = [
+            ("kinds", kinds, order & ~limit & (kinds != _MARKET),
+             "is not LIMIT, MARKET or CANCEL"),
+            ("rows", rows, (rows < 0) | (rows >= self._assets),
+             f"is outside the InstrumentTable (0..{self._assets - 1})"),
+            ("sides", sides, order & (sides != _BUY) & (sides != _SELL),
+             "is neither BUY nor SELL"),
+            ("tifs", tifs, order & ((tifs < 0) | (tifs > _TIF_MAX)), "is not a TimeInForce"),
+            ("qtys", qtys, order & (qtys <= 0), "lots: a size must be > 0"),
+            ("prices", prices, order & (prices < 0) | limit & (prices == 0),   # market 0: none
+             "ticks: a limit price must be > 0, a market's >= 0"),
+        ]
+        if oids is not None:
+            checks.append(("oids", oids, cancel & (oids < 1), "cannot be cancelled: ids are >= 1"))
+        elif np.count_nonzero(cancel):
+            raise InvalidOrderError(f"kinds[{int(np.argmax(cancel))}] is a cancel but no oids "
+                                    "were given")
+        for name, column, bad, why in checks:
+            if np.count_nonzero(bad):                     # faster than .any() on bools
+                i = int(np.argmax(bad))
+                raise InvalidOrderError(f"{name}[{i}] = {column[i].item()!r} {why}; "
+                                        "nothing of this call was queued")
+
     def _push(self, kind: int, oid: int, row: int, side: int, price: int, qty: int, tif: int,
               flags: int) -> None:
         i = self._count
@@ -201,7 +328,11 @@ class TradingEngine:
     # ------------------------------------------------------------- pipeline
 
     def flush(self) -> None:
-        """Run the queued orders through the pipeline now."""
+        """Run the queued orders through the pipeline now.
+
+        The queue is emptied first and every order in it ends counted and traced, whatever
+        fails; so a failure is never retried by sending the same orders twice.
+        """
         n = self._count
         if not n:
             return
@@ -209,17 +340,29 @@ class TradingEngine:
         events, rows = self._events[:n].copy(), self._rows[:n]
         flags, born = self._flags[:n], self._born[:n]
         start = self.clock_ns()
-        reasons = self._check(events, rows, flags)
+        try:
+            reasons = self._check(events, rows, flags)
+            broken = None
+        except Exception as exc:     # noqa: BLE001 - fail closed: none of them is sent
+            logger.exception("the risk check failed; %d orders were not sent", n)
+            reasons = np.zeros(n, np.uint8)
+            broken = _describe(exc)
         after_risk = self.clock_ns()
-        sent, report, error, applied = self._execute(events, rows, flags, reasons)
+        if broken is None:
+            sent, unknown, report, error, applied = self._execute(events, rows, flags,
+                                                                  reasons)
+        else:
+            sent, unknown, report, error, applied = _NONE, _NONE, None, broken, False
+        if len(unknown):
+            self._halt(events["oid"][unknown], error)
         after_venue = self.clock_ns()
         if report is not None and not applied:
             self._apply(report)
         after_portfolio = self.clock_ns()
-        self._count_outcomes(events, reasons, sent, report, error)
+        self._count_outcomes(events, reasons, sent, unknown, report, error)
         self._track_open_orders(events, sent, report)
         if self.store is not None:
-            self._trace(events, reasons, sent, report, error)
+            self._trace(events, reasons, sent, unknown, report, error)
         done = self.clock_ns()
         for name, began, ended in (("risk", start, after_risk), ("venue", after_risk, after_venue),
                                    ("portfolio", after_venue, after_portfolio),
@@ -228,6 +371,8 @@ class TradingEngine:
         self._end_to_end.record_many(done - born)
         if report is not None:
             self._notify(report)
+        if len(unknown) and self.on_unknown is not None:
+            self.on_unknown(events["oid"][unknown])
 
     def _check(self, events: np.ndarray, rows: np.ndarray, flags: np.ndarray) -> np.ndarray:
         """Risk reasons per order (0 = allowed), judged for the batch as a whole.
@@ -264,57 +409,95 @@ class TradingEngine:
         return reasons
 
     def _execute(self, events: np.ndarray, rows: np.ndarray, flags: np.ndarray,
-                 reasons: np.ndarray) -> tuple[np.ndarray, BatchReport | None, str | None, bool]:
-        """Send the allowed orders through the breaker: the indices sent (in order), the
-        venue's report for them, the error that stopped the rest, and whether the report
-        is already applied. Reduce-only orders go one at a time, clipped to the position
-        left by the orders before them."""
+                 reasons: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, BatchReport | None, str | None, bool]:
+        """Send the allowed orders through the breaker: the indices sent and answered (in
+        order), the indices sent whose answer was lost, the venue's report for the answered
+        ones, the error that stopped the rest, and whether the report is already applied.
+        Reduce-only orders go one at a time, clipped to the position left by the orders
+        before them."""
         allowed = np.flatnonzero(reasons == 0)
         if not len(allowed):
-            return allowed, None, None, False
+            return allowed, _NONE, None, None, False
         if not (flags[allowed] & OrderFlags.REDUCE_ONLY).any():
-            try:
-                report = self.breaker.call(self.venue.execute, events[allowed])
-            except _VENUE_FAILURES as exc:
-                return allowed[:0], None, _describe(exc), False
-            return allowed, report, None, False
+            report, error, called = self._send(events[allowed])
+            if report is not None:
+                return allowed, _NONE, report, None, False
+            return _NONE, allowed if called else _NONE, None, error, False
         return self._execute_with_reduce_only(events, rows, flags, reasons, allowed)
 
     def _execute_with_reduce_only(self, events: np.ndarray, rows: np.ndarray,
                                   flags: np.ndarray, reasons: np.ndarray, allowed: np.ndarray
-                                  ) -> tuple[np.ndarray, BatchReport | None, str | None, bool]:
+                                  ) -> tuple[np.ndarray, np.ndarray, BatchReport | None,
+                                             str | None, bool]:
+        """`_execute` in runs between reduce-only orders; the first venue call that raises
+        stops the batch: its orders are unknown (or failed, if the venue was never called),
+        the rest failed, and what ran before stays counted, traced and applied."""
         parts: list[BatchReport] = []
         sent: list[int] = []
         block: list[int] = []
-
-        def run(indices: list[int]) -> None:
-            if indices:
-                part = self.breaker.call(self.venue.execute, events[indices])
-                parts.append(part)
-                sent.extend(indices)
-                self._apply(part)          # the next clip sees its fills
-
+        unknown = _NONE
         error = None
-        try:
-            for i in allowed.tolist():
-                if not flags[i] & OrderFlags.REDUCE_ONLY:
-                    block.append(i)
-                    continue
-                run(block)
-                block = []
-                lots = self.portfolio.reducible_lots(int(rows[i]),
-                                                     events["side"][i] == Side.BUY)
-                if lots == 0:
-                    reasons[i] = RiskReason.REDUCE_ONLY_INCREASES
-                    continue
-                events["qty"][i] = min(int(events["qty"][i]), lots)
-                run([i])
+
+        def run(indices: list[int]) -> bool:
+            nonlocal unknown, error
+            if not indices:
+                return True
+            part, error, called = self._send(events[indices])
+            if part is None:
+                if called:
+                    unknown = np.asarray(indices, dtype=np.int64)
+                return False
+            parts.append(part)
+            sent.extend(indices)
+            self._apply(part)          # the next clip sees its fills
+            return True
+
+        for i in allowed.tolist():
+            if not flags[i] & OrderFlags.REDUCE_ONLY:
+                block.append(i)
+                continue
+            if not run(block):
+                break
+            block = []
+            lots = self.portfolio.reducible_lots(int(rows[i]), events["side"][i] == Side.BUY)
+            if lots == 0:
+                reasons[i] = RiskReason.REDUCE_ONLY_INCREASES
+                continue
+            events["qty"][i] = min(int(events["qty"][i]), lots)
+            if not run([i]):
+                break
+        else:
             run(block)
-        except _VENUE_FAILURES as exc:    # what ran stays counted, traced and applied
-            error = _describe(exc)
-        if not parts:
-            return np.zeros(0, np.int64), None, error, True
-        return np.asarray(sent, dtype=np.int64), BatchReport.concat(parts), error, True
+        report = BatchReport.concat(parts) if parts else None
+        return np.asarray(sent, dtype=np.int64), unknown, report, error, True
+
+    def _send(self, batch: np.ndarray) -> tuple[BatchReport | None, str | None, bool]:
+        """``venue.execute(batch)`` through the breaker: its report, or None, the error and
+        whether the venue was called. Only a call the venue never saw is known not to have
+        reached the exchange; a report that does not answer every event counts as lost."""
+        called = False
+
+        def execute(events: np.ndarray) -> BatchReport:
+            nonlocal called
+            called = True
+            report = self.venue.execute(events)
+            if len(report.results) != len(events):
+                raise ValueError(f"the venue answered {len(report.results)} of "
+                                 f"{len(events)} events")
+            return report
+
+        try:
+            return self.breaker.call(execute, batch), None, False
+        except Exception as exc:   # noqa: BLE001 - any venue failure is an outcome, not a crash
+            return None, _describe(exc), called
+
+    def _halt(self, oids: np.ndarray, error: str | None) -> None:
+        """Orders that may have executed unseen: halt trading until the owner reconciles."""
+        logger.error("the venue raised after it was called (%s): the outcome of %d orders is "
+                     "unknown; trading halted until reconciliation", error, len(oids))
+        self.unknown_oids.update(oids.tolist())
+        self.risk.set_state(TradingState.HALTED)
 
     def _apply(self, report: BatchReport) -> None:
         """The account's fills into the portfolio."""
@@ -336,9 +519,21 @@ class TradingEngine:
         self._apply(report)
         self._forget(report)
         if self.store is not None and len(report.fills):
-            self.store.record("fills", _fill_columns(report))
-            self.stats.traces += 1
+            self._record("fills", _fill_columns(report))
         self._notify(report)
+
+    def _record(self, kind: str, payload: dict[str, Any]) -> None:
+        """One trace into the store. A store that fails loses the trace, not the batch: the
+        failure is logged and counted, and the pipeline goes on (the orders are already
+        done at the venue; raising would hide that from the caller)."""
+        try:
+            self.store.record(kind, payload)
+        except Exception as exc:   # noqa: BLE001 - the store is an observer, never a gate
+            self.stats.trace_failures += 1
+            logger.error("the trace store failed to record a %r trace: %s", kind,
+                         _describe(exc))
+            return
+        self.stats.traces += 1
 
     def _notify(self, report: BatchReport) -> None:
         if self.on_fills is not None and len(report.fills):
@@ -347,12 +542,16 @@ class TradingEngine:
             self.on_removed(report.removed_oids)
 
     def _count_outcomes(self, events: np.ndarray, reasons: np.ndarray, sent: np.ndarray,
-                        report: BatchReport | None, error: str | None) -> None:
+                        unknown: np.ndarray, report: BatchReport | None,
+                        error: str | None) -> None:
+        """Each order of the batch into exactly one outcome of `EngineStats`."""
         s = self.stats
         s.submitted += len(events)
         s.batches += 1
-        s.refused += int((reasons != 0).sum())
-        s.failed += int((reasons == 0).sum()) - len(sent)   # allowed, never reached the venue
+        refused = int((reasons != 0).sum())
+        s.refused += refused
+        s.unknown += len(unknown)
+        s.failed += len(events) - refused - len(sent) - len(unknown)   # never reached the venue
         if error is not None and len(s.errors) < 100:
             s.errors.append(error)
         if report is None:
@@ -360,14 +559,16 @@ class TradingEngine:
         results = report.results
         status = results["status"]
         filled = results["filled_qty"] > 0
-        immediate = ~_resting(events[sent])
         cancels = events["kind"][sent] == EventKind.CANCEL
-        s.filled += int(filled.sum())
-        s.rested += int(((status == OrderStatus.RESTED) & ~filled).sum())
-        s.cancelled += int((cancels & (status == OrderStatus.CANCELLED)).sum())
-        s.unfilled += int((~cancels & immediate & ~filled
-                           & (status != OrderStatus.REJECTED)).sum())
-        s.rejected += int((status == OrderStatus.REJECTED).sum())
+        rested = int(((status == OrderStatus.RESTED) & ~filled).sum())
+        cancelled = int((cancels & (status == OrderStatus.CANCELLED) & ~filled).sum())
+        rejected = int(((status == OrderStatus.REJECTED) & ~filled).sum())
+        traded = int(filled.sum())
+        s.filled += traded
+        s.rested += rested
+        s.cancelled += cancelled
+        s.rejected += rejected
+        s.unfilled += len(sent) - traded - rested - cancelled - rejected   # ended with nothing
 
     def _track_open_orders(self, events: np.ndarray, sent: np.ndarray,
                            report: BatchReport | None) -> None:
@@ -383,9 +584,10 @@ class TradingEngine:
         self._forget(report)
 
     def _trace(self, events: np.ndarray, reasons: np.ndarray, sent: np.ndarray,
-               report: BatchReport | None, error: str | None) -> None:
+               unknown: np.ndarray, report: BatchReport | None, error: str | None) -> None:
         """One trace per batch: every order, its outcome, and every fill, as columns."""
-        status = np.full(len(events), -1, np.int16)       # -1: refused or never sent
+        status = np.full(len(events), STATUS_NOT_SENT, np.int16)
+        status[unknown] = STATUS_UNKNOWN
         filled = np.zeros(len(events), np.int64)
         if report is not None:
             status[sent] = report.results["status"]
@@ -397,9 +599,8 @@ class TradingEngine:
             "filled_qty": filled, "error": error}
         if report is not None:
             payload.update(_fill_columns(report))
-        self.store.record("batch", {k: np.ascontiguousarray(v) if isinstance(v, np.ndarray)
-                                    else v for k, v in payload.items()})
-        self.stats.traces += 1
+        self._record("batch", {k: np.ascontiguousarray(v) if isinstance(v, np.ndarray)
+                               else v for k, v in payload.items()})
 
     def close(self) -> None:
         """Send what is queued, apply what the venue still has to report, flush the traces."""

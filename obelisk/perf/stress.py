@@ -251,7 +251,7 @@ def _report(config: StressConfig, engine: TradingEngine, monitor: PerformanceMon
     outcomes = {"submitted": stats.submitted, "filled": stats.filled, "rested": stats.rested,
                 "cancelled": stats.cancelled, "unfilled": stats.unfilled,
                 "refused": stats.refused,
-                "rejected": stats.rejected, "failed": stats.failed,
+                "rejected": stats.rejected, "failed": stats.failed, "unknown": stats.unknown,
                 "sent_to_venue": attempted}
     return StressReport(config, stats.submitted, seconds, rate, outcomes, success, stats.fills,
                         stats.traces, memory_mb, stages, list(stats.errors), criteria)
