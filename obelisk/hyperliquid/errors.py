@@ -25,7 +25,8 @@ class HyperliquidHTTPError(HyperliquidError):
     """The server answered with a non-200 status.
 
     `body` is an excerpt of the response (at most 200 characters); `retry_after` is the
-    server's Retry-After in seconds when it sent one.
+    server's Retry-After in seconds when it sent one, read into [0, 3600]: ``inf`` and
+    ``nan`` read as 3600 (longer than any retry waits), a negative value as 0.
     """
 
     def __init__(self, status: int, body: str, *, request: str = "",
@@ -109,4 +110,11 @@ class ExchangeOutcomeUnknownError(HyperliquidConnectionError):
     It may have been executed, so it is not resent (the answer to a resend
     would be a nonce error for an order that exists): look the order up with
     ``orderStatus`` by its cloid before sending anything again.
+
+    Raised for every failure after the body may have been sent: a timeout while
+    sending or waiting for the answer, a connection dropped or an answer cut short,
+    an HTTP 5xx, a 200 that is not JSON. ``__cause__`` is what happened (an httpx
+    error, :class:`HyperliquidHTTPError` with the status, or
+    :class:`MalformedResponseError`). A 4xx is the server refusing the request and
+    stays a :class:`HyperliquidHTTPError`.
     """

@@ -7,9 +7,14 @@ Both transports pool connections through one httpx client and share the same rul
   :meth:`Transport.invalidate_user` drops what is cached about one account;
 * every request is charged its documented weight against a per-IP budget
   (1200 per minute), which waits or raises :class:`RateBudgetExceeded`;
+* ``timeout`` bounds each attempt as a whole, from connecting to the last byte of
+  the answer, however slowly the server trickles it;
 * info requests are retried with jittered exponential backoff on timeouts, 5xx
   and 429 (honouring Retry-After); exchange requests are sent as the exact bytes
-  given and resent only when the connection failed before any response;
+  given and resent only when the connection failed before anything was sent. Any
+  other failure of an exchange request (a timeout after sending, a dropped or cut
+  answer, a 5xx, a 200 that is not JSON) is an :class:`ExchangeOutcomeUnknownError`:
+  the action may have been executed;
 * every network attempt runs inside a circuit breaker that opens on 5xx and timeouts.
 
 Cached answers are shared between callers: treat the returned JSON as read-only
@@ -23,15 +28,28 @@ import email.utils
 import enum
 import math
 import random as _random
+import ssl
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from concurrent.futures import Future
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol, TypeVar
 
+import httpcore
 import httpx
 import orjson
 
@@ -50,6 +68,9 @@ from obelisk.hyperliquid.errors import (
 
 MAINNET_URL = "https://api.hyperliquid.xyz"
 TESTNET_URL = "https://api.hyperliquid-testnet.xyz"
+RETRY_AFTER_CAP = 3600.0
+"""The longest Retry-After read from a response, in seconds. ``inf`` and ``nan`` read as
+this cap (wait longer than any retry would), a negative value as 0."""
 
 T = TypeVar("T")
 
@@ -94,10 +115,14 @@ class BudgetPolicy(enum.Enum):
 class TransportConfig:
     """Timeouts, retries, caching and rate-budget settings of a transport.
 
-    Durations are in seconds. `max_retries` counts retries after the first attempt of
-    an info request; `exchange_resends` how often an exchange body may be resent after
-    a connection error that happened before any response. A Retry-After above
-    `max_retry_after` is not waited for: the error is raised.
+    Durations are in seconds. `timeout` is the most one attempt may take in all:
+    waiting for a pooled connection, connecting, sending and reading the whole
+    answer (a retry is a new attempt with a new `timeout`). `max_retries` counts
+    retries after the first attempt of an info request; `exchange_resends` how often
+    an exchange body may be resent after a connection error that happened before
+    anything was sent. A Retry-After above `max_retry_after` is not waited for: the
+    error is raised (Retry-After is read as at most :data:`RETRY_AFTER_CAP`, so
+    ``inf`` and ``nan`` are always above it).
     """
 
     timeout: float = 10.0
@@ -362,7 +387,13 @@ class _InfoCache:
 
 
 def _retry_after_seconds(value: str | None, now_epoch: float) -> float | None:
-    """Retry-After in seconds (delta-seconds or an HTTP date), or None if absent/garbled."""
+    """Retry-After in seconds (delta-seconds or an HTTP date) within [0, RETRY_AFTER_CAP],
+    or None if absent or neither a number nor a date.
+
+    A date in the past and a negative number mean now (0). ``inf`` and ``nan`` are
+    numbers that name no finite wait: they read as the cap, so the request is not
+    retried and nothing downstream sleeps or opens a breaker forever.
+    """
     if value is None:
         return None
     text = value.strip()
@@ -371,10 +402,12 @@ def _retry_after_seconds(value: str | None, now_epoch: float) -> float | None:
     except ValueError:
         try:
             when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return None
         seconds = when.timestamp() - now_epoch
-    return max(seconds, 0.0) if math.isfinite(seconds) else None
+    if math.isnan(seconds):
+        return RETRY_AFTER_CAP
+    return min(max(seconds, 0.0), RETRY_AFTER_CAP)
 
 
 def _decode(response: httpx.Response, request: str) -> Any:
@@ -409,10 +442,242 @@ def _translate(error: httpx.HTTPError, request: str) -> HyperliquidError:
 _NOTHING_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
-def _outcome_unknown(error: httpx.HTTPError) -> ExchangeOutcomeUnknownError:
+def _outcome_unknown(error: Exception) -> ExchangeOutcomeUnknownError:
+    """The error to raise, chained from `error`, for an exchange request that failed
+    after the server may have had it."""
+    what = str(error) if isinstance(error, HyperliquidError) else type(error).__name__
     return ExchangeOutcomeUnknownError(
-        f"exchange request failed after it may have reached the server "
-        f"({type(error).__name__}); check orderStatus by cloid before sending again")
+        f"exchange request failed after it may have reached the server ({what}); "
+        f"check orderStatus by cloid before sending again")
+
+
+def _decode_exchange(response: httpx.Response) -> Any:
+    """The JSON of a 200 exchange answer. A 5xx or a 200 that is not JSON (cut short, an
+    HTML page from a proxy) says nothing about whether the action ran: outcome unknown.
+    A 4xx is the server refusing the request, which it then did not execute."""
+    try:
+        return _decode(response, "exchange")
+    except HyperliquidHTTPError as error:
+        if error.status < 500:
+            raise
+        raise _outcome_unknown(error) from error
+    except MalformedResponseError as error:
+        raise _outcome_unknown(error) from error
+
+
+# --- total deadline -------------------------------------------------------------------
+#
+# httpx's timeouts bound each socket operation, so an answer trickled one byte at a time
+# never trips them. The default clients therefore connect through a network backend that
+# gives every connect, read and write at most the time left before the deadline of the
+# attempt it serves, kept in a context variable (per thread, and per asyncio task).
+
+_deadline: ContextVar[float | None] = ContextVar("obelisk_http_deadline", default=None)
+
+
+@contextmanager
+def _attempt_deadline(seconds: float) -> Iterator[None]:
+    """Network operations inside end by ``time.monotonic() + seconds``."""
+    token = _deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def _time_left(timeout: float | None, expired: type[httpcore.TimeoutException]) -> float | None:
+    """`timeout` shortened to what is left of the current deadline; `expired` if none is."""
+    deadline = _deadline.get()
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0.0:
+        raise expired("the request's total timeout has passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _time_left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _time_left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._stream.start_tls(
+            ssl_context, server_hostname, _time_left(timeout, httpcore.ConnectTimeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self) -> None:
+        self._backend = httpcore.SyncBackend()
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                    local_address: str | None = None,
+                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._backend.connect_tcp(
+            host, port, _time_left(timeout, httpcore.ConnectTimeout), local_address,
+            socket_options))
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Iterable[Any] | None = None
+                            ) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._backend.connect_unix_socket(
+            path, _time_left(timeout, httpcore.ConnectTimeout), socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+class _AsyncDeadlineStream(httpcore.AsyncNetworkStream):
+    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
+        self._stream = stream
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._stream.read(max_bytes, _time_left(timeout, httpcore.ReadTimeout))
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._stream.write(buffer, _time_left(timeout, httpcore.WriteTimeout))
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                        timeout: float | None = None) -> httpcore.AsyncNetworkStream:
+        return _AsyncDeadlineStream(await self._stream.start_tls(
+            ssl_context, server_hostname, _time_left(timeout, httpcore.ConnectTimeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _AsyncDeadlineBackend(httpcore.AsyncNetworkBackend):
+    def __init__(self) -> None:
+        self._backend = httpcore.AnyIOBackend()
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                          local_address: str | None = None,
+                          socket_options: Iterable[Any] | None = None
+                          ) -> httpcore.AsyncNetworkStream:
+        return _AsyncDeadlineStream(await self._backend.connect_tcp(
+            host, port, _time_left(timeout, httpcore.ConnectTimeout), local_address,
+            socket_options))
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                  socket_options: Iterable[Any] | None = None
+                                  ) -> httpcore.AsyncNetworkStream:
+        return _AsyncDeadlineStream(await self._backend.connect_unix_socket(
+            path, _time_left(timeout, httpcore.ConnectTimeout), socket_options))
+
+    async def sleep(self, seconds: float) -> None:
+        await self._backend.sleep(seconds)
+
+
+@contextmanager
+def _httpx_errors() -> Generator[None, None, None]:
+    """Re-raise an httpcore error as the httpx error of the same name, as httpx does."""
+    try:
+        yield
+    except httpcore.TimeoutException as error:
+        raise getattr(httpx, type(error).__name__, httpx.TimeoutException)(str(error)) \
+            from error
+    except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.ProxyError,
+            httpcore.UnsupportedProtocol) as error:
+        mapped = getattr(httpx, type(error).__name__, None)
+        if not (isinstance(mapped, type) and issubclass(mapped, httpx.TransportError)):
+            mapped = httpx.TransportError
+        raise mapped(str(error)) from error
+
+
+def _core_request(request: httpx.Request, content: Any) -> httpcore.Request:
+    return httpcore.Request(
+        method=request.method,
+        url=httpcore.URL(scheme=request.url.raw_scheme, host=request.url.raw_host,
+                         port=request.url.port, target=request.url.raw_path),
+        headers=request.headers.raw, content=content, extensions=request.extensions)
+
+
+def _pool_settings(limits: httpx.Limits) -> dict[str, Any]:
+    return {"ssl_context": httpx.create_ssl_context(),
+            "max_connections": limits.max_connections,
+            "max_keepalive_connections": limits.max_keepalive_connections,
+            "keepalive_expiry": limits.keepalive_expiry}
+
+
+class _Body(httpx.SyncByteStream):
+    def __init__(self, stream: Iterable[bytes]) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[bytes]:
+        with _httpx_errors():
+            yield from self._stream
+
+    def close(self) -> None:
+        close = getattr(self._stream, "close", None)
+        if close is not None:
+            close()
+
+
+class _AsyncBody(httpx.AsyncByteStream):
+    def __init__(self, stream: AsyncIterable[bytes]) -> None:
+        self._stream = stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with _httpx_errors():
+            async for part in self._stream:
+                yield part
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+class _DeadlineTransport(httpx.BaseTransport):
+    """An HTTP/1.1 connection pool whose sockets honour the current attempt's deadline."""
+
+    def __init__(self, limits: httpx.Limits) -> None:
+        self._pool = httpcore.ConnectionPool(network_backend=_DeadlineBackend(),
+                                             **_pool_settings(limits))
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        with _httpx_errors():
+            answer = self._pool.handle_request(_core_request(request, request.stream))
+        assert isinstance(answer.stream, Iterable)
+        return httpx.Response(answer.status, headers=answer.headers,
+                              stream=_Body(answer.stream), extensions=answer.extensions)
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+class _AsyncDeadlineTransport(httpx.AsyncBaseTransport):
+    """The asyncio :class:`_DeadlineTransport`."""
+
+    def __init__(self, limits: httpx.Limits) -> None:
+        self._pool = httpcore.AsyncConnectionPool(network_backend=_AsyncDeadlineBackend(),
+                                                  **_pool_settings(limits))
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        with _httpx_errors():
+            answer = await self._pool.handle_async_request(
+                _core_request(request, request.stream))
+        assert isinstance(answer.stream, AsyncIterable)
+        return httpx.Response(answer.status, headers=answer.headers,
+                              stream=_AsyncBody(answer.stream), extensions=answer.extensions)
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
 
 
 def _exchange_bytes(body: bytes | Mapping[str, Any]) -> tuple[bytes, int]:
@@ -571,7 +836,8 @@ class Transport(_TransportBase):
         super().__init__(base_url, config, breaker, clock, random)
         self._sleep = sleep
         self._client = client if client is not None else httpx.Client(
-            timeout=self._timeout, limits=self._limits, headers=self._headers)
+            timeout=self._timeout, limits=self._limits, headers=self._headers,
+            transport=_DeadlineTransport(self._limits))
 
     def close(self) -> None:
         """Close the pooled connections."""
@@ -642,19 +908,21 @@ class Transport(_TransportBase):
 
     def _send_info(self, request: _InfoRequest) -> Any:
         try:
-            response = self._client.post(f"{self.base_url}/info", content=request.body)
+            with _attempt_deadline(self.config.timeout):
+                response = self._client.post(f"{self.base_url}/info", content=request.body)
         except httpx.HTTPError as error:
             raise _translate(error, request.kind) from None
         return _decode(response, request.kind)
 
     def _send_exchange(self, raw: bytes) -> Any:
         try:
-            response = self._client.post(f"{self.base_url}/exchange", content=raw)
+            with _attempt_deadline(self.config.timeout):
+                response = self._client.post(f"{self.base_url}/exchange", content=raw)
         except _NOTHING_SENT as error:
             raise _ResendableError(_translate(error, "exchange")) from None
         except httpx.HTTPError as error:
-            raise _outcome_unknown(error) from None
-        return _decode(response, "exchange")
+            raise _outcome_unknown(error) from error
+        return _decode_exchange(response)
 
 
 class _ResendableError(HyperliquidConnectionError):
@@ -683,7 +951,8 @@ class AsyncTransport(_TransportBase):
         super().__init__(base_url, config, breaker, clock, random)
         self._sleep = sleep
         self._client = client if client is not None else httpx.AsyncClient(
-            timeout=self._timeout, limits=self._limits, headers=self._headers)
+            timeout=self._timeout, limits=self._limits, headers=self._headers,
+            transport=_AsyncDeadlineTransport(self._limits))
 
     async def aclose(self) -> None:
         """Close the pooled connections."""
@@ -754,19 +1023,22 @@ class AsyncTransport(_TransportBase):
 
     async def _send_info(self, request: _InfoRequest) -> Any:
         try:
-            response = await self._client.post(f"{self.base_url}/info", content=request.body)
+            with _attempt_deadline(self.config.timeout):
+                response = await self._client.post(f"{self.base_url}/info",
+                                                   content=request.body)
         except httpx.HTTPError as error:
             raise _translate(error, request.kind) from None
         return _decode(response, request.kind)
 
     async def _send_exchange(self, raw: bytes) -> Any:
         try:
-            response = await self._client.post(f"{self.base_url}/exchange", content=raw)
+            with _attempt_deadline(self.config.timeout):
+                response = await self._client.post(f"{self.base_url}/exchange", content=raw)
         except _NOTHING_SENT as error:
             raise _ResendableError(_translate(error, "exchange")) from None
         except httpx.HTTPError as error:
-            raise _outcome_unknown(error) from None
-        return _decode(response, "exchange")
+            raise _outcome_unknown(error) from error
+        return _decode_exchange(response)
 
 
 def _retrieve_exception(task: asyncio.Task[Any]) -> None:
@@ -778,6 +1050,7 @@ def _retrieve_exception(task: asyncio.Task[Any]) -> None:
 __all__ = [
     "DEFAULT_TTLS",
     "MAINNET_URL",
+    "RETRY_AFTER_CAP",
     "TESTNET_URL",
     "AsyncTransport",
     "BudgetPolicy",

@@ -7,7 +7,9 @@ goes from its bytes straight into the :class:`~obelisk.L2Book`. The client pings
 every ``ping_interval`` seconds (the server drops a connection that has sent it
 nothing for 60 s), treats a ping answered by no frame at all as a dead
 connection, and reconnects with capped, jittered exponential backoff, sending
-every active subscription again.
+every active subscription again. Any failure short of cancellation (a refused
+connection, a malformed redirect, a bug in a consumer) is logged and followed by
+a reconnection; only :meth:`WebsocketClient.close` stops the client.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import random as _random
 import re
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
@@ -28,7 +30,7 @@ from urllib.parse import urlsplit
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, WebSocketException
+from websockets.exceptions import ConnectionClosed
 
 from obelisk._core.l2 import L2Book
 from obelisk.breaker.backoff import backoff_delay
@@ -180,6 +182,19 @@ def _redact(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
 
 
+def _describe(exc: BaseException, url: str) -> str:
+    """``TypeName: message`` for a log line, with `url`'s credentials and query masked and
+    the message cut to 200 characters."""
+    text = str(exc).replace(url, _redact(url))
+    parts = urlsplit(url)
+    for secret in (parts.password, parts.username, parts.query, parts.fragment):
+        if secret:
+            text = text.replace(secret, "***")
+    if len(text) > 200:
+        text = text[:200] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 @dataclass(frozen=True)
 class Backoff:
     """Reconnection delays: ``initial * factor**attempt`` capped at ``maximum``, then
@@ -259,6 +274,12 @@ class WebsocketClient:
         declared dead and replaced; less than `ping_interval`.
     queue_size : int
         Frames each streamed subscription holds before dropping the oldest.
+    max_callback_tasks : int
+        Coroutine callbacks (and ``on_update`` coroutines) that may run at once.
+        When that many are running the reader stops reading until one finishes:
+        frames wait in the socket and the server's send buffer instead of
+        piling up as tasks, and none is dropped. A ping meanwhile is not
+        mistaken for a dead connection.
     backoff : Backoff
         Reconnection delays. The attempt count restarts after a connection that
         stayed up `stable_after` seconds.
@@ -271,7 +292,8 @@ class WebsocketClient:
 
     def __init__(self, url: str = MAINNET_WS_URL, *, ping_interval: float = 50.0,
                  pong_timeout: float = 10.0, queue_size: int = 1000,
-                 backoff: Backoff | None = None, stable_after: float = 60.0,
+                 max_callback_tasks: int = 1000, backoff: Backoff | None = None,
+                 stable_after: float = 60.0,
                  open_timeout: float = 10.0, close_timeout: float = 2.0,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Any] = asyncio.sleep,
@@ -283,10 +305,13 @@ class WebsocketClient:
                              f"{ping_interval}")
         if queue_size < 1:
             raise ValueError(f"queue_size must be positive, got {queue_size}")
+        if not (isinstance(max_callback_tasks, int) and max_callback_tasks >= 1):
+            raise ValueError(f"max_callback_tasks must be an int >= 1, got {max_callback_tasks!r}")
         self.url = url
         self.ping_interval = ping_interval
         self.pong_timeout = pong_timeout
         self.queue_size = queue_size
+        self.max_callback_tasks = max_callback_tasks
         self.backoff = backoff or Backoff()
         self.stable_after = stable_after
         self.open_timeout = open_timeout
@@ -304,6 +329,11 @@ class WebsocketClient:
         self._frames = 0
         self._task: asyncio.Task[None] | None = None
         self._callback_tasks: set[asyncio.Future[Any]] = set()
+        # awaitables that found every callback slot taken; the reader starts them in order
+        # before it reads the next frame
+        self._waiting_callbacks: deque[tuple[Subscription, Awaitable[Any]]] = deque()
+        self._callback_room = asyncio.Event()
+        self._stalled = False           # the reader is waiting for a callback slot
         self._closed = False
 
     # ---------------------------------------------------------- lifecycle
@@ -322,8 +352,29 @@ class WebsocketClient:
         await self.close()
 
     async def wait_connected(self) -> None:
-        """Return once a connection is up and every subscription has been sent on it."""
-        await self._live.wait()
+        """Return once a connection is up and every subscription has been sent on it.
+
+        Raises WebsocketError if the client is closed (or its background task ends)
+        before that.
+        """
+        self._check_open()
+        if self._live.is_set():
+            return
+        live = asyncio.ensure_future(self._live.wait())
+        try:
+            waiting: set[asyncio.Future[Any]] = {live}
+            if self._task is not None:
+                waiting.add(self._task)
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            live.cancel()
+        if not self._live.is_set():
+            raise WebsocketError("the websocket client stopped before it connected")
+
+    @property
+    def pending_callbacks(self) -> int:
+        """Coroutine callbacks running now; never more than ``max_callback_tasks``."""
+        return len(self._callback_tasks)
 
     @property
     def connected(self) -> bool:
@@ -349,6 +400,7 @@ class WebsocketClient:
         if self._task is not None:
             self._task.cancel()
             await asyncio.wait({self._task})
+        self._discard_waiting_callbacks()
         for task in self._callback_tasks:
             task.cancel()
         if self._callback_tasks:
@@ -470,30 +522,39 @@ class WebsocketClient:
     # --------------------------------------------------------- connection
 
     async def _run(self) -> None:
+        """Connect, serve, back off, again, until closed. Every exception but cancellation
+        is logged and ends in a reconnection: a task that died here would leave
+        subscribers and ``wait_connected`` waiting forever with nothing in the log."""
         attempt = 0
         while not self._closed:
             try:
-                conn = await connect(self.url, ping_interval=None, open_timeout=self.open_timeout,
-                                     close_timeout=self.close_timeout)
-            except (OSError, TimeoutError, WebSocketException) as exc:
-                log.warning("websocket %s: connection failed: %s", self._safe_url,
-                            type(exc).__name__)
-            else:
-                if self._closed:
-                    await conn.close()
-                    return
-                self.connects += 1
-                opened = self._clock()
-                log.info("websocket %s connected", self._safe_url)
-                await self._serve(conn)
-                if self._closed:
-                    return
-                if self._clock() - opened >= self.stable_after:
+                if await self._connect_and_serve():
                     attempt = 0
+            except Exception as exc:    # a malformed redirect is a ValueError, for one
+                if self._closed:
+                    return
+                log.warning("websocket %s: connection failed: %s", self._safe_url,
+                            _describe(exc, self.url))
+            if self._closed:
+                return
             delay = self.backoff.delay(attempt, self._random())
             attempt += 1
             log.info("websocket %s: reconnecting in %.2f s", self._safe_url, delay)
             await self._sleep(delay)
+
+    async def _connect_and_serve(self) -> bool:
+        """Open one connection and serve it until it ends; whether it stayed up
+        `stable_after` seconds (so the backoff starts over)."""
+        conn = await connect(self.url, ping_interval=None, open_timeout=self.open_timeout,
+                             close_timeout=self.close_timeout)
+        if self._closed:
+            await conn.close()
+            return False
+        self.connects += 1
+        opened = self._clock()
+        log.info("websocket %s connected", self._safe_url)
+        await self._serve(conn)
+        return self._clock() - opened >= self.stable_after
 
     async def _serve(self, conn: ClientConnection) -> None:
         """Resubscribe on `conn`, then read it until it closes or the keepalive kills it."""
@@ -510,12 +571,14 @@ class WebsocketClient:
                     self._handle(raw)
                 except Exception:
                     log.exception("websocket %s: a frame could not be handled", self._safe_url)
+                if self._waiting_callbacks:
+                    await self._start_waiting_callbacks()
         except ConnectionClosed as exc:
             if not self._closed:
                 log.warning("websocket %s closed: %s", self._safe_url, exc)
-        except (OSError, WebSocketException) as exc:   # any other failure: reconnect too
+        except Exception as exc:        # any other failure: reconnect too
             if not self._closed:
-                log.warning("websocket %s failed: %s", self._safe_url, type(exc).__name__)
+                log.warning("websocket %s failed: %s", self._safe_url, _describe(exc, self.url))
             with suppress(Exception):
                 await conn.close()
         finally:
@@ -534,7 +597,10 @@ class WebsocketClient:
                     await conn.send(_message("subscribe", sub.subscription), text=True)
 
     async def _keepalive(self, conn: ClientConnection) -> None:
-        """Ping every ping_interval; abort `conn` if no frame arrives within pong_timeout."""
+        """Ping every ping_interval; abort `conn` if no frame arrives within pong_timeout.
+
+        A reader held up by busy callbacks is not reading, so it cannot have seen the
+        answer: the connection is not judged then."""
         await self._sleep(self.ping_interval)
         while True:
             frames = self._frames
@@ -542,8 +608,13 @@ class WebsocketClient:
                 await conn.send(_PING, text=True)
             except ConnectionClosed:
                 return
+            except Exception as exc:    # never die silently: replace `conn`
+                log.warning("websocket %s: ping failed: %s; reconnecting", self._safe_url,
+                            _describe(exc, self.url))
+                conn.transport.abort()
+                return
             await self._sleep(self.pong_timeout)
-            if self._frames == frames:
+            if self._frames == frames and not self._stalled:
                 log.warning("websocket %s: nothing received %.1f s after a ping; reconnecting",
                             self._safe_url, self.pong_timeout)
                 conn.transport.abort()
@@ -619,12 +690,44 @@ class WebsocketClient:
                           sub.subscription["type"])
             return
         if inspect.isawaitable(result):
-            task = asyncio.ensure_future(result)
-            self._callback_tasks.add(task)
-            task.add_done_callback(partial(self._callback_done, sub))
+            if self._waiting_callbacks or len(self._callback_tasks) >= self.max_callback_tasks:
+                self._waiting_callbacks.append((sub, result))   # the reader waits for room
+            else:
+                self._start_callback(sub, result)
+
+    def _start_callback(self, sub: Subscription, awaitable: Awaitable[Any]) -> None:
+        try:
+            task = asyncio.ensure_future(awaitable)
+        except Exception:
+            sub.errors += 1
+            log.exception("websocket %s: a %s callback failed", self._safe_url,
+                          sub.subscription["type"])
+            return
+        self._callback_tasks.add(task)
+        task.add_done_callback(partial(self._callback_done, sub))
+
+    async def _start_waiting_callbacks(self) -> None:
+        """Start the callbacks that found no free slot, in order, each as soon as one of
+        ``max_callback_tasks`` running callbacks ends; the reader reads nothing meanwhile."""
+        self._stalled = True
+        try:
+            while self._waiting_callbacks:
+                while len(self._callback_tasks) >= self.max_callback_tasks:
+                    self._callback_room.clear()
+                    await self._callback_room.wait()
+                self._start_callback(*self._waiting_callbacks.popleft())
+        finally:
+            self._stalled = False
+
+    def _discard_waiting_callbacks(self) -> None:
+        while self._waiting_callbacks:
+            _, awaitable = self._waiting_callbacks.popleft()
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()       # never started: no "was never awaited" warning
 
     def _callback_done(self, sub: Subscription, task: asyncio.Future[Any]) -> None:
         self._callback_tasks.discard(task)
+        self._callback_room.set()
         if not task.cancelled() and task.exception() is not None:
             sub.errors += 1
             log.error("websocket %s: a %s callback failed", self._safe_url,
