@@ -59,7 +59,48 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run without the trace store")
     stress.add_argument("--trace-path", help="keep the trace database at this path")
     stress.add_argument("--json", action="store_true", help="print one JSON document")
+    _add_serve(commands)
     return parser
+
+
+def _add_serve(commands: argparse._SubParsersAction) -> None:
+    serve = commands.add_parser(
+        "serve", help="a local Hyperliquid-compatible exchange on HTTP and websocket "
+                      "(needs the server extra: pip install \"obelisk[server]\")")
+    serve.add_argument("--host", default="127.0.0.1", help="public interface (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=3001,
+                       help="public port, 0 for a free one (default 3001, the SDK's LOCAL_API_URL)")
+    serve.add_argument("--admin-port", type=int, default=0,
+                       help="loopback-only admin port for deposits and the simulated clock "
+                            "(default 0: a free port, printed at start)")
+    serve.add_argument("--coins", help="comma-separated coins to list (default: the exchange's)")
+    serve.add_argument("--seed", type=int, default=0, help="seed of the oracle walk and makers")
+    serve.add_argument("--makers", type=int, help="seeded market makers quoting every coin")
+    serve.add_argument("--accounts", help="JSON file of address -> starting USDC")
+    serve.add_argument("--clock", choices=("real", "sim"), default="real",
+                       help="real: the market moves with the wall clock; sim: only when the "
+                            "admin POST /advance moves it")
+    serve.add_argument("--ip-weight", type=_positive, default=1200,
+                       help="request weight per client IP per minute (default 1200, "
+                            "as Hyperliquid)")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from obelisk.server.runner import ServerConfig, load_accounts, ready_line, run_until_stopped
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    coins = tuple(coin.strip() for coin in args.coins.split(",") if coin.strip()) \
+        if args.coins else None
+    config = ServerConfig(host=args.host, port=args.port, admin_port=args.admin_port,
+                          coins=coins, seed=args.seed, makers=args.makers,
+                          accounts=load_accounts(args.accounts) if args.accounts else {},
+                          clock=args.clock, ip_weight_per_minute=args.ip_weight)
+    asyncio.run(run_until_stopped(config, lambda url: print(ready_line(url), flush=True)))
+    return 0
 
 
 def _progress_bar(done: int, total: int) -> None:
@@ -98,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(stress_report.to_dict(), indent=2) if args.json
               else format_stress(stress_report))
         return 0 if stress_report.passed else 1
+    if args.command == "serve":
+        return _serve(args)
     return 2
 
 

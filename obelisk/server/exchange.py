@@ -81,6 +81,7 @@ class Account:
     orders: dict[int, Order] = field(default_factory=dict)       # open, incl. triggers
     history: list[Order] = field(default_factory=list)           # every status change
     cloids: set[str] = field(default_factory=set)                # every cloid it placed
+    resting_notional: dict[str, float] = field(default_factory=dict)  # margin-bearing orders
     schedule_cancel: int | None = None
     schedule_cancels: dict[int, int] = field(default_factory=dict)   # per UTC day
 
@@ -486,14 +487,18 @@ class LocalExchange:
         portfolio = account.portfolio
         used = sum(p.initial_margin if not p.isolated else p.margin
                    for p in portfolio.open_positions())
-        reserved = 0.0
-        for order in account.orders.values():
-            if order.trigger is None and not order.reduce_only:
-                instrument = self.instruments[self.instruments.index(order.coin)]
-                leverage = portfolio.position(order.coin).leverage
-                reserved += float(order.limit_px) * float(order.lots * instrument.lot_size) \
-                    / leverage
+        leverage = portfolio.positions["leverage"]
+        reserved = sum(notional / leverage[self.instruments.index(coin)]
+                       for coin, notional in account.resting_notional.items() if notional)
         return portfolio.account_value - used - reserved
+
+    @staticmethod
+    def _hold(account: Account, order: Order, lots: int) -> None:
+        """Count `lots` more (or fewer) of a resting order in the margin it reserves."""
+        if order.trigger is None and not order.reduce_only:
+            notional = float(order.limit_px) * float(lots * order.lot_size)
+            held = account.resting_notional.get(order.coin, 0.0) + notional
+            account.resting_notional[order.coin] = held if held > 1e-9 else 0.0
 
     def _new_order(self, account: Account, instrument: Instrument, spec: OrderSpec,
                    ticks: int, lots: int) -> Order:
@@ -523,6 +528,7 @@ class LocalExchange:
         if rested:
             order.status_ts = self.clock.now_ms()
             account.orders[order.oid] = order
+            self._hold(account, order, order.lots)
             self._record(order)
         self._pending.append(BookChanged(order.coin))
         if filled_lots and not rested:
@@ -576,6 +582,7 @@ class LocalExchange:
                                 order.cloid if order else None,
                                 liquidation if crossed else None)
             maker.lots -= lots
+            self._hold(self.accounts[maker.user], maker, -lots)
             if taker is not None:
                 taker.lots -= lots
             if maker.lots == 0:
@@ -703,7 +710,8 @@ class LocalExchange:
     def _close(self, order: Order, status: str, *, book_cancel: bool = True) -> None:
         """Take an open order off the book and the account, recording its final status."""
         account = self.accounts[order.user]
-        account.orders.pop(order.oid, None)
+        if account.orders.pop(order.oid, None) is not None:
+            self._hold(account, order, -order.lots)
         if book_cancel and order.trigger is None and order.oid in self.books[order.coin]:
             self.books[order.coin].cancel(order.oid)
             self._pending.append(BookChanged(order.coin))
