@@ -15,13 +15,15 @@ by one, as the exchange does.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
 from typing import Any
 
-from obelisk._core.book import OrderBook, OrderEventKind, OrderStatus, Side, TimeInForce
+import numpy as np
+
+from obelisk._core.book import FILL_DTYPE, OrderBook, OrderEventKind, OrderStatus, Side, TimeInForce
 from obelisk.errors import InstrumentError, ObeliskError
 from obelisk.fees import FeeRates
 from obelisk.instruments import Instrument, InstrumentTable, Rounding
@@ -48,7 +50,7 @@ from obelisk.server.events import (
     UserFunding,
 )
 from obelisk.server.market import DEFAULT_COINS, Oracle, listings, maker_quotes
-from obelisk.server.records import Order, Wire, direction, fill_wire, num
+from obelisk.server.records import Order, Wire, direction, fill_wire, num, units_text
 
 MIN_NOTIONAL = 10.0
 ORACLE_BAND = 0.8                        # a limit price may be at most 80 % from the oracle
@@ -434,11 +436,11 @@ class LocalExchange:
 
     def _grid(self, instrument: Instrument, spec: OrderSpec) -> tuple[int, int]:
         try:
-            ticks = instrument.price_to_ticks(spec.price)
+            ticks = _ticks(instrument, spec.price)
         except InstrumentError:
             raise OrderError(f"Order has invalid price. asset={spec.asset}") from None
         try:
-            lots = instrument.size_to_lots(spec.size, allow_zero=True)
+            lots = _lots(instrument, spec.size)
         except InstrumentError:
             raise OrderError(f"Order has invalid size. asset={spec.asset}") from None
         if lots == 0:
@@ -458,13 +460,13 @@ class LocalExchange:
         oracle = self.oracle.prices[instrument.name]
         if abs(price / oracle - 1) > ORACLE_BAND:
             raise OrderError(f"Price too far from oracle asset={a}")
-        row = self.instruments.index(instrument.name)
-        reducible = account.portfolio.reducible_lots(row, spec.is_buy)
+        row = instrument.asset
+        reducible = _reducible(account.portfolio, instrument, spec.is_buy)
         if spec.reduce_only:
             if reducible == 0:
                 raise OrderError(f"Reduce only order would increase position. asset={a}")
             lots = min(lots, reducible)
-        elif price * float(lots * instrument.lot_size) < MIN_NOTIONAL:
+        elif price * lots / 10 ** instrument.sz_decimals < MIN_NOTIONAL:
             raise OrderError(f"Order must have minimum value of $10. asset={a}")
         book = self.books[instrument.name]
         if spec.tif == "Alo":
@@ -476,8 +478,8 @@ class LocalExchange:
                     f"{self._px(instrument, bid)}@{self._px(instrument, ask)}. asset={a}")
         increase = max(0, lots - reducible) if not spec.reduce_only else 0
         if increase and not account.internal:
-            position = account.portfolio.position(instrument.name)
-            needed = price * float(increase * instrument.lot_size) / position.leverage
+            leverage = float(account.portfolio.positions["leverage"][row])
+            needed = price * increase / 10 ** instrument.sz_decimals / leverage
             if needed > self._free_margin(account) + 1e-9:
                 raise OrderError(f"Insufficient margin to place order. asset={a}")
         return lots
@@ -485,9 +487,9 @@ class LocalExchange:
     def _free_margin(self, account: Account) -> float:
         """What a new order may use: account value less margin in use and resting orders'."""
         portfolio = account.portfolio
-        used = sum(p.initial_margin if not p.isolated else p.margin
-                   for p in portfolio.open_positions())
-        leverage = portfolio.positions["leverage"]
+        rows = portfolio.positions
+        used = float(np.where(rows["isolated"], rows["margin"], rows["initial_margin"]).sum())
+        leverage = rows["leverage"]
         reserved = sum(notional / leverage[self.instruments.index(coin)]
                        for coin, notional in account.resting_notional.items() if notional)
         return portfolio.account_value - used - reserved
@@ -496,7 +498,7 @@ class LocalExchange:
     def _hold(account: Account, order: Order, lots: int) -> None:
         """Count `lots` more (or fewer) of a resting order in the margin it reserves."""
         if order.trigger is None and not order.reduce_only:
-            notional = float(order.limit_px) * float(lots * order.lot_size)
+            notional = float(order.limit_px) * lots / 10 ** order.sz_decimals
             held = account.resting_notional.get(order.coin, 0.0) + notional
             account.resting_notional[order.coin] = held if held > 1e-9 else 0.0
 
@@ -508,8 +510,8 @@ class LocalExchange:
             trigger = replace(trigger, trigger_px=num(instrument.ticks_to_price(
                 instrument.price_to_ticks(trigger.trigger_px))))
         order = Order(self._next_oid, account.address, instrument.name, spec.asset,
-                      spec.is_buy, num(instrument.ticks_to_price(ticks)), ticks, lots, lots,
-                      instrument.lot_size, now, spec.tif, spec.reduce_only, spec.cloid,
+                      spec.is_buy, _price_text(instrument, ticks), ticks, lots, lots,
+                      instrument.sz_decimals, now, spec.tif, spec.reduce_only, spec.cloid,
                       trigger, status_ts=now)
         self._next_oid += 1
         self._orders[order.oid] = order
@@ -549,8 +551,8 @@ class LocalExchange:
                          f"asset={order.asset}"}
 
     def _filled(self, instrument: Instrument, order: Order, lots: int, notional: float) -> Wire:
-        size = float(lots * instrument.lot_size)
-        out: Wire = {"totalSz": num(lots * instrument.lot_size),
+        size = lots / 10 ** instrument.sz_decimals
+        out: Wire = {"totalSz": units_text(lots, instrument.sz_decimals),
                      "avgPx": num(float(instrument.round_price(notional / size,
                                                                 Rounding.NEAREST))),
                      "oid": order.oid}
@@ -566,12 +568,14 @@ class LocalExchange:
         now = self.clock.now_ms()
         taker_lots, taker_notional = 0, 0.0
         trades: list[Wire] = []
-        for fill in book.last_fills():
-            lots, ticks = int(fill["qty"]), int(fill["price"])
-            px = instrument.ticks_to_price(ticks)
-            sz = lots * instrument.lot_size
-            taker = self._orders.get(int(fill["taker_oid"]))
-            maker = self._orders[int(fill["maker_oid"])]
+        fills = book.last_fills() if book.last_fill_count else _NO_FILLS
+        for lots, ticks, taker_oid, maker_oid in zip(
+                fills["qty"].tolist(), fills["price"].tolist(), fills["taker_oid"].tolist(),
+                fills["maker_oid"].tolist(), strict=True):
+            px = _price_text(instrument, ticks)
+            sz = units_text(lots, instrument.sz_decimals)
+            taker = self._orders.get(taker_oid)
+            maker = self._orders[maker_oid]
             is_buy = not maker.is_buy
             tid = self._next_tid
             self._next_tid += 1
@@ -591,34 +595,36 @@ class LocalExchange:
             taker_lots += lots
             taker_notional += float(px) * float(sz)
             buyer, seller = (taker, maker) if is_buy else (maker, taker)
-            trades.append({"coin": coin, "side": "B" if is_buy else "A", "px": num(px),
-                           "sz": num(sz), "hash": "0x" + f"{tid:064x}", "time": now,
+            trades.append({"coin": coin, "side": "B" if is_buy else "A", "px": px,
+                           "sz": sz, "hash": "0x" + f"{tid:064x}", "time": now,
                            "tid": tid, "users": [buyer.user if buyer else "",
                                                  seller.user if seller else ""]})
             self._candle(coin, float(px), float(sz), now)
             self._day_volume[coin] += float(px) * float(sz)
-        for event in book.last_order_events():
-            order = self._orders.get(int(event["oid"]))
-            if (event["kind"] == OrderEventKind.CANCELLED and order is not None
-                    and order.status == "open" and order.oid in
-                    self.accounts[order.user].orders):
+        events = book.last_order_events()
+        for oid in events["oid"][events["kind"] == _CANCELLED].tolist() if len(events) else ():
+            order = self._orders.get(oid)           # a resting order self-trade prevention took
+            if order is not None and order.status == "open" and \
+                    oid in self.accounts[order.user].orders:
                 self._close(order, "selfTradeCanceled", book_cancel=False)
         if trades:
             self._trades[coin] = (self._trades[coin] + trades)[-1000:]
             self._pending.append(Trades(coin, trades))
         return taker_lots, taker_notional
 
-    def _book_fill(self, account: Account, coin: str, px: Decimal, sz: Decimal, is_buy: bool,
+    def _book_fill(self, account: Account, coin: str, px: str, sz: str, is_buy: bool,
                    now: int, oid: int, crossed: bool, tid: int, cloid: str | None,
                    liquidation: Wire | None) -> None:
         portfolio = account.portfolio
-        start = portfolio.position(coin).size
+        sizes = portfolio.positions["size"]
+        index = self.instruments.index(coin)
+        start = float(sizes[index])
         size = float(sz) if is_buy else -float(sz)
         pnl = portfolio.apply_fill(coin, size, float(px), maker=not crossed)
         fee = self.fees.fee(size, float(px), maker=not crossed)
         account.volume += float(px) * float(sz)
-        after = portfolio.position(coin).size
-        row = fill_wire(coin=coin, px=num(px), sz=num(sz), is_buy=is_buy, time=now,
+        after = float(sizes[index])
+        row = fill_wire(coin=coin, px=px, sz=sz, is_buy=is_buy, time=now,
                         start_position=num(start), direction=direction(start, is_buy, after),
                         closed_pnl=pnl, oid=oid, crossed=crossed, fee=fee, tid=tid,
                         cloid=cloid, liquidation=liquidation)
@@ -691,8 +697,7 @@ class LocalExchange:
     def _trigger(self, account: Account, order: Order) -> None:
         assert order.trigger is not None
         self._close(order, "triggered")
-        reducible = account.portfolio.reducible_lots(self.instruments.index(order.coin),
-                                                     order.is_buy)
+        reducible = _reducible(account.portfolio, self._instrument(order.asset), order.is_buy)
         lots = min(order.lots, reducible) if order.reduce_only else order.lots
         if not lots:
             return
@@ -700,7 +705,7 @@ class LocalExchange:
         tif = TimeInForce.IOC if order.trigger.is_market else TimeInForce.GTC
         live = Order(order.oid, order.user, order.coin, order.asset, order.is_buy,
                      order.limit_px, order.price_ticks, lots, lots,
-                     order.lot_size, self.clock.now_ms(), "Ioc" if tif == TimeInForce.IOC
+                     order.sz_decimals, self.clock.now_ms(), "Ioc" if tif == TimeInForce.IOC
                      else "Gtc", order.reduce_only, None, status_ts=self.clock.now_ms())
         self._orders[live.oid] = live
         self._match(account, live, tif)
@@ -837,7 +842,7 @@ class LocalExchange:
         ticks = instrument.round_price_to_ticks(price, Rounding.UP if is_buy else Rounding.DOWN)
         order = Order(self._next_oid, account.address, coin, instrument.asset, is_buy,
                       num(instrument.ticks_to_price(ticks)), ticks, lots, lots,
-                      instrument.lot_size, self.clock.now_ms(), "Ioc", True, None)
+                      instrument.sz_decimals, self.clock.now_ms(), "Ioc", True, None)
         self._next_oid += 1
         self._orders[order.oid] = order
         self.books[coin].add(order.oid, Side.BUY if is_buy else Side.SELL, ticks, lots,
@@ -846,8 +851,8 @@ class LocalExchange:
         self._pending.append(BookChanged(coin))
         left = lots - filled
         if left:                                  # the backstop takes the rest at the mark
-            px = instrument.round_price(mark, Rounding.NEAREST)
-            sz = left * instrument.lot_size
+            px = num(instrument.round_price(mark, Rounding.NEAREST))
+            sz = units_text(left, instrument.sz_decimals)
             tid = self._next_tid
             self._next_tid += 1
             now = self.clock.now_ms()
@@ -931,6 +936,34 @@ class LocalExchange:
 
 
 _DEFAULT: Wire = {"status": "ok", "response": {"type": "default"}}
+_NO_FILLS = np.zeros(0, FILL_DTYPE)
+_CANCELLED = int(OrderEventKind.CANCELLED)
+
+
+# Prices and sizes repeat (a book has few levels), and parsing them exactly is the
+# costliest step of an order: cache the answers for valid ones.
+@functools.lru_cache(maxsize=65_536)
+def _ticks(instrument: Instrument, price: str) -> int:
+    return instrument.price_to_ticks(price)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _lots(instrument: Instrument, size: str) -> int:
+    return instrument.size_to_lots(size, allow_zero=True)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _price_text(instrument: Instrument, ticks: int) -> str:
+    return num(instrument.ticks_to_price(ticks))
+
+
+def _reducible(portfolio: Portfolio, instrument: Instrument, is_buy: bool) -> int:
+    """Lots an order on this side can close of the position (Portfolio.reducible_lots,
+    without the Decimal round trip: positions hold whole lots up to float noise)."""
+    size = float(portfolio.positions["size"][instrument.asset])
+    if not size or (size < 0) != is_buy:
+        return 0
+    return round(abs(size) * 10 ** instrument.sz_decimals)
 
 
 def _statuses(kind: str, statuses: list[Wire | str]) -> Wire:

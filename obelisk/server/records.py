@@ -6,6 +6,7 @@ Numbers go out as Hyperliquid writes them: strings for anything fractional
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -19,6 +20,13 @@ def num(value: float | Decimal | int) -> str:
         value = Decimal(repr(round(value, 8) + 0.0))     # + 0.0 turns -0.0 into 0.0
     text = format(Decimal(value).normalize(), "f")
     return text if "." in text else text + ".0"
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def units_text(units: int, decimals: int) -> str:
+    """`units` of 10**-decimals (ticks or lots) as `num` prints them; sizes and prices repeat,
+    so this is cached."""
+    return num(Decimal(units).scaleb(-decimals))
 
 
 @dataclass(frozen=True)
@@ -53,7 +61,7 @@ class Order:
     price_ticks: int
     lots: int                                    # left to fill
     orig_lots: int
-    lot_size: Decimal
+    sz_decimals: int
     timestamp: int
     tif: str | None                              # "Gtc", "Ioc", "Alo"; None for triggers
     reduce_only: bool
@@ -66,13 +74,19 @@ class Order:
 
     @property
     def sz(self) -> str:
-        return num(self.lots * self.lot_size)
+        return units_text(self.lots, self.sz_decimals)
+
+    @property
+    def size(self) -> float:
+        """What is left, in coins."""
+        return self.lots / 10 ** self.sz_decimals
 
     def open_wire(self) -> Wire:
         """An ``openOrders`` row."""
         row: Wire = {"coin": self.coin, "side": "B" if self.is_buy else "A",
                      "limitPx": self.limit_px, "sz": self.sz, "oid": self.oid,
-                     "timestamp": self.timestamp, "origSz": num(self.orig_lots * self.lot_size)}
+                     "timestamp": self.timestamp,
+                     "origSz": units_text(self.orig_lots, self.sz_decimals)}
         if self.cloid is not None:
             row["cloid"] = self.cloid
         if self.reduce_only:
@@ -94,7 +108,7 @@ class Order:
             "children": [child.frontend_wire() for child in self.children],
             "isPositionTpsl": self.position_tpsl, "reduceOnly": self.reduce_only,
             "orderType": trigger.order_type if trigger else "Limit",
-            "origSz": num(self.orig_lots * self.lot_size),
+            "origSz": units_text(self.orig_lots, self.sz_decimals),
             "tif": self.tif, "cloid": self.cloid}
         return row
 
