@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from obelisk.hyperliquid.wallet import Wallet
     from obelisk.hyperliquid.wire import Cloid
     from obelisk.hyperliquid.ws import WebsocketClient
+    from obelisk.server.runner import serve
 
 _MODULE_OF = {
     "ExchangeActions": "actions", "ExchangeResult": "actions", "OrderOutcome": "actions",
@@ -37,6 +38,7 @@ _MODULE_OF = {
     "MAINNET_URL": "transport", "TESTNET_URL": "transport", "AsyncTransport": "transport",
     "Transport": "transport", "TransportConfig": "transport",
     "HyperliquidVenue": "venue", "Wallet": "wallet", "Cloid": "wire", "WebsocketClient": "ws",
+    "serve": "obelisk.server.runner",      # the local exchange (pip install "obelisk[server]")
 }
 
 
@@ -44,7 +46,8 @@ def __getattr__(name: str) -> object:
     module = _MODULE_OF.get(name)
     if module is None:
         raise AttributeError(f"module 'obelisk.hyperliquid' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"obelisk.hyperliquid.{module}"), name)
+    path = module if "." in module else f"obelisk.hyperliquid.{module}"
+    value = getattr(importlib.import_module(path), name)
     globals()[name] = value
     return value
 
@@ -52,7 +55,7 @@ def __getattr__(name: str) -> object:
 __all__ = ["MAINNET_URL", "TESTNET_URL", "AssetDirectory", "AsyncExchange", "AsyncInfo",
            "AsyncTransport", "Cloid", "Exchange", "ExchangeActions", "ExchangeResult",
            "HyperliquidVenue", "Info", "OrderOutcome", "Transport", "TransportConfig",
-           "Wallet", "WebsocketClient"]
+           "Wallet", "WebsocketClient", "serve"]
 
 
 def __dir__() -> list[str]:
