@@ -70,7 +70,8 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 
 def create_admin_app(exchange: LocalExchange) -> web.Application:
-    """``POST /deposit {"user", "usdc"}``, ``POST /advance {"ms"}``, ``GET /health``."""
+    """``POST /deposit {"user", "usdc"}``, ``POST /advance {"ms"}``, ``POST /oracle
+    {"coin", "px"}``, ``GET /health``."""
 
     async def deposit(request: web.Request) -> web.Response:
         body = await _body(request)
@@ -99,6 +100,21 @@ def create_admin_app(exchange: LocalExchange) -> web.Application:
         exchange.step()
         return _json(200, {"status": "ok", "time": clock.now_ms()})
 
+    async def oracle(request: web.Request) -> web.Response:
+        """Move a coin's oracle (stops, take profits and liquidations to test)."""
+        body = await _body(request)
+        coin, px = body.get("coin"), body.get("px")
+        if not isinstance(coin, str):
+            raise _BadRequest("coin must be a listed coin's name")
+        if isinstance(px, bool) or not isinstance(px, (int, float)) or not math.isfinite(px):
+            raise _BadRequest("px must be a positive number")
+        try:
+            exchange.set_oracle(coin, float(px))
+        except ValueError as error:
+            raise _BadRequest(str(error)) from error
+        exchange.step()
+        return _json(200, {"status": "ok", "px": exchange.oracle.prices[coin]})
+
     async def health(request: web.Request) -> web.Response:
         clock = exchange.clock
         return _json(200, {"status": "ok", "time": clock.now_ms(),
@@ -108,5 +124,6 @@ def create_admin_app(exchange: LocalExchange) -> web.Application:
     app = web.Application(client_max_size=MAX_ADMIN_BODY, middlewares=[_guard])
     app.router.add_post("/deposit", deposit)
     app.router.add_post("/advance", advance)
+    app.router.add_post("/oracle", oracle)
     app.router.add_get("/health", health)
     return app
