@@ -1,14 +1,16 @@
 """What the local exchange tells its listeners (the websocket hub) after each change.
 
-Events carry data already in Hyperliquid's wire shapes, so the hub only wraps
-them in frames. They are emitted after the change is complete: a listener
-never sees half of an action.
+Events carry data in Hyperliquid's wire shapes (order updates build theirs on
+demand), so the hub only wraps them in frames. They are emitted after the change
+is complete: a listener never sees half of an action.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from obelisk.server.records import StatusChange
 
 Wire = dict[str, Any]
 
@@ -33,7 +35,12 @@ class UserFills:
 @dataclass(frozen=True)
 class OrderUpdates:
     user: str
-    updates: list[Wire]
+    changes: list[StatusChange]
+
+    @property
+    def updates(self) -> list[Wire]:
+        """The ``orderUpdates`` elements, built only when someone subscribed."""
+        return [change.update_wire() for change in self.changes]
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ from obelisk.server.events import (
     UserFunding,
 )
 from obelisk.server.market import DEFAULT_COINS, Oracle, listings, maker_quotes
-from obelisk.server.records import Order, Wire, direction, fill_wire, num, units_text
+from obelisk.server.records import Order, StatusChange, Wire, direction, fill_wire, num, units_text
 
 MIN_NOTIONAL = 10.0
 ORACLE_BAND = 0.8                        # a limit price may be at most 80 % from the oracle
@@ -81,7 +81,7 @@ class Account:
     fills: list[Wire] = field(default_factory=list)
     fundings: list[Wire] = field(default_factory=list)
     orders: dict[int, Order] = field(default_factory=dict)       # open, incl. triggers
-    history: list[Order] = field(default_factory=list)           # every status change
+    history: list[StatusChange] = field(default_factory=list)    # every status change
     cloids: set[str] = field(default_factory=set)                # every cloid it placed
     resting_notional: dict[str, float] = field(default_factory=dict)  # margin-bearing orders
     schedule_cancel: int | None = None
@@ -123,6 +123,7 @@ class LocalExchange:
         self._owners: dict[str, int] = {}
         self._by_owner: dict[int, str] = {}
         self._orders: dict[int, Order] = {}            # every order ever, by oid
+        self._triggers: dict[str, dict[int, Order]] = {coin: {} for coin in self.coins}
         self._next_oid = 1
         self._next_tid = 1
         self._trades: dict[str, list[Wire]] = {coin: [] for coin in self.coins}
@@ -456,20 +457,20 @@ class LocalExchange:
                     ticks: int, lots: int) -> int:
         """The lots the exchange accepts for this order, or the error that refuses it."""
         a = spec.asset
-        price = float(instrument.ticks_to_price(ticks))
+        price = ticks * float(instrument.tick_size)
         oracle = self.oracle.prices[instrument.name]
         if abs(price / oracle - 1) > ORACLE_BAND:
             raise OrderError(f"Price too far from oracle asset={a}")
-        row = instrument.asset
-        reducible = _reducible(account.portfolio, instrument, spec.is_buy)
+        rows = account.portfolio.book.positions              # one read-only view per order
+        reducible = _reducible(float(rows["size"][a]), instrument, spec.is_buy)
         if spec.reduce_only:
             if reducible == 0:
                 raise OrderError(f"Reduce only order would increase position. asset={a}")
             lots = min(lots, reducible)
         elif price * lots / 10 ** instrument.sz_decimals < MIN_NOTIONAL:
             raise OrderError(f"Order must have minimum value of $10. asset={a}")
-        book = self.books[instrument.name]
         if spec.tif == "Alo":
+            book = self.books[instrument.name]
             bid, ask = book.best_bid(), book.best_ask()
             if (ask is not None and spec.is_buy and ticks >= ask) or \
                     (bid is not None and not spec.is_buy and ticks <= bid):
@@ -478,21 +479,25 @@ class LocalExchange:
                     f"{self._px(instrument, bid)}@{self._px(instrument, ask)}. asset={a}")
         increase = max(0, lots - reducible) if not spec.reduce_only else 0
         if increase and not account.internal:
-            leverage = float(account.portfolio.positions["leverage"][row])
-            needed = price * increase / 10 ** instrument.sz_decimals / leverage
-            if needed > self._free_margin(account) + 1e-9:
+            needed = price * increase / 10 ** instrument.sz_decimals / float(rows["leverage"][a])
+            if needed > self._free_margin(account, rows) + 1e-9:
                 raise OrderError(f"Insufficient margin to place order. asset={a}")
         return lots
 
-    def _free_margin(self, account: Account) -> float:
+    def _free_margin(self, account: Account, rows: np.ndarray) -> float:
         """What a new order may use: account value less margin in use and resting orders'."""
-        portfolio = account.portfolio
-        rows = portfolio.positions
         used = float(np.where(rows["isolated"], rows["margin"], rows["initial_margin"]).sum())
         leverage = rows["leverage"]
         reserved = sum(notional / leverage[self.instruments.index(coin)]
                        for coin, notional in account.resting_notional.items() if notional)
-        return portfolio.account_value - used - reserved
+        return account.portfolio.account_value - used - reserved
+
+    def _add_open(self, account: Account, order: Order) -> None:
+        """An order that now rests on the book or waits for its trigger."""
+        account.orders[order.oid] = order
+        if order.trigger is not None:
+            self._triggers[order.coin][order.oid] = order
+        self._hold(account, order, order.lots)
 
     @staticmethod
     def _hold(account: Account, order: Order, lots: int) -> None:
@@ -529,8 +534,7 @@ class LocalExchange:
         rested = status == OrderStatus.RESTED
         if rested:
             order.status_ts = self.clock.now_ms()
-            account.orders[order.oid] = order
-            self._hold(account, order, order.lots)
+            self._add_open(account, order)
             self._record(order)
         self._pending.append(BookChanged(order.coin))
         if filled_lots and not rested:
@@ -564,6 +568,8 @@ class LocalExchange:
         """Book the last book call's fills to both sides and close what they completed; the
         taker's filled lots and notional."""
         book = self.books[coin]
+        if not book.last_fill_count and book.last_order_events().shape[0] <= 1:
+            return 0, 0.0                  # only the order's own event: it rested or ended
         instrument = self.instruments[self.instruments.index(coin)]
         now = self.clock.now_ms()
         taker_lots, taker_notional = 0, 0.0
@@ -645,7 +651,7 @@ class LocalExchange:
             return {"error": str(refused)}
         order = self._new_order(account, instrument, spec, ticks, lots)
         order.tif, order.position_tpsl = None, position_tpsl
-        account.orders[order.oid] = order
+        self._add_open(account, order)
         self._record(order)
         if position_tpsl:
             return "waitingForTrigger"
@@ -680,24 +686,26 @@ class LocalExchange:
             return
         for child in parent.children:
             child.timestamp = child.status_ts = self.clock.now_ms()
-            account.orders[child.oid] = child
+            self._add_open(account, child)
             self._record(child)
         parent.children = []
 
     def _fire_triggers(self) -> None:
-        for coin in self.coins:
+        """Send every waiting trigger order the mark has crossed, oldest first."""
+        for coin, waiting in self._triggers.items():
+            if not waiting:
+                continue
             mark = self._mark(coin)
-            for account in list(self.accounts.values()):
-                due = [o for o in account.orders.values()
-                       if o.coin == coin and o.trigger is not None
-                       and o.trigger.fires(o.is_buy, mark)]
-                for order in sorted(due, key=lambda o: o.oid):
-                    self._trigger(account, order)
+            due = [o for o in waiting.values()
+                   if o.trigger is not None and o.trigger.fires(o.is_buy, mark)]
+            for order in sorted(due, key=lambda o: o.oid):
+                self._trigger(self.accounts[order.user], order)
 
     def _trigger(self, account: Account, order: Order) -> None:
         assert order.trigger is not None
         self._close(order, "triggered")
-        reducible = _reducible(account.portfolio, self._instrument(order.asset), order.is_buy)
+        size = float(account.portfolio.book.positions["size"][order.asset])
+        reducible = _reducible(size, self._instrument(order.asset), order.is_buy)
         lots = min(order.lots, reducible) if order.reduce_only else order.lots
         if not lots:
             return
@@ -717,6 +725,7 @@ class LocalExchange:
         account = self.accounts[order.user]
         if account.orders.pop(order.oid, None) is not None:
             self._hold(account, order, -order.lots)
+            self._triggers[order.coin].pop(order.oid, None)
         if book_cancel and order.trigger is None and order.oid in self.books[order.coin]:
             self.books[order.coin].cancel(order.oid)
             self._pending.append(BookChanged(order.coin))
@@ -739,10 +748,11 @@ class LocalExchange:
         account = self.accounts[order.user]
         if account.internal:
             return
-        snapshot = Order(**{**order.__dict__, "children": list(order.children)})
-        account.history.append(snapshot)
-        del account.history[:-2000]
-        self._pending.append(OrderUpdates(order.user, [order.update_wire()]))
+        change = StatusChange(order, order.lots, order.status, order.status_ts)
+        account.history.append(change)
+        if len(account.history) > 4000:
+            del account.history[:-2000]
+        self._pending.append(OrderUpdates(order.user, [change]))
 
     # ------------------------------------------------- marks, funding, liquidation
 
@@ -957,10 +967,9 @@ def _price_text(instrument: Instrument, ticks: int) -> str:
     return num(instrument.ticks_to_price(ticks))
 
 
-def _reducible(portfolio: Portfolio, instrument: Instrument, is_buy: bool) -> int:
-    """Lots an order on this side can close of the position (Portfolio.reducible_lots,
+def _reducible(size: float, instrument: Instrument, is_buy: bool) -> int:
+    """Lots an order on this side can close of a position of `size` (Portfolio.reducible_lots
     without the Decimal round trip: positions hold whole lots up to float noise)."""
-    size = float(portfolio.positions["size"][instrument.asset])
     if not size or (size < 0) != is_buy:
         return 0
     return round(abs(size) * 10 ** instrument.sz_decimals)

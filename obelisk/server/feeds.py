@@ -378,7 +378,9 @@ class Hub:
             self._publish(("userFills", user), "userFills", {"user": user, "fills": event.fills})
             self._publish(("userEvents", user), "user", {"fills": event.fills})
         elif isinstance(event, OrderUpdates):
-            self._publish(("orderUpdates", event.user.lower()), "orderUpdates", event.updates)
+            key = ("orderUpdates", event.user.lower())
+            if self._subscribers.get(key):
+                self._publish(key, "orderUpdates", event.updates)
         elif isinstance(event, UserFunding):
             user = event.user.lower()
             self._publish(("userFundings", user), "userFundings",

@@ -251,22 +251,19 @@ def _order_status(exchange: LocalExchange, request: Wire) -> Wire:
     ref = request["oid"]
     if not isinstance(ref, (int, str)) or isinstance(ref, bool):
         raise TypeError("oid must be an int or a cloid")
-    found: Order | None = None
     if account is not None:
-        for order in reversed(account.history):       # the latest status change
+        for change in reversed(account.history):      # the latest status change
+            order = change.order
             if (order.oid == ref) if isinstance(ref, int) else (order.cloid == ref.lower()):
-                found = order
-                break
-    if found is None:
-        return {"status": "unknownOid"}
-    return {"status": "order", "order": _status_wire(found)}
+                return {"status": "order", "order": change.status_wire()}
+    return {"status": "unknownOid"}
 
 
 def _historical_orders(exchange: LocalExchange, request: Wire) -> list[Wire]:
     account = _account(exchange, request)
     if account is None:
         return []
-    return [_status_wire(o) for o in reversed(account.history)][:RECENT_ROWS]
+    return [change.status_wire() for change in reversed(account.history)][:RECENT_ROWS]
 
 
 def _user_fills(exchange: LocalExchange, request: Wire) -> list[Wire]:
@@ -339,11 +336,6 @@ def _open(exchange: LocalExchange, request: Wire) -> list[Order]:
     if account is None:
         return []
     return sorted(account.orders.values(), key=lambda o: o.oid, reverse=True)
-
-
-def _status_wire(order: Order) -> Wire:
-    return {"order": order.frontend_wire(), "status": order.status,
-            "statusTimestamp": order.status_ts}
 
 
 def _range(request: Wire) -> tuple[int, int]:

@@ -77,14 +77,23 @@ class Order:
         return units_text(self.lots, self.sz_decimals)
 
     @property
+    def margin_notional(self) -> float:
+        """USDC of notional this order holds margin for while it rests (triggers and
+        reduce-only orders hold none)."""
+        if self.trigger is not None or self.reduce_only:
+            return 0.0
+        return float(self.limit_px) * self.lots / 10 ** self.sz_decimals
+
+    @property
     def size(self) -> float:
         """What is left, in coins."""
         return self.lots / 10 ** self.sz_decimals
 
-    def open_wire(self) -> Wire:
-        """An ``openOrders`` row."""
+    def open_wire(self, lots: int | None = None) -> Wire:
+        """An ``openOrders`` row (with `lots` left, if given: the size at a past change)."""
+        sz = self.sz if lots is None else units_text(lots, self.sz_decimals)
         row: Wire = {"coin": self.coin, "side": "B" if self.is_buy else "A",
-                     "limitPx": self.limit_px, "sz": self.sz, "oid": self.oid,
+                     "limitPx": self.limit_px, "sz": sz, "oid": self.oid,
                      "timestamp": self.timestamp,
                      "origSz": units_text(self.orig_lots, self.sz_decimals)}
         if self.cloid is not None:
@@ -93,7 +102,7 @@ class Order:
             row["reduceOnly"] = True
         return row
 
-    def frontend_wire(self) -> Wire:
+    def frontend_wire(self, lots: int | None = None) -> Wire:
         """A ``frontendOpenOrders`` row (and the order inside ``orderStatus``)."""
         trigger = self.trigger
         condition = "N/A"
@@ -102,8 +111,9 @@ class Order:
             condition = f"Price {'above' if above else 'below'} {trigger.trigger_px}"
         row: Wire = {
             "coin": self.coin, "side": "B" if self.is_buy else "A", "limitPx": self.limit_px,
-            "sz": self.sz, "oid": self.oid, "timestamp": self.timestamp,
-            "triggerCondition": condition, "isTrigger": trigger is not None,
+            "sz": self.sz if lots is None else units_text(lots, self.sz_decimals),
+            "oid": self.oid, "timestamp": self.timestamp, "triggerCondition": condition,
+            "isTrigger": trigger is not None,
             "triggerPx": trigger.trigger_px if trigger else "0.0",
             "children": [child.frontend_wire() for child in self.children],
             "isPositionTpsl": self.position_tpsl, "reduceOnly": self.reduce_only,
@@ -112,9 +122,26 @@ class Order:
             "tif": self.tif, "cloid": self.cloid}
         return row
 
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """An order as it was at one status change: what orderStatus, historicalOrders and
+    orderUpdates show (the order is shared, its size and status are kept)."""
+
+    order: Order
+    lots: int
+    status: str
+    status_ts: int
+
+    def status_wire(self) -> Wire:
+        """An ``orderStatus`` / ``historicalOrders`` element."""
+        return {"order": self.order.frontend_wire(self.lots), "status": self.status,
+                "statusTimestamp": self.status_ts}
+
     def update_wire(self) -> Wire:
-        """An ``orderUpdates`` element: the order as of its last status change."""
-        return {"order": self.open_wire(), "status": self.status,
+        """An ``orderUpdates`` element."""
+        return {"order": self.order.open_wire(self.lots), "status": self.status,
                 "statusTimestamp": self.status_ts}
 
 
