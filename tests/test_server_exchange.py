@@ -341,3 +341,17 @@ def test_l2_book_aggregates_to_significant_figures():
     assert levels[0][0]["px"] == "99900.0" and levels[0][0]["n"] == len(raw[0])
     fine = ex.info({"type": "l2Book", "coin": "BTC", "nSigFigs": 5, "mantissa": 5})["levels"]
     assert all(float(x["px"]) % 5 == 0 for x in fine[0] + fine[1])
+
+
+def test_on_a_simulated_clock_wall_clock_nonces_stay_on_time():
+    import time
+
+    ex = exchange(me=1_000)
+    me = Trader(ex)
+    ex.clock.advance(3 * 86_400_000)                      # days ahead of any wall clock nonce
+    wall = time.time_ns() // 1_000_000
+    assert me.act({"type": "noop"}, nonce=wall)["status"] == "ok"      # the SDK's nonces
+    assert me.act({"type": "noop"}, nonce=ex.clock.now_ms() + 1)["status"] == "ok"
+    stale = ex.clock.now_ms() - 3 * 86_400_000 - 1
+    assert me.act({"type": "noop"}, nonce=stale)["response"].startswith(
+        f"Invalid nonce: {stale} is outside the allowed time window")

@@ -29,7 +29,7 @@ from obelisk.fees import FeeRates
 from obelisk.instruments import Instrument, InstrumentTable, Rounding
 from obelisk.portfolio import Portfolio
 from obelisk.server.auth import USER_SIGNED, Rejected, Signers
-from obelisk.server.clock import Clock, SimClock
+from obelisk.server.clock import Clock, RealClock, SimClock
 from obelisk.server.decode import (
     DECODERS,
     OrderSpec,
@@ -229,7 +229,7 @@ class LocalExchange:
             expires = body.get("expiresAfter")
             if expires is not None and expires < now:
                 raise Rejected(f"Action expired: expiresAfter {expires} is before {now}")
-            self.signers.check_nonce(signer, nonce, now)
+            self.signers.check_nonce(signer, nonce, now, self._wall_ms())
             self._charge_requests(account, kind, decoded)
             self.signers.use_nonce(signer, nonce)
             answer = handler(self, account, decoded)
@@ -245,7 +245,7 @@ class LocalExchange:
         if signer in self.signers.agents:
             raise Rejected(f"User or API Wallet {signer} does not exist.")
         account = self._known(signer)
-        self.signers.check_nonce(signer, nonce, now)
+        self.signers.check_nonce(signer, nonce, now, self._wall_ms())
         kind = action["type"]
         if kind == "approveAgent":
             self.signers.approve(account.address, action["agentAddress"],
@@ -888,6 +888,10 @@ class LocalExchange:
         self._pending.extend(BookChanged(coin) for coin in self.coins)
 
     # ------------------------------------------------------------ helpers
+
+    def _wall_ms(self) -> int | None:
+        """The wall clock's time when the exchange runs on a simulated clock, else None."""
+        return RealClock().now_ms() if getattr(self.clock, "simulated", False) else None
 
     def _internal(self, address: str) -> Account:
         account = self._account(address)
