@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from obelisk.hyperliquid.actions import ExchangeActions, ExchangeResult, OrderOutcome
+    from obelisk.hyperliquid.batch_venue import HyperliquidBatchVenue
     from obelisk.hyperliquid.exchange import AsyncExchange, Exchange
     from obelisk.hyperliquid.info import AssetDirectory, AsyncInfo, Info
     from obelisk.hyperliquid.transport import (
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 _MODULE_OF = {
     "ExchangeActions": "actions", "ExchangeResult": "actions", "OrderOutcome": "actions",
-    "AsyncExchange": "exchange", "Exchange": "exchange",
+    "AsyncExchange": "exchange", "Exchange": "exchange", "HyperliquidBatchVenue": "batch_venue",
     "AssetDirectory": "info", "AsyncInfo": "info", "Info": "info",
     "MAINNET_URL": "transport", "TESTNET_URL": "transport", "AsyncTransport": "transport",
     "Transport": "transport", "TransportConfig": "transport",
@@ -54,8 +55,8 @@ def __getattr__(name: str) -> object:
 
 __all__ = ["MAINNET_URL", "TESTNET_URL", "AssetDirectory", "AsyncExchange", "AsyncInfo",
            "AsyncTransport", "Cloid", "Exchange", "ExchangeActions", "ExchangeResult",
-           "HyperliquidVenue", "Info", "OrderOutcome", "Transport", "TransportConfig",
-           "Wallet", "WebsocketClient", "serve"]
+           "HyperliquidBatchVenue", "HyperliquidVenue", "Info", "OrderOutcome", "Transport",
+           "TransportConfig", "Wallet", "WebsocketClient", "serve"]
 
 
 def __dir__() -> list[str]:

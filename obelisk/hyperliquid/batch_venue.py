@@ -1,0 +1,807 @@
+"""Hyperliquid behind the engine's :class:`~obelisk.execution.venue.BatchVenue`.
+
+The trading engine hands over numpy batches in ticks and lots; this venue turns
+them into signed bulk ``order`` and ``cancelByCloid`` actions, maps the
+immediate statuses to RESULT_DTYPE rows, and reports the account's fills as
+they arrive over the websocket (``userFills``, ``orderUpdates``), or by polling
+``userFillsByTime`` when there is none.
+
+Client order ids. Every order carries the cloid :func:`cloid_of` derives from
+its engine order id: ``0x`` + ``0b15`` (obelisk's tag) + the 48-bit `session`
+(12 hex) + the engine oid (16 hex), 32 hex digits in all. A fill or order update
+whose cloid starts with this venue's prefix names its engine oid without any
+table, so a restarted process given the same session derives the same cloids,
+and can ask for, cancel and recognise the orders of the run before it. (The
+engine numbers orders from 1 in every process: a restarted engine that reuses
+the session must also continue its order ids, or take a new session, or the
+exchange refuses its first orders as duplicate cloids.)
+
+Never the same order twice. When an order action's answer is lost
+(:class:`ExchangeOutcomeUnknownError`, or an answer that cannot be read), the
+venue asks the exchange about each order of that action by cloid
+(``orderStatus``): an order the exchange knows takes its status, and only the
+unknown ones are sent again, once, in one action. If that action's answer is
+lost too, ``execute`` raises, and the engine marks its batch *unknown* and halts
+for reconciliation. Cancels are resolved the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Literal, NamedTuple, TypeVar
+
+import numpy as np
+
+from obelisk._core.book import RESULT_DTYPE, EventKind, OrderStatus, Reason, Side, TimeInForce
+from obelisk._core.position import POSITION_FILL_DTYPE
+from obelisk.breaker import CircuitOpenError
+from obelisk.errors import ObeliskError
+from obelisk.execution.venue import BatchReport
+from obelisk.hyperliquid.actions import OrderOutcome
+from obelisk.hyperliquid.errors import (
+    ExchangeOutcomeUnknownError,
+    HyperliquidError,
+    MalformedResponseError,
+)
+from obelisk.hyperliquid.exchange import DEFAULT_SLIPPAGE, Exchange, slippage_price
+from obelisk.hyperliquid.types import OrderWithStatus
+from obelisk.hyperliquid.ws import Subscription, WebsocketClient
+from obelisk.instruments import Instrument, InstrumentTable
+
+__all__ = ["CLOID_TAG", "MAX_ORDERS_PER_ACTION", "HyperliquidBatchVenue", "VenueStats",
+           "WebsocketThread", "cloid_of", "oid_of_cloid"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_ORDERS_PER_ACTION = 500
+"""Orders (or cancels) per signed action. An action costs ``1 + n // 40`` of the IP
+weight budget, so bigger actions are cheaper per order, but the exchange answers an
+action only when all of it is done, and 500 order wires (~55 kB) stay far below the
+1 MiB body limit; a batch of 1000 goes out as two actions, one after the other."""
+CLOID_TAG = 0x0B15
+"""The 16 bits every obelisk cloid starts with."""
+FILL_POLL_INTERVAL = 2.0        # s between userFillsByTime polls (weight 20 + 1 per 20 fills)
+FILL_POLL_LOOKBACK_MS = 60_000  # a polled fill reported late with an older time is still seen
+FILL_PAGE = 2000                # userFillsByTime answers at most this many fills
+_SEEN_TIDS = 1_000_000          # trade ids remembered for deduplication
+_EXCHANGE_OIDS = 100_000        # exchange oid -> engine oid, for fills that carry no cloid
+_ERRORS_KEPT = 10_000
+
+_LIMIT, _MARKET, _CANCEL = int(EventKind.LIMIT), int(EventKind.MARKET), int(EventKind.CANCEL)
+_RESTED, _FILLED = int(OrderStatus.RESTED), int(OrderStatus.FILLED)
+_REJECTED, _CANCELLED = int(OrderStatus.REJECTED), int(OrderStatus.CANCELLED)
+_ORDER_TYPES = {int(TimeInForce.GTC): {"limit": {"tif": "Gtc"}},
+                int(TimeInForce.IOC): {"limit": {"tif": "Ioc"}},
+                int(TimeInForce.ALO): {"limit": {"tif": "Alo"}}}
+_IOC = int(TimeInForce.IOC)
+_NO_MATCH = "could not immediately match"
+# The exchange's error texts, lower-cased, and the core Reason they correspond to.
+_REASONS = (("post only", Reason.ALO_WOULD_CROSS), ("invalid price", Reason.INVALID_PRICE),
+            ("too far from oracle", Reason.INVALID_PRICE), ("invalid size", Reason.INVALID_QTY),
+            ("zero size", Reason.INVALID_QTY), ("minimum value", Reason.INVALID_QTY),
+            ("duplicate cloid", Reason.DUPLICATE_OID), ("never placed", Reason.UNKNOWN_OID),
+            ("does not exist", Reason.UNKNOWN_ASSET))
+
+
+# ------------------------------------------------------------------ client order ids
+
+def cloid_of(oid: int, session: int = 0) -> str:
+    """The cloid of engine order `oid` in `session` (see the module docstring)."""
+    return f"0x{CLOID_TAG:04x}{session:012x}{oid:016x}"
+
+
+def oid_of_cloid(cloid: str | None, session: int = 0) -> int | None:
+    """The engine oid a cloid of `session` names; None for any other cloid."""
+    prefix = cloid_of(0, session)[:18]
+    if cloid is None or len(cloid) != 34 or not cloid.lower().startswith(prefix):
+        return None
+    return int(cloid[18:], 16)
+
+
+@lru_cache(maxsize=1 << 16)
+def _price(instrument: Instrument, ticks: int) -> float:
+    """The wire price of `ticks` as the float the signer turns back into the same string
+    (prices repeat, so this is cached); InvalidPriceError off the grid or over 5 figures."""
+    return float(instrument.price_to_wire(ticks))
+
+
+@lru_cache(maxsize=1 << 16)
+def _size(instrument: Instrument, lots: int) -> float:
+    return float(instrument.size_to_wire(lots))
+
+
+def _reason(text: str) -> int:
+    lowered = text.lower()
+    return next((int(reason) for key, reason in _REASONS if key in lowered), int(Reason.NONE))
+
+
+# ------------------------------------------------------------------ the websocket thread
+
+class WebsocketThread:
+    """A started :class:`WebsocketClient` on its own event loop thread, for synchronous
+    owners such as the engine (whose venue subscribes through :attr:`loop`)."""
+
+    def __init__(self, url: str, *, connect_timeout: float = 10.0, **options: Any) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True,
+                                        name="obelisk-websocket")
+        self._thread.start()
+        self.client: WebsocketClient = self.call(self._start(url, options), connect_timeout)
+
+    @staticmethod
+    async def _start(url: str, options: Mapping[str, Any]) -> WebsocketClient:
+        client = WebsocketClient(url, **options)
+        client.start()
+        await client.wait_connected()
+        return client
+
+    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
+        """Run `coroutine` on the websocket's loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def close(self) -> None:
+        """Close the client, then stop and join the loop thread."""
+        if self.loop.is_closed():
+            return
+        try:
+            self.call(self.client.close())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+            self.loop.close()
+
+    def __enter__(self) -> WebsocketThread:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+# ------------------------------------------------------------------ the venue
+
+@dataclass
+class VenueStats:
+    """What the venue sent and heard, since it was made."""
+
+    actions: int = 0              # signed actions posted (resends included)
+    orders: int = 0               # orders and cancels in them
+    refused_locally: int = 0      # never sent: FOK, modify, unknown asset, off-grid price
+    not_sent: int = 0             # refused before sending: budget, breaker, 4xx
+    lost_answers: int = 0         # actions whose answer was lost, resolved by cloid
+    looked_up: int = 0            # orderStatus queries made to resolve them
+    resent: int = 0               # orders the exchange did not know, sent again
+    fills: int = 0                # fills reported to the engine
+    duplicate_fills: int = 0      # fills seen again (same tid), dropped
+    foreign_fills: int = 0        # fills of orders this venue did not send
+    skipped_fills: int = 0        # fills dropped: a coin not in the table, or ignored foreign
+
+
+class _Batch(NamedTuple):
+    """The columns of an EVENT_DTYPE batch as Python lists, read once per execute."""
+
+    oid: list[int]
+    price: list[int]
+    qty: list[int]
+    asset: list[int]
+    kind: list[int]
+    side: list[int]
+    tif: list[int]
+
+
+def _runs(is_cancel: np.ndarray, limit: int) -> Iterator[tuple[range, bool]]:
+    """Consecutive events of one sort (orders, or cancels), at most `limit` at a time, in
+    order: an order and a later cancel of it never share an action."""
+    n = len(is_cancel)
+    start = 0
+    while start < n:
+        cancels = bool(is_cancel[start])
+        stop = start + 1
+        while stop < n and bool(is_cancel[stop]) == cancels and stop - start < limit:
+            stop += 1
+        yield range(start, stop), cancels
+        start = stop
+
+
+class HyperliquidBatchVenue:
+    """The account on Hyperliquid as a :class:`BatchVenue` for :class:`TradingEngine`.
+
+    Parameters
+    ----------
+    exchange : Exchange
+        The signing client (its nonce source is the signer's one; its transport's
+        request-weight budget and network breaker guard every request).
+    instruments : InstrumentTable
+        The engine's rows; each must be the exchange's instrument of that coin.
+    account : str, optional
+        The account traded (default: ``exchange.account``).
+    websocket, loop : WebsocketClient and the event loop it runs on, optional
+        Fills arrive over ``userFills`` and removals over ``orderUpdates``; without
+        them ``collect`` polls ``userFillsByTime`` every `poll_interval` seconds.
+        (See :class:`WebsocketThread`.) One account per websocket client: orderUpdates
+        frames do not name the user.
+    session : int
+        48 bits that make this run's cloids (see :func:`cloid_of`).
+    max_orders_per_action : int
+        Where a batch is split into signed actions.
+    slippage : float
+        How far past the mid a market order without a protection price may trade.
+    foreign_fills : "report" or "ignore"
+        Live fills of orders this venue did not send (placed by hand, by recovery, by an
+        earlier run) move the account too: reported with their engine oid when the cloid
+        has this session's prefix, else oid 0, so the portfolio follows the exchange; or
+        dropped. Fills in a snapshot (websocket (re)subscription) or a poll are history
+        and only reported for orders this venue sent.
+
+    Outcomes. ``resting`` -> RESTED (resting_qty = the order's size), ``filled`` ->
+    FILLED (filled_qty = totalSz), an IOC or market order that met nothing -> CANCELLED
+    (IOC_REMAINDER, as the core book reports it), any other error -> REJECTED, with the
+    exchange's text in :attr:`last_errors` by engine oid. A FOK order, a modify or an
+    asset outside the table is refused without sending; an action the transport
+    refused before sending (request-weight budget, open breaker, HTTP 4xx) rejects its
+    orders with that reason. The engine wraps ``execute`` in its own breaker, which
+    counts only what ``execute`` raises (answers lost twice); the transport's breaker
+    counts network faults per request. The venue adds no third one.
+
+    Fills. The engine applies the fills it gets from ``execute`` (those queued by
+    then) and from ``collect``; each trade id once. ``done_oids`` names a rested
+    order when its fills reach its size; ``removed_oids`` a rested order the exchange
+    closed otherwise (self-trade, margin, scheduled cancel).
+    """
+
+    def __init__(self, exchange: Exchange, instruments: InstrumentTable | Sequence[Instrument],
+                 account: str | None = None, *, websocket: WebsocketClient | None = None,
+                 loop: asyncio.AbstractEventLoop | None = None, session: int = 0,
+                 max_orders_per_action: int = MAX_ORDERS_PER_ACTION,
+                 slippage: float = DEFAULT_SLIPPAGE,
+                 foreign_fills: Literal["report", "ignore"] = "report",
+                 poll_interval: float = FILL_POLL_INTERVAL,
+                 subscribe_timeout: float = 10.0) -> None:
+        if not 0 <= session < 1 << 48:
+            raise ValueError(f"session must fit in 48 bits, got {session}")
+        if max_orders_per_action < 1:
+            raise ValueError(f"max_orders_per_action must be >= 1, got {max_orders_per_action}")
+        if foreign_fills not in ("report", "ignore"):
+            raise ValueError(f"foreign_fills is 'report' or 'ignore', got {foreign_fills!r}")
+        if websocket is not None and loop is None:
+            raise ValueError("give the event loop the websocket client runs on (loop=...)")
+        self.exchange = exchange
+        self.info = exchange.info
+        self.transport = exchange.info.transport
+        self.instruments = instruments if isinstance(instruments, InstrumentTable) \
+            else InstrumentTable(instruments)
+        self._check_instruments()
+        self.account = (account or exchange.account).lower()
+        self.session = session
+        self.max_orders_per_action = max_orders_per_action
+        self.slippage = slippage
+        self.foreign_fills = foreign_fills
+        self.poll_interval = poll_interval
+        self.websocket = websocket
+        self.stats = VenueStats()
+        self.last_errors: OrderedDict[int, str] = OrderedDict()
+        self._prefix = cloid_of(0, session)[:18]
+        self._row_of_asset = {int(a): row for row, a in enumerate(self.instruments.assets)}
+        self._row_of_coin = {coin: row for row, coin in enumerate(self.instruments.coins)}
+        self._lots_per_coin = [10 ** i.sz_decimals for i in self.instruments]
+        self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._sent: set[int] = set()                 # engine oids of orders sent by this venue
+        self._resting: dict[int, int] = {}           # rested order -> lots its fills must reach
+        self._expected: dict[int, int] = {}          # lots reported filled, fills not yet in
+        self._by_exchange_oid: dict[int, int] = {}
+        self._seen: set[int | str] = set()
+        self._seen_order: deque[int | str] = deque()
+        self._pending = _Activity()
+        self._polled_at = -float("inf")
+        self._poll_from = time.time_ns() // 1_000_000 - 3_600_000
+        self._snapshot = threading.Event()
+        self._loop = loop
+        self._subscriptions: list[Subscription] = []
+        if websocket is not None and loop is not None:
+            self._subscribe(websocket, loop, subscribe_timeout)
+
+    # ------------------------------------------------------------ setup
+
+    def _check_instruments(self) -> None:
+        """One source per fact: the table's asset ids and grids must be the exchange's."""
+        for instrument in self.instruments:
+            theirs = self.exchange.directory.instrument(instrument.name)
+            if (theirs.asset, theirs.sz_decimals) != (instrument.asset, instrument.sz_decimals):
+                raise ValueError(f"{instrument.name} is asset {theirs.asset} with szDecimals "
+                                 f"{theirs.sz_decimals} on the exchange, not {instrument}")
+
+    def _subscribe(self, websocket: WebsocketClient, loop: asyncio.AbstractEventLoop,
+                   timeout: float) -> None:
+        """userFills and orderUpdates into the inbox; wait for the fills snapshot, so no fill
+        of a first order can come before the subscription."""
+        def on_fills(data: Any) -> None:
+            self.receive("userFills", data)
+            if isinstance(data, Mapping) and data.get("isSnapshot"):
+                self._snapshot.set()
+
+        def on_updates(data: Any) -> None:
+            self.receive("orderUpdates", data)
+
+        for kind, callback in (("userFills", on_fills), ("orderUpdates", on_updates)):
+            self._subscriptions.append(asyncio.run_coroutine_threadsafe(
+                websocket.subscribe({"type": kind, "user": self.account}, callback),
+                loop).result(timeout))
+        if not self._snapshot.wait(timeout):
+            log.warning("no userFills snapshot within %.1f s; fills of the first orders may "
+                        "be missed until the next one", timeout)
+
+    # ------------------------------------------------------------ ids
+
+    def cloid(self, oid: int) -> str:
+        """The cloid engine order `oid` is sent with."""
+        return cloid_of(oid, self.session)
+
+    def engine_oid(self, cloid: str | None) -> int | None:
+        """The engine oid this venue's cloid names; None for any other cloid."""
+        if cloid is None or not cloid.startswith(self._prefix):
+            return None
+        return int(cloid[18:], 16)
+
+    @property
+    def awaiting_fills(self) -> int:
+        """Orders whose immediately reported fills have not all arrived yet."""
+        return len(self._expected)
+
+    # ------------------------------------------------------------ BatchVenue
+
+    def execute(self, events: np.ndarray,
+                reduce_only: np.ndarray | None = None) -> BatchReport:
+        """Send the events in order, as signed bulk actions; their outcomes, and every fill,
+        completion and removal that arrived since the last report.
+
+        `reduce_only` (bool per event) sends orders with Hyperliquid's reduce-only flag.
+        The engine does not pass it (EVENT_DTYPE has no flags; it clips reduce-only
+        orders to its own position before sending them as plain orders).
+        """
+        results = np.zeros(len(events), RESULT_DTYPE)
+        batch = _Batch(*(events[name].tolist() for name in _Batch._fields))
+        flags = [False] * len(events) if reduce_only is None else reduce_only.tolist()
+        for indices, cancels in _runs(events["kind"] == _CANCEL, self.max_orders_per_action):
+            if cancels:
+                self._cancel(batch, indices, results)
+            else:
+                self._place(batch, indices, flags, results)
+        self._drain()
+        return self._pending.report(results)
+
+    def receive(self, channel: str, data: Any) -> None:
+        """Hand over one websocket frame's ``data`` (``userFills`` or ``orderUpdates``);
+        safe from any thread. The venue's subscriptions call it; ``collect`` reads it."""
+        self._inbox.put((channel, data))
+
+    def collect(self) -> BatchReport | None:
+        """What arrived since the last report, or None. Never waits on the websocket; without
+        one it polls ``userFillsByTime`` when `poll_interval` has passed."""
+        if self.websocket is None:
+            self._poll_fills()
+        self._drain()
+        if not self._pending.any():
+            return None
+        return self._pending.report(np.zeros(0, RESULT_DTYPE))
+
+    def wait_for_fills(self, timeout: float) -> bool:
+        """Wait until every immediately reported fill has arrived (then ``collect`` or the
+        engine's ``poll`` reports them); whether they all did within `timeout` seconds.
+        Call it from the engine's thread."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.websocket is None:
+                self._poll_fills(force=True)
+            self._drain()
+            if not self._expected or time.monotonic() >= deadline:
+                return not self._expected
+            time.sleep(0.002)
+
+    # ------------------------------------------------------------ orders
+
+    def _place(self, batch: _Batch, indices: range, reduce_only: list[bool],
+               results: np.ndarray) -> None:
+        """One bulk order action for the orders at `indices` (local refusals left out)."""
+        requests: dict[int, dict[str, Any]] = {}
+        for i in indices:
+            request = self._request(batch, i, results)
+            if request is not None:
+                request["reduce_only"] = bool(reduce_only[i])
+                requests[i] = request
+                self._sent.add(batch.oid[i])
+        if not requests:
+            return
+        outcomes = self._post_orders(list(requests), requests, recover=True)
+        for i, outcome in zip(requests, outcomes, strict=True):
+            self._settle_order(batch, i, outcome, results)
+
+    def _request(self, batch: _Batch, i: int, results: np.ndarray) -> dict[str, Any] | None:
+        """The SDK-style order request of event `i`, or None after refusing it locally."""
+        oid, kind, tif = batch.oid[i], batch.kind[i], batch.tif[i]
+        row = self._row_of_asset.get(batch.asset[i])
+        refusal = _refusal(kind, tif) if row is not None else (
+            int(Reason.UNKNOWN_ASSET), f"asset {batch.asset[i]} is not in the InstrumentTable")
+        if refusal is not None:
+            self._refuse(results, i, oid, *refusal)
+            return None
+        assert row is not None
+        instrument = self.instruments[row]
+        is_buy = batch.side[i] == int(Side.BUY)
+        try:
+            size = _size(instrument, batch.qty[i])
+        except ObeliskError as exc:
+            self._refuse(results, i, oid, Reason.INVALID_QTY, str(exc))
+            return None
+        try:
+            price = self._limit_price(instrument, is_buy, batch.price[i], kind)
+        except (ObeliskError, KeyError) as exc:
+            self._refuse(results, i, oid, Reason.INVALID_PRICE, str(exc))
+            return None
+        return {"coin": instrument.name, "is_buy": is_buy, "sz": size, "limit_px": price,
+                "order_type": _ORDER_TYPES[_IOC if kind == _MARKET else tif],
+                "reduce_only": False, "cloid": self.cloid(oid)}
+
+    def _limit_price(self, instrument: Instrument, is_buy: bool, ticks: int, kind: int) -> float:
+        """A limit's price; a market order's protection price, or without one the SDK's
+        market price: the mid moved by `slippage` against the taker."""
+        if kind == _MARKET and ticks == 0:
+            mid = float(self.info.all_mids()[instrument.name])
+            return slippage_price(mid, is_buy, self.slippage, instrument.sz_decimals,
+                                  instrument.is_spot)
+        return _price(instrument, ticks)
+
+    def _refuse(self, results: np.ndarray, i: int, oid: int, reason: int, text: str) -> None:
+        results[i]["status"] = _REJECTED
+        results[i]["reason"] = reason
+        self._remember_error(oid, text)
+        self.stats.refused_locally += 1
+
+    def _post_orders(self, indices: list[int], requests: Mapping[int, dict[str, Any]], *,
+                     recover: bool) -> list[OrderOutcome]:
+        """Post one bulk order action; an outcome per order. A lost answer is resolved by
+        cloid (when `recover`) or raised."""
+        try:
+            self.stats.actions += 1
+            self.stats.orders += len(indices)
+            result = self.exchange.bulk_orders([requests[i] for i in indices])
+            return self._statuses(result.statuses, len(indices))
+        except (ExchangeOutcomeUnknownError, MalformedResponseError):
+            if not recover:
+                raise
+            self.stats.lost_answers += 1
+            return self._recover_orders(indices, requests)
+        except (HyperliquidError, CircuitOpenError) as exc:
+            return self._not_sent(exc, len(indices))
+
+    def _recover_orders(self, indices: list[int],
+                        requests: Mapping[int, dict[str, Any]]) -> list[OrderOutcome]:
+        """Outcomes of an action whose answer was lost: the exchange's status of every
+        order it knows by cloid; the others are sent again, once."""
+        found = self._look_up([requests[i]["cloid"] for i in indices])
+        outcomes = [_order_outcome(status) for status in found]
+        unknown = [i for i, outcome in zip(indices, outcomes, strict=True) if outcome is None]
+        if unknown:
+            self.stats.resent += len(unknown)
+            again = iter(self._post_orders(unknown, requests, recover=False))
+            outcomes = [outcome if outcome is not None else next(again) for outcome in outcomes]
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    def _settle_order(self, batch: _Batch, i: int, outcome: OrderOutcome,
+                      results: np.ndarray) -> None:
+        """The outcome of order `i` into its result row and the venue's fill accounting."""
+        oid = batch.oid[i]
+        result = results[i]
+        if outcome.oid is not None:
+            self._remember_exchange_oid(outcome.oid, oid)
+        if outcome.kind == "filled":
+            row = self._row_of_asset[batch.asset[i]]
+            lots = round((outcome.total_size or 0.0) * self._lots_per_coin[row])
+            result["status"], result["filled_qty"] = _FILLED, lots
+            self._expected[oid] = self._expected.get(oid, 0) + lots
+        elif outcome.kind == "error":
+            text = outcome.error or "rejected"
+            ioc = batch.kind[i] == _MARKET or batch.tif[i] == _IOC
+            if ioc and _NO_MATCH in text:
+                result["status"], result["reason"] = _CANCELLED, Reason.IOC_REMAINDER
+            else:
+                result["status"], result["reason"] = _REJECTED, _reason(text)
+            self._remember_error(oid, text)
+        elif outcome.kind == "canceled":
+            result["status"], result["reason"] = _CANCELLED, Reason.USER_CANCEL
+        else:                          # resting; anything new counts as still open
+            result["status"], result["resting_qty"] = _RESTED, batch.qty[i]
+            self._resting[oid] = batch.qty[i]
+
+    # ------------------------------------------------------------ cancels
+
+    def _cancel(self, batch: _Batch, indices: range, results: np.ndarray) -> None:
+        """One bulk cancelByCloid action for the cancels at `indices`."""
+        requests: dict[int, dict[str, Any]] = {}
+        for i in indices:
+            row = self._row_of_asset.get(batch.asset[i])
+            if row is None:
+                self._refuse(results, i, batch.oid[i], Reason.UNKNOWN_ASSET,
+                             f"asset {batch.asset[i]} is not in the venue's InstrumentTable")
+                continue
+            requests[i] = {"coin": self.instruments.coins[row], "cloid": self.cloid(batch.oid[i])}
+        if not requests:
+            return
+        outcomes = self._post_cancels(list(requests), requests, recover=True)
+        for i, outcome in zip(requests, outcomes, strict=True):
+            oid = batch.oid[i]
+            if outcome.kind == "success":
+                results[i]["status"], results[i]["reason"] = _CANCELLED, Reason.USER_CANCEL
+                self._resting.pop(oid, None)
+            else:
+                text = outcome.error or outcome.kind
+                results[i]["status"], results[i]["reason"] = _REJECTED, _reason(text)
+                self._remember_error(oid, text)
+
+    def _post_cancels(self, indices: list[int], requests: Mapping[int, dict[str, Any]], *,
+                      recover: bool) -> list[OrderOutcome]:
+        try:
+            self.stats.actions += 1
+            self.stats.orders += len(indices)
+            result = self.exchange.bulk_cancel_by_cloid([requests[i] for i in indices])
+            return self._statuses(result.statuses, len(indices))
+        except (ExchangeOutcomeUnknownError, MalformedResponseError):
+            if not recover:
+                raise
+            self.stats.lost_answers += 1
+            return self._recover_cancels(indices, requests)
+        except (HyperliquidError, CircuitOpenError) as exc:
+            return self._not_sent(exc, len(indices))
+
+    def _recover_cancels(self, indices: list[int],
+                         requests: Mapping[int, dict[str, Any]]) -> list[OrderOutcome]:
+        """Outcomes of a cancel action whose answer was lost: canceled orders succeeded,
+        orders still open are cancelled again, any other status is the cancel's error."""
+        found = self._look_up([requests[i]["cloid"] for i in indices])
+        outcomes: list[OrderOutcome | None] = [_cancel_outcome(status) for status in found]
+        again_for = [i for i, outcome in zip(indices, outcomes, strict=True) if outcome is None]
+        if again_for:
+            self.stats.resent += len(again_for)
+            again = iter(self._post_cancels(again_for, requests, recover=False))
+            outcomes = [outcome if outcome is not None else next(again) for outcome in outcomes]
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    # ------------------------------------------------------------ shared
+
+    def _look_up(self, cloids: list[str]) -> list[OrderWithStatus | None]:
+        """The exchange's latest status of each cloid, asked fresh (not from the cache)."""
+        self.transport.invalidate_user(self.account)
+        self.stats.looked_up += len(cloids)
+        return [self.info.order_status(self.account, cloid) for cloid in cloids]
+
+    def _statuses(self, statuses: tuple[OrderOutcome, ...], expected: int) -> list[OrderOutcome]:
+        if len(statuses) != expected:
+            raise MalformedResponseError(f"the exchange answered {len(statuses)} statuses for "
+                                         f"{expected} orders")
+        return list(statuses)
+
+    def _not_sent(self, exc: BaseException, count: int) -> list[OrderOutcome]:
+        """Outcomes of an action the transport refused before sending it."""
+        self.stats.not_sent += count
+        text = f"not sent: {type(exc).__name__}: {exc}"
+        log.warning("an action of %d orders was not sent: %s", count, text)
+        return [OrderOutcome("error", error=text)] * count
+
+    def _remember_error(self, oid: int, text: str) -> None:
+        self.last_errors[oid] = text
+        if len(self.last_errors) > _ERRORS_KEPT:
+            self.last_errors.popitem(last=False)
+
+    def _remember_exchange_oid(self, exchange_oid: int, oid: int) -> None:
+        self._by_exchange_oid[exchange_oid] = oid
+        if len(self._by_exchange_oid) > _EXCHANGE_OIDS:
+            del self._by_exchange_oid[next(iter(self._by_exchange_oid))]
+
+    # ------------------------------------------------------------ fills in
+
+    def _drain(self) -> None:
+        """Everything the websocket queued, into the pending activity (engine thread)."""
+        while True:
+            try:
+                channel, data = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            if channel == "userFills" and isinstance(data, Mapping):
+                self._take_fills(data.get("fills") or (), history=bool(data.get("isSnapshot")))
+            elif channel == "orderUpdates" and isinstance(data, list):
+                self._take_updates(data)
+
+    def _poll_fills(self, force: bool = False) -> None:
+        """Without a websocket: ``userFillsByTime`` from a minute before the newest fill. A
+        poll that fails (budget, breaker, network) is logged and tried at the next interval:
+        the fills stay on the exchange."""
+        now = time.monotonic()
+        if not force and now - self._polled_at < self.poll_interval:
+            return
+        self._polled_at = now
+        try:
+            self._poll_pages()
+        except (HyperliquidError, CircuitOpenError) as exc:
+            log.warning("polling userFillsByTime failed: %s: %s", type(exc).__name__, exc)
+
+    def _poll_pages(self) -> None:
+        start = self._poll_from
+        while True:
+            page = self.transport.post_info({"type": "userFillsByTime", "user": self.account,
+                                             "startTime": start})
+            self.receive("userFills", {"fills": page, "isSnapshot": True})
+            newest = max((int(f["time"]) for f in page), default=start)
+            self._poll_from = max(self._poll_from, newest - FILL_POLL_LOOKBACK_MS)
+            if len(page) < FILL_PAGE or newest <= start:
+                return
+            start = newest
+
+    def _take_fills(self, fills: Sequence[Mapping[str, Any]], *, history: bool) -> None:
+        for fill in fills:
+            key = fill.get("tid")
+            if key is None:
+                key = f"{fill.get('hash')}|{fill.get('oid')}|{fill.get('time')}|{fill.get('sz')}"
+            if key in self._seen:
+                self.stats.duplicate_fills += 1
+                continue
+            self._see(key)
+            self._take_fill(fill, history)
+
+    def _take_fill(self, fill: Mapping[str, Any], history: bool) -> None:
+        oid = self.engine_oid(fill.get("cloid"))
+        if oid is None:
+            oid = self._by_exchange_oid.get(int(fill.get("oid", -1)))
+        ours = oid is not None and oid in self._sent
+        row = self._row_of_coin.get(str(fill.get("coin")))
+        if not ours and (history or self.foreign_fills == "ignore") or row is None:
+            self.stats.skipped_fills += 1
+            return
+        size = float(fill["sz"])
+        self._pending.add_fill(row, size if fill["side"] == "B" else -size, float(fill["px"]),
+                               not fill.get("crossed", True), float(fill.get("fee", 0.0)),
+                               oid or 0)
+        self.stats.fills += 1
+        if not ours:
+            self.stats.foreign_fills += 1
+        elif oid is not None:
+            self._account_fill(oid, round(size * self._lots_per_coin[row]))
+
+    def _account_fill(self, oid: int, lots: int) -> None:
+        """A rested order whose fills reach its size is done; a filled one is settled."""
+        if oid in self._resting:
+            left = self._resting[oid] - lots
+            if left <= 0:
+                del self._resting[oid]
+                self._pending.done.append(oid)
+            else:
+                self._resting[oid] = left
+        elif oid in self._expected:
+            left = self._expected[oid] - lots
+            if left <= 0:
+                del self._expected[oid]
+            else:
+                self._expected[oid] = left
+
+    def _take_updates(self, updates: Sequence[Mapping[str, Any]]) -> None:
+        """A rested order the exchange closed without filling it (self-trade, margin,
+        scheduled cancel, a cancel from elsewhere) is removed."""
+        for update in updates:
+            status = update.get("status")
+            order = update.get("order") or {}
+            if status in ("open", "filled", "triggered"):
+                continue
+            oid = self.engine_oid(order.get("cloid"))
+            if oid is None:
+                oid = self._by_exchange_oid.get(int(order.get("oid", -1)))
+            if oid is not None and self._resting.pop(oid, None) is not None:
+                self._pending.removed.append(oid)
+
+    def _see(self, key: int | str) -> None:
+        self._seen.add(key)
+        self._seen_order.append(key)
+        if len(self._seen_order) > _SEEN_TIDS:
+            self._seen.discard(self._seen_order.popleft())
+
+    def close(self, timeout: float = 10.0) -> None:
+        """End the venue's subscriptions (the websocket client and the exchange client belong
+        to the caller and stay open); what they delivered can still be collected."""
+        websocket, loop = self.websocket, self._loop
+        subscriptions, self._subscriptions = self._subscriptions, []
+        if websocket is None or loop is None or loop.is_closed():
+            return
+        for subscription in subscriptions:
+            if subscription.active:
+                asyncio.run_coroutine_threadsafe(websocket.unsubscribe(subscription),
+                                                 loop).result(timeout)
+
+
+def _refusal(kind: int, tif: int) -> tuple[int, str] | None:
+    """Why an event cannot go to Hyperliquid as it is, or None."""
+    if kind not in (_LIMIT, _MARKET):
+        return int(Reason.INVALID_KIND), (f"event kind {kind} is not sent to Hyperliquid "
+                                          "(limit, market and cancel are)")
+    if kind == _LIMIT and tif not in _ORDER_TYPES:
+        return int(Reason.INVALID_TIF), "FOK is not a Hyperliquid time in force (Gtc, Ioc, Alo)"
+    return None
+
+
+def _order_outcome(found: OrderWithStatus | None) -> OrderOutcome | None:
+    """What a looked-up order did, as its lost answer would have said; None when the
+    exchange does not know it (it was never placed, or refused)."""
+    if found is None:
+        return None
+    order, status = found.order, found.status
+    filled = (order.orig_sz or order.sz) - order.sz if status != "filled" \
+        else (order.orig_sz or order.sz)
+    if status == "open":
+        return OrderOutcome("resting", oid=order.oid, cloid=order.cloid)
+    if filled > 0:
+        return OrderOutcome("filled", oid=order.oid, cloid=order.cloid, total_size=filled)
+    if status == "iocCancelRejected":
+        return OrderOutcome("error", oid=order.oid, error=f"Order {_NO_MATCH} against any "
+                            "resting orders (status iocCancelRejected, found by cloid)")
+    if status.lower().endswith("rejected"):
+        return OrderOutcome("error", oid=order.oid, error=f"order status {status} (found by "
+                            "cloid after its answer was lost)")
+    return OrderOutcome("canceled", oid=order.oid, cloid=order.cloid)
+
+
+def _cancel_outcome(found: OrderWithStatus | None) -> OrderOutcome | None:
+    """What a lost cancel did; None when its order is still open (cancel it again)."""
+    if found is None:
+        return OrderOutcome("error", error="Order was never placed, already canceled, or "
+                            "filled. (no order with this cloid)")
+    if found.status == "open":
+        return None
+    if found.status == "canceled":
+        return OrderOutcome("success")
+    return OrderOutcome("error", error=f"Order was never placed, already canceled, or filled. "
+                        f"(status {found.status})")
+
+
+class _Activity:
+    """Fills, completions and removals waiting for the next report."""
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.rows: list[int] = []
+        self.sizes: list[float] = []
+        self.prices: list[float] = []
+        self.makers: list[bool] = []
+        self.fees: list[float] = []
+        self.oids: list[int] = []
+        self.done: list[int] = []
+        self.removed: list[int] = []
+
+    def add_fill(self, row: int, size: float, price: float, maker: bool, fee: float,
+                 oid: int) -> None:
+        self.rows.append(row)
+        self.sizes.append(size)
+        self.prices.append(price)
+        self.makers.append(maker)
+        self.fees.append(fee)
+        self.oids.append(oid)
+
+    def any(self) -> bool:
+        return bool(self.rows or self.done or self.removed)
+
+    def report(self, results: np.ndarray) -> BatchReport:
+        """A report of everything pending (with `results`), which is then forgotten."""
+        fills = np.zeros(len(self.rows), POSITION_FILL_DTYPE)
+        fills["asset"], fills["size"], fills["price"] = self.rows, self.sizes, self.prices
+        fills["maker"] = self.makers
+        report = BatchReport(results, fills, np.asarray(self.fees, np.float64),
+                             np.asarray(self.oids, np.int64),
+                             np.asarray(self.removed, np.int64), np.asarray(self.done, np.int64))
+        self.clear()
+        return report

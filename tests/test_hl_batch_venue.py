@@ -1,0 +1,380 @@
+"""TradingEngine through HyperliquidBatchVenue against a real `obelisk serve` (loopback HTTP
+and websocket): the portfolio agrees with the exchange after every batch, fills are
+applied once however late or often they come, the exchange's rejections become engine
+outcomes with its text, a lost answer never places an order twice, and cancels by
+engine order id work.
+
+The server's clock is simulated, so the market only moves when its makers requote after
+the account trades; every test trades its own freshly funded account.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("aiohttp")
+requests = pytest.importorskip("requests")
+
+from obelisk import EVENT_DTYPE, EventKind, OrderStatus, Portfolio, Side, TimeInForce  # noqa: E402
+from obelisk.execution.engine import TradingEngine  # noqa: E402
+from obelisk.execution.venue import ACCOUNT  # noqa: E402
+from obelisk.hyperliquid import Exchange, HyperliquidBatchVenue, Info, Wallet  # noqa: E402
+from obelisk.hyperliquid.batch_venue import WebsocketThread, cloid_of, oid_of_cloid  # noqa: E402
+from obelisk.hyperliquid.errors import ExchangeOutcomeUnknownError  # noqa: E402
+from obelisk.hyperliquid.transport import BudgetPolicy, Transport, TransportConfig  # noqa: E402
+from obelisk.instruments import InstrumentTable, Rounding  # noqa: E402
+from obelisk.risk import RiskLimits, RiskManager, TradingState  # noqa: E402
+from obelisk.server.runner import serve  # noqa: E402
+
+ROOMY = 1_000_000
+KEYS = (f"0x{i:064x}" for i in itertools.count(0xB47C4))
+BTC, ETH = 0, 1
+
+
+def admin(url, path, **body):
+    answer = requests.post(url.admin_url + path, json=body, timeout=5)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+@pytest.fixture(scope="module")
+def market():
+    with serve(port=0, clock="sim", makers=2, seed=5, coins=("BTC", "ETH"),
+               ip_weight_per_minute=ROOMY) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def websocket(market):
+    with WebsocketThread(market.replace("http://", "ws://") + "/ws") as thread:
+        yield thread
+
+
+class Desk:
+    """One funded account traded by a TradingEngine through a HyperliquidBatchVenue."""
+
+    def __init__(self, url, websocket=None, *, usdc=100_000.0, config=None, **venue_options):
+        self.wallet = Wallet(next(KEYS))
+        self.user = self.wallet.address
+        admin(url, "/deposit", user=self.user, usdc=usdc)
+        self.transport = Transport(url, config or TransportConfig(rate_limit=ROOMY))
+        self.info = Info(self.transport)
+        self.exchange = Exchange(self.wallet, self.info)
+        self.table = InstrumentTable([self.exchange.directory.instrument(c)
+                                      for c in ("BTC", "ETH")])
+        if websocket is not None:
+            venue_options.update(websocket=websocket.client, loop=websocket.loop)
+        self.venue = HyperliquidBatchVenue(self.exchange, self.table, **venue_options)
+        self.portfolio = Portfolio(self.table, balance=usdc)
+        self.risk = RiskManager(self.portfolio, RiskLimits(max_data_age_s=3_600))
+        self.mark()
+        self.engine = TradingEngine(self.portfolio, self.venue, self.risk, batch_size=10_000,
+                                    max_batch_wait_ms=1e9)
+        self.outcomes: dict[int, int] = {}
+        self.closed: set[int] = set()       # rested orders a fill completed or the venue removed
+        self.engine.on_fills = lambda report: self.closed.update(report.done_oids.tolist())
+        self.engine.on_removed = lambda oids: self.closed.update(oids.tolist())
+        self._record_outcomes()
+
+    def _record_outcomes(self):
+        """Keep each order's venue status (the engine's view of it) by engine oid."""
+        execute = self.venue.execute
+
+        def recording(events, **options):
+            report = execute(events, **options)
+            self.outcomes.update(zip(events["oid"].tolist(),
+                                     report.results["status"].tolist(), strict=True))
+            return report
+
+        self.venue.execute = recording
+
+    def mark(self):
+        for coin, mid in self.mids().items():
+            self.risk.update_market(coin, mid)
+
+    def mids(self):
+        self.transport.clear_cache()
+        answer = self.info.all_mids()
+        return {coin: float(answer[coin]) for coin in self.table.coins}
+
+    def ticks(self, row, fraction_of_mid, rounding=Rounding.DOWN):
+        instrument = self.table[row]
+        return instrument.round_price_to_ticks(self.mids()[instrument.name] * fraction_of_mid,
+                                               rounding)
+
+    def lots(self, row, usdc):
+        instrument = self.table[row]
+        return max(1, round(usdc / self.mids()[instrument.name] * 10 ** instrument.sz_decimals))
+
+    def state(self):
+        return self.transport.post_info({"type": "clearinghouseState", "user": self.user})
+
+    def open_orders(self):
+        return self.transport.post_info({"type": "openOrders", "user": self.user})
+
+    def settle(self, timeout=5.0):
+        """Flush, wait for the fills the exchange reported, apply them; the differences
+        left between the portfolio and the exchange (empty once they agree)."""
+        self.engine.flush()
+        deadline = time.monotonic() + timeout
+        while True:
+            self.venue.wait_for_fills(max(0.0, deadline - time.monotonic()))
+            self.engine.poll()
+            differences = self.portfolio.differences(self.state())
+            if not differences or time.monotonic() > deadline:
+                return differences
+            time.sleep(0.01)
+
+    def believed_open(self):
+        """Engine oids the engine still counts open: rested, not cancelled, done or removed."""
+        return {oid for oid, status in self.outcomes.items() if status == OrderStatus.RESTED} \
+            - self.closed
+
+    def exchange_open(self):
+        return sorted(oid_of_cloid(o.get("cloid")) for o in self.open_orders())
+
+    def close(self):
+        self.engine.close()
+        self.venue.close()
+        self.transport.close()
+
+
+@pytest.fixture
+def desk(market, websocket):
+    made = Desk(market, websocket)
+    yield made
+    made.close()
+
+
+# ------------------------------------------------------------------ cloids
+
+def test_cloids_are_32_hex_digits_and_name_their_engine_oid_and_session():
+    cloid = cloid_of(7, session=3)
+    assert cloid == "0x0b15000000000003" + f"{7:016x}" and len(cloid) == 34
+    assert oid_of_cloid(cloid, session=3) == 7
+    assert oid_of_cloid(cloid, session=4) is None
+    assert oid_of_cloid("0x" + "ab" * 16) is None and oid_of_cloid(None) is None
+
+
+# ------------------------------------------------------------------ (1) the portfolio agrees
+
+def test_after_every_batch_the_portfolio_equals_the_exchange(desk):
+    """Seeded batches of every order kind on both coins, split over several actions, with
+    cancels of earlier resting orders: after each settles, no difference at all."""
+    rng = random.Random(16)
+    desk.venue.max_orders_per_action = 7
+    resting: list[tuple[int, int]] = []
+    for _ in range(4):
+        desk.mark()
+        for _ in range(12):
+            row = rng.choice((BTC, ETH))
+            side = rng.choice((Side.BUY, Side.SELL))
+            lots = desk.lots(row, rng.uniform(15, 400))
+            away = rng.choice((0.97, 0.99, 1.002, 1.01))
+            cross = away > 1
+            fraction = away if side == Side.BUY else 2 - away
+            rounding = Rounding.DOWN if side == Side.BUY else Rounding.UP
+            kind = rng.random()
+            if kind < 0.15:
+                desk.engine.submit(row, side, 0, lots, market=True)
+            elif kind < 0.5:
+                desk.engine.submit(row, side, desk.ticks(row, fraction, rounding), lots,
+                                   tif=TimeInForce.IOC)
+            else:
+                tif = TimeInForce.GTC if cross or rng.random() < 0.5 else TimeInForce.ALO
+                oid = desk.engine.submit(row, side, desk.ticks(row, fraction, rounding), lots,
+                                         tif=tif)
+                resting.append((row, oid))
+        for row, oid in rng.sample(resting, k=len(resting) // 3):
+            desk.engine.cancel(row, oid)
+            resting.remove((row, oid))
+        assert desk.settle() == []
+        assert desk.exchange_open() == sorted(desk.believed_open())
+        assert desk.risk.open_orders == len(desk.believed_open())
+    stats = desk.engine.stats
+    assert stats.filled and stats.rested and stats.cancelled and stats.fills, \
+        (stats, desk.venue.last_errors)
+    assert stats.unknown == stats.failed == 0
+    assert desk.venue.stats.actions > stats.batches          # batches were split
+    assert desk.venue.awaiting_fills == 0
+
+
+# ------------------------------------------------------------------ (2) late, repeated fills
+
+def test_fills_that_arrive_late_out_of_order_and_twice_are_applied_once(market):
+    """No websocket: the batch's report has no fills; they arrive later, reversed and each
+    twice, through the venue's inbox, and also from its own userFillsByTime poll."""
+    desk = Desk(market)
+    try:
+        for side, fraction in ((Side.BUY, 1.01), (Side.SELL, 0.99), (Side.BUY, 1.01)):
+            desk.engine.submit(ETH, side, desk.ticks(ETH, fraction), desk.lots(ETH, 200),
+                               tif=TimeInForce.IOC)
+        desk.engine.flush()
+        assert desk.engine.stats.filled == 3 and desk.engine.stats.fills == 0
+        fills = desk.transport.post_info({"type": "userFills", "user": desk.user})
+        assert len(fills) >= 3
+        late = list(reversed(fills))
+        desk.venue.receive("userFills", {"user": desk.user, "fills": late})
+        desk.venue.receive("userFills", {"user": desk.user, "fills": late})
+        desk.engine.poll()                                  # also polls userFillsByTime
+        desk.venue.receive("userFills", {"user": desk.user, "fills": fills[:1]})
+        desk.engine.poll()
+        assert desk.engine.stats.fills == len(fills)
+        assert desk.venue.stats.duplicate_fills >= 2 * len(fills)
+        assert desk.portfolio.differences(desk.state()) == []
+    finally:
+        desk.close()
+
+
+def test_a_fill_repeated_after_the_websocket_delivered_it_is_dropped(desk):
+    desk.engine.submit(BTC, Side.SELL, desk.ticks(BTC, 0.99, Rounding.UP),
+                       desk.lots(BTC, 300), tif=TimeInForce.IOC)
+    assert desk.settle() == []
+    applied = desk.engine.stats.fills
+    fills = desk.transport.post_info({"type": "userFills", "user": desk.user})
+    desk.venue.receive("userFills", {"user": desk.user, "fills": fills})
+    desk.venue.receive("userFills", {"user": desk.user, "fills": fills, "isSnapshot": True})
+    desk.engine.poll()
+    assert desk.engine.stats.fills == applied
+    assert desk.portfolio.differences(desk.state()) == []
+
+
+# ------------------------------------------------------------------ (3) rejections
+
+def test_exchange_rejections_become_engine_outcomes_with_the_exchange_text(market, websocket):
+    """The exchange reserves margin for resting orders, which the local risk checks do not
+    count: the second big resting order passes risk and is refused for margin."""
+    desk = Desk(market, websocket, usdc=1_000.0)
+    try:
+        first = desk.engine.submit(BTC, Side.BUY, desk.ticks(BTC, 0.95), desk.lots(BTC, 15_000))
+        desk.engine.flush()
+        too_big = desk.engine.submit(ETH, Side.BUY, desk.ticks(ETH, 0.95),
+                                     desk.lots(ETH, 15_000))
+        crossing = desk.engine.submit(ETH, Side.BUY, desk.ticks(ETH, 1.01), desk.lots(ETH, 50),
+                                      tif=TimeInForce.ALO)
+        fok = desk.engine.submit(ETH, Side.BUY, desk.ticks(ETH, 1.01), desk.lots(ETH, 50),
+                                 tif=TimeInForce.FOK)
+        assert desk.settle() == []
+        stats = desk.engine.stats
+        assert (stats.rested, stats.rejected, stats.refused) == (1, 3, 0)
+        errors = desk.venue.last_errors
+        assert "Insufficient margin to place order" in errors[too_big]
+        assert "Post only order would have immediately matched" in errors[crossing]
+        assert "FOK is not a Hyperliquid time in force" in errors[fok]
+        assert first not in errors
+        assert desk.venue.stats.refused_locally == 1          # FOK never left the process
+        assert desk.exchange_open() == [first]
+    finally:
+        desk.close()
+
+
+def test_a_reduce_only_order_the_exchange_refuses_is_rejected_with_its_text(desk):
+    """The engine sends no reduce-only flag (EVENT_DTYPE has none); the venue sends it when
+    asked, and the exchange refuses one that would open a position."""
+    events = np.zeros(1, EVENT_DTYPE)
+    events[0] = (9_001, desk.ticks(ETH, 1.01), desk.lots(ETH, 50), ACCOUNT,
+                 desk.table.assets[ETH], EventKind.LIMIT, Side.BUY, TimeInForce.IOC)
+    report = desk.venue.execute(events, reduce_only=np.ones(1, bool))
+    assert report.results["status"][0] == OrderStatus.REJECTED
+    assert "Reduce only order would increase position" in desk.venue.last_errors[9_001]
+
+
+def test_a_request_weight_budget_that_is_spent_refuses_with_a_clear_reason(market):
+    config = TransportConfig(rate_limit=200, budget_policy=BudgetPolicy.RAISE)
+    desk = Desk(market, config=config)
+    try:
+        price, lots = desk.ticks(ETH, 0.95), desk.lots(ETH, 50)
+        desk.transport.budget.charge(200)          # the window is spent
+        oid = desk.engine.submit(ETH, Side.BUY, price, lots)
+        desk.engine.flush()
+        assert desk.engine.stats.rejected == 1 and desk.engine.stats.unknown == 0
+        assert "not sent: RateBudgetExceeded" in desk.venue.last_errors[oid]
+        assert desk.venue.stats.not_sent == 1
+    finally:
+        desk.close()
+
+
+# ------------------------------------------------------------------ (4) lost answers
+
+def lose_answers(desk, times, *, forward=True):
+    """The next `times` exchange posts reach the server (unless not `forward`), then their
+    answers are lost."""
+    post = desk.transport.post_exchange
+    left = [times]
+
+    def lossy(body):
+        if left[0] <= 0:
+            return post(body)
+        left[0] -= 1
+        if forward:
+            post(body)
+        raise ExchangeOutcomeUnknownError("the answer was lost (injected)")
+
+    desk.transport.post_exchange = lossy
+
+
+def _mixed_batch(desk):
+    """Two resting orders, an IOC that fills, one the exchange refuses (post-only crossing:
+    refused orders leave no trace that orderStatus could find)."""
+    return [desk.engine.submit(ETH, Side.BUY, desk.ticks(ETH, 0.96), desk.lots(ETH, 60)),
+            desk.engine.submit(BTC, Side.SELL, desk.ticks(BTC, 1.04, Rounding.UP),
+                               desk.lots(BTC, 60)),
+            desk.engine.submit(ETH, Side.BUY, desk.ticks(ETH, 1.01), desk.lots(ETH, 80),
+                               tif=TimeInForce.IOC),
+            desk.engine.submit(BTC, Side.BUY, desk.ticks(BTC, 1.01), desk.lots(BTC, 50),
+                               tif=TimeInForce.ALO)]
+
+
+@pytest.mark.parametrize("forward", [True, False], ids=["executed", "never-arrived"])
+def test_a_lost_answer_is_resolved_by_cloid_without_placing_any_order_twice(desk, forward):
+    lose_answers(desk, 1, forward=forward)
+    oids = _mixed_batch(desk)
+    assert desk.settle() == []
+    stats, venue = desk.engine.stats, desk.venue.stats
+    assert (stats.rested, stats.filled, stats.rejected, stats.unknown) == (2, 1, 1, 0)
+    assert venue.lost_answers == 1 and venue.looked_up == 4
+    # only what the exchange did not know went again: the refused order, or all of them
+    assert venue.resent == (1 if forward else 4)
+    assert "Post only" in desk.venue.last_errors[oids[3]]
+    assert desk.exchange_open() == sorted(desk.believed_open()) == sorted(oids[:2])
+    historical = desk.transport.post_info({"type": "historicalOrders", "user": desk.user})
+    placed = [h["order"].get("cloid") for h in historical if h["status"] in ("open", "filled")]
+    assert len(placed) == len(set(placed)) == 3         # each order exists once
+
+
+def test_an_answer_lost_twice_leaves_the_batch_unknown_and_halts(desk):
+    lose_answers(desk, 2, forward=True)
+    oids = _mixed_batch(desk)
+    desk.engine.flush()
+    assert desk.engine.stats.unknown == 4
+    assert desk.engine.unknown_oids == set(oids)
+    assert desk.risk.state == TradingState.HALTED
+    # what the exchange did still reaches the portfolio: its fills are reported later
+    desk.risk.set_state(TradingState.ACTIVE)
+    assert desk.settle() == []
+    assert len(desk.exchange_open()) == 2
+
+
+# ------------------------------------------------------------------ (5) cancels
+
+def test_cancels_by_engine_order_id(desk):
+    rested = [desk.engine.submit(row, Side.BUY, desk.ticks(row, 0.9 + i / 100),
+                                 desk.lots(row, 40))
+              for i, row in enumerate((BTC, ETH, ETH))]
+    desk.engine.flush()
+    assert desk.engine.stats.rested == 3
+    desk.engine.cancel(BTC, rested[0])
+    desk.engine.cancel(ETH, rested[2])
+    desk.engine.cancel(ETH, 777_777)                         # never placed
+    desk.engine.flush()
+    stats = desk.engine.stats
+    assert (stats.cancelled, stats.rejected) == (2, 1)
+    assert "never placed" in desk.venue.last_errors[777_777]
+    assert desk.exchange_open() == [rested[1]]
+    assert desk.risk.open_orders == 1
+    assert desk.settle() == []
