@@ -1,0 +1,1 @@
+"""The SDK's ``hyperliquid.utils``: constants, types, errors and signing helpers."""
