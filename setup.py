@@ -5,12 +5,17 @@ Environment knobs:
   OBELISK_ANNOTATE=1  write Cython's annotation HTML (build/cython-*/obelisk/_core/*.html)
   OBELISK_PROFILE=1   line tracing for profilers (slow)
 
+Release builds (none of the above) carry no debug info: the interpreter's own
+CFLAGS usually include -g, so -g0 comes last, and the linker strips the symbol
+tables (-s with GNU ld, -S -x with Apple's). Debug and profile builds keep -g.
+
 Generated C goes to one build/cython-<mode> folder per mode, because Cython
 regenerates a .c only when its sources change, not when directives do: a
 debug build must never reuse release C, nor the other way round.
 """
 
 import os
+import sys
 from pathlib import Path
 
 from Cython.Build import cythonize
@@ -42,7 +47,12 @@ directives = {
 annotate = flag("OBELISK_ANNOTATE")
 mode = "debug" if debug else "profile" if profile else "release"
 macros = [("CYTHON_TRACE_NOGIL", "1")] if profile else []
+release = not debug and not profile
 compile_args = ["-O0", "-g"] if debug else ["-O3", "-fno-math-errno", "-fno-trapping-math"]
+link_args: list[str] = []
+if release and sys.platform != "win32":       # MSVC writes no debug info unless asked
+    compile_args.append("-g0")
+    link_args = ["-Wl,-S,-x"] if sys.platform == "darwin" else ["-s"]
 
 extensions = [
     Extension(
@@ -50,6 +60,7 @@ extensions = [
         [str(CORE / f"{name}.pyx")],
         define_macros=macros,
         extra_compile_args=compile_args,
+        extra_link_args=link_args,
     )
     for name in MODULES
 ]

@@ -1,98 +1,253 @@
-"""The ``obelisk`` command line."""
+"""The obelisk command line: bench, stress and serve."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
+import re
+import sqlite3
 import sys
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
-from obelisk.perf.bench import BenchConfig, format_report, run_bench
-from obelisk.perf.stress import StressConfig, format_stress, run_stress
+from obelisk import __version__
+
+if TYPE_CHECKING:
+    from obelisk.perf.bench import BenchConfig
+
+DESCRIPTION = ("obelisk: trade Hyperliquid perpetual futures from Python, on a compiled "
+               "order-book core. These commands measure it and serve a local exchange.")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical", "off")
+EXIT_USAGE = 2            # argparse's status for a bad command line
+EXIT_BROKEN_PIPE = 141    # 128 + SIGPIPE, as a shell reports a reader that went away
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line: what is wrong and what is allowed."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _whole(text: str, at_least: int | None = None) -> int:
+    allowed = "a whole number" if at_least is None else f"a whole number >= {at_least:,}"
+    grouped = re.fullmatch(r"-?\d{1,3}(,\d{3})+", text.strip())    # 50,000 as --help shows it
+    try:
+        value = int(text.replace(",", "") if grouped else text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a whole number; give {allowed} "
+            "(e.g. 50000, 50_000 or 50,000)") from None
+    if at_least is not None and value < at_least:
+        raise argparse.ArgumentTypeError(f"{value:,} is too small; give {allowed}")
     return value
 
 
+def _count(text: str) -> int:
+    """A count of things: a whole number, at least 1."""
+    return _whole(text, at_least=1)
+
+
+def _integer(text: str) -> int:
+    return _whole(text)
+
+
+def _port(text: str) -> int:
+    value = _whole(text, at_least=0)
+    if value > 65_535:
+        raise argparse.ArgumentTypeError(f"{value:,} is not a port; give 0 to 65535")
+    return value
+
+
+def _log_level(text: str) -> str:
+    level = text.strip().lower()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a log level; give one of "
+                                         f"{', '.join(LOG_LEVELS)}")
+    return level
+
+
+def _trace_path(text: str) -> str:
+    """A file the trace store can create or reopen: not a folder, in a writable folder."""
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file path such as "
+                                         f"{path / 'stress.db'}")
+    folder = path.parent
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"the folder {folder} does not exist; give a file "
+                                         "in an existing folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"the folder {folder} is not writable; give a file "
+                                         "in a folder you can write to")
+    return str(path)
+
+
+def _wrapped(text: str) -> str:
+    return textwrap.fill(text, width=78, break_on_hyphens=False)
+
+
+def _defaulted(text: str, default: object) -> str:
+    shown = f"{default:,}" if isinstance(default, int) and not isinstance(default, bool) \
+        else default
+    return f"{text} (default: {shown})"
+
+
+def _common(default_level: str) -> argparse.ArgumentParser:
+    """Options every command takes."""
+    common = _Parser(add_help=False)
+    common.add_argument("--log-level", type=_log_level, default=default_level,
+                        metavar="LEVEL",
+                        help=_defaulted(f"log to stderr at this level: {', '.join(LOG_LEVELS)}",
+                                        default_level))
+    return common
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="obelisk", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    defaults = BenchConfig()
-    bench = commands.add_parser(
-        "bench", help="benchmark the compiled core against the pure-Python reference")
-    bench.add_argument("--events", type=_positive, default=defaults.events,
-                       help=f"events in the stream (default {defaults.events:,})")
-    bench.add_argument("--seed-orders", type=_positive, default=defaults.seed_orders,
-                       help=f"orders in the seeded book (default {defaults.seed_orders:,})")
-    bench.add_argument("--seed", type=int, default=defaults.seed, help="workload seed")
-    bench.add_argument("--chunk", type=_positive, default=defaults.chunk,
-                       help=f"events per call in the chunked batch path (default {defaults.chunk})")
-    bench.add_argument("--engine-batch", type=_positive, default=defaults.engine_batch,
-                       help="events per MatchingEngine batch, two assets "
-                            f"(default {defaults.engine_batch:,})")
-    bench.add_argument("--repeat", type=_positive, default=defaults.repeat,
-                       help=f"runs per path; the best is reported (default {defaults.repeat})")
-    bench.add_argument("--reference-events", type=_positive, default=defaults.reference_events,
-                       help="events replayed through the slow reference "
-                            f"(default {defaults.reference_events:,})")
-    bench.add_argument("--assets", type=_positive, default=defaults.position_assets,
-                       help="positions in the margin recompute and the fill stream "
-                            f"(default {defaults.position_assets:,})")
-    bench.add_argument("--json", action="store_true", help="print one JSON document")
-    stress_defaults = StressConfig()
-    stress = commands.add_parser(
-        "stress", help="the whole pipeline under a seeded order flow, judged by its success "
-                       "criteria: >= 2,000 trades/s, < 10 ms average latency, >= 99.9 %% "
-                       "success, < 2 GB, no crash (exit status 1 if one fails)")
-    stress.add_argument("--trades", type=_positive, default=stress_defaults.trades,
-                        help=f"orders to send (default {stress_defaults.trades:,})")
-    stress.add_argument("--assets", type=_positive, default=stress_defaults.assets,
-                        help=f"assets traded (default {stress_defaults.assets})")
-    stress.add_argument("--seed", type=int, default=stress_defaults.seed, help="flow seed")
-    stress.add_argument("--batch-size", type=_positive, default=stress_defaults.batch_size,
-                        help=f"orders per batch (default {stress_defaults.batch_size:,})")
-    stress.add_argument("--no-trace", action="store_true",
-                        help="run without the trace store")
-    stress.add_argument("--trace-path", help="keep the trace database at this path")
-    stress.add_argument("--json", action="store_true", help="print one JSON document")
+    parser = _Parser(prog="obelisk", description=_wrapped(DESCRIPTION),
+                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                     epilog="Run obelisk COMMAND --help for a command's options.")
+    parser.add_argument("--version", action="version", version=f"obelisk {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     parser_class=_Parser)
+    _add_bench(commands)
+    _add_stress(commands)
     _add_serve(commands)
     return parser
 
 
+def _add_bench(commands: argparse._SubParsersAction) -> None:
+    from obelisk.perf.bench import BenchConfig
+    from obelisk.perf.stress import StressConfig
+
+    defaults = BenchConfig()
+    bench = commands.add_parser(
+        "bench", parents=[_common("warning")],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="benchmark the compiled core against the pure-Python reference",
+        description=_wrapped("Benchmark every path of the compiled core against the "
+                             "pure-Python reference, and the components around it."),
+        epilog="Sections and the flags that size them:\n"
+               "  L3 book, matching engine    --events, --seed-orders, --chunk, "
+               "--engine-batch,\n"
+               "                              --reference-events\n"
+               "  L2 book                     --events (deltas), --reference-events\n"
+               "  positions and margin        --events (fills), --assets, --reference-events\n"
+               "  pre-trade risk checks       --events (orders)\n"
+               "  breaker, latency monitor,   fixed sizes (200,000 calls, 2,000 signatures,\n"
+               "  signing, transport, store   20,000 requests, 50,000 traces)\n"
+               f"  stress, logging INFO / off  fixed: {StressConfig().trades:,} orders, at least "
+               "5 runs each\n"
+               "--repeat and --seed apply to every section.\n"
+               "Exit status: 0, or 1 when the paths disagree with each other or the reference.")
+    bench.add_argument("--events", type=_count, default=defaults.events, metavar="N",
+                       help=_defaulted("events per section: L3 events, L2 deltas, position "
+                                       "fills and risk-checked orders", defaults.events))
+    bench.add_argument("--seed-orders", type=_count, default=defaults.seed_orders, metavar="N",
+                       help=_defaulted("orders in the seeded L3 book", defaults.seed_orders))
+    bench.add_argument("--seed", type=_integer, default=defaults.seed,
+                       help=_defaulted("workload seed", defaults.seed))
+    bench.add_argument("--chunk", type=_count, default=defaults.chunk, metavar="N",
+                       help=_defaulted("events per call in the chunked L3 batch path",
+                                       defaults.chunk))
+    bench.add_argument("--engine-batch", type=_count, default=defaults.engine_batch, metavar="N",
+                       help=_defaulted("events per MatchingEngine batch, two assets",
+                                       defaults.engine_batch))
+    bench.add_argument("--repeat", type=_count, default=defaults.repeat, metavar="N",
+                       help=_defaulted("runs per path, the best is reported; the pure-Python "
+                                       "references run at most 3 times", defaults.repeat))
+    bench.add_argument("--reference-events", type=_count, default=defaults.reference_events,
+                       metavar="N",
+                       help=_defaulted("events replayed through the slow pure-Python L3 "
+                                       "reference; the L2 and position references take at "
+                                       f"most {defaults.reference_l2_deltas:,}, and none "
+                                       "more than --events", defaults.reference_events))
+    bench.add_argument("--assets", type=_count, default=defaults.position_assets, metavar="N",
+                       help=_defaulted("positions in the margin recompute and the fill stream",
+                                       defaults.position_assets))
+    bench.add_argument("--json", action="store_true",
+                       help="print one JSON document instead of the table")
+
+
+def _add_stress(commands: argparse._SubParsersAction) -> None:
+    from obelisk.perf.stress import StressConfig, criteria_text
+
+    defaults = StressConfig()
+    stress = commands.add_parser(
+        "stress", parents=[_common("warning")],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="the whole trading pipeline under a seeded order flow, judged by success criteria",
+        description=_wrapped("Send a seeded order flow through the whole pipeline (risk "
+                             "checks, batch executor, simulated exchange, portfolio, trace "
+                             "store) and judge it by its success criteria."),
+        epilog="Success criteria (all must hold):\n" + criteria_text("  ") + "\n"
+               "Exit status: 0 when every criterion holds, 1 when one fails,\n"
+               "2 for a bad command line.")
+    stress.add_argument("--trades", type=_count, default=defaults.trades, metavar="N",
+                        help=_defaulted("orders to send", defaults.trades))
+    stress.add_argument("--assets", type=_count, default=defaults.assets, metavar="N",
+                        help=_defaulted("assets traded", defaults.assets))
+    stress.add_argument("--seed", type=_integer, default=defaults.seed,
+                        help=_defaulted("order-flow seed", defaults.seed))
+    stress.add_argument("--batch-size", type=_count, default=defaults.batch_size, metavar="N",
+                        help=_defaulted("orders per batch", defaults.batch_size))
+    stress.add_argument("--no-trace", action="store_true",
+                        help="run without the trace store (default: the trace store is on)")
+    stress.add_argument("--trace-path", type=_trace_path, metavar="FILE",
+                        help="keep the trace database in FILE, a new file or an earlier trace "
+                             "database (default: a temporary file, deleted after the run)")
+    stress.add_argument("--json", action="store_true",
+                        help="print one JSON document instead of the report")
+
+
 def _add_serve(commands: argparse._SubParsersAction) -> None:
     serve = commands.add_parser(
-        "serve", help="a local Hyperliquid-compatible exchange on HTTP and websocket "
-                      "(needs the server extra: pip install \"obelisk[server]\")")
-    serve.add_argument("--host", default="127.0.0.1", help="public interface (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=3001,
-                       help="public port, 0 for a free one (default 3001, the SDK's LOCAL_API_URL)")
-    serve.add_argument("--admin-port", type=int, default=0,
+        "serve", parents=[_common("info")],
+        help="a local Hyperliquid-compatible exchange on HTTP and websocket "
+             "(needs the server extra: pip install \"obelisk[server]\")",
+        description="A local Hyperliquid-compatible exchange on HTTP and websocket "
+                    "(needs the server extra: pip install \"obelisk[server]\").")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help=_defaulted("public interface", "127.0.0.1"))
+    serve.add_argument("--port", type=_port, default=3001,
+                       help="public port, 0 for a free one (default: 3001, the SDK's "
+                            "LOCAL_API_URL)")
+    serve.add_argument("--admin-port", type=_port, default=0,
                        help="loopback-only admin port for deposits and the simulated clock "
-                            "(default 0: a free port, printed at start)")
+                            "(default: 0, a free port, printed at start)")
     serve.add_argument("--coins", help="comma-separated coins to list (default: the exchange's)")
-    serve.add_argument("--seed", type=int, default=0, help="seed of the oracle walk and makers")
-    serve.add_argument("--makers", type=int, help="seeded market makers quoting every coin")
-    serve.add_argument("--accounts", help="JSON file of address -> starting USDC")
+    serve.add_argument("--seed", type=_integer, default=0,
+                       help=_defaulted("seed of the oracle walk and makers", 0))
+    serve.add_argument("--makers", type=_whole,
+                       help="seeded market makers quoting every coin (default: the exchange's)")
+    serve.add_argument("--accounts", metavar="FILE",
+                       help="JSON file of address -> starting USDC (default: none)")
     serve.add_argument("--clock", choices=("real", "sim"), default="real",
                        help="real: the market moves with the wall clock; sim: only when the "
-                            "admin POST /advance moves it")
-    serve.add_argument("--ip-weight", type=_positive, default=1200,
-                       help="request weight per client IP per minute (default 1200, "
-                            "as Hyperliquid)")
+                            "admin POST /advance moves it (default: real)")
+    serve.add_argument("--ip-weight", type=_count, default=1200, metavar="N",
+                       help=_defaulted("request weight per client IP per minute, as "
+                                       "Hyperliquid", 1200))
+
+
+def configure_logging(level: str) -> None:
+    """Log records at `level` and above to stderr; "off" turns logging off entirely."""
+    if level == "off":
+        logging.disable(logging.CRITICAL)
+        return
+    logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def _serve(args: argparse.Namespace) -> int:
     import asyncio
-    import logging
 
     from obelisk.server.runner import ServerConfig, load_accounts, ready_line, run_until_stopped
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     coins = tuple(coin.strip() for coin in args.coins.split(",") if coin.strip()) \
         if args.coins else None
     config = ServerConfig(host=args.host, port=args.port, admin_port=args.admin_port,
@@ -112,36 +267,84 @@ def _progress_bar(done: int, total: int) -> None:
         print(file=sys.stderr)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def bench_config(args: argparse.Namespace) -> BenchConfig:
+    """The sizes of every bench section from the command line (see ``bench --help``)."""
+    from obelisk.perf.bench import BenchConfig
+
+    return BenchConfig(events=args.events, seed_orders=args.seed_orders, seed=args.seed,
+                         chunk=args.chunk, engine_batch=args.engine_batch,
+                         repeat=args.repeat,
+                         reference_events=min(args.reference_events, args.events),
+                         l2_deltas=args.events,
+                         reference_l2_deltas=min(BenchConfig.reference_l2_deltas,
+                                                 args.reference_events, args.events),
+                         position_fills=args.events, position_assets=args.assets,
+                         reference_position_fills=min(BenchConfig.reference_position_fills,
+                                                      args.reference_events, args.events))
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from obelisk.perf.bench import format_report, run_bench
+
+    config = bench_config(args)
+    progress: Callable[[str], None] = \
+        (lambda step: print(f"... {step}", file=sys.stderr, flush=True)) \
+        if not args.json and sys.stderr.isatty() else (lambda step: None)
+    report = run_bench(config, progress)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))
+    ok = all(report.facts[name] for name in ("paths_agree", "matches_reference",
+                                             "position_paths_agree",
+                                             "positions_match_reference"))
+    return 0 if ok else 1
+
+
+def _stress(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from obelisk.perf.stress import StressConfig, format_stress, run_stress
+
+    config = StressConfig(trades=args.trades, assets=args.assets, seed=args.seed,
+                          batch_size=args.batch_size, trace=not args.no_trace,
+                          trace_path=args.trace_path)
+    shown = not args.json and sys.stderr.isatty()
+    try:
+        report = run_stress(config, _progress_bar if shown else None)
+    except (sqlite3.Error, OSError) as exc:
+        if args.trace_path is None or args.no_trace:
+            raise
+        # the store is opened before the flow starts: this is the path, not the pipeline
+        parser.exit(EXIT_USAGE, f"obelisk stress: error: argument --trace-path: "
+                                f"{args.trace_path} cannot hold a trace database ({exc}); "
+                                "give a new file or an earlier obelisk trace database\n")
+    print(json.dumps(report.to_dict(), indent=2) if args.json else format_stress(report))
+    return 0 if report.passed else 1
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.log_level)
     if args.command == "bench":
-        config = BenchConfig(events=args.events, seed_orders=args.seed_orders, seed=args.seed,
-                             chunk=args.chunk, engine_batch=args.engine_batch,
-                             repeat=args.repeat,
-                             reference_events=min(args.reference_events, args.events),
-                             position_fills=args.events, position_assets=args.assets,
-                             reference_position_fills=min(BenchConfig.reference_position_fills,
-                                                          args.events))
-        progress = (lambda step: print(f"... {step}", file=sys.stderr, flush=True)) \
-            if not args.json and sys.stderr.isatty() else (lambda step: None)
-        report = run_bench(config, progress)
-        print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))
-        ok = all(report.facts[name] for name in ("paths_agree", "matches_reference",
-                                                 "position_paths_agree",
-                                                 "positions_match_reference"))
-        return 0 if ok else 1
+        return _bench(args)
     if args.command == "stress":
-        stress_config = StressConfig(trades=args.trades, assets=args.assets, seed=args.seed,
-                                     batch_size=args.batch_size, trace=not args.no_trace,
-                                     trace_path=args.trace_path)
-        shown = not args.json and sys.stderr.isatty()
-        stress_report = run_stress(stress_config, _progress_bar if shown else None)
-        print(json.dumps(stress_report.to_dict(), indent=2) if args.json
-              else format_stress(stress_report))
-        return 0 if stress_report.passed else 1
-    if args.command == "serve":
-        return _serve(args)
-    return 2
+        return _stress(args, parser)
+    return _serve(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit status. A closed stdout (``| head``) ends it quietly."""
+    disabled = logging.root.manager.disable       # "--log-level off" is undone on return
+    try:
+        code = _run(argv)
+        sys.stdout.flush()          # a reader that went away shows up here, not at exit
+    except BrokenPipeError:
+        # Python flushes stdout again at exit: point it at /dev/null so that flush is quiet
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        return 130                  # 128 + SIGINT, with no traceback
+    finally:
+        logging.disable(disabled)
+    return code
 
 
 if __name__ == "__main__":

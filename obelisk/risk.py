@@ -10,6 +10,7 @@ recomputed whenever a fill, mark or funding changes the portfolio).
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Hashable, Mapping
@@ -30,6 +31,8 @@ from obelisk._core.risk import (
 from obelisk.envvars import env_number
 from obelisk.errors import OpenOrderUnderflowError, UnknownAssetError
 from obelisk.portfolio import Portfolio
+
+log = logging.getLogger(__name__)
 
 __all__ = ["RISK_ORDER_DTYPE", "AssetLimits", "OrderFlags", "RiskDecision", "RiskLimits",
            "RiskManager", "RiskReason", "TradingState"]
@@ -182,14 +185,19 @@ class RiskManager:
         return TradingState(self.checks.state)
 
     def set_state(self, state: TradingState) -> None:
+        previous = TradingState(self.checks.state)
         self.checks.state = TradingState(state)
+        if previous != state:
+            log.info("trading state %s -> %s", previous.name, TradingState(state).name)
 
     def engage_kill_switch(self) -> None:
         """Refuse every order until ``release_kill_switch``."""
         self.checks.kill_switch = True
+        log.warning("kill switch engaged: every order is refused until it is released")
 
     def release_kill_switch(self) -> None:
         self.checks.kill_switch = False
+        log.info("kill switch released")
 
     @property
     def kill_switch(self) -> bool:

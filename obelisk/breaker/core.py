@@ -279,6 +279,8 @@ class CircuitBreaker:
                 old, new = self._pending.popleft()
             except IndexError:
                 return
+            log.log(logging.WARNING if new in (State.OPEN, State.FORCED_OPEN) else logging.INFO,
+                    "circuit breaker %r: %s -> %s", self.name, old.value, new.value)
             self._emit("state_change", old, new)
 
     # ---- permits ---------------------------------------------------------------------------

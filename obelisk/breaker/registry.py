@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from obelisk.breaker.config import BreakerConfig, BreakerConfigError, env_seconds
 from obelisk.breaker.core import CircuitBreaker, State
 from obelisk.envvars import check_number
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Alert", "AlertDeduplicator", "BreakerRegistry", "HealthReport", "ServiceHealth"]
 
@@ -151,6 +154,7 @@ class BreakerRegistry:
             error = f"{type(failure).__name__}: {failure}"
         latency = self._clock() - start
         if error is not None:
+            log.warning("health probe of %r failed: %s", breaker.name, error)
             self._alert(Alert(breaker.name, "probe failed",
                               f"health probe of {breaker.name!r} failed: {error}"))
         return ServiceHealth(breaker.name, state, error is None and state in HEALTHY_STATES,

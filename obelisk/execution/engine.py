@@ -369,6 +369,10 @@ class TradingEngine:
                                    ("trace", after_portfolio, done), ("batch", start, done)):
             self._stages[name].record(ended - began)
         self._end_to_end.record_many(done - born)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("batch of %d orders: %d refused, %d sent, %d unknown, %.0f us",
+                         n, int((reasons != 0).sum()), len(sent), len(unknown),
+                         (done - start) / 1000)
         if report is not None:
             self._notify(report)
         if len(unknown) and self.on_unknown is not None:
@@ -550,10 +554,18 @@ class TradingEngine:
         s.batches += 1
         refused = int((reasons != 0).sum())
         s.refused += refused
+        if refused and logger.isEnabledFor(logging.WARNING):
+            codes, counts = np.unique(reasons[reasons != 0], return_counts=True)
+            logger.warning("%d of %d orders refused by the risk checks: %s", refused,
+                           len(events), ", ".join(f"{RiskReason(code).name} {count}" for
+                                                  code, count in zip(codes, counts, strict=True)))
         s.unknown += len(unknown)
         s.failed += len(events) - refused - len(sent) - len(unknown)   # never reached the venue
         if error is not None and len(s.errors) < 100:
             s.errors.append(error)
+        if error is not None and len(events) - refused - len(sent) - len(unknown):
+            logger.warning("%d orders were not sent: %s", len(events) - refused - len(sent)
+                           - len(unknown), error)
         if report is None:
             return
         results = report.results

@@ -467,9 +467,11 @@ class PositionRecovery:
                     if isinstance(result, asyncio.CancelledError):
                         raise result
                     if isinstance(result, BaseException):
+                        log.error("recovery action %s failed: %r", action.key, result)
                         failed.append((action, repr(result)))
                         fill_failed |= action.kind == APPLY_FILL
                     else:
+                        log.info("recovery action %s done", action.key)
                         executed.append(action)
         return executed, failed
 
@@ -532,6 +534,14 @@ class PositionRecovery:
     # --------------------------------------------------------------- report
 
     def _conclude(self, report: RecoveryReport) -> None:
+        for d in report.discrepancies:      # still there after the actions: a warning
+            log.log(logging.WARNING if d in report.remaining else logging.INFO, "%s on %s: %s",
+                    d.kind.value, d.coin, d.detail)
+        log.info("reconciliation %s%s: %d discrepancies, %d actions, %d done, %d failed, "
+                 "%d remaining", "passed" if report.passed else "did not pass",
+                 " (dry run)" if report.dry_run else "", len(report.discrepancies),
+                 len(report.planned), len(report.executed), len(report.failed),
+                 len(report.remaining))
         self.history.append(report)
         self.passed = report.passed
         if self.risk is not None and not report.dry_run:

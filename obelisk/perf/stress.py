@@ -78,7 +78,8 @@ class StressReport:
     outcomes: dict[str, int]
     success_rate: float
     fills: int
-    traces: int
+    traces: int                 # trace records written, one per batch
+    trace_failures: int
     peak_memory_mb: float
     stages_us: dict[str, dict[str, float]]
     errors: list[str]
@@ -254,7 +255,8 @@ def _report(config: StressConfig, engine: TradingEngine, monitor: PerformanceMon
                 "rejected": stats.rejected, "failed": stats.failed, "unknown": stats.unknown,
                 "sent_to_venue": attempted}
     return StressReport(config, stats.submitted, seconds, rate, outcomes, success, stats.fills,
-                        stats.traces, memory_mb, stages, list(stats.errors), criteria)
+                        stats.traces, stats.trace_failures, memory_mb, stages,
+                        list(stats.errors), criteria)
 
 
 def _micros(stats: LatencyStats) -> dict[str, float]:
@@ -266,25 +268,71 @@ def _holds(value: float, op: str, target: float) -> bool:
     return {">=": value >= target, "<": value < target, "==": value == target}[op]
 
 
+# How each criterion's value prints: (format, unit). Counts are whole numbers.
+_CRITERION_FORMAT = {
+    "sustained trades/s": ("{:,.0f}", "trades/s"),
+    "average end-to-end latency ms": ("{:,.3f}", "ms"),
+    "success rate %": ("{:.3f}", "%"),
+    "peak memory MB": ("{:,.1f}", "MB"),
+    "crashes": ("{:.0f}", ""),
+}
+_OUTCOMES = {
+    "submitted": "submitted", "sent_to_venue": "sent to venue", "filled": "filled",
+    "rested": "rested", "cancelled": "cancelled", "unfilled": "unfilled (ended untraded)",
+    "refused": "refused by risk", "rejected": "rejected by venue", "failed": "failed",
+    "unknown": "unknown outcome",
+}
+WIDTH = 96                 # report lines stay under 100 columns
+
+
+def criteria_text(indent: str = "") -> str:
+    """The success criteria, one per line, as the help and the report state them."""
+    lines = []
+    for name, op, target in CRITERIA:
+        number, unit = _CRITERION_FORMAT[name]
+        label = name.removesuffix(f" {unit}") if unit else name
+        lines.append(f"{indent}{label} {op} {target:,g} {unit}".rstrip())
+    return "\n".join(lines)
+
+
 def format_stress(report: StressReport) -> str:
     c = report.config
-    lines = [f"obelisk stress: {report.trades:,} trades over {c.assets} assets, batches of "
-             f"{c.batch_size}, trace store {'on' if c.trace else 'off'}, seed {c.seed}", "",
-             f"sustained            {report.trades_per_second:>14,.0f} trades/s "
-             f"({report.seconds:.3f} s)",
-             f"success rate         {report.success_rate:>14.3f} %",
-             f"fills                {report.fills:>14,}",
-             f"traces               {report.traces:>14,}",
-             f"peak memory          {report.peak_memory_mb:>14.1f} MB", "",
-             f"{'stage (us)':<12}{'count':>10}{'avg':>10}{'p50':>10}{'p99':>10}{'p99.9':>10}"
-             f"{'max':>10}"]
+    stages_per_batch = [name for name in report.stages_us if name != "end_to_end"]
+    lines = [f"obelisk stress: {report.trades:,} trades (orders sent) over {c.assets} assets, "
+             f"batches of {c.batch_size:,}, seed {c.seed}", "",
+             f"throughput      {report.trades_per_second:>12,.0f} trades/s   "
+             f"({report.trades:,} trades in {report.seconds:.3f} s)",
+             f"success rate    {report.success_rate:>12.3f} %          "
+             "(filled, rested or cancelled as sent)",
+             f"fills           {report.fills:>12,}            (applied to the portfolio)",
+             f"peak memory     {report.peak_memory_mb:>12,.1f} MB         (max resident set)"]
+    if c.trace:
+        lines.append(f"trace store     {report.traces:>12,} records    "
+                     f"(one per batch of orders; {report.trace_failures:,} failed)")
+    else:
+        lines.append("trace store              off")
+    lines += ["", "latency in microseconds: the " + ", ".join(stages_per_batch)
+              + " rows time whole batches,", "end_to_end times each order from submit to outcome",
+              f"{'stage':<12}{'timed per':>10}{'count':>9}{'avg us':>10}{'p50 us':>10}"
+              f"{'p99 us':>10}{'p99.9 us':>10}{'max us':>10}"]
     for name, s in report.stages_us.items():
-        lines.append(f"{name:<12}{s['count']:>10,.0f}{s['avg']:>10.1f}{s['p50']:>10.1f}"
-                     f"{s['p99']:>10.1f}{s['p999']:>10.1f}{s['max']:>10.1f}")
-    lines += ["", "outcomes: " + ", ".join(f"{k} {v:,}" for k, v in report.outcomes.items()),
-              "", "success criteria:"]
+        unit = "order" if name == "end_to_end" else "batch"
+        lines.append(f"{name:<12}{unit:>10}{int(s['count']):>9,}{s['avg']:>10.1f}"
+                     f"{s['p50']:>10.1f}{s['p99']:>10.1f}{s['p999']:>10.1f}{s['max']:>10.1f}")
+    lines += ["", "outcomes (orders):"]
+    line = " "
+    for key in sorted(report.outcomes, key=list(_OUTCOMES).index):
+        item = f"  {_OUTCOMES[key]} {report.outcomes[key]:,}"
+        if len(line) + len(item) > WIDTH:
+            lines.append(line)
+            line = " "
+        line += item
+    lines += [line, "", "success criteria:"]
     for criterion in report.criteria:
-        lines.append(f"  {'PASS' if criterion.passed else 'FAIL'}  {criterion.name} "
-                     f"{criterion.comparison} {criterion.target:g}: {criterion.value:,.3f}")
-    lines += [f"  error: {e}" for e in report.errors[:10]]
+        number, unit = _CRITERION_FORMAT.get(criterion.name, ("{:,.3f}", ""))
+        label = criterion.name.removesuffix(f" {unit}") if unit else criterion.name
+        rule = f"{label} {criterion.comparison} {criterion.target:,g} {unit}"
+        lines.append(f"  {'PASS' if criterion.passed else 'FAIL'}  {rule.rstrip():<44}"
+                     f"{number.format(criterion.value):>12} {unit}".rstrip())
+    lines += [f"  error: {e}"[:WIDTH] for e in report.errors[:10]]
     return "\n".join(lines)

@@ -11,6 +11,7 @@ write deadline, and the queue then stops for good.
 from __future__ import annotations
 
 import copy
+import logging
 import threading
 import time
 from collections import deque
@@ -21,6 +22,8 @@ from typing import Literal
 from obelisk.breaker.backoff import backoff_delay
 from obelisk.store.errors import TraceQueueFullError, TraceStoreError
 from obelisk.store.ids import next_id
+
+log = logging.getLogger(__name__)
 
 __all__ = ["MAX_RETRY_S", "OnFull", "Row", "TraceQueue"]
 
@@ -232,6 +235,8 @@ class TraceQueue:
 
     def _wait_for_space(self) -> None:
         """Block until the writer makes room (lock held), or raise TraceQueueFullError."""
+        log.warning("the trace queue is full (%d traces waiting): %s", len(self._rows),
+                    "refusing the trace" if self.on_full == "raise" else "the caller waits")
         if self.on_full == "raise":
             raise TraceQueueFullError(f"{len(self._rows)} traces are waiting to be written "
                                       f"(queue_size={self.capacity})")

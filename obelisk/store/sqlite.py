@@ -10,6 +10,7 @@ file beside it (:mod:`obelisk.store.fallback`), replayed when the store reopens.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import weakref
@@ -28,6 +29,8 @@ from obelisk.store.reader import TraceFilter, TraceReader
 from obelisk.store.schema import migrate
 from obelisk.store.trace import Trace
 from obelisk.store.writer import TraceWriter, file_identity
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from functools import _CacheInfo
@@ -144,6 +147,8 @@ class TraceStore:
                                    path=self.path, identity=identity,
                                    fallback=self.fallback_path)
         self._writer.start()
+        log.info("trace store opened: %s (schema %s, last trace id %d)", self.path,
+                 self.schema_version, last_id)
         self._finalizer = weakref.finalize(self, _shut_down, self._queue, self._writer, reader)
 
     @property
@@ -241,6 +246,7 @@ class TraceStore:
         """
         if self._finalizer.alive:
             self._finalizer()
+            log.info("trace store closed: %s", self.path)
         self._queue.raise_if_failed()
 
     def __enter__(self) -> TraceStore:

@@ -100,6 +100,8 @@ class TraceWriter:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("wrote %d traces in one transaction", len(rows))
         self._check_file()        # replaced during the commit: the batch may be in the orphan
 
     def _check_file(self) -> None:
