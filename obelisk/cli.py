@@ -202,6 +202,13 @@ def _add_stress(commands: argparse._SubParsersAction) -> None:
                              "database (default: a temporary file, deleted after the run)")
     stress.add_argument("--json", action="store_true",
                         help="print one JSON document instead of the report")
+    stress.add_argument("--venue", choices=("sim", "local", "testnet"), default="sim",
+                        help="sim: the in-process simulated exchange (default); local: start "
+                             "`obelisk serve` on a free loopback port and trade it through "
+                             "HyperliquidBatchVenue over HTTP and the websocket; testnet: "
+                             "Hyperliquid testnet, with the private key read from the "
+                             "OBELISK_TESTNET_KEY environment variable (refuses to start "
+                             "without it; never run in CI)")
 
 
 def _add_serve(commands: argparse._SubParsersAction) -> None:
@@ -303,10 +310,20 @@ def _stress(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     config = StressConfig(trades=args.trades, assets=args.assets, seed=args.seed,
                           batch_size=args.batch_size, trace=not args.no_trace,
-                          trace_path=args.trace_path)
+                          trace_path=args.trace_path, venue=args.venue)
     shown = not args.json and sys.stderr.isatty()
+    run = run_stress
+    if args.venue == "local":
+        from obelisk.perf.stress import run_local_stress as run
+    elif args.venue == "testnet":
+        from obelisk.perf.stress import TESTNET_KEY_VARIABLE
+        from obelisk.perf.stress import run_testnet_stress as run
+
+        if not os.environ.get(TESTNET_KEY_VARIABLE):
+            parser.exit(EXIT_USAGE, f"obelisk stress: error: --venue testnet needs a private "
+                                    f"key in the environment variable {TESTNET_KEY_VARIABLE}\n")
     try:
-        report = run_stress(config, _progress_bar if shown else None)
+        report = run(config, _progress_bar if shown else None)
     except (sqlite3.Error, OSError) as exc:
         if args.trace_path is None or args.no_trace:
             raise

@@ -355,3 +355,20 @@ def test_on_a_simulated_clock_wall_clock_nonces_stay_on_time():
     stale = ex.clock.now_ms() - 3 * 86_400_000 - 1
     assert me.act({"type": "noop"}, nonce=stale)["response"].startswith(
         f"Invalid nonce: {stale} is outside the allowed time window")
+
+
+def test_scheduled_cancel_counts_triggers_that_fire_not_renewals():
+    ex = exchange(me=10_000)
+    me = Trader(ex)
+    for _ in range(30):                                   # a dead man's switch renewed often
+        deadline = ex.clock.now_ms() + 30_000
+        assert me.act({"type": "scheduleCancel", "time": deadline})["status"] == "ok"
+        ex.clock.advance(10_000)
+        ex.step()
+    for _ in range(10):                                   # ten that fire use up the day
+        me.act({"type": "scheduleCancel", "time": ex.clock.now_ms() + 5_000})
+        ex.clock.advance(5_000)
+        ex.step()
+    answer = me.act({"type": "scheduleCancel", "time": ex.clock.now_ms() + 5_000})
+    assert answer == {"status": "err",
+                      "response": "Too many scheduled cancel triggers today (at most 10)."}

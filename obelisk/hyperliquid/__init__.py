@@ -39,6 +39,7 @@ _MODULE_OF = {
     "MAINNET_URL": "transport", "TESTNET_URL": "transport", "AsyncTransport": "transport",
     "Transport": "transport", "TransportConfig": "transport",
     "HyperliquidVenue": "venue", "Wallet": "wallet", "Cloid": "wire", "WebsocketClient": "ws",
+    "LiveLoop": "live",
     "serve": "obelisk.server.runner",      # the local exchange (pip install "obelisk[server]")
 }
 

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,7 @@ class StressConfig:
     max_batch_wait_ms: float = 50.0
     trace: bool = True
     trace_path: str | None = None
+    venue: str = "sim"          # sim (in process), local (obelisk serve), testnet
 
 
 @dataclass(frozen=True)
@@ -234,11 +235,11 @@ class _Flow:
 
 
 def _report(config: StressConfig, engine: TradingEngine, monitor: PerformanceMonitor,
-            seconds: float, crashes: int) -> StressReport:
+            seconds: float, crashes: int, network: tuple[str, ...] = ()) -> StressReport:
     stats = engine.stats
     snapshot = monitor.snapshot(reset_interval=False)
     stages = {name: _micros(snapshot.operation(name).cumulative)
-              for name in (*STAGES, "end_to_end")}
+              for name in (*STAGES, *network, "end_to_end")}
     attempted = stats.submitted - stats.refused
     success = 100.0 * stats.completed / stats.submitted if stats.submitted else 0.0
     memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (
@@ -282,6 +283,8 @@ _OUTCOMES = {
     "refused": "refused by risk", "rejected": "rejected by venue", "failed": "failed",
     "unknown": "unknown outcome",
 }
+_TIMED_PER = {"end_to_end": "order", "sign+http": "action", "http": "request",
+              "ws delivery": "fill"}
 WIDTH = 96                 # report lines stay under 100 columns
 
 
@@ -299,7 +302,7 @@ def format_stress(report: StressReport) -> str:
     c = report.config
     stages_per_batch = [name for name in report.stages_us if name != "end_to_end"]
     lines = [f"obelisk stress: {report.trades:,} trades (orders sent) over {c.assets} assets, "
-             f"batches of {c.batch_size:,}, seed {c.seed}", "",
+             f"batches of {c.batch_size:,}, seed {c.seed}, venue {c.venue}", "",
              f"throughput      {report.trades_per_second:>12,.0f} trades/s   "
              f"({report.trades:,} trades in {report.seconds:.3f} s)",
              f"success rate    {report.success_rate:>12.3f} %          "
@@ -311,12 +314,13 @@ def format_stress(report: StressReport) -> str:
                      f"(one per batch of orders; {report.trace_failures:,} failed)")
     else:
         lines.append("trace store              off")
-    lines += ["", "latency in microseconds: the " + ", ".join(stages_per_batch)
+    lines += ["", "latency in microseconds: the " + ", ".join(
+                  name for name in stages_per_batch if name not in _TIMED_PER)
               + " rows time whole batches,", "end_to_end times each order from submit to outcome",
               f"{'stage':<12}{'timed per':>10}{'count':>9}{'avg us':>10}{'p50 us':>10}"
               f"{'p99 us':>10}{'p99.9 us':>10}{'max us':>10}"]
     for name, s in report.stages_us.items():
-        unit = "order" if name == "end_to_end" else "batch"
+        unit = _TIMED_PER.get(name, "batch")
         lines.append(f"{name:<12}{unit:>10}{int(s['count']):>9,}{s['avg']:>10.1f}"
                      f"{s['p50']:>10.1f}{s['p99']:>10.1f}{s['p999']:>10.1f}{s['max']:>10.1f}")
     lines += ["", "outcomes (orders):"]
@@ -336,3 +340,169 @@ def format_stress(report: StressReport) -> str:
                      f"{number.format(criterion.value):>12} {unit}".rstrip())
     lines += [f"  error: {e}"[:WIDTH] for e in report.errors[:10]]
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ over the network
+
+NETWORK_STAGES = ("sign+http", "http", "ws delivery")
+TAKE_THROUGH = 0.01            # takers cross this fraction past the mid (through the makers)
+PASSIVE_BEHIND = (0.02, 0.03)  # passive orders rest this far behind the mid
+ORDER_USDC = 20.0              # one lot of the flow is about this much notional
+TESTNET_KEY_VARIABLE = "OBELISK_TESTNET_KEY"
+
+
+def run_local_stress(config: StressConfig, progress: Callable[[int, int], None] | None = None
+                     ) -> StressReport:
+    """The flow through HyperliquidBatchVenue against `obelisk serve` started as a subprocess
+    on a free loopback port: signed bulk actions over HTTP, fills over the websocket."""
+    from obelisk.server.market import DEFAULT_COINS
+    from obelisk.server.runner import serve
+
+    coins = DEFAULT_COINS[:max(1, min(config.assets, len(DEFAULT_COINS)))]
+    config = replace(config, assets=len(coins))
+    with serve(port=0, in_subprocess=True, coins=coins, makers=2, seed=config.seed,
+               ip_weight_per_minute=1 << 40) as url:
+        import requests
+
+        from obelisk.hyperliquid.wallet import Wallet
+
+        wallet = Wallet(f"0x{0x5E55 + config.seed:064x}")
+        requests.post(url.admin_url + "/deposit", json={"user": wallet.address, "usdc": 1e9},
+                      timeout=10).raise_for_status()
+        return run_network_stress(config, url, wallet, coins, progress)
+
+
+def run_network_stress(config: StressConfig, url: str, wallet: Any, coins: tuple[str, ...],
+                       progress: Callable[[int, int], None] | None = None) -> StressReport:
+    """The seeded flow over a Hyperliquid API at `url`, priced around the exchange's mids."""
+    from obelisk.hyperliquid.batch_venue import HyperliquidBatchVenue, WebsocketThread
+    from obelisk.hyperliquid.exchange import Exchange
+    from obelisk.hyperliquid.info import Info
+    from obelisk.hyperliquid.transport import Transport, TransportConfig
+
+    monitor = PerformanceMonitor()
+    transport = Transport(url, TransportConfig(rate_limit=1 << 30))
+    exchange = Exchange(wallet, Info(transport))
+    instruments = [exchange.directory.instrument(coin) for coin in coins]
+    portfolio = Portfolio(instruments)
+    _time_network(monitor, exchange, transport)
+    with WebsocketThread(url.replace("http", "ws", 1) + "/ws") as websocket, \
+            tempfile.TemporaryDirectory() as scratch:
+        session = time.time_ns() >> 20 & (1 << 48) - 1        # a new run, new cloids
+        venue = HyperliquidBatchVenue(exchange, instruments, websocket=websocket.client,
+                                      loop=websocket.loop, session=session)
+        _time_delivery(monitor, venue)
+        limits = RiskLimits(default=AssetLimits(max_order_size=1e9, price_band=0.05),
+                            max_leverage=50, max_data_age_s=3_600)
+        state = transport.post_info({"type": "clearinghouseState", "user": exchange.account})
+        portfolio.deposit(float(state["marginSummary"]["accountValue"]))
+        risk = RiskManager(portfolio, limits)
+        store = _store(config, scratch)
+        flow = _Flow(config, instruments)
+        engine = TradingEngine(portfolio, venue, risk, store=store, monitor=monitor,
+                               batch_size=config.batch_size,
+                               max_batch_wait_ms=config.max_batch_wait_ms,
+                               on_fills=lambda report: flow.forget(report.fill_oids),
+                               on_removed=flow.forget)
+        crashes = 0
+        started = time.perf_counter()
+        try:
+            while flow.done < config.trades:
+                transport.clear_cache()
+                mids = exchange.info.all_mids()
+                prices = np.array([float(mids[coin]) for coin in coins])
+                engine.poll()
+                for coin, mid in zip(coins, prices.tolist(), strict=True):
+                    risk.update_market(coin, mid)
+                rows, sides, ticks, qtys, tifs, kinds, oids = flow.orders(flow.mids)
+                ticks, qtys = _priced(instruments, prices, rows, sides, tifs, qtys, flow.rng)
+                oids = engine.submit_batch(rows, sides, ticks, qtys, tifs, kinds, oids)
+                engine.flush()
+                flow.rested(oids, rows, kinds, tifs)
+                if progress is not None:
+                    progress(flow.done, config.trades)
+            venue.wait_for_fills(10.0)
+            engine.close()
+        except Exception as exc:  # noqa: BLE001 - a crash is a reported result, not a traceback
+            crashes += 1
+            engine.stats.errors.append(f"crash: {type(exc).__name__}: {exc}")
+        seconds = time.perf_counter() - started
+        if store is not None:
+            store.close()
+        venue.close()
+    errors = list(dict.fromkeys(venue.last_errors.values()))[:5]
+    engine.stats.errors.extend(f"venue: {text}" for text in errors)
+    transport.close()
+    return _report(config, engine, monitor, seconds, crashes, NETWORK_STAGES)
+
+
+def _priced(instruments: list[Instrument], mids: np.ndarray, rows: np.ndarray,
+            sides: np.ndarray, tifs: np.ndarray, qtys: np.ndarray, rng: np.random.Generator
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Prices on each coin's grid around the exchange's mid, and sizes of ORDER_USDC lots:
+    takers cross TAKE_THROUGH past the mid, passive orders rest PASSIVE_BEHIND it."""
+    from obelisk.instruments import Rounding
+
+    def grid(row: int, fraction: float, buy: bool) -> int:
+        return instruments[row].round_price_to_ticks(
+            mids[row] * fraction, Rounding.DOWN if buy else Rounding.UP)
+
+    n = len(instruments)
+    take = np.array([[grid(r, 1 + TAKE_THROUGH, False), grid(r, 1 - TAKE_THROUGH, True)]
+                     for r in range(n)], dtype=np.int64)        # [row, side]: BUY 0, SELL 1
+    behind = np.linspace(*PASSIVE_BEHIND, 4)
+    passive = np.array([[[grid(r, 1 - b, True) for b in behind],
+                         [grid(r, 1 + b, False) for b in behind]] for r in range(n)],
+                       dtype=np.int64)
+    unit = np.array([max(1, round(ORDER_USDC / mids[r] * 10 ** instruments[r].sz_decimals))
+                     for r in range(n)], dtype=np.int64)
+    is_taker = tifs == TimeInForce.IOC
+    level = rng.integers(0, len(behind), len(rows))
+    ticks = np.where(is_taker, take[rows, sides], passive[rows, sides, level])
+    return ticks, qtys * unit[rows]
+
+
+def _time_network(monitor: PerformanceMonitor, exchange: Any, transport: Any) -> None:
+    """Time each signed action (signing + HTTP + the server) and each HTTP round trip."""
+    signed, http = monitor.operation("sign+http"), monitor.operation("http")
+
+    def timed(fn: Callable[..., Any], operation: Any) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            began = time.perf_counter_ns()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                operation.record(time.perf_counter_ns() - began)
+        return call
+
+    for name in ("bulk_orders", "bulk_cancel_by_cloid"):
+        setattr(exchange, name, timed(getattr(exchange, name), signed))
+    transport.post_exchange = timed(transport.post_exchange, http)
+
+
+def _time_delivery(monitor: PerformanceMonitor, venue: Any) -> None:
+    """Websocket delivery: from a fill's exchange time to its frame reaching the venue."""
+    delivery = monitor.operation("ws delivery")
+    receive = venue.receive
+
+    def timed(channel: str, data: Any) -> None:
+        if channel == "userFills" and isinstance(data, dict) and not data.get("isSnapshot"):
+            now_ms = time.time_ns() / 1e6
+            for fill in data.get("fills") or ():
+                delivery.record(int(max(0.0, now_ms - float(fill["time"])) * 1e6))
+        receive(channel, data)
+
+    venue.receive = timed
+
+
+def run_testnet_stress(config: StressConfig, progress: Callable[[int, int], None] | None = None
+                       ) -> StressReport:
+    """The flow on Hyperliquid testnet, signed with the key in ``OBELISK_TESTNET_KEY``."""
+    import os
+
+    from obelisk.hyperliquid.transport import TESTNET_URL
+    from obelisk.hyperliquid.wallet import Wallet
+
+    wallet = Wallet(os.environ[TESTNET_KEY_VARIABLE])
+    coins = ("BTC", "ETH", "SOL", "DOGE")[:max(1, min(config.assets, 4))]
+    return run_network_stress(config, TESTNET_URL, wallet, coins, progress)

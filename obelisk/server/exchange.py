@@ -85,7 +85,7 @@ class Account:
     cloids: set[str] = field(default_factory=set)                # every cloid it placed
     resting_notional: dict[str, float] = field(default_factory=dict)  # margin-bearing orders
     schedule_cancel: int | None = None
-    schedule_cancels: dict[int, int] = field(default_factory=dict)   # per UTC day
+    schedule_cancels: dict[int, int] = field(default_factory=dict)   # fired, per UTC day
 
     @property
     def funded(self) -> bool:
@@ -177,6 +177,8 @@ class LocalExchange:
             self._next_funding += HOUR_MS
         for account in list(self.accounts.values()):
             if account.schedule_cancel is not None and account.schedule_cancel <= now:
+                day = account.schedule_cancel // DAY_MS       # a trigger counts when it fires
+                account.schedule_cancels = {day: account.schedule_cancels.get(day, 0) + 1}
                 account.schedule_cancel = None
                 self._cancel_all(account, "scheduledCancel")
         self._mark_all()
@@ -379,8 +381,7 @@ class LocalExchange:
         day = now // DAY_MS
         if account.schedule_cancels.get(day, 0) >= SCHEDULE_CANCELS_PER_DAY:
             raise Rejected("Too many scheduled cancel triggers today (at most 10).")
-        account.schedule_cancels = {day: account.schedule_cancels.get(day, 0) + 1}
-        account.schedule_cancel = time
+        account.schedule_cancel = time           # renewing before it fires costs nothing
         return _DEFAULT
 
     def _act_noop(self, account: Account, decoded: None) -> Wire:

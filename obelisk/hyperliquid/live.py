@@ -1,0 +1,359 @@
+"""The live loop: a strategy trading Hyperliquid through the engine, on one asyncio loop.
+
+Market data arrives as :class:`~obelisk.L2Book` s kept current from the
+websocket's ``l2Book`` frames; the strategy is called on each book update and on
+each report of fills, and submits orders to :attr:`LiveLoop.engine`. Everything
+the engine owns (portfolio, risk, venue) is used from the loop's thread only.
+
+Safety. Trading starts HALTED: a :class:`PositionRecovery` pass brings the
+portfolio to the exchange's truth (positions, balance, fills missed while away)
+and only a pass that passes sets risk ACTIVE. The same happens after every
+websocket reconnect and whenever the engine loses an answer (``on_unknown``).
+While the loop runs, ``scheduleCancel`` is renewed as a dead man's switch: if
+the process dies, the exchange cancels every open order at the last deadline. A
+clean :meth:`LiveLoop.stop` cancels the strategy's resting orders and unsets it.
+
+Fills are applied once. The loop subscribes ``userFills`` and ``orderUpdates``
+itself and hands live frames to the venue, recording each fill's trade id and
+each open order in the recovery ledger as it does; snapshots (history) are left
+to recovery. During a reconciliation the frames wait, and afterwards those whose
+fill recovery already applied are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Protocol
+
+from obelisk._core.l2 import L2Book
+from obelisk.execution.engine import TradingEngine
+from obelisk.execution.ledger import OrderLedger
+from obelisk.execution.recovery import PositionRecovery, RecoveryReport
+from obelisk.execution.venue import BatchReport, VenueFill, VenueOrder
+from obelisk.hyperliquid.batch_venue import HyperliquidBatchVenue
+from obelisk.hyperliquid.exchange import AsyncExchange, Exchange
+from obelisk.hyperliquid.info import AsyncInfo, Info
+from obelisk.hyperliquid.transport import AsyncTransport, Transport, TransportConfig
+from obelisk.hyperliquid.venue import HyperliquidVenue
+from obelisk.hyperliquid.wallet import Wallet
+from obelisk.hyperliquid.ws import WebsocketClient
+from obelisk.instruments import InstrumentTable
+from obelisk.portfolio import Portfolio
+from obelisk.risk import RiskLimits, RiskManager, TradingState
+
+__all__ = ["LiveConfig", "LiveLoop", "Strategy"]
+
+log = logging.getLogger(__name__)
+
+
+class Strategy(Protocol):
+    """What the live loop calls; orders go to ``loop.engine`` (flushed after each call)."""
+
+    def on_book(self, coin: str, book: L2Book, loop: LiveLoop) -> None:
+        """`coin`'s book changed (called only while trading is ACTIVE)."""
+
+    def on_fills(self, report: BatchReport, loop: LiveLoop) -> None:
+        """The account traded: ``report.fills`` (rows of the table), ``report.fill_oids``."""
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """Timings of the live loop, in seconds."""
+
+    dead_man_s: float = 30.0        # scheduleCancel deadline, ahead of now (exchange: >= 5 s)
+    renew_s: float = 10.0           # how often the deadline is pushed forward
+    poll_s: float = 0.05            # how often late fills are applied and orders flushed
+    watch_s: float = 0.1            # how often the websocket's connection is checked
+    retry_s: float = 1.0            # wait before a reconciliation that did not pass is retried
+
+    def __post_init__(self) -> None:
+        if not self.dead_man_s > 5 or not 0 < self.renew_s < self.dead_man_s - 5:
+            raise ValueError("need dead_man_s > 5 and 0 < renew_s < dead_man_s - 5 "
+                             f"(got {self.dead_man_s}, {self.renew_s})")
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class LiveLoop:
+    """A strategy on Hyperliquid through :class:`TradingEngine`; build it with :meth:`connect`.
+
+    Attributes: ``engine``, ``portfolio``, ``risk``, ``instruments``, ``books`` (coin ->
+    L2Book), ``recovery`` (its ``history`` holds every pass), ``venue``.
+    """
+
+    def __init__(self, strategy: Strategy, *, exchange: Exchange, async_exchange: AsyncExchange,
+                 websocket: WebsocketClient, coins: Sequence[str],
+                 limits: RiskLimits | None = None, session: int = 0,
+                 config: LiveConfig | None = None,
+                 clock_ms: Callable[[], int] = wall_clock_ms) -> None:
+        self.strategy = strategy
+        self.config = config or LiveConfig()
+        self.clock_ms = clock_ms
+        self.exchange, self.async_exchange, self.websocket = exchange, async_exchange, websocket
+        self.account = exchange.account.lower()
+        self.instruments = InstrumentTable([exchange.directory.instrument(c) for c in coins])
+        # the venue hears the account's frames from this loop (see _on_user_frame); it never
+        # polls userFillsByTime after the first collect
+        self.venue = HyperliquidBatchVenue(exchange, self.instruments, session=session,
+                                           poll_interval=math.inf)
+        self.portfolio = Portfolio(self.instruments)     # recovery brings in the balance
+        self.risk = RiskManager(self.portfolio, limits or RiskLimits())
+        self.engine = TradingEngine(self.portfolio, self.venue, self.risk, batch_size=1000,
+                                    max_batch_wait_ms=1e9, on_fills=self._on_fills,
+                                    on_unknown=lambda oids: self.schedule_reconcile())
+        self.ledger = OrderLedger()
+        self.recovery = PositionRecovery(
+            HyperliquidVenue(async_exchange.info, async_exchange, self.account),
+            self.portfolio, self.ledger, risk=self.risk)
+        self.books = {i.name: L2Book(i) for i in self.instruments}
+        self._held: list[tuple[str, Any]] | None = None   # frames waiting out a reconciliation
+        self._reconciling: asyncio.Task[RecoveryReport] | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._first_pass = True
+        self.running = False
+
+    @classmethod
+    async def connect(cls, strategy: Strategy, wallet: Wallet, base_url: str,
+                      coins: Sequence[str], *, ws_url: str | None = None,
+                      transport_config: TransportConfig | None = None,
+                      **options: Any) -> LiveLoop:
+        """Clients for `base_url` (``/info``, ``/exchange``, ``/ws``) and a loop over them."""
+        ws_url = ws_url or base_url.replace("http", "ws", 1).rstrip("/") + "/ws"
+        info = await asyncio.to_thread(Info, Transport(base_url, transport_config))
+        exchange = await asyncio.to_thread(Exchange, wallet, info)
+        async_info = AsyncInfo(AsyncTransport(base_url, transport_config))
+        async_exchange = await AsyncExchange.create(wallet, async_info)
+        return cls(strategy, exchange=exchange, async_exchange=async_exchange,
+                   websocket=WebsocketClient(ws_url), coins=coins, **options)
+
+    # ------------------------------------------------------------ life
+
+    @property
+    def trading(self) -> bool:
+        return self.running and self.risk.state == TradingState.ACTIVE
+
+    async def start(self) -> RecoveryReport:
+        """Connect, subscribe, reconcile until a pass passes, then arm the dead man's switch;
+        the first passing report."""
+        self.websocket.start()
+        for coin, book in self.books.items():
+            await self.websocket.track_book(book, partial(self._on_book, coin))
+        for kind in ("userFills", "orderUpdates"):
+            await self.websocket.subscribe({"type": kind, "user": self.account},
+                                           partial(self._on_user_frame, kind))
+        await self.websocket.wait_connected()
+        self.running = True
+        await self._renew_dead_man()
+        report = await self.reconcile()
+        self._tasks = [asyncio.create_task(coro) for coro in
+                       (self._pump(), self._keep_dead_man(), self._watch_connection())]
+        return report
+
+    async def run(self, seconds: float | None = None) -> None:
+        """Start, trade for `seconds` (None: until cancelled or :meth:`stop`), then stop
+        cleanly. Cancelling the task that runs it abandons the loop as a crash would: the
+        resting orders stay, and the dead man's switch cancels them at its deadline."""
+        self._stopped = asyncio.Event()
+        try:
+            await self.start()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), seconds)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._abandon())
+            raise
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Cancel the strategy's resting orders, unset the dead man's switch, close."""
+        if not self.running:
+            return
+        self.running = False
+        if hasattr(self, "_stopped"):
+            self._stopped.set()
+        await self._end_tasks()
+        try:
+            await self.cancel_resting()
+            await self.async_exchange.schedule_cancel(None)
+        finally:
+            await self._close()
+
+    async def cancel_resting(self) -> int:
+        """Cancel, through the engine, every open order that carries this session's cloids;
+        how many there were."""
+        self.engine.poll()
+        self.async_exchange.transport.invalidate_user(self.account)      # asked fresh
+        orders = await self.async_exchange.info.frontend_open_orders(self.account)
+        ours = [(self.instruments.index(o.coin), oid) for o in orders
+                if o.coin in self.instruments.coins
+                and (oid := self.venue.engine_oid(o.cloid)) is not None]
+        for row, oid in ours:
+            self.engine.cancel(row, oid)
+        self.engine.flush()
+        return len(ours)
+
+    async def _abandon(self) -> None:
+        """Stop every task and close the connections, touching nothing on the exchange."""
+        self.running = False
+        await self._end_tasks()
+        await self._close()
+
+    async def _end_tasks(self) -> None:
+        tasks = [*self._tasks, *([self._reconciling] if self._reconciling else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def _close(self) -> None:
+        self.engine.close()
+        await self.websocket.close()
+        transport = self.async_exchange.transport
+        if isinstance(transport, AsyncTransport):
+            await transport.aclose()
+        self.exchange.info.transport.close()
+
+    # ------------------------------------------------------------ reconciliation
+
+    def schedule_reconcile(self) -> None:
+        """Halt now and reconcile soon (the engine's ``on_unknown``, a reconnect)."""
+        self.risk.set_state(TradingState.HALTED)
+        if self.running and (self._reconciling is None or self._reconciling.done()):
+            self._reconciling = asyncio.get_running_loop().create_task(self.reconcile())
+
+    async def reconcile(self) -> RecoveryReport:
+        """Reconcile until a pass passes (trading stays HALTED until then); its report."""
+        self.risk.set_state(TradingState.HALTED)
+        self._held = []
+        try:
+            while True:
+                self.engine.poll()          # all the ledger knows is in the portfolio
+                report = await self.recovery.reconcile()
+                self._release()
+                self._held = []
+                if report.passed:
+                    self.engine.unknown_oids.clear()
+                    if self._first_pass:
+                        self.risk.reset_daily()
+                        self._first_pass = False
+                    self._release()
+                    for coin, book in self.books.items():   # what changed while halted
+                        self._on_book(coin, book)
+                    return report
+                log.warning("reconciliation did not pass (%s); again in %.1f s",
+                            report.error or f"{len(report.remaining)} discrepancies left",
+                            self.config.retry_s)
+                await asyncio.sleep(self.config.retry_s)
+        finally:
+            self._release()
+            self._held = None
+
+    def _release(self) -> None:
+        held, self._held = self._held or [], None
+        for kind, data in held:
+            self._hand_over(kind, data)
+
+    # ------------------------------------------------------------ tasks
+
+    async def _pump(self) -> None:
+        while True:
+            self.engine.poll()
+            self.engine.flush()
+            await asyncio.sleep(self.config.poll_s)
+
+    async def _renew_dead_man(self) -> None:
+        deadline = self.clock_ms() + int(self.config.dead_man_s * 1000)
+        result = await self.async_exchange.schedule_cancel(deadline)
+        if not result.ok:
+            log.warning("scheduleCancel was refused: %s", result.error)
+
+    async def _keep_dead_man(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.renew_s)
+            try:
+                await self._renew_dead_man()
+            except Exception as exc:    # noqa: BLE001 - the previous deadline still holds
+                log.warning("scheduleCancel could not be renewed: %s: %s",
+                            type(exc).__name__, exc)
+
+    async def _watch_connection(self) -> None:
+        """Halt while the websocket is down; reconcile once it is back."""
+        seen = self.websocket.connects
+        while True:
+            await asyncio.sleep(self.config.watch_s)
+            if not self.websocket.connected:
+                if self.risk.state != TradingState.HALTED:
+                    log.warning("websocket down: trading halted until reconciled")
+                self.risk.set_state(TradingState.HALTED)
+            elif self.websocket.connects != seen:
+                seen = self.websocket.connects
+                self.schedule_reconcile()
+
+    # ------------------------------------------------------------ callbacks
+
+    def _on_book(self, coin: str, book: L2Book) -> None:
+        mid = book.mid()
+        if mid is None:
+            return
+        instrument = self.instruments[self.instruments.index(coin)]
+        self.risk.update_market(coin, mid * float(instrument.tick_size))
+        if self.trading:
+            self.strategy.on_book(coin, book, self)
+            self.engine.flush()
+
+    def _on_fills(self, report: BatchReport) -> None:
+        if len(report.fills):
+            self.strategy.on_fills(report, self)
+
+    def _on_user_frame(self, kind: str, data: Any) -> None:
+        if not isinstance(data, (Mapping, list)):
+            return
+        if kind == "userFills" and isinstance(data, Mapping) and data.get("isSnapshot"):
+            return                      # history: recovery's job
+        if self._held is not None:
+            self._held.append((kind, data))
+        else:
+            self._hand_over(kind, data)
+
+    def _hand_over(self, kind: str, data: Any) -> None:
+        """Record a live frame in the ledger and pass it on to the venue (the engine applies
+        it at its next poll); fills recovery already applied are dropped."""
+        if kind == "userFills":
+            fresh = [fill for fill in data.get("fills") or () if self._record_fill(fill)]
+            if fresh:
+                self.venue.receive(kind, {"fills": fresh, "isSnapshot": False})
+        else:
+            self._record_orders(data)
+            self.venue.receive(kind, data)
+
+    def _record_fill(self, fill: Mapping[str, Any]) -> bool:
+        if fill.get("coin") not in self.instruments.coins or fill.get("tid") is None:
+            return True
+        size = float(fill["sz"])
+        return self.ledger.fill_applied(VenueFill(
+            int(fill["tid"]), int(fill["oid"]), str(fill["coin"]),
+            size if fill["side"] == "B" else -size, float(fill["px"]),
+            float(fill.get("fee", 0.0)), int(fill["time"]), not fill.get("crossed", True)))
+
+    def _record_orders(self, updates: Iterable[Mapping[str, Any]]) -> None:
+        for update in updates:
+            order, status = update.get("order") or {}, update.get("status")
+            if "oid" not in order:
+                continue
+            oid = int(order["oid"])
+            if status == "open" and order.get("coin") in self.instruments.coins:
+                trigger = order.get("triggerPx") if order.get("isTrigger") else None
+                self.ledger.order_opened(VenueOrder(
+                    oid, str(order["coin"]), order.get("side") == "B", float(order["sz"]),
+                    float(order["limitPx"]), bool(order.get("reduceOnly")),
+                    None if trigger is None else float(trigger), order.get("cloid")))
+            elif status != "open" and oid in self.ledger.orders:
+                self.ledger.order_closed(oid, str(status))

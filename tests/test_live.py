@@ -1,0 +1,149 @@
+"""The live loop against a real in-process `obelisk serve` on a simulated clock: it starts
+HALTED and trades only after reconciling, feeds the strategy books and its own fills, a
+clean stop cancels the strategy's resting orders and unsets the dead man's switch, and a
+loop that dies without stopping has its orders cancelled by that switch."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import pytest
+
+pytest.importorskip("aiohttp")
+requests = pytest.importorskip("requests")
+
+from obelisk import Side, TimeInForce  # noqa: E402
+from obelisk.hyperliquid import Exchange, Info, Transport, TransportConfig, Wallet  # noqa: E402
+from obelisk.hyperliquid.live import LiveConfig, LiveLoop  # noqa: E402
+from obelisk.instruments import Rounding  # noqa: E402
+from obelisk.risk import RiskLimits, TradingState  # noqa: E402
+from obelisk.server.runner import serve  # noqa: E402
+
+ROOMY = 1_000_000
+KEYS = (f"0x{i:064x}" for i in itertools.count(0x11FE0))
+
+
+def admin(url, path, **body):
+    answer = requests.post(url.admin_url + path, json=body, timeout=5)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def server_ms(url):
+    return requests.get(url.admin_url + "/health", timeout=5).json()["time"]
+
+
+@pytest.fixture(scope="module")
+def market():
+    with serve(port=0, clock="sim", makers=2, seed=7, coins=("BTC", "ETH"),
+               ip_weight_per_minute=ROOMY) as url:
+        yield url
+
+
+class Scripted:
+    """Takes once on the first BTC book (a fill), then rests one bid far below the mid."""
+
+    def __init__(self):
+        self.books: list[str] = []
+        self.fills: list[int] = []
+        self.states: list[TradingState] = []
+        self.resting: list[int] = []
+
+    def on_book(self, coin, book, loop):
+        self.books.append(coin)
+        self.states.append(loop.risk.state)
+        if coin != "BTC" or self.resting:
+            return
+        row = loop.instruments.index(coin)
+        instrument = loop.instruments[row]
+        ask = book.best_ask()
+        price = float(instrument.ticks_to_price(ask))
+        lots = round(100 / price * 10 ** instrument.sz_decimals)      # about $100
+        loop.engine.submit(row, Side.BUY, ask, lots, tif=TimeInForce.IOC)
+        low = instrument.round_price_to_ticks(price * 0.9, Rounding.DOWN)
+        self.resting.append(loop.engine.submit(row, Side.BUY, low, lots, tif=TimeInForce.GTC))
+
+    def on_fills(self, report, loop):
+        self.fills.extend(report.fill_oids.tolist())
+
+
+def make_loop(url, strategy, wallet=None):
+    wallet = wallet or Wallet(next(KEYS))
+    admin(url, "/deposit", user=wallet.address, usdc=100_000.0)
+    return LiveLoop.connect(strategy, wallet, url, ("BTC", "ETH"),
+                            transport_config=TransportConfig(rate_limit=ROOMY),
+                            limits=RiskLimits(max_data_age_s=3_600),
+                            config=LiveConfig(dead_man_s=30, renew_s=10),
+                            clock_ms=lambda: server_ms(url))
+
+
+def open_orders(url, user):
+    with Transport(url, TransportConfig(rate_limit=ROOMY)) as transport:
+        return transport.post_info({"type": "openOrders", "user": user})
+
+
+async def until(condition, timeout=10.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+def test_loop_reconciles_before_trading_feeds_the_strategy_and_stops_clean(market):
+    async def main():
+        strategy = Scripted()
+        loop = await make_loop(market, strategy)
+        assert loop.risk.state == TradingState.HALTED and not loop.trading
+        report = await loop.start()
+        assert report.passed and loop.risk.state == TradingState.ACTIVE
+        assert loop.portfolio.balance == pytest.approx(100_000.0)
+        await until(lambda: strategy.fills and strategy.resting)
+        assert set(strategy.books) >= {"BTC"}
+        assert all(state == TradingState.ACTIVE for state in strategy.states)
+        assert strategy.fills[0] == strategy.resting[0] - 1      # the IOC taker's fill
+        assert loop.portfolio.position("BTC").size > 0
+        assert [o["cloid"] for o in open_orders(market, loop.account)] == \
+            [loop.venue.cloid(strategy.resting[0])]
+        await loop.stop()
+        assert open_orders(market, loop.account) == []
+
+    asyncio.run(main())
+
+
+def test_the_dead_mans_switch_cancels_the_orders_of_a_loop_that_died(market):
+    async def main():
+        strategy = Scripted()
+        loop = await make_loop(market, strategy)
+        task = asyncio.create_task(loop.run())
+        await until(lambda: strategy.resting and len(open_orders(market, loop.account)) == 1)
+        task.cancel()                   # the process dies: no clean stop
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return loop.account
+
+    user = asyncio.run(main())
+    assert len(open_orders(market, user)) == 1      # still resting after the crash
+    admin(market, "/advance", ms=31_000)             # past the scheduleCancel deadline
+    assert open_orders(market, user) == []
+
+
+def test_a_clean_stop_unsets_the_dead_mans_switch(market):
+    """After stop, an order placed by hand is still open past the loop's last deadline."""
+    wallet = Wallet(next(KEYS))
+
+    async def main():
+        loop = await make_loop(market, Scripted(), wallet)
+        await loop.start()
+        await until(lambda: loop.strategy.resting)
+        await loop.stop()
+
+    asyncio.run(main())
+    with Transport(market, TransportConfig(rate_limit=ROOMY)) as transport:
+        exchange = Exchange(wallet, Info(transport))
+        mid = float(exchange.info.all_mids()["BTC"])
+        price = float(exchange.directory.instrument("BTC").round_price(mid * 0.8, Rounding.DOWN))
+        result = exchange.order("BTC", True, 0.001, price, {"limit": {"tif": "Gtc"}})
+        assert result.statuses[0].kind == "resting", result
+    admin(market, "/advance", ms=31_000)
+    assert len(open_orders(market, wallet.address)) == 1
