@@ -378,3 +378,15 @@ def test_cancels_by_engine_order_id(desk):
     assert desk.exchange_open() == [rested[1]]
     assert desk.risk.open_orders == 1
     assert desk.settle() == []
+
+
+def test_a_batch_is_sent_as_at_most_three_kinds_of_action():
+    from obelisk.hyperliquid.batch_venue import _actions
+
+    # order 1, cancel 9 (sent before), order 2, cancel 1 (placed above), cancel 3 (below)
+    kinds = np.array([EventKind.LIMIT, EventKind.CANCEL, EventKind.LIMIT, EventKind.CANCEL,
+                      EventKind.CANCEL, EventKind.LIMIT])
+    oids = np.array([1, 9, 2, 1, 3, 3])
+    assert list(_actions(kinds, oids, 500)) == [([1, 4], True), ([0, 2, 5], False),
+                                                ([3], True)]
+    assert [len(group) for group, _ in _actions(kinds, oids, 2)] == [2, 2, 1, 1]

@@ -198,18 +198,27 @@ class _Batch(NamedTuple):
     tif: list[int]
 
 
-def _runs(is_cancel: np.ndarray, limit: int) -> Iterator[tuple[range, bool]]:
-    """Consecutive events of one sort (orders, or cancels), at most `limit` at a time, in
-    order: an order and a later cancel of it never share an action."""
-    n = len(is_cancel)
-    start = 0
-    while start < n:
-        cancels = bool(is_cancel[start])
-        stop = start + 1
-        while stop < n and bool(is_cancel[stop]) == cancels and stop - start < limit:
-            stop += 1
-        yield range(start, stop), cancels
-        start = stop
+def _actions(kinds: np.ndarray, oids: np.ndarray, limit: int
+             ) -> Iterator[tuple[list[int], bool]]:
+    """The batch as few actions as keep its meaning, at most `limit` events each: first the
+    cancels of orders sent before (Hyperliquid itself runs a block's cancels before its
+    GTC and IOC orders), then the orders in batch order, then the cancels of orders placed
+    earlier in this batch, which must exist when their cancel arrives."""
+    is_cancel = (kinds == _CANCEL).tolist()
+    oid_list = oids.tolist()
+    placed_at = {oid: i for i, (oid, cancel) in enumerate(zip(oid_list, is_cancel, strict=True))
+                 if not cancel}
+    early, orders, late = [], [], []
+    for i, (oid, cancel) in enumerate(zip(oid_list, is_cancel, strict=True)):
+        if not cancel:
+            orders.append(i)
+        elif placed_at.get(oid, len(oid_list)) < i:
+            late.append(i)
+        else:
+            early.append(i)
+    for group, cancels in ((early, True), (orders, False), (late, True)):
+        for start in range(0, len(group), limit):
+            yield group[start:start + limit], cancels
 
 
 class HyperliquidBatchVenue:
@@ -360,8 +369,8 @@ class HyperliquidBatchVenue:
 
     def execute(self, events: np.ndarray,
                 reduce_only: np.ndarray | None = None) -> BatchReport:
-        """Send the events in order, as signed bulk actions; their outcomes, and every fill,
-        completion and removal that arrived since the last report.
+        """Send the events as signed bulk actions (grouped as `_actions` says); their
+        outcomes, and every fill, completion and removal that arrived since the last report.
 
         `reduce_only` (bool per event) sends orders with Hyperliquid's reduce-only flag.
         The engine does not pass it (EVENT_DTYPE has no flags; it clips reduce-only
@@ -370,7 +379,8 @@ class HyperliquidBatchVenue:
         results = np.zeros(len(events), RESULT_DTYPE)
         batch = _Batch(*(events[name].tolist() for name in _Batch._fields))
         flags = [False] * len(events) if reduce_only is None else reduce_only.tolist()
-        for indices, cancels in _runs(events["kind"] == _CANCEL, self.max_orders_per_action):
+        for indices, cancels in _actions(events["kind"], events["oid"],
+                                         self.max_orders_per_action):
             if cancels:
                 self._cancel(batch, indices, results)
             else:
@@ -408,7 +418,7 @@ class HyperliquidBatchVenue:
 
     # ------------------------------------------------------------ orders
 
-    def _place(self, batch: _Batch, indices: range, reduce_only: list[bool],
+    def _place(self, batch: _Batch, indices: list[int], reduce_only: list[bool],
                results: np.ndarray) -> None:
         """One bulk order action for the orders at `indices` (local refusals left out)."""
         requests: dict[int, dict[str, Any]] = {}
@@ -523,7 +533,7 @@ class HyperliquidBatchVenue:
 
     # ------------------------------------------------------------ cancels
 
-    def _cancel(self, batch: _Batch, indices: range, results: np.ndarray) -> None:
+    def _cancel(self, batch: _Batch, indices: list[int], results: np.ndarray) -> None:
         """One bulk cancelByCloid action for the cancels at `indices`."""
         requests: dict[int, dict[str, Any]] = {}
         for i in indices:
