@@ -348,6 +348,7 @@ NETWORK_STAGES = ("sign+http", "http", "ws delivery")
 TAKE_THROUGH = 0.01            # takers cross this fraction past the mid (through the makers)
 PASSIVE_BEHIND = (0.02, 0.03)  # passive orders rest this far behind the mid
 ORDER_USDC = 20.0              # one lot of the flow is about this much notional
+LOCAL_MAKERS = 8               # market makers of the local exchange
 TESTNET_KEY_VARIABLE = "OBELISK_TESTNET_KEY"
 
 
@@ -360,8 +361,10 @@ def run_local_stress(config: StressConfig, progress: Callable[[int, int], None] 
 
     coins = DEFAULT_COINS[:max(1, min(config.assets, len(DEFAULT_COINS)))]
     config = replace(config, assets=len(coins))
-    with serve(port=0, in_subprocess=True, coins=coins, makers=2, seed=config.seed,
-               ip_weight_per_minute=1 << 40) as url:
+    # A batch's takers (60 % of 5,000 orders of ~$500) take ~$250k a side per coin before
+    # the makers requote; LOCAL_MAKERS ladders of 5 x $20k leave room for that.
+    with serve(port=0, in_subprocess=True, coins=coins, makers=LOCAL_MAKERS,
+               seed=config.seed, ip_weight_per_minute=1 << 40) as url:
         import requests
 
         from obelisk.hyperliquid.wallet import Wallet
