@@ -936,16 +936,17 @@ cdef class OrderBook:
         """Apply one event under a claim; its status (`cancelled`: the first event's qty)."""
         cdef int failed
         cdef uint8_t status, reason
-        self._claim()
-        try:
-            self._begin_call()
-            failed = self._apply(ev, 0, &self.last)
-            if cancelled != NULL and self.order_event_count:
-                cancelled[0] = self.order_events[0].qty
-            status = self.last.status
-            reason = self.last.reason
-        finally:
-            self._release()
+        if self.busy:
+            self._claim()           # raises ConcurrentUseError
+        # From the check above to the last read below, C code under the GIL (_apply is
+        # noexcept nogil and runs no Python code): the check is the claim, as nothing can
+        # run in between, and there is no flag to set or release.
+        self._begin_call()
+        failed = self._apply(ev, 0, &self.last)
+        if cancelled != NULL and self.order_event_count:
+            cancelled[0] = self.order_events[0].qty
+        status = self.last.status
+        reason = self.last.reason
         if failed:
             raise MemoryError("out of memory for the fill tape; the book is unchanged")
         if status == STATUS_REJECTED and reason in _INPUT_ERRORS:

@@ -24,6 +24,7 @@ cdef class LatencyHistogram:
     cdef void _add_run(self, int64_t top, int64_t n, int64_t step) noexcept nogil
     cdef void _backfill(self, int64_t value, int64_t interval) noexcept nogil
     cdef int _check_idle(self) except -1
+    cdef int _refuse_latency(self, int64_t value) except -1
     cdef int _claim(self) except -1
     cdef int _claim_room(self, int64_t added) except -1
     cdef void _reset(self) noexcept

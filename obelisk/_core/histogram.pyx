@@ -183,17 +183,15 @@ cdef class LatencyHistogram:
         # MAX_BULK_COUNT (2^62), and adding one at a time from there to 2^63 - 1 takes
         # 2^62 calls (over a century at a nanosecond each).
         if value < 0 or self.busy:
-            self._check_idle()
-            raise ValueError(f"latency must be >= 0 ns, got {value}")
+            self._refuse_latency(value)
         self._add(value)
 
     def record_corrected(self, int64_t value, int64_t expected_interval) -> None:
         """Count one latency, and the ones a stall hid from a loop sampling every
         `expected_interval` ns: value - interval, value - 2 x interval, ... while
         >= interval (coordinated-omission correction, as HdrHistogram does it)."""
-        self._check_idle()
-        if value < 0:
-            raise ValueError(f"latency must be >= 0 ns, got {value}")
+        if value < 0 or self.busy:
+            self._refuse_latency(value)
         if expected_interval < 0:
             raise ValueError(f"expected_interval must be >= 0 ns, got {expected_interval}")
         self._claim_room(_corrected_samples(value, expected_interval))
@@ -437,6 +435,12 @@ cdef class LatencyHistogram:
                 "this LatencyHistogram is in use by another thread (record_many, or a "
                 "statistic being read); use one histogram from one thread at a time")
         return 0
+
+    cdef int _refuse_latency(self, int64_t value) except -1:
+        """Why a record refuses (the histogram is claimed, or the value negative); kept out
+        of line so the record paths stay small."""
+        self._check_idle()
+        raise ValueError(f"latency must be >= 0 ns, got {value}")
 
     cdef int _claim(self) except -1:
         """Check and claim in one step (the GIL is held; nothing runs in between)."""

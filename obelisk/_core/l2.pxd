@@ -71,6 +71,8 @@ cdef class L2Book:
     cdef inline int _claim(self) except -1
     cdef inline int _check_unclaimed(self) except -1
     cdef int _check_side(self, int64_t side) except -1
+    cdef bint _after_apply(self, int status, int64_t side, int64_t price,
+                           int64_t size) except -1
     cdef list _take_gaps(self)
     cdef int _report_gaps(self, list log) except -1
     cdef object _load(self, int64_t* keys, int64_t* sizes, Py_ssize_t nb, Py_ssize_t na,

@@ -125,6 +125,22 @@ cdef int _refuse_concurrent_use() except -1:
                              "a call still running); use one book from one thread at a time")
 
 
+cdef object _ZERO = 0                   # the default seq and time (ints this small are shared)
+
+
+cdef int _refuse_delta(int64_t side, int64_t price, int64_t size, int64_t seq,
+                       int64_t time) except -1:
+    """Why L2Book.apply refuses a delta, in the order it checks; ConcurrentUseError last."""
+    if side != SIDE_BUY and side != SIDE_SELL:
+        raise MarketDataError(f"side must be Side.BUY (0) or Side.SELL (1), got {side}")
+    if price <= 0 or price > MAX_PRICE:
+        raise MarketDataError(f"price must be 1..{MAX_PRICE} ticks, got {price}")
+    if size < 0 or size > MAX_QTY:
+        raise MarketDataError(f"size must be 0..{MAX_QTY} lots (0 deletes), got {size}")
+    _check_seq_time(seq, time)
+    _refuse_concurrent_use()
+
+
 cdef inline int64_t _int64(object value, str what) except? -1:
     """An exact integer argument: int and numpy integers; float and Decimal raise TypeError."""
     if type(value) is int:
@@ -452,31 +468,36 @@ cdef class L2Book:
         cdef int64_t side_ = _int64(side, "side")
         cdef int64_t price_ = _int64(price, "price")
         cdef int64_t size_ = _int64(size, "size")
-        cdef int64_t seq_ = _int64(seq, "seq")
-        cdef int64_t time_ = _int64(time, "time")
-        if side_ != SIDE_BUY and side_ != SIDE_SELL:
-            raise MarketDataError(f"side must be Side.BUY (0) or Side.SELL (1), got {side_}")
-        if price_ <= 0 or price_ > MAX_PRICE:
-            raise MarketDataError(f"price must be 1..{MAX_PRICE} ticks, got {price_}")
-        if size_ < 0 or size_ > MAX_QTY:
-            raise MarketDataError(f"size must be 0..{MAX_QTY} lots (0 deletes), got {size_}")
-        if seq_ < 0 or seq_ > MAX_SEQ or time_ < 0:
-            _check_seq_time(seq_, time_)
-        cdef int status
+        cdef int64_t seq_ = 0
+        cdef int64_t time_ = 0
+        cdef bint bad_seq_time = False
+        if seq is not _ZERO or time is not _ZERO:  # mostly left out: defaults need no work
+            seq_ = _int64(seq, "seq")
+            time_ = _int64(time, "time")
+            bad_seq_time = seq_ < 0 or seq_ > MAX_SEQ or time_ < 0
+        # One test for every refusal (_refuse_delta says which), then C code only until
+        # _apply returns: the check of the claim is the whole of claiming.
+        if ((side_ != SIDE_BUY and side_ != SIDE_SELL) or price_ <= 0 or price_ > MAX_PRICE
+                or size_ < 0 or size_ > MAX_QTY or bad_seq_time or self.busy):
+            _refuse_delta(side_, price_, size_, seq_, time_)
+        cdef int status = self._apply(<uint8_t> side_, price_, size_, seq_, time_)
+        if status == APPLIED and self.checksum is None:
+            return True
+        return self._after_apply(status, side_, price_, size_)
+
+    cdef bint _after_apply(self, int status, int64_t side, int64_t price,
+                           int64_t size) except -1:
+        """The rest of apply for an update that was not plainly applied, or a checksum."""
         cdef list gaps = None
-        self._check_unclaimed()                 # then C code only, until the claim below
-        status = self._apply(<uint8_t> side_, price_, size_, seq_, time_)
         if status == GAP:
             self.busy = True                    # the gap log becomes a Python list
             try:
                 gaps = self._take_gaps()
             finally:
                 self.busy = False
-        if status == APPLIED and self.checksum is None:
-            return True
         if status == CROSSED:
-            raise CrossedBookError(f"{'bid' if side_ == SIDE_BUY else 'ask'} {size_} at "
-                                   f"{price_} would cross the book")
+            raise CrossedBookError(f"{'bid' if side == SIDE_BUY else 'ask'} {size} at "
+                                   f"{price} would cross the book")
         if status == NO_MEMORY:
             raise MemoryError("cannot grow the book")
         if gaps is not None:

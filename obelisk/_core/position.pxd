@@ -145,6 +145,7 @@ cdef class PositionBook:
     cdef int _refuse(self) except -1
     cdef inline void _changed(self) noexcept nogil
     cdef int _check_asset(self, Py_ssize_t asset) except -1
+    cdef int _refuse_fill(self, Py_ssize_t asset, double size, double price) except -1
     cdef inline void _save(self) noexcept nogil
     cdef inline void _restore(self) noexcept nogil
     cdef bint _all_finite(self, bint derived) noexcept nogil

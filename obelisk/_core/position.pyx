@@ -11,7 +11,7 @@ from enum import IntEnum
 import numpy as np
 
 cimport cython
-from libc.math cimport INFINITY, NAN, fabs, fmin, isfinite
+from libc.math cimport INFINITY, NAN, fabs, isfinite
 from libc.stdint cimport int32_t, uint8_t
 from libc.string cimport memcpy
 
@@ -53,12 +53,24 @@ cdef inline double _sign(double x) noexcept nogil:
     return 1.0 if x > 0 else -1.0
 
 
-cdef inline double _apply_fill(Position* p, double size, double price, double rate,
-                               double* balance) noexcept nogil:
-    """Apply one fill; its realized PnL. A fill through zero closes, then opens the rest.
+cdef struct FillOutcome:
+    # A row's stored numbers after one fill, and the fill's realized PnL
+    double size
+    double entry_px
+    double margin
+    double realized_pnl
+    double fees
+    double balance
+    double realized
 
-    Opens, adds, closes and flips come in no predictable order, so every
-    quantity is computed and the right one selected, without branches.
+
+cdef inline void _fill_outcome(const Position* p, double size, double price, double rate,
+                               double balance, FillOutcome* out) noexcept nogil:
+    """What one fill makes of the row and the balance, the row untouched.
+
+    A fill through zero closes, then opens the rest. Opens, adds, closes and
+    flips come in no predictable order, so every quantity is computed and the
+    right one selected, without branches.
     """
     cdef double held = fabs(p.size)
     cdef double amount = fabs(size)
@@ -66,25 +78,61 @@ cdef inline double _apply_fill(Position* p, double size, double price, double ra
     # Decimal sizes leave float residue (0.3 - 0.1 - 0.2 != 0): a fill within 1e-12 of
     # the held size closes it exactly instead of leaving or flipping to a dust position.
     cdef bint whole = closing and fabs(amount - held) <= 1e-12 * (amount + held)
-    cdef double closed = held if whole else (fmin(amount, held) if closing else 0.0)
+    # A comparison, not fmin: both are finite here, and fmin is a libm call that makes the
+    # compiler spill every live register around it.
+    cdef double closed = held if whole else ((amount if amount < held else held) if closing
+                                             else 0.0)
     cdef double opened = 0.0 if whole else amount - closed
     cdef double realized = (price - p.entry_px) * closed * (1.0 if p.size > 0 else -1.0)
     cdef double average = (held * p.entry_px + amount * price) / (held + amount)
     cdef double remaining = 0.0 if whole else p.size + size
     cdef double kept = p.entry_px if remaining != 0 else 0.0
-    cdef double entry = (price if opened > 0 else kept) if closing else average
     # Isolated margin leaves pro rata with the closed part (all of it on a full
     # close: closed / held is then exactly 1) and comes in for the opened part.
     cdef double released = p.margin * (closed / (held if held > 0 else 1.0))
     cdef double added = opened * price / p.leverage * p.isolated
     cdef double fee = fill_fee_at_rate(size, price, rate)
-    p.size = remaining
-    p.entry_px = entry
-    p.margin += added - released
-    p.realized_pnl += realized
-    p.fees += fee
-    balance[0] += released - added + realized - fee
-    return realized
+    out.size = remaining
+    out.entry_px = (price if opened > 0 else kept) if closing else average
+    out.margin = p.margin + (added - released)
+    out.realized_pnl = p.realized_pnl + realized
+    out.fees = p.fees + fee
+    out.balance = balance + (released - added + realized - fee)
+    out.realized = realized
+
+
+cdef inline void _store_fill(Position* p, const FillOutcome* out) noexcept nogil:
+    p.size = out.size
+    p.entry_px = out.entry_px
+    p.margin = out.margin
+    p.realized_pnl = out.realized_pnl
+    p.fees = out.fees
+
+
+cdef inline double _apply_fill(Position* p, double size, double price, double rate,
+                               double* balance) noexcept nogil:
+    """Apply one fill to the row and the balance; its realized PnL."""
+    cdef FillOutcome out
+    _fill_outcome(p, size, price, rate, balance[0], &out)
+    _store_fill(p, &out)
+    balance[0] = out.balance
+    return out.realized
+
+
+cdef inline bint _outcome_finite(const FillOutcome* out, double mark) noexcept nogil:
+    """The row a fill leaves is finite, and so are its uPnL and value at `mark` (finite).
+
+    Finite uPnL covers the entry price too: with a size it is size x (mark - entry),
+    and a size of 0 has an entry of 0. A plain sum is non-finite whenever one of
+    its terms is; when it overflows with every term finite, the exact test (x * 0
+    is 0 only for a finite x) decides.
+    """
+    cdef double upnl = out.size * (mark - out.entry_px)
+    cdef double value = fabs(out.size) * mark
+    if isfinite(upnl + value + out.margin + out.realized_pnl + out.fees + out.balance):
+        return True
+    return (upnl * 0.0 + value * 0.0 + out.margin * 0.0 + out.realized_pnl * 0.0
+            + out.fees * 0.0 + out.balance * 0.0) == 0.0
 
 
 cdef inline bint _valid_fill(const PositionFill* f, int32_t count) noexcept nogil:
@@ -273,6 +321,29 @@ cdef class PositionBook:
         """Apply one fill of `size` (signed, + buys) at `price`; its realized PnL in USDC."""
         # The hot path: it runs no Python code and keeps the GIL from this check to its
         # last touch of the rows, so the check is the claim (nothing can run in between).
+        # One test for every refusal; _refuse_fill says which it was.
+        if (self.busy or not 0 <= asset < self.count or not (isfinite(size) and size != 0)
+                or not (isfinite(price) and price > 0)):
+            self._refuse_fill(asset, size, price)
+        cdef Position* p = &self.rows[asset]
+        # no mark yet: the fill's price is the best one known
+        cdef double mark = price if p.mark_px != p.mark_px else p.mark_px
+        cdef FillOutcome out
+        _fill_outcome(p, size, price, self.maker_rate if maker else self.taker_rate,
+                      self.cross_balance, &out)
+        # Only what the kernel computes can have left the finite range (funding does not
+        # change, and the mark is the old finite one or the price): checked before it is
+        # stored, so a refused fill leaves nothing to undo.
+        if not _outcome_finite(&out, mark):
+            self._refuse_fill(asset, size, price)
+        p.mark_px = mark
+        _store_fill(p, &out)
+        self.cross_balance = out.balance
+        self._changed()
+        return out.realized
+
+    cdef int _refuse_fill(self, Py_ssize_t asset, double size, double price) except -1:
+        """Why apply_fill refuses, in the order it checks: out of its hot path on purpose."""
         if self.busy:
             self._refuse()
         self._check_asset(asset)
@@ -280,29 +351,8 @@ cdef class PositionBook:
             raise InvalidFillError(f"fill size must be finite and non-zero, got {size}")
         if not (isfinite(price) and price > 0):
             raise InvalidFillError(f"fill price must be finite and positive, got {price}")
-        cdef Position* p = &self.rows[asset]
-        # what the kernel may change, to put back if the result is not finite
-        cdef double size_was = p.size, entry_was = p.entry_px, margin_was = p.margin
-        cdef double realized_was = p.realized_pnl, fees_was = p.fees, mark_was = p.mark_px
-        cdef double balance = self.cross_balance
-        if p.mark_px != p.mark_px:
-            p.mark_px = price       # no mark yet: the fill's price is the best one known
-        cdef double realized = _apply_fill(p, size, price,
-                                           self.maker_rate if maker else self.taker_rate,
-                                           &balance)
-        # Only what the kernel wrote can have left the finite range (funding did not
-        # change, and the mark is the old finite one or the price); uPnL and value at the
-        # mark cover size and entry.
-        if (p.size * (p.mark_px - p.entry_px) * 0.0 + fabs(p.size) * p.mark_px * 0.0
-                + p.margin * 0.0 + p.realized_pnl * 0.0 + p.fees * 0.0 + balance * 0.0
-                + p.entry_px * 0.0) != 0.0:
-            p.size, p.entry_px, p.margin = size_was, entry_was, margin_was
-            p.realized_pnl, p.fees, p.mark_px = realized_was, fees_was, mark_was
-            raise InvalidFillError(f"fill of {size} at {price} on asset {asset} would leave a "
-                                   f"non-finite position or balance; nothing applied")
-        self.cross_balance = balance
-        self._changed()
-        return realized
+        raise InvalidFillError(f"fill of {size} at {price} on asset {asset} would leave a "
+                               f"non-finite position or balance; nothing applied")
 
     def apply_fills(self, fills) -> float:
         """Apply a POSITION_FILL_DTYPE array in order without the GIL; the balance change.

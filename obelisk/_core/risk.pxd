@@ -112,6 +112,7 @@ cdef class RiskChecks:
     cdef object _check_batch(self, orders)
     cdef int64_t _now(self) except? -1
     cdef int _check(self, const RiskOrder* order, int64_t now) noexcept nogil
+    cdef int _check_claimed(self, const RiskOrder* order) except -1
     cdef inline int _deny(self, int reason, double value, double limit) noexcept nogil
     cdef double _distance_after(self, const RiskOrder* o, const Position* p, double held,
                                 double after, double mark, double cross_equity) noexcept nogil

@@ -289,20 +289,30 @@ cdef class RiskChecks:
               double trigger_price=0.0, int flags=0) -> int:
         """The RiskReason code of one order (0 when it may be sent); the budget is consumed."""
         cdef RiskOrder order
-        self._claim(True)
+        if self.busy or self.book.busy:
+            self._refuse()
+        # From the check above, C code under the GIL: nothing can run in between.
+        if not 0 <= asset < self.count:
+            self.last_value = asset
+            self.last_limit = self.count
+            return RISK_UNKNOWN_ASSET
+        order.asset = <int32_t> asset
+        order.side = 1 if side > 0 else (-1 if side < 0 else 0)
+        order.size = size
+        order.price = price
+        order.trigger_price = trigger_price
+        order.flags = <uint8_t> flags if 0 <= flags < 256 else 255
+        if self.book.dirty or self.clock is not None:
+            return self._check_claimed(&order)
+        # Nothing to derive and no clock to call: the check above is the claim.
+        return self._check(&order, PyTime_MonotonicRaw())
+
+    cdef int _check_claimed(self, const RiskOrder* order) except -1:
+        """Check one order holding the claim, for when the book is refreshed or a clock called."""
+        self.busy = self.book.busy = True
         try:
-            if not 0 <= asset < self.count:
-                self.last_value = asset
-                self.last_limit = self.count
-                return RISK_UNKNOWN_ASSET
-            order.asset = <int32_t> asset
-            order.side = 1 if side > 0 else (-1 if side < 0 else 0)
-            order.size = size
-            order.price = price
-            order.trigger_price = trigger_price
-            order.flags = <uint8_t> flags if 0 <= flags < 256 else 255
             self.book._refresh()
-            return self._check(&order, self._now())
+            return self._check(order, self._now())
         finally:
             self.busy = self.book.busy = False
 
