@@ -122,9 +122,13 @@ def _address_bytes(address: str, what: str) -> bytes:
 
 
 def action_hash(action: Any, vault_address: str | None, nonce: int,
-                expires_after: int | None) -> bytes:
-    """Keccak-256 of msgpack(action) ‖ nonce ‖ vault flag [‖ address] [‖ 0 ‖ expiresAfter]."""
-    _reject_floats(action)
+                expires_after: int | None, *, check_floats: bool = True) -> bytes:
+    """Keccak-256 of msgpack(action) ‖ nonce ‖ vault flag [‖ address] [‖ 0 ‖ expiresAfter].
+
+    A signer refuses floats (they hash differently from the wire strings); a verifier
+    hashes what it received, as received (``check_floats=False``)."""
+    if check_floats:
+        _reject_floats(action)
     data = msgpack.packb(action) + _uint64(nonce, "nonce")
     if vault_address is None:
         data += b"\x00"
@@ -145,9 +149,11 @@ def _l1_digest(connection_id: bytes, is_mainnet: bool) -> bytes:
 
 
 def l1_action_digest(action: Any, active_pool: str | None, nonce: int,
-                     expires_after: int | None, is_mainnet: bool) -> bytes:
+                     expires_after: int | None, is_mainnet: bool, *,
+                     check_floats: bool = True) -> bytes:
     """The 32-byte EIP-712 digest an L1 action's signature is over."""
-    return _l1_digest(action_hash(action, active_pool, nonce, expires_after), is_mainnet)
+    return _l1_digest(action_hash(action, active_pool, nonce, expires_after,
+                                  check_floats=check_floats), is_mainnet)
 
 
 def _as_wallet(signer: Any) -> Wallet:

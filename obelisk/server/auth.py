@@ -19,7 +19,8 @@ from obelisk.hyperliquid.signing import (
     APPROVE_AGENT_SIGN_TYPES,
     USD_CLASS_TRANSFER_SIGN_TYPES,
     USD_SEND_SIGN_TYPES,
-    recover_agent_or_user_from_l1_action,
+    l1_action_digest,
+    recover_signer,
     recover_user_from_user_signed_action,
 )
 from obelisk.hyperliquid.wire import WireError
@@ -66,9 +67,10 @@ class Signers:
     def l1_signer(self, body: Mapping[str, Any]) -> str:
         """The lower-case address that signed an L1 action's envelope."""
         try:
-            return recover_agent_or_user_from_l1_action(
-                body["action"], body["signature"], body.get("vaultAddress"), body["nonce"],
-                body.get("expiresAfter"), self.mainnet).lower()
+            digest = l1_action_digest(body["action"], body.get("vaultAddress"), body["nonce"],
+                                      body.get("expiresAfter"), self.mainnet,
+                                      check_floats=False)    # hash what was received
+            return recover_signer(digest, body["signature"]).lower()
         except (WireError, KeyError, TypeError, ValueError):
             raise Rejected("Unable to recover signer") from None
 

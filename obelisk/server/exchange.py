@@ -83,7 +83,7 @@ class Account:
     orders: dict[int, Order] = field(default_factory=dict)       # open, incl. triggers
     history: list[StatusChange] = field(default_factory=list)    # every status change
     cloids: set[str] = field(default_factory=set)                # every cloid it placed
-    resting_notional: dict[str, float] = field(default_factory=dict)  # margin-bearing orders
+    resting_notional: dict[int, float] = field(default_factory=dict)  # by row: orders' margin
     schedule_cancel: int | None = None
     schedule_cancels: dict[int, int] = field(default_factory=dict)   # fired, per UTC day
 
@@ -458,7 +458,7 @@ class LocalExchange:
                     ticks: int, lots: int) -> int:
         """The lots the exchange accepts for this order, or the error that refuses it."""
         a = spec.asset
-        price = ticks * float(instrument.tick_size)
+        price = ticks * _tick(instrument)
         oracle = self.oracle.prices[instrument.name]
         if abs(price / oracle - 1) > ORACLE_BAND:
             raise OrderError(f"Price too far from oracle asset={a}")
@@ -485,13 +485,16 @@ class LocalExchange:
                 raise OrderError(f"Insufficient margin to place order. asset={a}")
         return lots
 
-    def _free_margin(self, account: Account, rows: np.ndarray) -> float:
-        """What a new order may use: account value less margin in use and resting orders'."""
-        used = float(np.where(rows["isolated"], rows["margin"], rows["initial_margin"]).sum())
+    @staticmethod
+    def _free_margin(account: Account, rows: np.ndarray) -> float:
+        """What a new order may use: the cross account value (isolated collateral has left
+        it) less the cross initial margin in use and what resting orders hold."""
+        book = account.portfolio.book
         leverage = rows["leverage"]
-        reserved = sum(notional / leverage[self.instruments.index(coin)]
-                       for coin, notional in account.resting_notional.items() if notional)
-        return account.portfolio.account_value - used - reserved
+        reserved = sum(notional / leverage[row]
+                       for row, notional in account.resting_notional.items() if notional) \
+            if account.resting_notional else 0.0
+        return book.cross_account_value - book.cross_initial_margin - reserved
 
     def _add_open(self, account: Account, order: Order) -> None:
         """An order that now rests on the book or waits for its trigger."""
@@ -505,8 +508,8 @@ class LocalExchange:
         """Count `lots` more (or fewer) of a resting order in the margin it reserves."""
         if order.trigger is None and not order.reduce_only:
             notional = float(order.limit_px) * lots / 10 ** order.sz_decimals
-            held = account.resting_notional.get(order.coin, 0.0) + notional
-            account.resting_notional[order.coin] = held if held > 1e-9 else 0.0
+            held = account.resting_notional.get(order.asset, 0.0) + notional
+            account.resting_notional[order.asset] = held if held > 1e-9 else 0.0
 
     def _new_order(self, account: Account, instrument: Instrument, spec: OrderSpec,
                    ticks: int, lots: int) -> Order:
@@ -782,7 +785,7 @@ class LocalExchange:
             mid = self.books[coin].mid()
             if mid is not None:
                 instrument = self.instruments[self.instruments.index(coin)]
-                price = mid * float(instrument.tick_size)
+                price = mid * _tick(instrument)
                 oracle = self.oracle.prices[coin]
                 samples = self._premiums[coin]
                 samples.append((price - oracle) / oracle)
@@ -965,6 +968,11 @@ def _ticks(instrument: Instrument, price: str) -> int:
 @functools.lru_cache(maxsize=65_536)
 def _lots(instrument: Instrument, size: str) -> int:
     return instrument.size_to_lots(size, allow_zero=True)
+
+
+@functools.cache
+def _tick(instrument: Instrument) -> float:
+    return float(instrument.tick_size)
 
 
 @functools.lru_cache(maxsize=65_536)

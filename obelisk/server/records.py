@@ -77,14 +77,6 @@ class Order:
         return units_text(self.lots, self.sz_decimals)
 
     @property
-    def margin_notional(self) -> float:
-        """USDC of notional this order holds margin for while it rests (triggers and
-        reduce-only orders hold none)."""
-        if self.trigger is not None or self.reduce_only:
-            return 0.0
-        return float(self.limit_px) * self.lots / 10 ** self.sz_decimals
-
-    @property
     def size(self) -> float:
         """What is left, in coins."""
         return self.lots / 10 ** self.sz_decimals
