@@ -16,7 +16,6 @@ by one, as the exchange does.
 from __future__ import annotations
 
 import functools
-from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -49,6 +48,7 @@ from obelisk.server.events import (
     UserFills,
     UserFunding,
 )
+from obelisk.server.info import INTERVALS_MS
 from obelisk.server.market import DEFAULT_COINS, Oracle, listings, maker_quotes
 from obelisk.server.records import Order, StatusChange, Wire, direction, fill_wire, num, units_text
 
@@ -123,11 +123,16 @@ class LocalExchange:
         self._owners: dict[str, int] = {}
         self._by_owner: dict[int, str] = {}
         self._orders: dict[int, Order] = {}            # every order ever, by oid
+        self._prices: dict[tuple[int, str], int] = {}  # wire text -> ticks, per asset
+        self._sizes: dict[tuple[int, str], int] = {}   # wire text -> lots, per asset
         self._triggers: dict[str, dict[int, Order]] = {coin: {} for coin in self.coins}
         self._next_oid = 1
         self._next_tid = 1
         self._trades: dict[str, list[Wire]] = {coin: [] for coin in self.coins}
-        self._candles: dict[tuple[str, str], dict[int, list[Any]]] = defaultdict(dict)
+        self._candles: dict[tuple[str, str], dict[int, list[Any]]] = {
+            (coin, interval): {} for coin in self.coins for interval in INTERVALS_MS}
+        self._bars = {coin: [(ms, self._candles[(coin, interval)])
+                             for interval, ms in INTERVALS_MS.items()] for coin in self.coins}
         self._funding_history: dict[str, list[Wire]] = {coin: [] for coin in self.coins}
         self._premiums: dict[str, list[float]] = {coin: [] for coin in self.coins}
         self._day_volume: dict[str, float] = dict.fromkeys(self.coins, 0.0)
@@ -438,11 +443,11 @@ class LocalExchange:
 
     def _grid(self, instrument: Instrument, spec: OrderSpec) -> tuple[int, int]:
         try:
-            ticks = _ticks(instrument, spec.price)
+            ticks = self._parsed(self._prices, instrument, spec.price, _ticks)
         except InstrumentError:
             raise OrderError(f"Order has invalid price. asset={spec.asset}") from None
         try:
-            lots = _lots(instrument, spec.size)
+            lots = self._parsed(self._sizes, instrument, spec.size, _lots)
         except InstrumentError:
             raise OrderError(f"Order has invalid size. asset={spec.asset}") from None
         if lots == 0:
@@ -453,6 +458,20 @@ class LocalExchange:
             except InstrumentError:
                 raise OrderError(f"Invalid TP/SL price. asset={spec.asset}") from None
         return ticks, lots
+
+    @staticmethod
+    def _parsed(cache: dict[tuple[int, str], int], instrument: Instrument, text: str,
+                parse: Callable[[Instrument, str], int]) -> int:
+        """`parse(instrument, text)`, remembered: prices and sizes repeat, and parsing them
+        exactly is the costliest step of an order. Invalid texts are not remembered."""
+        key = (instrument.asset, text)
+        value = cache.get(key)
+        if value is None:
+            value = parse(instrument, text)
+            if len(cache) >= 100_000:
+                cache.clear()
+            cache[key] = value
+        return value
 
     def _admissible(self, account: Account, instrument: Instrument, spec: OrderSpec,
                     ticks: int, lots: int) -> int:
@@ -490,10 +509,11 @@ class LocalExchange:
         """What a new order may use: the cross account value (isolated collateral has left
         it) less the cross initial margin in use and what resting orders hold."""
         book = account.portfolio.book
-        leverage = rows["leverage"]
-        reserved = sum(notional / leverage[row]
-                       for row, notional in account.resting_notional.items() if notional) \
-            if account.resting_notional else 0.0
+        reserved = 0.0
+        if account.resting_notional:
+            leverage = rows["leverage"].tolist()
+            reserved = sum(notional / leverage[row]
+                           for row, notional in account.resting_notional.items() if notional)
         return book.cross_account_value - book.cross_initial_margin - reserved
 
     def _add_open(self, account: Account, order: Order) -> None:
@@ -560,10 +580,9 @@ class LocalExchange:
 
     def _filled(self, instrument: Instrument, order: Order, lots: int, notional: float) -> Wire:
         size = lots / 10 ** instrument.sz_decimals
+        average = round(notional / size, instrument.price_decimals)  # the grid's decimals
         out: Wire = {"totalSz": units_text(lots, instrument.sz_decimals),
-                     "avgPx": num(float(instrument.round_price(notional / size,
-                                                                Rounding.NEAREST))),
-                     "oid": order.oid}
+                     "avgPx": num(average), "oid": order.oid}
         if order.cloid is not None:
             out["cloid"] = order.cloid
         return out
@@ -926,11 +945,9 @@ class LocalExchange:
         return "None" if ticks is None else num(instrument.ticks_to_price(ticks))
 
     def _candle(self, coin: str, px: float, sz: float, now: int) -> None:
-        from obelisk.server.info import INTERVALS_MS
-
-        for interval, ms in INTERVALS_MS.items():
+        """Fold one trade into the coin's bar of every interval."""
+        for ms, candles in self._bars[coin]:
             start = now - now % ms
-            candles = self._candles[(coin, interval)]
             bar = candles.get(start)
             if bar is None:
                 candles[start] = [px, px, px, px, sz, 1]
@@ -958,14 +975,10 @@ _NO_FILLS = np.zeros(0, FILL_DTYPE)
 _CANCELLED = int(OrderEventKind.CANCELLED)
 
 
-# Prices and sizes repeat (a book has few levels), and parsing them exactly is the
-# costliest step of an order: cache the answers for valid ones.
-@functools.lru_cache(maxsize=65_536)
 def _ticks(instrument: Instrument, price: str) -> int:
     return instrument.price_to_ticks(price)
 
 
-@functools.lru_cache(maxsize=65_536)
 def _lots(instrument: Instrument, size: str) -> int:
     return instrument.size_to_lots(size, allow_zero=True)
 
