@@ -123,6 +123,10 @@ class Portfolio:
     def withdraw(self, amount: float) -> None:
         self.book.withdraw(amount)
 
+    def set_balance(self, amount: float) -> None:
+        """Take the exchange's cross balance as this account's (reconciliation only)."""
+        self.book.set_balance(amount)
+
     def set_fees(self, fees: FeeRates) -> None:
         self.book.set_fee_rates(fees.taker, fees.maker)
 

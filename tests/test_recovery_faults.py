@@ -457,3 +457,15 @@ def test_randomized_faults_never_place_or_apply_twice(seed):
             new = [o for o in protective(v, instrument.name) if o.oid not in before]
             assert sum(instrument.round_size_to_lots(o.size, "nearest") for o in new) \
                 == uncovered[instrument.name]
+
+
+def test_a_balance_below_what_could_be_withdrawn_is_still_resynced():
+    v = venue()
+    bot = Bot(v, [])
+    run(bot.send(OrderRequest("BTC", True, 1.5, 60_100, tif="Ioc")))   # ~4,500 of margin
+    v.portfolio.set_balance(3_000)           # losses the bot never saw (funding, say)
+    missing = bot.portfolio.balance - v.portfolio.balance
+    assert missing > bot.portfolio.withdrawable  # more than a withdrawal could take
+    report = run(bot.recovery().reconcile())
+    assert report.passed and "balance_mismatch" in kinds(report)
+    balances_agree(bot, v)

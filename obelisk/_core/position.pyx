@@ -599,6 +599,18 @@ cdef class PositionBook:
         finally:
             self.busy = False
 
+    def set_balance(self, double amount) -> None:
+        """Make the cross balance `amount`, with no margin rule: for reconciliation, when the
+        exchange's balance is the truth (fees, funding or a transfer this book missed)."""
+        self._claim()
+        try:
+            if not isfinite(amount):
+                raise MarginError(f"a balance must be finite, got {amount}")
+            self.cross_balance = amount
+            self._changed()
+        finally:
+            self.busy = False
+
     def withdraw(self, double amount) -> None:
         """Take USDC from the cross balance, keeping the transfer margin requirement."""
         self._claim()

@@ -496,11 +496,7 @@ class PositionRecovery:
                                              leverage=p.leverage, isolated=p.isolated,
                                              margin=p.margin if p.isolated and p.size else 0.0)
         elif action.kind == RESYNC_BALANCE:
-            change = action.payload - self.portfolio.balance
-            if change > 0:
-                self.portfolio.deposit(change)
-            elif change < 0:
-                self.portfolio.withdraw(-change)
+            self.portfolio.set_balance(action.payload)
 
     async def _place_stop(self, stop: _Stop) -> None:
         """Place `stop` under the first cloid the venue has never seen.
