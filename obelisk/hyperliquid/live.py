@@ -28,7 +28,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Protocol
 
@@ -51,6 +51,20 @@ from obelisk.risk import RiskLimits, RiskManager, TradingState
 __all__ = ["LiveConfig", "LiveLoop", "Strategy"]
 
 log = logging.getLogger(__name__)
+
+
+# The account's state as info requests name it. Recovery reads it through its own
+# (async) transport, whose cache the engine's orders, sent through the synchronous
+# client, never invalidate: a cached read could "correct" the portfolio to the past.
+ACCOUNT_STATE = frozenset({"clearinghouseState", "spotClearinghouseState", "openOrders",
+                           "frontendOpenOrders", "orderStatus", "activeAssetData"})
+
+
+def _uncached_account(config: TransportConfig | None) -> TransportConfig:
+    """`config` without caching of the account's state."""
+    config = config or TransportConfig()
+    return replace(config, ttls={kind: ttl for kind, ttl in config.ttls.items()
+                                 if kind not in ACCOUNT_STATE})
 
 
 class Strategy(Protocol):
@@ -130,7 +144,7 @@ class LiveLoop:
         ws_url = ws_url or base_url.replace("http", "ws", 1).rstrip("/") + "/ws"
         info = await asyncio.to_thread(Info, Transport(base_url, transport_config))
         exchange = await asyncio.to_thread(Exchange, wallet, info)
-        async_info = AsyncInfo(AsyncTransport(base_url, transport_config))
+        async_info = AsyncInfo(AsyncTransport(base_url, _uncached_account(transport_config)))
         async_exchange = await AsyncExchange.create(wallet, async_info)
         return cls(strategy, exchange=exchange, async_exchange=async_exchange,
                    websocket=WebsocketClient(ws_url), coins=coins, **options)
