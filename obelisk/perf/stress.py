@@ -109,11 +109,7 @@ def run_stress(config: StressConfig, progress: Callable[[int, int], None] | None
     with tempfile.TemporaryDirectory() as scratch:
         store = _store(config, scratch)
         flow = _Flow(config, instruments)
-        engine = TradingEngine(portfolio, venue, risk, store=store, monitor=monitor,
-                               batch_size=config.batch_size,
-                               max_batch_wait_ms=config.max_batch_wait_ms,
-                               on_fills=lambda report: flow.forget(report.fill_oids),
-                               on_removed=flow.forget)
+        engine = _engine(config, portfolio, venue, risk, store, monitor, flow)
         crashes = 0
         started = time.perf_counter()
         try:
@@ -402,11 +398,7 @@ def run_network_stress(config: StressConfig, url: str, wallet: Any, coins: tuple
         risk = RiskManager(portfolio, limits)
         store = _store(config, scratch)
         flow = _Flow(config, instruments)
-        engine = TradingEngine(portfolio, venue, risk, store=store, monitor=monitor,
-                               batch_size=config.batch_size,
-                               max_batch_wait_ms=config.max_batch_wait_ms,
-                               on_fills=lambda report: flow.forget(report.fill_oids),
-                               on_removed=flow.forget)
+        engine = _engine(config, portfolio, venue, risk, store, monitor, flow)
         crashes = 0
         started = time.perf_counter()
         try:
@@ -437,6 +429,15 @@ def run_network_stress(config: StressConfig, url: str, wallet: Any, coins: tuple
     engine.stats.errors.extend(f"venue: {text}" for text in errors)
     transport.close()
     return _report(config, engine, monitor, seconds, crashes, NETWORK_STAGES)
+
+
+def _engine(config: StressConfig, portfolio: Portfolio, venue: Any, risk: RiskManager,
+            store: Any, monitor: PerformanceMonitor, flow: _Flow) -> TradingEngine:
+    """The pipeline under test, whatever the venue: the flow forgets orders that ended."""
+    return TradingEngine(portfolio, venue, risk, store=store, monitor=monitor,
+                         batch_size=config.batch_size, max_batch_wait_ms=config.max_batch_wait_ms,
+                         on_fills=lambda report: flow.forget(report.fill_oids),
+                         on_removed=flow.forget)
 
 
 def _priced(instruments: list[Instrument], mids: np.ndarray, rows: np.ndarray,
