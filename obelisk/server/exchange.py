@@ -121,7 +121,6 @@ class LocalExchange:
         self.books = {coin: OrderBook(stp=0) for coin in self.coins}   # STP cancels the resting
         self.accounts: dict[str, Account] = {}
         self._owners: dict[str, int] = {}
-        self._by_owner: dict[int, str] = {}
         self._orders: dict[int, Order] = {}            # every order ever, by oid
         self._prices: dict[tuple[int, str], int] = {}  # wire text -> ticks, per asset
         self._sizes: dict[tuple[int, str], int] = {}   # wire text -> lots, per asset
@@ -927,9 +926,7 @@ class LocalExchange:
         if account is None:
             account = Account(address, Portfolio(self.instruments, fees=self.fees))
             self.accounts[address] = account
-            owner = len(self._owners) + 1
-            self._owners[address] = owner
-            self._by_owner[owner] = address
+            self._owners[address] = len(self._owners) + 1     # the book's owner id
             account.portfolio.mark({coin: self._mark(coin) for coin in self.coins})
         return account
 
@@ -942,7 +939,7 @@ class LocalExchange:
 
     @staticmethod
     def _px(instrument: Instrument, ticks: int | None) -> str:
-        return "None" if ticks is None else num(instrument.ticks_to_price(ticks))
+        return "None" if ticks is None else _price_text(instrument, ticks)
 
     def _candle(self, coin: str, px: float, sz: float, now: int) -> None:
         """Fold one trade into the coin's bar of every interval."""

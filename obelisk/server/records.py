@@ -76,11 +76,6 @@ class Order:
     def sz(self) -> str:
         return units_text(self.lots, self.sz_decimals)
 
-    @property
-    def size(self) -> float:
-        """What is left, in coins."""
-        return self.lots / 10 ** self.sz_decimals
-
     def open_wire(self, lots: int | None = None) -> Wire:
         """An ``openOrders`` row (with `lots` left, if given: the size at a past change)."""
         sz = self.sz if lots is None else units_text(lots, self.sz_decimals)
