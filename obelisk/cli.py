@@ -71,20 +71,22 @@ def _log_level(text: str) -> str:
     return level
 
 
-def _trace_path(text: str) -> str:
-    """A file the trace store can create or reopen: not a folder, in a writable folder."""
-    path = Path(text).expanduser()
-    if path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file path such as "
-                                         f"{path / 'stress.db'}")
-    folder = path.parent
-    if not folder.is_dir():
-        raise argparse.ArgumentTypeError(f"the folder {folder} does not exist; give a file "
-                                         "in an existing folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise argparse.ArgumentTypeError(f"the folder {folder} is not writable; give a file "
-                                         "in a folder you can write to")
-    return str(path)
+def _writable_file(example: str) -> Callable[[str], str]:
+    """A checker for an output file: not a folder, in a folder that exists and is writable."""
+    def check(text: str) -> str:
+        path = Path(text).expanduser()
+        if path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text} is a folder; give a file path such as "
+                                             f"{path / example}")
+        folder = path.parent
+        if not folder.is_dir():
+            raise argparse.ArgumentTypeError(f"the folder {folder} does not exist; give a file "
+                                             "in an existing folder")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise argparse.ArgumentTypeError(f"the folder {folder} is not writable; give a "
+                                             "file in a folder you can write to")
+        return str(path)
+    return check
 
 
 def _wrapped(text: str) -> str:
@@ -197,11 +199,14 @@ def _add_stress(commands: argparse._SubParsersAction) -> None:
                         help=_defaulted("orders per batch", defaults.batch_size))
     stress.add_argument("--no-trace", action="store_true",
                         help="run without the trace store (default: the trace store is on)")
-    stress.add_argument("--trace-path", type=_trace_path, metavar="FILE",
+    stress.add_argument("--trace-path", type=_writable_file("stress.db"), metavar="FILE",
                         help="keep the trace database in FILE, a new file or an earlier trace "
                              "database (default: a temporary file, deleted after the run)")
     stress.add_argument("--json", action="store_true",
                         help="print one JSON document instead of the report")
+    stress.add_argument("--plot", type=_writable_file("stress.png"), metavar="FILE.png",
+                        help="also draw each stage's latency by percentile and the throughput "
+                             'over the run into a PNG (needs: pip install "obelisk[plot]")')
     stress.add_argument("--venue", choices=("sim", "local", "testnet"), default="sim",
                         help="sim: the in-process simulated exchange (default); local: start "
                              "`obelisk serve` on a free loopback port and trade it through "
@@ -322,6 +327,13 @@ def _stress(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if not os.environ.get(TESTNET_KEY_VARIABLE):
             parser.exit(EXIT_USAGE, f"obelisk stress: error: --venue testnet needs a private "
                                     f"key in the environment variable {TESTNET_KEY_VARIABLE}\n")
+    if args.plot is not None:
+        from obelisk.perf.plot import PlotUnavailableError, require_matplotlib
+
+        try:
+            require_matplotlib()
+        except PlotUnavailableError as exc:
+            parser.exit(EXIT_USAGE, f"obelisk stress: error: argument --plot: {exc}\n")
     try:
         report = run(config, _progress_bar if shown else None)
     except (sqlite3.Error, OSError) as exc:
@@ -331,6 +343,11 @@ def _stress(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.exit(EXIT_USAGE, f"obelisk stress: error: argument --trace-path: "
                                 f"{args.trace_path} cannot hold a trace database ({exc}); "
                                 "give a new file or an earlier obelisk trace database\n")
+    if args.plot is not None:
+        from obelisk.perf.plot import plot_stress
+
+        plot_stress(report, args.plot)
+        print(f"obelisk stress: plot written to {args.plot}", file=sys.stderr)
     print(json.dumps(report.to_dict(), indent=2) if args.json else format_stress(report))
     return 0 if report.passed else 1
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from obelisk._core.book import EVENT_DTYPE, EventKind, Side, TimeInForce
+from obelisk._core.histogram import LatencyHistogram
 from obelisk.execution.engine import STAGES, TradingEngine
 from obelisk.execution.venue import LIQUIDITY
 from obelisk.fees import FeeRates
@@ -85,6 +86,10 @@ class StressReport:
     stages_us: dict[str, dict[str, float]]
     errors: list[str]
     criteria: list[Criterion]
+    # For plots: per stage, [percentile, latency us] from p0 to the maximum (HDR style),
+    # and [seconds since start, trades sent] after every round.
+    latency_curves_us: dict[str, list[list[float]]]
+    timeline: list[list[float]]
 
     @property
     def passed(self) -> bool:
@@ -111,6 +116,7 @@ def run_stress(config: StressConfig, progress: Callable[[int, int], None] | None
         flow = _Flow(config, instruments)
         engine = _engine(config, portfolio, venue, risk, store, monitor, flow)
         crashes = 0
+        timeline: list[list[float]] = []
         started = time.perf_counter()
         try:
             while flow.done < config.trades:
@@ -124,6 +130,7 @@ def run_stress(config: StressConfig, progress: Callable[[int, int], None] | None
                 oids = engine.submit_batch(rows, sides, prices, qtys, tifs, kinds, oids)
                 engine.flush()
                 flow.rested(oids, rows, kinds, tifs)
+                timeline.append([time.perf_counter() - started, flow.done])
                 if progress is not None:
                     progress(flow.done, config.trades)
             engine.close()
@@ -133,7 +140,7 @@ def run_stress(config: StressConfig, progress: Callable[[int, int], None] | None
         seconds = time.perf_counter() - started
         if store is not None:
             store.close()
-    return _report(config, engine, monitor, seconds, crashes)
+    return _report(config, engine, monitor, seconds, crashes, timeline)
 
 
 def _store(config: StressConfig, scratch: str) -> Any:
@@ -231,11 +238,13 @@ class _Flow:
 
 
 def _report(config: StressConfig, engine: TradingEngine, monitor: PerformanceMonitor,
-            seconds: float, crashes: int, network: tuple[str, ...] = ()) -> StressReport:
+            seconds: float, crashes: int, timeline: list[list[float]],
+            network: tuple[str, ...] = ()) -> StressReport:
     stats = engine.stats
     snapshot = monitor.snapshot(reset_interval=False)
-    stages = {name: _micros(snapshot.operation(name).cumulative)
-              for name in (*STAGES, *network, "end_to_end")}
+    names = (*STAGES, *network, "end_to_end")
+    stages = {name: _micros(snapshot.operation(name).cumulative) for name in names}
+    curves = {name: latency_curve(monitor.operation(name).histogram()) for name in names}
     attempted = stats.submitted - stats.refused
     success = 100.0 * stats.completed / stats.submitted if stats.submitted else 0.0
     memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (
@@ -253,7 +262,23 @@ def _report(config: StressConfig, engine: TradingEngine, monitor: PerformanceMon
                 "sent_to_venue": attempted}
     return StressReport(config, stats.submitted, seconds, rate, outcomes, success, stats.fills,
                         stats.traces, stats.trace_failures, memory_mb, stages,
-                        list(stats.errors), criteria)
+                        list(stats.errors), criteria, curves, timeline)
+
+
+def latency_curve(histogram: LatencyHistogram, nines: int = 6) -> list[list[float]]:
+    """[percentile, latency us] pairs at 0, 50, 75, 90 ... % up to the maximum.
+
+    The HDR way to show a latency distribution: the percentiles are spaced evenly
+    in 1 / (1 - p), four per decade, and stop where the samples run out, so the
+    tail is drawn from what was measured rather than from interpolation.
+    """
+    if histogram.count == 0:
+        return []
+    steps = [k for k in range(4 * nines + 1) if 10 ** (k / 4) <= histogram.count]
+    percentiles = [100.0 * (1.0 - 10 ** (-k / 4)) for k in steps]
+    values = histogram.percentiles(percentiles)
+    curve = [[round(p, 6), v / 1000] for p, v in zip(percentiles, values, strict=True)]
+    return [*curve, [100.0, histogram.max / 1000]]
 
 
 def _micros(stats: LatencyStats) -> dict[str, float]:
@@ -400,6 +425,7 @@ def run_network_stress(config: StressConfig, url: str, wallet: Any, coins: tuple
         flow = _Flow(config, instruments)
         engine = _engine(config, portfolio, venue, risk, store, monitor, flow)
         crashes = 0
+        timeline: list[list[float]] = []
         started = time.perf_counter()
         try:
             while flow.done < config.trades:
@@ -414,6 +440,7 @@ def run_network_stress(config: StressConfig, url: str, wallet: Any, coins: tuple
                 oids = engine.submit_batch(rows, sides, ticks, qtys, tifs, kinds, oids)
                 engine.flush()
                 flow.rested(oids, rows, kinds, tifs)
+                timeline.append([time.perf_counter() - started, flow.done])
                 if progress is not None:
                     progress(flow.done, config.trades)
             venue.wait_for_fills(10.0)
@@ -428,7 +455,7 @@ def run_network_stress(config: StressConfig, url: str, wallet: Any, coins: tuple
     errors = list(dict.fromkeys(venue.last_errors.values()))[:5]
     engine.stats.errors.extend(f"venue: {text}" for text in errors)
     transport.close()
-    return _report(config, engine, monitor, seconds, crashes, NETWORK_STAGES)
+    return _report(config, engine, monitor, seconds, crashes, timeline, NETWORK_STAGES)
 
 
 def _engine(config: StressConfig, portfolio: Portfolio, venue: Any, risk: RiskManager,
