@@ -27,11 +27,9 @@ from obelisk.hyperliquid.transport import (
     RateBudget,
     Transport,
     TransportConfig,
-    exchange_weight,
-    info_extra_weight,
-    info_weight,
     is_server_fault,
 )
+from obelisk.hyperliquid.weights import exchange_weight, info_extra_weight, info_weight
 
 SIGNED = (b'{"action":{"type":"order","orders":[{"a":0,"b":true,"p":"100","s":"1","r":false,'
           b'"t":{"limit":{"tif":"Gtc"}}}],"grouping":"na"},"nonce":1700000000000,'

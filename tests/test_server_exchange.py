@@ -372,3 +372,18 @@ def test_scheduled_cancel_counts_triggers_that_fire_not_renewals():
     answer = me.act({"type": "scheduleCancel", "time": ex.clock.now_ms() + 5_000})
     assert answer == {"status": "err",
                       "response": "Too many scheduled cancel triggers today (at most 10)."}
+
+
+def test_funding_pays_an_eighth_of_the_8_hour_rate_when_the_premium_is_large():
+    ex = exchange(makers=0, me=100_000, other=100_000)
+    other = Trader(ex, OTHER)
+    oracle = ex.oracle.prices["ETH"]
+    assert "resting" in other.order(1, True, f"{oracle * 1.02:.1f}", "1")
+    assert "resting" in other.order(1, False, f"{oracle * 1.04:.1f}", "1")
+    ex.clock.advance(3_600_000)
+    ex.step()
+    (history,) = ex.info({"type": "fundingHistory", "coin": "ETH", "startTime": 0})[:1]
+    premium = float(history["premium"])
+    assert premium > 0.02                                  # the book sits 3 % over the oracle
+    eight_hour = premium + min(max(0.0001 - premium, -0.0005), 0.0005)
+    assert float(history["fundingRate"]) == pytest.approx(eight_hour / 8, rel=1e-9)

@@ -25,6 +25,8 @@ import numpy as np
 from obelisk._core.book import FILL_DTYPE, OrderBook, OrderEventKind, OrderStatus, Side, TimeInForce
 from obelisk.errors import InstrumentError, ObeliskError
 from obelisk.fees import FeeRates
+from obelisk.funding import hourly_funding_rate
+from obelisk.hyperliquid.weights import exchange_weight, info_extra_weight, info_weight
 from obelisk.instruments import Instrument, InstrumentTable, Rounding
 from obelisk.portfolio import Portfolio
 from obelisk.server.auth import USER_SIGNED, Rejected, Signers
@@ -58,8 +60,6 @@ REQUEST_BUFFER = 10_000                  # address budget: 10,000 + 1 per USDC t
 SCHEDULE_CANCEL_LEAD_MS = 5_000
 SCHEDULE_CANCELS_PER_DAY = 10
 HOUR_MS, DAY_MS = 3_600_000, 86_400_000
-INTEREST_PER_HOUR = 0.0000125            # 0.01 % per 8 hours
-FUNDING_CAP_PER_HOUR = 0.04
 MAKER_BALANCE = 1e12
 LIQUIDATION_SLIPPAGE = 0.2
 _TIF = {"Gtc": TimeInForce.GTC, "Ioc": TimeInForce.IOC, "Alo": TimeInForce.ALO}
@@ -199,22 +199,18 @@ class LocalExchange:
             raise Undecodable()
         return answer(self, request)
 
-    def info_weight(self, request: Any, result: Any) -> int:
-        """The IP weight an info request costs (hyperliquid.md section 8)."""
-        from obelisk.server.info import weight
-
-        return weight(request if isinstance(request, dict) else {}, result)
+    @staticmethod
+    def info_weight(request: Any, result: Any) -> int:
+        """The IP weight an info request costs, with its per-item surcharge."""
+        if not isinstance(request, dict):
+            return info_weight({})
+        return info_weight(request) + info_extra_weight(str(request.get("type")), result)
 
     @staticmethod
     def action_weight(body: Any) -> int:
         """The IP weight of an ``/exchange`` request: 1 + one per 40 orders or cancels."""
         action = body.get("action") if isinstance(body, dict) else None
-        batch = 0
-        if isinstance(action, dict):
-            for key in ("orders", "cancels", "modifies"):
-                if isinstance(action.get(key), list):
-                    batch = len(action[key])
-        return 1 + batch // 40
+        return exchange_weight(action) if isinstance(action, dict) else 1
 
     # ============================================================ /exchange
 
@@ -810,12 +806,11 @@ class LocalExchange:
                 del samples[:-3600]
 
     def funding_rate(self, coin: str) -> tuple[float, float]:
-        """This hour's (rate, premium): the average premium plus the interest rate
-        clamped to +-0.05 %, capped at 4 % an hour."""
+        """This hour's (rate, premium): an eighth of the 8-hour rate the hour's average
+        premium gives, capped at 4 % an hour (hyperliquid.md section 10.5)."""
         samples = self._premiums[coin]
         premium = sum(samples) / len(samples) if samples else 0.0
-        rate = premium + max(-0.0005, min(0.0005, INTEREST_PER_HOUR - premium))
-        return max(-FUNDING_CAP_PER_HOUR, min(FUNDING_CAP_PER_HOUR, rate)), premium
+        return hourly_funding_rate(premium), premium
 
     def _pay_funding(self, time: int) -> None:
         rates = {coin: self.funding_rate(coin) for coin in self.coins}

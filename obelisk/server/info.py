@@ -32,12 +32,6 @@ USDC_TOKEN = {"name": "USDC", "szDecimals": 8, "weiDecimals": 8, "index": 0,
               "tokenId": "0x6d1e7cde53ba9467b783cb7c530ce054", "isCanonical": True,
               "evmContract": None, "fullName": None}
 # request type -> IP weight (hyperliquid.md section 8); the rest weigh 20
-INFO_WEIGHTS = {"l2Book": 2, "allMids": 2, "clearinghouseState": 2, "orderStatus": 2,
-                "spotClearinghouseState": 2, "exchangeStatus": 2, "userRole": 60}
-PER_20_ITEMS = {"recentTrades", "historicalOrders", "userFills", "userFillsByTime",
-                "fundingHistory", "userFunding"}
-
-
 def answer(exchange: LocalExchange, request: Wire) -> Any:
     from obelisk.server.decode import Undecodable
 
@@ -48,17 +42,6 @@ def answer(exchange: LocalExchange, request: Wire) -> Any:
         return handler(exchange, request)
     except (KeyError, TypeError, ValueError, AttributeError):
         raise Undecodable() from None
-
-
-def weight(request: Wire, result: Any) -> int:
-    """The IP weight of an info request, including the per-20-items surcharge."""
-    kind = request.get("type")
-    base = INFO_WEIGHTS.get(kind, 20) if isinstance(kind, str) else 20
-    if kind in PER_20_ITEMS and isinstance(result, list):
-        base += len(result) // 20
-    elif kind == "candleSnapshot" and isinstance(result, list):
-        base += len(result) // 60
-    return base
 
 
 # ---------------------------------------------------------------- market
