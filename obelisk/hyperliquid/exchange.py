@@ -25,21 +25,13 @@ from obelisk.hyperliquid.info import AssetDirectory, AsyncInfo, Info
 from obelisk.hyperliquid.transport import MAINNET_URL, AsyncTransport, Transport
 from obelisk.hyperliquid.twins import AsyncClient, BlockingClient, Request, client_method
 from obelisk.hyperliquid.wallet import Wallet
-from obelisk.hyperliquid.wire import Cloid, WireError
+from obelisk.hyperliquid.wire import Cloid, WireError, slippage_price
 
 __all__ = ["AsyncExchange", "Exchange", "slippage_price"]
 
 DEFAULT_SLIPPAGE = 0.05
 IOC = {"limit": {"tif": "Ioc"}}
 _SPOT_ASSETS = 10_000
-
-
-def slippage_price(px: float, is_buy: bool, slippage: float, sz_decimals: int,
-                   is_spot: bool) -> float:
-    """The SDK's aggressive price for market orders: 5 significant figures, then
-    6 (perps) or 8 (spot) minus the size decimals."""
-    px *= (1 + slippage) if is_buy else (1 - slippage)
-    return round(float(f"{px:.5g}"), (8 if is_spot else 6) - sz_decimals)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,12 +28,13 @@ from obelisk.hyperliquid.wire import WireError
 __all__ = [
     "APPROVE_AGENT_SIGN_TYPES", "APPROVE_BUILDER_FEE_SIGN_TYPES", "SEND_ASSET_SIGN_TYPES",
     "SPOT_TRANSFER_SIGN_TYPES", "USD_CLASS_TRANSFER_SIGN_TYPES", "USD_SEND_SIGN_TYPES",
-    "WITHDRAW_SIGN_TYPES", "Signature", "action_hash", "construct_phantom_agent",
+    "WITHDRAW_SIGN_TYPES", "Signature", "action_hash", "as_wallet", "construct_phantom_agent",
+    "keccak",
     "l1_action_digest", "recover_agent_or_user_from_l1_action", "recover_signer",
     "recover_user_from_user_signed_action", "sign_agent", "sign_approve_builder_fee",
     "sign_l1_action", "sign_send_asset_action", "sign_spot_transfer_action",
     "sign_usd_class_transfer_action", "sign_usd_transfer_action", "sign_user_signed_action",
-    "sign_withdraw_from_bridge_action", "user_signed_action_digest",
+    "sign_types", "sign_withdraw_from_bridge_action", "signature_of", "user_signed_action_digest",
 ]
 
 Signature = dict[str, Any]        # {"r": "0x..", "s": "0x..", "v": 27 | 28}
@@ -45,45 +46,47 @@ P = ParamSpec("P")
 SIGNATURE_CHAIN_ID = "0x66eee"
 
 
-def _fields(*pairs: str) -> tuple[dict[str, str], ...]:
+def sign_types(*pairs: str) -> tuple[dict[str, str], ...]:
+    """EIP-712 struct fields from ``"name:type"`` pairs."""
     return tuple({"name": name, "type": type_}
                  for name, type_ in (pair.split(":") for pair in pairs))
 
 
-USD_SEND_SIGN_TYPES = _fields("hyperliquidChain:string", "destination:string", "amount:string",
+USD_SEND_SIGN_TYPES = sign_types("hyperliquidChain:string", "destination:string", "amount:string",
                               "time:uint64")
-SPOT_TRANSFER_SIGN_TYPES = _fields("hyperliquidChain:string", "destination:string",
+SPOT_TRANSFER_SIGN_TYPES = sign_types("hyperliquidChain:string", "destination:string",
                                    "token:string", "amount:string", "time:uint64")
 WITHDRAW_SIGN_TYPES = USD_SEND_SIGN_TYPES
-USD_CLASS_TRANSFER_SIGN_TYPES = _fields("hyperliquidChain:string", "amount:string",
+USD_CLASS_TRANSFER_SIGN_TYPES = sign_types("hyperliquidChain:string", "amount:string",
                                         "toPerp:bool", "nonce:uint64")
-SEND_ASSET_SIGN_TYPES = _fields("hyperliquidChain:string", "destination:string",
+SEND_ASSET_SIGN_TYPES = sign_types("hyperliquidChain:string", "destination:string",
                                 "sourceDex:string", "destinationDex:string", "token:string",
                                 "amount:string", "fromSubAccount:string", "nonce:uint64")
-APPROVE_AGENT_SIGN_TYPES = _fields("hyperliquidChain:string", "agentAddress:address",
+APPROVE_AGENT_SIGN_TYPES = sign_types("hyperliquidChain:string", "agentAddress:address",
                                    "agentName:string", "nonce:uint64")
-APPROVE_BUILDER_FEE_SIGN_TYPES = _fields("hyperliquidChain:string", "maxFeeRate:string",
+APPROVE_BUILDER_FEE_SIGN_TYPES = sign_types("hyperliquidChain:string", "maxFeeRate:string",
                                          "builder:address", "nonce:uint64")
 
 
-def _keccak(data: bytes) -> bytes:
+def keccak(data: bytes) -> bytes:
+    """Keccak-256, the hash of every Hyperliquid digest (not NIST SHA3-256)."""
     return keccak_256(data).digest()
 
 
-_DOMAIN_TYPEHASH = _keccak(
+_DOMAIN_TYPEHASH = keccak(
     b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
 
 
 def _domain_separator(name: str, chain_id: int) -> bytes:
     """EIP-712 domain hash for version "1" and the zero verifying contract."""
-    return _keccak(_DOMAIN_TYPEHASH + _keccak(name.encode()) + _keccak(b"1")
+    return keccak(_DOMAIN_TYPEHASH + keccak(name.encode()) + keccak(b"1")
                    + chain_id.to_bytes(32, "big") + bytes(32))
 
 
 _L1_DOMAIN = b"\x19\x01" + _domain_separator("Exchange", 1337)
-_AGENT_TYPEHASH = _keccak(b"Agent(string source,bytes32 connectionId)")
+_AGENT_TYPEHASH = keccak(b"Agent(string source,bytes32 connectionId)")
 # The struct hash's first two words, by network: typehash ‖ keccak(source).
-_AGENT_HEAD = {True: _AGENT_TYPEHASH + _keccak(b"a"), False: _AGENT_TYPEHASH + _keccak(b"b")}
+_AGENT_HEAD = {True: _AGENT_TYPEHASH + keccak(b"a"), False: _AGENT_TYPEHASH + keccak(b"b")}
 _USER_DOMAINS: dict[int, bytes] = {}
 _TYPEHASHES: dict[tuple[str, tuple[tuple[str, str], ...]], bytes] = {}
 _UINT64_LIMIT = 1 << 64
@@ -136,7 +139,7 @@ def action_hash(action: Any, vault_address: str | None, nonce: int,
         data += b"\x01" + _address_bytes(vault_address, "vault address")
     if expires_after is not None:
         data += b"\x00" + _uint64(expires_after, "expires_after")
-    return _keccak(data)
+    return keccak(data)
 
 
 def construct_phantom_agent(hash: bytes, is_mainnet: bool) -> dict[str, Any]:
@@ -145,7 +148,7 @@ def construct_phantom_agent(hash: bytes, is_mainnet: bool) -> dict[str, Any]:
 
 
 def _l1_digest(connection_id: bytes, is_mainnet: bool) -> bytes:
-    return _keccak(_L1_DOMAIN + _keccak(_AGENT_HEAD[bool(is_mainnet)] + connection_id))
+    return keccak(_L1_DOMAIN + keccak(_AGENT_HEAD[bool(is_mainnet)] + connection_id))
 
 
 def l1_action_digest(action: Any, active_pool: str | None, nonce: int,
@@ -156,9 +159,12 @@ def l1_action_digest(action: Any, active_pool: str | None, nonce: int,
                                   check_floats=check_floats), is_mainnet)
 
 
-def _as_wallet(signer: Any) -> Wallet:
-    """A Wallet for a hex key or an account with a ``.key``; the key dies with this frame."""
+def as_wallet(signer: Any) -> Wallet:
+    """A Wallet for a Wallet, a hex key or an account with a ``.key``; the key dies with
+    this frame."""
     try:
+        if isinstance(signer, Wallet):
+            return signer
         if isinstance(signer, str):
             return Wallet(signer)
         if hasattr(signer, "key"):
@@ -175,14 +181,15 @@ def _signs(sign: Callable[Concatenate[Wallet, P], Signature]
     @functools.wraps(sign)
     def with_wallet(wallet: SignerLike, *args: P.args, **kwargs: P.kwargs) -> Signature:
         try:
-            signer = wallet if isinstance(wallet, Wallet) else _as_wallet(wallet)
+            signer = as_wallet(wallet)
         finally:
             del wallet
         return sign(signer, *args, **kwargs)
     return with_wallet
 
 
-def _signature(wallet: Wallet, digest: bytes) -> Signature:
+def signature_of(wallet: Wallet, digest: bytes) -> Signature:
+    """The exchange's {r, s, v} form of `wallet`'s signature of `digest`."""
     raw = wallet.sign_digest(digest)
     return {"r": hex(int.from_bytes(raw[:32], "big")), "s": hex(int.from_bytes(raw[32:64], "big")),
             "v": 27 + raw[64]}
@@ -196,7 +203,7 @@ def sign_l1_action(wallet: Wallet, action: Any, active_pool: str | None, nonce: 
     ``active_pool`` is the vault or sub-account traded for (None for the signer's own
     account), ``nonce`` the ms timestamp posted with the action.
     """
-    return _signature(wallet, l1_action_digest(action, active_pool, nonce, expires_after,
+    return signature_of(wallet, l1_action_digest(action, active_pool, nonce, expires_after,
                                                is_mainnet))
 
 
@@ -208,7 +215,7 @@ def _typehash(primary_type: str, payload_types: SignTypes) -> bytes:
     typehash = _TYPEHASHES.get(key)
     if typehash is None:
         members = ",".join(f"{type_} {name}" for name, type_ in shape)
-        typehash = _TYPEHASHES[key] = _keccak(f"{primary_type}({members})".encode())
+        typehash = _TYPEHASHES[key] = keccak(f"{primary_type}({members})".encode())
     return typehash
 
 
@@ -216,7 +223,7 @@ def _encode_field(name: str, type_: str, value: Any) -> bytes:
     if type_ == "string":
         if not isinstance(value, str):
             raise WireError(f"field {name!r} must be a string, got {value!r}")
-        return _keccak(value.encode())
+        return keccak(value.encode())
     if type_ == "address":
         if not isinstance(value, str):
             raise WireError(f"field {name!r} must be a hex address, got {value!r}")
@@ -243,15 +250,15 @@ def user_signed_action_digest(action: Mapping[str, Any], payload_types: SignType
                  for field in payload_types]
     except KeyError as missing:
         raise WireError(f"{primary_type} action has no field {missing}") from None
-    struct_hash = _keccak(_typehash(primary_type, payload_types) + b"".join(words))
-    return _keccak(domain + struct_hash)
+    struct_hash = keccak(_typehash(primary_type, payload_types) + b"".join(words))
+    return keccak(domain + struct_hash)
 
 
 def _sign_user_signed(wallet: Wallet, action: dict[str, Any], payload_types: SignTypes,
                       primary_type: str, is_mainnet: bool) -> Signature:
     action["signatureChainId"] = SIGNATURE_CHAIN_ID
     action["hyperliquidChain"] = "Mainnet" if is_mainnet else "Testnet"
-    return _signature(wallet, user_signed_action_digest(action, payload_types, primary_type))
+    return signature_of(wallet, user_signed_action_digest(action, payload_types, primary_type))
 
 
 @_signs

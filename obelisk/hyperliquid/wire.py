@@ -18,7 +18,7 @@ from obelisk.errors import ObeliskError
 __all__ = ["Cloid", "WireError", "batch_modify_action", "cancel_action",
            "cancel_by_cloid_action", "float_to_int_for_hashing", "float_to_usd_int",
            "float_to_wire", "order_request_to_order_wire", "order_type_to_wire",
-           "order_wires_to_order_action"]
+           "order_wires_to_order_action", "slippage_price"]
 
 OrderWire = dict[str, Any]
 Action = dict[str, Any]
@@ -168,3 +168,11 @@ def batch_modify_action(modifies: Sequence[tuple[int | Cloid, OrderWire]]) -> Ac
     return {"type": "batchModify",
             "modifies": [{"oid": oid.to_raw() if isinstance(oid, Cloid) else oid, "order": wire}
                          for oid, wire in modifies]}
+
+
+def slippage_price(px: float, is_buy: bool, slippage: float, sz_decimals: int,
+                   is_spot: bool) -> float:
+    """The SDK's aggressive price for market orders: 5 significant figures, then
+    6 (perps) or 8 (spot) minus the size decimals."""
+    px *= (1 + slippage) if is_buy else (1 - slippage)
+    return round(float(f"{px:.5g}"), (8 if is_spot else 6) - sz_decimals)

@@ -27,7 +27,6 @@ from obelisk.hyperliquid.sdk.utils.signing import (
     OrderType,
     OrderWire,
     ScheduleCancelAction,
-    _wallet,
     float_to_usd_int,
     get_timestamp_ms,
     order_request_to_order_wire,
@@ -55,7 +54,9 @@ from obelisk.hyperliquid.sdk.utils.types import (
     PerpDexSchemaInput,
     SpotMeta,
 )
+from obelisk.hyperliquid.signing import as_wallet
 from obelisk.hyperliquid.wallet import Wallet
+from obelisk.hyperliquid.wire import slippage_price
 
 __all__ = ["Exchange", "USER_SET_ABSTRACTION_WIRE_VALUES"]
 
@@ -119,7 +120,7 @@ class Exchange(API):
     def _key(self) -> Wallet:
         """The obelisk Wallet signing for ``self.wallet`` (made once per wallet set)."""
         if self._signer is None or self._signer_of is not self.wallet:
-            self._signer = _wallet(self.wallet)
+            self._signer = as_wallet(self.wallet)
             self._signer_of = self.wallet
         return self._signer
 
@@ -155,11 +156,8 @@ class Exchange(API):
         if not px:
             px = float(self.info.all_mids(_get_dex(coin))[coin])
         asset = self.info.coin_to_asset[coin]
-        is_spot = asset >= 10_000
-        px *= (1 + slippage) if is_buy else (1 - slippage)
-        # 5 significant figures, and at most 6 (perps) or 8 (spot) decimals less szDecimals
-        return round(float(f"{px:.5g}"), (8 if is_spot else 6)
-                     - self.info.asset_to_sz_decimals[asset])
+        return slippage_price(px, is_buy, slippage, self.info.asset_to_sz_decimals[asset],
+                              is_spot=asset >= 10_000)
 
     def set_expires_after(self, expires_after: int | None) -> None:
         """Reject L1 actions after this ms timestamp (None: never); user-signed actions

@@ -21,12 +21,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, TypedDict
 
-from sha3 import keccak_256
-
 from obelisk.hyperliquid import signing as _signing
 from obelisk.hyperliquid import wire as _wire
 from obelisk.hyperliquid.sdk.utils.types import Cloid, NotRequired
-from obelisk.hyperliquid.wallet import Wallet
 
 __all__ = [
     "CONVERT_TO_MULTI_SIG_USER_SIGN_TYPES", "MULTI_SIG_ENVELOPE_SIGN_TYPES",
@@ -151,20 +148,19 @@ class ScheduleCancelAction(TypedDict):
 
 def _fields(*pairs: str) -> list[dict[str, str]]:
     """``"name:type"`` pairs as the SDK's ``[{"name": ..., "type": ...}]`` lists."""
-    return [{"name": name, "type": type_} for name, type_ in (p.split(":") for p in pairs)]
+    return _listed(_signing.sign_types(*pairs))
 
 
-USD_SEND_SIGN_TYPES = _fields("hyperliquidChain:string", "destination:string", "amount:string",
-                              "time:uint64")
-SPOT_TRANSFER_SIGN_TYPES = _fields("hyperliquidChain:string", "destination:string",
-                                   "token:string", "amount:string", "time:uint64")
-WITHDRAW_SIGN_TYPES = _fields("hyperliquidChain:string", "destination:string", "amount:string",
-                              "time:uint64")
-USD_CLASS_TRANSFER_SIGN_TYPES = _fields("hyperliquidChain:string", "amount:string",
-                                        "toPerp:bool", "nonce:uint64")
-SEND_ASSET_SIGN_TYPES = _fields("hyperliquidChain:string", "destination:string",
-                                "sourceDex:string", "destinationDex:string", "token:string",
-                                "amount:string", "fromSubAccount:string", "nonce:uint64")
+def _listed(types: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
+    """obelisk's field tuples as the SDK's lists, which its users extend in place."""
+    return [dict(field) for field in types]
+
+
+USD_SEND_SIGN_TYPES = _listed(_signing.USD_SEND_SIGN_TYPES)
+SPOT_TRANSFER_SIGN_TYPES = _listed(_signing.SPOT_TRANSFER_SIGN_TYPES)
+WITHDRAW_SIGN_TYPES = _listed(_signing.WITHDRAW_SIGN_TYPES)
+USD_CLASS_TRANSFER_SIGN_TYPES = _listed(_signing.USD_CLASS_TRANSFER_SIGN_TYPES)
+SEND_ASSET_SIGN_TYPES = _listed(_signing.SEND_ASSET_SIGN_TYPES)
 USER_DEX_ABSTRACTION_SIGN_TYPES = _fields("hyperliquidChain:string", "user:address",
                                           "enabled:bool", "nonce:uint64")
 USER_SET_ABSTRACTION_SIGN_TYPES = _fields("hyperliquidChain:string", "user:address",
@@ -175,10 +171,8 @@ CONVERT_TO_MULTI_SIG_USER_SIGN_TYPES = _fields("hyperliquidChain:string", "signe
                                                "nonce:uint64")
 MULTI_SIG_ENVELOPE_SIGN_TYPES = _fields("hyperliquidChain:string", "multiSigActionHash:bytes32",
                                         "nonce:uint64")
-_AGENT_SIGN_TYPES = _fields("hyperliquidChain:string", "agentAddress:address",
-                            "agentName:string", "nonce:uint64")
-_BUILDER_FEE_SIGN_TYPES = _fields("hyperliquidChain:string", "maxFeeRate:string",
-                                  "builder:address", "nonce:uint64")
+_AGENT_SIGN_TYPES = _listed(_signing.APPROVE_AGENT_SIGN_TYPES)
+_BUILDER_FEE_SIGN_TYPES = _listed(_signing.APPROVE_BUILDER_FEE_SIGN_TYPES)
 _EIP712_DOMAIN = _fields("name:string", "version:string", "chainId:uint256",
                          "verifyingContract:address")
 # the EIP-712 types obelisk's precomputed user-signed digest encodes
@@ -239,16 +233,12 @@ def address_to_bytes(address: str) -> bytes:
 # ------------------------------------------------------------------ EIP-712
 
 
-def _keccak(data: bytes) -> bytes:
-    return keccak_256(data).digest()
-
-
 def _encode_value(type_: str, value: Any) -> bytes:
     """One 32-byte word of a flat EIP-712 struct."""
     if type_ == "string":
-        return _keccak(value.encode())
+        return _signing.keccak(value.encode())
     if type_ == "bytes":
-        return _keccak(value if isinstance(value, bytes) else address_to_bytes(value))
+        return _signing.keccak(value if isinstance(value, bytes) else address_to_bytes(value))
     if type_ == "address":
         return address_to_bytes(value).rjust(32, b"\x00")
     if type_ == "bool":
@@ -266,9 +256,9 @@ def _encode_value(type_: str, value: Any) -> bytes:
 def _hash_struct(name: str, fields: Sequence[Mapping[str, str]],
                  values: Mapping[str, Any]) -> bytes:
     members = ",".join(f"{f['type']} {f['name']}" for f in fields)
-    words = [_keccak(f"{name}({members})".encode())]
+    words = [_signing.keccak(f"{name}({members})".encode())]
     words += [_encode_value(f["type"], values[f["name"]]) for f in fields]
-    return _keccak(b"".join(words))
+    return _signing.keccak(b"".join(words))
 
 
 def _typed_data_digest(data: Mapping[str, Any]) -> bytes:
@@ -276,25 +266,8 @@ def _typed_data_digest(data: Mapping[str, Any]) -> bytes:
     types = data["types"]
     domain = _hash_struct("EIP712Domain", types["EIP712Domain"], data["domain"])
     primary = data["primaryType"]
-    return _keccak(b"\x19\x01" + domain + _hash_struct(primary, types[primary], data["message"]))
-
-
-def _wallet(signer: Any) -> Wallet:
-    """A Wallet for a Wallet, a hex key, or an account holding its key in ``.key``."""
-    try:
-        if isinstance(signer, Wallet):
-            return signer
-        if isinstance(signer, str):
-            return Wallet(signer)
-        return Wallet(bytes(signer.key))
-    finally:
-        del signer
-
-
-def _signature(wallet: Wallet, digest: bytes) -> dict[str, Any]:
-    raw = wallet.sign_digest(digest)
-    return {"r": hex(int.from_bytes(raw[:32], "big")), "s": hex(int.from_bytes(raw[32:64], "big")),
-            "v": 27 + raw[64]}
+    message = _hash_struct(primary, types[primary], data["message"])
+    return _signing.keccak(b"\x19\x01" + domain + message)
 
 
 def l1_payload(phantom_agent: dict[str, Any]) -> dict[str, Any]:
@@ -327,7 +300,7 @@ def user_signed_payload(primary_type: str, payload_types: list[dict[str, str]],
 
 def sign_inner(wallet: Any, data: dict[str, Any]) -> dict[str, Any]:
     """Sign a typed-data dict (``l1_payload`` or ``user_signed_payload``)."""
-    return _signature(_wallet(wallet), _typed_data_digest(data))
+    return _signing.signature_of(_signing.as_wallet(wallet), _typed_data_digest(data))
 
 
 # ------------------------------------------------------------------ L1 actions
