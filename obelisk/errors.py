@@ -71,4 +71,10 @@ __all__ = [
     "StaleHandleError",
     "UnknownAssetError",
     "UnknownOrderError",
+    "describe",
 ]
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message``, how engine outcomes and recovery reports name a failure."""
+    return f"{type(exc).__name__}: {exc}"

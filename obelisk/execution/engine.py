@@ -33,7 +33,7 @@ import numpy as np
 from obelisk._core.book import EVENT_DTYPE, EventKind, OrderStatus, Side, TimeInForce
 from obelisk._core.risk import RISK_ORDER_DTYPE, OrderFlags, RiskReason
 from obelisk.breaker import BreakerConfig, CircuitBreaker
-from obelisk.errors import InvalidOrderError
+from obelisk.errors import InvalidOrderError, describe
 from obelisk.execution.venue import ACCOUNT, BatchReport, BatchVenue
 from obelisk.monitor import PerformanceMonitor
 from obelisk.portfolio import Portfolio
@@ -63,10 +63,6 @@ def _resting(events: np.ndarray) -> np.ndarray:
     tif = events["tif"]
     return (events["kind"] == EventKind.LIMIT) & ((tif == TimeInForce.GTC)
                                                   | (tif == TimeInForce.ALO))
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
 
 
 def _fill_columns(report: BatchReport) -> dict[str, np.ndarray]:
@@ -346,7 +342,7 @@ class TradingEngine:
         except Exception as exc:     # noqa: BLE001 - fail closed: none of them is sent
             logger.exception("the risk check failed; %d orders were not sent", n)
             reasons = np.zeros(n, np.uint8)
-            broken = _describe(exc)
+            broken = describe(exc)
         after_risk = self.clock_ns()
         if broken is None:
             sent, unknown, report, error, applied = self._execute(events, rows, flags,
@@ -494,7 +490,7 @@ class TradingEngine:
         try:
             return self.breaker.call(execute, batch), None, False
         except Exception as exc:   # noqa: BLE001 - any venue failure is an outcome, not a crash
-            return None, _describe(exc), called
+            return None, describe(exc), called
 
     def _halt(self, oids: np.ndarray, error: str | None) -> None:
         """Orders that may have executed unseen: halt trading until the owner reconciles."""
@@ -535,7 +531,7 @@ class TradingEngine:
         except Exception as exc:   # noqa: BLE001 - the store is an observer, never a gate
             self.stats.trace_failures += 1
             logger.error("the trace store failed to record a %r trace: %s", kind,
-                         _describe(exc))
+                         describe(exc))
             return
         self.stats.traces += 1
 

@@ -39,6 +39,7 @@ from cachetools import TTLCache
 
 from obelisk.breaker import AlertDeduplicator, BreakerConfig, CircuitBreaker
 from obelisk.envvars import env_number
+from obelisk.errors import describe
 from obelisk.execution.ledger import OrderLedger
 from obelisk.execution.venue import OrderRequest, Venue, VenueFill, VenueOrder, VenuePosition
 from obelisk.fees import FeeRates
@@ -243,7 +244,7 @@ class PositionRecovery:
             report = self._failed(started, f"TimeoutError: the pass took more than "
                                   f"{self.pass_timeout} s")
         elif (error := work.exception()) is not None:
-            report = self._failed(started, _describe(error))
+            report = self._failed(started, describe(error))
         else:
             report = work.result()
         if report.error is not None:
@@ -553,10 +554,6 @@ class PositionRecovery:
     def _alert(self, cause: object, message: str) -> None:
         if self.alert_sink is not None and self._alerts.admit(cause):
             self.alert_sink(message)
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
 
 
 def _position_key(position: VenuePosition) -> str:

@@ -298,7 +298,6 @@ class HyperliquidBatchVenue:
         self.websocket = websocket
         self.stats = VenueStats()
         self.last_errors: OrderedDict[int, str] = OrderedDict()
-        self._prefix = cloid_of(0, session)[:18]
         self._row_of_asset = {int(a): row for row, a in enumerate(self.instruments.assets)}
         self._row_of_coin = {coin: row for row, coin in enumerate(self.instruments.coins)}
         self._lots_per_coin = [10 ** i.sz_decimals for i in self.instruments]
@@ -356,9 +355,7 @@ class HyperliquidBatchVenue:
 
     def engine_oid(self, cloid: str | None) -> int | None:
         """The engine oid this venue's cloid names; None for any other cloid."""
-        if cloid is None or not cloid.startswith(self._prefix):
-            return None
-        return int(cloid[18:], 16)
+        return oid_of_cloid(cloid, self.session)
 
     @property
     def awaiting_fills(self) -> int:
