@@ -22,7 +22,7 @@ from obelisk._core import histogram as histogram_module
 from obelisk._core.histogram import HIGHEST_TRACKABLE_NS, LatencyHistogram
 from obelisk._core.position import POSITION_FILL_DTYPE, PositionBook
 from obelisk._core.risk import RISK_ORDER_DTYPE, RiskChecks
-from obelisk.errors import ConcurrentUseError, ObeliskError
+from obelisk.errors import ConcurrentUseError, MarketDataError, ObeliskError
 
 INT64_MAX = 2**63 - 1
 # every field a PositionBook stores or derives; liquidation_px is NaN for "none"
@@ -298,6 +298,22 @@ def test_each_change_keeps_the_book_finite_or_refuses():
     with pytest.raises(ObeliskError):
         book.mark([1e300])
     assert_finite(book)
+
+
+def test_a_refused_mark_leaves_every_row_as_it_was():
+    book = PositionBook([[(0, 20)], [(0, 10), (1e6, 5)]], balance=1e6)
+    book.set_leverage(1, 5, isolated=True)
+    book.apply_fill(0, 1e150, 1e150)
+    book.apply_fill(1, -2.0, 50.0)
+    book.mark([1e150, 55.0])
+    def state():
+        return (book.positions.tobytes(), book.balance, book.version, book.account_value,
+                book.cross_maintenance_margin, book.total_position_value)
+
+    before = state()
+    with pytest.raises(MarketDataError, match="non-finite; nothing changed"):
+        book.mark([1e300, 60.0])                 # asset 1's new mark alone would be fine
+    assert state() == before
 
 
 def assert_finite(book):

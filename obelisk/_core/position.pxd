@@ -1,7 +1,7 @@
 # Positions, margin, liquidation and funding of one Hyperliquid account.
 
 cimport cython
-from libc.math cimport NAN, fabs, isfinite
+from libc.math cimport NAN, copysign, fabs, isfinite
 from libc.stdint cimport int32_t, uint8_t
 
 
@@ -122,6 +122,8 @@ cdef class PositionBook:
     cdef Position* saved            # rows before a change that may have to be undone
     cdef object saved_array
     cdef double saved_balance
+    cdef double* saved_marks        # marks before a mark() that may have to be undone
+    cdef object saved_marks_array
     cdef int32_t count
     cdef TierTables tiers
     cdef double* max_leverage
@@ -148,7 +150,7 @@ cdef class PositionBook:
     cdef int _refuse_fill(self, Py_ssize_t asset, double size, double price) except -1
     cdef inline void _save(self) noexcept nogil
     cdef inline void _restore(self) noexcept nogil
-    cdef bint _all_finite(self, bint derived) noexcept nogil
+    cdef bint _all_finite(self) noexcept nogil
     cdef double _apply_batch(self, fills) except? -1
     cdef int _mark(self, prices) except -1
     cdef double _apply_funding(self, rates, oracle_prices) except? -1
@@ -156,7 +158,7 @@ cdef class PositionBook:
     cdef int _set_position(self, Py_ssize_t asset, double size, double entry_px, leverage,
                            bint isolated, double margin) except -1
     cdef int _update_isolated_margin(self, Py_ssize_t asset, double amount) except -1
-    cdef void _recompute(self, const double* marks) noexcept nogil
+    cdef bint _recompute(self, const double* marks, double* old_marks) noexcept nogil
     cdef int _refresh(self) except -1
     cdef double _cross_account_value(self) except? -1
     cdef double _account_value(self) except? -1

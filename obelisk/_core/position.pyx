@@ -154,12 +154,6 @@ cdef inline bint _row_finite(const Position* p) noexcept nogil:
             + fabs(p.size) * mark * 0.0) == 0.0
 
 
-cdef inline bint _derived_finite(const Position* p) noexcept nogil:
-    """What the recompute derived for the row is finite (its liquidation price may be NaN)."""
-    return (p.unrealized_pnl * 0.0 + p.position_value * 0.0 + p.initial_margin * 0.0
-            + p.maintenance_margin * 0.0) == 0.0
-
-
 @cython.final
 cdef class PositionBook:
     """One account's positions (a row per asset), cross balance and fee rates.
@@ -261,6 +255,9 @@ cdef class PositionBook:
         cdef unsigned char[::1] saved_bytes = self.saved_array.view(np.uint8)
         self.rows = <Position*> &row_bytes[0]
         self.saved = <Position*> &saved_bytes[0]
+        self.saved_marks_array = np.zeros(len(tiers), dtype=np.float64)
+        cdef double[::1] saved_marks_view = self.saved_marks_array
+        self.saved_marks = &saved_marks_view[0]
         self.count = len(tiers)
         cdef int32_t i
         for i in range(self.count):
@@ -306,13 +303,11 @@ cdef class PositionBook:
         memcpy(self.rows, self.saved, self.count * sizeof(Position))
         self.cross_balance = self.saved_balance
 
-    cdef bint _all_finite(self, bint derived) noexcept nogil:
+    cdef bint _all_finite(self) noexcept nogil:
         cdef int32_t i
         cdef int32_t bad = 0
         for i in range(self.count):
             bad += not _row_finite(&self.rows[i])
-            if derived:
-                bad += not _derived_finite(&self.rows[i])
         return bad == 0 and isfinite(self.cross_balance)
 
     # ------------------------------------------------------------ changes
@@ -403,7 +398,7 @@ cdef class PositionBook:
                     p.mark_px = f[i].price
                 _apply_fill(p, f[i].size, f[i].price, rates[f[i].maker], &balance)
             self.cross_balance = balance
-            finite = self._all_finite(False)
+            finite = self._all_finite()
             if not finite:
                 self._restore()
         if not finite:
@@ -435,14 +430,14 @@ cdef class PositionBook:
                 0 < marks[i] < INFINITY))
             raise MarketDataError(f"mark price of asset {i} must be positive, got {marks[i]}")
         cdef bint finite
-        cdef Totals totals = self.totals
         with nogil:
-            self._save()
-            self._recompute(m)
-            finite = self._all_finite(True)
+            # Only the marks are inputs here, and every number they reach is checked in
+            # the recompute itself; to undo, put the old marks back and derive again.
+            finite = self._recompute(m, self.saved_marks)
             if not finite:
-                self._restore()
-                self.totals = totals
+                for i in range(self.count):
+                    self.rows[i].mark_px = self.saved_marks[i]
+                self._recompute(NULL, NULL)
         if not finite:
             raise MarketDataError("these marks would make a position's value or uPnL "
                                   "non-finite; nothing changed")
@@ -494,7 +489,7 @@ cdef class PositionBook:
                 else:
                     self.cross_balance -= payment
                 paid += payment
-            finite = isfinite(paid) and self._all_finite(False)
+            finite = isfinite(paid) and self._all_finite()
             if not finite:
                 self._restore()
         if not finite:
@@ -675,16 +670,18 @@ cdef class PositionBook:
     cdef int _refresh(self) except -1:
         if self.dirty:
             with nogil:
-                self._recompute(NULL)
+                self._recompute(NULL, NULL)
             self.dirty = False
         return 0
 
-    cdef void _recompute(self, const double* marks) noexcept nogil:
-        """uPnL, value and margins per position, the account totals, then liquidation prices.
+    cdef bint _recompute(self, const double* marks, double* old_marks) noexcept nogil:
+        """uPnL, value and margins per position, the account totals, then liquidation prices;
+        whether every derived number is finite (liquidation prices may be NaN).
 
-        `marks` (or NULL) are new mark prices, NaN to keep one: taking them here
-        saves a pass over the rows. Fields are read into locals once: a store
-        to one double of a row would otherwise force reloads of the others.
+        `marks` (or NULL) are new mark prices, NaN to keep one, and `old_marks` (or
+        NULL) receives the marks they replace: taking both here saves passes over
+        the rows. Fields are read into locals once: a store to one double of a row
+        would otherwise force reloads of the others.
         """
         cdef Position* rows = self.rows
         cdef int32_t n = self.count
@@ -694,6 +691,7 @@ cdef class PositionBook:
         cdef Position* p
         cdef int32_t i
         cdef double size, mark, value, upnl, initial, maintenance, isolated, cross
+        cdef double unchecked = 0.0     # x * 0 is 0 for finite x, NaN otherwise
         t.cross_unrealized_pnl = 0.0
         t.cross_position_value = 0.0
         t.cross_initial_margin = 0.0
@@ -703,7 +701,11 @@ cdef class PositionBook:
         for i in range(n):
             p = &rows[i]
             size = p.size
-            mark = marks[i] if marks != NULL and marks[i] == marks[i] else p.mark_px
+            mark = p.mark_px
+            if old_marks != NULL:
+                old_marks[i] = mark
+            if marks != NULL and marks[i] == marks[i]:
+                mark = marks[i]
             p.mark_px = mark
             if size == 0:
                 p.unrealized_pnl = 0.0
@@ -725,6 +727,7 @@ cdef class PositionBook:
             t.cross_position_value += cross * value
             t.cross_initial_margin += cross * initial
             t.cross_maintenance_margin += cross * maintenance
+            unchecked += upnl * 0.0 + value * 0.0 + initial * 0.0 + maintenance * 0.0
             p.unrealized_pnl = upnl
             p.position_value = value
             p.initial_margin = initial
@@ -743,6 +746,7 @@ cdef class PositionBook:
                 &tiers, i, size, p.mark_px, maintenance,
                 isolated * (p.margin + p.unrealized_pnl) + cross * cross_equity
                 - cross * (t.cross_maintenance_margin - maintenance), legacy)
+        return unchecked == 0.0
 
     # ------------------------------------------------------------ queries
 
