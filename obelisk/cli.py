@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import re
 import sqlite3
@@ -71,6 +72,30 @@ def _log_level(text: str) -> str:
     return level
 
 
+def _rate(text: str) -> float:
+    """Orders per second, >= 0 (0: each round of the flow at once)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a rate; give orders per second "
+                                         ">= 0, e.g. 50_000 (0: each round at once)")
+    return value
+
+
+def _milliseconds(text: str) -> float:
+    """A wait in milliseconds, >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a wait; give milliseconds >= 0, "
+                                         "e.g. 0.5 or 50")
+    return value
+
+
 def _writable_file(example: str) -> Callable[[str], str]:
     """A checker for an output file: not a folder, in a folder that exists and is writable."""
     def check(text: str) -> str:
@@ -119,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench(commands)
     _add_stress(commands)
     _add_serve(commands)
+    from obelisk.sweep.cli import add_parser as add_sweep  # it imports this module
+
+    add_sweep(commands)
     return parser
 
 
@@ -197,6 +225,16 @@ def _add_stress(commands: argparse._SubParsersAction) -> None:
                         help=_defaulted("order-flow seed", defaults.seed))
     stress.add_argument("--batch-size", type=_count, default=defaults.batch_size, metavar="N",
                         help=_defaulted("orders per batch", defaults.batch_size))
+    stress.add_argument("--max-wait-ms", type=_milliseconds, default=defaults.max_batch_wait_ms,
+                        metavar="MS", help=_defaulted("the engine's max batch wait: a batch "
+                                                      "goes when full or when its oldest order "
+                                                      "has waited this long",
+                                                      f"{defaults.max_batch_wait_ms:g}"))
+    stress.add_argument("--rate", type=_rate, default=defaults.arrival_rate, metavar="N",
+                        help="orders arriving per second, evenly, so that --max-wait-ms "
+                             "matters; what is queued when the round's book moves is sent "
+                             "then (default: 0, each round's orders at once and sent at "
+                             "once; the simulated venue only)")
     stress.add_argument("--no-trace", action="store_true",
                         help="run without the trace store (default: the trace store is on)")
     stress.add_argument("--trace-path", type=_writable_file("stress.db"), metavar="FILE",
@@ -314,7 +352,9 @@ def _stress(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from obelisk.perf.stress import StressConfig, format_stress, run_stress
 
     config = StressConfig(trades=args.trades, assets=args.assets, seed=args.seed,
-                          batch_size=args.batch_size, trace=not args.no_trace,
+                          batch_size=args.batch_size, max_batch_wait_ms=args.max_wait_ms,
+                          arrival_rate=args.rate,
+                          trace=not args.no_trace,
                           trace_path=args.trace_path, venue=args.venue)
     shown = not args.json and sys.stderr.isatty()
     run = run_stress
@@ -360,6 +400,10 @@ def _run(argv: Sequence[str] | None) -> int:
         return _bench(args)
     if args.command == "stress":
         return _stress(args, parser)
+    if args.command == "sweep":
+        from obelisk.sweep.cli import run_cli
+
+        return run_cli(args)
     return _serve(args)
 
 

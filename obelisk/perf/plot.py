@@ -36,23 +36,16 @@ def require_matplotlib() -> None:
 def plot_stress(report: StressReport, path: str) -> None:
     """Draw `report`'s latency distributions and throughput timeline into the PNG at `path`."""
     require_matplotlib()
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: no global figure, no GUI backend
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (latency, throughput) = plt.subplots(1, 2, figsize=(13, 5),
-                                                 gridspec_kw={"width_ratios": [3, 2]})
-    try:
-        _draw_latency(latency, report)
-        _draw_throughput(throughput, report)
-        c = report.config
-        figure.suptitle(f"obelisk stress: {report.trades:,} trades, {c.assets} assets, "
-                        f"batches of {c.batch_size:,}, venue {c.venue}, seed {c.seed}")
-        figure.tight_layout()
-        figure.savefig(path, dpi=100, format="png")
-    finally:
-        plt.close(figure)
+    figure = Figure(figsize=(13, 5), layout="constrained")
+    latency, throughput = figure.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
+    _draw_latency(latency, report)
+    _draw_throughput(throughput, report)
+    c = report.config
+    figure.suptitle(f"obelisk stress: {report.trades:,} trades, {c.assets} assets, "
+                    f"batches of {c.batch_size:,}, venue {c.venue}, seed {c.seed}")
+    figure.savefig(path, dpi=100, format="png")
 
 
 def _spread(percentile: float) -> float:

@@ -51,6 +51,28 @@ PASSIVE_OFFSETS = (2 * MID_RANGE + 3, 2 * MID_RANGE + 9)   # ticks behind the mi
 
 
 @dataclass(frozen=True)
+class FlowMix:
+    """The account's order mix: shares of IOC takers and of cancels; the rest are passive
+    GTC orders. Cancels are kept as a share so the default splits the draws at 0.6 and
+    exactly 0.9 (0.6 + 0.3 is not 0.9 in floating point)."""
+
+    take: float = 0.6
+    cancel: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not (0.0 <= self.take <= 1.0 and 0.0 <= self.cancel <= 1.0 - self.take):
+            raise ValueError(f"a flow mix needs 0 <= take, 0 <= cancel and take + cancel <= 1, "
+                             f"not take {self.take}, cancel {self.cancel}")
+
+    @property
+    def rest(self) -> float:
+        return 1.0 - self.take - self.cancel
+
+
+DEFAULT_MIX = FlowMix()
+
+
+@dataclass(frozen=True)
 class StressConfig:
     trades: int = 50_000
     assets: int = 4
@@ -60,6 +82,12 @@ class StressConfig:
     trace: bool = True
     trace_path: str | None = None
     venue: str = "sim"          # sim (in process), local (obelisk serve), testnet
+    mix: FlowMix = DEFAULT_MIX
+    # Orders per second arriving at the engine, spread evenly: the engine sends a batch
+    # when it is full or its oldest order has waited max_batch_wait_ms, and what is left
+    # when the round ends (the book moves). 0: each round's orders arrive at once and are
+    # sent at once. The simulated venue only.
+    arrival_rate: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -115,6 +143,7 @@ def run_stress(config: StressConfig, progress: Callable[[int, int], None] | None
         store = _store(config, scratch)
         flow = _Flow(config, instruments)
         engine = _engine(config, portfolio, venue, risk, store, monitor, flow)
+        pace = _Pace(config.arrival_rate) if config.arrival_rate > 0 else None
         crashes = 0
         timeline: list[list[float]] = []
         started = time.perf_counter()
@@ -127,8 +156,12 @@ def run_stress(config: StressConfig, progress: Callable[[int, int], None] | None
                 for coin, mark in zip(portfolio.coins, marks.tolist(), strict=True):
                     risk.update_market(coin, mark)
                 rows, sides, prices, qtys, tifs, kinds, oids = flow.orders(mids)
-                oids = engine.submit_batch(rows, sides, prices, qtys, tifs, kinds, oids)
-                engine.flush()
+                if pace is None:
+                    oids = engine.submit_batch(rows, sides, prices, qtys, tifs, kinds, oids)
+                    engine.flush()
+                else:
+                    oids = pace.submit(engine, (rows, sides, prices, qtys, tifs, kinds, oids))
+                    engine.flush()          # priced on this round's book: sent before it moves
                 flow.rested(oids, rows, kinds, tifs)
                 timeline.append([time.perf_counter() - started, flow.done])
                 if progress is not None:
@@ -141,6 +174,44 @@ def run_stress(config: StressConfig, progress: Callable[[int, int], None] | None
         if store is not None:
             store.close()
     return _report(config, engine, monitor, seconds, crashes, timeline)
+
+
+class _Pace:
+    """Orders handed to the engine at `rate` a second, evenly over the run: the engine
+    then sends a batch when it is full or its oldest order has waited its max wait, so
+    batch size and max wait trade latency against throughput as they would live."""
+
+    SPIN_S = 0.0002            # below this the wait spins (sleep overshoots by ~0.1 ms)
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.start: float | None = None
+        self.sent = 0
+
+    def submit(self, engine: TradingEngine, columns: tuple[np.ndarray, ...]) -> np.ndarray:
+        """Submit the round's orders as they fall due, polling the engine while waiting;
+        the order ids."""
+        clock = time.perf_counter
+        if self.start is None:
+            self.start = clock()
+        count = len(columns[0])
+        oids = np.empty(count, dtype=np.int64)
+        done = 0
+        while done < count:
+            due = int((clock() - self.start) * self.rate) + 1 - self.sent
+            if due <= 0:
+                engine.poll()              # a batch whose oldest order waited long enough
+                wait = (self.sent - (clock() - self.start) * self.rate) / self.rate
+                if wait > self.SPIN_S:
+                    time.sleep(wait - self.SPIN_S)
+                continue
+            take = min(due, count - done)
+            part = slice(done, done + take)
+            oids[part] = engine.submit_batch(*(column[part] for column in columns))
+            engine.poll()
+            done += take
+            self.sent += take
+        return oids
 
 
 def _store(config: StressConfig, scratch: str) -> Any:
@@ -156,6 +227,7 @@ class _Flow:
 
     def __init__(self, config: StressConfig, instruments: list[Instrument]) -> None:
         self.config = config
+        self.mix = config.mix
         self.rng = np.random.default_rng(config.seed)
         self.assets = np.array([i.asset for i in instruments], dtype=np.uint32)
         self.mids = np.full(len(instruments), MID_TICKS, dtype=np.int64)
@@ -196,22 +268,24 @@ class _Flow:
         return events
 
     def orders(self, mids: np.ndarray) -> tuple[np.ndarray, ...]:
-        """One round of the account's orders: 60 % IOC takers, 30 % passive GTC, 10 % cancels."""
+        """One round of the account's orders, split by the mix (by default 60 % IOC takers,
+        30 % passive GTC, 10 % cancels)."""
         n = min(self.config.batch_size, self.config.trades - self.done)
         rng = self.rng
         rows = rng.integers(0, len(mids), n)
         sides = rng.integers(0, 2, n).astype(np.uint8)
         draw = rng.random(n)
         kinds = np.full(n, EventKind.LIMIT, dtype=np.uint8)
-        tifs = np.where(draw < 0.6, TimeInForce.IOC, TimeInForce.GTC).astype(np.uint8)
+        taker = draw < self.mix.take
+        tifs = np.where(taker, TimeInForce.IOC, TimeInForce.GTC).astype(np.uint8)
         toward = np.where(sides == Side.BUY, 1, -1)
         # takers cross to the first quote level and no further; passive orders rest far
         # enough behind the mid to stay out of every taker's reach
-        prices = np.where(draw < 0.6, mids[rows] + toward,
+        prices = np.where(taker, mids[rows] + toward,
                           mids[rows] - toward * rng.integers(*PASSIVE_OFFSETS, n))
         qtys = rng.integers(1, 50, n)
         oids = np.zeros(n, dtype=np.int64)
-        cancel = draw >= 0.9
+        cancel = draw >= 1.0 - self.mix.cancel
         old = np.concatenate(self.resting) if self.resting else np.zeros(0, np.int64)
         old_rows = np.concatenate(self.resting_rows) if self.resting_rows else np.zeros(0, np.int64)
         count = min(int(cancel.sum()), len(old))

@@ -1,0 +1,44 @@
+"""The stress flow at an arrival rate: orders reach the engine evenly over time, so its
+max batch wait decides when batches go (what ``obelisk sweep --rate`` measures)."""
+
+import pytest
+
+from obelisk.perf.stress import StressConfig, run_stress
+
+PACED = {"trades": 10_000, "batch_size": 5_000, "arrival_rate": 50_000.0, "trace": False}
+
+
+def batches(report):
+    return int(report.stages_us["batch"]["count"])
+
+
+def test_a_short_wait_sends_many_small_batches_and_a_long_one_a_batch_a_round():
+    short = run_stress(StressConfig(**PACED, max_batch_wait_ms=1.0))
+    long = run_stress(StressConfig(**PACED, max_batch_wait_ms=10_000.0))
+    assert batches(long) == 2                 # the two rounds, each sent when it ends
+    assert batches(short) >= 20               # ~50 orders each at 1 ms
+    for report in (short, long):
+        assert report.trades == 10_000 and report.success_rate == 100.0, report.outcomes
+    # orders wait for their batch: up to a round (0.1 s at this rate) with the long wait
+    assert long.stages_us["end_to_end"]["avg"] > 10 * short.stages_us["end_to_end"]["avg"]
+
+
+def test_orders_arrive_no_faster_than_the_rate():
+    report = run_stress(StressConfig(**PACED, max_batch_wait_ms=1.0))
+    assert report.seconds >= 10_000 / 50_000 * 0.95
+    assert report.trades_per_second <= 50_000 * 1.05
+
+
+def test_orders_at_once_keep_the_counts_a_seed_decides():
+    at_once = [run_stress(StressConfig(trades=6_000, batch_size=1_000, trace=False,
+                                       max_batch_wait_ms=wait)) for wait in (0.1, 100.0)]
+    assert [batches(r) for r in at_once] == [6, 6]
+    assert at_once[0].fills == at_once[1].fills and at_once[0].outcomes == at_once[1].outcomes
+
+
+def test_a_negative_rate_is_refused_by_the_cli():
+    from obelisk.cli import build_parser
+
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["stress", "--rate", "-1"])
+    assert exit_info.value.code == 2
