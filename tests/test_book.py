@@ -361,6 +361,37 @@ def test_growable_pool_grows():
     book.check_integrity()
 
 
+def test_a_batch_grows_its_pool_id_map_and_tape_once_up_front():
+    # growing by doubling inside the loop copied a fresh book's arena at every step
+    n = 50_000
+    events = np.zeros(n, EVENT_DTYPE)
+    events["oid"] = np.arange(1, n + 1)
+    events["side"], events["price"] = BUY, 1_000 - np.arange(n) % 125
+    events["qty"], events["kind"], events["tif"] = 1, EventKind.LIMIT, TimeInForce.GTC
+    book = OrderBook()
+    before = book.memory_usage()
+    result = book.process(events)
+    assert (result.results["status"] == OrderStatus.RESTED).all()
+    stats = book.pool_stats()
+    assert stats["grow_count"] == 1 and stats["capacity"] >= n and stats["in_use"] == n
+    assert len(result.order_events) == n
+    after = book.memory_usage()
+    assert after["order_index"] > before["order_index"] and after["tapes"] > before["tapes"]
+    book.check_integrity()
+
+
+def test_a_fixed_pool_batch_still_rests_what_fits_and_refuses_the_rest():
+    events = np.zeros(100, EVENT_DTYPE)
+    events["oid"] = np.arange(1, 101)
+    events["side"], events["price"], events["qty"] = BUY, 1_000 - np.arange(100), 1
+    events["kind"], events["tif"] = EventKind.LIMIT, TimeInForce.GTC
+    book = OrderBook(10, growable=False)
+    statuses = book.process(events).results["status"]
+    assert (statuses[:10] == OrderStatus.RESTED).all()
+    assert (statuses[10:] == OrderStatus.REJECTED).all()
+    assert book.pool_stats()["grow_count"] == 0 and len(book) == 10
+
+
 # -------------------------------------------------------------------- batch
 
 def make_events(*rows):

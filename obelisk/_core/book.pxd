@@ -67,6 +67,8 @@ cdef class OrderBook:
     cdef int _claim(self) except -1
     cdef void _release(self) noexcept
     cdef int _ensure_room(self) noexcept nogil
+    cdef void _reserve_for(self, const Event* events, const int64_t* selected,
+                           int64_t n) noexcept nogil
     cdef int _grow_levels(self) noexcept nogil
     cdef int _reserve(self, int64_t fills, int64_t order_events) noexcept nogil
     cdef void _emit_fill(self, const Order* taker, const Order* maker, price_t price,

@@ -20,6 +20,7 @@ cdef struct PoolState:
 cdef int pool_init(PoolState* pool, slot_t capacity, bint growable) except -1
 cdef void pool_free_memory(PoolState* pool) noexcept nogil
 cdef int pool_grow(PoolState* pool) noexcept nogil
+cdef int pool_reserve(PoolState* pool, int64_t slots) noexcept nogil
 
 
 cdef inline slot_t pool_acquire(PoolState* pool) noexcept nogil:

@@ -53,7 +53,22 @@ cdef void pool_free_memory(PoolState* pool) noexcept nogil:
 
 cdef int pool_grow(PoolState* pool) noexcept nogil:
     """Double the arena (amortised O(1) per order); -1 when memory or int32 slots run out."""
-    cdef int64_t new_capacity = <int64_t> pool.capacity * 2
+    return _grow_to(pool, <int64_t> pool.capacity * 2)
+
+
+cdef int pool_reserve(PoolState* pool, int64_t slots) noexcept nogil:
+    """Make `slots` free slots available in at most one growth (at least doubling), so a
+    batch that will rest many orders copies the arena once rather than once per doubling;
+    -1 when the pool cannot grow that far."""
+    cdef int64_t free_slots = <int64_t> pool.capacity - pool.in_use
+    if slots <= free_slots:
+        return 0
+    if not pool.growable:
+        return -1
+    return _grow_to(pool, max(<int64_t> pool.capacity * 2, <int64_t> pool.in_use + slots))
+
+
+cdef int _grow_to(PoolState* pool, int64_t new_capacity) noexcept nogil:
     if new_capacity > 0x7FFFFFFF:
         new_capacity = 0x7FFFFFFF
     if new_capacity <= pool.capacity:
