@@ -12,6 +12,15 @@ closing the store, so the queued traces are written by the store's exit hook:
 ``unlink`` deletes the database file first; ``exit`` just exits (the parent holds
 the write lock, so the last write fails). The write deadline comes from
 ``TRACE_WRITE_DEADLINE_MS``.
+
+``store_child.py <db> burst <process> <count>``: opens the store, prints ``ready``
+and waits for a line on stdin, then records `count` traces ``{"p": <process>,
+"n": <i>}`` (every 100th with ``durable=True``), closes the store and prints
+``acked <id> ...``: every id ``record`` returned. Several run at once against one
+PostgreSQL database.
+
+`<db>` is a SQLite path or a ``postgresql://`` URL; a PostgreSQL store's fallback
+file goes to the working directory.
 """
 
 import os
@@ -48,5 +57,15 @@ def exit_with_traces_queued(path: str) -> None:
         os.unlink(path)
 
 
+def burst(path: str, process: str, count: str) -> None:
+    with TraceStore(path, batch_size=100, batch_flush_ms=50) as store:
+        print("ready", flush=True)
+        sys.stdin.readline()
+        acked = [store.record("order", {"p": int(process), "n": n}, order_id=n,
+                              durable=n % 100 == 0) for n in range(int(count))]
+    print("acked", *acked, flush=True)
+
+
 if __name__ == "__main__":
-    {"crash": crash, "exit": exit_with_traces_queued}[sys.argv[2]](sys.argv[1])
+    {"crash": crash, "exit": exit_with_traces_queued, "burst": burst}[sys.argv[2]](
+        sys.argv[1], *sys.argv[3:])

@@ -1,11 +1,14 @@
-"""The fallback file: traces the database would not take, as JSON lines beside it.
+"""The fallback file: traces the database would not take, as JSON lines.
 
 When writing keeps failing past the write deadline, the writer appends every
-queued row to ``<database>-fallback.jsonl`` and fsyncs it. Each line is one
-trace, ``{"id", "ts", "kind", "asset", "order_id", "cloid", "payload"}``, with the
-payload as the JSON it was recorded as, so ``jq`` or :func:`read_fallback` read it
-back. Opening a :class:`~obelisk.store.TraceStore` on the database replays the
-file into it (:func:`replay_fallback`) and then removes it.
+queued row to the fallback file (``<database>-fallback.jsonl`` beside a SQLite
+file; see :class:`~obelisk.store.postgres.PostgresTraceStore` for PostgreSQL) and
+fsyncs it. Each line is one trace, ``{"id", "ts", "kind", "asset", "order_id",
+"cloid", "payload"}``, with the payload as the JSON it was recorded as, so ``jq``
+or :func:`read_fallback` read it back. Opening a store on the database replays
+the file into it (:func:`replay_fallback`) and then removes it. Appends and
+replays lock the file (``flock``), since stores of several processes may share
+one: a replay never removes lines appended after it read the file.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 import orjson
 
@@ -23,17 +26,18 @@ from obelisk.store.errors import TraceStoreError
 from obelisk.store.queue import Row
 from obelisk.store.trace import Trace
 
-__all__ = ["FALLBACK_SUFFIX", "append_rows", "fallback_lines", "fallback_path", "read_fallback",
-           "replay_fallback"]
+try:
+    import fcntl
+except ImportError:                     # Windows: one process per fallback file
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["FALLBACK_SUFFIX", "append_rows", "check_stored", "fallback_lines", "fallback_path",
+           "read_fallback", "replay_fallback"]
 
 log = logging.getLogger(__name__)
 
 FALLBACK_SUFFIX = "-fallback.jsonl"
 _PAYLOAD_KEY = b',"payload":'
-_INSERT_OR_IGNORE_SQL = ("INSERT OR IGNORE INTO traces "
-                         "(id, ts, kind, asset, order_id, cloid, codec, payload) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-_STORED_SQL = "SELECT id, ts, kind, asset, order_id, cloid, codec, payload FROM traces WHERE id = ?"
 
 
 def fallback_path(database: str | os.PathLike[str]) -> str:
@@ -48,16 +52,14 @@ def fallback_lines(rows: Iterable[Row]) -> bytes:
 
 def append_rows(path: str, rows: list[Row]) -> None:
     """Append `rows` to the fallback file at `path` and fsync it (and its folder when new)."""
-    created = not os.path.exists(path)
     data = fallback_lines(rows)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
+    with _locked(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT) as fd:
+        assert fd is not None
+        created = os.fstat(fd).st_size == 0
         written = 0
         while written < len(data):
             written += os.write(fd, data[written:])
         os.fsync(fd)
-    finally:
-        os.close(fd)
     if created:
         folder = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
         try:
@@ -68,51 +70,40 @@ def append_rows(path: str, rows: list[Row]) -> None:
 
 def read_fallback(path: str | os.PathLike[str]) -> list[Trace]:
     """The traces in a fallback file, in file order, decoded like :meth:`TraceStore.get`."""
-    return [Trace(*row[:6], decode_payload(row[6], row[7])) for row in _read_rows(os.fspath(path))]
+    path = os.fspath(path)
+    with open(path, "rb") as file:
+        rows = _parse(file.read(), path)
+    return [Trace(*row[:6], decode_payload(row[6], row[7])) for row in rows]
 
 
-def replay_fallback(conn: sqlite3.Connection, path: str) -> int:
-    """Insert the traces of the fallback file at `path` in one durable transaction, then
-    remove the file; returns how many were new.
+def replay_fallback(path: str, insert_rows: Callable[[list[Row]], int]) -> int:
+    """Insert the traces of the fallback file at `path`, then remove the file; returns
+    how many were new.
 
-    A trace whose id is already stored (its batch committed after all, or the file
-    was replayed before) must be identical to the stored one, else
-    :class:`TraceStoreError` is raised and the file is kept. `conn` is in autocommit
-    mode and no other transaction is open on it.
+    `insert_rows` is the backend's: it commits all rows in one durable transaction,
+    skips those whose id is stored already (their batch committed after all, or
+    the file was replayed before) after :func:`check_stored`, and returns how many
+    it inserted. If it raises, the file is kept.
     """
-    if not os.path.exists(path):
-        return 0
-    rows = _read_rows(path)
-    (synchronous,) = conn.execute("PRAGMA synchronous").fetchone()
-    conn.execute("PRAGMA synchronous = FULL")    # the file goes once the rows are on disk
-    try:
-        inserted = _insert_all(conn, rows, path)
-    finally:
-        conn.execute(f"PRAGMA synchronous = {int(synchronous)}")
-    os.unlink(path)
+    with _locked(path, os.O_RDONLY) as fd:
+        if fd is None:
+            return 0
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        rows = _parse(b"".join(chunks), path)
+        inserted = insert_rows(rows)
+        os.unlink(path)
     log.warning("replayed %d traces (%d new) from the fallback file %s into the database",
                 len(rows), inserted, path)
     return inserted
 
 
-def _insert_all(conn: sqlite3.Connection, rows: list[Row], path: str) -> int:
-    inserted = 0
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        for row in rows:
-            if conn.execute(_INSERT_OR_IGNORE_SQL, row).rowcount:
-                inserted += 1
-                continue
-            stored = conn.execute(_STORED_SQL, (row[0],)).fetchone()
-            if _decoded(stored) != _decoded(row):
-                raise TraceStoreError(f"trace {row[0]} in {path} differs from the trace with "
-                                      f"that id in the database; the file is kept")
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    return inserted
+def check_stored(stored: tuple, row: Row, path: str) -> None:
+    """Raise TraceStoreError unless the `stored` row with the id of `row` is the same trace."""
+    if _decoded(stored) != _decoded(row):
+        raise TraceStoreError(f"trace {row[0]} in {path} differs from the trace with "
+                              f"that id in the database; the file is kept")
 
 
 def _decoded(row: tuple) -> tuple:
@@ -130,9 +121,8 @@ def _line(row: Row) -> bytes:
     return head[:-1] + _PAYLOAD_KEY + decompress(codec, payload) + b"}\n"
 
 
-def _read_rows(path: str) -> list[Row]:
-    with open(path, "rb") as file:
-        lines = file.read().split(b"\n")
+def _parse(data: bytes, path: str) -> list[Row]:
+    lines = data.split(b"\n")
     if lines[-1]:                         # a spill cut short; its rows were never acknowledged
         log.warning("%s ends in an incomplete line, skipped: %r", path, lines[-1])
     rows: list[Row] = []
@@ -145,6 +135,45 @@ def _read_rows(path: str) -> list[Row]:
         except (ValueError, KeyError, TypeError) as error:
             raise TraceStoreError(f"line {number} of {path} is not a trace: {error}") from error
     return rows
+
+
+@contextmanager
+def _locked(path: str, flags: int) -> Iterator[int | None]:
+    """The file at `path` opened with `flags` and locked; None if it does not exist.
+
+    A file a replay removed while this waited for its lock is not the one at the
+    path any more: it is closed, and the path opened again.
+    """
+    while True:
+        try:
+            fd = os.open(path, flags, 0o644)
+        except FileNotFoundError:
+            if flags & os.O_CREAT:
+                raise
+            yield None
+            return
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            if _same_file(fd, path):
+                break
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _same_file(fd: int, path: str) -> bool:
+    try:
+        at_path = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (opened.st_dev, opened.st_ino) == (at_path.st_dev, at_path.st_ino)
 
 
 def _loads(line: bytes) -> dict:

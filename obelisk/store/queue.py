@@ -5,7 +5,10 @@ batch when there are `batch_size` of them, when the oldest has waited `flush_s`,
 or when a caller waits for one of them. Rows leave the queue only after their
 batch committed, or once the writer gave up on the database and handed them to
 the fallback file: a failed write is retried with a doubling wait until the
-write deadline, and the queue then stops for good.
+write deadline, and the queue then stops for good. A writer that must show it is
+alive (a PostgreSQL store renewing its writer lease) also gets an empty batch
+when nothing was written for `heartbeat_s`, and may limit how long ids are issued
+without one (:meth:`TraceQueue.use_ids`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Literal
 
 from obelisk.breaker.backoff import backoff_delay
 from obelisk.store.errors import TraceQueueFullError, TraceStoreError
-from obelisk.store.ids import next_id
+from obelisk.store.ids import IdSource, next_id
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,7 @@ OnFull = Literal["block", "raise"]
 Row = tuple[int, int, str, str | None, int | None, str | None, int, bytes]
 
 MAX_RETRY_S = 4.0               # the cap on the doubling wait between write attempts
+NO_LIMIT_MS = 1 << 62           # ids may be issued until this ms since the epoch: always
 
 
 class TraceQueue:
@@ -39,7 +43,8 @@ class TraceQueue:
 
     def __init__(self, *, capacity: int, batch_size: int, flush_s: float, on_full: OnFull,
                  block_timeout: float | None, retry_s: float, deadline_s: float,
-                 last_id: int) -> None:
+                 last_id: int, id_source: IdSource = next_id,
+                 heartbeat_s: float | None = None) -> None:
         self.capacity = capacity
         self.batch_size = batch_size
         self.flush_s = flush_s
@@ -47,6 +52,9 @@ class TraceQueue:
         self.block_timeout = block_timeout
         self.retry_s = retry_s
         self.deadline_s = deadline_s
+        self.heartbeat_s = heartbeat_s
+        self._next_id = id_source
+        self._ids_until_ms = NO_LIMIT_MS
         self._rows: deque[Row] = deque()
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)
@@ -61,6 +69,7 @@ class TraceQueue:
         self._attempts = 0
         self._retry_at = 0.0
         self._batch_started: float | None = None
+        self._last_ok = time.monotonic()
         self._writer_waiting = False
         self._closing = False
         self._stopped = False
@@ -74,6 +83,11 @@ class TraceQueue:
     def committed_id(self) -> int:
         """Every id up to this one is committed."""
         return self._committed_id
+
+    @property
+    def drained(self) -> bool:
+        """Every row put was committed, and the queue never gave up on the database."""
+        return self._final is None and not self._rows and self._committed_id == self._last_id
 
     @property
     def closing(self) -> bool:
@@ -94,7 +108,10 @@ class TraceQueue:
                 self._wait_for_space()
                 queued = len(rows)
             now_ms = time_ns() // 1_000_000
-            self._last_id = trace_id = next_id(self._last_id, now_ms)
+            if now_ms > self._ids_until_ms:
+                raise TraceStoreError("the trace store may not issue ids until its writer "
+                                      "reaches the database again")
+            self._last_id = trace_id = self._next_id(self._last_id, now_ms)
             rows.append((trace_id, now_ms if ts is None else ts, kind, asset, order_id, cloid,
                          0, payload))
             if self._writer_waiting and (queued == 0 or queued + 1 >= self.batch_size
@@ -133,6 +150,15 @@ class TraceQueue:
             self._work.notify_all()
             self._space.notify_all()
 
+    def use_ids(self, id_source: IdSource | None = None, *, until_ms: int | None = None) -> None:
+        """Issue the next ids from `id_source` (still above every id issued so far), and
+        only until the wall clock reaches `until_ms` (None: leave either as it is)."""
+        with self._lock:
+            if id_source is not None:
+                self._next_id = id_source
+            if until_ms is not None:
+                self._ids_until_ms = until_ms
+
     def raise_if_failed(self) -> None:
         """Raise TraceStoreError if rows did not all reach the database (after the writer ended)."""
         with self._lock:
@@ -142,7 +168,8 @@ class TraceQueue:
     # The writer's side.
 
     def next_batch(self) -> list[Row] | None:
-        """The oldest rows (at most `batch_size`) once a batch is due; None once closed and done."""
+        """The oldest rows (at most `batch_size`) once a batch is due, no rows when a
+        heartbeat is due, and None once closed and done."""
         with self._lock:
             while True:
                 if not self._rows and self._closing or self._stopped:
@@ -152,22 +179,29 @@ class TraceQueue:
                 wait_s = self._due_in()
                 if wait_s is not None and wait_s <= 0:
                     return list(islice(self._rows, self.batch_size))
+                beat_s = self._beat_in()
+                if beat_s is not None:
+                    if beat_s <= 0:
+                        return []
+                    wait_s = beat_s if wait_s is None else min(wait_s, beat_s)
                 self._writer_waiting = True
                 self._work.wait(wait_s)
                 self._writer_waiting = False
 
     def committed(self, count: int) -> None:
-        """The writer committed the `count` oldest rows."""
+        """The writer committed the `count` oldest rows (0: a heartbeat went through)."""
         with self._lock:
             rows = self._rows
-            for _ in range(count - 1):
-                rows.popleft()
-            self._committed_id = rows.popleft()[0]
+            if count:
+                for _ in range(count - 1):
+                    rows.popleft()
+                self._committed_id = rows.popleft()[0]
+                self._batch_started = time.monotonic() if rows else None
             self._error = None
             self._failing_since = None
             self._attempts = 0
             self._retry_at = 0.0
-            self._batch_started = time.monotonic() if rows else None
+            self._last_ok = time.monotonic()
             self._done.notify_all()
             self._space.notify_all()
 
@@ -232,6 +266,12 @@ class TraceQueue:
         if self._batch_started is None:
             self._batch_started = now
         return self._batch_started + self.flush_s - now
+
+    def _beat_in(self) -> float | None:
+        """Seconds until the next heartbeat is due (retries keep their wait), or None."""
+        if self.heartbeat_s is None:
+            return None
+        return max(self._last_ok + self.heartbeat_s, self._retry_at) - time.monotonic()
 
     def _wait_for_space(self) -> None:
         """Block until the writer makes room (lock held), or raise TraceQueueFullError."""

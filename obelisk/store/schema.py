@@ -1,8 +1,9 @@
-"""The trace tables, created and upgraded by numbered migrations.
+"""The trace tables of a SQLite file, created and upgraded by numbered migrations.
 
 ``MIGRATIONS[v]`` turns a version ``v - 1`` database into version ``v``; an empty
 file is version 0, so a new database runs every step and an old one the missing
-ones. Each applied step is a row of ``schema_version``.
+ones. Each applied step is a row of ``schema_version``. PostgreSQL's steps
+(:mod:`obelisk.store.pg_schema`) have the same numbers and make the same tables.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable
 
 from obelisk.store.errors import TraceSchemaError
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "schema_version"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "missing_versions", "schema_version"]
 
 
 def _create_v1(conn: sqlite3.Connection) -> None:
@@ -56,6 +57,14 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(version)
 
 
+def missing_versions(current: int, target: int) -> range:
+    """The steps from version `current` to `target`; TraceSchemaError if `current` is newer."""
+    if current > target:
+        raise TraceSchemaError(f"the database is at schema version {current}, newer than "
+                               f"{target}, the newest this obelisk knows")
+    return range(current + 1, target + 1)
+
+
 def migrate(conn: sqlite3.Connection,
             migrations: dict[int, Callable[[sqlite3.Connection], None]] = MIGRATIONS) -> int:
     """Bring the database to the newest version in one transaction; returns that version.
@@ -68,10 +77,7 @@ def migrate(conn: sqlite3.Connection,
         current = schema_version(conn)
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version "
                      "(version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)")
-        if current > target:
-            raise TraceSchemaError(f"the database is at schema version {current}, newer than "
-                                   f"{target}, the newest this obelisk knows")
-        for version in range(current + 1, target + 1):
+        for version in missing_versions(current, target):
             migrations[version](conn)
             conn.execute("INSERT INTO schema_version VALUES (?, ?)",
                          (version, time.time_ns() // 1_000_000))
