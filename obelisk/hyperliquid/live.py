@@ -129,6 +129,7 @@ class LiveLoop:
             HyperliquidVenue(async_exchange.info, async_exchange, self.account),
             self.portfolio, self.ledger, risk=self.risk)
         self.books = {i.name: L2Book(i) for i in self.instruments}
+        self._tick: list[float] = self.instruments.tick.tolist()     # price of a tick, per row
         self._held: list[tuple[str, Any]] | None = None   # frames waiting out a reconciliation
         self._reconciling: asyncio.Task[RecoveryReport] | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -317,8 +318,7 @@ class LiveLoop:
         mid = book.mid()
         if mid is None:
             return
-        instrument = self.instruments[self.instruments.index(coin)]
-        self.risk.update_market(coin, mid * float(instrument.tick_size))
+        self.risk.update_market(coin, mid * self._tick[self.instruments.index(coin)])
         if self.trading:
             self.strategy.on_book(coin, book, self)
             self.engine.flush()
