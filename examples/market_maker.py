@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import secrets
-import time
 
 import requests
 
@@ -82,8 +81,7 @@ async def main(args: argparse.Namespace) -> None:
     strategy = SkewedQuoter(args.spread, args.quote_usdc, args.max_usdc)
     loop = await LiveLoop.connect(strategy, wallet, args.url, args.coins.split(","),
                                   transport_config=TransportConfig(rate_limit=100_000),
-                                  limits=RiskLimits(max_data_age_s=60),
-                                  session=time.time_ns() // 1_000_000 & (1 << 48) - 1)
+                                  limits=RiskLimits(max_data_age_s=60))
     await loop.run(args.seconds)
     equity = strategy.equity(loop)
     start = strategy.start_equity if strategy.start_equity is not None else equity

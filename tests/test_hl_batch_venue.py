@@ -58,8 +58,9 @@ def websocket(market):
 class Desk:
     """One funded account traded by a TradingEngine through a HyperliquidBatchVenue."""
 
-    def __init__(self, url, websocket=None, *, usdc=100_000.0, config=None, **venue_options):
-        self.wallet = Wallet(next(KEYS))
+    def __init__(self, url, websocket=None, *, usdc=100_000.0, config=None, wallet=None,
+                 **venue_options):
+        self.wallet = wallet or Wallet(next(KEYS))
         self.user = self.wallet.address
         admin(url, "/deposit", user=self.user, usdc=usdc)
         self.transport = Transport(url, config or TransportConfig(rate_limit=ROOMY))
@@ -69,6 +70,7 @@ class Desk:
                                       for c in ("BTC", "ETH")])
         if websocket is not None:
             venue_options.update(websocket=websocket.client, loop=websocket.loop)
+        venue_options.setdefault("session", 0)          # open_oids reads session 0's cloids
         self.venue = HyperliquidBatchVenue(self.exchange, self.table, **venue_options)
         self.portfolio = Portfolio(self.table, balance=usdc)
         self.risk = RiskManager(self.portfolio, RiskLimits(max_data_age_s=3_600))
@@ -161,7 +163,23 @@ def test_cloids_are_32_hex_digits_and_name_their_engine_oid_and_session():
     assert oid_of_cloid("0x" + "ab" * 16) is None and oid_of_cloid(None) is None
 
 
-# ------------------------------------------------------------------ (1) the portfolio agrees
+def test_a_restarted_engine_takes_a_new_session_and_its_first_orders_are_accepted(market):
+    # every process numbers its orders from 1: with the same session its first cloids would
+    # repeat the last run's, and the exchange refuses them as duplicates
+    first = Desk(market, session=None)
+    first.engine.submit(BTC, Side.BUY, first.ticks(BTC, 0.9), first.lots(BTC, 40))
+    first.engine.flush()
+    assert first.engine.stats.rested == 1
+    time.sleep(0.002)
+    again = Desk(market, session=None, wallet=first.wallet)
+    assert again.venue.session > first.venue.session
+    assert abs(again.venue.session - time.time() * 1000) < 5_000
+    again.engine.submit(BTC, Side.BUY, again.ticks(BTC, 0.91), again.lots(BTC, 40))
+    again.engine.flush()
+    assert again.engine.stats.rested == 1, again.venue.last_errors
+    first.close()
+    again.close()
+
 
 def test_after_every_batch_the_portfolio_equals_the_exchange(desk):
     """Seeded batches of every order kind on both coins, split over several actions, with

@@ -12,9 +12,10 @@ its engine order id: ``0x`` + ``0b15`` (obelisk's tag) + the 48-bit `session`
 whose cloid starts with this venue's prefix names its engine oid without any
 table, so a restarted process given the same session derives the same cloids,
 and can ask for, cancel and recognise the orders of the run before it. (The
-engine numbers orders from 1 in every process: a restarted engine that reuses
-the session must also continue its order ids, or take a new session, or the
-exchange refuses its first orders as duplicate cloids.)
+engine numbers orders from 1 in every process, so by default every venue takes a
+new session from the clock; a restarted engine that reuses a session must also
+continue its order ids, or the exchange refuses its first orders as duplicate
+cloids.)
 
 Never the same order twice. When an order action's answer is lost
 (:class:`ExchangeOutcomeUnknownError`, or an answer that cannot be read), the
@@ -94,6 +95,12 @@ _REASONS = (("post only", Reason.ALO_WOULD_CROSS), ("invalid price", Reason.INVA
 
 
 # ------------------------------------------------------------------ client order ids
+
+def new_session() -> int:
+    """A session no earlier run has used: the wall clock in milliseconds (48 bits hold
+    it until the year 10889), so a restarted process never repeats a cloid."""
+    return time.time_ns() // 1_000_000 & (1 << 48) - 1
+
 
 def cloid_of(oid: int, session: int = 0) -> str:
     """The cloid of engine order `oid` in `session` (see the module docstring)."""
@@ -238,8 +245,10 @@ class HyperliquidBatchVenue:
         them ``collect`` polls ``userFillsByTime`` every `poll_interval` seconds.
         (See :class:`WebsocketThread`.) One account per websocket client: orderUpdates
         frames do not name the user.
-    session : int
-        48 bits that make this run's cloids (see :func:`cloid_of`).
+    session : int or None
+        48 bits that make this run's cloids (see :func:`cloid_of`); None (the default)
+        takes a new one from the clock (:func:`new_session`). Give the previous run's
+        session only to take over its orders, and then continue its order ids.
     max_orders_per_action : int
         Where a batch is split into signed actions.
     slippage : float
@@ -269,12 +278,13 @@ class HyperliquidBatchVenue:
 
     def __init__(self, exchange: Exchange, instruments: InstrumentTable | Sequence[Instrument],
                  account: str | None = None, *, websocket: WebsocketClient | None = None,
-                 loop: asyncio.AbstractEventLoop | None = None, session: int = 0,
+                 loop: asyncio.AbstractEventLoop | None = None, session: int | None = None,
                  max_orders_per_action: int = MAX_ORDERS_PER_ACTION,
                  slippage: float = DEFAULT_SLIPPAGE,
                  foreign_fills: Literal["report", "ignore"] = "report",
                  poll_interval: float = FILL_POLL_INTERVAL,
                  subscribe_timeout: float = 10.0) -> None:
+        session = new_session() if session is None else session
         if not 0 <= session < 1 << 48:
             raise ValueError(f"session must fit in 48 bits, got {session}")
         if max_orders_per_action < 1:

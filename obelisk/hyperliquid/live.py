@@ -106,7 +106,7 @@ class LiveLoop:
 
     def __init__(self, strategy: Strategy, *, exchange: Exchange, async_exchange: AsyncExchange,
                  websocket: WebsocketClient, coins: Sequence[str],
-                 limits: RiskLimits | None = None, session: int = 0,
+                 limits: RiskLimits | None = None, session: int | None = None,
                  config: LiveConfig | None = None,
                  clock_ms: Callable[[], int] = wall_clock_ms) -> None:
         self.strategy = strategy

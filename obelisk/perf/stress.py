@@ -486,9 +486,8 @@ def run_network_stress(config: StressConfig, url: str, wallet: Any, coins: tuple
     _time_network(monitor, exchange, transport)
     with WebsocketThread(url.replace("http", "ws", 1) + "/ws") as websocket, \
             tempfile.TemporaryDirectory() as scratch:
-        session = time.time_ns() >> 20 & (1 << 48) - 1        # a new run, new cloids
         venue = HyperliquidBatchVenue(exchange, instruments, websocket=websocket.client,
-                                      loop=websocket.loop, session=session)
+                                      loop=websocket.loop)         # a new session: new cloids
         _time_delivery(monitor, venue)
         limits = RiskLimits(default=AssetLimits(max_order_size=1e9, price_band=0.05),
                             max_leverage=50, max_data_age_s=3_600)
