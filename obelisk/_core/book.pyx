@@ -1472,6 +1472,12 @@ cdef class OrderBook:
         finally:
             self._release()
 
+    def __reduce__(self):
+        """Pickle as a :meth:`snapshot` (orders in priority order, mode, sequence) and the
+        pool's size and growability."""
+        return _order_book_from_snapshot, (self.snapshot(), self.pool.capacity,
+                                           self.pool.growable)
+
     @classmethod
     def restore(cls, data, *, capacity=None, growable=True):
         """Rebuild a book from :meth:`snapshot` bytes; malformed input raises SnapshotError."""
@@ -1584,6 +1590,11 @@ def as_event_array(events):
     if len(events) > INT32_MAX:
         raise ValueError(f"a batch holds at most {INT32_MAX} events, got {len(events)}")
     return events
+
+
+def _order_book_from_snapshot(data, capacity, growable):
+    """An OrderBook from what :meth:`OrderBook.__reduce__` kept."""
+    return OrderBook.restore(data, capacity=capacity, growable=growable)
 
 
 def _parse_snapshot(data):

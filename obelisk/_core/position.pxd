@@ -128,6 +128,8 @@ cdef class PositionBook:
     cdef TierTables tiers
     cdef double* max_leverage
     cdef object _tier_arrays
+    cdef object margin_tiers        # as given, for pickling
+    cdef int default_leverage
     cdef double cross_balance
     """Cross collateral in USDC: deposits and realized PnL less fees, funding, isolated margin."""
     cdef readonly double taker_rate
@@ -151,6 +153,7 @@ cdef class PositionBook:
     cdef inline void _save(self) noexcept nogil
     cdef inline void _restore(self) noexcept nogil
     cdef bint _all_finite(self) noexcept nogil
+    cdef int _load_rows(self, const unsigned char[::1] rows) except -1
     cdef double _apply_batch(self, fills) except? -1
     cdef int _mark(self, prices) except -1
     cdef double _apply_funding(self, rates, oracle_prices) except? -1

@@ -209,6 +209,8 @@ cdef class PositionBook:
         tiers = [list(asset_tiers) for asset_tiers in margin_tiers]
         if not tiers:
             raise MarginError("a PositionBook needs at least one asset")
+        self.margin_tiers = tuple(tuple((float(b), int(l)) for b, l in t) for t in tiers)
+        self.default_leverage = default_leverage
         _check_money(balance, "balance")
         _check_rates(taker_rate, maker_rate)
         if default_leverage < 1:
@@ -748,6 +750,37 @@ cdef class PositionBook:
                 - cross * (t.cross_maintenance_margin - maintenance), legacy)
         return unchecked == 0.0
 
+    # ------------------------------------------------------------ pickling
+
+    def __reduce__(self):
+        """Pickle as the settings and the stored numbers of every row (derived ones are
+        computed again on the first read), so a book can be saved and sent."""
+        self._claim()
+        try:
+            rows = self.positions_array.view(np.uint8).tobytes()
+            return (_position_book_from_state,
+                    (self.margin_tiers, self.taker_rate, self.maker_rate, self.default_leverage,
+                     self.legacy_liquidation, self.cross_balance, self.changes, rows))
+        finally:
+            self.busy = False
+
+    cdef int _load_rows(self, const unsigned char[::1] rows) except -1:
+        """Take `rows` (a pickled book's) as this book's own, all or nothing."""
+        if rows.shape[0] != self.count * <Py_ssize_t> sizeof(Position):
+            raise ValueError(f"pickled rows hold {rows.shape[0]} bytes; this book's "
+                             f"{self.count} assets need {self.count * sizeof(Position)}")
+        self._claim()
+        try:
+            self._save()
+            memcpy(self.rows, &rows[0], rows.shape[0])
+            if not self._all_finite():
+                self._restore()
+                raise ValueError("pickled rows hold a non-finite number")
+            self._changed()
+        finally:
+            self.busy = False
+        return 0
+
     # ------------------------------------------------------------ queries
 
     @property
@@ -943,6 +976,18 @@ def fill_fees(sizes, prices, maker, double taker_rate, double maker_rate):
 
 
 # ------------------------------------------------------------- funding math
+
+def _position_book_from_state(margin_tiers, double taker_rate, double maker_rate,
+                              int default_leverage, bint legacy_liquidation, double balance,
+                              unsigned long long changes, bytes rows):
+    """A PositionBook from what :meth:`PositionBook.__reduce__` kept."""
+    cdef PositionBook book = PositionBook(
+        margin_tiers, balance=balance, taker_rate=taker_rate, maker_rate=maker_rate,
+        default_leverage=default_leverage, legacy_liquidation=legacy_liquidation)
+    book._load_rows(rows)
+    book.changes = changes
+    return book
+
 
 def funding_premium(double impact_bid, double impact_ask, double oracle) -> float:
     """One premium sample: (max(impact bid - oracle, 0) - max(oracle - impact ask, 0)) / oracle."""
