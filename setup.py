@@ -22,7 +22,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 CORE = Path("obelisk") / "_core"
-MODULES = ["pool", "book", "sharded", "l2", "position", "risk", "histogram"]
+MODULES = ["pool", "book", "sharded", "l2", "position", "risk", "histogram", "limit"]
 
 
 def flag(name: str) -> bool:

@@ -1,9 +1,10 @@
-"""asv benchmarks of the order book, the matching engine and the pure-Python reference.
+"""asv benchmarks of the order book, the matching engine, the pure-Python reference and
+the physical limit (a minimal C matcher) on a deep book.
 
 Workloads are built once per environment in `setup_cache`; each timed call
-starts from a book restored from the seeded snapshot, so every sample replays
-the same stream over the same book. The replay loops are the ones of
-``obelisk bench`` (obelisk.perf).
+starts from a book restored from the seeded snapshot (the deep mix: from an
+empty book), so every sample replays the same stream over the same book.
+The replay loops are the ones of ``obelisk bench`` (obelisk.perf).
 """
 
 import time
@@ -63,6 +64,36 @@ class BookSuite(FreshState):
 
     def peakmem_batch(self, cache):
         self.book.process(self.events)
+
+
+class DeepBookSuite(FreshState):
+    """The deep mix from an empty book: a fresh OrderBook per sample, as a backtest makes
+    one, a book preallocated for the stream, and the limit loop that bounds them both."""
+
+    timeout = 120
+    repeat = (3, 10, 20.0)
+
+    def setup_cache(self):
+        from obelisk.testing.workload import deep_mix
+
+        return deep_mix(seed=42).events
+
+    def setup(self, events):
+        from obelisk._core.limit import LimitLoop
+        from obelisk.perf.rows.deep import fresh_run, preallocated_book
+
+        self.fresh_run = fresh_run
+        self.book = preallocated_book(events)
+        self.loop = LimitLoop(events)
+
+    def time_fresh_book(self, events):
+        self.kept = self.fresh_run(events)     # kept, so freeing the book is not timed
+
+    def time_preallocated_book(self, events):
+        self.book.process(events)
+
+    def time_limit_loop(self, events):
+        self.loop.run()
 
 
 class ReferenceSuite(FreshState):

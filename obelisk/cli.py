@@ -165,6 +165,7 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
                "  L3 book, matching engine    --events, --seed-orders, --chunk, "
                "--engine-batch,\n"
                "                              --reference-events\n"
+               "  deep book vs the limit      --events (from an empty book)\n"
                "  L2 book                     --events (deltas), --reference-events\n"
                "  positions and margin        --events (fills), --assets, --reference-events\n"
                "  pre-trade risk checks       --events (orders)\n"
@@ -175,8 +176,8 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
                "--repeat and --seed apply to every section.\n"
                "Exit status: 0, or 1 when the paths disagree with each other or the reference.")
     bench.add_argument("--events", type=_count, default=defaults.events, metavar="N",
-                       help=_defaulted("events per section: L3 events, L2 deltas, position "
-                                       "fills and risk-checked orders", defaults.events))
+                       help=_defaulted("events per section: L3 and deep-book events, L2 deltas, "
+                                       "position fills and risk-checked orders", defaults.events))
     bench.add_argument("--seed-orders", type=_count, default=defaults.seed_orders, metavar="N",
                        help=_defaulted("orders in the seeded L3 book", defaults.seed_orders))
     bench.add_argument("--seed", type=_integer, default=defaults.seed,
@@ -344,7 +345,8 @@ def _bench(args: argparse.Namespace) -> int:
     print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))
     ok = all(report.facts[name] for name in ("paths_agree", "matches_reference",
                                              "position_paths_agree",
-                                             "positions_match_reference"))
+                                             "positions_match_reference",
+                                             "deep_book_limit_agrees"))
     return 0 if ok else 1
 
 

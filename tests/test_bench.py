@@ -23,6 +23,9 @@ def test_bench_json_report(capsys):
     assert "L2Book.apply_batch, top after each delta" in names
     assert "mark + full recompute, 500 positions (positions/s)" in names
     assert "RiskManager.check_batch, every limit on" in names
+    assert "deep book: limit loop (minimal C, all preallocated)" in names
+    assert report["facts"]["deep_book_limit_agrees"]
+    assert 0 < report["ratios"]["deep book, fresh OrderBook vs the limit"] < 2
     assert all(row["events_per_second"] > 0 for row in report["rows"])
 
 

@@ -3,8 +3,10 @@
 Each path replays the same seeded stream over the same seeded book: the
 compiled batch path (one call, and a stream of chunks), the compiled per-call
 path, the pure-Python reference, and the multi-asset MatchingEngine on one and
-two threads. Timings are the best of several runs; ratios measured in one run
-are what to compare, since shared machines are noisy.
+two threads. A deep book built from empty (``deep_mix``) then runs on a fresh
+OrderBook, a preallocated one and the physical limit (``obelisk._core.limit``).
+Timings are the best of several runs; ratios measured in one run are what to
+compare, since shared machines are noisy.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 
 from obelisk._core.book import EventKind, OrderBook
 from obelisk.perf.rows.breaker import breaker_rows
+from obelisk.perf.rows.deep import LIMIT_SUFFIX, deep_facts, deep_ratios, deep_rows
 from obelisk.perf.rows.l2 import l2_rows
 from obelisk.perf.rows.logs import LOGGING_INFO, LOGGING_OFF, logging_rows
 from obelisk.perf.rows.monitor import monitor_rows
@@ -33,7 +36,7 @@ from obelisk.perf.rows.transport import transport_rows
 from obelisk.perf.timing import BenchRow, reference_repeat, timed_row
 from obelisk.sim.matching import MatchingEngine
 from obelisk.testing.reference import ReferenceBook
-from obelisk.testing.workload import Workload, interleave, standard_mix
+from obelisk.testing.workload import Workload, deep_mix, interleave, standard_mix
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ class BenchConfig:
     position_fills: int = 200_000
     position_assets: int = 10_000
     reference_position_fills: int = 20_000
+    deep_levels: int = 125
+    deep_resting: int = 30_000
 
 
 @dataclass
@@ -181,9 +186,17 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
         rows.append(timed_row(f"2 separate books, {_threads(threads)}, batches of {half}",
                               len(mixed.events), run_pair, fresh_pair, config.repeat))
 
+    progress("deep book, fresh OrderBook per run, against the limit loop")
+    deep_events = deep_mix(config.events, config.deep_levels, config.deep_resting,
+                           config.seed).events
+    deep = deep_rows(deep_events, config.repeat)
+    rows.extend(deep)
+
     progress("L2 market-data book")
+    first_l2_row = len(rows)
     rows.extend(l2_rows(config.l2_deltas, config.seed, config.repeat,
                         config.reference_l2_deltas))
+    l2_call, l2_batch, l2_reference = rows[first_l2_row:first_l2_row + 3]
     frame = rows[-1]
     progress("positions and margin")
     first_position_row = len(rows)
@@ -215,8 +228,9 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
         / rows[4].events_per_second,
         "separate books 2 threads vs 1 thread (ceiling)":
             rows[7].events_per_second / rows[6].events_per_second,
-        "L2 per call vs reference": rows[8].events_per_second / rows[10].events_per_second,
-        "L2 batch vs reference": rows[9].events_per_second / rows[10].events_per_second,
+        **deep_ratios(deep),
+        "L2 per call vs reference": l2_call.events_per_second / l2_reference.events_per_second,
+        "L2 batch vs reference": l2_batch.events_per_second / l2_reference.events_per_second,
     }
     portfolio_call, _, fill_reference, fill_batch = position[:4]
     ratios["position fills batch vs reference"] = \
@@ -241,10 +255,10 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
     ratio("TraceStore batches of 10,000 vs one txn per trace",
           "TraceStore sustained, batches of 10,000", "one transaction per trace (baseline)")
     ratio("stress, logging at INFO vs logging off", LOGGING_INFO, LOGGING_OFF)
-    for row in rows[11:first_position_row]:
+    for row in rows[first_l2_row + 3:first_position_row]:
         if row.name.startswith("peer "):
             ratios[f"L2 per call vs {row.name.removeprefix('peer ')}"] = \
-                rows[8].events_per_second / row.events_per_second
+                l2_call.events_per_second / row.events_per_second
     facts_l2 = {"l2_frame_microseconds": round(frame.best_seconds / frame.events * 1e6, 2)}
     facts_l2.update(position_facts(position))
     # the goal is within 2 %; printed, never asserted: one run on a shared machine is noisy
@@ -253,6 +267,7 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
                - 1), 1)
     progress("checking the paths agree")
     facts = _facts(workload, fresh_book, tuples, chunks, fresh_reference, prefix)
+    facts.update(deep_facts(deep_events))
     facts.update(facts_l2)
     facts["events_per_second"] = rate
     return BenchReport(config, rows, ratios, facts, _machine())
@@ -312,6 +327,11 @@ def speed_ratio(value: float) -> str:
     return f"{1 / value:>8.{digits}f}x slower"
 
 
+def limit_share(value: float) -> str:
+    """A speed as a share of the physical limit's: "0.31x of the limit"."""
+    return f"{value:>8.2f}x of the limit"
+
+
 def format_report(report: BenchReport) -> str:
     facts = [name for name in report.facts if name != "events_per_second"]
     width = max(len(name) for name in [*(row.name for row in report.rows), *report.ratios,
@@ -319,6 +339,9 @@ def format_report(report: BenchReport) -> str:
     lines = [f"obelisk bench: standard L3 mix (60% passive adds, 25% cancels, 15% aggressive), "
              f"{report.config.events:,} events over {report.config.seed_orders:,} seeded orders, "
              f"seed {report.config.seed}, best of {report.config.repeat}",
+             f"deep book: {report.config.events:,} events from an empty book, about "
+             f"{report.config.deep_levels} levels and up to {report.config.deep_resting:,} "
+             "resting orders (68% adds, 25% cancels, 7% sweeps)",
              "",
              f"{'path':<{width}}  {'events':>9}  {'best s':>8}  {'median s':>8}  {'events/s':>12}"]
     for row in report.rows:
@@ -326,7 +349,8 @@ def format_report(report: BenchReport) -> str:
                      f"{row.median_seconds:>8.4f}  {row.events_per_second:>12,.0f}")
     lines += ["", "speed of the first path against the second, measured in this run:"]
     for name, value in report.ratios.items():
-        lines.append(f"{name:<{width}}  {speed_ratio(value)}")
+        shown = limit_share(value) if name.endswith(LIMIT_SUFFIX) else speed_ratio(value)
+        lines.append(f"{name:<{width}}  {shown}")
     lines.append("")
     for name in facts:
         lines.append(f"{name.replace('_', ' '):<{width}}  {report.facts[name]}")

@@ -5,6 +5,9 @@ live orders, 15% aggressive orders (half market sweeps, half limits two ticks
 through), over a seeded book whose size the sweeps hold roughly steady.
 Generation replays the flow on a shadow book, so every cancel names an order
 that is live at that point of the stream.
+
+The deep mix (issue 14) starts from an empty book, as a backtest or a replay
+does, and builds it to tens of thousands of orders over about 125 levels.
 """
 
 from __future__ import annotations
@@ -90,6 +93,78 @@ def standard_mix(events: int = 200_000, seed_orders: int = 5_000, seed: int = 42
     out["side"] = sides
     out["tif"] = TimeInForce.GTC
     return Workload(seed_batch, out)
+
+
+DEEP_CANCELS = 0.25          # shares of the deep mix's events; the rest are limit adds
+DEEP_SWEEPS = 0.07
+DEEP_MARKETABLE = 0.04       # share of the adds priced a tick or two through the far touch
+DEEP_AT_TOUCH = 1 / 3        # share of the passive adds at the touch (improving a wide spread)
+DEEP_SWEEP_GROWTH = 10       # sweep size multiple while the book holds more than `resting`
+
+
+def deep_mix(events: int = 200_000, levels: int = 125, resting: int = 30_000, seed: int = 42,
+             mid: int = 1_000_000) -> Workload:
+    """A deep book built from empty, deterministically from `seed` (no seed book).
+
+    68 % limit adds (4 % of them marketable, one or two ticks through the far
+    touch; a third of the rest at the touch, the others 1 to ``levels // 2``
+    ticks behind the far touch, so about `levels` levels hold the book), 25 %
+    cancels of live orders, 7 % market sweeps. Sweeps grow tenfold while the
+    book holds more than `resting` orders, so once built it stays near that
+    many: a few hundred orders per level. Every order has owner 0 (no
+    self-trade prevention) and ids are dense from 1.
+    """
+    rng = np.random.default_rng(seed)
+    shadow = OrderBook()
+    live: list[int] = []
+    next_oid = 1
+    half = max(1, levels // 2)
+    draws = rng.random(events).tolist()
+    sides = rng.integers(0, 2, events).tolist()
+    behind = rng.integers(1, half + 1, events).tolist()
+    at_touch = (rng.random(events) < DEEP_AT_TOUCH).tolist()
+    through = rng.integers(1, 3, events).tolist()
+    sizes = rng.integers(1, 101, events).tolist()
+    sweeps = rng.integers(1, 101, events).tolist()
+    picks = rng.random(events).tolist()
+    passive_below = DEEP_CANCELS + (1 - DEEP_CANCELS - DEEP_SWEEPS) * (1 - DEEP_MARKETABLE)
+    rows: list[tuple[int, int, int, int]] = []  # kind, oid, price, qty
+    for i in range(events):
+        side = sides[i]
+        draw = draws[i]
+        if draw < DEEP_CANCELS:
+            oid = _pop_live(live, picks[i], shadow)
+            if oid is not None:
+                shadow.cancel(oid)
+                rows.append((EventKind.CANCEL, oid, 0, 0))
+                continue
+            draw = DEEP_CANCELS     # nothing left to cancel: add liquidity instead
+        oid = next_oid
+        next_oid += 1
+        if draw >= 1 - DEEP_SWEEPS:
+            qty = sweeps[i] * (DEEP_SWEEP_GROWTH if len(shadow) > resting else 1)
+            shadow.market(oid, side, qty)
+            rows.append((EventKind.MARKET, oid, 0, qty))
+            continue
+        bid, _, ask, _ = shadow.bbo()
+        if side == Side.BUY:
+            far = ask if ask is not None else mid + 1
+        else:
+            far = bid if bid is not None else mid - 1
+        step = 1 if side == Side.BUY else -1
+        if draw < passive_below:
+            price = far - step * (1 if at_touch[i] else behind[i])
+        else:
+            price = far + step * through[i]
+        if shadow.add(oid, side, price, sizes[i]) == OrderStatus.RESTED:
+            live.append(oid)
+        rows.append((EventKind.LIMIT, oid, price, sizes[i]))
+    out = np.zeros(events, dtype=EVENT_DTYPE)
+    if rows:
+        out["kind"], out["oid"], out["price"], out["qty"] = zip(*rows, strict=True)
+    out["side"] = sides
+    out["tif"] = TimeInForce.GTC
+    return Workload(np.zeros(0, dtype=EVENT_DTYPE), out)
 
 
 def _pop_live(live: list[int], pick: float, shadow: OrderBook) -> int | None:
