@@ -277,6 +277,11 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
                        help="seeded market makers quoting every coin (default: the exchange's)")
     serve.add_argument("--accounts", metavar="FILE",
                        help="JSON file of address -> starting USDC (default: none)")
+    serve.add_argument("--state", type=_writable_file("exchange.state"), metavar="FILE",
+                       help="keep the exchange in FILE: loaded at start when it exists (the "
+                            "market options then do not apply), written when the server "
+                            "stops (SIGINT, SIGTERM), so a restarted server is the same "
+                            "exchange (default: in memory only)")
     serve.add_argument("--clock", choices=("real", "sim"), default="real",
                        help="real: the market moves with the wall clock; sim: only when the "
                             "admin POST /advance moves it (default: real)")
@@ -304,8 +309,15 @@ def _serve(args: argparse.Namespace) -> int:
     config = ServerConfig(host=args.host, port=args.port, admin_port=args.admin_port,
                           coins=coins, seed=args.seed, makers=args.makers,
                           accounts=load_accounts(args.accounts) if args.accounts else {},
-                          clock=args.clock, ip_weight_per_minute=args.ip_weight)
-    asyncio.run(run_until_stopped(config, lambda url: print(ready_line(url), flush=True)))
+                          clock=args.clock, ip_weight_per_minute=args.ip_weight,
+                          state=args.state)
+    from obelisk.server.state import ServerStateError
+
+    try:
+        asyncio.run(run_until_stopped(config, lambda url: print(ready_line(url), flush=True)))
+    except ServerStateError as exc:
+        print(f"obelisk serve: error: argument --state: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     return 0
 
 

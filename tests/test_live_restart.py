@@ -6,12 +6,10 @@ in-process `obelisk serve` on the wall clock, over loopback HTTP and websocket:
   ledger, and the ledger and the exchange agree;
 - the websocket drops, and then the server's public endpoint goes away and comes back
   (through a loopback TCP proxy the test cuts): the loop halts, reconnects, resubscribes,
-  reconciles, trades again, and its portfolio agrees with the exchange afterwards.
-
-What is not covered: a restart of the server process itself. The exchange keeps its
-state in memory, so a restarted `obelisk serve` is a new, empty exchange; here the
-"restart" is the public endpoint refusing connections and dropping every open one for a
-while, with the exchange's state kept, as a real exchange's restart looks to a client.
+  reconciles, trades again, and its portfolio agrees with the exchange afterwards;
+- the server process itself stops (its state saved with ``--state``) and starts again on
+  the same port: the loop halts, reconnects, reconciles and trades on, nothing lost or
+  placed twice.
 """
 
 from __future__ import annotations
@@ -360,6 +358,68 @@ def test_the_loop_reconnects_resubscribes_and_reconciles_after_drops(market):
     finally:
         http.close()
         ws.close()
+
+
+def test_the_loop_goes_on_through_a_restart_of_the_server_itself(tmp_path):
+    """The exchange process stops (SIGTERM: its state is saved) and starts again on the
+    same port from that state: the loop halts, reconnects, resubscribes, reconciles and
+    trades on, and nothing is lost or placed twice."""
+    options = dict(in_subprocess=True, clock="real", makers=2, seed=12, coins=COINS,
+                   ip_weight_per_minute=ROOMY, state=tmp_path / "exchange.state")
+    running = [serve(port=0, **options)]
+    url = running[0].__enter__()
+    port = int(url.rsplit(":", 1)[1])
+    _, wallet = funded_wallet(url)
+    user = wallet.address.lower()
+
+    async def main():
+        strategy = Counting()
+        loop = await connect(url, strategy, wallet, session=5)
+        states = []
+        set_state = loop.risk.set_state
+
+        def spy(state):
+            if not states or states[-1] != state:
+                states.append(state)
+            set_state(state)
+
+        loop.risk.set_state = spy
+        await loop.start()
+        try:
+            await until(lambda: strategy.fills >= 4, "fills")
+            connects, passes = loop.websocket.connects, len(loop.recovery.history)
+            books, fills = strategy.books, strategy.fills
+            del states[:]
+            await asyncio.to_thread(running.pop().__exit__, None, None, None)
+            await until(lambda: loop.risk.state == TradingState.HALTED, "a halt")
+            running.append(serve(port=port, **options))
+            await asyncio.to_thread(running[-1].__enter__)
+            await until(lambda: loop.websocket.connects > connects and loop.trading
+                        and len(loop.recovery.history) > passes, "reconnected, reconciled")
+            assert states[0] == TradingState.HALTED and states[-1] == TradingState.ACTIVE
+            assert loop.recovery.history[-1].passed
+            await until(lambda: strategy.books > books and strategy.fills > fills,
+                        "books and fills from the restarted server")
+            strategy.paused = True
+
+            def agrees():
+                loop.engine.poll()
+                listed = info(url, "userFills", user)
+                return all(loop.ledger.knows_fill(int(f["tid"])) for f in listed) and \
+                    not loop.portfolio.differences(info(url, "clearinghouseState", user))
+            await until(agrees, "the ledger and the portfolio to agree with the exchange")
+            no_funding_paid(url, user)
+            assert_fills_add_up(loop, info(url, "userFills", user))
+            assert_no_cloid_placed_twice(url, user)
+        finally:
+            await loop.stop()
+        assert info(url, "openOrders", user) == []
+
+    try:
+        asyncio.run(main())
+    finally:
+        for server in running:
+            server.__exit__(None, None, None)
 
 
 def test_a_reconciliation_after_trading_does_not_resync_to_a_stale_state(market):

@@ -32,6 +32,7 @@ from obelisk.server.admin import create_admin_app
 from obelisk.server.app import IP_WEIGHT_PER_MINUTE, WS_IDLE_TIMEOUT_S, create_app
 from obelisk.server.clock import RealClock, SimClock
 from obelisk.server.exchange import LocalExchange
+from obelisk.server.state import load_state, save_state
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,9 @@ class ServerConfig:
     """Everything `obelisk serve` is started with.
 
     `port` and `admin_port` 0 pick free ports. `coins` and `makers` None leave the
-    exchange's defaults. `accounts` maps addresses to the USDC they start with.
+    exchange's defaults. `accounts` maps addresses to the USDC they start with. `state`
+    is a file the exchange is loaded from when it exists (the market options then do
+    not apply) and saved to when the server stops.
     """
 
     host: str = "127.0.0.1"
@@ -58,6 +61,7 @@ class ServerConfig:
     clock: Literal["real", "sim"] = "real"
     ip_weight_per_minute: int = IP_WEIGHT_PER_MINUTE
     ws_idle_timeout: float = WS_IDLE_TIMEOUT_S
+    state: str | None = None
 
 
 class ServerURL(str):
@@ -82,7 +86,13 @@ def load_accounts(path: str | Path) -> dict[str, float]:
 
 
 def build_exchange(config: ServerConfig) -> LocalExchange:
-    """The exchange `config` describes, with its accounts funded."""
+    """The exchange `config` describes, with its accounts funded, or the one its state
+    file holds."""
+    if config.state is not None and Path(config.state).exists():
+        exchange = load_state(config.state)
+        log.info("exchange loaded from %s: %d accounts, %d open orders", config.state,
+                 len(exchange.accounts), sum(len(a.orders) for a in exchange.accounts.values()))
+        return exchange
     real = RealClock()
     # A simulated clock starts at the wall clock's now, so that nonces a client takes from
     # its own clock (the SDK's) fall in the exchange's nonce window until time is advanced.
@@ -99,9 +109,12 @@ def build_exchange(config: ServerConfig) -> LocalExchange:
 class RunningServer:
     """Both applications bound and serving on the current event loop."""
 
-    def __init__(self, public: web.AppRunner, admin: web.AppRunner, url: ServerURL) -> None:
+    def __init__(self, public: web.AppRunner, admin: web.AppRunner, url: ServerURL,
+                 exchange: LocalExchange, state: str | None) -> None:
         self._runners = (public, admin)
         self.url = url
+        self.exchange = exchange
+        self._state = state
 
     @classmethod
     async def start(cls, config: ServerConfig) -> RunningServer:
@@ -123,12 +136,17 @@ class RunningServer:
             raise
         host = f"[{config.host}]" if ":" in config.host else config.host
         return cls(public, admin, ServerURL(f"http://{host}:{port}",
-                                            f"http://{ADMIN_HOST}:{admin_port}"))
+                                            f"http://{ADMIN_HOST}:{admin_port}"),
+                   exchange, config.state)
 
     async def stop(self) -> None:
-        """Graceful shutdown: stop listening, close sockets, let requests in flight finish."""
+        """Graceful shutdown: stop listening, close sockets, let requests in flight finish;
+        then save the exchange when it has a state file."""
         for runner in self._runners:
             await runner.cleanup()
+        if self._state is not None:
+            save_state(self.exchange, self._state)
+            log.info("exchange saved to %s", self._state)
 
 
 async def _bind(runner: web.AppRunner, host: str, port: int) -> int:
@@ -218,6 +236,8 @@ def _as_subprocess(config: ServerConfig) -> Iterator[ServerURL]:
             command += ["--coins", ",".join(config.coins)]
         if config.makers is not None:
             command += ["--makers", str(config.makers)]
+        if config.state is not None:
+            command += ["--state", config.state]
         if config.accounts:
             accounts = Path(scratch, "accounts.json")
             accounts.write_text(json.dumps(dict(config.accounts)))
@@ -256,8 +276,8 @@ def serve(*, host: str = "127.0.0.1", port: int = 3001, admin_port: int = 0,
           makers: int | None = None, accounts: Mapping[str, float] | str | Path | None = None,
           clock: Literal["real", "sim"] = "real",
           ip_weight_per_minute: int = IP_WEIGHT_PER_MINUTE,
-          ws_idle_timeout: float = WS_IDLE_TIMEOUT_S, in_subprocess: bool = False
-          ) -> contextlib.AbstractContextManager[ServerURL]:
+          ws_idle_timeout: float = WS_IDLE_TIMEOUT_S, in_subprocess: bool = False,
+          state: str | Path | None = None) -> contextlib.AbstractContextManager[ServerURL]:
     """Run the local exchange for the duration of a ``with`` block; yields its base URL.
 
     Parameters
@@ -279,6 +299,10 @@ def serve(*, host: str = "127.0.0.1", port: int = 3001, admin_port: int = 0,
         Seconds a silent websocket is kept open (Hyperliquid: 60); in-process only.
     in_subprocess
         Run ``python -m obelisk serve`` in a child process instead of a thread.
+    state
+        A file the exchange is loaded from when it exists (the market options above
+        then do not apply) and saved to when the server stops: a server started again
+        with it is the same exchange (accounts, orders, fills, nonces).
     """
     if accounts is None:
         funded: Mapping[str, float] = {}
@@ -290,5 +314,6 @@ def serve(*, host: str = "127.0.0.1", port: int = 3001, admin_port: int = 0,
                           coins=tuple(coins) if coins is not None else None, seed=seed,
                           makers=makers, accounts=dict(funded), clock=clock,
                           ip_weight_per_minute=ip_weight_per_minute,
-                          ws_idle_timeout=ws_idle_timeout)
+                          ws_idle_timeout=ws_idle_timeout,
+                          state=None if state is None else str(state))
     return _as_subprocess(config) if in_subprocess else _in_process(config)
