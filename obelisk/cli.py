@@ -372,6 +372,10 @@ def _stress(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                           trace_path=args.trace_path, venue=args.venue)
     shown = not args.json and sys.stderr.isatty()
     run = run_stress
+    if args.rate and args.venue != "sim":
+        parser.exit(EXIT_USAGE, "obelisk stress: error: argument --rate: paced arrival is "
+                                "built for --venue sim only; leave --rate out with --venue "
+                                f"{args.venue}\n")
     if args.venue == "local":
         from obelisk.perf.stress import run_local_stress as run
     elif args.venue == "testnet":

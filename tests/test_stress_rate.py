@@ -1,6 +1,9 @@
 """The stress flow at an arrival rate: orders reach the engine evenly over time, so its
 max batch wait decides when batches go (what ``obelisk sweep --rate`` measures)."""
 
+import subprocess
+import sys
+
 import pytest
 
 from obelisk.perf.stress import StressConfig, run_stress
@@ -36,9 +39,13 @@ def test_orders_at_once_keep_the_counts_a_seed_decides():
     assert at_once[0].fills == at_once[1].fills and at_once[0].outcomes == at_once[1].outcomes
 
 
-def test_a_negative_rate_is_refused_by_the_cli():
-    from obelisk.cli import build_parser
-
-    with pytest.raises(SystemExit) as exit_info:
-        build_parser().parse_args(["stress", "--rate", "-1"])
-    assert exit_info.value.code == 2
+@pytest.mark.parametrize(("args", "says"), [
+    (["--rate", "-1"], "argument --rate: '-1' is not a rate"),
+    (["--rate", "1000", "--venue", "local"], "argument --rate: paced arrival is built for "
+                                             "--venue sim only"),
+])
+def test_a_rate_the_flow_cannot_use_is_one_line_and_exit_2(args, says):
+    done = subprocess.run([sys.executable, "-m", "obelisk", "stress", "--trades", "100", *args],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
+    assert len(done.stderr.splitlines()) == 1 and says in done.stderr
