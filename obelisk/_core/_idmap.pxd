@@ -14,6 +14,7 @@
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 
+from obelisk._core._memory cimport huge_pages
 from obelisk._core._types cimport NO_SLOT, Order, oid_t, slot_t
 
 
@@ -77,6 +78,7 @@ cdef inline int idmap_init(IdMap* m, int64_t expected, uint64_t key0,
     cdef IdBucket* buckets = <IdBucket*> malloc(<size_t> size * sizeof(IdBucket))
     if buckets == NULL:
         return -1
+    huge_pages(buckets, <size_t> size * sizeof(IdBucket))
     for i in range(size):
         buckets[i].slot = NO_SLOT
         buckets[i].fingerprint = 0

@@ -18,6 +18,7 @@ from libc.stdint cimport INT32_MAX, INT64_MAX, UINT32_MAX, int32_t, int64_t, uin
 from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy, memmove, memset
 
+from obelisk._core._memory cimport huge_pages
 from obelisk._core._idmap cimport (
     IdBucket,
     idmap_find,
@@ -397,6 +398,7 @@ cdef class OrderBook:
             grown = realloc(self.fills, <size_t> capacity * sizeof(Fill))
             if grown == NULL:
                 return -1
+            huge_pages(grown, <size_t> capacity * sizeof(Fill))
             self.fills = <Fill*> grown
             self.fill_capacity = capacity
         if self.order_event_count + order_events > self.order_event_capacity:
@@ -404,6 +406,7 @@ cdef class OrderBook:
             grown = realloc(self.order_events, <size_t> capacity * sizeof(OrderEvent))
             if grown == NULL:
                 return -1
+            huge_pages(grown, <size_t> capacity * sizeof(OrderEvent))
             self.order_events = <OrderEvent*> grown
             self.order_event_capacity = capacity
         return 0

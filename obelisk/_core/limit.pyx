@@ -24,6 +24,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
+from obelisk._core._memory cimport huge_pages
 from obelisk._core._types cimport (
     Event,
     KIND_CANCEL,
@@ -94,6 +95,7 @@ cdef void* _touched(int64_t count, size_t size, int byte) except NULL:
     cdef void* memory = malloc(<size_t> (count if count > 0 else 1) * size)
     if memory == NULL:
         raise MemoryError(f"cannot allocate {count} records of {size} bytes")
+    huge_pages(memory, <size_t> (count if count > 0 else 1) * size)     # as OrderBook's
     memset(memory, byte, <size_t> (count if count > 0 else 1) * size)
     return memory
 

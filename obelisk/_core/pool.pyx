@@ -9,6 +9,7 @@ from libc.stdint cimport int64_t, uint32_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memset
 
+from obelisk._core._memory cimport huge_pages
 from obelisk._core._types cimport NO_SLOT, Order, slot_t
 
 from obelisk._core.errors import PoolExhaustedError, StaleHandleError
@@ -32,6 +33,7 @@ cdef int pool_init(PoolState* pool, slot_t capacity, bint growable) except -1:
     pool.orders = <Order*> malloc(<size_t> capacity * sizeof(Order))
     if pool.orders == NULL:
         raise MemoryError(f"cannot allocate an order pool of {capacity} slots")
+    huge_pages(pool.orders, <size_t> capacity * sizeof(Order))
     memset(pool.orders, 0, <size_t> capacity * sizeof(Order))
     pool.capacity = capacity
     pool.free_head = NO_SLOT
@@ -76,6 +78,7 @@ cdef int _grow_to(PoolState* pool, int64_t new_capacity) noexcept nogil:
     cdef Order* grown = <Order*> realloc(pool.orders, <size_t> new_capacity * sizeof(Order))
     if grown == NULL:
         return -1
+    huge_pages(grown, <size_t> new_capacity * sizeof(Order))
     memset(&grown[pool.capacity], 0, <size_t> (new_capacity - pool.capacity) * sizeof(Order))
     pool.orders = grown
     _link_free_slots(pool, pool.capacity, <slot_t> new_capacity)
