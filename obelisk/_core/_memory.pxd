@@ -12,7 +12,7 @@ cdef extern from *:
         const uintptr_t huge = (uintptr_t)1 << 21;
         uintptr_t first = ((uintptr_t)start + huge - 1) & ~(huge - 1);
         uintptr_t end = ((uintptr_t)start + bytes) & ~(huge - 1);
-        if (bytes >= 2 * huge && end > first)
+        if (bytes >= huge && end > first)
             (void)madvise((void*)first, end - first, MADV_HUGEPAGE);
     }
     #else
