@@ -1241,3 +1241,27 @@ def test_a_full_queue_is_written_at_once_not_when_the_batch_ages(open_store, bac
     eventually(lambda: store.pending == 0)
     assert backend.stored_ids() == ids
     store.record("tick", 5)                     # room again: no TraceQueueFullError
+
+
+def test_an_append_that_fails_half_way_leaves_no_half_line(tmp_path, monkeypatch):
+    # the rows stay queued and are spilled again: a fragment left in front of them would
+    # make the file unreadable for every later replay (found in review)
+    from obelisk.store import fallback as fallback_module
+
+    path = str(tmp_path / "spill.jsonl")
+    first, second = [(n, n, "fill", None, None, None, RAW, orjson.dumps({"n": n}))
+                     for n in (1, 2)]
+    append_rows(path, [first])
+    write = os.write
+
+    def half_then_full(fd, data):
+        if len(data) > 10:
+            write(fd, data[:10])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fallback_module.os, "write", half_then_full)
+    with pytest.raises(OSError):
+        append_rows(path, [second])
+    monkeypatch.undo()
+    append_rows(path, [second])
+    assert [(t.id, t.payload) for t in read_fallback(path)] == [(1, {"n": 1}), (2, {"n": 2})]

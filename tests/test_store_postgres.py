@@ -441,3 +441,67 @@ def test_a_traces_table_without_a_version_is_refused(pg_url):
     execute(pg_url, "CREATE TABLE traces (id bigint PRIMARY KEY)")
     with pytest.raises(TraceSchemaError):
         TraceStore(pg_url)
+
+
+# found in review: each of these failed before its fix
+
+
+def test_a_row_another_writer_stored_under_our_id_is_not_taken_for_ours(pg_url, tmp_path):
+    fallback = tmp_path / "fallback.jsonl"
+    store = TraceStore(pg_url, retry_ms=10, write_deadline_ms=300, fallback_path=fallback,
+                       **LAZY)
+    ours = store.record("fill", {"who": "us"})
+    with psycopg.connect(pg_url, autocommit=True) as conn:      # a clash on the primary key
+        conn.execute("INSERT INTO traces (id, ts, kind, codec, payload) "
+                     "VALUES (%s, 0, 'fill', 0, %s)", (ours, b'{"who":"them"}'))
+    with pytest.raises(TraceStoreError):
+        store.flush(timeout=10)
+    eventually(lambda: store.pending == 0)
+    with pytest.raises(TraceFallbackError):
+        store.close()
+    assert [(t.id, t.payload) for t in read_fallback(fallback)] == [(ours, {"who": "us"})]
+
+
+def test_an_acknowledged_commit_waits_for_the_disk_whatever_the_database_default(pg_url):
+    database = pg_url.rsplit("/", 1)[1].split("?")[0]
+    execute(pg_url, f'ALTER DATABASE "{database}" SET synchronous_commit = off')
+    try:
+        with TraceStore(pg_url) as store:
+            writer = store._writer._conn                          # the writer's own session
+            assert writer.execute("SHOW synchronous_commit").fetchone() == ("on",)
+    finally:
+        execute(pg_url, f'ALTER DATABASE "{database}" RESET synchronous_commit')
+
+
+def test_a_store_opening_during_another_migration_waits_for_it(pg_url):
+    from obelisk.store.pg_schema import MIGRATION_LOCK
+
+    with psycopg.connect(pg_url) as holder:
+        holder.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        opened = []
+        opener = threading.Thread(target=lambda: opened.append(
+            TraceStore(pg_url, busy_timeout_ms=100)))
+        opener.start()
+        time.sleep(0.5)                                   # five lock timeouts: still waiting
+        assert opener.is_alive() and not opened
+        holder.rollback()                                 # the migration elsewhere ends
+        opener.join(timeout=10)
+    assert len(opened) == 1
+    opened[0].close()
+
+
+def test_a_closed_store_refuses_queries_instead_of_opening_a_connection(pg_url):
+    store = TraceStore(pg_url)
+    store.record("tick", 1, durable=True)
+    store.close()
+    with pytest.raises(TraceStoreError, match="closed"):
+        list(store.query(kind="tick"))
+    assert rows(pg_url, "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE application_name = 'obelisk-trace-reader'") == [(0,)]
+
+
+def test_a_password_given_as_a_query_parameter_in_any_case_is_masked(postgres_server):
+    url = f"postgresql://127.0.0.1:1/traces?user=trader&Password={SECRET}"
+    with pytest.raises(TraceStoreError) as refused:
+        TraceStore(url, connect_timeout_s=1)
+    assert SECRET not in "".join(traceback.format_exception(refused.value))

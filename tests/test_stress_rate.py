@@ -26,6 +26,14 @@ def test_a_short_wait_sends_many_small_batches_and_a_long_one_a_batch_a_round():
     assert long.stages_us["end_to_end"]["avg"] > 10 * short.stages_us["end_to_end"]["avg"]
 
 
+def test_at_a_low_rate_a_batch_still_goes_at_its_max_wait():
+    # orders 100 ms apart, batches sent after 5 ms: no order waits for the next arrival
+    report = run_stress(StressConfig(trades=20, batch_size=1_000, arrival_rate=10.0,
+                                     max_batch_wait_ms=5.0, trace=False))
+    assert batches(report) == 20
+    assert report.stages_us["end_to_end"]["max"] < 50_000      # was ~100 ms (found in review)
+
+
 def test_orders_arrive_no_faster_than_the_rate():
     report = run_stress(StressConfig(**PACED, max_batch_wait_ms=1.0))
     assert report.seconds >= 10_000 / 50_000 * 0.95

@@ -238,6 +238,13 @@ class TradingEngine:
                 self.flush()
         return oids
 
+    @property
+    def batch_due_ns(self) -> int | None:
+        """When (on `clock_ns`) the queued batch's oldest order will have waited
+        `max_batch_wait_ms`, so an event loop knows when to call :meth:`poll`; None with
+        nothing queued."""
+        return int(self._born[0]) + self.max_batch_wait_ns if self._count else None
+
     def poll(self) -> None:
         """Apply what the venue reported since the last call (late fills, fills that others'
         orders caused), then send the batch if its oldest order has waited

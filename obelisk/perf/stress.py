@@ -202,6 +202,9 @@ class _Pace:
             if due <= 0:
                 engine.poll()              # a batch whose oldest order waited long enough
                 wait = (self.sent - (clock() - self.start) * self.rate) / self.rate
+                batch_due = engine.batch_due_ns
+                if batch_due is not None:  # wake for the batch's max wait, not only arrivals
+                    wait = min(wait, (batch_due - engine.clock_ns()) / 1e9)
                 if wait > self.SPIN_S:
                     time.sleep(wait - self.SPIN_S)
                 continue

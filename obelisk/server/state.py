@@ -28,7 +28,8 @@ class ServerStateError(ObeliskError):
 
 
 def save_state(exchange: LocalExchange, path: str | os.PathLike[str]) -> None:
-    """Write `exchange` to `path` atomically (temporary file, fsync, rename)."""
+    """Write `exchange` to `path` atomically (temporary file, fsync, rename, fsync of the
+    folder)."""
     target = Path(path)
     data = pickle.dumps(exchange, protocol=pickle.HIGHEST_PROTOCOL)
     handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
@@ -41,6 +42,11 @@ def save_state(exchange: LocalExchange, path: str | os.PathLike[str]) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    folder = os.open(target.parent, os.O_RDONLY)      # the rename itself survives power loss
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def load_state(path: str | os.PathLike[str]) -> LocalExchange:

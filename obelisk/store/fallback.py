@@ -13,6 +13,7 @@ one: a replay never removes lines appended after it read the file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -55,11 +56,19 @@ def append_rows(path: str, rows: list[Row]) -> None:
     data = fallback_lines(rows)
     with _locked(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT) as fd:
         assert fd is not None
-        created = os.fstat(fd).st_size == 0
-        written = 0
-        while written < len(data):
-            written += os.write(fd, data[written:])
-        os.fsync(fd)
+        start = os.fstat(fd).st_size
+        created = start == 0
+        try:
+            written = 0
+            while written < len(data):
+                written += os.write(fd, data[written:])
+            os.fsync(fd)
+        except BaseException:
+            # no half line may stay: the rows are spilled again later, and a fragment
+            # glued to them would make the file unreadable for every later replay
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start)
+            raise
     if created:
         folder = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
         try:
@@ -99,9 +108,15 @@ def replay_fallback(path: str, insert_rows: Callable[[list[Row]], int]) -> int:
     return inserted
 
 
+def same_trace(stored: tuple, row: Row) -> bool:
+    """Whether the `stored` row is the trace `row` (payloads compared decoded: a codec may
+    differ)."""
+    return _decoded(stored) == _decoded(row)
+
+
 def check_stored(stored: tuple, row: Row, path: str) -> None:
     """Raise TraceStoreError unless the `stored` row with the id of `row` is the same trace."""
-    if _decoded(stored) != _decoded(row):
+    if not same_trace(stored, row):
         raise TraceStoreError(f"trace {row[0]} in {path} differs from the trace with "
                               f"that id in the database; the file is kept")
 

@@ -22,7 +22,7 @@ __all__ = ["DatabaseURL", "mask_password"]
 MASK = "***"
 # The user info of a URL ("scheme://user:password@"): libpq ends it at the first "@".
 _USERINFO_PASSWORD = re.compile(r"^([a-zA-Z][\w+.-]*://[^/?#@:]*:)([^@]*)@")
-_QUERY_PASSWORD = re.compile(r"([?&]password=)([^&#]*)")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)([^&#]*)", re.IGNORECASE)
 # Dead peers are noticed within tens of seconds, not the kernel's two hours, so the
 # writer's retries and write deadline apply to a server that vanished mid-batch.
 _TCP_SETTINGS = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
@@ -83,9 +83,12 @@ class DatabaseURL:
                                     if name not in params}
         settings["connect_timeout"] = params.get("connect_timeout", max(2, round(timeout_s)))
         settings["application_name"] = params.get("application_name", application_name)
+        # a commit is acknowledged (durable=True, wait, flush) only once it is on disk,
+        # whatever the server's or the database's default
+        options = f"{params.get('options', '')} -c synchronous_commit=on"
         if lock_timeout_ms is not None:
-            settings["options"] = (f"{params.get('options', '')} "
-                                   f"-c lock_timeout={max(1, lock_timeout_ms)}").strip()
+            options += f" -c lock_timeout={max(1, lock_timeout_ms)}"
+        settings["options"] = options.strip()
         try:
             return psycopg.connect(self._url, autocommit=True, **settings)
         except psycopg.Error as error:

@@ -77,6 +77,7 @@ def migrate(conn: psycopg.Connection, migrations: dict[int, Migration] = MIGRATI
     """
     target = max(migrations)
     with conn.transaction():
+        conn.execute("SET LOCAL lock_timeout = 0")     # a migration elsewhere: wait for it
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         current = schema_version(conn)
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version "

@@ -27,6 +27,7 @@ from psycopg.pq import TransactionStatus
 
 from obelisk.store.codec import Compressor
 from obelisk.store.errors import TraceStoreError
+from obelisk.store.fallback import same_trace
 from obelisk.store.ids import writer_id_source
 from obelisk.store.pg_connect import DatabaseURL
 from obelisk.store.pg_writers import HEARTBEAT_S, ISSUE_MS, WriterLease, claim, release, renew
@@ -40,7 +41,8 @@ log = logging.getLogger(__name__)
 COPY_SQL = ("COPY traces (id, ts, kind, asset, order_id, cloid, codec, payload) "
             "FROM STDIN (FORMAT BINARY)")
 COPY_TYPES = ("int8", "int8", "text", "text", "int8", "text", "int2", "bytea")
-_STORED_IDS_SQL = "SELECT id FROM traces WHERE id = ANY(%s::bigint[])"
+_STORED_ROWS_SQL = ("SELECT id, ts, kind, asset, order_id, cloid, codec, payload FROM traces "
+                    "WHERE id = ANY(%s::bigint[])")
 
 
 class PostgresWriter(TraceWriter):
@@ -95,7 +97,9 @@ class PostgresWriter(TraceWriter):
                 self._renew(conn, last_id)
         except psycopg.Error:
             if conn.closed or conn.broken:
-                self._drop()
+                self._drop()        # the commit's outcome is unknown: _unsure stays set
+            else:
+                self._unsure = False    # the server refused the statement: nothing stored
             raise
         if batch:
             self._unsure = False
@@ -109,11 +113,17 @@ class PostgresWriter(TraceWriter):
                 write_row(row)
 
     def _unstored(self, conn: psycopg.Connection, rows: list[Row]) -> list[Row]:
-        """The rows of `rows` whose ids are not in the database."""
-        stored = {trace_id for (trace_id,) in
-                  conn.execute(_STORED_IDS_SQL, ([row[0] for row in rows],))}
+        """The rows of `rows` whose ids are not in the database. A stored row with one of
+        these ids that is not the same trace is another writer's: TraceStoreError, so the
+        batch is retried and at worst spilled to the fallback file, never dropped."""
+        stored = {row[0]: row for row in
+                  conn.execute(_STORED_ROWS_SQL, ([row[0] for row in rows],))}
         if not stored:
             return rows
+        for row in rows:
+            if row[0] in stored and not same_trace(stored[row[0]], row):
+                raise TraceStoreError(f"trace {row[0]} is stored in {self.target} with other "
+                                      "contents: another writer used the id")
         log.warning("%d of %d traces were committed by an attempt whose outcome was unknown; "
                     "not writing them again", len(stored), len(rows))
         return [row for row in rows if row[0] not in stored]

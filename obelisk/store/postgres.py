@@ -95,10 +95,13 @@ class PostgresTraceStore(TraceStore):
             reader = PostgresReader(url, config.cache_size, connect_timeout_s)
             claimed_ms = time_ns() // 1_000_000
             lease = claim(conn)                 # last: nothing after it can fail
-        except BaseException:
+        except BaseException as error:
             if reader is not None:
                 reader.close()
             conn.close()
+            if isinstance(error, psycopg.Error):    # the driver's text may echo the URL
+                raise TraceStoreError(f"cannot open the trace database {self.path}: "
+                                      f"{url.scrub(str(error)).strip()}") from None
             raise
         self._start(config, last_id=lease.last_id, reader=reader, heartbeat_s=HEARTBEAT_S,
                     writer=lambda queue: PostgresWriter(
@@ -131,10 +134,12 @@ class PostgresReader(TraceReader):
         self._url = url
         self._timeout_s = timeout_s
         self._lock = threading.Lock()
+        self._closed = False
         self._conn = self._connect()
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._conn.close()
 
     def _connect(self) -> psycopg.Connection:
@@ -143,6 +148,8 @@ class PostgresReader(TraceReader):
 
     def _fetch(self, sql: str, params: tuple) -> list[tuple]:
         with self._lock:
+            if self._closed:                # not a dropped connection: opened again it would leak
+                raise TraceStoreError("the trace store is closed")
             if self._conn.closed:
                 self._conn = self._connect()
             try:

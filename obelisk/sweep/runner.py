@@ -3,8 +3,9 @@
 dask.distributed is an optional extra (``pip install "obelisk[dask]"``), imported on
 first use so that ``import obelisk`` never loads it. A worker that dies mid-sweep
 loses its running and finished-but-unfetched tasks; the scheduler runs them again
-elsewhere, so the sweep still returns every result (a task that kills three
-workers is given up: the sweep then fails naming that run).
+elsewhere, so the sweep still returns every result (a task that kills more than
+three workers, distributed's ``allowed-failures``, is given up: the sweep then fails
+naming that run).
 """
 
 from __future__ import annotations
