@@ -32,17 +32,16 @@ from obelisk.store.ids import writer_id_source
 from obelisk.store.pg_connect import DatabaseURL
 from obelisk.store.pg_writers import HEARTBEAT_S, ISSUE_MS, WriterLease, claim, release, renew
 from obelisk.store.queue import Row, TraceQueue
+from obelisk.store.reader import COLUMNS
 from obelisk.store.writer import TraceWriter
 
 __all__ = ["COPY_SQL", "COPY_TYPES", "PostgresWriter"]
 
 log = logging.getLogger(__name__)
 
-COPY_SQL = ("COPY traces (id, ts, kind, asset, order_id, cloid, codec, payload) "
-            "FROM STDIN (FORMAT BINARY)")
+COPY_SQL = f"COPY traces ({COLUMNS}) FROM STDIN (FORMAT BINARY)"
 COPY_TYPES = ("int8", "int8", "text", "text", "int8", "text", "int2", "bytea")
-_STORED_ROWS_SQL = ("SELECT id, ts, kind, asset, order_id, cloid, codec, payload FROM traces "
-                    "WHERE id = ANY(%s::bigint[])")
+_STORED_ROWS_SQL = f"SELECT {COLUMNS} FROM traces WHERE id = ANY(%s::bigint[])"
 
 
 class PostgresWriter(TraceWriter):

@@ -43,8 +43,7 @@ class TraceQueue:
 
     def __init__(self, *, capacity: int, batch_size: int, flush_s: float, on_full: OnFull,
                  block_timeout: float | None, retry_s: float, deadline_s: float,
-                 last_id: int, id_source: IdSource = next_id,
-                 heartbeat_s: float | None = None) -> None:
+                 last_id: int, heartbeat_s: float | None = None) -> None:
         self.capacity = capacity
         self.batch_size = batch_size
         self.flush_s = flush_s
@@ -53,7 +52,7 @@ class TraceQueue:
         self.retry_s = retry_s
         self.deadline_s = deadline_s
         self.heartbeat_s = heartbeat_s
-        self._next_id = id_source
+        self._next_id: IdSource = next_id          # a writer may swap it (use_ids)
         self._ids_until_ms = NO_LIMIT_MS
         self._rows: deque[Row] = deque()
         self._lock = threading.Lock()

@@ -24,7 +24,7 @@ from obelisk.store.fallback import check_stored, fallback_path, replay_fallback
 from obelisk.store.queue import Row, TraceQueue
 from obelisk.store.reader import COLUMNS, TraceReader
 from obelisk.store.schema import migrate
-from obelisk.store.writer import INSERT_SQL, TraceWriter
+from obelisk.store.writer import TraceWriter
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -33,11 +33,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SQLiteTraceStore", "connect"]
+__all__ = ["INSERT_SQL", "SQLiteTraceStore", "connect"]
 
 Synchronous = Literal["NORMAL", "FULL"]
 FileIdentity = tuple[int, int]      # (st_dev, st_ino)
 
+# One fixed statement, so sqlite3 prepares it once and re-binds it for every row.
+INSERT_SQL = f"INSERT INTO traces ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 _INSERT_OR_IGNORE_SQL = INSERT_SQL.replace("INSERT", "INSERT OR IGNORE", 1)
 
 

@@ -18,21 +18,15 @@ from obelisk.store.errors import TraceFallbackError, TraceStoreError
 from obelisk.store.fallback import append_rows, fallback_lines
 from obelisk.store.queue import Row, TraceQueue
 
-__all__ = ["INSERT_SQL", "TraceWriter"]
+__all__ = ["TraceWriter"]
 
 log = logging.getLogger(__name__)
-
-# SQLite's one fixed statement, so sqlite3 prepares it once and re-binds it for every row.
-INSERT_SQL = ("INSERT INTO traces (id, ts, kind, asset, order_id, cloid, codec, payload) "
-              "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-
 
 class TraceWriter:
     """Commits each due batch in one transaction; a failure is handed to the queue to report.
 
     `target` names the database in messages (never with a password). Subclasses
-    implement :meth:`_commit`, and :meth:`_insert` for the rows inside its
-    transaction; :meth:`_finish` runs once the queue is drained and closed.
+    implement :meth:`_commit`; :meth:`_finish` runs once the queue is drained and closed.
     """
 
     def __init__(self, queue: TraceQueue, compressor: Compressor, compress_above: int, *,
@@ -84,11 +78,7 @@ class TraceWriter:
             log.debug("wrote %d traces in one transaction", len(rows))
 
     def _commit(self, rows: list[Row]) -> None:
-        """Insert `rows` (with :meth:`_insert`) in one transaction; raise if it did not commit."""
-        raise NotImplementedError
-
-    def _insert(self, rows: list[Row]) -> None:
-        """Insert `rows` inside the transaction :meth:`_commit` opened."""
+        """Insert `rows` in one transaction; raise if it did not commit."""
         raise NotImplementedError
 
     def _finish(self) -> None:

@@ -23,8 +23,7 @@ from obelisk.store import TraceStore
 from obelisk.store.codec import encode_payload
 from obelisk.store.ids import next_id
 from obelisk.store.schema import migrate
-from obelisk.store.sqlite import connect
-from obelisk.store.writer import INSERT_SQL
+from obelisk.store.sqlite import INSERT_SQL, connect
 
 TRACES = 50_000
 COINS = ("BTC", "ETH", "SOL", "HYPE", "kPEPE", "DOGE", "AVAX", "LINK")
