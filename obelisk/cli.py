@@ -72,28 +72,22 @@ def _log_level(text: str) -> str:
     return level
 
 
-def _rate(text: str) -> float:
-    """Orders per second, >= 0 (0: each round of the flow at once)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a rate; give orders per second "
-                                         ">= 0, e.g. 50_000 (0: each round at once)")
-    return value
+def _non_negative(what: str, allowed: str) -> Callable[[str], float]:
+    """A checker for a finite number >= 0; its error says it is not `what`, then `allowed`."""
+    def check(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value >= 0):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}; {allowed}")
+        return value
+    return check
 
 
-def _milliseconds(text: str) -> float:
-    """A wait in milliseconds, >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a wait; give milliseconds >= 0, "
-                                         "e.g. 0.5 or 50")
-    return value
+_rate = _non_negative("a rate", "give orders per second >= 0, e.g. 50_000 (0: each round at "
+                                "once)")
+_milliseconds = _non_negative("a wait", "give milliseconds >= 0, e.g. 0.5 or 50")
 
 
 def _writable_file(example: str) -> Callable[[str], str]:

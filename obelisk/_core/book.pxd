@@ -109,3 +109,7 @@ cdef class OrderBook:
     cdef tuple _bbo(self)
     cdef object _orders(self)
     cdef _check_integrity(self)
+
+
+# A new numpy array of `count` records of `dtype` copied from C memory (limit.pyx too).
+cdef object _records(const void* source, int64_t count, dtype)

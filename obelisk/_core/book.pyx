@@ -941,13 +941,15 @@ cdef class OrderBook:
         cdef int64_t k, adds = 0
         if n < 64:
             return              # the per-event path grows little batches as cheaply
+        self._reserve(0, n)     # refused (and left to the events) past a tape limit
+        if (self.pool.capacity - self.pool.in_use >= n
+                and (self.ids.count + n) * 4 <= <int64_t> (self.ids.mask + 1) * 3):
+            return              # room for n adds already: no need to count them
         for k in range(n):
             adds += events[selected[k] if selected != NULL else k].kind == KIND_LIMIT
         if adds:
             pool_reserve(&self.pool, adds)
             idmap_reserve(&self.ids, self.ids.count + adds)
-        if not self.tape_limit or self.order_event_count + n <= self.tape_limit:
-            self._reserve(0, n)
 
     # ------------------------------------------------------ per-call API
 

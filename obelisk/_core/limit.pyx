@@ -22,9 +22,10 @@ import numpy as np
 cimport cython
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 
 from obelisk._core._memory cimport huge_pages
+from obelisk._core.book cimport _records
 from obelisk._core._types cimport (
     Event,
     KIND_CANCEL,
@@ -210,12 +211,12 @@ cdef class LimitLoop:
     @property
     def results(self):
         """One LIMIT_RESULT_DTYPE record per event (zeros before ``run``)."""
-        return _copy(self.results, self.n, LIMIT_RESULT_DTYPE)
+        return _records(self.results, self.n, LIMIT_RESULT_DTYPE)
 
     @property
     def fills(self):
         """The fill tape of the run, LIMIT_FILL_DTYPE, in order."""
-        return _copy(self.fills, self.fill_count, LIMIT_FILL_DTYPE)
+        return _records(self.fills, self.fill_count, LIMIT_FILL_DTYPE)
 
     @property
     def resting(self) -> int:
@@ -358,13 +359,3 @@ cdef class LimitLoop:
         self.slots[slot].next = self.free_head
         self.free_head = slot
         self.resting_count -= 1
-
-
-cdef object _copy(const void* source, int64_t count, dtype):
-    """A new numpy array of `count` records of `dtype` copied from C memory."""
-    out = np.empty(count, dtype=dtype)
-    cdef unsigned char[::1] raw
-    if count:
-        raw = out.view(np.uint8)
-        memcpy(&raw[0], source, <size_t> count * dtype.itemsize)
-    return out

@@ -209,8 +209,6 @@ cdef class PositionBook:
         tiers = [list(asset_tiers) for asset_tiers in margin_tiers]
         if not tiers:
             raise MarginError("a PositionBook needs at least one asset")
-        self.margin_tiers = tuple(tuple((float(b), int(l)) for b, l in t) for t in tiers)
-        self.default_leverage = default_leverage
         _check_money(balance, "balance")
         _check_rates(taker_rate, maker_rate)
         if default_leverage < 1:
@@ -239,6 +237,9 @@ cdef class PositionBook:
                   np.array(deduction, dtype=np.float64), np.array(first, dtype=np.int32),
                   np.array(count, dtype=np.int32), np.array(top, dtype=np.float64))
         self._tier_arrays = arrays
+        # as validated above (every table once), for pickling
+        self.margin_tiers = tuple(tuple((float(b), int(l)) for b, l in t) for t in tiers)
+        self.default_leverage = default_leverage
         cdef double[::1] lower_view = arrays[0]
         cdef double[::1] mmr_view = arrays[1]
         cdef double[::1] deduction_view = arrays[2]

@@ -250,7 +250,8 @@ class TradingEngine:
         orders caused), then send the batch if its oldest order has waited
         `max_batch_wait_ms`."""
         self._collect()
-        if self._count and self.clock_ns() - self._born[0] >= self.max_batch_wait_ns:
+        due = self.batch_due_ns
+        if due is not None and self.clock_ns() >= due:
             self.flush()
 
     def _validate(self, kind: int, row: int, side: int, price: int, qty: int, tif: int,

@@ -109,10 +109,16 @@ def cloid_of(oid: int, session: int = 0) -> str:
 
 def oid_of_cloid(cloid: str | None, session: int = 0) -> int | None:
     """The engine oid a cloid of `session` names; None for any other cloid."""
-    prefix = cloid_of(0, session)[:18]
-    if cloid is None or len(cloid) != 34 or not cloid.lower().startswith(prefix):
+    if cloid is None or len(cloid) != 34 or not cloid.lower().startswith(_prefix(session)):
         return None
     return int(cloid[18:], 16)
+
+
+@lru_cache(maxsize=64)
+def _prefix(session: int) -> str:
+    """``0x``, the tag and the session: what every cloid of `session` starts with (read
+    once per fill, so formatted once per session)."""
+    return cloid_of(0, session)[:18]
 
 
 @lru_cache(maxsize=1 << 16)

@@ -158,10 +158,9 @@ def run_stress(config: StressConfig, progress: Callable[[int, int], None] | None
                 rows, sides, prices, qtys, tifs, kinds, oids = flow.orders(mids)
                 if pace is None:
                     oids = engine.submit_batch(rows, sides, prices, qtys, tifs, kinds, oids)
-                    engine.flush()
                 else:
                     oids = pace.submit(engine, (rows, sides, prices, qtys, tifs, kinds, oids))
-                    engine.flush()          # priced on this round's book: sent before it moves
+                engine.flush()              # priced on this round's book: sent before it moves
                 flow.rested(oids, rows, kinds, tifs)
                 timeline.append([time.perf_counter() - started, flow.done])
                 if progress is not None:
@@ -230,7 +229,6 @@ class _Flow:
 
     def __init__(self, config: StressConfig, instruments: list[Instrument]) -> None:
         self.config = config
-        self.mix = config.mix
         self.rng = np.random.default_rng(config.seed)
         self.assets = np.array([i.asset for i in instruments], dtype=np.uint32)
         self.mids = np.full(len(instruments), MID_TICKS, dtype=np.int64)
@@ -279,7 +277,7 @@ class _Flow:
         sides = rng.integers(0, 2, n).astype(np.uint8)
         draw = rng.random(n)
         kinds = np.full(n, EventKind.LIMIT, dtype=np.uint8)
-        taker = draw < self.mix.take
+        taker = draw < self.config.mix.take
         tifs = np.where(taker, TimeInForce.IOC, TimeInForce.GTC).astype(np.uint8)
         toward = np.where(sides == Side.BUY, 1, -1)
         # takers cross to the first quote level and no further; passive orders rest far
@@ -288,7 +286,7 @@ class _Flow:
                           mids[rows] - toward * rng.integers(*PASSIVE_OFFSETS, n))
         qtys = rng.integers(1, 50, n)
         oids = np.zeros(n, dtype=np.int64)
-        cancel = draw >= 1.0 - self.mix.cancel
+        cancel = draw >= 1.0 - self.config.mix.cancel
         old = np.concatenate(self.resting) if self.resting else np.zeros(0, np.int64)
         old_rows = np.concatenate(self.resting_rows) if self.resting_rows else np.zeros(0, np.int64)
         count = min(int(cancel.sum()), len(old))
@@ -318,10 +316,10 @@ def _report(config: StressConfig, engine: TradingEngine, monitor: PerformanceMon
             seconds: float, crashes: int, timeline: list[list[float]],
             network: tuple[str, ...] = ()) -> StressReport:
     stats = engine.stats
-    snapshot = monitor.snapshot(reset_interval=False)
-    names = (*STAGES, *network, "end_to_end")
-    stages = {name: _micros(snapshot.operation(name).cumulative) for name in names}
-    curves = {name: latency_curve(monitor.operation(name).histogram()) for name in names}
+    histograms = {name: monitor.operation(name).histogram()
+                  for name in (*STAGES, *network, "end_to_end")}
+    stages = {name: _micros(LatencyStats.of(h, seconds)) for name, h in histograms.items()}
+    curves = {name: latency_curve(h) for name, h in histograms.items()}
     attempted = stats.submitted - stats.refused
     success = 100.0 * stats.completed / stats.submitted if stats.submitted else 0.0
     memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (
@@ -342,7 +340,10 @@ def _report(config: StressConfig, engine: TradingEngine, monitor: PerformanceMon
                         list(stats.errors), criteria, curves, timeline)
 
 
-def latency_curve(histogram: LatencyHistogram, nines: int = 6) -> list[list[float]]:
+CURVE_NINES = 6             # latency curves reach p99.9999 when the samples do
+
+
+def latency_curve(histogram: LatencyHistogram) -> list[list[float]]:
     """[percentile, latency us] pairs at 0, 50, 75, 90 ... % up to the maximum.
 
     The HDR way to show a latency distribution: the percentiles are spaced evenly
@@ -351,7 +352,7 @@ def latency_curve(histogram: LatencyHistogram, nines: int = 6) -> list[list[floa
     """
     if histogram.count == 0:
         return []
-    steps = [k for k in range(4 * nines + 1) if 10 ** (k / 4) <= histogram.count]
+    steps = [k for k in range(4 * CURVE_NINES + 1) if 10 ** (k / 4) <= histogram.count]
     percentiles = [100.0 * (1.0 - 10 ** (-k / 4)) for k in steps]
     values = histogram.percentiles(percentiles)
     curve = [[round(p, 6), v / 1000] for p, v in zip(percentiles, values, strict=True)]

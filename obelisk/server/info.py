@@ -31,7 +31,8 @@ INTERVALS_MS = {
 USDC_TOKEN = {"name": "USDC", "szDecimals": 8, "weiDecimals": 8, "index": 0,
               "tokenId": "0x6d1e7cde53ba9467b783cb7c530ce054", "isCanonical": True,
               "evmContract": None, "fullName": None}
-# request type -> IP weight (hyperliquid.md section 8); the rest weigh 20
+
+
 def answer(exchange: LocalExchange, request: Wire) -> Any:
     from obelisk.server.decode import Undecodable
 

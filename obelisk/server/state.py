@@ -15,7 +15,7 @@ import pickle
 import tempfile
 from pathlib import Path
 
-from obelisk.errors import ObeliskError
+from obelisk.errors import ObeliskError, describe
 from obelisk.server.exchange import LocalExchange
 
 __all__ = ["ServerStateError", "load_state", "save_state"]
@@ -31,11 +31,11 @@ def save_state(exchange: LocalExchange, path: str | os.PathLike[str]) -> None:
     """Write `exchange` to `path` atomically (temporary file, fsync, rename, fsync of the
     folder)."""
     target = Path(path)
-    data = pickle.dumps(exchange, protocol=pickle.HIGHEST_PROTOCOL)
     handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         with os.fdopen(handle, "wb") as out:
-            out.write(HEADER + data)
+            out.write(HEADER)
+            pickle.dump(exchange, out, protocol=pickle.HIGHEST_PROTOCOL)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, target)
@@ -51,17 +51,17 @@ def save_state(exchange: LocalExchange, path: str | os.PathLike[str]) -> None:
 
 def load_state(path: str | os.PathLike[str]) -> LocalExchange:
     """The exchange saved at `path`; ServerStateError when the file is not such a state."""
-    data = Path(path).read_bytes()
-    if not data.startswith(HEADER):
-        first = data.split(b"\n", 1)[0][:40]
-        raise ServerStateError(f"{path} is not an obelisk serve state file of format 1 "
-                               f"(it starts {first!r}); give a file --state wrote, or a "
-                               "new path")
-    try:
-        exchange = pickle.loads(data[len(HEADER):])
-    except Exception as exc:
-        raise ServerStateError(f"{path} holds a damaged state ({type(exc).__name__}: {exc})"
-                               ) from None
+    with open(path, "rb") as state:
+        head = state.read(len(HEADER))
+        if head != HEADER:
+            first = (head + state.read(40)).split(b"\n", 1)[0][:40]
+            raise ServerStateError(f"{path} is not an obelisk serve state file of format 1 "
+                                   f"(it starts {first!r}); give a file --state wrote, or a "
+                                   "new path")
+        try:
+            exchange = pickle.load(state)
+        except Exception as exc:
+            raise ServerStateError(f"{path} holds a damaged state ({describe(exc)})") from None
     if not isinstance(exchange, LocalExchange):
         raise ServerStateError(f"{path} holds a {type(exchange).__name__}, not an exchange")
     return exchange

@@ -19,6 +19,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import orjson
 
@@ -33,7 +34,7 @@ except ImportError:                     # Windows: one process per fallback file
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["FALLBACK_SUFFIX", "append_rows", "check_stored", "fallback_lines", "fallback_path",
-           "read_fallback", "replay_fallback"]
+           "insert_missing", "read_fallback", "replay_fallback", "same_trace"]
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,23 @@ def replay_fallback(path: str, insert_rows: Callable[[list[Row]], int]) -> int:
         os.unlink(path)
     log.warning("replayed %d traces (%d new) from the fallback file %s into the database",
                 len(rows), inserted, path)
+    return inserted
+
+
+def insert_missing(conn: Any, rows: list[Row], path: str, insert_sql: str,
+                   select_sql: str) -> int:
+    """Inside the backend's open transaction: insert each of `rows` that `insert_sql`
+    (an insert that skips a stored id) takes; check the others against what is stored
+    under their id (`select_sql`). How many were inserted."""
+    inserted = 0
+    for row in rows:
+        if conn.execute(insert_sql, row).rowcount:
+            inserted += 1
+            continue
+        stored = conn.execute(select_sql, (row[0],)).fetchone()
+        if stored is None:
+            raise TraceStoreError(f"trace {row[0]} of {path} was neither inserted nor found")
+        check_stored(stored, row, path)
     return inserted
 
 

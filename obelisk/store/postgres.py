@@ -22,7 +22,7 @@ import psycopg
 
 from obelisk.store.base import StoreConfig, TraceStore, resolve_location
 from obelisk.store.errors import TraceStoreError
-from obelisk.store.fallback import FALLBACK_SUFFIX, check_stored, replay_fallback
+from obelisk.store.fallback import FALLBACK_SUFFIX, insert_missing, replay_fallback
 from obelisk.store.pg_connect import DatabaseURL
 from obelisk.store.pg_schema import migrate
 from obelisk.store.pg_writer import PostgresWriter
@@ -164,16 +164,6 @@ class PostgresReader(TraceReader):
 def _insert_new(conn: psycopg.Connection, rows: list[Row], path: str) -> int:
     """Insert the fallback file's `rows` that are not stored yet, in one transaction that
     waits for the server's disk (the file goes once the rows are safe)."""
-    inserted = 0
-    with conn.transaction():
-        conn.execute("SET LOCAL synchronous_commit = on")
-        for row in rows:
-            if conn.execute(_INSERT_NEW_SQL, row).rowcount:
-                inserted += 1
-                continue
-            stored = conn.execute(f"SELECT {COLUMNS} FROM traces WHERE id = %s",
-                                  (row[0],)).fetchone()
-            if stored is None:
-                raise TraceStoreError(f"trace {row[0]} of {path} was neither inserted nor found")
-            check_stored(stored, row, path)
-    return inserted
+    with conn.transaction():        # the connection commits with synchronous_commit=on
+        return insert_missing(conn, rows, path, _INSERT_NEW_SQL,
+                              f"SELECT {COLUMNS} FROM traces WHERE id = %s")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Literal
 from obelisk.store.base import StoreConfig, TraceStore, resolve_location
 from obelisk.store.codec import Compressor
 from obelisk.store.errors import TraceConfigError, TraceStoreError
-from obelisk.store.fallback import check_stored, fallback_path, replay_fallback
+from obelisk.store.fallback import fallback_path, insert_missing, replay_fallback
 from obelisk.store.queue import Row, TraceQueue
 from obelisk.store.reader import COLUMNS, TraceReader
 from obelisk.store.schema import migrate
@@ -188,17 +188,11 @@ def _insert_new(conn: sqlite3.Connection, rows: list[Row], path: str) -> int:
     to disk (the file goes once they are); `conn` is in autocommit mode, no transaction open."""
     (synchronous,) = conn.execute("PRAGMA synchronous").fetchone()
     conn.execute("PRAGMA synchronous = FULL")
-    inserted = 0
     try:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for row in rows:
-                if conn.execute(_INSERT_OR_IGNORE_SQL, row).rowcount:
-                    inserted += 1
-                    continue
-                stored = conn.execute(f"SELECT {COLUMNS} FROM traces WHERE id = ?",
-                                      (row[0],)).fetchone()
-                check_stored(stored, row, path)
+            inserted = insert_missing(conn, rows, path, _INSERT_OR_IGNORE_SQL,
+                                      f"SELECT {COLUMNS} FROM traces WHERE id = ?")
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

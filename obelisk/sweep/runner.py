@@ -18,12 +18,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from obelisk.errors import describe
 from obelisk.sweep.grid import expand
 
 if TYPE_CHECKING:
     from distributed import Client
 
-__all__ = ["DASK_HINT", "DaskUnavailableError", "Point", "RunFailedError", "local_client",
+__all__ = ["DaskUnavailableError", "Point", "RunFailedError", "local_client",
            "remote_client", "require_dask", "run"]
 
 T = TypeVar("T")
@@ -45,8 +46,7 @@ class RunFailedError(RuntimeError):
                  cause: BaseException) -> None:
         self.index, self.params = index, dict(params)
         shown = ", ".join(f"{name}={value!r}" for name, value in params.items())
-        super().__init__(f"run {index + 1} of {total} ({shown}) failed: "
-                         f"{type(cause).__name__}: {cause}")
+        super().__init__(f"run {index + 1} of {total} ({shown}) failed: {describe(cause)}")
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,6 @@ def run(fn: Callable[..., T], grid: Mapping[str, Any], client: Client | None = N
     if client is None:
         with local_client(workers) as own:
             return _gather(own, fn, combinations, progress)
-    require_dask()
     return _gather(client, fn, combinations, progress)
 
 
