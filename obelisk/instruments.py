@@ -551,6 +551,10 @@ class InstrumentTable:
             raise UnknownAssetError(f"{coin!r} is not traded here ({', '.join(self.coins)})"
                                     ) from None
 
+    def of(self, coin: str) -> Instrument:
+        """The instrument of `coin`."""
+        return self.instruments[self.index(coin)]
+
     def rows(self, assets: np.ndarray) -> np.ndarray:
         """The row (int32) of each asset id; UnknownAssetError names any id not in the table."""
         assets = np.asarray(assets)

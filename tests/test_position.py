@@ -270,6 +270,10 @@ def test_batch_equals_per_call(fills):
     batch.apply_fills(array)
     assert one.positions.tobytes() == batch.positions.tobytes()
     assert one.balance == batch.balance
+    rows = one.positions
+    for asset in range(3):       # the unrefreshed per-asset reads agree with the full rows
+        assert one.size_of(asset) == rows["size"][asset]
+        assert one.leverage_of(asset) == rows["leverage"][asset]
 
 
 # -------------------------------------------------------------- properties
@@ -366,6 +370,8 @@ def snapshot(book):
      MarginError),
     (lambda b: b.set_position(0, math.inf, 100.0, leverage=5, isolated=False), MarginError),
     (lambda b: b.apply_fills(np.zeros(2, dtype=[("asset", "i4")])), TypeError),
+    (lambda b: b.size_of(3), UnknownAssetError),
+    (lambda b: b.leverage_of(-1), UnknownAssetError),
 ])
 def test_bad_input_raises_and_changes_nothing(call, error):
     book = PositionBook([[(0, 50)], [(0, 20)], [(0, 10), (1e6, 5)]], balance=10_000)

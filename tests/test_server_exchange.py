@@ -6,6 +6,7 @@ fees, margin, funding at the oracle, liquidation at the mark.
 
 import copy
 import random
+from decimal import Decimal
 
 import pytest
 from eth_account import Account
@@ -387,3 +388,39 @@ def test_funding_pays_an_eighth_of_the_8_hour_rate_when_the_premium_is_large():
     assert premium > 0.02                                  # the book sits 3 % over the oracle
     eight_hour = premium + min(max(0.0001 - premium, -0.0005), 0.0005)
     assert float(history["fundingRate"]) == pytest.approx(eight_hour / 8, rel=1e-9)
+
+
+def test_a_fill_that_flips_a_position_says_so_in_its_direction():
+    ex = exchange(me=100_000)
+    me = Trader(ex)
+    me.order(1, False, "3000", "0.5", tif="Ioc")                   # short 0.5
+    me.order(1, True, "3600", "1.2", tif="Ioc")                    # buys through flat to long 0.7
+    fills = ex.info({"type": "userFills", "user": me.address})
+    flip = [f for f in fills if f["side"] == "B"]
+    assert [(f["startPosition"], f["dir"]) for f in flip][0] == ("-0.5", "Short > Long")
+    assert me.position("ETH")["szi"] == "0.7"
+
+
+def test_candles_fold_every_trade_of_a_sweep():
+    ex = exchange(me=100_000)
+    me = Trader(ex)
+    for is_buy, price, size in ((True, "3600", "23.7"), (False, "3000", "45.1"),
+                                (True, "3600", "30.9")):
+        me.order(1, is_buy, price, size, tif="Ioc")
+        ex.clock.advance(70_000)                                   # the next 1m bar
+    trades = sorted(ex.info({"type": "recentTrades", "coin": "ETH"}), key=lambda t: t["tid"])
+    assert len(trades) > 3                                         # sweeps of several levels
+    for interval, ms in (("1m", 60_000), ("1h", 3_600_000)):
+        bars = ex.info({"type": "candleSnapshot", "req": {
+            "coin": "ETH", "interval": interval, "startTime": 0, "endTime": 2**60}})
+        expected: dict[int, list] = {}
+        for t in trades:
+            expected.setdefault(t["time"] - t["time"] % ms, []).append(t)
+        assert [b["t"] for b in bars] == sorted(expected)
+        for bar in bars:
+            group = expected[bar["t"]]
+            prices = [Decimal(t["px"]) for t in group]
+            assert (Decimal(bar["o"]), Decimal(bar["h"]), Decimal(bar["l"]), Decimal(bar["c"])) \
+                == (prices[0], max(prices), min(prices), prices[-1])
+            assert Decimal(bar["v"]) == sum(Decimal(t["sz"]) for t in group)
+            assert bar["n"] == len(group)

@@ -826,6 +826,25 @@ cdef class PositionBook:
         finally:
             self.busy = False
 
+    def size_of(self, Py_ssize_t asset) -> float:
+        """One asset's signed size, without the recompute and copy of `row`: what an
+        exchange reads for every order it judges."""
+        self._claim()
+        try:
+            self._check_asset(asset)
+            return self.rows[asset].size
+        finally:
+            self.busy = False
+
+    def leverage_of(self, Py_ssize_t asset) -> int:
+        """One asset's leverage setting, without the recompute and copy of `row`."""
+        self._claim()
+        try:
+            self._check_asset(asset)
+            return <long> self.rows[asset].leverage
+        finally:
+            self.busy = False
+
     @property
     def asset_count(self) -> int:
         return self.count           # fixed once __init__ has run

@@ -164,7 +164,7 @@ class LocalExchange:
             raise ValueError(f"{coin!r} is not listed")
         if not (isinstance(price, (int, float)) and 0 < price < 1e12):
             raise ValueError(f"an oracle price must be positive, got {price!r}")
-        instrument = self.instruments[self.instruments.index(coin)]
+        instrument = self.instruments.of(coin)
         self.oracle.prices[coin] = float(instrument.round_price(price, Rounding.NEAREST))
         self._requote()
         self._flush_events()
@@ -476,8 +476,8 @@ class LocalExchange:
         oracle = self.oracle.prices[instrument.name]
         if abs(price / oracle - 1) > ORACLE_BAND:
             raise OrderError(f"Price too far from oracle asset={a}")
-        rows = account.portfolio.book.positions              # one read-only view per order
-        reducible = _reducible(float(rows["size"][a]), instrument, spec.is_buy)
+        book = account.portfolio.book
+        reducible = _reducible(book.size_of(a), instrument, spec.is_buy)
         if spec.reduce_only:
             if reducible == 0:
                 raise OrderError(f"Reduce only order would increase position. asset={a}")
@@ -485,8 +485,8 @@ class LocalExchange:
         elif price * lots / 10 ** instrument.sz_decimals < MIN_NOTIONAL:
             raise OrderError(f"Order must have minimum value of $10. asset={a}")
         if spec.tif == "Alo":
-            book = self.books[instrument.name]
-            bid, ask = book.best_bid(), book.best_ask()
+            resting = self.books[instrument.name]
+            bid, ask = resting.best_bid(), resting.best_ask()
             if (ask is not None and spec.is_buy and ticks >= ask) or \
                     (bid is not None and not spec.is_buy and ticks <= bid):
                 raise OrderError(
@@ -494,21 +494,18 @@ class LocalExchange:
                     f"{self._px(instrument, bid)}@{self._px(instrument, ask)}. asset={a}")
         increase = max(0, lots - reducible) if not spec.reduce_only else 0
         if increase and not account.internal:
-            needed = price * increase / 10 ** instrument.sz_decimals / float(rows["leverage"][a])
-            if needed > self._free_margin(account, rows) + 1e-9:
+            needed = price * increase / 10 ** instrument.sz_decimals / book.leverage_of(a)
+            if needed > self._free_margin(account) + 1e-9:
                 raise OrderError(f"Insufficient margin to place order. asset={a}")
         return lots
 
     @staticmethod
-    def _free_margin(account: Account, rows: np.ndarray) -> float:
+    def _free_margin(account: Account) -> float:
         """What a new order may use: the cross account value (isolated collateral has left
         it) less the cross initial margin in use and what resting orders hold."""
         book = account.portfolio.book
-        reserved = 0.0
-        if account.resting_notional:
-            leverage = rows["leverage"].tolist()
-            reserved = sum(notional / leverage[row]
-                           for row, notional in account.resting_notional.items() if notional)
+        reserved = sum(notional / book.leverage_of(row)
+                       for row, notional in account.resting_notional.items() if notional)
         return book.cross_account_value - book.cross_initial_margin - reserved
 
     def _add_open(self, account: Account, order: Order) -> None:
@@ -586,9 +583,10 @@ class LocalExchange:
         """Book the last book call's fills to both sides and close what they completed; the
         taker's filled lots and notional."""
         book = self.books[coin]
-        if not book.last_fill_count and book.last_order_events().shape[0] <= 1:
+        events = book.last_order_events()
+        if not book.last_fill_count and events.shape[0] <= 1:
             return 0, 0.0                  # only the order's own event: it rested or ended
-        instrument = self.instruments[self.instruments.index(coin)]
+        instrument = self.instruments.of(coin)
         now = self.clock.now_ms()
         taker_lots, taker_notional = 0, 0.0
         trades: list[Wire] = []
@@ -598,34 +596,36 @@ class LocalExchange:
                 fills["maker_oid"].tolist(), strict=True):
             px = _price_text(instrument, ticks)
             sz = units_text(lots, instrument.sz_decimals)
+            notional = float(px) * float(sz)
             taker = self._orders.get(taker_oid)
             maker = self._orders[maker_oid]
+            maker_account = self.accounts[maker.user]
+            taker_account = self.accounts[taker.user] if taker else self._liquidator
             is_buy = not maker.is_buy
             tid = self._next_tid
             self._next_tid += 1
-            for order, side_buy, crossed in ((maker, not is_buy, False), (taker, is_buy, True)):
-                user = order.user if order is not None else self._liquidator.address
-                self._book_fill(self.accounts[user], coin, px, sz, side_buy, now,
-                                order.oid if order else 0, crossed, tid,
-                                order.cloid if order else None,
-                                liquidation if crossed else None)
+            self._book_fill(maker_account, instrument, px, sz, not is_buy, now, maker.oid,
+                            False, tid, maker.cloid, None)
+            self._book_fill(taker_account, instrument, px, sz, is_buy, now,
+                            taker.oid if taker else 0, True, tid,
+                            taker.cloid if taker else None, liquidation)
             maker.lots -= lots
-            self._hold(self.accounts[maker.user], maker, -lots)
+            self._hold(maker_account, maker, -lots)
             if taker is not None:
                 taker.lots -= lots
             if maker.lots == 0:
                 self._close(maker, "filled", book_cancel=False)
-                self._activate_children(self.accounts[maker.user], maker)
+                self._activate_children(maker_account, maker)
             taker_lots += lots
-            taker_notional += float(px) * float(sz)
+            taker_notional += notional
             buyer, seller = (taker, maker) if is_buy else (maker, taker)
             trades.append({"coin": coin, "side": "B" if is_buy else "A", "px": px,
                            "sz": sz, "hash": "0x" + f"{tid:064x}", "time": now,
                            "tid": tid, "users": [buyer.user if buyer else "",
                                                  seller.user if seller else ""]})
-            self._candle(coin, float(px), float(sz), now)
-            self._day_volume[coin] += float(px) * float(sz)
-        events = book.last_order_events()
+            self._day_volume[coin] += notional
+        if trades:
+            self._candle(instrument, fills, now)
         for oid in events["oid"][events["kind"] == _CANCELLED].tolist() if len(events) else ():
             order = self._orders.get(oid)           # a resting order self-trade prevention took
             if order is not None and order.status == "open" and \
@@ -636,19 +636,17 @@ class LocalExchange:
             self._pending.append(Trades(coin, trades))
         return taker_lots, taker_notional
 
-    def _book_fill(self, account: Account, coin: str, px: str, sz: str, is_buy: bool,
-                   now: int, oid: int, crossed: bool, tid: int, cloid: str | None,
-                   liquidation: Wire | None) -> None:
-        portfolio = account.portfolio
-        sizes = portfolio.positions["size"]
-        index = self.instruments.index(coin)
-        start = float(sizes[index])
-        size = float(sz) if is_buy else -float(sz)
-        pnl = portfolio.apply_fill(coin, size, float(px), maker=not crossed)
-        fee = self.fees.fee(size, float(px), maker=not crossed)
-        account.volume += float(px) * float(sz)
-        after = float(sizes[index])
-        row = fill_wire(coin=coin, px=px, sz=sz, is_buy=is_buy, time=now,
+    def _book_fill(self, account: Account, instrument: Instrument, px: str, sz: str,
+                   is_buy: bool, now: int, oid: int, crossed: bool, tid: int,
+                   cloid: str | None, liquidation: Wire | None) -> None:
+        book, row_of = account.portfolio.book, instrument.asset     # the server's rows are
+        start = book.size_of(row_of)                                 # its asset ids
+        price, size = float(px), float(sz) if is_buy else -float(sz)
+        pnl = book.apply_fill(row_of, size, price, not crossed)
+        fee = self.fees.fee(size, price, maker=not crossed)
+        account.volume += price * float(sz)
+        after = book.size_of(row_of)
+        row = fill_wire(coin=instrument.name, px=px, sz=sz, is_buy=is_buy, time=now,
                         start_position=num(start), direction=direction(start, is_buy, after),
                         closed_pnl=pnl, oid=oid, crossed=crossed, fee=fee, tid=tid,
                         cloid=cloid, liquidation=liquidation)
@@ -781,7 +779,7 @@ class LocalExchange:
         bid, ask = book.best_bid(), book.best_ask()
         if bid is None or ask is None:
             return oracle
-        instrument = self.instruments[self.instruments.index(coin)]
+        instrument = self.instruments.of(coin)
         prices = sorted((oracle, float(instrument.ticks_to_price(bid)),
                          float(instrument.ticks_to_price(ask))))
         return prices[1]
@@ -798,7 +796,7 @@ class LocalExchange:
         for coin in self.coins:
             mid = self.books[coin].mid()
             if mid is not None:
-                instrument = self.instruments[self.instruments.index(coin)]
+                instrument = self.instruments.of(coin)
                 price = mid * _tick(instrument)
                 oracle = self.oracle.prices[coin]
                 samples = self._premiums[coin]
@@ -860,7 +858,7 @@ class LocalExchange:
 
     def _liquidate_position(self, account: Account, position: Any) -> None:
         coin = position.coin
-        instrument = self.instruments[self.instruments.index(coin)]
+        instrument = self.instruments.of(coin)
         is_buy = position.size < 0
         lots = instrument.round_size_to_lots(abs(position.size), Rounding.NEAREST)
         mark = position.mark_px
@@ -884,9 +882,9 @@ class LocalExchange:
             self._next_tid += 1
             now = self.clock.now_ms()
             backstop = {**detail, "method": "backstop"}
-            self._book_fill(account, coin, px, sz, is_buy, now, order.oid, True, tid, None,
+            self._book_fill(account, instrument, px, sz, is_buy, now, order.oid, True, tid, None,
                             backstop)
-            self._book_fill(self._liquidator, coin, px, sz, not is_buy, now, 0, False, tid,
+            self._book_fill(self._liquidator, instrument, px, sz, not is_buy, now, 0, False, tid,
                             None, None)
 
     # ------------------------------------------------------------ makers
@@ -897,7 +895,7 @@ class LocalExchange:
             for order in list(maker.orders.values()):
                 self._close(order, "canceled")
             for coin in self.coins:
-                instrument = self.instruments[self.instruments.index(coin)]
+                instrument = self.instruments.of(coin)
                 for quote in maker_quotes(instrument, self.oracle.prices[coin], index):
                     spec = OrderSpec(instrument.asset, quote.is_buy, num(quote.price),
                                       num(quote.size), False, "Alo", None, None)
@@ -936,19 +934,24 @@ class LocalExchange:
     def _px(instrument: Instrument, ticks: int | None) -> str:
         return "None" if ticks is None else _price_text(instrument, ticks)
 
-    def _candle(self, coin: str, px: float, sz: float, now: int) -> None:
-        """Fold one trade into the coin's bar of every interval."""
-        for ms, candles in self._bars[coin]:
+    def _candle(self, instrument: Instrument, fills: np.ndarray, now: int) -> None:
+        """Fold one book call's trades (all at `now`) into the coin's bar of every interval.
+        A bar's volume is kept in lots, exactly; prices are the trades' grid prices."""
+        ticks = fills["price"]
+        first, high, low, last = (float(_price_text(instrument, int(t))) for t in
+                                  (ticks[0], ticks.max(), ticks.min(), ticks[-1]))
+        lots, count = int(fills["qty"].sum()), len(fills)
+        for ms, candles in self._bars[instrument.name]:
             start = now - now % ms
             bar = candles.get(start)
             if bar is None:
-                candles[start] = [px, px, px, px, sz, 1]
+                candles[start] = [first, high, low, last, lots, count]
                 if len(candles) > 5000:
                     del candles[min(candles)]
             else:
-                bar[1], bar[2], bar[3] = max(bar[1], px), min(bar[2], px), px
-                bar[4] += sz
-                bar[5] += 1
+                bar[1], bar[2], bar[3] = max(bar[1], high), min(bar[2], low), last
+                bar[4] += lots
+                bar[5] += count
 
     def _flush_events(self) -> None:
         pending, self._pending = self._pending, []

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from obelisk._core.book import Side
-from obelisk.server.records import Order, Wire, num
+from obelisk.server.records import Order, Wire, num, units_text
 
 if TYPE_CHECKING:
     from obelisk.server.exchange import Account, LocalExchange
@@ -107,7 +107,7 @@ def book_levels(exchange: LocalExchange, coin: str, sig_figs: int | None = None,
                 mantissa: int | None = None) -> list[list[Wire]]:
     """Both sides' levels, best first, aggregated to `sig_figs` significant figures."""
     book = exchange.books[coin]
-    instrument = exchange.instruments[exchange.instruments.index(coin)]
+    instrument = exchange.instruments.of(coin)
     sides = []
     for side in (Side.BUY, Side.SELL):
         depth = BOOK_LEVELS if sig_figs is None else max(
@@ -153,8 +153,10 @@ def _candles(exchange: LocalExchange, request: Wire) -> list[Wire]:
     start, end = int(req["startTime"]), int(req.get("endTime") or 2**62)
     ms = INTERVALS_MS[interval]
     bars = exchange._candles.get((coin, interval), {})
+    decimals = exchange.instruments.of(coin).sz_decimals if bars else 0    # volume is in lots
     return [{"t": t, "T": t + ms - 1, "s": coin, "i": interval, "o": num(b[0]),
-             "c": num(b[3]), "h": num(b[1]), "l": num(b[2]), "v": num(b[4]), "n": b[5]}
+             "c": num(b[3]), "h": num(b[1]), "l": num(b[2]), "v": units_text(b[4], decimals),
+             "n": b[5]}
             for t, b in sorted(bars.items()) if start <= t <= end][-5000:]
 
 
@@ -180,7 +182,7 @@ def _clearinghouse_state(exchange: LocalExchange, request: Wire) -> Wire:
             leverage: Wire = {"type": "isolated" if p.isolated else "cross", "value": p.leverage}
             if p.isolated:
                 leverage["rawUsd"] = num(p.margin - p.size * p.entry_px)
-            instrument = exchange.instruments[exchange.instruments.index(p.coin)]
+            instrument = exchange.instruments.of(p.coin)
             positions.append({"type": "oneWay", "position": {
                 "coin": p.coin, "szi": num(p.size), "entryPx": num(p.entry_px),
                 "positionValue": num(abs(p.position_value)),
@@ -334,7 +336,7 @@ def _mid(exchange: LocalExchange, coin: str) -> float | None:
     mid = exchange.books[coin].mid()
     if mid is None:
         return None
-    instrument = exchange.instruments[exchange.instruments.index(coin)]
+    instrument = exchange.instruments.of(coin)
     return mid * float(instrument.tick_size)
 
 
@@ -348,7 +350,7 @@ def _impact(exchange: LocalExchange, coin: str) -> list[str] | None:
     bid, ask = book.best_bid(), book.best_ask()
     if bid is None or ask is None:
         return None
-    instrument = exchange.instruments[exchange.instruments.index(coin)]
+    instrument = exchange.instruments.of(coin)
     return [num(instrument.ticks_to_price(bid)), num(instrument.ticks_to_price(ask))]
 
 

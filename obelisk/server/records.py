@@ -17,7 +17,10 @@ Wire = dict[str, Any]
 def num(value: float | Decimal | int) -> str:
     """A number as Hyperliquid prints it: no exponent, at least one decimal, no float noise."""
     if isinstance(value, float):
-        value = Decimal(repr(round(value, 8) + 0.0))     # + 0.0 turns -0.0 into 0.0
+        text = repr(round(value, 8) + 0.0)               # + 0.0 turns -0.0 into 0.0
+        if "e" not in text and "n" not in text:    # plain digits (not 1e-05, inf or nan):
+            return text                            # a float's repr has no trailing zeros
+        value = Decimal(text)
     text = format(Decimal(value).normalize(), "f")
     return text if "." in text else text + ".0"
 

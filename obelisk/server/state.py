@@ -20,7 +20,8 @@ from obelisk.server.exchange import LocalExchange
 
 __all__ = ["ServerStateError", "load_state", "save_state"]
 
-HEADER = b"obelisk-serve-state 1\n"
+FORMAT = 2                    # 2: candle volumes are counted in lots
+HEADER = f"obelisk-serve-state {FORMAT}\n".encode()
 
 
 class ServerStateError(ObeliskError):
@@ -55,7 +56,7 @@ def load_state(path: str | os.PathLike[str]) -> LocalExchange:
         head = state.read(len(HEADER))
         if head != HEADER:
             first = (head + state.read(40)).split(b"\n", 1)[0][:40]
-            raise ServerStateError(f"{path} is not an obelisk serve state file of format 1 "
+            raise ServerStateError(f"{path} is not an obelisk serve state file of format {FORMAT} "
                                    f"(it starts {first!r}); give a file --state wrote, or a "
                                    "new path")
         try:

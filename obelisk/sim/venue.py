@@ -390,7 +390,7 @@ class SimVenue:
     # ------------------------------------------------------------ units
 
     def _instrument(self, coin: str) -> Instrument:
-        return self._instruments[self._instruments.index(coin)]
+        return self._instruments.of(coin)
 
     def _book(self, coin: str) -> OrderBook:
         self._instrument(coin)
