@@ -67,6 +67,7 @@ def test_price_then_time_priority_and_maker_price(book):
     assert book.order(1).qty == 3
     assert book.last_filled_qty == 12
     assert book.last_fill_count == 3
+    assert book.last_order_event_count == len(book.last_order_events()) == 0
 
 
 def test_partial_fill_rests_the_remainder(book):

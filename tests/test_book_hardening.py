@@ -287,7 +287,7 @@ def test_self_trade_cancels_beyond_the_initial_tape_are_all_recorded():
         book.add(1000 + k, SELL, 101, 1, owner=6)
     assert book.market(9999, BUY, 700, owner=5) == OrderStatus.CANCELLED
     events = book.last_order_events()
-    assert len(events) == 601 and book.last_fill_count == 600
+    assert len(events) == 601 == book.last_order_event_count and book.last_fill_count == 600
     assert events["oid"][:600].tolist() == list(range(1, 601))
     assert len(book) == 0
     book.check_integrity()

@@ -1089,6 +1089,16 @@ cdef class OrderBook:
         finally:
             self._release()
 
+    @property
+    def last_order_event_count(self) -> int:
+        """How many order events the last per-call operation left: more than one means it
+        ended resting orders besides its own (self-trade prevention), without the copy."""
+        self._claim()
+        try:
+            return self.order_event_count
+        finally:
+            self._release()
+
     def last_fills(self):
         """The fills of the last per-call operation (FILL_DTYPE)."""
         self._claim()

@@ -22,7 +22,15 @@ from typing import Any
 
 import numpy as np
 
-from obelisk._core.book import FILL_DTYPE, OrderBook, OrderEventKind, OrderStatus, Side, TimeInForce
+from obelisk._core.book import (
+    FILL_DTYPE,
+    ORDER_EVENT_DTYPE,
+    OrderBook,
+    OrderEventKind,
+    OrderStatus,
+    Side,
+    TimeInForce,
+)
 from obelisk.errors import InstrumentError, ObeliskError
 from obelisk.fees import FeeRates
 from obelisk.funding import hourly_funding_rate
@@ -583,16 +591,17 @@ class LocalExchange:
         """Book the last book call's fills to both sides and close what they completed; the
         taker's filled lots and notional."""
         book = self.books[coin]
-        events = book.last_order_events()
-        if not book.last_fill_count and events.shape[0] <= 1:
+        fill_count, event_count = book.last_fill_count, book.last_order_event_count
+        if not fill_count and event_count <= 1:
             return 0, 0.0                  # only the order's own event: it rested or ended
         instrument = self.instruments.of(coin)
         now = self.clock.now_ms()
         taker_lots, taker_notional = 0, 0.0
         trades: list[Wire] = []
-        fills = book.last_fills() if book.last_fill_count else _NO_FILLS
+        fills = book.last_fills() if fill_count else _NO_FILLS
+        fill_lots, fill_ticks = fills["qty"].tolist(), fills["price"].tolist()
         for lots, ticks, taker_oid, maker_oid in zip(
-                fills["qty"].tolist(), fills["price"].tolist(), fills["taker_oid"].tolist(),
+                fill_lots, fill_ticks, fills["taker_oid"].tolist(),
                 fills["maker_oid"].tolist(), strict=True):
             px = _price_text(instrument, ticks)
             sz = units_text(lots, instrument.sz_decimals)
@@ -625,8 +634,9 @@ class LocalExchange:
                                                  seller.user if seller else ""]})
             self._day_volume[coin] += notional
         if trades:
-            self._candle(instrument, fills, now)
-        for oid in events["oid"][events["kind"] == _CANCELLED].tolist() if len(events) else ():
+            self._candle(instrument, fill_ticks, fill_lots, now)
+        events = book.last_order_events() if event_count else _NO_EVENTS
+        for oid in events["oid"][events["kind"] == _CANCELLED].tolist():
             order = self._orders.get(oid)           # a resting order self-trade prevention took
             if order is not None and order.status == "open" and \
                     oid in self.accounts[order.user].orders:
@@ -934,13 +944,13 @@ class LocalExchange:
     def _px(instrument: Instrument, ticks: int | None) -> str:
         return "None" if ticks is None else _price_text(instrument, ticks)
 
-    def _candle(self, instrument: Instrument, fills: np.ndarray, now: int) -> None:
+    def _candle(self, instrument: Instrument, ticks: list[int], lots_of: list[int],
+                now: int) -> None:
         """Fold one book call's trades (all at `now`) into the coin's bar of every interval.
         A bar's volume is kept in lots, exactly; prices are the trades' grid prices."""
-        ticks = fills["price"]
-        first, high, low, last = (float(_price_text(instrument, int(t))) for t in
-                                  (ticks[0], ticks.max(), ticks.min(), ticks[-1]))
-        lots, count = int(fills["qty"].sum()), len(fills)
+        first, high, low, last = (float(_price_text(instrument, t)) for t in
+                                  (ticks[0], max(ticks), min(ticks), ticks[-1]))
+        lots, count = sum(lots_of), len(ticks)
         for ms, candles in self._bars[instrument.name]:
             start = now - now % ms
             bar = candles.get(start)
@@ -967,6 +977,7 @@ class LocalExchange:
 
 _DEFAULT: Wire = {"status": "ok", "response": {"type": "default"}}
 _NO_FILLS = np.zeros(0, FILL_DTYPE)
+_NO_EVENTS = np.zeros(0, ORDER_EVENT_DTYPE)
 _CANCELLED = int(OrderEventKind.CANCELLED)
 
 
