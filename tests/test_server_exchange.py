@@ -13,7 +13,14 @@ from eth_account import Account
 from hyperliquid.utils.signing import sign_agent, sign_l1_action
 
 from obelisk.server import LocalExchange, SimClock, Undecodable
-from obelisk.server.events import Liquidation, NonUserCancel, UserFills
+from obelisk.server.events import (
+    BookChanged,
+    Liquidation,
+    NonUserCancel,
+    OrderUpdates,
+    Trades,
+    UserFills,
+)
 
 KEY = "0x" + "11" * 32
 OTHER = "0x" + "22" * 32
@@ -298,6 +305,26 @@ def test_fills_reach_listeners_with_the_user():
     me.order(1, True, "3600", "0.5", tif="Ioc")
     (mine,) = [e for e in events if isinstance(e, UserFills)]
     assert mine.user == me.address and mine.fills[0]["sz"] == "0.5"
+
+
+def test_an_action_tells_listeners_once_per_user_and_channel_in_order():
+    ex = exchange(me=1_000_000)
+    me = Trader(ex)
+    events = []
+    ex.listen(events.append)
+    wires = [{"a": 1, "b": True, "p": "3600", "s": "9", "r": False, "t": {"limit": {"tif": "Ioc"}}},
+             {"a": 1, "b": True, "p": "3000", "s": "1", "r": False, "t": {"limit": {"tif": "Gtc"}}},
+             {"a": 0, "b": False, "p": "90000", "s": "0.3", "r": False,
+              "t": {"limit": {"tif": "Ioc"}}}]
+    me.act({"type": "order", "orders": wires, "grouping": "na"})
+    fills = ex.info({"type": "userFills", "user": me.address})
+    (mine,) = [e for e in events if isinstance(e, UserFills)]
+    assert len(mine.fills) == len(fills) > 3 and sorted(mine.fills, key=lambda f: f["tid"]) \
+        == mine.fills == sorted(fills, key=lambda f: f["tid"])
+    (updates,) = [e for e in events if isinstance(e, OrderUpdates)]
+    assert [u["status"] for u in updates.updates] == ["filled", "open", "filled"]
+    assert sorted(e.coin for e in events if isinstance(e, BookChanged)) == ["BTC", "ETH"]
+    assert sorted(e.coin for e in events if isinstance(e, Trades)) == ["BTC", "ETH"]
 
 
 def test_malformed_bodies_are_undecodable_and_change_nothing():

@@ -16,6 +16,7 @@ by one, as the exchange does.
 from __future__ import annotations
 
 import functools
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -135,18 +136,24 @@ class LocalExchange:
         self._triggers: dict[str, dict[int, Order]] = {coin: {} for coin in self.coins}
         self._next_oid = 1
         self._next_tid = 1
-        self._trades: dict[str, list[Wire]] = {coin: [] for coin in self.coins}
+        self._trades: dict[str, deque[Wire]] = {coin: deque(maxlen=1000) for coin in self.coins}
         self._candles: dict[tuple[str, str], dict[int, list[Any]]] = {
             (coin, interval): {} for coin in self.coins for interval in INTERVALS_MS}
         self._bars = {coin: [(ms, self._candles[(coin, interval)])
                              for interval, ms in INTERVALS_MS.items()] for coin in self.coins}
+        self._minute: dict[str, list[Any]] = {}      # per coin: the trades of its open minute
         self._funding_history: dict[str, list[Wire]] = {coin: [] for coin in self.coins}
         self._premiums: dict[str, list[float]] = {coin: [] for coin in self.coins}
         self._day_volume: dict[str, float] = dict.fromkeys(self.coins, 0.0)
         self._prev_day_px = dict(self.oracle.prices)
         self._next_funding = (self.clock.now_ms() // HOUR_MS + 1) * HOUR_MS
         self._listeners: list[Callable[[Event], None]] = []
+        # what changed since listeners were last told (see _flush_events)
         self._pending: list[Event] = []
+        self._changes_out: dict[str, list[StatusChange]] = {}     # by user
+        self._fills_out: dict[str, list[Wire]] = {}               # by user
+        self._trades_out: dict[str, list[Wire]] = {}              # by coin
+        self._books_out: dict[str, None] = {}                     # coins, in order
         self._makers = [self._internal(f"0x{'ee' * 19}{i:02x}") for i in range(makers)]
         self._liquidator = self._internal("0x" + "11" * 20)
         for address, usdc in (accounts or {}).items():
@@ -560,7 +567,7 @@ class LocalExchange:
             order.status_ts = self.clock.now_ms()
             self._add_open(account, order)
             self._record(order)
-        self._pending.append(BookChanged(order.coin))
+        self._books_out[order.coin] = None
         if filled_lots and not rested:
             order.status = "filled" if order.lots == 0 else "canceled"
             order.status_ts = self.clock.now_ms()
@@ -642,8 +649,8 @@ class LocalExchange:
                     oid in self.accounts[order.user].orders:
                 self._close(order, "selfTradeCanceled", book_cancel=False)
         if trades:
-            self._trades[coin] = (self._trades[coin] + trades)[-1000:]
-            self._pending.append(Trades(coin, trades))
+            self._trades[coin].extend(trades)
+            self._trades_out.setdefault(coin, []).extend(trades)
         return taker_lots, taker_notional
 
     def _book_fill(self, account: Account, instrument: Instrument, px: str, sz: str,
@@ -655,14 +662,15 @@ class LocalExchange:
         pnl = book.apply_fill(row_of, size, price, not crossed)
         fee = self.fees.fee(size, price, maker=not crossed)
         account.volume += price * float(sz)
+        if account.internal:                      # makers and the liquidator keep no fills
+            return
         after = book.size_of(row_of)
         row = fill_wire(coin=instrument.name, px=px, sz=sz, is_buy=is_buy, time=now,
                         start_position=num(start), direction=direction(start, is_buy, after),
                         closed_pnl=pnl, oid=oid, crossed=crossed, fee=fee, tid=tid,
                         cloid=cloid, liquidation=liquidation)
-        if not account.internal:
-            account.fills.append(row)
-            self._pending.append(UserFills(account.address, [row]))
+        account.fills.append(row)
+        self._fills_out.setdefault(account.address, []).append(row)
 
     # ------------------------------------------------------------ triggers
 
@@ -754,7 +762,7 @@ class LocalExchange:
             self._triggers[order.coin].pop(order.oid, None)
         if book_cancel and order.trigger is None and order.oid in self.books[order.coin]:
             self.books[order.coin].cancel(order.oid)
-            self._pending.append(BookChanged(order.coin))
+            self._books_out[order.coin] = None
         order.status = status
         order.status_ts = self.clock.now_ms()
         self._record(order)
@@ -778,7 +786,7 @@ class LocalExchange:
         account.history.append(change)
         if len(account.history) > 4000:
             del account.history[:-2000]
-        self._pending.append(OrderUpdates(order.user, [change]))
+        self._changes_out.setdefault(order.user, []).append(change)
 
     # ------------------------------------------------- marks, funding, liquidation
 
@@ -883,7 +891,7 @@ class LocalExchange:
         self.books[coin].add(order.oid, Side.BUY if is_buy else Side.SELL, ticks, lots,
                              TimeInForce.IOC, self._owners[account.address])
         filled, _ = self._settle(coin, liquidation=detail)
-        self._pending.append(BookChanged(coin))
+        self._books_out[coin] = None
         left = lots - filled
         if left:                                  # the backstop takes the rest at the mark
             px = num(instrument.round_price(mark, Rounding.NEAREST))
@@ -910,7 +918,7 @@ class LocalExchange:
                     spec = OrderSpec(instrument.asset, quote.is_buy, num(quote.price),
                                       num(quote.size), False, "Alo", None, None)
                     self._place(maker, spec)
-        self._pending.extend(BookChanged(coin) for coin in self.coins)
+        self._books_out.update(dict.fromkeys(self.coins))
 
     # ------------------------------------------------------------ helpers
 
@@ -944,15 +952,38 @@ class LocalExchange:
     def _px(instrument: Instrument, ticks: int | None) -> str:
         return "None" if ticks is None else _price_text(instrument, ticks)
 
+    def candles(self, coin: str, interval: str) -> dict[int, list[Any]]:
+        """The coin's bars of `interval` by start time, each [open, high, low, close, lots,
+        trades], up to the last trade."""
+        self._fold_minute(coin)
+        return self._candles.get((coin, interval), {})
+
     def _candle(self, instrument: Instrument, ticks: list[int], lots_of: list[int],
                 now: int) -> None:
-        """Fold one book call's trades (all at `now`) into the coin's bar of every interval.
-        A bar's volume is kept in lots, exactly; prices are the trades' grid prices."""
+        """Fold one book call's trades (all at `now`) into the coin's open minute, which goes
+        into every interval's bar (all are whole minutes) when the next minute starts or the
+        candles are read: one update per trade batch rather than one per interval. Volumes
+        are kept in lots, exactly; prices are the trades' grid prices."""
+        coin, minute = instrument.name, now - now % 60_000
         first, high, low, last = (float(_price_text(instrument, t)) for t in
                                   (ticks[0], max(ticks), min(ticks), ticks[-1]))
         lots, count = sum(lots_of), len(ticks)
-        for ms, candles in self._bars[instrument.name]:
-            start = now - now % ms
+        bar = self._minute.get(coin)
+        if bar is not None and bar[0] == minute:
+            bar[2], bar[3], bar[4] = max(bar[2], high), min(bar[3], low), last
+            bar[5] += lots
+            bar[6] += count
+            return
+        self._fold_minute(coin)
+        self._minute[coin] = [minute, first, high, low, last, lots, count]
+
+    def _fold_minute(self, coin: str) -> None:
+        pending = self._minute.pop(coin, None)
+        if pending is None:
+            return
+        minute, first, high, low, last, lots, count = pending
+        for ms, candles in self._bars[coin]:
+            start = minute - minute % ms
             bar = candles.get(start)
             if bar is None:
                 candles[start] = [first, high, low, last, lots, count]
@@ -964,13 +995,19 @@ class LocalExchange:
                 bar[5] += count
 
     def _flush_events(self) -> None:
-        pending, self._pending = self._pending, []
-        seen: set[Any] = set()
-        for event in pending:
-            if isinstance(event, BookChanged):
-                if event in seen:
-                    continue
-                seen.add(event)
+        """Tell the listeners what the last call changed, batched as the exchange batches a
+        block's changes: one OrderUpdates and one UserFills per user (each user's in the
+        order they happened), then the other events in order, one Trades per coin and one
+        BookChanged per book that changed. One event is one websocket frame."""
+        events: list[Event] = [OrderUpdates(user, changes)
+                               for user, changes in self._changes_out.items()]
+        events += [UserFills(user, fills) for user, fills in self._fills_out.items()]
+        events += self._pending
+        events += [Trades(coin, trades) for coin, trades in self._trades_out.items()]
+        events += [BookChanged(coin) for coin in self._books_out]
+        self._pending, self._changes_out, self._fills_out = [], {}, {}
+        self._trades_out, self._books_out = {}, {}
+        for event in events:
             for listener in self._listeners:
                 listener(event)
 

@@ -152,7 +152,7 @@ def _candles(exchange: LocalExchange, request: Wire) -> list[Wire]:
         raise ValueError(f"unknown interval {interval}")
     start, end = int(req["startTime"]), int(req.get("endTime") or 2**62)
     ms = INTERVALS_MS[interval]
-    bars = exchange._candles.get((coin, interval), {})
+    bars = exchange.candles(coin, interval)
     decimals = exchange.instruments.of(coin).sz_decimals if bars else 0    # volume is in lots
     return [{"t": t, "T": t + ms - 1, "s": coin, "i": interval, "o": num(b[0]),
              "c": num(b[3]), "h": num(b[1]), "l": num(b[2]), "v": units_text(b[4], decimals),
