@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import threading
 import time
 
 import numpy as np
@@ -376,6 +377,67 @@ def test_an_answer_lost_twice_leaves_the_batch_unknown_and_halts(desk):
     desk.risk.set_state(TradingState.ACTIVE)
     assert desk.settle() == []
     assert len(desk.exchange_open()) == 2
+
+
+def _resting_batch(desk, count):
+    """`count` resting buys far below the mid, alternating coins, each of its own price."""
+    return [desk.engine.submit(row, Side.BUY, desk.ticks(row, 0.9 + i / 1000),
+                               desk.lots(row, 40))
+            for i, row in zip(range(count), itertools.cycle((BTC, ETH)))]
+
+
+def test_a_lost_answer_among_actions_in_flight_is_resolved_alone(desk):
+    """Six orders as three actions sent at once; the second answer is lost after the server
+    ran it. Only that action is looked up, nothing is placed twice, outcomes keep their
+    orders."""
+    desk.venue.max_orders_per_action = 2
+    post, posts, lock = desk.transport.post_exchange, [], threading.Lock()
+
+    def second_lost(body):
+        with lock:
+            posts.append(body)
+            lost = len(posts) == 2
+        answer = post(body)
+        if lost:
+            raise ExchangeOutcomeUnknownError("the answer was lost (injected)")
+        return answer
+
+    desk.transport.post_exchange = second_lost
+    oids = _resting_batch(desk, 6)
+    assert desk.settle() == []
+    assert desk.engine.stats.rested == 6 and desk.engine.stats.unknown == 0
+    assert (desk.venue.stats.actions, desk.venue.stats.lost_answers,
+            desk.venue.stats.looked_up, desk.venue.stats.resent) == (3, 1, 2, 0)
+    assert desk.exchange_open() == sorted(oids)
+    historical = desk.transport.post_info({"type": "historicalOrders", "user": desk.user})
+    assert sorted(oid_of_cloid(h["order"]["cloid"]) for h in historical) == sorted(oids)
+
+
+@pytest.mark.parametrize("inflight", [1, 3])
+def test_order_actions_overlap_up_to_max_inflight_and_cancels_wait_for_them(desk, inflight):
+    desk.venue.max_orders_per_action, desk.venue.max_inflight = 2, inflight
+    post, now, most, lock = desk.transport.post_exchange, [0], [0], threading.Lock()
+
+    def slow(body):                          # long enough for the next action to start
+        with lock:
+            now[0] += 1
+            most[0] = max(most[0], now[0])
+        try:
+            time.sleep(0.05)
+            return post(body)
+        finally:
+            with lock:
+                now[0] -= 1
+
+    desk.transport.post_exchange = slow
+    oids = _resting_batch(desk, 8)
+    desk.engine.cancel(BTC, oids[0])         # placed in the first action of the same batch
+    desk.engine.cancel(ETH, oids[7])         # and in the last
+    assert desk.settle() == []
+    assert most[0] == inflight
+    stats = desk.engine.stats
+    assert (stats.rested, stats.cancelled, stats.rejected) == (8, 2, 0), desk.venue.last_errors
+    assert desk.exchange_open() == sorted(oids[1:7])
 
 
 # ------------------------------------------------------------------ (5) cancels

@@ -35,6 +35,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal, NamedTuple, TypeVar
@@ -57,7 +58,8 @@ from obelisk.hyperliquid.types import OrderWithStatus
 from obelisk.hyperliquid.ws import Subscription, WebsocketClient
 from obelisk.instruments import Instrument, InstrumentTable
 
-__all__ = ["CLOID_TAG", "MAX_ORDERS_PER_ACTION", "HyperliquidBatchVenue", "VenueStats",
+__all__ = ["CLOID_TAG", "MAX_INFLIGHT_ACTIONS", "MAX_ORDERS_PER_ACTION", "HyperliquidBatchVenue",
+           "VenueStats",
            "WebsocketThread", "cloid_of", "oid_of_cloid"]
 
 log = logging.getLogger(__name__)
@@ -68,7 +70,9 @@ MAX_ORDERS_PER_ACTION = 500
 """Orders (or cancels) per signed action. An action costs ``1 + n // 40`` of the IP
 weight budget, so bigger actions are cheaper per order, but the exchange answers an
 action only when all of it is done, and 500 order wires (~55 kB) stay far below the
-1 MiB body limit; a batch of 1000 goes out as two actions, one after the other."""
+1 MiB body limit; a batch of 1000 goes out as two actions."""
+MAX_INFLIGHT_ACTIONS = 4
+"""Order actions of one batch on their way at once (see ``max_inflight``)."""
 CLOID_TAG = 0x0B15
 """The 16 bits every obelisk cloid starts with."""
 FILL_POLL_INTERVAL = 2.0        # s between userFillsByTime polls (weight 20 + 1 per 20 fills)
@@ -257,6 +261,12 @@ class HyperliquidBatchVenue:
         session only to take over its orders, and then continue its order ids.
     max_orders_per_action : int
         Where a batch is split into signed actions.
+    max_inflight : int
+        How many of a batch's order actions may be on their way at once. While the
+        exchange matches one, the next is signed and sent, so neither side waits for the
+        other; the exchange may then run them in another order (each is whole, and
+        every order in them is distinct). Cancels wait for the orders before them.
+        1 sends one action at a time.
     slippage : float
         How far past the mid a market order without a protection price may trade.
     foreign_fills : "report" or "ignore"
@@ -286,6 +296,7 @@ class HyperliquidBatchVenue:
                  account: str | None = None, *, websocket: WebsocketClient | None = None,
                  loop: asyncio.AbstractEventLoop | None = None, session: int | None = None,
                  max_orders_per_action: int = MAX_ORDERS_PER_ACTION,
+                 max_inflight: int = MAX_INFLIGHT_ACTIONS,
                  slippage: float = DEFAULT_SLIPPAGE,
                  foreign_fills: Literal["report", "ignore"] = "report",
                  poll_interval: float = FILL_POLL_INTERVAL,
@@ -295,6 +306,8 @@ class HyperliquidBatchVenue:
             raise ValueError(f"session must fit in 48 bits, got {session}")
         if max_orders_per_action < 1:
             raise ValueError(f"max_orders_per_action must be >= 1, got {max_orders_per_action}")
+        if max_inflight < 1:
+            raise ValueError(f"max_inflight must be >= 1, got {max_inflight}")
         if foreign_fills not in ("report", "ignore"):
             raise ValueError(f"foreign_fills is 'report' or 'ignore', got {foreign_fills!r}")
         if websocket is not None and loop is None:
@@ -308,6 +321,9 @@ class HyperliquidBatchVenue:
         self.account = (account or exchange.account).lower()
         self.session = session
         self.max_orders_per_action = max_orders_per_action
+        self.max_inflight = max_inflight
+        self._senders: ThreadPoolExecutor | None = None   # made when first needed
+        self._stats_lock = threading.Lock()               # senders count too
         self.slippage = slippage
         self.foreign_fills = foreign_fills
         self.poll_interval = poll_interval
@@ -392,12 +408,23 @@ class HyperliquidBatchVenue:
         results = np.zeros(len(events), RESULT_DTYPE)
         batch = _Batch(*(events[name].tolist() for name in _Batch._fields))
         flags = [False] * len(events) if reduce_only is None else reduce_only.tolist()
-        for indices, cancels in _actions(events["kind"], events["oid"],
-                                         self.max_orders_per_action):
-            if cancels:
-                self._cancel(batch, indices, results)
-            else:
-                self._place(batch, indices, flags, results)
+        inflight: deque[tuple[dict[int, dict[str, Any]], Future[list[OrderOutcome]]]] = deque()
+        try:
+            for indices, cancels in _actions(events["kind"], events["oid"],
+                                             self.max_orders_per_action):
+                if cancels:
+                    self._settle_sent(batch, inflight, results, keep=0)
+                    self._cancel(batch, indices, results)
+                    continue
+                requests = self._order_requests(batch, indices, flags, results)
+                if requests:
+                    inflight.append((requests, self._send(requests)))
+                    self._settle_sent(batch, inflight, results, keep=self.max_inflight - 1)
+            self._settle_sent(batch, inflight, results, keep=0)
+        finally:
+            for _, future in inflight:         # after an answer lost twice: the rest end first
+                if not future.cancel():
+                    future.exception()
         self._drain()
         return self._pending.report(results)
 
@@ -431,9 +458,10 @@ class HyperliquidBatchVenue:
 
     # ------------------------------------------------------------ orders
 
-    def _place(self, batch: _Batch, indices: list[int], reduce_only: list[bool],
-               results: np.ndarray) -> None:
-        """One bulk order action for the orders at `indices` (local refusals left out)."""
+    def _order_requests(self, batch: _Batch, indices: list[int], reduce_only: list[bool],
+                        results: np.ndarray) -> dict[int, dict[str, Any]]:
+        """The requests of one bulk order action for the orders at `indices`, by event
+        index (local refusals left out)."""
         requests: dict[int, dict[str, Any]] = {}
         for i in indices:
             request = self._request(batch, i, results)
@@ -441,11 +469,27 @@ class HyperliquidBatchVenue:
                 request["reduce_only"] = bool(reduce_only[i])
                 requests[i] = request
                 self._sent.add(batch.oid[i])
-        if not requests:
-            return
-        outcomes = self._post_orders(list(requests), requests, recover=True)
-        for i, outcome in zip(requests, outcomes, strict=True):
-            self._settle_order(batch, i, outcome, results)
+        return requests
+
+    def _send(self, requests: dict[int, dict[str, Any]]) -> Future[list[OrderOutcome]]:
+        """Post one order action on a sender thread: its outcomes, in a future."""
+        if self._senders is None:
+            self._senders = ThreadPoolExecutor(self.max_inflight,
+                                               thread_name_prefix="obelisk-venue-send")
+        return self._senders.submit(self._post_orders, list(requests), requests, recover=True)
+
+    def _settle_sent(self, batch: _Batch,
+                     inflight: deque[tuple[dict[int, dict[str, Any]],
+                                           Future[list[OrderOutcome]]]],
+                     results: np.ndarray, keep: int) -> None:
+        """Wait for the oldest actions in flight until at most `keep` are; settle their
+        orders in batch order. An answer lost twice raises here (see ``execute``)."""
+        while len(inflight) > keep:
+            requests, future = inflight[0]
+            outcomes = future.result()
+            inflight.popleft()
+            for i, outcome in zip(requests, outcomes, strict=True):
+                self._settle_order(batch, i, outcome, results)
 
     def _request(self, batch: _Batch, i: int, results: np.ndarray) -> dict[str, Any] | None:
         """The SDK-style order request of event `i`, or None after refusing it locally."""
@@ -493,14 +537,13 @@ class HyperliquidBatchVenue:
         """Post one bulk order action; an outcome per order. A lost answer is resolved by
         cloid (when `recover`) or raised."""
         try:
-            self.stats.actions += 1
-            self.stats.orders += len(indices)
+            self._count(actions=1, orders=len(indices))
             result = self.exchange.bulk_orders([requests[i] for i in indices])
             return self._statuses(result.statuses, len(indices))
         except (ExchangeOutcomeUnknownError, MalformedResponseError):
             if not recover:
                 raise
-            self.stats.lost_answers += 1
+            self._count(lost_answers=1)
             return self._recover_orders(indices, requests)
         except (HyperliquidError, CircuitOpenError) as exc:
             return self._not_sent(exc, len(indices))
@@ -513,7 +556,7 @@ class HyperliquidBatchVenue:
         outcomes = [_order_outcome(status) for status in found]
         unknown = [i for i, outcome in zip(indices, outcomes, strict=True) if outcome is None]
         if unknown:
-            self.stats.resent += len(unknown)
+            self._count(resent=len(unknown))
             again = iter(self._post_orders(unknown, requests, recover=False))
             outcomes = [outcome if outcome is not None else next(again) for outcome in outcomes]
         return [outcome for outcome in outcomes if outcome is not None]
@@ -572,14 +615,13 @@ class HyperliquidBatchVenue:
     def _post_cancels(self, indices: list[int], requests: Mapping[int, dict[str, Any]], *,
                       recover: bool) -> list[OrderOutcome]:
         try:
-            self.stats.actions += 1
-            self.stats.orders += len(indices)
+            self._count(actions=1, orders=len(indices))
             result = self.exchange.bulk_cancel_by_cloid([requests[i] for i in indices])
             return self._statuses(result.statuses, len(indices))
         except (ExchangeOutcomeUnknownError, MalformedResponseError):
             if not recover:
                 raise
-            self.stats.lost_answers += 1
+            self._count(lost_answers=1)
             return self._recover_cancels(indices, requests)
         except (HyperliquidError, CircuitOpenError) as exc:
             return self._not_sent(exc, len(indices))
@@ -592,7 +634,7 @@ class HyperliquidBatchVenue:
         outcomes: list[OrderOutcome | None] = [_cancel_outcome(status) for status in found]
         again_for = [i for i, outcome in zip(indices, outcomes, strict=True) if outcome is None]
         if again_for:
-            self.stats.resent += len(again_for)
+            self._count(resent=len(again_for))
             again = iter(self._post_cancels(again_for, requests, recover=False))
             outcomes = [outcome if outcome is not None else next(again) for outcome in outcomes]
         return [outcome for outcome in outcomes if outcome is not None]
@@ -602,7 +644,7 @@ class HyperliquidBatchVenue:
     def _look_up(self, cloids: list[str]) -> list[OrderWithStatus | None]:
         """The exchange's latest status of each cloid, asked fresh (not from the cache)."""
         self.transport.invalidate_user(self.account)
-        self.stats.looked_up += len(cloids)
+        self._count(looked_up=len(cloids))
         return [self.info.order_status(self.account, cloid) for cloid in cloids]
 
     def _statuses(self, statuses: tuple[OrderOutcome, ...], expected: int) -> list[OrderOutcome]:
@@ -613,10 +655,16 @@ class HyperliquidBatchVenue:
 
     def _not_sent(self, exc: BaseException, count: int) -> list[OrderOutcome]:
         """Outcomes of an action the transport refused before sending it."""
-        self.stats.not_sent += count
+        self._count(not_sent=count)
         text = f"not sent: {type(exc).__name__}: {exc}"
         log.warning("an action of %d orders was not sent: %s", count, text)
         return [OrderOutcome("error", error=text)] * count
+
+    def _count(self, **counts: int) -> None:
+        """Add to `stats` from any thread (order actions are sent from sender threads)."""
+        with self._stats_lock:
+            for name, count in counts.items():
+                setattr(self.stats, name, getattr(self.stats, name) + count)
 
     def _remember_error(self, oid: int, text: str) -> None:
         self.last_errors[oid] = text
@@ -736,6 +784,9 @@ class HyperliquidBatchVenue:
     def close(self, timeout: float = 10.0) -> None:
         """End the venue's subscriptions (the websocket client and the exchange client belong
         to the caller and stay open); what they delivered can still be collected."""
+        if self._senders is not None:
+            self._senders.shutdown(wait=True)
+            self._senders = None
         websocket, loop = self.websocket, self._loop
         subscriptions, self._subscriptions = self._subscriptions, []
         if websocket is None or loop is None or loop.is_closed():

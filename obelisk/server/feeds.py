@@ -182,7 +182,8 @@ class Hub:
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         """``GET /ws``: greet, then read requests until the client leaves or falls silent."""
         self._loop = asyncio.get_running_loop()
-        ws = web.WebSocketResponse(max_msg_size=self._max_frame)
+        # no permessage-deflate: on loopback compressing every frame only costs both ends CPU
+        ws = web.WebSocketResponse(max_msg_size=self._max_frame, compress=False)
         await ws.prepare(request)
         client = Client(ws, request.remote or "unknown", request.transport)
         self._clients.add(client)
