@@ -86,6 +86,10 @@ def test_order_bodies_equal_the_sdk(setup, requests, grouping, builder):
         sdk.bulk_orders([dict(r) for r in requests], dict(builder) if builder else None,
                         grouping)
     assert ours(*setup).bulk_orders(requests, builder, grouping) == sent[0]
+    sdk_signing = pytest.importorskip("hyperliquid.utils.signing")
+    wires = [sdk_signing.order_request_to_order_wire(dict(r), ASSETS[r["coin"]])
+             for r in requests]
+    assert ours(*setup).order_wires(wires, builder, grouping) == sent[0]   # wires as they are
 
 
 @settings(max_examples=10, deadline=None)

@@ -37,6 +37,7 @@ from obelisk.hyperliquid.signing import (
 from obelisk.hyperliquid.wallet import Wallet
 from obelisk.hyperliquid.wire import (
     Cloid,
+    OrderWire,
     WireError,
     batch_modify_action,
     cancel_action,
@@ -155,10 +156,15 @@ class ExchangeActions:
 
     def bulk_orders(self, requests: Sequence[Mapping[str, Any]],
                     builder: Mapping[str, Any] | None = None, grouping: str = "na") -> Body:
-        if not requests:
+        return self.order_wires([order_request_to_order_wire(r, self.asset_of(r["coin"]))
+                                 for r in requests], builder, grouping)
+
+    def order_wires(self, wires: Sequence[OrderWire], builder: Mapping[str, Any] | None = None,
+                    grouping: str = "na") -> Body:
+        """An ``order`` action of order wires as they are."""
+        if not wires:
             raise WireError("an order batch needs at least one order")
-        wires = [order_request_to_order_wire(r, self.asset_of(r["coin"])) for r in requests]
-        return self._l1(order_wires_to_order_action(wires, builder, grouping))
+        return self._l1(order_wires_to_order_action(list(wires), builder, grouping))
 
     def bulk_modify(self, modifies: Sequence[Mapping[str, Any]]) -> Body:
         """``[{"oid": oid or Cloid, "order": order request}]`` as one ``batchModify``."""

@@ -55,6 +55,7 @@ from obelisk.hyperliquid.errors import (
 )
 from obelisk.hyperliquid.exchange import DEFAULT_SLIPPAGE, Exchange, slippage_price
 from obelisk.hyperliquid.types import OrderWithStatus
+from obelisk.hyperliquid.wire import float_to_wire
 from obelisk.hyperliquid.ws import Subscription, WebsocketClient
 from obelisk.instruments import Instrument, InstrumentTable
 
@@ -126,15 +127,15 @@ def _prefix(session: int) -> str:
 
 
 @lru_cache(maxsize=1 << 16)
-def _price(instrument: Instrument, ticks: int) -> float:
-    """The wire price of `ticks` as the float the signer turns back into the same string
-    (prices repeat, so this is cached); InvalidPriceError off the grid or over 5 figures."""
-    return float(instrument.price_to_wire(ticks))
+def _price(instrument: Instrument, ticks: int) -> str:
+    """The wire price of `ticks` (prices repeat, so this is cached); InvalidPriceError off
+    the grid or over 5 significant figures."""
+    return instrument.price_to_wire(ticks)
 
 
 @lru_cache(maxsize=1 << 16)
-def _size(instrument: Instrument, lots: int) -> float:
-    return float(instrument.size_to_wire(lots))
+def _size(instrument: Instrument, lots: int) -> str:
+    return instrument.size_to_wire(lots)
 
 
 def _reason(text: str) -> int:
@@ -466,7 +467,7 @@ class HyperliquidBatchVenue:
         for i in indices:
             request = self._request(batch, i, results)
             if request is not None:
-                request["reduce_only"] = bool(reduce_only[i])
+                request["r"] = bool(reduce_only[i])
                 requests[i] = request
                 self._sent.add(batch.oid[i])
         return requests
@@ -492,7 +493,8 @@ class HyperliquidBatchVenue:
                 self._settle_order(batch, i, outcome, results)
 
     def _request(self, batch: _Batch, i: int, results: np.ndarray) -> dict[str, Any] | None:
-        """The SDK-style order request of event `i`, or None after refusing it locally."""
+        """The order wire of event `i`, made from its ticks and lots without a float in
+        between, or None after refusing it locally."""
         oid, kind, tif = batch.oid[i], batch.kind[i], batch.tif[i]
         row = self._row_of_asset.get(batch.asset[i])
         refusal = _refusal(kind, tif) if row is not None else (
@@ -513,17 +515,16 @@ class HyperliquidBatchVenue:
         except (ObeliskError, KeyError) as exc:
             self._refuse(results, i, oid, Reason.INVALID_PRICE, str(exc))
             return None
-        return {"coin": instrument.name, "is_buy": is_buy, "sz": size, "limit_px": price,
-                "order_type": _ORDER_TYPES[_IOC if kind == _MARKET else tif],
-                "reduce_only": False, "cloid": self.cloid(oid)}
+        return {"a": instrument.asset, "b": is_buy, "p": price, "s": size, "r": False,
+                "t": _ORDER_TYPES[_IOC if kind == _MARKET else tif], "c": self.cloid(oid)}
 
-    def _limit_price(self, instrument: Instrument, is_buy: bool, ticks: int, kind: int) -> float:
-        """A limit's price; a market order's protection price, or without one the SDK's
-        market price: the mid moved by `slippage` against the taker."""
+    def _limit_price(self, instrument: Instrument, is_buy: bool, ticks: int, kind: int) -> str:
+        """A limit's wire price; a market order's protection price, or without one the
+        SDK's market price: the mid moved by `slippage` against the taker."""
         if kind == _MARKET and ticks == 0:
             mid = float(self.info.all_mids()[instrument.name])
-            return slippage_price(mid, is_buy, self.slippage, instrument.sz_decimals,
-                                  instrument.is_spot)
+            return float_to_wire(slippage_price(mid, is_buy, self.slippage,
+                                                instrument.sz_decimals, instrument.is_spot))
         return _price(instrument, ticks)
 
     def _refuse(self, results: np.ndarray, i: int, oid: int, reason: int, text: str) -> None:
@@ -538,7 +539,7 @@ class HyperliquidBatchVenue:
         cloid (when `recover`) or raised."""
         try:
             self._count(actions=1, orders=len(indices))
-            result = self.exchange.bulk_orders([requests[i] for i in indices])
+            result = self.exchange.bulk_order_wires([requests[i] for i in indices])
             return self._statuses(result.statuses, len(indices))
         except (ExchangeOutcomeUnknownError, MalformedResponseError):
             if not recover:
@@ -552,7 +553,7 @@ class HyperliquidBatchVenue:
                         requests: Mapping[int, dict[str, Any]]) -> list[OrderOutcome]:
         """Outcomes of an action whose answer was lost: the exchange's status of every
         order it knows by cloid; the others are sent again, once."""
-        found = self._look_up([requests[i]["cloid"] for i in indices])
+        found = self._look_up([requests[i]["c"] for i in indices])
         outcomes = [_order_outcome(status) for status in found]
         unknown = [i for i, outcome in zip(indices, outcomes, strict=True) if outcome is None]
         if unknown:

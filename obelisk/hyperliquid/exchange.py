@@ -25,7 +25,7 @@ from obelisk.hyperliquid.info import AssetDirectory, AsyncInfo, Info
 from obelisk.hyperliquid.transport import MAINNET_URL, AsyncTransport, Transport
 from obelisk.hyperliquid.twins import AsyncClient, BlockingClient, Request, client_method
 from obelisk.hyperliquid.wallet import Wallet
-from obelisk.hyperliquid.wire import Cloid, WireError, slippage_price
+from obelisk.hyperliquid.wire import Cloid, OrderWire, WireError, slippage_price
 
 __all__ = ["AsyncExchange", "Exchange", "slippage_price"]
 
@@ -92,6 +92,14 @@ class _ExchangeMethods:
                     builder: Mapping[str, Any] | None = None, grouping: str = "na") -> _Action:
         return _Action(self.actions.bulk_orders(order_requests, builder, grouping),
                        len(order_requests))
+
+    @client_method
+    def bulk_order_wires(self, wires: Sequence[OrderWire], grouping: str = "na") -> _Action:
+        """Orders already in wire form (``a``, ``b``, ``p``, ``s``, ``r``, ``t``, ``c``, as
+        :func:`~obelisk.hyperliquid.wire.order_request_to_order_wire` makes them) as one
+        action: for callers that hold prices and sizes as wire strings, such as
+        :class:`~obelisk.hyperliquid.batch_venue.HyperliquidBatchVenue`."""
+        return _Action(self.actions.order_wires(wires, grouping=grouping), len(wires))
 
     @client_method
     def modify_order(self, oid: int | Cloid, name: str, is_buy: bool, sz: float,
