@@ -605,52 +605,54 @@ class LocalExchange:
         now = self.clock.now_ms()
         taker_lots, taker_notional = 0, 0.0
         trades: list[Wire] = []
-        fills = book.last_fills() if fill_count else _NO_FILLS
-        fill_lots, fill_ticks = fills["qty"].tolist(), fills["price"].tolist()
-        for lots, ticks, taker_oid, maker_oid in zip(
-                fill_lots, fill_ticks, fills["taker_oid"].tolist(),
-                fills["maker_oid"].tolist(), strict=True):
-            px = _price_text(instrument, ticks)
-            sz = units_text(lots, instrument.sz_decimals)
-            notional = float(px) * float(sz)
-            taker = self._orders.get(taker_oid)
-            maker = self._orders[maker_oid]
-            maker_account = self.accounts[maker.user]
+        prices: list[float] = []
+        if fill_count:
+            fills = book.last_fills()
+            taker = self._orders.get(int(fills["taker_oid"][0]))   # one book call, one taker
             taker_account = self.accounts[taker.user] if taker else self._liquidator
-            is_buy = not maker.is_buy
-            tid = self._next_tid
-            self._next_tid += 1
-            self._book_fill(maker_account, instrument, px, sz, not is_buy, now, maker.oid,
-                            False, tid, maker.cloid, None)
-            self._book_fill(taker_account, instrument, px, sz, is_buy, now,
-                            taker.oid if taker else 0, True, tid,
-                            taker.cloid if taker else None, liquidation)
-            maker.lots -= lots
-            self._hold(maker_account, maker, -lots)
-            if taker is not None:
-                taker.lots -= lots
-            if maker.lots == 0:
-                self._close(maker, "filled", book_cancel=False)
-                self._activate_children(maker_account, maker)
-            taker_lots += lots
-            taker_notional += notional
-            buyer, seller = (taker, maker) if is_buy else (maker, taker)
-            trades.append({"coin": coin, "side": "B" if is_buy else "A", "px": px,
-                           "sz": sz, "hash": "0x" + f"{tid:064x}", "time": now,
-                           "tid": tid, "users": [buyer.user if buyer else "",
-                                                 seller.user if seller else ""]})
-            self._day_volume[coin] += notional
-        if trades:
-            self._candle(instrument, fill_ticks, fill_lots, now)
-        events = book.last_order_events() if event_count else _NO_EVENTS
-        for oid in events["oid"][events["kind"] == _CANCELLED].tolist():
-            order = self._orders.get(oid)           # a resting order self-trade prevention took
-            if order is not None and order.status == "open" and \
-                    oid in self.accounts[order.user].orders:
-                self._close(order, "selfTradeCanceled", book_cancel=False)
-        if trades:
+            taker_oid, taker_cloid = (taker.oid, taker.cloid) if taker else (0, None)
+            taker_user = taker.user if taker else ""
+            for lots, ticks, maker_oid in zip(fills["qty"].tolist(), fills["price"].tolist(),
+                                              fills["maker_oid"].tolist(), strict=True):
+                px = _price_text(instrument, ticks)
+                sz = units_text(lots, instrument.sz_decimals)
+                price = float(px)
+                notional = price * float(sz)
+                maker = self._orders[maker_oid]
+                maker_account = self.accounts[maker.user]
+                is_buy = not maker.is_buy
+                tid = self._next_tid
+                self._next_tid += 1
+                self._book_fill(maker_account, instrument, px, sz, not is_buy, now, maker.oid,
+                                False, tid, maker.cloid, None)
+                self._book_fill(taker_account, instrument, px, sz, is_buy, now, taker_oid,
+                                True, tid, taker_cloid, liquidation)
+                maker.lots -= lots
+                self._hold(maker_account, maker, -lots)
+                if taker is not None:
+                    taker.lots -= lots
+                if maker.lots == 0:
+                    self._close(maker, "filled", book_cancel=False)
+                    self._activate_children(maker_account, maker)
+                taker_lots += lots
+                taker_notional += notional
+                trades.append({"coin": coin, "side": "B" if is_buy else "A", "px": px,
+                               "sz": sz, "hash": "0x" + f"{tid:064x}", "time": now, "tid": tid,
+                               "users": [taker_user, maker.user] if is_buy
+                               else [maker.user, taker_user]})
+                prices.append(price)
+                self._day_volume[coin] += notional
+            self._candle(instrument, prices, taker_lots, now)
             self._trades[coin].extend(trades)
             self._trades_out.setdefault(coin, []).extend(trades)
+        if event_count:
+            events = book.last_order_events()
+            for oid, kind in zip(events["oid"].tolist(), events["kind"].tolist(), strict=True):
+                order = self._orders.get(oid) if kind == _CANCELLED else None
+                if order is not None and order.status == "open" and \
+                        oid in self.accounts[order.user].orders:
+                    # a resting order self-trade prevention took
+                    self._close(order, "selfTradeCanceled", book_cancel=False)
         return taker_lots, taker_notional
 
     def _book_fill(self, account: Account, instrument: Instrument, px: str, sz: str,
@@ -958,16 +960,14 @@ class LocalExchange:
         self._fold_minute(coin)
         return self._candles.get((coin, interval), {})
 
-    def _candle(self, instrument: Instrument, ticks: list[int], lots_of: list[int],
+    def _candle(self, instrument: Instrument, prices: list[float], lots: int,
                 now: int) -> None:
         """Fold one book call's trades (all at `now`) into the coin's open minute, which goes
         into every interval's bar (all are whole minutes) when the next minute starts or the
         candles are read: one update per trade batch rather than one per interval. Volumes
         are kept in lots, exactly; prices are the trades' grid prices."""
         coin, minute = instrument.name, now - now % 60_000
-        first, high, low, last = (float(_price_text(instrument, t)) for t in
-                                  (ticks[0], max(ticks), min(ticks), ticks[-1]))
-        lots, count = sum(lots_of), len(ticks)
+        first, high, low, last, count = prices[0], max(prices), min(prices), prices[-1], len(prices)
         bar = self._minute.get(coin)
         if bar is not None and bar[0] == minute:
             bar[2], bar[3], bar[4] = max(bar[2], high), min(bar[3], low), last
