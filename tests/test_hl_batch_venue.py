@@ -390,7 +390,7 @@ def test_a_lost_answer_among_actions_in_flight_is_resolved_alone(desk):
     """Six orders as three actions sent at once; the second answer is lost after the server
     ran it. Only that action is looked up, nothing is placed twice, outcomes keep their
     orders."""
-    desk.venue.max_orders_per_action = 2
+    desk.venue.max_orders_per_action, desk.venue.max_inflight = 2, 3
     post, posts, lock = desk.transport.post_exchange, [], threading.Lock()
 
     def second_lost(body):

@@ -72,8 +72,9 @@ MAX_ORDERS_PER_ACTION = 500
 weight budget, so bigger actions are cheaper per order, but the exchange answers an
 action only when all of it is done, and 500 order wires (~55 kB) stay far below the
 1 MiB body limit; a batch of 1000 goes out as two actions."""
-MAX_INFLIGHT_ACTIONS = 4
-"""Order actions of one batch on their way at once (see ``max_inflight``)."""
+MAX_INFLIGHT_ACTIONS = 1
+"""Order actions of one batch on their way at once: one, so that the exchange runs a
+batch's orders in the engine's order (see ``max_inflight``)."""
 CLOID_TAG = 0x0B15
 """The 16 bits every obelisk cloid starts with."""
 FILL_POLL_INTERVAL = 2.0        # s between userFillsByTime polls (weight 20 + 1 per 20 fills)
@@ -263,11 +264,13 @@ class HyperliquidBatchVenue:
     max_orders_per_action : int
         Where a batch is split into signed actions.
     max_inflight : int
-        How many of a batch's order actions may be on their way at once. While the
-        exchange matches one, the next is signed and sent, so neither side waits for the
-        other; the exchange may then run them in another order (each is whole, and
-        every order in them is distinct). Cancels wait for the orders before them.
-        1 sends one action at a time.
+        How many of a batch's order actions may be on their way at once (default 1).
+        More keep the exchange busy while the venue signs the next action and reads the
+        last answer (about a fifth more orders per second against a local `obelisk
+        serve`), but the exchange may then run a batch's actions in another order, so
+        an IOC can miss the liquidity it would have met: give more only when the orders
+        of one batch do not depend on each other. Cancels always wait for the orders
+        before them.
     slippage : float
         How far past the mid a market order without a protection price may trade.
     foreign_fills : "report" or "ignore"
