@@ -336,7 +336,7 @@ def parse_exchange_response(response: Any, batch_size: int = 1) -> ExchangeResul
 def _outcome(entry: Any) -> OrderOutcome:
     if isinstance(entry, str):
         return OrderOutcome(entry)
-    if isinstance(entry, Mapping) and len(entry) == 1:
+    if (type(entry) is dict or isinstance(entry, Mapping)) and len(entry) == 1:  # JSON: dict
         ((kind, value),) = entry.items()
         if kind == "error":
             return OrderOutcome("error", error=str(value))
