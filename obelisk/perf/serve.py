@@ -509,12 +509,16 @@ def _goals(report: ServeBenchReport) -> list[Goal]:
                       f"< {FILL_FRAME_P99_GOAL_MS:g} ms", f"{upper.p99_ms:.2f} ms",
                       upper.p99_ms < FILL_FRAME_P99_GOAL_MS))
     for split in report.split:
-        largest = max(_PHASES, key=split.share)
+        # matching is the compiled book's part of the exchange phase; the rest of that phase
+        # is the Python exchange layer (decoding, checks, settlement, events)
+        parts = {"parse": split.parse_us, "recover": split.recover_us,
+                 "exchange layer": split.exchange_us - split.book_us,
+                 "matching": split.book_us, "answer": split.answer_us}
+        largest = max(parts, key=parts.__getitem__)
         goals.append(Goal(f"matching not the bottleneck ({split.name})",
-                          "exchange phase not the largest",
-                          f"exchange {split.share('exchange'):.0%}, compiled book "
-                          f"{split.book_us / split.total_us:.0%} (largest: {largest})",
-                          largest != "exchange"))
+                          "not the largest part",
+                          f"matching {split.book_us / split.total_us:.0%}, largest: {largest} "
+                          f"{parts[largest] / split.total_us:.0%}", largest != "matching"))
     return goals
 
 
