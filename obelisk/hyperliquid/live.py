@@ -86,6 +86,7 @@ class LiveConfig:
     poll_s: float = 0.05            # how often late fills are applied and orders flushed
     watch_s: float = 0.1            # how often the websocket's connection is checked
     retry_s: float = 1.0            # wait before a reconciliation that did not pass is retried
+    snapshot_s: float = 10.0        # longest wait for a (re)connection's userFills snapshot
 
     def __post_init__(self) -> None:
         if not self.dead_man_s > 5 or not 0 < self.renew_s < self.dead_man_s - 5:
@@ -134,6 +135,7 @@ class LiveLoop:
         self._reconciling: asyncio.Task[RecoveryReport] | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._first_pass = True
+        self._snapshot_connect = 0     # the websocket connection the last fills snapshot came on
         self.running = False
 
     @classmethod
@@ -168,6 +170,7 @@ class LiveLoop:
         await self.websocket.wait_connected()
         self.running = True
         await self._renew_dead_man()
+        await self._fills_subscribed()
         report = await self.reconcile()
         self._tasks = [asyncio.create_task(coro) for coro in
                        (self._pump(), self._keep_dead_man(), self._watch_connection())]
@@ -310,7 +313,22 @@ class LiveLoop:
                 self.risk.set_state(TradingState.HALTED)
             elif self.websocket.connects != seen:
                 seen = self.websocket.connects
+                self.risk.set_state(TradingState.HALTED)
+                await self._fills_subscribed()
                 self.schedule_reconcile()
+
+    async def _fills_subscribed(self) -> None:
+        """Wait for the userFills snapshot of the connection now up. The exchange sends it
+        once the subscription holds, so every later fill comes live and a reconciliation
+        started after it fetches every earlier one; a pass started before it could miss a
+        fill made between its fetch and the subscription."""
+        deadline = time.monotonic() + self.config.snapshot_s
+        while self._snapshot_connect != self.websocket.connects:
+            if time.monotonic() >= deadline:
+                log.warning("no userFills snapshot within %.1f s of connecting; reconciling "
+                            "anyway", self.config.snapshot_s)
+                return
+            await asyncio.sleep(0.01)
 
     # ------------------------------------------------------------ callbacks
 
@@ -331,6 +349,7 @@ class LiveLoop:
         if not isinstance(data, (Mapping, list)):
             return
         if kind == "userFills" and isinstance(data, Mapping) and data.get("isSnapshot"):
+            self._snapshot_connect = self.websocket.connects
             return                      # history: recovery's job
         if self._held is not None:
             self._held.append((kind, data))
