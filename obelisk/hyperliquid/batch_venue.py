@@ -60,8 +60,7 @@ from obelisk.hyperliquid.ws import Subscription, WebsocketClient
 from obelisk.instruments import Instrument, InstrumentTable
 
 __all__ = ["CLOID_TAG", "MAX_INFLIGHT_ACTIONS", "MAX_ORDERS_PER_ACTION", "HyperliquidBatchVenue",
-           "VenueStats",
-           "WebsocketThread", "cloid_of", "oid_of_cloid"]
+           "VenueStats", "WebsocketThread", "cloid_of", "oid_of_cloid"]
 
 log = logging.getLogger(__name__)
 

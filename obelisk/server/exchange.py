@@ -21,17 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
-
-from obelisk._core.book import (
-    FILL_DTYPE,
-    ORDER_EVENT_DTYPE,
-    OrderBook,
-    OrderEventKind,
-    OrderStatus,
-    Side,
-    TimeInForce,
-)
+from obelisk._core.book import OrderBook, OrderEventKind, OrderStatus, Side, TimeInForce
 from obelisk.errors import InstrumentError, ObeliskError
 from obelisk.fees import FeeRates
 from obelisk.funding import hourly_funding_rate
@@ -1013,8 +1003,6 @@ class LocalExchange:
 
 
 _DEFAULT: Wire = {"status": "ok", "response": {"type": "default"}}
-_NO_FILLS = np.zeros(0, FILL_DTYPE)
-_NO_EVENTS = np.zeros(0, ORDER_EVENT_DTYPE)
 _CANCELLED = int(OrderEventKind.CANCELLED)
 
 
