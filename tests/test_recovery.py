@@ -120,6 +120,24 @@ def test_a_clean_account_passes_and_trading_resumes():
     agree(bot, v)
 
 
+def test_a_fresh_pass_sees_what_happened_since_a_pass_the_cache_still_holds():
+    """The outage race of the live loop: a pass right after another (within the cache's
+    TTL) read the earlier pass's state and missed a fill made in between, for good."""
+    v = venue()
+    bot = Bot(v, [])
+    resting = run(bot.send(OrderRequest("ETH", True, 10, 2_995)))
+    clock = Clock()
+    recovery = bot.recovery(cache_ttl_ms=1_000, clock=clock)
+    assert run(recovery.reconcile()).passed
+    v.external_fill("ETH", False, 10, 2_995)             # filled during an outage
+    clock.now += 0.5
+    assert kinds(run(recovery.reconcile())) == []             # the cached state: nothing new
+    report = run(recovery.reconcile(fresh=True))
+    assert kinds(report) == ["missed_fill", "missing_order", "missing_stop"]
+    assert resting.oid not in bot.ledger.orders
+    agree(bot, v)
+
+
 # ------------------------------------------------------- every discrepancy
 
 def test_missed_fills_are_applied_and_the_filled_order_closed():

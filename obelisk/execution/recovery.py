@@ -195,16 +195,19 @@ class PositionRecovery:
 
     # ------------------------------------------------------------------ run
 
-    async def reconcile(self) -> RecoveryReport:
+    async def reconcile(self, *, fresh: bool = False) -> RecoveryReport:
         """One full pass: fetch, compare, act (unless dry run), verify.
 
         A call made while a pass runs waits for that pass and returns its report.
         Cancelling a caller does not cancel the pass; `run_periodically` stops it.
+        `fresh` reads the venue anew rather than what a pass less than the cache's TTL
+        ago read: a pass after a fault (a reconnect, a lost answer) must see what
+        happened during it.
         """
         running = self._running
         if running is None or running.done() or running.get_loop() is not \
                 asyncio.get_running_loop():
-            running = self._running = asyncio.ensure_future(self._pass())
+            running = self._running = asyncio.ensure_future(self._pass(fresh))
         return await asyncio.shield(running)
 
     async def run_periodically(self, interval: float, stop: asyncio.Event) -> None:
@@ -228,9 +231,9 @@ class PositionRecovery:
         finally:
             stopping.cancel()
 
-    async def _pass(self) -> RecoveryReport:
+    async def _pass(self, fresh: bool) -> RecoveryReport:
         started = self.clock()
-        work = asyncio.ensure_future(self._reconcile(started))
+        work = asyncio.ensure_future(self._reconcile(started, fresh))
         try:
             await asyncio.wait({work}, timeout=self.pass_timeout)
         except asyncio.CancelledError:
@@ -256,8 +259,8 @@ class PositionRecovery:
         return RecoveryReport(started, self.clock() - started, (), (), (), (), (), False,
                               self.dry_run, error)
 
-    async def _reconcile(self, started: float) -> RecoveryReport:
-        state = await self._fetch(fresh=False)
+    async def _reconcile(self, started: float, fresh: bool) -> RecoveryReport:
+        state = await self._fetch(fresh=fresh)
         discrepancies, actions = await self._analyse(state)
         executed: list[RecoveryAction] = []
         failed: list[tuple[RecoveryAction, str]] = []

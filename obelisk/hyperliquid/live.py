@@ -254,7 +254,7 @@ class LiveLoop:
         try:
             while True:
                 self.engine.poll()          # all the ledger knows is in the portfolio
-                report = await self.recovery.reconcile()
+                report = await self.recovery.reconcile(fresh=True)   # it follows a fault
                 self._release()
                 self._held = []
                 if report.passed:
