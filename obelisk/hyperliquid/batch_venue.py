@@ -894,7 +894,7 @@ class _Activity:
     def any(self) -> bool:
         return bool(self.rows or self.done or self.removed)
 
-    def report(self, results: _Results) -> BatchReport:
+    def report(self, results: np.ndarray) -> BatchReport:
         """A report of everything pending (with `results`), which is then forgotten."""
         fills = np.zeros(len(self.rows), POSITION_FILL_DTYPE)
         fills["asset"], fills["size"], fills["price"] = self.rows, self.sizes, self.prices
