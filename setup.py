@@ -4,10 +4,13 @@ Environment knobs:
   OBELISK_DEBUG=1     bounds, wraparound and initialisation checks on (tests of the core)
   OBELISK_ANNOTATE=1  write Cython's annotation HTML (build/cython-*/obelisk/_core/*.html)
   OBELISK_PROFILE=1   line tracing for profilers (slow)
+  OBELISK_SYMBOLS=1   a release build that keeps its symbols and debug info, for
+                      callgrind and perf (add --force when switching a built tree)
 
 Release builds (none of the above) carry no debug info: the interpreter's own
 CFLAGS usually include -g, so -g0 comes last, and the linker strips the symbol
-tables (-s with GNU ld, -S -x with Apple's). Debug and profile builds keep -g.
+tables (-s with GNU ld, -S -x with Apple's), unless OBELISK_SYMBOLS asks to keep
+them. Debug and profile builds keep -g.
 
 Generated C goes to one build/cython-<mode> folder per mode, because Cython
 regenerates a .c only when its sources change, not when directives do: a
@@ -31,6 +34,7 @@ def flag(name: str) -> bool:
 
 debug = flag("OBELISK_DEBUG")
 profile = flag("OBELISK_PROFILE")
+symbols = flag("OBELISK_SYMBOLS")
 
 directives = {
     "language_level": "3",
@@ -50,7 +54,7 @@ macros = [("CYTHON_TRACE_NOGIL", "1")] if profile else []
 release = not debug and not profile
 compile_args = ["-O0", "-g"] if debug else ["-O3", "-fno-math-errno", "-fno-trapping-math"]
 link_args: list[str] = []
-if release and sys.platform != "win32":       # MSVC writes no debug info unless asked
+if release and not symbols and sys.platform != "win32":       # MSVC writes no debug info unless asked
     compile_args.append("-g0")
     link_args = ["-Wl,-S,-x"] if sys.platform == "darwin" else ["-s"]
 

@@ -18,7 +18,9 @@ median of the rounds, each round the best of a few passes)::
 
     python benchmarks/percall_compare.py time /tmp/base /work/main --rounds 7
 
-Instruction counts under callgrind (deterministic, immune to machine noise):
+Instruction counts under callgrind (deterministic, immune to machine noise; the
+builds need their symbols: build with ``OBELISK_SYMBOLS=1``, as release builds strip
+them, and the case's count then reads 0):
 the inclusive cost of the entry point's compiled wrapper (argument conversion,
 the call's work, the result object; not the Python loop around it). Each case
 runs twice, with N1 and N2 calls, and the difference is divided by N2 - N1, so

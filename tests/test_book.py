@@ -381,6 +381,24 @@ def test_a_batch_grows_its_pool_id_map_and_tape_once_up_front():
     book.check_integrity()
 
 
+def test_a_batch_leaves_growth_within_one_doubling_to_the_orders_that_rest():
+    # Adds that fill or are cancelled in the same batch need no slot: reserving one per
+    # add grew (and first-touched) an arena the busy book never used.
+    n = 6_000
+    events = np.zeros(n, EVENT_DTYPE)
+    events["oid"] = np.arange(1, n + 1)
+    events["side"], events["price"], events["qty"] = BUY, 1_000, 1
+    events["kind"], events["tif"] = EventKind.LIMIT, TimeInForce.GTC
+    events["kind"][1::2] = EventKind.CANCEL
+    events["oid"][1::2] = events["oid"][0::2]           # each add cancelled right after
+    book = OrderBook(4_096)
+    statuses = book.process(events).results["status"]
+    assert (statuses[0::2] == OrderStatus.RESTED).all()
+    assert (statuses[1::2] == OrderStatus.CANCELLED).all()
+    assert book.pool_stats()["grow_count"] == 0 and len(book) == 0
+    book.check_integrity()
+
+
 def test_a_fixed_pool_batch_still_rests_what_fits_and_refuses_the_rest():
     events = np.zeros(100, EVENT_DTYPE)
     events["oid"] = np.arange(1, 101)

@@ -186,6 +186,23 @@ def test_numpy_integers_and_enums_are_accepted():
         book.add(2**63, BUY, 100, 1)
 
 
+@pytest.mark.parametrize("value", sorted(
+    {v for e in (15, 30, 45, 60, 62) for v in (2**e - 1, 2**e, 2**e + 1)} | {1, 2**63 - 1}))
+def test_ids_prices_and_quantities_stay_exact_at_every_digit_boundary(value):
+    # small exact ints are read straight from the int object (one or two digits); the
+    # rest take the slow path: both must give the same integer
+    book = OrderBook(8)
+    price = min(value, 2**53)
+    qty = min(value, 2**53)
+    assert book.add(value, SELL, price, qty, owner=min(value, 2**32 - 1)) == OrderStatus.RESTED
+    resting = book.order(value)
+    assert (resting.oid, resting.price, resting.qty) == (value, price, qty)
+    assert resting.owner == min(value, 2**32 - 1)
+    assert book.cancel(value) == qty and len(book) == 0
+    with pytest.raises(InvalidOrderError):
+        book.add(1, BUY, -min(value, 2**53), 1)
+
+
 # ------------------------------------------------------------- id flooding
 
 _OLD_MULTIPLIER = 0x9E3779B97F4A7C15

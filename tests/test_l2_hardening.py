@@ -225,6 +225,25 @@ def test_apply_takes_numpy_integers(kind):
     assert book.size_at(kind(BUY), kind(98)) == 5 and book.last_seq == 3
 
 
+# Exact ints are read straight from the object up to two machine digits (2**60 with
+# 30-bit digits); each side of each digit boundary, and the bigger ints of the slow path.
+DIGIT_EDGES = sorted({v for e in (15, 30, 45, 60, 62) for v in (2**e - 1, 2**e, 2**e + 1)}
+                     | {1, 2, 9_007_199_254_740_992})
+
+
+@pytest.mark.parametrize("value", DIGIT_EDGES)
+def test_apply_keeps_ints_exact_at_every_digit_boundary(value):
+    book = L2Book(ETH)
+    price, size = min(value, 9_007_199_254_740_992), min(value, 9_007_199_254_740_992)
+    assert book.apply(SELL, price, size, seq=value, time=value)
+    assert book.size_at(SELL, price) == size and book.best_ask() == price
+    assert (book.last_seq, book.last_time) == (value, value)
+    with pytest.raises(MarketDataError):
+        book.apply(BUY, -value, 1)
+    with pytest.raises(MarketDataError):
+        book.apply(BUY, 5, -value)
+
+
 def test_queries_refuse_non_integers():
     book = seeded()
     for call in (lambda: book.size_at(BUY, 100.0), lambda: book.impact(BUY, 1.5),

@@ -71,6 +71,7 @@ cdef class OrderBook:
                            int64_t n) noexcept nogil
     cdef int _grow_levels(self) noexcept nogil
     cdef int _reserve(self, int64_t fills, int64_t order_events) noexcept nogil
+    cdef int _grow_tapes(self, int64_t fills, int64_t order_events) noexcept nogil
     cdef void _emit_fill(self, const Order* taker, const Order* maker, price_t price,
                          qty_t qty, int32_t index) noexcept nogil
     cdef void _emit_event(self, uint8_t kind, uint8_t reason, oid_t oid, price_t price,

@@ -15,9 +15,10 @@ import numpy as np
 
 from cpython.number cimport PyIndex_Check, PyNumber_Index
 from libc.stdint cimport INT32_MAX, INT64_MAX, UINT32_MAX, int32_t, int64_t, uint8_t, uint64_t
-from libc.stdlib cimport free, realloc
+from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy, memmove, memset
 
+from obelisk._core._ints cimport small_int
 from obelisk._core._memory cimport huge_pages
 from obelisk._core._idmap cimport (
     IdBucket,
@@ -179,10 +180,11 @@ cdef inline int64_t _whole(object value, str name) except? -1:
     """An integer argument (int, bool, numpy integer) as int64; anything else raises.
 
     A float, Decimal or numpy float is refused rather than truncated: 100.99
-    ticks is not 100 ticks. Exact ints take the fast path.
+    ticks is not 100 ticks. Small exact ints take the fast path.
     """
-    if type(value) is int:
-        return value
+    cdef int64_t whole
+    if small_int(value, &whole):
+        return whole
     return _whole_slow(value, name)
 
 
@@ -215,6 +217,22 @@ cdef inline owner_t _owner(object value) except? 0xFFFFFFFF:
 cdef uint64_t _random_key() except? 0:
     """64 random bits from the OS, to key a book's order-id hash."""
     return int.from_bytes(os.urandom(8), "little")
+
+
+# ------------------------------------------------------------------ tapes
+
+cdef void* _grown_tape(void* tape, int64_t kept, int64_t capacity, size_t size) noexcept nogil:
+    """A tape of `capacity` records holding the first `kept` of `tape` (then freed); NULL
+    when out of memory, `tape` untouched. Unlike realloc, which copies the whole old
+    block, this copies only the records in use: none when a batch starts."""
+    cdef void* grown = malloc(<size_t> capacity * size)
+    if grown == NULL:
+        return NULL
+    huge_pages(grown, <size_t> capacity * size)
+    if kept:
+        memcpy(grown, tape, <size_t> kept * size)
+    free(tape)
+    return grown
 
 
 # --------------------------------------------------------- ladder primitives
@@ -384,6 +402,13 @@ cdef class OrderBook:
 
     cdef int _reserve(self, int64_t fills, int64_t order_events) noexcept nogil:
         """Make room on the tapes for this many more records; -1 when out of memory."""
+        if (self.fill_count + fills <= self.fill_capacity
+                and self.order_event_count + order_events <= self.order_event_capacity
+                and not self.tape_limit):
+            return 0            # the usual case: a few compares, inlined into the caller
+        return self._grow_tapes(fills, order_events)
+
+    cdef int _grow_tapes(self, int64_t fills, int64_t order_events) noexcept nogil:
         cdef int64_t capacity
         cdef void* grown
         if fills > _MAX_TAPE or order_events > _MAX_TAPE \
@@ -395,18 +420,17 @@ cdef class OrderBook:
             return -1
         if self.fill_count + fills > self.fill_capacity:
             capacity = max(self.fill_capacity * 2, self.fill_count + fills)
-            grown = realloc(self.fills, <size_t> capacity * sizeof(Fill))
+            grown = _grown_tape(self.fills, self.fill_count, capacity, sizeof(Fill))
             if grown == NULL:
                 return -1
-            huge_pages(grown, <size_t> capacity * sizeof(Fill))
             self.fills = <Fill*> grown
             self.fill_capacity = capacity
         if self.order_event_count + order_events > self.order_event_capacity:
             capacity = max(self.order_event_capacity * 2, self.order_event_count + order_events)
-            grown = realloc(self.order_events, <size_t> capacity * sizeof(OrderEvent))
+            grown = _grown_tape(self.order_events, self.order_event_count, capacity,
+                                sizeof(OrderEvent))
             if grown == NULL:
                 return -1
-            huge_pages(grown, <size_t> capacity * sizeof(OrderEvent))
             self.order_events = <OrderEvent*> grown
             self.order_event_capacity = capacity
         return 0
@@ -744,8 +768,11 @@ cdef class OrderBook:
         cancel, and the one resting order STP_CANCEL_BOTH cancels). A cheap
         bound is used when the tapes already hold it; otherwise the opposite
         side is walked as far as the order can reach, so the depth of the
-        book never sizes the tapes.
+        book never sizes the tapes. An order that does not cross writes only
+        its own rest or cancel.
         """
+        if not self._crosses(side, threshold):
+            return self._reserve(0, 1)
         cdef int64_t opposite = self.side_orders[1 - side]
         cdef bint cancels_resting = owner != 0 and self.stp == STP_CANCEL_RESTING
         cdef int64_t fills = qty if qty < opposite else opposite
@@ -936,18 +963,21 @@ cdef class OrderBook:
         """Grow once, up front, what the batch may need: pool slots and id-map room for its
         limit orders, an order event each on the tape. Growing by doubling inside the
         loop instead copies the same memory again at every step (a fresh book resting
-        200,000 orders copied its arena 8 times). Best effort: what cannot be had now
-        is grown, or refused, per event as before."""
+        200,000 orders copied its arena 8 times). Only worth it past one doubling: up to
+        that, the per-event path grows as cheaply, and only if the orders really rest
+        (most adds of a busy book fill or are cancelled, and an unneeded arena costs its
+        first touch). Best effort: what cannot be had now is grown, or refused, per event
+        as before."""
         cdef int64_t k, adds = 0
+        cdef int64_t one_doubling = 2 * <int64_t> self.pool.capacity - self.pool.in_use
         if n < 64:
             return              # the per-event path grows little batches as cheaply
         self._reserve(0, n)     # refused (and left to the events) past a tape limit
-        if (self.pool.capacity - self.pool.in_use >= n
-                and (self.ids.count + n) * 4 <= <int64_t> (self.ids.mask + 1) * 3):
-            return              # room for n adds already: no need to count them
+        if n <= one_doubling:
+            return              # not even n adds could need a second doubling
         for k in range(n):
             adds += events[selected[k] if selected != NULL else k].kind == KIND_LIMIT
-        if adds:
+        if adds > one_doubling:
             pool_reserve(&self.pool, adds)
             idmap_reserve(&self.ids, self.ids.count + adds)
 

@@ -18,6 +18,7 @@ from libc.stdlib cimport free, malloc, qsort, realloc
 from libc.string cimport memcmp, memcpy
 
 from obelisk._core._hl_l2frame cimport FRAME_OK, L2Frame, parse_decimal, scan_l2book
+from obelisk._core._ints cimport small_int
 from obelisk._core._sorted cimport lower_bound_near_end
 from obelisk._core._types cimport MAX_PRICE, MAX_QTY, SIDE_BUY, SIDE_SELL
 
@@ -143,8 +144,9 @@ cdef int _refuse_delta(int64_t side, int64_t price, int64_t size, int64_t seq,
 
 cdef inline int64_t _int64(object value, str what) except? -1:
     """An exact integer argument: int and numpy integers; float and Decimal raise TypeError."""
-    if type(value) is int:
-        return value
+    cdef int64_t whole
+    if small_int(value, &whole):
+        return whole
     return _int64_slow(value, what)
 
 
