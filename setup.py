@@ -54,7 +54,7 @@ macros = [("CYTHON_TRACE_NOGIL", "1")] if profile else []
 release = not debug and not profile
 compile_args = ["-O0", "-g"] if debug else ["-O3", "-fno-math-errno", "-fno-trapping-math"]
 link_args: list[str] = []
-if release and not symbols and sys.platform != "win32":       # MSVC writes no debug info unless asked
+if release and not symbols and sys.platform != "win32":   # MSVC: no debug info unless asked
     compile_args.append("-g0")
     link_args = ["-Wl,-S,-x"] if sys.platform == "darwin" else ["-s"]
 
