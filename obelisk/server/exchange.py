@@ -650,10 +650,11 @@ class LocalExchange:
                    cloid: str | None, liquidation: Wire | None) -> None:
         book, row_of = account.portfolio.book, instrument.asset     # the server's rows are
         start = book.size_of(row_of)                                 # its asset ids
-        price, size = float(px), float(sz) if is_buy else -float(sz)
+        price, amount = float(px), float(sz)
+        size = amount if is_buy else -amount
         pnl = book.apply_fill(row_of, size, price, not crossed)
         fee = self.fees.fee(size, price, maker=not crossed)
-        account.volume += price * float(sz)
+        account.volume += price * amount
         if account.internal:                      # makers and the liquidator keep no fills
             return
         after = book.size_of(row_of)
