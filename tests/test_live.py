@@ -68,13 +68,13 @@ class Scripted:
         self.fills.extend(report.fill_oids.tolist())
 
 
-def make_loop(url, strategy, wallet=None):
+def make_loop(url, strategy, wallet=None, **config):
     wallet = wallet or Wallet(next(KEYS))
     admin(url, "/deposit", user=wallet.address, usdc=100_000.0)
     return LiveLoop.connect(strategy, wallet, url, ("BTC", "ETH"),
                             transport_config=TransportConfig(rate_limit=ROOMY),
                             limits=RiskLimits(max_data_age_s=3_600),
-                            config=LiveConfig(dead_man_s=30, renew_s=10),
+                            config=LiveConfig(dead_man_s=30, renew_s=10, **config),
                             clock_ms=lambda: server_ms(url))
 
 
@@ -147,3 +147,20 @@ def test_a_clean_stop_unsets_the_dead_mans_switch(market):
         assert result.statuses[0].kind == "resting", result
     admin(market, "/advance", ms=31_000)
     assert len(open_orders(market, wallet.address)) == 1
+
+
+def test_without_a_fills_snapshot_the_loop_reconciles_after_snapshot_s(market, caplog):
+    """The wait for the connection's userFills snapshot ends when it arrives, or after
+    `snapshot_s` with a warning; either way the loop reconciles and trades."""
+    async def main():
+        loop = await make_loop(market, Scripted(), snapshot_s=0.3)
+        hear = loop._on_user_frame
+        loop._on_user_frame = lambda kind, data: None if (
+            kind == "userFills" and data.get("isSnapshot")) else hear(kind, data)
+        report = await loop.start()
+        assert report.passed and loop.risk.state == TradingState.ACTIVE
+        await loop.stop()
+
+    with caplog.at_level("WARNING", logger="obelisk.hyperliquid.live"):
+        asyncio.run(main())
+    assert "no userFills snapshot within 0.3 s" in caplog.text

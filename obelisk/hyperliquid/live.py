@@ -136,6 +136,7 @@ class LiveLoop:
         self._tasks: list[asyncio.Task[Any]] = []
         self._first_pass = True
         self._snapshot_connect = 0     # the websocket connection the last fills snapshot came on
+        self._snapshot_arrived = asyncio.Event()
         self.running = False
 
     @classmethod
@@ -324,11 +325,15 @@ class LiveLoop:
         fill made between its fetch and the subscription."""
         deadline = time.monotonic() + self.config.snapshot_s
         while self._snapshot_connect != self.websocket.connects:
-            if time.monotonic() >= deadline:
-                log.warning("no userFills snapshot within %.1f s of connecting; reconciling "
-                            "anyway", self.config.snapshot_s)
+            self._snapshot_arrived.clear()      # frames come on this loop: none can slip in
+            try:
+                await asyncio.wait_for(self._snapshot_arrived.wait(),
+                                       max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                if self._snapshot_connect != self.websocket.connects:
+                    log.warning("no userFills snapshot within %.1f s of connecting; "
+                                "reconciling anyway", self.config.snapshot_s)
                 return
-            await asyncio.sleep(0.01)
 
     # ------------------------------------------------------------ callbacks
 
@@ -350,6 +355,7 @@ class LiveLoop:
             return
         if kind == "userFills" and isinstance(data, Mapping) and data.get("isSnapshot"):
             self._snapshot_connect = self.websocket.connects
+            self._snapshot_arrived.set()
             return                      # history: recovery's job
         if self._held is not None:
             self._held.append((kind, data))
