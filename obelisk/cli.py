@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, NoReturn
 from obelisk import __version__
 
 if TYPE_CHECKING:
-    from obelisk.perf.bench import BenchConfig
+    from obelisk.perf.settings import BenchConfig
 
 DESCRIPTION = ("obelisk: trade Hyperliquid perpetual futures from Python, on a compiled "
                "order-book core. These commands measure it and serve a local exchange.")
@@ -145,8 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_bench(commands: argparse._SubParsersAction) -> None:
-    from obelisk.perf.bench import BenchConfig
-    from obelisk.perf.stress import StressConfig
+    from obelisk.perf.settings import BenchConfig, StressConfig
 
     defaults = BenchConfig()
     bench = commands.add_parser(
@@ -199,7 +198,7 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_stress(commands: argparse._SubParsersAction) -> None:
-    from obelisk.perf.stress import StressConfig, criteria_text
+    from obelisk.perf.settings import StressConfig, criteria_text
 
     defaults = StressConfig()
     stress = commands.add_parser(
@@ -324,7 +323,7 @@ def _progress_bar(done: int, total: int) -> None:
 
 def bench_config(args: argparse.Namespace) -> BenchConfig:
     """The sizes of every bench section from the command line (see ``bench --help``)."""
-    from obelisk.perf.bench import BenchConfig
+    from obelisk.perf.settings import BenchConfig
 
     return BenchConfig(events=args.events, seed_orders=args.seed_orders, seed=args.seed,
                          chunk=args.chunk, engine_batch=args.engine_batch,
@@ -355,7 +354,8 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _stress(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from obelisk.perf.stress import StressConfig, format_stress, run_stress
+    from obelisk.perf.settings import StressConfig
+    from obelisk.perf.stress import format_stress, run_stress
 
     config = StressConfig(trades=args.trades, assets=args.assets, seed=args.seed,
                           batch_size=args.batch_size, max_batch_wait_ms=args.max_wait_ms,

@@ -10,8 +10,8 @@ import pytest
 
 import obelisk
 from obelisk.cli import EXIT_BROKEN_PIPE, bench_config, build_parser
-from obelisk.perf.bench import BenchConfig, BenchReport, format_report, speed_ratio
-from obelisk.perf.stress import CRITERIA, criteria_text
+from obelisk.perf.bench import BenchReport, format_report, speed_ratio
+from obelisk.perf.settings import CRITERIA, BenchConfig, criteria_text
 from obelisk.perf.timing import BenchRow
 
 SMALL_STRESS = ["stress", "--trades", "2000", "--batch-size", "500"]
@@ -181,3 +181,15 @@ def test_ratios_say_faster_or_slower_and_line_up():
     assert ratio_lines[2].endswith("1.01x slower")
     assert len({line.index("x ") for line in ratio_lines}) == 1
     assert speed_ratio(1.0).strip() == "1.00x faster"
+
+
+def test_the_parser_and_its_help_import_no_pipeline_and_no_numpy():
+    # `obelisk --help` and a mistyped command line answer at once: the parser takes its
+    # defaults and criteria from obelisk.perf.settings, not from the jobs behind them
+    code = ("import sys; from obelisk import cli; cli.build_parser().format_help(); "
+            "heavy = sorted(m for m in sys.modules if m == 'numpy' or m.startswith("
+            "('obelisk.perf.bench', 'obelisk.perf.stress', 'obelisk.execution', "
+            "'obelisk.hyperliquid'))); print(heavy)")
+    shown = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                           text=True).stdout.strip()
+    assert shown == "[]"

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from obelisk import EVENT_DTYPE, EventKind, OrderBook, OrderStatus, TimeInForce
 from obelisk._core.limit import LIMIT_FILL_DTYPE, LimitLoop
-from obelisk.perf.bench import BenchConfig, BenchReport, format_report
+from obelisk.perf.bench import BenchReport, format_report
 from obelisk.perf.rows.deep import (
     FILL_FIELDS,
     FRESH,
@@ -25,6 +25,7 @@ from obelisk.perf.rows.deep import (
     deep_rows,
     preallocated_book,
 )
+from obelisk.perf.settings import BenchConfig
 from obelisk.perf.timing import BenchRow
 from obelisk.testing.workload import deep_mix
 

@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from obelisk.perf.stress import StressConfig, run_stress
+from obelisk.perf.settings import StressConfig
+from obelisk.perf.stress import run_stress
 
 PACED = {"trades": 10_000, "batch_size": 5_000, "arrival_rate": 50_000.0, "trace": False}
 

@@ -33,28 +33,11 @@ from obelisk.perf.rows.risk import risk_rows
 from obelisk.perf.rows.signing import signing_rows
 from obelisk.perf.rows.store import store_rows
 from obelisk.perf.rows.transport import transport_rows
+from obelisk.perf.settings import BenchConfig
 from obelisk.perf.timing import BenchRow, reference_repeat, timed_row
 from obelisk.sim.matching import MatchingEngine
 from obelisk.testing.reference import ReferenceBook
 from obelisk.testing.workload import Workload, deep_mix, interleave, standard_mix
-
-
-@dataclass(frozen=True)
-class BenchConfig:
-    events: int = 200_000
-    seed_orders: int = 5_000
-    seed: int = 42
-    chunk: int = 4_096
-    engine_batch: int = 65_536
-    l2_deltas: int = 200_000
-    reference_l2_deltas: int = 20_000
-    repeat: int = 5
-    reference_events: int = 50_000
-    position_fills: int = 200_000
-    position_assets: int = 10_000
-    reference_position_fills: int = 20_000
-    deep_levels: int = 125
-    deep_resting: int = 30_000
 
 
 @dataclass

@@ -31,63 +31,16 @@ from obelisk.execution.venue import LIQUIDITY
 from obelisk.fees import FeeRates
 from obelisk.instruments import Instrument
 from obelisk.monitor import LatencyStats, PerformanceMonitor
+from obelisk.perf.settings import CRITERIA, CRITERION_FORMAT, StressConfig
 from obelisk.portfolio import Portfolio
 from obelisk.risk import AssetLimits, RiskLimits, RiskManager
 from obelisk.sim.batch import SimBatchVenue
 
-# What the main job must pass: (name, comparison, target).
-CRITERIA = (
-    ("sustained trades/s", ">=", 2_000.0),
-    ("average end-to-end latency ms", "<", 10.0),
-    ("success rate %", ">=", 99.9),
-    ("peak memory MB", "<", 2_048.0),
-    ("crashes", "==", 0.0),
-)
 MID_TICKS = 1_000_000          # 100.0000 at 4 price decimals
 QUOTE_LEVELS = 5
 QUOTE_LOTS = 1_000_000         # deep enough for every taker of a round
 MID_RANGE = 5                  # mids wander within +-5 ticks of where they started
 PASSIVE_OFFSETS = (2 * MID_RANGE + 3, 2 * MID_RANGE + 9)   # ticks behind the mid
-
-
-@dataclass(frozen=True)
-class FlowMix:
-    """The account's order mix: shares of IOC takers and of cancels; the rest are passive
-    GTC orders. Cancels are kept as a share so the default splits the draws at 0.6 and
-    exactly 0.9 (0.6 + 0.3 is not 0.9 in floating point)."""
-
-    take: float = 0.6
-    cancel: float = 0.1
-
-    def __post_init__(self) -> None:
-        if not (0.0 <= self.take <= 1.0 and 0.0 <= self.cancel <= 1.0 - self.take):
-            raise ValueError(f"a flow mix needs 0 <= take, 0 <= cancel and take + cancel <= 1, "
-                             f"not take {self.take}, cancel {self.cancel}")
-
-    @property
-    def rest(self) -> float:
-        return 1.0 - self.take - self.cancel
-
-
-DEFAULT_MIX = FlowMix()
-
-
-@dataclass(frozen=True)
-class StressConfig:
-    trades: int = 50_000
-    assets: int = 4
-    seed: int = 42
-    batch_size: int = 5_000
-    max_batch_wait_ms: float = 50.0
-    trace: bool = True
-    trace_path: str | None = None
-    venue: str = "sim"          # sim (in process), local (obelisk serve), testnet
-    mix: FlowMix = DEFAULT_MIX
-    # Orders per second arriving at the engine, spread evenly: the engine sends a batch
-    # when it is full or its oldest order has waited max_batch_wait_ms, and what is left
-    # when the round ends (the book moves). 0: each round's orders arrive at once and are
-    # sent at once. The simulated venue only.
-    arrival_rate: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -369,13 +322,6 @@ def _holds(value: float, op: str, target: float) -> bool:
 
 
 # How each criterion's value prints: (format, unit). Counts are whole numbers.
-_CRITERION_FORMAT = {
-    "sustained trades/s": ("{:,.0f}", "trades/s"),
-    "average end-to-end latency ms": ("{:,.3f}", "ms"),
-    "success rate %": ("{:.3f}", "%"),
-    "peak memory MB": ("{:,.1f}", "MB"),
-    "crashes": ("{:.0f}", ""),
-}
 _OUTCOMES = {
     "submitted": "submitted", "sent_to_venue": "sent to venue", "filled": "filled",
     "rested": "rested", "cancelled": "cancelled", "unfilled": "unfilled (ended untraded)",
@@ -385,16 +331,6 @@ _OUTCOMES = {
 _TIMED_PER = {"end_to_end": "order", "sign+http": "action", "http": "request",
               "ws delivery": "fill"}
 WIDTH = 96                 # report lines stay under 100 columns
-
-
-def criteria_text(indent: str = "") -> str:
-    """The success criteria, one per line, as the help and the report state them."""
-    lines = []
-    for name, op, target in CRITERIA:
-        number, unit = _CRITERION_FORMAT[name]
-        label = name.removesuffix(f" {unit}") if unit else name
-        lines.append(f"{indent}{label} {op} {target:,g} {unit}".rstrip())
-    return "\n".join(lines)
 
 
 def format_stress(report: StressReport) -> str:
@@ -432,7 +368,7 @@ def format_stress(report: StressReport) -> str:
         line += item
     lines += [line, "", "success criteria:"]
     for criterion in report.criteria:
-        number, unit = _CRITERION_FORMAT.get(criterion.name, ("{:,.3f}", ""))
+        number, unit = CRITERION_FORMAT.get(criterion.name, ("{:,.3f}", ""))
         label = criterion.name.removesuffix(f" {unit}") if unit else criterion.name
         rule = f"{label} {criterion.comparison} {criterion.target:,g} {unit}"
         lines.append(f"  {'PASS' if criterion.passed else 'FAIL'}  {rule.rstrip():<44}"

@@ -32,7 +32,7 @@ DEFAULT_RATE = "100_000"   # orders/s: batches of 100..5,000 fill in 1..50 ms, a
 def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``sweep`` to the ``obelisk`` subcommands; its parser."""
     from obelisk import cli as base
-    from obelisk.perf.stress import StressConfig
+    from obelisk.perf.settings import StressConfig
     from obelisk.sweep.simulation import DEFAULT_MIX_TEXT
 
     stress = StressConfig()

@@ -12,9 +12,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from obelisk.perf.stress import DEFAULT_MIX, FlowMix, StressConfig, StressReport, run_stress
+from obelisk.perf.settings import DEFAULT_MIX, FlowMix, StressConfig
+
+if TYPE_CHECKING:
+    from obelisk.perf.stress import StressReport
 
 __all__ = ["DEFAULT_MIX_TEXT", "SimResult", "mix_text", "parse_mix", "simulate"]
 
@@ -92,4 +95,6 @@ def simulate(batch_size: int = StressConfig.batch_size,
     config = StressConfig(trades=trades, assets=assets, seed=seed, batch_size=batch_size,
                           max_batch_wait_ms=max_wait_ms, arrival_rate=rate,
                           mix=parse_mix(mix))
+    from obelisk.perf.stress import run_stress  # the pipeline: only where a run happens
+
     return SimResult.from_report(run_stress(config))

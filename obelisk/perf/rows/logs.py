@@ -14,7 +14,8 @@ import os
 import statistics
 from collections.abc import Iterator
 
-from obelisk.perf.stress import StressConfig, run_stress
+from obelisk.perf.settings import StressConfig
+from obelisk.perf.stress import run_stress
 from obelisk.perf.timing import BenchRow
 
 LOGGING_INFO = "obelisk stress, logging at INFO"
