@@ -15,10 +15,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
-
-if TYPE_CHECKING:
-    from distributed import Client
+from typing import TypeVar
 
 __all__ = ["add_parser", "run_cli"]
 
@@ -126,17 +123,19 @@ def run_cli(args: argparse.Namespace) -> int:
         try:
             if args.scheduler is None:
                 client = stack.enter_context(local_client(args.workers))
-                where = f"a local cluster of {args.workers} worker processes"
+                workers = args.workers
+                where = f"a local cluster of {workers} worker processes"
             else:
                 client = stack.enter_context(remote_client(args.scheduler))
-                where = f"the cluster at {args.scheduler} ({_workers(client)} workers)"
+                workers = len(client.scheduler_info()["workers"])
+                where = f"the cluster at {args.scheduler} ({workers} workers)"
         except OSError as exc:
             if args.scheduler is None:
                 raise
             return _error(f"argument --scheduler: cannot reach a Dask scheduler at "
                           f"{args.scheduler} ({exc}); start one (dask scheduler) or leave "
                           "--scheduler out for a local cluster", EXIT_USAGE)
-        if not _workers(client):            # the runs would wait for one forever
+        if not workers:                     # the runs would wait for one forever
             return _error(f"argument --scheduler: the cluster at {args.scheduler} has no "
                           "workers; start some (dask worker ADDRESS) and run again",
                           EXIT_USAGE)
@@ -166,10 +165,6 @@ def _error(message: str, status: int) -> int:
     """One line on stderr (a run's exception may span several), and the exit status."""
     print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
     return status
-
-
-def _workers(client: Client) -> int:
-    return len(client.scheduler_info()["workers"])
 
 
 # ------------------------------------------------------------------ argument types

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from obelisk.perf.plot import require_matplotlib
+from obelisk.sweep.report import orders_per_run
 from obelisk.sweep.runner import Point
 from obelisk.sweep.simulation import SimResult
 
@@ -41,7 +42,6 @@ def plot_sweep(points: Sequence[Point[SimResult]], path: str) -> None:
             axes.annotate(f"{size:,}", (x, y), textcoords="offset points", xytext=(5, 5),
                           fontsize=8, color=drawn.get_color())
     seeds = len({p.params["seed"] for p in points})
-    trades = sorted({p.params["trades"] for p in points})
     axes.set_xlabel("throughput (trades/s)")
     axes.set_ylabel("p99 end-to-end latency per order (ms)")
     axes.set_yscale("log")
@@ -51,7 +51,7 @@ def plot_sweep(points: Sequence[Point[SimResult]], path: str) -> None:
     axes.yaxis.set_minor_formatter(plain)
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(title="each point: a batch size", fontsize=8)
-    axes.set_title(f"obelisk sweep: {', '.join(f'{t:,}' for t in trades)} orders per run"
+    axes.set_title(f"obelisk sweep: {orders_per_run(points)} orders per run"
                    + (f", median of {seeds} seeds" if seeds > 1 else ""))
     figure.savefig(path, dpi=100, format="png")
 

@@ -9,17 +9,21 @@ from typing import Any
 from obelisk.sweep.runner import Point
 from obelisk.sweep.simulation import SimResult
 
-__all__ = ["format_table", "to_json"]
+__all__ = ["format_table", "orders_per_run", "to_json"]
 
 WIDTH = 96                 # table lines stay under 100 columns, as ``obelisk stress``'s
+
+
+def orders_per_run(points: Sequence[Point[SimResult]]) -> str:
+    """The runs' order counts, each once, smallest first: "50,000" or "10,000, 50,000"."""
+    return ", ".join(f"{t:,}" for t in sorted({p.params["trades"] for p in points}))
 
 
 def format_table(points: Sequence[Point[SimResult]], where: str) -> str:
     """One row per run in grid order; latencies are end to end per order, as ``stress``'s
     end_to_end row, in milliseconds."""
-    trades = sorted({p.params["trades"] for p in points})
-    per_run = ", ".join(f"{t:,}" for t in trades)
-    lines = [f"obelisk sweep: {len(points)} runs of {per_run} orders each, on {where}", "",
+    lines = [f"obelisk sweep: {len(points)} runs of {orders_per_run(points)} orders each, "
+             f"on {where}", "",
              f"{'batch':>6}{'wait ms':>8}{'rate/s':>9}{'assets':>7} {'mix':<11}{'seed':>5}"
              f"{'fills':>8}{'trades/s':>9}{'avg ms':>8}{'p99 ms':>8}{'max ms':>9}  criteria"]
     for point in points:
