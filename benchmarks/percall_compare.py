@@ -22,7 +22,8 @@ Instruction counts under callgrind (deterministic, immune to machine noise; the
 builds need their symbols: build with ``OBELISK_SYMBOLS=1``, as release builds strip
 them, and the case's count then reads 0):
 the inclusive cost of the entry point's compiled wrapper (argument conversion,
-the call's work, the result object; not the Python loop around it). Each case
+the call's work, the result object), and the whole call as a caller pays it (the
+interpreter's loop and call dispatch around the wrapper included). Each case
 runs twice, with N1 and N2 calls, and the difference is divided by N2 - N1, so
 one-off costs of the first calls cancel out. Needs valgrind (callgrind and
 callgrind_annotate); a case takes about a minute under it::
@@ -315,10 +316,12 @@ def compare_time(builds: list[str], names: list[str], rounds: int, passes: int) 
            builds, names, medians, "{:.1f}")
 
 
-def _instructions(build: str, name: str, calls: int, out_dir: str) -> int:
-    """Instructions inside the case's entry point(s) (inclusive: all they call)."""
+def _instructions(build: str, name: str, calls: int, out_dir: str) -> tuple[int, int]:
+    """Instructions inside the case's entry point(s) (inclusive: all they call), and in
+    the whole run."""
     out = Path(out_dir) / f"cg.{abs(hash((build, name, calls)))}"
-    env = dict(os.environ, PYTHONPATH=build, PYTHONHASHSEED="0")
+    # One BLAS thread: idle pool threads spin, and their instructions would count.
+    env = dict(os.environ, PYTHONPATH=build, PYTHONHASHSEED="0", OPENBLAS_NUM_THREADS="1")
     subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                     sys.executable, __file__, "run", name, str(calls)],
                    env=env, check=True, capture_output=True, text=True)
@@ -328,7 +331,9 @@ def _instructions(build: str, name: str, calls: int, out_dir: str) -> int:
     out.unlink()
     # one line per function and object file: "  1,234  path.c:__pyx_pw_..._3record [lib.so]"
     entry = re.compile(rf"^\s*([\d,]+)\s+\S*:__pyx_pw_\w*?{ENTRY[name]} \[", re.MULTILINE)
-    return sum(int(m.group(1).replace(",", "")) for m in entry.finditer(report))
+    total = re.search(r"^\s*([\d,]+)\s+\(?PROGRAM TOTALS", report, re.MULTILINE)
+    return (sum(int(m.group(1).replace(",", "")) for m in entry.finditer(report)),
+            int(total.group(1).replace(",", "")))
 
 
 def compare_callgrind(builds: list[str], names: list[str], jobs: int) -> None:
@@ -337,10 +342,11 @@ def compare_callgrind(builds: list[str], names: list[str], jobs: int) -> None:
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(jobs) as pool:
         counts = dict(zip(jobs_list, pool.map(lambda j: _instructions(*j, tmp), jobs_list),
                           strict=True))
-    per_call = {b: {n: (counts[b, n, high] - counts[b, n, low]) / (high - low) for n in names}
-                for b in builds}
-    _table(f"callgrind, instructions per call inside the entry point "
-           f"((Ir({high}) - Ir({low})) / {high - low})", builds, names, per_call, "{:.0f}")
+    for part, what in enumerate(("inside the entry point", "as the caller pays it")):
+        per_call = {b: {n: (counts[b, n, high][part] - counts[b, n, low][part]) / (high - low)
+                        for n in names} for b in builds}
+        _table(f"callgrind, instructions per call {what} "
+               f"((Ir({high}) - Ir({low})) / {high - low})", builds, names, per_call, "{:.0f}")
 
 
 def _table(title: str, builds: list[str], names: list[str],
