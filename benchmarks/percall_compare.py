@@ -13,8 +13,8 @@ of another commit::
     mkdir -p /tmp/base && git archive 8e42ed2 | tar -x -C /tmp/base
     (cd /tmp/base && python setup.py --quiet build_ext --inplace)
 
-Wall clock, builds alternated in one run (subprocess per build and round,
-median of the rounds, each round the best of a few passes)::
+Wall clock, builds alternated in one run (subprocess per build and round; the
+median and the best of the rounds, each round the best of a few passes)::
 
     python benchmarks/percall_compare.py time /tmp/base /work/main --rounds 7
 
@@ -297,7 +297,7 @@ def wall_clock_cases(names: list[str], calls: int, passes: int) -> dict[str, flo
 
 
 def _child(build: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=build, PYTHONHASHSEED="0")
+    env = dict(os.environ, PYTHONPATH=build, PYTHONHASHSEED="0", OPENBLAS_NUM_THREADS="1")
     return subprocess.run([sys.executable, __file__, *args], env=env, check=True,
                           capture_output=True, text=True)
 
@@ -311,9 +311,10 @@ def compare_time(builds: list[str], names: list[str], rounds: int, passes: int) 
             for name, ns in json.loads(out.splitlines()[-1]).items():
                 samples[build][name].append(ns)
         print(f"round {r + 1}/{rounds} done", file=sys.stderr)
-    medians = {b: {n: statistics.median(v) for n, v in s.items()} for b, s in samples.items()}
-    _table("wall clock, ns per call (median of rounds, each the best of passes)",
-           builds, names, medians, "{:.1f}")
+    for what, statistic in (("median", statistics.median), ("best", min)):
+        values = {b: {n: statistic(v) for n, v in s.items()} for b, s in samples.items()}
+        _table(f"wall clock, ns per call ({what} of rounds, each the best of passes)",
+               builds, names, values, "{:.1f}")
 
 
 def _instructions(build: str, name: str, calls: int, out_dir: str) -> tuple[int, int]:
