@@ -154,12 +154,14 @@ cdef inline int idmap_insert(IdMap* m, const Order* orders, slot_t slot) noexcep
     return 0
 
 
-cdef inline void idmap_remove(IdMap* m, const Order* orders, oid_t oid) noexcept nogil:
-    """Drop an id that is present, shifting later probes back into the hole."""
-    cdef uint32_t fingerprint = idmap_hash(m, oid)
-    cdef uint64_t hole = idmap_home(m, fingerprint)
+cdef inline void idmap_remove(IdMap* m, oid_t oid, slot_t slot) noexcept nogil:
+    """Drop the present id `oid` of `slot`, shifting later probes back into the hole.
+
+    The bucket is found by its slot, which is unique: no probe reads the pool.
+    """
+    cdef uint64_t hole = idmap_home(m, idmap_hash(m, oid))
     cdef uint64_t i, home
-    while m.buckets[hole].fingerprint != fingerprint or orders[m.buckets[hole].slot].oid != oid:
+    while m.buckets[hole].slot != slot:
         hole = (hole + 1) & m.mask
     i = hole
     while True:
