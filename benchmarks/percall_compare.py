@@ -296,9 +296,14 @@ def wall_clock_cases(names: list[str], calls: int, passes: int) -> dict[str, flo
     return result
 
 
+def _build_env(build: str) -> dict[str, str]:
+    """The environment of a child that runs `build`. One BLAS thread: idle pool threads
+    spin, and would count in the instructions and take a core from the timing."""
+    return dict(os.environ, PYTHONPATH=build, PYTHONHASHSEED="0", OPENBLAS_NUM_THREADS="1")
+
+
 def _child(build: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=build, PYTHONHASHSEED="0", OPENBLAS_NUM_THREADS="1")
-    return subprocess.run([sys.executable, __file__, *args], env=env, check=True,
+    return subprocess.run([sys.executable, __file__, *args], env=_build_env(build), check=True,
                           capture_output=True, text=True)
 
 
@@ -321,11 +326,9 @@ def _instructions(build: str, name: str, calls: int, out_dir: str) -> tuple[int,
     """Instructions inside the case's entry point(s) (inclusive: all they call), and in
     the whole run."""
     out = Path(out_dir) / f"cg.{abs(hash((build, name, calls)))}"
-    # One BLAS thread: idle pool threads spin, and their instructions would count.
-    env = dict(os.environ, PYTHONPATH=build, PYTHONHASHSEED="0", OPENBLAS_NUM_THREADS="1")
     subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                     sys.executable, __file__, "run", name, str(calls)],
-                   env=env, check=True, capture_output=True, text=True)
+                   env=_build_env(build), check=True, capture_output=True, text=True)
     report = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100",
                              "--show-percs=no", str(out)],
                             check=True, capture_output=True, text=True).stdout
