@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from obelisk import MatchingEngine, OrderBook
+from obelisk import MatchingEngine, OrderBook, Side
 
 from .common import FreshState
 
@@ -94,6 +94,29 @@ class DeepBookSuite(FreshState):
 
     def time_limit_loop(self, events):
         self.loop.run()
+
+
+class OrderIdSuite(FreshState):
+    """100,000 adds, then as many cancels, per call, under three sets of order ids:
+    counters, random ids, and ids chosen to share one home under the id index's
+    unkeyed hash. Chosen ids should cost at most 2x random ones (issue 13)."""
+
+    params = ["counter", "random", "chosen"]
+    param_names = ["ids"]
+    timeout = 120
+
+    def setup(self, ids):
+        from obelisk.testing.workload import order_ids
+
+        self.ids = order_ids(ids, 100_000)
+
+    def time_add_then_cancel(self, ids):
+        book = OrderBook(1024)
+        add, cancel = book.add, book.cancel
+        for k, oid in enumerate(self.ids):
+            add(oid, Side.BUY, 1_000 + k % 100, 1)
+        for oid in self.ids:
+            cancel(oid)
 
 
 class ReferenceSuite(FreshState):

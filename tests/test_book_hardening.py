@@ -20,6 +20,7 @@ from obelisk import (
 )
 from obelisk._core.sharded import process_sharded
 from obelisk.errors import ConcurrentUseError, InvalidOrderError
+from obelisk.testing.workload import FIBONACCI, order_ids
 
 BUY, SELL = Side.BUY, Side.SELL
 
@@ -205,23 +206,6 @@ def test_ids_prices_and_quantities_stay_exact_at_every_digit_boundary(value):
 
 # ------------------------------------------------------------- id flooding
 
-_OLD_MULTIPLIER = 0x9E3779B97F4A7C15
-
-
-def _ids_colliding_under_the_old_hash(count):
-    """Ids whose old hash, (id * 0x9E37...) >> 32, is one value: one home, one fingerprint."""
-    inverse = pow(_OLD_MULTIPLIER, -1, 2**64)
-    ids = []
-    low = 0
-    while len(ids) < count:
-        oid = (((0x5EED << 32) | low) * inverse) % 2**64
-        low += 1
-        if 0 < oid < 2**63:
-            assert ((oid * _OLD_MULTIPLIER) % 2**64) >> 32 == 0x5EED
-            ids.append(oid)
-    return ids
-
-
 def _fill_and_empty(ids):
     book = OrderBook(1024)
     assert book._id_index_max_probe() == 0
@@ -238,16 +222,69 @@ def _fill_and_empty(ids):
 
 
 def test_chosen_ids_cannot_flood_the_id_index():
-    chosen = _fill_and_empty(_ids_colliding_under_the_old_hash(100_000))
-    rng = np.random.default_rng(13)
-    random = _fill_and_empty(rng.choice(2**62, 100_000, replace=False).tolist())
-    # Unkeyed, every chosen id shares one home: a probe of up to 100,000
-    # buckets. Keyed, both sets probe a few dozen at most.
+    chosen = _fill_and_empty(order_ids("chosen", 100_000))
+    random = _fill_and_empty(order_ids("random", 100_000, seed=13))
+    # Under Fibonacci hashing every chosen id shares one home: a probe of up to
+    # 100,000 buckets. The index switches to its keyed hash, and both sets probe
+    # a few dozen at most.
     assert random < 100 and chosen < 100, (chosen, random)
 
 
+def test_chosen_ids_switch_the_hash_within_a_few_hundred_ids():
+    book = OrderBook(1024)
+    for k, oid in enumerate(order_ids("chosen", 2_000)):
+        book.add(oid, BUY, 1000 + k % 100, 1)
+        if k == 100:
+            assert not book._id_index_keyed()     # 100 walks of up to 100 steps: no debt yet
+    assert book._id_index_keyed()
+    assert book._id_index_max_probe() < 100      # unswitched: 1,999
+
+
+def test_counter_ids_keep_fibonacci_hashing_and_spread_perfectly():
+    """The reason for starting unkeyed: a keyed hash clusters ids 1, 2, 3, ... (a longest
+    probe of about 15 at 100k ids), and uneven walks mispredict branches on every call."""
+    book = OrderBook(1024)
+    ids = order_ids("counter", 100_000)
+    for k, oid in enumerate(ids):
+        book.add(oid, BUY, 1000 + k % 100, 1)
+    for oid in ids[::3]:
+        book.cancel(oid)
+    assert book._id_index_max_probe() == 0
+    assert not book._id_index_keyed()
+
+
+def _ids_with_homes(first_home, count, buckets):
+    """Positive int64 ids whose Fibonacci homes in a map of `buckets` (a power of two)
+    are consecutive: the hash's top bits are the home, the rest are free."""
+    bits = buckets.bit_length() - 1
+    inverse = pow(FIBONACCI, -1, 2**64)
+    ids = []
+    for home in range(first_home, first_home + count):
+        free = 0
+        while not 0 < (oid := (((home << (64 - bits)) | free) * inverse) % 2**64) < 2**63:
+            free += 1
+        ids.append(oid)
+    return ids
+
+
+def test_a_run_of_ids_each_at_its_home_cannot_make_deletes_quadratic():
+    """Ids at consecutive homes probe nothing when added, but without the switch each
+    cancel from the run's start walks to its end: 40,000 of them walk 800 million buckets."""
+    book = OrderBook(60_000)                 # 131,072 buckets at load <= 3/4
+    ids = _ids_with_homes(1, 40_000, 131_072)
+    for k, oid in enumerate(ids):
+        book.add(oid, BUY, 1000 + k % 100, 1)
+    assert not book._id_index_keyed() and book._id_index_max_probe() == 0
+    for oid in ids[:50]:
+        assert book.cancel(oid) == 1
+    assert book._id_index_keyed()
+    for oid in ids[50:]:
+        assert book.cancel(oid) == 1
+    assert len(book) == 0
+
+
 def test_the_hash_key_is_not_part_of_the_books_state():
-    ids = _ids_colliding_under_the_old_hash(500)
+    ids = order_ids("chosen", 500)
     books = [OrderBook(16), OrderBook(16)]
     for book in books:
         for k, oid in enumerate(ids):

@@ -492,6 +492,10 @@ cdef class OrderBook:
         finally:
             self._release()
 
+    def _id_index_keyed(self) -> bool:
+        """Whether the order-id index has switched to its keyed hash; for tests."""
+        return self.ids.key[2] != 0
+
     def _tape_capacity(self):
         """(fill records, order-event records) the tapes can hold now; for tests."""
         self._claim()
@@ -580,7 +584,7 @@ cdef class OrderBook:
         level.total -= order.qty
         level.count -= 1
         self.side_orders[order.side] -= 1
-        idmap_remove(&self.ids, order.oid, slot)
+        idmap_remove(&self.ids, self.pool.orders, order.oid, slot)
         pool_release(&self.pool, slot)
 
     cdef void _drop_level(self, uint8_t side, int32_t level_index) noexcept nogil:

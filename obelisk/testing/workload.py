@@ -167,6 +167,30 @@ def deep_mix(events: int = 200_000, levels: int = 125, resting: int = 30_000, se
     return Workload(np.zeros(0, dtype=EVENT_DTYPE), out)
 
 
+FIBONACCI = 0x9E3779B97F4A7C15     # the id index's hash until ids abuse it
+
+
+def order_ids(kind: str, count: int, seed: int = 42) -> list[int]:
+    """`count` distinct order ids, for the id index: ``counter`` (1, 2, 3, ... as
+    strategies number orders), ``random`` (below 2**62) or ``chosen`` (an attacker's,
+    all with one Fibonacci hash value, so unkeyed they would share one home)."""
+    if kind == "counter":
+        return list(range(1, count + 1))
+    if kind == "random":
+        return np.random.default_rng(seed).choice(2**62, count, replace=False).tolist()
+    if kind != "chosen":
+        raise ValueError(f"kind must be counter, random or chosen, got {kind!r}")
+    inverse = pow(FIBONACCI, -1, 2**64)
+    ids = []
+    low = 0
+    while len(ids) < count:
+        oid = (((0x5EED << 32) | low) * inverse) % 2**64    # (oid * FIBONACCI) >> 32 == 0x5EED
+        low += 1
+        if 0 < oid < 2**63:
+            ids.append(oid)
+    return ids
+
+
 def _pop_live(live: list[int], pick: float, shadow: OrderBook) -> int | None:
     """Remove and return a random id from `live` that still rests, or None."""
     while live:
