@@ -7,16 +7,19 @@ workloads come from ``obelisk.testing.workload``, so two builds of obelisk see
 the same calls.
 
 Three modes, all run against whatever ``obelisk`` the build directories hold
-(each BUILD is a source tree built in place, put first on PYTHONPATH). A build
-of another commit::
+(each BUILD is a source tree built in place, put first on PYTHONPATH). Keep the
+builds on one file system: on the shared machines, the same build read 1.3-1.5x
+slower in medians from the checkout's mount than from a copy in /tmp. Builds of
+another commit and of the working tree::
 
     mkdir -p /tmp/base && git archive 8e42ed2 | tar -x -C /tmp/base
     (cd /tmp/base && python setup.py --quiet build_ext --inplace)
+    mkdir -p /tmp/head && cp -r obelisk /tmp/head/      # after building in place
 
 Wall clock, builds alternated in one run (subprocess per build and round; the
 median and the best of the rounds, each round the best of a few passes)::
 
-    python benchmarks/percall_compare.py time /tmp/base /work/main --rounds 7
+    python benchmarks/percall_compare.py time /tmp/base /tmp/head --rounds 7
 
 Instruction counts under callgrind (deterministic, immune to machine noise; the
 builds need their symbols: build with ``OBELISK_SYMBOLS=1``, as release builds strip
@@ -28,7 +31,7 @@ runs twice, with N1 and N2 calls, and the difference is divided by N2 - N1, so
 one-off costs of the first calls cancel out. Needs valgrind (callgrind and
 callgrind_annotate); a case takes about a minute under it::
 
-    python benchmarks/percall_compare.py callgrind /tmp/base /work/main
+    python benchmarks/percall_compare.py callgrind /tmp/base /tmp/head
 
 One build, one case, `calls` calls (what the two modes above run)::
 
