@@ -69,6 +69,14 @@ extensions = [
     for name in MODULES
 ]
 
+# Plain C: the breaker's lean async path (am_send, which Cython's classes cannot define).
+lean_breaker = Extension(
+    "obelisk.breaker._lean",
+    [str(Path("obelisk") / "breaker" / "_lean.c")],
+    extra_compile_args=compile_args,
+    extra_link_args=link_args,
+)
+
 setup(
     ext_modules=cythonize(
         extensions,
@@ -77,5 +85,5 @@ setup(
         force=annotate,  # the report is written only when Cython runs
         nthreads=os.cpu_count() or 1,
         build_dir=f"build/cython-{mode}",
-    )
+    ) + [lean_breaker]
 )

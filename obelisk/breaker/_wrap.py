@@ -4,14 +4,22 @@ A ``*args, **kwargs`` wrapper costs about as much as the call it wraps (the
 keyword dict alone is ~40 ns), so for plain functions the wrapper is compiled
 with the same parameter list and forwards the arguments one by one. Anything
 else (builtins, bound methods, callable objects) gets the generic form.
+
+An ``async def`` function is wrapped by a `LeanCall` (C): an ``async def`` wrapper
+would add a second coroutine to every call. It takes the function's ``__code__``,
+defaults and annotations, so ``inspect.iscoroutinefunction`` holds for it as for
+the function.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import types
 from collections.abc import Callable
 from typing import Any
+
+from obelisk.breaker._lean import LeanCall
 
 __all__ = ["wrap"]
 
@@ -38,6 +46,8 @@ def _cb_factory(_cb_fn, _cb_breaker):
 def wrap(fn: Callable[..., Any], breaker: Any) -> Callable[..., Any]:
     """`fn` guarded by `breaker`: a lean path while the breaker allows it, else its full call."""
     is_async = inspect.iscoroutinefunction(fn)
+    if is_async and inspect.isfunction(fn):
+        return _lean_call(fn, breaker)
     parameters, arguments = _parameter_lists(fn) or ("*args, **kwargs", "*args, **kwargs")
     source = _TEMPLATE.format(
         async_="async " if is_async else "", await_="await " if is_async else "",
@@ -51,6 +61,15 @@ def wrap(fn: Callable[..., Any], breaker: Any) -> Callable[..., Any]:
         wrapper.__defaults__ = fn.__defaults__
         wrapper.__kwdefaults__ = dict(fn.__kwdefaults__) if fn.__kwdefaults__ else None
     return functools.update_wrapper(wrapper, fn)
+
+
+def _lean_call(fn: types.FunctionType, breaker: Any) -> Callable[..., Any]:
+    guarded: Any = LeanCall(fn, breaker._lean, breaker)
+    # what inspect reads to tell a coroutine function (_signature_is_functionlike)
+    guarded.__code__ = fn.__code__
+    guarded.__defaults__ = fn.__defaults__
+    guarded.__kwdefaults__ = fn.__kwdefaults__
+    return functools.update_wrapper(guarded, fn)
 
 
 def _parameter_lists(fn: Callable[..., Any]) -> tuple[str, str] | None:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
+from obelisk.breaker._lean import LeanCell
 from obelisk.breaker._wrap import wrap
 from obelisk.breaker.config import BreakerConfig, WindowType
 from obelisk.breaker.windows import window_for
@@ -124,6 +125,7 @@ class CircuitBreaker:
         self._pending: deque[tuple[State, State]] = deque()
         self._epoch = _Epoch(State.CLOSED)
         self._lean_token: _Epoch | None = None
+        self._lean = LeanCell()                     # the token again, for LeanCall's C code
         self._open_until = 0.0
         self._opens_in_a_row = 0
         self._not_permitted = 0
@@ -456,7 +458,7 @@ class CircuitBreaker:
         lean = epoch.state is State.DISABLED or (
             epoch.state is State.CLOSED and self._window.clean and not self._counts_each_call
             and self.config.failure_result is None and not self._listeners["success"])
-        self._lean_token = epoch if lean else None
+        self._lean_token = self._lean.token = epoch if lean else None
 
     def __repr__(self) -> str:
         return f"CircuitBreaker({self.name!r}, state={self._epoch.state.value})"
