@@ -41,6 +41,14 @@ def make(**settings):
     return breaker
 
 
+def guarded_echo(breaker):
+    """A guarded coroutine function that returns what is sent in after its one pause."""
+    @breaker
+    async def echo():
+        return await Pause()
+    return echo
+
+
 def fail(breaker):
     with pytest.raises(Boom):
         breaker.call(_raise_boom)
@@ -74,16 +82,12 @@ async def _await(awaitable):
 def test_send_passes_values_both_ways_and_the_result_comes_back_in_stop_iteration():
     breaker = make()
 
-    @breaker
-    async def echo():
-        return await Pause()
-
-    awaitable = echo()
+    awaitable = guarded_echo(breaker)()
     assert awaitable.send(None) == "paused"
     with pytest.raises(StopIteration) as stop:
         awaitable.send(42)
     assert stop.value.value == 42
-    iterator = echo().__await__()           # next() goes through tp_iternext
+    iterator = guarded_echo(breaker)().__await__()           # next() goes through tp_iternext
     assert next(iterator) == "paused"
     with pytest.raises(StopIteration) as stop:
         iterator.send("back")
@@ -108,10 +112,6 @@ def test_throw_into_the_coroutine_counts_a_failure_unless_it_recovers():
     breaker = make()
 
     @breaker
-    async def echo():
-        return await Pause()
-
-    @breaker
     async def recover():
         try:
             await Pause()
@@ -125,7 +125,7 @@ def test_throw_into_the_coroutine_counts_a_failure_unless_it_recovers():
     assert stop.value.value == "recovered"
     assert breaker.metrics().failed_calls == 0
 
-    awaitable = echo()
+    awaitable = guarded_echo(breaker)()
     awaitable.send(None)
     with pytest.raises(Boom):
         awaitable.throw(Boom())
@@ -135,11 +135,7 @@ def test_throw_into_the_coroutine_counts_a_failure_unless_it_recovers():
 def test_close_abandons_the_call_without_an_outcome():
     breaker = make()
 
-    @breaker
-    async def echo():
-        return await Pause()
-
-    awaitable = echo()
+    awaitable = guarded_echo(breaker)()
     awaitable.send(None)
     awaitable.close()
     with pytest.raises(RuntimeError):           # the coroutine is closed for good
