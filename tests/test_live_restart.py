@@ -393,6 +393,7 @@ def test_the_loop_goes_on_through_a_restart_of_the_server_itself(tmp_path):
             books, fills = strategy.books, strategy.fills
             del states[:]
             await asyncio.to_thread(running.pop().__exit__, None, None, None)
+            assert options["state"].exists()          # saved with the loop's socket open
             await until(lambda: loop.risk.state == TradingState.HALTED, "a halt")
             running.append(serve(port=port, **options))
             await asyncio.to_thread(running[-1].__enter__)

@@ -8,6 +8,7 @@ goes on from where it was.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -16,6 +17,7 @@ import pytest
 pytest.importorskip("aiohttp")
 requests = pytest.importorskip("requests")
 eth_account = pytest.importorskip("eth_account")
+websocket = pytest.importorskip("websocket")
 from hyperliquid.exchange import Exchange as SdkExchange  # noqa: E402
 from hyperliquid.info import Info as SdkInfo  # noqa: E402
 
@@ -47,6 +49,9 @@ def test_a_restarted_server_is_the_same_exchange(tmp_path):
                ip_weight_per_minute=ROOMY, state=state) as url:
         requests.post(url.admin_url + "/deposit", json={"user": wallet.address, "usdc": 50_000},
                       timeout=5).raise_for_status()
+        watcher = websocket.create_connection(url.replace("http", "ws", 1) + "/ws", timeout=5)
+        watcher.send(json.dumps({"method": "subscribe",
+                                 "subscription": {"type": "l2Book", "coin": "BTC"}}))
         exchange = SdkExchange(wallet, url)
         sent = []
         post_as_sdk = exchange.post
@@ -56,6 +61,8 @@ def test_a_restarted_server_is_the_same_exchange(tmp_path):
         resting = exchange.order("BTC", True, 0.01, round(mid * 0.9), {"limit": {"tif": "Gtc"}})
         oid = resting["response"]["data"]["statuses"][0]["resting"]["oid"]
         before = account_view(url, wallet.address)
+        # a subscriber still connected when the server stops: its socket is not state
+    watcher.close()
     assert state.read_bytes().startswith(HEADER)
     with serve(port=0, in_subprocess=True, ip_weight_per_minute=ROOMY, state=state) as url:
         after = account_view(url, wallet.address)

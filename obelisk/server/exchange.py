@@ -156,6 +156,13 @@ class LocalExchange:
     def listen(self, listener: Callable[[Event], None]) -> None:
         self._listeners.append(listener)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The exchange without its listeners: they are this process's sockets and event
+        loop, not the exchange's state, and a saved exchange is heard by a new server's."""
+        state = self.__dict__.copy()
+        state["_listeners"] = []
+        return state
+
     def deposit(self, user: str, usdc: float) -> None:
         """Credit USDC to an account's perp balance (creating the account): admin only."""
         if not (isinstance(usdc, (int, float)) and 0 < usdc < 1e15):
