@@ -176,7 +176,8 @@ class PoolSuite:
 
 
 class L2Suite(FreshState):
-    """The standard L2 stream through L2Book per call and in one batch."""
+    """The standard L2 stream through L2Book per call and in one batch, and the limit loop
+    that bounds the batch."""
 
     timeout = 120
 
@@ -186,12 +187,13 @@ class L2Suite(FreshState):
 
     def setup(self, workload):
         from obelisk import L2_TOP_DTYPE, L2Book
-        from obelisk.perf.rows.l2 import apply_and_read_top
+        from obelisk.perf.rows.l2 import apply_and_read_top, l2_limit_loop
         from obelisk.testing.workload import SYNTHETIC_GRID
 
         self.apply_and_read_top = apply_and_read_top
         self.book = L2Book(SYNTHETIC_GRID)
         workload.load(self.book)
+        self.loop = l2_limit_loop(workload)
         self.rows = workload.deltas[["side", "price", "size"]].tolist()
         self.top = np.zeros(len(workload.deltas), dtype=L2_TOP_DTYPE)
 
@@ -200,6 +202,9 @@ class L2Suite(FreshState):
 
     def time_apply_batch(self, workload):
         self.book.apply_batch(workload.deltas, self.top)
+
+    def time_limit_loop(self, workload):
+        self.loop.run()
 
 
 class PositionSuite(FreshState):

@@ -26,6 +26,9 @@ def test_bench_json_report(capsys):
     assert "deep book: limit loop (minimal C, all preallocated)" in names
     assert report["facts"]["deep_book_limit_agrees"]
     assert 0 < report["ratios"]["deep book, fresh OrderBook vs the limit"] < 2
+    assert "L2 limit loop (minimal C, a size per tick), top after each delta" in names
+    assert report["facts"]["l2_limit_agrees"]
+    assert 0 < report["ratios"]["L2 batch vs the limit"] < 2
     assert all(row["events_per_second"] > 0 for row in report["rows"])
 
 

@@ -15,6 +15,10 @@ It takes only what the benchmark streams hold: GTC limit orders, market orders
 without a protection price and cancels, with no owner (no self-trade
 prevention) and dense order ids. It keeps no level totals, order events,
 sequence numbers or snapshot, and cannot grow.
+
+``L2LimitLoop`` is the same stick for depth: a size per tick of the stream's
+price range on each side, and the best level of each, which moves by a scan
+only when the best is deleted.
 """
 
 import numpy as np
@@ -26,6 +30,7 @@ from libc.string cimport memset
 
 from obelisk._core._memory cimport huge_pages
 from obelisk._core.book cimport _records
+from obelisk._core.l2 cimport L2Delta, L2Top
 from obelisk._core._types cimport (
     Event,
     KIND_CANCEL,
@@ -47,8 +52,10 @@ from obelisk._core._types cimport (
     slot_t,
 )
 
-from obelisk._core._records import struct_dtype
+from obelisk._core._records import as_records, struct_dtype
 from obelisk._core.book import as_event_array
+from obelisk._core.l2 import L2_DELTA_DTYPE as _L2_DELTA_DTYPE
+from obelisk._core.l2 import L2_TOP_DTYPE as _L2_TOP_DTYPE
 
 # The widest price range (in ticks) and the sparsest ids the dense arrays accept.
 cdef int64_t MAX_PRICE_SPAN = 1 << 22
@@ -359,3 +366,141 @@ cdef class LimitLoop:
         self.slots[slot].next = self.free_head
         self.free_head = slot
         self.resting_count -= 1
+
+
+@cython.final
+@cython.auto_pickle(False)
+cdef class L2LimitLoop:
+    """A minimal depth book, sized and allocated for one stream; runs it once.
+
+    It writes the best bid and ask after each delta, as
+    ``L2Book.apply_batch(deltas, top)`` does, and does no more: no sequence
+    numbers or times, no check for a crossed book, no growth.
+
+    Parameters
+    ----------
+    bid_prices, bid_sizes, ask_prices, ask_sizes : the snapshot the deltas follow
+        (int64 ticks and lots, sizes positive).
+    deltas : numpy array of L2_DELTA_DTYPE
+        Sides 0 and 1, positive prices, sizes >= 0 (0 deletes); every price of
+        the snapshot and the deltas within 4,194,304 ticks of each other.
+
+    Raises
+    ------
+    ValueError
+        For a snapshot or a delta outside that.
+    """
+
+    cdef object stream             # the contiguous L2_DELTA_DTYPE array `deltas` points into
+    cdef const L2Delta* deltas
+    cdef int64_t n
+    cdef int64_t min_price
+    cdef int32_t span              # ticks per side
+    cdef int64_t* sizes[2]         # per side, indexed by price - min_price; 0 for no level
+    cdef int32_t best[2]           # best level per side; -1 (bids) or span (asks) when empty
+    cdef L2Top* tops
+    cdef bint ran
+
+    def __init__(self, bid_prices, bid_sizes, ask_prices, ask_sizes, deltas) -> None:
+        if self.sizes[0] != NULL:
+            raise RuntimeError("L2LimitLoop.__init__ must not be called twice")
+        stream = as_records(deltas, _L2_DELTA_DTYPE, "deltas", "obelisk.L2_DELTA_DTYPE").copy()
+        snapshot = (bid_prices, bid_sizes, ask_prices, ask_sizes)
+        book = [np.asarray(a, dtype=np.int64) for a in snapshot]
+        if book[0].shape != book[1].shape or book[2].shape != book[3].shape \
+                or any(a.ndim != 1 for a in book):
+            raise ValueError("each side of the snapshot needs one size per price")
+        if np.any(stream["side"] > SIDE_SELL):
+            raise ValueError("delta sides must be 0 (bid) or 1 (ask)")
+        if np.any(book[1] <= 0) or np.any(book[3] <= 0) or np.any(stream["size"] < 0) \
+                or np.any(book[1] > MAX_QTY) or np.any(book[3] > MAX_QTY) \
+                or np.any(stream["size"] > MAX_QTY):
+            raise ValueError("snapshot sizes must be positive and delta sizes >= 0, in range")
+        prices = np.concatenate([book[0], book[2], stream["price"]])
+        low, high = int(prices.min(initial=1)), int(prices.max(initial=1))
+        if low <= 0 or high > MAX_PRICE:
+            raise ValueError(f"prices must be 1..{MAX_PRICE} ticks")
+        if high - low >= MAX_PRICE_SPAN:
+            raise ValueError(f"prices must lie within {MAX_PRICE_SPAN} ticks")
+        self.n = len(stream)
+        self.min_price = low
+        self.span = <int32_t> (high - low + 1)
+        self._allocate()
+        cdef int side
+        for side, (level_prices, level_sizes) in enumerate(((book[0], book[1]),
+                                                            (book[2], book[3]))):
+            for price, size in zip(level_prices.tolist(), level_sizes.tolist()):
+                self.sizes[side][price - low] = size
+        self.best[SIDE_BUY] = int(book[0].max(initial=low - 1)) - low
+        self.best[SIDE_SELL] = int(book[2].min(initial=low + self.span)) - low
+        cdef const unsigned char[::1] raw
+        if self.n:
+            raw = stream.view(np.uint8)
+            self.deltas = <const L2Delta*> &raw[0]
+        self.stream = stream            # last: a loop that failed to allocate cannot run
+
+    cdef int _allocate(self) except -1:
+        cdef int side
+        for side in range(2):
+            self.sizes[side] = <int64_t*> _touched(self.span, sizeof(int64_t), 0)
+        self.tops = <L2Top*> _touched(self.n, sizeof(L2Top), 0)
+        return 0
+
+    def __dealloc__(self):
+        free(self.sizes[0])
+        free(self.sizes[1])
+        free(self.tops)
+
+    def run(self) -> int:
+        """Apply every delta without the GIL, the top after each; how many were applied."""
+        if self.stream is None:
+            raise RuntimeError("L2LimitLoop was not initialised")
+        if self.ran:
+            raise RuntimeError("an L2LimitLoop runs its stream once; make a new one to run again")
+        self.ran = True
+        with nogil:
+            self._run()
+        return self.n
+
+    @property
+    def tops(self):
+        """The best bid and ask after each delta, L2_TOP_DTYPE (zeros before ``run``)."""
+        return _records(self.tops, self.n, _L2_TOP_DTYPE)
+
+    cdef void _run(self) noexcept nogil:
+        cdef int64_t* bids = self.sizes[SIDE_BUY]
+        cdef int64_t* asks = self.sizes[SIDE_SELL]
+        cdef int32_t bid = self.best[SIDE_BUY]
+        cdef int32_t ask = self.best[SIDE_SELL]
+        cdef int32_t span = self.span
+        cdef int64_t low = self.min_price
+        cdef int64_t i
+        cdef int32_t level
+        cdef const L2Delta* d
+        cdef L2Top* top
+        for i in range(self.n):
+            d = &self.deltas[i]
+            level = <int32_t> (d.price - low)
+            if d.side == SIDE_BUY:
+                bids[level] = d.size
+                if d.size:
+                    if level > bid:
+                        bid = level
+                elif level == bid:
+                    while bid >= 0 and bids[bid] == 0:
+                        bid -= 1
+            else:
+                asks[level] = d.size
+                if d.size:
+                    if level < ask:
+                        ask = level
+                elif level == ask:
+                    while ask < span and asks[ask] == 0:
+                        ask += 1
+            top = &self.tops[i]
+            top.bid_price = bid + low if bid >= 0 else 0
+            top.bid_size = bids[bid] if bid >= 0 else 0
+            top.ask_price = ask + low if ask < span else 0
+            top.ask_size = asks[ask] if ask < span else 0
+        self.best[SIDE_BUY] = bid
+        self.best[SIDE_SELL] = ask

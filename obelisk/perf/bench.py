@@ -25,7 +25,7 @@ import numpy as np
 from obelisk._core.book import EventKind, OrderBook
 from obelisk.perf.rows.breaker import breaker_rows
 from obelisk.perf.rows.deep import LIMIT_SUFFIX, deep_facts, deep_ratios, deep_rows
-from obelisk.perf.rows.l2 import l2_rows
+from obelisk.perf.rows.l2 import l2_limit_agrees, l2_rows
 from obelisk.perf.rows.logs import LOGGING_INFO, LOGGING_OFF, logging_rows
 from obelisk.perf.rows.monitor import monitor_rows
 from obelisk.perf.rows.position import position_facts, position_rows
@@ -37,7 +37,7 @@ from obelisk.perf.settings import BenchConfig
 from obelisk.perf.timing import BenchRow, reference_repeat, timed_row
 from obelisk.sim.matching import MatchingEngine
 from obelisk.testing.reference import ReferenceBook
-from obelisk.testing.workload import Workload, deep_mix, interleave, standard_mix
+from obelisk.testing.workload import Workload, deep_mix, interleave, l2_stream, standard_mix
 
 
 @dataclass
@@ -179,7 +179,7 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
     first_l2_row = len(rows)
     rows.extend(l2_rows(config.l2_deltas, config.seed, config.repeat,
                         config.reference_l2_deltas))
-    l2_call, l2_batch, l2_reference = rows[first_l2_row:first_l2_row + 3]
+    l2_call, l2_batch, l2_limit, l2_reference = rows[first_l2_row:first_l2_row + 4]
     frame = rows[-1]
     progress("positions and margin")
     first_position_row = len(rows)
@@ -214,6 +214,7 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
         **deep_ratios(deep),
         "L2 per call vs reference": l2_call.events_per_second / l2_reference.events_per_second,
         "L2 batch vs reference": l2_batch.events_per_second / l2_reference.events_per_second,
+        f"L2 batch{LIMIT_SUFFIX}": l2_batch.events_per_second / l2_limit.events_per_second,
     }
     portfolio_call, _, fill_reference, fill_batch = position[:4]
     ratios["position fills batch vs reference"] = \
@@ -238,7 +239,7 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
     ratio("TraceStore batches of 10,000 vs one txn per trace",
           "TraceStore sustained, batches of 10,000", "one transaction per trace (baseline)")
     ratio("stress, logging at INFO vs logging off", LOGGING_INFO, LOGGING_OFF)
-    for row in rows[first_l2_row + 3:first_position_row]:
+    for row in rows[first_l2_row + 4:first_position_row]:
         if row.name.startswith("peer "):
             ratios[f"L2 per call vs {row.name.removeprefix('peer ')}"] = \
                 l2_call.events_per_second / row.events_per_second
@@ -251,6 +252,7 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
     progress("checking the paths agree")
     facts = _facts(workload, fresh_book, tuples, chunks, fresh_reference, prefix)
     facts.update(deep_facts(deep_events))
+    facts["l2_limit_agrees"] = l2_limit_agrees(l2_stream(config.l2_deltas, seed=config.seed))
     facts.update(facts_l2)
     facts["events_per_second"] = rate
     return BenchReport(config, rows, ratios, facts, _machine())

@@ -181,7 +181,7 @@ def order_ids(kind: str, count: int, seed: int = 42) -> list[int]:
     if kind != "chosen":
         raise ValueError(f"kind must be counter, random or chosen, got {kind!r}")
     inverse = pow(FIBONACCI, -1, 2**64)
-    ids = []
+    ids: list[int] = []
     low = 0
     while len(ids) < count:
         oid = (((0x5EED << 32) | low) * inverse) % 2**64    # (oid * FIBONACCI) >> 32 == 0x5EED

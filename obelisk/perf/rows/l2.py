@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import statistics
+import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from obelisk._core.l2 import L2_TOP_DTYPE, L2Book
+from obelisk._core.limit import L2LimitLoop
 from obelisk.hyperliquid.l2frames import apply_l2_json, apply_l2_message
 from obelisk.instruments import Instrument
 from obelisk.perf.timing import BenchRow, reference_repeat, timed_row
@@ -22,6 +26,9 @@ from obelisk.testing.reference.l2 import ReferenceL2Book
 from obelisk.testing.workload import SYNTHETIC_GRID, L2Workload, l2_stream
 
 BUY = 0
+L2_CALL = "L2Book.apply + best bid/ask, per call"
+L2_BATCH = "L2Book.apply_batch, top after each delta"
+L2_LIMIT = "L2 limit loop (minimal C, a size per tick), top after each delta"
 FRAMES = 2_000
 DYDX = Instrument("DYDX", 4, 1, 50)        # the frames' coin: 4 price decimals
 
@@ -37,22 +44,13 @@ def apply_and_read_top(book: L2Book | ReferenceL2Book, deltas: list[tuple[int, i
 
 
 def l2_rows(deltas: int, seed: int, repeat: int, reference_deltas: int) -> list[BenchRow]:
-    """Bench rows for the L2 stream and Hyperliquid frames."""
+    """Bench rows for the L2 stream and Hyperliquid frames, in this order: per call, the
+    batch, the limit loop, the reference, the peers that are installed, the frames."""
     workload = l2_stream(deltas, seed=seed)
     rows_of = workload.deltas[["side", "price", "size"]].tolist()
-
-    def fresh() -> L2Book:
-        book = L2Book(SYNTHETIC_GRID)
-        workload.load(book)
-        return book
-
-    top = np.zeros(len(workload.deltas), dtype=L2_TOP_DTYPE)
-    rows = [
-        timed_row("L2Book.apply + best bid/ask, per call", deltas,
-                  lambda b: apply_and_read_top(b, rows_of), fresh, repeat),
-        timed_row("L2Book.apply_batch, top after each delta", deltas,
-                  lambda b: b.apply_batch(workload.deltas, top), fresh, repeat),
-    ]
+    rows = [timed_row(L2_CALL, deltas, lambda b: apply_and_read_top(b, rows_of),
+                      lambda: fresh_l2_book(workload), repeat),
+            *l2_batch_rows(workload, repeat)]
     prefix = rows_of[:reference_deltas]
 
     def fresh_reference() -> ReferenceL2Book:
@@ -70,6 +68,49 @@ def l2_rows(deltas: int, seed: int, repeat: int, reference_deltas: int) -> list[
         rows.append(timed_row(f"peer {name}, per call", deltas, replay, fresh_peer, repeat))
     rows.extend(_frame_rows(repeat))
     return rows
+
+
+def fresh_l2_book(workload: L2Workload) -> L2Book:
+    """An L2Book holding the workload's snapshot, ready for its deltas."""
+    book = L2Book(SYNTHETIC_GRID)
+    workload.load(book)
+    return book
+
+
+def l2_limit_loop(workload: L2Workload) -> L2LimitLoop:
+    """The limit loop set up for the workload: its snapshot in, its deltas ready."""
+    return L2LimitLoop(workload.bid_prices, workload.bid_sizes, workload.ask_prices,
+                       workload.ask_sizes, workload.deltas)
+
+
+def l2_batch_rows(workload: L2Workload, repeat: int) -> list[BenchRow]:
+    """``L2Book.apply_batch`` with the top after each delta, and the limit loop doing the
+    same, in turns within each repeat so that a noisy neighbour slows both alike."""
+    top = np.zeros(len(workload.deltas), dtype=L2_TOP_DTYPE)     # touched, as the limit's
+    paths: dict[str, tuple[Callable[[], Any], Callable[[Any], object]]] = {
+        L2_BATCH: (lambda: fresh_l2_book(workload),
+                   lambda book: book.apply_batch(workload.deltas, top)),
+        L2_LIMIT: (lambda: l2_limit_loop(workload), lambda loop: loop.run()),
+    }
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    for _ in range(repeat):
+        for name, (prepare, run) in paths.items():
+            state = prepare()
+            start = time.perf_counter()
+            run(state)
+            times[name].append(time.perf_counter() - start)
+            del state
+    return [BenchRow(name, len(workload.deltas), min(runs), statistics.median(runs))
+            for name, runs in times.items()]
+
+
+def l2_limit_agrees(workload: L2Workload) -> bool:
+    """Whether the limit loop did the book's work: the same top after every delta."""
+    top = np.zeros(len(workload.deltas), dtype=L2_TOP_DTYPE)
+    fresh_l2_book(workload).apply_batch(workload.deltas, top)
+    loop = l2_limit_loop(workload)
+    loop.run()
+    return bool(np.array_equal(top, loop.tops))
 
 
 def l2_frames(count: int) -> list[bytes]:
