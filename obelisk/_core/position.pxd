@@ -124,6 +124,8 @@ cdef class PositionBook:
     cdef double saved_balance
     cdef double* saved_marks        # marks before a mark() that may have to be undone
     cdef object saved_marks_array
+    cdef int32_t* open_rows         # scratch of _recompute: the rows holding a position
+    cdef object open_rows_array
     cdef int32_t count
     cdef TierTables tiers
     cdef double* max_leverage

@@ -261,6 +261,9 @@ cdef class PositionBook:
         self.saved_marks_array = np.zeros(len(tiers), dtype=np.float64)
         cdef double[::1] saved_marks_view = self.saved_marks_array
         self.saved_marks = &saved_marks_view[0]
+        self.open_rows_array = np.zeros(len(tiers), dtype=np.int32)
+        cdef int32_t[::1] open_rows_view = self.open_rows_array
+        self.open_rows = &open_rows_view[0]
         self.count = len(tiers)
         cdef int32_t i
         for i in range(self.count):
@@ -688,11 +691,13 @@ cdef class PositionBook:
         """
         cdef Position* rows = self.rows
         cdef int32_t n = self.count
+        cdef int32_t* open_rows = self.open_rows
+        cdef int32_t opened = 0
         cdef TierTables tiers = self.tiers
         cdef bint legacy = self.legacy_liquidation
         cdef Totals t
         cdef Position* p
-        cdef int32_t i
+        cdef int32_t i, j
         cdef double size, mark, value, upnl, initial, maintenance, isolated, cross
         cdef double unchecked = 0.0     # x * 0 is 0 for finite x, NaN otherwise
         t.cross_unrealized_pnl = 0.0
@@ -717,6 +722,8 @@ cdef class PositionBook:
                 p.maintenance_margin = 0.0
                 p.liquidation_px = NAN
                 continue
+            open_rows[opened] = i
+            opened += 1
             upnl = size * (mark - p.entry_px)
             value = fabs(size) * mark
             initial = value / p.leverage
@@ -737,11 +744,10 @@ cdef class PositionBook:
             p.maintenance_margin = maintenance
         self.totals = t
         cdef double cross_equity = self.cross_balance + t.cross_unrealized_pnl
-        for i in range(n):
+        for j in range(opened):         # the open rows only: no test, no flat row read
+            i = open_rows[j]
             p = &rows[i]
             size = p.size
-            if size == 0:
-                continue
             isolated = p.isolated
             cross = 1.0 - isolated
             maintenance = p.maintenance_margin
