@@ -14,13 +14,14 @@ from obelisk import (
     FILL_DTYPE,
     ORDER_EVENT_DTYPE,
     EventKind,
+    L2Book,
     OrderBook,
     OrderStatus,
     Side,
 )
 from obelisk._core.sharded import process_sharded
 from obelisk.errors import ConcurrentUseError, InvalidOrderError
-from obelisk.testing.workload import FIBONACCI, order_ids
+from obelisk.testing.workload import FIBONACCI, SYNTHETIC_GRID, order_ids
 
 BUY, SELL = Side.BUY, Side.SELL
 
@@ -345,3 +346,19 @@ def test_self_trade_cancels_beyond_the_initial_tape_are_all_recorded():
     assert events["oid"][:600].tolist() == list(range(1, 601))
     assert len(book) == 0
     book.check_integrity()
+
+
+@pytest.mark.parametrize("price", [2**63 - 1, -2**63 + 1, 2**62, -2**62, 0])
+def test_a_lookup_at_any_int64_price_finds_no_level_and_the_levels_stay_found(price):
+    """A ladder places a key from its distance to the best level: a key at the far edge
+    of int64 must not wrap that distance into a wrong place."""
+    book, depth = OrderBook(), L2Book(SYNTHETIC_GRID)
+    for i, level in enumerate((100, 103, 110)):
+        book.add(i + 1, Side.SELL, level, 5)
+        book.add(i + 10, Side.BUY, level - 50, 7)
+        depth.apply(Side.SELL, level, 5)
+        depth.apply(Side.BUY, level - 50, 7)
+    for side in (Side.BUY, Side.SELL):
+        assert book.size_at(side, price) == 0 and depth.size_at(side, price) == 0
+    assert [book.size_at(Side.SELL, p) for p in (100, 101, 103, 110)] == [5, 0, 5, 5]
+    assert [depth.size_at(Side.BUY, p) for p in (50, 53, 60, 61)] == [7, 7, 7, 0]

@@ -1,7 +1,7 @@
 # Helpers shared by the books' sorted price ladders, and portable compiler builtins.
 # Header-only: every cimporting module inlines these.
 
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t
 
 
 cdef inline int32_t lower_bound_near_end(const int64_t* keys, int32_t n,
@@ -16,13 +16,11 @@ cdef inline int32_t lower_bound_near_end(const int64_t* keys, int32_t n,
     narrows what is left.
     """
     cdef int32_t first, half, span
-    cdef int64_t distance
-    if n == 0:
-        return 0
-    distance = keys[n - 1] - key
-    if distance < 0:
+    cdef uint64_t distance
+    if n == 0 or key > keys[n - 1]:
         return n
-    first = <int32_t> (n - 1 - distance) if distance < n - 1 else 0
+    distance = <uint64_t> keys[n - 1] - <uint64_t> key      # exact for any int64 key here
+    first = <int32_t> (<uint64_t> (n - 1) - distance) if distance < <uint64_t> (n - 1) else 0
     if keys[first] >= key:
         return first
     first += 1                           # the answer is in first..n-1: keys[n-1] >= key
