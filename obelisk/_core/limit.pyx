@@ -412,9 +412,9 @@ cdef class L2LimitLoop:
             raise ValueError("each side of the snapshot needs one size per price")
         if np.any(stream["side"] > SIDE_SELL):
             raise ValueError("delta sides must be 0 (bid) or 1 (ask)")
-        if np.any(book[1] <= 0) or np.any(book[3] <= 0) or np.any(stream["size"] < 0) \
-                or np.any(book[1] > MAX_QTY) or np.any(book[3] > MAX_QTY) \
-                or np.any(stream["size"] > MAX_QTY):
+        resting, changes = np.concatenate([book[1], book[3]]), stream["size"]
+        if np.any((resting <= 0) | (resting > MAX_QTY)) \
+                or np.any((changes < 0) | (changes > MAX_QTY)):
             raise ValueError("snapshot sizes must be positive and delta sizes >= 0, in range")
         prices = np.concatenate([book[0], book[2], stream["price"]])
         low, high = int(prices.min(initial=1)), int(prices.max(initial=1))

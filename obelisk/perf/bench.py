@@ -177,8 +177,8 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
 
     progress("L2 market-data book")
     first_l2_row = len(rows)
-    rows.extend(l2_rows(config.l2_deltas, config.seed, config.repeat,
-                        config.reference_l2_deltas))
+    l2_workload = l2_stream(config.l2_deltas, seed=config.seed)
+    rows.extend(l2_rows(l2_workload, config.repeat, config.reference_l2_deltas))
     l2_call, l2_batch, l2_limit, l2_reference = rows[first_l2_row:first_l2_row + 4]
     frame = rows[-1]
     progress("positions and margin")
@@ -252,7 +252,7 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
     progress("checking the paths agree")
     facts = _facts(workload, fresh_book, tuples, chunks, fresh_reference, prefix)
     facts.update(deep_facts(deep_events))
-    facts["l2_limit_agrees"] = l2_limit_agrees(l2_stream(config.l2_deltas, seed=config.seed))
+    facts["l2_limit_agrees"] = l2_limit_agrees(l2_workload)
     facts.update(facts_l2)
     facts["events_per_second"] = rate
     return BenchReport(config, rows, ratios, facts, _machine())

@@ -10,7 +10,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 State = TypeVar("State")
 REFERENCE_RUNS = 3        # the pure-Python references are slow: at most this many runs
@@ -40,6 +40,23 @@ def timed_row(name: str, events: int, run: Callable[[State], object],
         run(state)
         times.append(time.perf_counter() - start)
     return BenchRow(name, events, min(times), statistics.median(times))
+
+
+def rows_in_turns(paths: dict[str, tuple[Callable[[], Any], Callable[[Any], object]]],
+                  events: int, repeat: int) -> list[BenchRow]:
+    """One row per path (name -> (prepare, run)), the paths taking turns within each repeat
+    so that a noisy neighbour slows all of them alike and their ratios hold better than
+    their rates. What a run returns is kept until it is timed, so freeing it is not."""
+    times: dict[str, list[float]] = {name: [] for name in paths}
+    for _ in range(repeat):
+        for name, (prepare, run) in paths.items():
+            state = prepare()
+            start = time.perf_counter()
+            kept = run(state)
+            times[name].append(time.perf_counter() - start)
+            del kept, state
+    return [BenchRow(name, events, min(runs), statistics.median(runs))
+            for name, runs in times.items()]
 
 
 def reference_repeat(repeat: int) -> int:

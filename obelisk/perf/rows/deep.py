@@ -13,8 +13,6 @@ slows all three alike and their ratios hold better than their rates.
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +20,7 @@ import numpy as np
 
 from obelisk._core.book import BatchResult, EventKind, OrderBook
 from obelisk._core.limit import LimitLoop
-from obelisk.perf.timing import BenchRow
+from obelisk.perf.timing import BenchRow, rows_in_turns
 
 FRESH = "deep book: OrderBook().process, fresh book per run"
 PREALLOCATED = "deep book: OrderBook.process, preallocated book"
@@ -58,16 +56,7 @@ def deep_rows(events: np.ndarray, repeat: int) -> list[BenchRow]:
         PREALLOCATED: (lambda: preallocated_book(events), lambda book: book.process(events)),
         LIMIT: (lambda: LimitLoop(events), lambda loop: loop.run()),
     }
-    times: dict[str, list[float]] = {name: [] for name in paths}
-    for _ in range(repeat):
-        for name, (prepare, run) in paths.items():
-            state = prepare()
-            start = time.perf_counter()
-            kept = run(state)
-            times[name].append(time.perf_counter() - start)
-            del kept, state
-    return [BenchRow(name, len(events), min(runs), statistics.median(runs))
-            for name, runs in times.items()]
+    return rows_in_turns(paths, len(events), repeat)
 
 
 def deep_ratios(rows: list[BenchRow]) -> dict[str, float]:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,9 +19,9 @@ from obelisk._core.l2 import L2_TOP_DTYPE, L2Book
 from obelisk._core.limit import L2LimitLoop
 from obelisk.hyperliquid.l2frames import apply_l2_json, apply_l2_message
 from obelisk.instruments import Instrument
-from obelisk.perf.timing import BenchRow, reference_repeat, timed_row
+from obelisk.perf.timing import BenchRow, reference_repeat, rows_in_turns, timed_row
 from obelisk.testing.reference.l2 import ReferenceL2Book
-from obelisk.testing.workload import SYNTHETIC_GRID, L2Workload, l2_stream
+from obelisk.testing.workload import SYNTHETIC_GRID, L2Workload
 
 BUY = 0
 L2_CALL = "L2Book.apply + best bid/ask, per call"
@@ -43,10 +41,10 @@ def apply_and_read_top(book: L2Book | ReferenceL2Book, deltas: list[tuple[int, i
         best_ask()
 
 
-def l2_rows(deltas: int, seed: int, repeat: int, reference_deltas: int) -> list[BenchRow]:
+def l2_rows(workload: L2Workload, repeat: int, reference_deltas: int) -> list[BenchRow]:
     """Bench rows for the L2 stream and Hyperliquid frames, in this order: per call, the
     batch, the limit loop, the reference, the peers that are installed, the frames."""
-    workload = l2_stream(deltas, seed=seed)
+    deltas = len(workload.deltas)
     rows_of = workload.deltas[["side", "price", "size"]].tolist()
     rows = [timed_row(L2_CALL, deltas, lambda b: apply_and_read_top(b, rows_of),
                       lambda: fresh_l2_book(workload), repeat),
@@ -92,16 +90,7 @@ def l2_batch_rows(workload: L2Workload, repeat: int) -> list[BenchRow]:
                    lambda book: book.apply_batch(workload.deltas, top)),
         L2_LIMIT: (lambda: l2_limit_loop(workload), lambda loop: loop.run()),
     }
-    times: dict[str, list[float]] = {name: [] for name in paths}
-    for _ in range(repeat):
-        for name, (prepare, run) in paths.items():
-            state = prepare()
-            start = time.perf_counter()
-            run(state)
-            times[name].append(time.perf_counter() - start)
-            del state
-    return [BenchRow(name, len(workload.deltas), min(runs), statistics.median(runs))
-            for name, runs in times.items()]
+    return rows_in_turns(paths, len(workload.deltas), repeat)
 
 
 def l2_limit_agrees(workload: L2Workload) -> bool:
