@@ -87,6 +87,21 @@ def test_fill_marks_whether_the_maker_is_done(book):
     assert book.last_fills()["taker_side"][0] == BUY
 
 
+def test_fill_and_event_rows_are_the_records_as_tuples(book):
+    book.add(1, SELL, 100, 4, owner=7)
+    book.add(2, SELL, 101, 4, owner=8)
+    book.add(3, BUY, 101, 10, TimeInForce.IOC)
+    assert book.last_fill_rows() == [(int(f["maker_oid"]), int(f["maker_owner"]),
+                                      int(f["price"]), int(f["qty"]))
+                                     for f in book.last_fills()] == [(1, 7, 100, 4),
+                                                                     (2, 8, 101, 4)]
+    assert book.last_order_event_rows() == [(int(e["oid"]), int(e["kind"]), int(e["reason"]))
+                                            for e in book.last_order_events()] == [
+        (3, OrderEventKind.CANCELLED, Reason.IOC_REMAINDER)]
+    book.add(4, BUY, 90, 1)
+    assert book.last_fill_rows() == []
+
+
 # ------------------------------------------------------------ time in force
 
 def test_ioc_cancels_what_it_cannot_fill(book):

@@ -111,7 +111,9 @@ def test_a_held_book_refuses_every_entry_point():
         "contains": lambda: 1 in book, "len": lambda: len(book),
         "order_count": lambda: book.order_count, "sequence": lambda: book.sequence,
         "last_status": lambda: book.last_status, "last_fills": book.last_fills,
-        "last_order_events": book.last_order_events, "reserve": lambda: book.reserve(4, 4),
+        "last_order_events": book.last_order_events, "last_fill_rows": book.last_fill_rows,
+        "last_order_event_rows": book.last_order_event_rows,
+        "reserve": lambda: book.reserve(4, 4),
         "pool_stats": book.pool_stats, "memory_usage": book.memory_usage,
         "check_integrity": book.check_integrity, "init": lambda: book.__init__(8),
     }

@@ -440,6 +440,40 @@ def test_order_actions_overlap_up_to_max_inflight_and_cancels_wait_for_them(desk
     assert desk.exchange_open() == sorted(oids[1:7])
 
 
+def test_the_next_order_action_is_signed_while_the_last_is_on_its_way(desk):
+    """One action on the wire at a time (the exchange runs the batch in order), but the
+    venue signs the next one meanwhile: the exchange's time hides the signing."""
+    desk.venue.max_orders_per_action = 2
+    post, sign = desk.transport.post_exchange, desk.exchange.sign_order_wires
+    steps, on_wire, most, lock = [], [0], [0], threading.Lock()
+
+    def slow(body):
+        with lock:
+            on_wire[0] += 1
+            most[0] = max(most[0], on_wire[0])
+        try:
+            time.sleep(0.05)
+            return post(body)
+        finally:
+            with lock:
+                on_wire[0] -= 1
+                steps.append("answered")
+
+    def spied(wires, *args):
+        with lock:
+            steps.append("signed")
+        return sign(wires, *args)
+
+    desk.transport.post_exchange, desk.exchange.sign_order_wires = slow, spied
+    oids = _resting_batch(desk, 6)
+    assert desk.settle() == []
+    assert desk.engine.stats.rested == 6 and most[0] == 1
+    assert steps == ["signed", "signed", "answered", "signed", "answered", "answered"]
+    historical = desk.transport.post_info({"type": "historicalOrders", "user": desk.user})
+    placed = sorted(historical, key=lambda h: h["order"]["oid"])      # the exchange's order
+    assert [oid_of_cloid(h["order"]["cloid"]) for h in placed] == oids
+
+
 # ------------------------------------------------------------------ (5) cancels
 
 def test_cancels_by_engine_order_id(desk):

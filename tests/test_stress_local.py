@@ -28,7 +28,7 @@ def test_local_stress_reports_every_criterion_and_completes_the_flow():
     assert report["trades"] == report["outcomes"]["submitted"] == 2000
     assert report["success_rate"] >= 99.9
     assert report["fills"] > 0 and not report["errors"]
-    assert {"sign+http", "http", "ws delivery"} <= set(report["stages_us"])
+    assert {"sign", "exchange", "http", "ws delivery"} <= set(report["stages_us"])
 
 
 def test_testnet_refuses_to_start_without_a_key():

@@ -1170,6 +1170,33 @@ cdef class OrderBook:
         finally:
             self._release()
 
+    def last_fill_rows(self):
+        """The fills of the last per-call operation as ``(maker_oid, maker_owner, price, qty)``
+        tuples: for a caller that walks them in Python, without numpy records."""
+        cdef list rows = []
+        cdef int64_t i
+        self._claim()
+        try:
+            for i in range(self.fill_count):
+                rows.append((self.fills[i].maker_oid, self.fills[i].maker_owner,
+                             self.fills[i].price, self.fills[i].qty))
+            return rows
+        finally:
+            self._release()
+
+    def last_order_event_rows(self):
+        """The order events of the last per-call operation as ``(oid, kind, reason)`` tuples."""
+        cdef list rows = []
+        cdef int64_t i
+        self._claim()
+        try:
+            for i in range(self.order_event_count):
+                rows.append((self.order_events[i].oid, self.order_events[i].kind,
+                             self.order_events[i].reason))
+            return rows
+        finally:
+            self._release()
+
     cdef object _copy_fills(self):
         return _records(self.fills, self.fill_count, FILL_DTYPE)
 

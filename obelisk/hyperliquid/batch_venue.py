@@ -53,7 +53,7 @@ from obelisk.hyperliquid.errors import (
     HyperliquidError,
     MalformedResponseError,
 )
-from obelisk.hyperliquid.exchange import DEFAULT_SLIPPAGE, Exchange, slippage_price
+from obelisk.hyperliquid.exchange import DEFAULT_SLIPPAGE, Exchange, SignedAction, slippage_price
 from obelisk.hyperliquid.types import OrderWithStatus
 from obelisk.hyperliquid.wire import float_to_wire
 from obelisk.hyperliquid.ws import Subscription, WebsocketClient
@@ -423,8 +423,10 @@ class HyperliquidBatchVenue:
                     continue
                 requests = self._order_requests(batch, indices, flags, results)
                 if requests:
-                    inflight.append((requests, self._send(requests)))
-                    self._settle_sent(batch, inflight, results, keep=self.max_inflight - 1)
+                    action = self._sign_orders(requests)   # while the last one is on its way
+                    answered = self._answered(inflight, keep=self.max_inflight - 1)
+                    inflight.append((requests, self._send(requests, action)))
+                    self._settle_answered(batch, answered, results)   # while this one is
             self._settle_sent(batch, inflight, results, keep=0)
         finally:
             for _, future in inflight:         # after an answer lost twice: the rest end first
@@ -476,25 +478,54 @@ class HyperliquidBatchVenue:
                 self._sent.add(batch.oid[i])
         return requests
 
-    def _send(self, requests: dict[int, dict[str, Any]]) -> Future[list[OrderOutcome]]:
-        """Post one order action on a sender thread: its outcomes, in a future."""
+    def _sign_orders(self, requests: dict[int, dict[str, Any]]
+                     ) -> SignedAction | list[OrderOutcome]:
+        """The signed order action of `requests`, or their outcomes when it cannot be made."""
+        try:
+            return self.exchange.sign_order_wires(list(requests.values()))
+        except HyperliquidError as exc:
+            return self._not_sent(exc, len(requests))
+
+    def _send(self, requests: dict[int, dict[str, Any]],
+              action: SignedAction | list[OrderOutcome]) -> Future[list[OrderOutcome]]:
+        """Post one signed order action on a sender thread: its outcomes, in a future."""
+        if isinstance(action, list):
+            unsent: Future[list[OrderOutcome]] = Future()
+            unsent.set_result(action)
+            return unsent
         if self._senders is None:
             self._senders = ThreadPoolExecutor(self.max_inflight,
                                                thread_name_prefix="obelisk-venue-send")
-        return self._senders.submit(self._post_orders, list(requests), requests, recover=True)
+        return self._senders.submit(self._post_orders, list(requests), requests, action,
+                                    recover=True)
+
+    @staticmethod
+    def _answered(inflight: deque[tuple[dict[int, dict[str, Any]],
+                                        Future[list[OrderOutcome]]]], keep: int
+                  ) -> list[tuple[dict[int, dict[str, Any]], list[OrderOutcome]]]:
+        """Wait for the oldest actions in flight until at most `keep` are; their requests
+        and outcomes, oldest first. An answer lost twice raises here (see ``execute``)."""
+        answered = []
+        while len(inflight) > keep:
+            requests, future = inflight[0]
+            answered.append((requests, future.result()))
+            inflight.popleft()
+        return answered
+
+    def _settle_answered(self, batch: _Batch,
+                         answered: list[tuple[dict[int, dict[str, Any]], list[OrderOutcome]]],
+                         results: _Results) -> None:
+        """Settle answered actions' orders in batch order."""
+        for requests, outcomes in answered:
+            for i, outcome in zip(requests, outcomes, strict=True):
+                self._settle_order(batch, i, outcome, results)
 
     def _settle_sent(self, batch: _Batch,
                      inflight: deque[tuple[dict[int, dict[str, Any]],
                                            Future[list[OrderOutcome]]]],
                      results: _Results, keep: int) -> None:
-        """Wait for the oldest actions in flight until at most `keep` are; settle their
-        orders in batch order. An answer lost twice raises here (see ``execute``)."""
-        while len(inflight) > keep:
-            requests, future = inflight[0]
-            outcomes = future.result()
-            inflight.popleft()
-            for i, outcome in zip(requests, outcomes, strict=True):
-                self._settle_order(batch, i, outcome, results)
+        """Wait until at most `keep` actions are in flight; settle the answered ones."""
+        self._settle_answered(batch, self._answered(inflight, keep), results)
 
     def _request(self, batch: _Batch, i: int, results: _Results) -> dict[str, Any] | None:
         """The order wire of event `i`, made from its ticks and lots without a float in
@@ -536,13 +567,15 @@ class HyperliquidBatchVenue:
         self._remember_error(oid, text)
         self.stats.refused_locally += 1
 
-    def _post_orders(self, indices: list[int], requests: Mapping[int, dict[str, Any]], *,
-                     recover: bool) -> list[OrderOutcome]:
-        """Post one bulk order action; an outcome per order. A lost answer is resolved by
-        cloid (when `recover`) or raised."""
+    def _post_orders(self, indices: list[int], requests: Mapping[int, dict[str, Any]],
+                     action: SignedAction | None = None, *, recover: bool) -> list[OrderOutcome]:
+        """Post one bulk order action (`action`, signed from `requests`, or signed now); an
+        outcome per order. A lost answer is resolved by cloid (when `recover`) or raised."""
         try:
             self._count(actions=1, orders=len(indices))
-            result = self.exchange.bulk_order_wires([requests[i] for i in indices])
+            if action is None:
+                action = self.exchange.sign_order_wires([requests[i] for i in indices])
+            result = self.exchange.send(action)
             return self._statuses(result.statuses, len(indices))
         except (ExchangeOutcomeUnknownError, MalformedResponseError):
             if not recover:

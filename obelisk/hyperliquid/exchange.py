@@ -27,7 +27,7 @@ from obelisk.hyperliquid.twins import AsyncClient, BlockingClient, Request, clie
 from obelisk.hyperliquid.wallet import Wallet
 from obelisk.hyperliquid.wire import Cloid, OrderWire, WireError, slippage_price
 
-__all__ = ["AsyncExchange", "Exchange", "slippage_price"]
+__all__ = ["AsyncExchange", "Exchange", "SignedAction", "slippage_price"]
 
 DEFAULT_SLIPPAGE = 0.05
 IOC = {"limit": {"tif": "Ioc"}}
@@ -35,9 +35,10 @@ _SPOT_ASSETS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
-class _Action(Request[ExchangeResult]):
+class SignedAction(Request[ExchangeResult]):
     """A signed body, how many orders or cancels it carries (a status is kept for each),
-    and the accounts whose state it changes when not just the account traded."""
+    and the accounts whose state it changes when not just the account traded. Its nonce
+    was taken when it was signed: send it soon, and only once (``send``)."""
 
     body: Body
     batch: int = 1
@@ -72,7 +73,7 @@ class _ExchangeMethods:
         wallet itself."""
         return self.account_address or self.wallet.account
 
-    def _invalidate(self, action: _Action) -> None:
+    def _invalidate(self, action: SignedAction) -> None:
         for user in action.changes or (self.account,):
             self.transport.invalidate_user(user)
 
@@ -83,97 +84,102 @@ class _ExchangeMethods:
     @client_method
     def order(self, name: str, is_buy: bool, sz: float, limit_px: float,
               order_type: Mapping[str, Any], reduce_only: bool = False,
-              cloid: Cloid | None = None, builder: Mapping[str, Any] | None = None) -> _Action:
-        return _Action(self.actions.order(name, is_buy, sz, limit_px, order_type, reduce_only,
+              cloid: Cloid | None = None, builder: Mapping[str, Any] | None = None) -> SignedAction:
+        return SignedAction(self.actions.order(name, is_buy, sz, limit_px, order_type, reduce_only,
                                           cloid, builder))
 
     @client_method
     def bulk_orders(self, order_requests: Sequence[Mapping[str, Any]],
-                    builder: Mapping[str, Any] | None = None, grouping: str = "na") -> _Action:
-        return _Action(self.actions.bulk_orders(order_requests, builder, grouping),
+                    builder: Mapping[str, Any] | None = None, grouping: str = "na") -> SignedAction:
+        return SignedAction(self.actions.bulk_orders(order_requests, builder, grouping),
                        len(order_requests))
 
     @client_method
-    def bulk_order_wires(self, wires: Sequence[OrderWire], grouping: str = "na") -> _Action:
+    def bulk_order_wires(self, wires: Sequence[OrderWire], grouping: str = "na") -> SignedAction:
         """Orders already in wire form (``a``, ``b``, ``p``, ``s``, ``r``, ``t``, ``c``, as
         :func:`~obelisk.hyperliquid.wire.order_request_to_order_wire` makes them) as one
         action: for callers that hold prices and sizes as wire strings, such as
         :class:`~obelisk.hyperliquid.batch_venue.HyperliquidBatchVenue`."""
-        return _Action(self.actions.order_wires(wires, grouping=grouping), len(wires))
+        return self.sign_order_wires(wires, grouping)
+
+    def sign_order_wires(self, wires: Sequence[OrderWire], grouping: str = "na") -> SignedAction:
+        """``bulk_order_wires`` signed but not sent: a caller signs its next action while
+        the last one is on its way, then hands it to ``send``."""
+        return SignedAction(self.actions.order_wires(wires, grouping=grouping), len(wires))
 
     @client_method
     def modify_order(self, oid: int | Cloid, name: str, is_buy: bool, sz: float,
                      limit_px: float, order_type: Mapping[str, Any], reduce_only: bool = False,
-                     cloid: Cloid | None = None) -> _Action:
-        return _Action(self.actions.bulk_modify([{"oid": oid, "order": {
+                     cloid: Cloid | None = None) -> SignedAction:
+        return SignedAction(self.actions.bulk_modify([{"oid": oid, "order": {
             "coin": name, "is_buy": is_buy, "sz": sz, "limit_px": limit_px,
             "order_type": order_type, "reduce_only": reduce_only, "cloid": cloid}}]))
 
     @client_method
-    def bulk_modify_orders_new(self, modify_requests: Sequence[Mapping[str, Any]]) -> _Action:
-        return _Action(self.actions.bulk_modify(modify_requests), len(modify_requests))
+    def bulk_modify_orders_new(self, modify_requests: Sequence[Mapping[str, Any]]) -> SignedAction:
+        return SignedAction(self.actions.bulk_modify(modify_requests), len(modify_requests))
 
     @client_method
-    def cancel(self, name: str, oid: int) -> _Action:
-        return _Action(self.actions.bulk_cancel([(name, oid)]))
+    def cancel(self, name: str, oid: int) -> SignedAction:
+        return SignedAction(self.actions.bulk_cancel([(name, oid)]))
 
     @client_method
-    def cancel_by_cloid(self, name: str, cloid: Cloid) -> _Action:
-        return _Action(self.actions.bulk_cancel_by_cloid([(name, cloid)]))
+    def cancel_by_cloid(self, name: str, cloid: Cloid) -> SignedAction:
+        return SignedAction(self.actions.bulk_cancel_by_cloid([(name, cloid)]))
 
     @client_method
-    def bulk_cancel(self, cancel_requests: Sequence[Mapping[str, Any]]) -> _Action:
-        return _Action(self.actions.bulk_cancel([(c["coin"], c["oid"])
+    def bulk_cancel(self, cancel_requests: Sequence[Mapping[str, Any]]) -> SignedAction:
+        return SignedAction(self.actions.bulk_cancel([(c["coin"], c["oid"])
                                                  for c in cancel_requests]),
                        len(cancel_requests))
 
     @client_method
-    def bulk_cancel_by_cloid(self, cancel_requests: Sequence[Mapping[str, Any]]) -> _Action:
-        return _Action(self.actions.bulk_cancel_by_cloid([(c["coin"], c["cloid"])
+    def bulk_cancel_by_cloid(self, cancel_requests: Sequence[Mapping[str, Any]]) -> SignedAction:
+        return SignedAction(self.actions.bulk_cancel_by_cloid([(c["coin"], c["cloid"])
                                                           for c in cancel_requests]),
                        len(cancel_requests))
 
     @client_method
-    def schedule_cancel(self, time: int | None) -> _Action:
+    def schedule_cancel(self, time: int | None) -> SignedAction:
         """Cancel every open order at `time` (ms, >= 5 s ahead), or unset it with None."""
-        return _Action(self.actions.schedule_cancel(time))
+        return SignedAction(self.actions.schedule_cancel(time))
 
     @client_method
-    def update_leverage(self, leverage: int, name: str, is_cross: bool = True) -> _Action:
-        return _Action(self.actions.update_leverage(leverage, name, is_cross))
+    def update_leverage(self, leverage: int, name: str, is_cross: bool = True) -> SignedAction:
+        return SignedAction(self.actions.update_leverage(leverage, name, is_cross))
 
     @client_method
-    def update_isolated_margin(self, amount: float, name: str) -> _Action:
-        return _Action(self.actions.update_isolated_margin(amount, name))
+    def update_isolated_margin(self, amount: float, name: str) -> SignedAction:
+        return SignedAction(self.actions.update_isolated_margin(amount, name))
 
     @client_method
-    def usd_transfer(self, amount: float, destination: str) -> _Action:
-        return _Action(self.actions.usd_transfer(amount, destination),
+    def usd_transfer(self, amount: float, destination: str) -> SignedAction:
+        return SignedAction(self.actions.usd_transfer(amount, destination),
                        changes=(self.own_account, destination))
 
     @client_method
-    def spot_transfer(self, amount: float, destination: str, token: str) -> _Action:
-        return _Action(self.actions.spot_transfer(amount, destination, token),
+    def spot_transfer(self, amount: float, destination: str, token: str) -> SignedAction:
+        return SignedAction(self.actions.spot_transfer(amount, destination, token),
                        changes=(self.own_account, destination))
 
     @client_method
-    def withdraw_from_bridge(self, amount: float, destination: str) -> _Action:
-        return _Action(self.actions.withdraw_from_bridge(amount, destination),
+    def withdraw_from_bridge(self, amount: float, destination: str) -> SignedAction:
+        return SignedAction(self.actions.withdraw_from_bridge(amount, destination),
                        changes=(self.own_account,))
 
     @client_method
-    def usd_class_transfer(self, amount: float, to_perp: bool) -> _Action:
-        return _Action(self.actions.usd_class_transfer(amount, to_perp))
+    def usd_class_transfer(self, amount: float, to_perp: bool) -> SignedAction:
+        return SignedAction(self.actions.usd_class_transfer(amount, to_perp))
 
     @client_method
     def send_asset(self, destination: str, source_dex: str, destination_dex: str, token: str,
-                   amount: float) -> _Action:
-        return _Action(self.actions.send_asset(destination, source_dex, destination_dex, token,
+                   amount: float) -> SignedAction:
+        return SignedAction(self.actions.send_asset(destination, source_dex, destination_dex, token,
                                                amount), changes=(self.account, destination))
 
     @client_method
-    def approve_builder_fee(self, builder: str, max_fee_rate: str) -> _Action:
-        return _Action(self.actions.approve_builder_fee(builder, max_fee_rate),
+    def approve_builder_fee(self, builder: str, max_fee_rate: str) -> SignedAction:
+        return SignedAction(self.actions.approve_builder_fee(builder, max_fee_rate),
                        changes=(self.own_account,))
 
     def _slippage(self, coin: str, is_buy: bool, slippage: float, px: float) -> float:
@@ -197,16 +203,20 @@ class Exchange(_ExchangeMethods, BlockingClient):
                          vault_address=vault_address, account_address=account_address,
                          expires_after=expires_after)
 
-    def _submit(self, action: _Action) -> ExchangeResult:
+    def _submit(self, action: SignedAction) -> ExchangeResult:
         try:
             return _parse(self.transport.post_exchange(action.body), action.batch)
         finally:
             self._invalidate(action)
 
+    def send(self, action: SignedAction) -> ExchangeResult:
+        """Post an action signed earlier (``sign_order_wires``); its parsed answer."""
+        return self._submit(action)
+
     def approve_agent(self, name: str | None = None) -> tuple[ExchangeResult, Wallet]:
         """Approve a fresh agent; the answer, and the agent's Wallet (its owner: this account)."""
         body, agent = self.actions.approve_agent(name)
-        return self._submit(_Action(body, changes=(self.own_account,))), agent
+        return self._submit(SignedAction(body, changes=(self.own_account,))), agent
 
     def market_open(self, name: str, is_buy: bool, sz: float, px: float | None = None,
                     slippage: float = DEFAULT_SLIPPAGE, cloid: Cloid | None = None,
@@ -252,15 +262,19 @@ class AsyncExchange(_ExchangeMethods, AsyncClient):
             raise TypeError(WALLET_REQUIRED)
         return cls(wallet, info, await info.directory(), **options)
 
-    async def _submit(self, action: _Action) -> ExchangeResult:
+    async def _submit(self, action: SignedAction) -> ExchangeResult:
         try:
             return _parse(await self.transport.post_exchange(action.body), action.batch)
         finally:
             self._invalidate(action)
 
+    async def send(self, action: SignedAction) -> ExchangeResult:
+        """Post an action signed earlier (``sign_order_wires``); its parsed answer."""
+        return await self._submit(action)
+
     async def approve_agent(self, name: str | None = None) -> tuple[ExchangeResult, Wallet]:
         body, agent = self.actions.approve_agent(name)
-        return await self._submit(_Action(body, changes=(self.own_account,))), agent
+        return await self._submit(SignedAction(body, changes=(self.own_account,))), agent
 
     async def market_open(self, name: str, is_buy: bool, sz: float, px: float | None = None,
                           slippage: float = DEFAULT_SLIPPAGE, cloid: Cloid | None = None,

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from obelisk.server.auth import Rejected
 from obelisk.server.records import Trigger, Wire
@@ -29,8 +28,7 @@ class Undecodable(Exception):
         super().__init__(why or self.TEXT)
 
 
-@dataclass(frozen=True)
-class OrderSpec:
+class OrderSpec(NamedTuple):               # a tuple: one is made per order received
     asset: int
     is_buy: bool
     price: str
@@ -118,8 +116,11 @@ def _decode_order(wire: Any) -> OrderSpec:
         _need(tpsl in ("tp", "sl"))
         trigger = Trigger(_str(raw.get("triggerPx")), _bool(raw.get("isMarket")), tpsl)
     cloid = _cloid(wire["c"]) if "c" in wire else None
-    return OrderSpec(_int(wire.get("a")), _bool(wire.get("b")), _str(wire.get("p")),
-                      _str(wire.get("s")), _bool(wire.get("r")), tif, trigger, cloid)
+    asset, is_buy, price, size, reduce_only = (wire.get("a"), wire.get("b"), wire.get("p"),
+                                               wire.get("s"), wire.get("r"))
+    _need(type(asset) is int and type(is_buy) is bool and isinstance(price, str)
+          and isinstance(size, str) and type(reduce_only) is bool)
+    return OrderSpec(asset, is_buy, str(price), str(size), reduce_only, tif, trigger, cloid)
 
 
 def _decode_orders(action: Wire) -> tuple[list[OrderSpec], str]:

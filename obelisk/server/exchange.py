@@ -15,7 +15,6 @@ by one, as the exchange does.
 
 from __future__ import annotations
 
-import functools
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -63,6 +62,7 @@ MAKER_BALANCE = 1e12
 LIQUIDATION_SLIPPAGE = 0.2
 _TIF = {"Gtc": TimeInForce.GTC, "Ioc": TimeInForce.IOC, "Alo": TimeInForce.ALO}
 _NEVER_PLACED = "Order was never placed, already canceled, or filled."
+_DERIVED = ("_price_texts", "_tick_sizes")    # LocalExchange._derive makes them
 
 
 class OrderError(Exception):
@@ -123,6 +123,7 @@ class LocalExchange:
         self._orders: dict[int, Order] = {}            # every order ever, by oid
         self._prices: dict[tuple[int, str], int] = {}  # wire text -> ticks, per asset
         self._sizes: dict[tuple[int, str], int] = {}   # wire text -> lots, per asset
+        self._derive()
         self._triggers: dict[str, dict[int, Order]] = {coin: {} for coin in self.coins}
         self._next_oid = 1
         self._next_tid = 1
@@ -161,7 +162,18 @@ class LocalExchange:
         loop, not the exchange's state, and a saved exchange is heard by a new server's."""
         state = self.__dict__.copy()
         state["_listeners"] = []
+        for cache in _DERIVED:
+            del state[cache]
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._derive()
+
+    def _derive(self) -> None:
+        """What the exchange keeps only to be fast (not saved: rebuilt from its instruments)."""
+        self._price_texts: dict[tuple[int, int], str] = {}   # ticks -> wire text, per asset
+        self._tick_sizes: list[float] = self.instruments.tick.tolist()   # by asset
 
     def deposit(self, user: str, usdc: float) -> None:
         """Credit USDC to an account's perp balance (creating the account): admin only."""
@@ -480,11 +492,22 @@ class LocalExchange:
             cache[key] = value
         return value
 
+    def _price_text(self, instrument: Instrument, ticks: int) -> str:
+        """A price on the grid as the exchange prints it, remembered per asset and tick."""
+        key = (instrument.asset, ticks)
+        text = self._price_texts.get(key)
+        if text is None:
+            text = num(instrument.ticks_to_price(ticks))
+            if len(self._price_texts) >= 100_000:
+                self._price_texts.clear()
+            self._price_texts[key] = text
+        return text
+
     def _admissible(self, account: Account, instrument: Instrument, spec: OrderSpec,
                     ticks: int, lots: int) -> int:
         """The lots the exchange accepts for this order, or the error that refuses it."""
         a = spec.asset
-        price = ticks * _tick(instrument)
+        price = ticks * self._tick_sizes[instrument.asset]
         oracle = self.oracle.prices[instrument.name]
         if abs(price / oracle - 1) > ORACLE_BAND:
             raise OrderError(f"Price too far from oracle asset={a}")
@@ -543,7 +566,7 @@ class LocalExchange:
             trigger = replace(trigger, trigger_px=num(instrument.ticks_to_price(
                 instrument.price_to_ticks(trigger.trigger_px))))
         order = Order(self._next_oid, account.address, instrument.name, spec.asset,
-                      spec.is_buy, _price_text(instrument, ticks), ticks, lots, lots,
+                      spec.is_buy, self._price_text(instrument, ticks), ticks, lots, lots,
                       instrument.sz_decimals, now, spec.tif, spec.reduce_only, spec.cloid,
                       trigger, status_ts=now)
         self._next_oid += 1
@@ -557,7 +580,7 @@ class LocalExchange:
         book = self.books[order.coin]
         status = book.add(order.oid, Side.BUY if order.is_buy else Side.SELL, order.price_ticks,
                           order.lots, tif, self._owners[account.address])
-        filled_lots, notional = self._settle(order.coin)
+        filled_lots, notional = self._settle(order.coin, order.oid)
         instrument = self._instrument(order.asset)
         rested = status == OrderStatus.RESTED
         if rested:
@@ -591,9 +614,10 @@ class LocalExchange:
             out["cloid"] = order.cloid
         return out
 
-    def _settle(self, coin: str, liquidation: Wire | None = None) -> tuple[int, float]:
-        """Book the last book call's fills to both sides and close what they completed; the
-        taker's filled lots and notional."""
+    def _settle(self, coin: str, taker_oid: int, liquidation: Wire | None = None
+                ) -> tuple[int, float]:
+        """Book the last book call's fills (order `taker_oid` took) to both sides and close
+        what they completed; the taker's filled lots and notional."""
         book = self.books[coin]
         fill_count, event_count = book.last_fill_count, book.last_order_event_count
         if not fill_count and event_count <= 1:
@@ -604,14 +628,12 @@ class LocalExchange:
         trades: list[Wire] = []
         prices: list[float] = []
         if fill_count:
-            fills = book.last_fills()
-            taker = self._orders.get(int(fills["taker_oid"][0]))   # one book call, one taker
+            taker = self._orders.get(taker_oid)
             taker_account = self.accounts[taker.user] if taker else self._liquidator
             taker_oid, taker_cloid = (taker.oid, taker.cloid) if taker else (0, None)
             taker_user = taker.user if taker else ""
-            for lots, ticks, maker_oid in zip(fills["qty"].tolist(), fills["price"].tolist(),
-                                              fills["maker_oid"].tolist(), strict=True):
-                px = _price_text(instrument, ticks)
+            for maker_oid, _, ticks, lots in book.last_fill_rows():
+                px = self._price_text(instrument, ticks)
                 sz = units_text(lots, instrument.sz_decimals)
                 price = float(px)
                 notional = price * float(sz)
@@ -643,8 +665,7 @@ class LocalExchange:
             self._trades[coin].extend(trades)
             self._trades_out.setdefault(coin, []).extend(trades)
         if event_count:
-            events = book.last_order_events()
-            for oid, kind in zip(events["oid"].tolist(), events["kind"].tolist(), strict=True):
+            for oid, kind, _ in book.last_order_event_rows():
                 order = self._orders.get(oid) if kind == _CANCELLED else None
                 if order is not None and order.status == "open" and \
                         oid in self.accounts[order.user].orders:
@@ -815,7 +836,7 @@ class LocalExchange:
             mid = self.books[coin].mid()
             if mid is not None:
                 instrument = self.instruments.of(coin)
-                price = mid * _tick(instrument)
+                price = mid * self._tick_sizes[instrument.asset]
                 oracle = self.oracle.prices[coin]
                 samples = self._premiums[coin]
                 samples.append((price - oracle) / oracle)
@@ -890,7 +911,7 @@ class LocalExchange:
         self._orders[order.oid] = order
         self.books[coin].add(order.oid, Side.BUY if is_buy else Side.SELL, ticks, lots,
                              TimeInForce.IOC, self._owners[account.address])
-        filled, _ = self._settle(coin, liquidation=detail)
+        filled, _ = self._settle(coin, order.oid, liquidation=detail)
         self._books_out[coin] = None
         left = lots - filled
         if left:                                  # the backstop takes the rest at the mark
@@ -948,9 +969,8 @@ class LocalExchange:
             raise OrderError(f"Asset {asset} does not exist.")
         raise Rejected(f"Asset {asset} does not exist.")
 
-    @staticmethod
-    def _px(instrument: Instrument, ticks: int | None) -> str:
-        return "None" if ticks is None else _price_text(instrument, ticks)
+    def _px(self, instrument: Instrument, ticks: int | None) -> str:
+        return "None" if ticks is None else self._price_text(instrument, ticks)
 
     def candles(self, coin: str, interval: str) -> dict[int, list[Any]]:
         """The coin's bars of `interval` by start time, each [open, high, low, close, lots,
@@ -1020,16 +1040,6 @@ def _ticks(instrument: Instrument, price: str) -> int:
 
 def _lots(instrument: Instrument, size: str) -> int:
     return instrument.size_to_lots(size, allow_zero=True)
-
-
-@functools.cache
-def _tick(instrument: Instrument) -> float:
-    return float(instrument.tick_size)
-
-
-@functools.lru_cache(maxsize=65_536)
-def _price_text(instrument: Instrument, ticks: int) -> str:
-    return num(instrument.ticks_to_price(ticks))
 
 
 def _reducible(size: float, instrument: Instrument, is_buy: bool) -> int:

@@ -9,13 +9,20 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 Wire = dict[str, Any]
 
 
 def num(value: float | Decimal | int) -> str:
-    """A number as Hyperliquid prints it: no exponent, at least one decimal, no float noise."""
+    """A number as Hyperliquid prints it: no exponent, at least one decimal, no float noise
+    (rounded to 8 decimals)."""
+    if isinstance(value, float) and -1e7 < value < 1e7:
+        # 15 significant digits at most: the fixed-point text is the rounded float's repr
+        text = f"{value:.8f}".rstrip("0")
+        if text[-1] == ".":
+            text += "0"
+        return "0.0" if text == "-0.0" else text
     if isinstance(value, float):
         text = repr(round(value, 8) + 0.0)               # + 0.0 turns -0.0 into 0.0
         if "e" not in text and "n" not in text:    # plain digits (not 1e-05, inf or nan):
@@ -114,10 +121,10 @@ class Order:
 
 
 
-@dataclass(frozen=True, slots=True)
-class StatusChange:
+class StatusChange(NamedTuple):
     """An order as it was at one status change: what orderStatus, historicalOrders and
-    orderUpdates show (the order is shared, its size and status are kept)."""
+    orderUpdates show (the order is shared, its size and status are kept). A tuple: one
+    is made per change."""
 
     order: Order
     lots: int

@@ -20,7 +20,7 @@ from obelisk.server.exchange import LocalExchange
 
 __all__ = ["ServerStateError", "load_state", "save_state"]
 
-FORMAT = 2                    # 2: candle volumes are counted in lots
+FORMAT = 3                    # 2: candle volumes in lots; 3: status changes are tuples
 HEADER = f"obelisk-serve-state {FORMAT}\n".encode()
 
 
