@@ -196,8 +196,13 @@ def test_responses_parse_into_typed_statuses():
     refused = parse_exchange_response({"status": "err", "response": "User does not exist."}, 2)
     assert not refused.ok and refused.error == "User does not exist." and len(refused.statuses) == 2
     assert parse_exchange_response({"status": "ok", "response": {"type": "default"}}).ok
+    def statuses(*entries):
+        return {"status": "ok", "response": {"type": "order", "data": {"statuses": entries}}}
+
     for garbage in (None, [], {"status": "maybe"}, {"status": "ok", "response": "x"},
-                    {"status": "ok", "response": {"type": "order", "data": {"statuses": [7]}}}):
+                    statuses(7), statuses({"resting": {"oid": None}}),
+                    statuses({"filled": {"totalSz": None, "avgPx": "1.0", "oid": 1}}),
+                    statuses({"filled": {"totalSz": "0.1", "avgPx": "x", "oid": 1}})):
         with pytest.raises(MalformedResponseError):
             parse_exchange_response(garbage)
 

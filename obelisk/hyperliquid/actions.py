@@ -333,6 +333,9 @@ def parse_exchange_response(response: Any, batch_size: int = 1) -> ExchangeResul
     return ExchangeResult(all(s.ok for s in statuses), str(body["type"]), statuses)
 
 
+_ABSENT = object()
+
+
 def _outcome(entry: Any) -> OrderOutcome:
     if isinstance(entry, str):
         return OrderOutcome(entry)
@@ -340,13 +343,13 @@ def _outcome(entry: Any) -> OrderOutcome:
         ((kind, value),) = entry.items()
         if kind == "error":
             return OrderOutcome("error", error=str(value))
-        if isinstance(value, Mapping):
+        if type(value) is dict or isinstance(value, Mapping):
+            oid = value.get("oid", _ABSENT)
+            size, price = value.get("totalSz", _ABSENT), value.get("avgPx", _ABSENT)
             try:
-                return OrderOutcome(
-                    kind, oid=int(value["oid"]) if "oid" in value else None,
-                    cloid=value.get("cloid"),
-                    total_size=float(value["totalSz"]) if "totalSz" in value else None,
-                    average_price=float(value["avgPx"]) if "avgPx" in value else None)
+                return OrderOutcome(kind, None if oid is _ABSENT else int(oid),
+                                    value.get("cloid"), None if size is _ABSENT else float(size),
+                                    None if price is _ABSENT else float(price))
             except (TypeError, ValueError) as exc:
                 raise MalformedResponseError(f"order status {entry!r}: {exc}") from None
     raise MalformedResponseError(f"unexpected order status {entry!r}")

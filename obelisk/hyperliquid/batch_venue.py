@@ -265,9 +265,9 @@ class HyperliquidBatchVenue:
         Where a batch is split into signed actions.
     max_inflight : int
         How many of a batch's order actions may be on their way at once (default 1).
-        More keep the exchange busy while the venue signs the next action and reads the
-        last answer (about a fifth more orders per second against a local `obelisk
-        serve`), but the exchange may then run a batch's actions in another order, so
+        The next action is signed and queued meanwhile, and posted as soon as one is
+        answered. More than one keeps the exchange busy while the venue reads an
+        answer, but the exchange may then run a batch's actions in another order, so
         an IOC can miss the liquidity it would have met: give more only when the orders
         of one batch do not depend on each other. Cancels always wait for the orders
         before them.
@@ -423,10 +423,11 @@ class HyperliquidBatchVenue:
                     continue
                 requests = self._order_requests(batch, indices, flags, results)
                 if requests:
-                    action = self._sign_orders(requests)   # while the last one is on its way
-                    answered = self._answered(inflight, keep=self.max_inflight - 1)
+                    # signed while the last ones are on their way, and queued behind them:
+                    # a sender posts it the moment one is answered
+                    action = self._sign_orders(requests)
                     inflight.append((requests, self._send(requests, action)))
-                    self._settle_answered(batch, answered, results)   # while this one is
+                    self._settle_sent(batch, inflight, results, keep=self.max_inflight)
             self._settle_sent(batch, inflight, results, keep=0)
         finally:
             for _, future in inflight:         # after an answer lost twice: the rest end first
@@ -499,33 +500,18 @@ class HyperliquidBatchVenue:
         return self._senders.submit(self._post_orders, list(requests), requests, action,
                                     recover=True)
 
-    @staticmethod
-    def _answered(inflight: deque[tuple[dict[int, dict[str, Any]],
-                                        Future[list[OrderOutcome]]]], keep: int
-                  ) -> list[tuple[dict[int, dict[str, Any]], list[OrderOutcome]]]:
-        """Wait for the oldest actions in flight until at most `keep` are; their requests
-        and outcomes, oldest first. An answer lost twice raises here (see ``execute``)."""
-        answered = []
-        while len(inflight) > keep:
-            requests, future = inflight[0]
-            answered.append((requests, future.result()))
-            inflight.popleft()
-        return answered
-
-    def _settle_answered(self, batch: _Batch,
-                         answered: list[tuple[dict[int, dict[str, Any]], list[OrderOutcome]]],
-                         results: _Results) -> None:
-        """Settle answered actions' orders in batch order."""
-        for requests, outcomes in answered:
-            for i, outcome in zip(requests, outcomes, strict=True):
-                self._settle_order(batch, i, outcome, results)
-
     def _settle_sent(self, batch: _Batch,
                      inflight: deque[tuple[dict[int, dict[str, Any]],
                                            Future[list[OrderOutcome]]]],
                      results: _Results, keep: int) -> None:
-        """Wait until at most `keep` actions are in flight; settle the answered ones."""
-        self._settle_answered(batch, self._answered(inflight, keep), results)
+        """Wait for the oldest actions sent until at most `keep` are left; settle their
+        orders in batch order. An answer lost twice raises here (see ``execute``)."""
+        while len(inflight) > keep:
+            requests, future = inflight[0]
+            outcomes = future.result()
+            inflight.popleft()
+            for i, outcome in zip(requests, outcomes, strict=True):
+                self._settle_order(batch, i, outcome, results)
 
     def _request(self, batch: _Batch, i: int, results: _Results) -> dict[str, Any] | None:
         """The order wire of event `i`, made from its ticks and lots without a float in
