@@ -383,7 +383,7 @@ NETWORK_STAGES = ("sign", "exchange", "http", "ws delivery")
 TAKE_THROUGH = 0.01            # takers cross this fraction past the mid (through the makers)
 PASSIVE_BEHIND = (0.02, 0.03)  # passive orders rest this far behind the mid
 ORDER_USDC = 20.0              # one lot of the flow is about this much notional
-LOCAL_MAKERS = 8               # market makers of the local exchange
+LOCAL_MAKERS = 16              # market makers of the local exchange
 TESTNET_KEY_VARIABLE = "OBELISK_TESTNET_KEY"
 
 
@@ -396,8 +396,9 @@ def run_local_stress(config: StressConfig, progress: Callable[[int, int], None] 
 
     coins = DEFAULT_COINS[:max(1, min(config.assets, len(DEFAULT_COINS)))]
     config = replace(config, assets=len(coins))
-    # A batch's takers (60 % of 5,000 orders of ~$500) take ~$250k a side per coin before
-    # the makers requote; LOCAL_MAKERS ladders of 5 x $20k leave room for that.
+    # The makers requote when the oracle moves, once a second. In that second the takers
+    # (60 % of the orders, ~$500 each) take ~$50 a side per coin per trade/s: ~$1M at 20k
+    # trades/s. LOCAL_MAKERS ladders of 5 x $20k ($1.6M a side) leave room for ~30k.
     with serve(port=0, in_subprocess=True, coins=coins, makers=LOCAL_MAKERS,
                seed=config.seed, ip_weight_per_minute=1 << 40) as url:
         import requests
