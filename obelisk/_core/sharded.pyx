@@ -91,7 +91,7 @@ def process_sharded(books, events, selections, run_in_parallel, Py_ssize_t merge
         if sum(len(rows) for rows in chosen) < n:
             rejected = _reject_unknown(events, np.flatnonzero(taken == 0), results)
         merge = _TapeMerge(books, rejected)
-        bounds = np.linspace(0, n, merge_parts + 1).astype(np.int64).tolist()
+        bounds = [n * part // merge_parts for part in range(merge_parts + 1)]
         run_in_parallel([partial(merge.merge_range, lo, hi)
                          for lo, hi in zip(bounds, bounds[1:])])
     finally:

@@ -17,6 +17,7 @@ import resource
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -188,8 +189,10 @@ class _Flow:
         self.quote_oids = np.zeros(0, dtype=np.int64)
         self.quote_assets = np.zeros(0, dtype=np.uint32)
         self.next_quote_oid = 1 << 40           # far from the engine's own ids
-        self.resting: list[np.ndarray] = []      # the account's passive orders, oldest first
-        self.resting_rows: list[np.ndarray] = []
+        # the account's passive orders, oldest first, as (oid, row); those no longer in
+        # `live` have filled or been removed since: skipped when the flow picks cancels
+        self.resting: deque[tuple[int, int]] = deque()
+        self.live: set[int] = set()
         self.done = 0
 
     def move(self) -> np.ndarray:
@@ -240,29 +243,35 @@ class _Flow:
         qtys = rng.integers(1, 50, n)
         oids = np.zeros(n, dtype=np.int64)
         cancel = draw >= 1.0 - self.config.mix.cancel
-        old = np.concatenate(self.resting) if self.resting else np.zeros(0, np.int64)
-        old_rows = np.concatenate(self.resting_rows) if self.resting_rows else np.zeros(0, np.int64)
-        count = min(int(cancel.sum()), len(old))
-        chosen = np.flatnonzero(cancel)[:count]
-        kinds[chosen], oids[chosen], rows[chosen] = EventKind.CANCEL, old[:count], old_rows[:count]
-        self.resting, self.resting_rows = [old[count:]], [old_rows[count:]]
+        old = self._oldest_resting(int(cancel.sum()))
+        chosen = np.flatnonzero(cancel)[:len(old)]
+        kinds[chosen] = EventKind.CANCEL
+        oids[chosen], rows[chosen] = [oid for oid, _ in old], [row for _, row in old]
         tifs[cancel & (kinds != EventKind.CANCEL)] = TimeInForce.GTC   # nothing to cancel: rest
         self.done += n
         return rows, sides, prices, qtys, tifs, kinds, oids
 
+    def _oldest_resting(self, count: int) -> list[tuple[int, int]]:
+        """Up to `count` of the oldest passive orders still resting, taken off the queue."""
+        taken: list[tuple[int, int]] = []
+        while len(taken) < count and self.resting:
+            order = self.resting.popleft()
+            if order[0] in self.live:
+                self.live.discard(order[0])
+                taken.append(order)
+        return taken
+
     def forget(self, oids: np.ndarray) -> None:
-        """Passive orders that other participants traded with are not cancelled later."""
-        if len(oids) and self.resting:
-            old = np.concatenate(self.resting)
-            keep = ~np.isin(old, oids)
-            self.resting = [old[keep]]
-            self.resting_rows = [np.concatenate(self.resting_rows)[keep]]
+        """Passive orders that other participants traded with are not cancelled later
+        (called inside the engine's batch: it costs what the batch reports, not the queue)."""
+        self.live.difference_update(oids.tolist())
 
     def rested(self, oids: np.ndarray, rows: np.ndarray, kinds: np.ndarray,
                tifs: np.ndarray) -> None:
         passive = (kinds == EventKind.LIMIT) & (tifs == TimeInForce.GTC)
-        self.resting.append(oids[passive])
-        self.resting_rows.append(rows[passive])
+        placed = oids[passive].tolist()
+        self.resting.extend(zip(placed, rows[passive].tolist(), strict=True))
+        self.live.update(placed)
 
 
 def _report(config: StressConfig, engine: TradingEngine, monitor: PerformanceMonitor,
