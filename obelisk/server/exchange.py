@@ -458,7 +458,7 @@ class LocalExchange:
         except OrderError as refused:
             return {"error": str(refused)}
         order = self._new_order(account, instrument, spec, ticks, lots)
-        return self._match(account, order, _TIF[spec.tif])
+        return self._match(account, instrument, order, _TIF[spec.tif])
 
     def _grid(self, instrument: Instrument, spec: OrderSpec) -> tuple[int, int]:
         try:
@@ -539,8 +539,10 @@ class LocalExchange:
         """What a new order may use: the cross account value (isolated collateral has left
         it) less the cross initial margin in use and what resting orders hold."""
         book = account.portfolio.book
-        reserved = sum(notional / book.leverage_of(row)
-                       for row, notional in account.resting_notional.items() if notional)
+        leverage_of, reserved = book.leverage_of, 0.0
+        for row, notional in account.resting_notional.items():
+            if notional:
+                reserved += notional / leverage_of(row)
         return book.cross_account_value - book.cross_initial_margin - reserved
 
     def _add_open(self, account: Account, order: Order) -> None:
@@ -575,13 +577,13 @@ class LocalExchange:
             account.cloids.add(order.cloid)
         return order
 
-    def _match(self, account: Account, order: Order, tif: TimeInForce) -> Wire | str:
+    def _match(self, account: Account, instrument: Instrument, order: Order,
+               tif: TimeInForce) -> Wire | str:
         """Send `order` to its book, settle the fills; its status entry."""
         book = self.books[order.coin]
         status = book.add(order.oid, Side.BUY if order.is_buy else Side.SELL, order.price_ticks,
                           order.lots, tif, self._owners[account.address])
         filled_lots, notional = self._settle(order.coin, order.oid)
-        instrument = self._instrument(order.asset)
         rested = status == OrderStatus.RESTED
         if rested:
             order.status_ts = self.clock.now_ms()
@@ -635,17 +637,17 @@ class LocalExchange:
             for maker_oid, _, ticks, lots in book.last_fill_rows():
                 px = self._price_text(instrument, ticks)
                 sz = units_text(lots, instrument.sz_decimals)
-                price = float(px)
-                notional = price * float(sz)
+                price, amount = float(px), float(sz)
+                notional = price * amount
                 maker = self._orders[maker_oid]
                 maker_account = self.accounts[maker.user]
                 is_buy = not maker.is_buy
                 tid = self._next_tid
                 self._next_tid += 1
-                self._book_fill(maker_account, instrument, px, sz, not is_buy, now, maker.oid,
-                                False, tid, maker.cloid, None)
-                self._book_fill(taker_account, instrument, px, sz, is_buy, now, taker_oid,
-                                True, tid, taker_cloid, liquidation)
+                self._book_fill(maker_account, instrument, px, sz, price, amount, not is_buy,
+                                now, maker.oid, False, tid, maker.cloid, None)
+                self._book_fill(taker_account, instrument, px, sz, price, amount, is_buy, now,
+                                taker_oid, True, tid, taker_cloid, liquidation)
                 maker.lots -= lots
                 self._hold(maker_account, maker, -lots)
                 if taker is not None:
@@ -674,11 +676,11 @@ class LocalExchange:
         return taker_lots, taker_notional
 
     def _book_fill(self, account: Account, instrument: Instrument, px: str, sz: str,
-                   is_buy: bool, now: int, oid: int, crossed: bool, tid: int,
-                   cloid: str | None, liquidation: Wire | None) -> None:
+                   price: float, amount: float, is_buy: bool, now: int, oid: int,
+                   crossed: bool, tid: int, cloid: str | None, liquidation: Wire | None) -> None:
+        """One side of a fill (`px` and `sz` as printed, `price` and `amount` their values)."""
         book, row_of = account.portfolio.book, instrument.asset     # the server's rows are
         start = book.size_of(row_of)                                 # its asset ids
-        price, amount = float(px), float(sz)
         size = amount if is_buy else -amount
         pnl = book.apply_fill(row_of, size, price, not crossed)
         fee = self.fees.fee(size, price, maker=not crossed)
@@ -760,7 +762,8 @@ class LocalExchange:
         assert order.trigger is not None
         self._close(order, "triggered")
         size = float(account.portfolio.book.positions["size"][order.asset])
-        reducible = _reducible(size, self._instrument(order.asset), order.is_buy)
+        instrument = self._instrument(order.asset)
+        reducible = _reducible(size, instrument, order.is_buy)
         lots = min(order.lots, reducible) if order.reduce_only else order.lots
         if not lots:
             return
@@ -771,7 +774,7 @@ class LocalExchange:
                      order.sz_decimals, self.clock.now_ms(), "Ioc" if tif == TimeInForce.IOC
                      else "Gtc", order.reduce_only, None, status_ts=self.clock.now_ms())
         self._orders[live.oid] = live
-        self._match(account, live, tif)
+        self._match(account, instrument, live, tif)
 
     # ------------------------------------------------------------ closing
 
@@ -921,10 +924,11 @@ class LocalExchange:
             self._next_tid += 1
             now = self.clock.now_ms()
             backstop = {**detail, "method": "backstop"}
-            self._book_fill(account, instrument, px, sz, is_buy, now, order.oid, True, tid, None,
-                            backstop)
-            self._book_fill(self._liquidator, instrument, px, sz, not is_buy, now, 0, False, tid,
-                            None, None)
+            price, amount = float(px), float(sz)
+            self._book_fill(account, instrument, px, sz, price, amount, is_buy, now, order.oid,
+                            True, tid, None, backstop)
+            self._book_fill(self._liquidator, instrument, px, sz, price, amount, not is_buy, now,
+                            0, False, tid, None, None)
 
     # ------------------------------------------------------------ makers
 

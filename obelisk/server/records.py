@@ -58,7 +58,7 @@ class Trigger:
         return f"{kind} {'Market' if self.is_market else 'Limit'}"
 
 
-@dataclass
+@dataclass(slots=True)
 class Order:
     """One order of one account, as the exchange knows it (sizes as lot counts)."""
 
