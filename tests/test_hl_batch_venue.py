@@ -474,6 +474,45 @@ def test_the_next_order_action_is_signed_while_the_last_is_on_its_way(desk):
     assert [oid_of_cloid(h["order"]["cloid"]) for h in placed] == oids
 
 
+def test_a_cancel_action_is_queued_behind_the_orders_and_the_next_is_signed_meanwhile(desk):
+    """Orders placed, then a batch of their cancels and new orders: the cancel action goes
+    first (Hyperliquid runs a block's cancels first), the new orders are signed while it is
+    on the wire, and each action runs after the one before it."""
+    desk.venue.max_orders_per_action = 2
+    placed = _resting_batch(desk, 2)
+    assert desk.settle() == []
+    post, steps, lock = desk.transport.post_exchange, [], threading.Lock()
+    signs = {name: getattr(desk.exchange, name)
+             for name in ("sign_order_wires", "sign_cancels_by_cloid")}
+
+    def slow(body):
+        time.sleep(0.05)
+        answer = post(body)
+        with lock:
+            steps.append(f"{body['action']['type']} answered")
+        return answer
+
+    def spied(name):
+        def sign(requests, *args):
+            with lock:
+                steps.append(f"{name} signed")
+            return signs[name](requests, *args)
+        return sign
+
+    desk.transport.post_exchange = slow
+    for name in signs:
+        setattr(desk.exchange, name, spied(name))
+    desk.engine.cancel(BTC, placed[0])
+    desk.engine.cancel(ETH, placed[1])
+    fresh = _resting_batch(desk, 2)
+    assert desk.settle() == []
+    assert steps == ["sign_cancels_by_cloid signed", "sign_order_wires signed",
+                     "cancelByCloid answered", "order answered"]
+    stats = desk.engine.stats
+    assert (stats.rested, stats.cancelled, stats.rejected) == (4, 2, 0), desk.venue.last_errors
+    assert desk.exchange_open() == sorted(fresh)
+
+
 # ------------------------------------------------------------------ (5) cancels
 
 def test_cancels_by_engine_order_id(desk):

@@ -34,7 +34,7 @@ import queue
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -65,6 +65,9 @@ __all__ = ["CLOID_TAG", "MAX_INFLIGHT_ACTIONS", "MAX_ORDERS_PER_ACTION", "Hyperl
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+_Post = Callable[..., list[OrderOutcome]]               # posts a signed action: its outcomes
+_Settle = Callable[["_Batch", int, OrderOutcome, "_Results"], None]
+_Sent = tuple[dict[int, dict[str, Any]], _Settle, Future[list[OrderOutcome]]]
 
 MAX_ORDERS_PER_ACTION = 500
 """Orders (or cancels) per signed action. An action costs ``1 + n // 40`` of the IP
@@ -413,24 +416,30 @@ class HyperliquidBatchVenue:
         results = _Results(len(events))
         batch = _Batch(*(events[name].tolist() for name in _Batch._fields))
         flags = [False] * len(events) if reduce_only is None else reduce_only.tolist()
-        inflight: deque[tuple[dict[int, dict[str, Any]], Future[list[OrderOutcome]]]] = deque()
+        inflight: deque[_Sent] = deque()
+        # One sender runs the actions in the order they are queued: each is signed while the
+        # ones before it are on their way, and posted the moment the last is answered. With
+        # more senders a cancel action waits for the orders before it, and those after it for it.
+        alone = 0 if self.max_inflight > 1 else self.max_inflight
         try:
             for indices, cancels in _actions(events["kind"], events["oid"],
                                              self.max_orders_per_action):
                 if cancels:
-                    self._settle_sent(batch, inflight, results, keep=0)
-                    self._cancel(batch, indices, results)
+                    requests = self._cancel_requests(batch, indices, results)
+                    if requests:
+                        self._settle_sent(batch, inflight, results, keep=alone)
+                        inflight.append(self._send(self._post_cancels, self._settle_cancel,
+                                                   requests, self._sign_cancels(requests)))
+                        self._settle_sent(batch, inflight, results, keep=alone)
                     continue
                 requests = self._order_requests(batch, indices, flags, results)
                 if requests:
-                    # signed while the last ones are on their way, and queued behind them:
-                    # a sender posts it the moment one is answered
-                    action = self._sign_orders(requests)
-                    inflight.append((requests, self._send(requests, action)))
+                    inflight.append(self._send(self._post_orders, self._settle_order,
+                                               requests, self._sign_orders(requests)))
                     self._settle_sent(batch, inflight, results, keep=self.max_inflight)
             self._settle_sent(batch, inflight, results, keep=0)
         finally:
-            for _, future in inflight:         # after an answer lost twice: the rest end first
+            for *_, future in inflight:        # after an answer lost twice: the rest end first
                 if not future.cancel():
                     future.exception()
         self._drain()
@@ -487,31 +496,40 @@ class HyperliquidBatchVenue:
         except HyperliquidError as exc:
             return self._not_sent(exc, len(requests))
 
-    def _send(self, requests: dict[int, dict[str, Any]],
-              action: SignedAction | list[OrderOutcome]) -> Future[list[OrderOutcome]]:
-        """Post one signed order action on a sender thread: its outcomes, in a future."""
+    def _sign_cancels(self, requests: dict[int, dict[str, Any]]
+                      ) -> SignedAction | list[OrderOutcome]:
+        """The signed cancelByCloid action of `requests`, or their outcomes when it cannot
+        be made."""
+        try:
+            return self.exchange.sign_cancels_by_cloid(list(requests.values()))
+        except HyperliquidError as exc:
+            return self._not_sent(exc, len(requests))
+
+    def _send(self, post: _Post, settle: _Settle, requests: dict[int, dict[str, Any]],
+              action: SignedAction | list[OrderOutcome]) -> _Sent:
+        """Queue one signed action for a sender thread, which posts it with `post`; what
+        `_settle_sent` needs to settle its outcomes with `settle` once they are in."""
         if isinstance(action, list):
             unsent: Future[list[OrderOutcome]] = Future()
             unsent.set_result(action)
-            return unsent
+            return requests, settle, unsent
         if self._senders is None:
             self._senders = ThreadPoolExecutor(self.max_inflight,
                                                thread_name_prefix="obelisk-venue-send")
-        return self._senders.submit(self._post_orders, list(requests), requests, action,
-                                    recover=True)
+        return requests, settle, self._senders.submit(post, list(requests), requests, action,
+                                                      recover=True)
 
-    def _settle_sent(self, batch: _Batch,
-                     inflight: deque[tuple[dict[int, dict[str, Any]],
-                                           Future[list[OrderOutcome]]]],
-                     results: _Results, keep: int) -> None:
+    def _settle_sent(self, batch: _Batch, inflight: deque[_Sent], results: _Results,
+                     keep: int) -> None:
         """Wait for the oldest actions sent until at most `keep` are left; settle their
-        orders in batch order. An answer lost twice raises here (see ``execute``)."""
+        orders and cancels in batch order. An answer lost twice raises here (see
+        ``execute``)."""
         while len(inflight) > keep:
-            requests, future = inflight[0]
+            requests, settle, future = inflight[0]
             outcomes = future.result()
             inflight.popleft()
             for i, outcome in zip(requests, outcomes, strict=True):
-                self._settle_order(batch, i, outcome, results)
+                settle(batch, i, outcome, results)
 
     def _request(self, batch: _Batch, i: int, results: _Results) -> dict[str, Any] | None:
         """The order wire of event `i`, made from its ticks and lots without a float in
@@ -611,8 +629,10 @@ class HyperliquidBatchVenue:
 
     # ------------------------------------------------------------ cancels
 
-    def _cancel(self, batch: _Batch, indices: list[int], results: _Results) -> None:
-        """One bulk cancelByCloid action for the cancels at `indices`."""
+    def _cancel_requests(self, batch: _Batch, indices: list[int], results: _Results
+                         ) -> dict[int, dict[str, Any]]:
+        """The requests of one bulk cancelByCloid action for the cancels at `indices`, by
+        event index (local refusals left out)."""
         requests: dict[int, dict[str, Any]] = {}
         for i in indices:
             row = self._row_of_asset.get(batch.asset[i])
@@ -621,24 +641,30 @@ class HyperliquidBatchVenue:
                              f"asset {batch.asset[i]} is not in the venue's InstrumentTable")
                 continue
             requests[i] = {"coin": self.instruments.coins[row], "cloid": self.cloid(batch.oid[i])}
-        if not requests:
-            return
-        outcomes = self._post_cancels(list(requests), requests, recover=True)
-        for i, outcome in zip(requests, outcomes, strict=True):
-            oid = batch.oid[i]
-            if outcome.kind == "success":
-                results.set(i, _CANCELLED, _USER_CANCEL)
-                self._resting.pop(oid, None)
-            else:
-                text = outcome.error or outcome.kind
-                results.set(i, _REJECTED, _reason(text))
-                self._remember_error(oid, text)
+        return requests
 
-    def _post_cancels(self, indices: list[int], requests: Mapping[int, dict[str, Any]], *,
-                      recover: bool) -> list[OrderOutcome]:
+    def _settle_cancel(self, batch: _Batch, i: int, outcome: OrderOutcome,
+                       results: _Results) -> None:
+        """The outcome of cancel `i` into its result row."""
+        oid = batch.oid[i]
+        if outcome.kind == "success":
+            results.set(i, _CANCELLED, _USER_CANCEL)
+            self._resting.pop(oid, None)
+        else:
+            text = outcome.error or outcome.kind
+            results.set(i, _REJECTED, _reason(text))
+            self._remember_error(oid, text)
+
+    def _post_cancels(self, indices: list[int], requests: Mapping[int, dict[str, Any]],
+                      action: SignedAction | None = None, *, recover: bool
+                      ) -> list[OrderOutcome]:
+        """Post one bulk cancelByCloid action (`action`, signed from `requests`, or signed
+        now); an outcome per cancel. A lost answer is resolved by cloid (when `recover`)."""
         try:
             self._count(actions=1, orders=len(indices))
-            result = self.exchange.bulk_cancel_by_cloid([requests[i] for i in indices])
+            if action is None:
+                action = self.exchange.sign_cancels_by_cloid([requests[i] for i in indices])
+            result = self.exchange.send(action)
             return self._statuses(result.statuses, len(indices))
         except (ExchangeOutcomeUnknownError, MalformedResponseError):
             if not recover:

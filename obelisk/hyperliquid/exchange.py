@@ -85,14 +85,14 @@ class _ExchangeMethods:
     def order(self, name: str, is_buy: bool, sz: float, limit_px: float,
               order_type: Mapping[str, Any], reduce_only: bool = False,
               cloid: Cloid | None = None, builder: Mapping[str, Any] | None = None) -> SignedAction:
-        return SignedAction(self.actions.order(name, is_buy, sz, limit_px, order_type, reduce_only,
-                                          cloid, builder))
+        return SignedAction(self.actions.order(name, is_buy, sz, limit_px, order_type,
+                                               reduce_only, cloid, builder))
 
     @client_method
     def bulk_orders(self, order_requests: Sequence[Mapping[str, Any]],
                     builder: Mapping[str, Any] | None = None, grouping: str = "na") -> SignedAction:
         return SignedAction(self.actions.bulk_orders(order_requests, builder, grouping),
-                       len(order_requests))
+                            len(order_requests))
 
     @client_method
     def bulk_order_wires(self, wires: Sequence[OrderWire], grouping: str = "na") -> SignedAction:
@@ -129,15 +129,18 @@ class _ExchangeMethods:
 
     @client_method
     def bulk_cancel(self, cancel_requests: Sequence[Mapping[str, Any]]) -> SignedAction:
-        return SignedAction(self.actions.bulk_cancel([(c["coin"], c["oid"])
-                                                 for c in cancel_requests]),
-                       len(cancel_requests))
+        return SignedAction(self.actions.bulk_cancel(
+            [(c["coin"], c["oid"]) for c in cancel_requests]), len(cancel_requests))
 
     @client_method
     def bulk_cancel_by_cloid(self, cancel_requests: Sequence[Mapping[str, Any]]) -> SignedAction:
-        return SignedAction(self.actions.bulk_cancel_by_cloid([(c["coin"], c["cloid"])
-                                                          for c in cancel_requests]),
-                       len(cancel_requests))
+        return self.sign_cancels_by_cloid(cancel_requests)
+
+    def sign_cancels_by_cloid(self, cancel_requests: Sequence[Mapping[str, Any]]
+                              ) -> SignedAction:
+        """``bulk_cancel_by_cloid`` signed but not sent (see ``sign_order_wires``)."""
+        return SignedAction(self.actions.bulk_cancel_by_cloid(
+            [(c["coin"], c["cloid"]) for c in cancel_requests]), len(cancel_requests))
 
     @client_method
     def schedule_cancel(self, time: int | None) -> SignedAction:
@@ -155,17 +158,17 @@ class _ExchangeMethods:
     @client_method
     def usd_transfer(self, amount: float, destination: str) -> SignedAction:
         return SignedAction(self.actions.usd_transfer(amount, destination),
-                       changes=(self.own_account, destination))
+                            changes=(self.own_account, destination))
 
     @client_method
     def spot_transfer(self, amount: float, destination: str, token: str) -> SignedAction:
         return SignedAction(self.actions.spot_transfer(amount, destination, token),
-                       changes=(self.own_account, destination))
+                            changes=(self.own_account, destination))
 
     @client_method
     def withdraw_from_bridge(self, amount: float, destination: str) -> SignedAction:
         return SignedAction(self.actions.withdraw_from_bridge(amount, destination),
-                       changes=(self.own_account,))
+                            changes=(self.own_account,))
 
     @client_method
     def usd_class_transfer(self, amount: float, to_perp: bool) -> SignedAction:
@@ -174,13 +177,14 @@ class _ExchangeMethods:
     @client_method
     def send_asset(self, destination: str, source_dex: str, destination_dex: str, token: str,
                    amount: float) -> SignedAction:
-        return SignedAction(self.actions.send_asset(destination, source_dex, destination_dex, token,
-                                               amount), changes=(self.account, destination))
+        return SignedAction(self.actions.send_asset(destination, source_dex, destination_dex,
+                                                    token, amount),
+                            changes=(self.account, destination))
 
     @client_method
     def approve_builder_fee(self, builder: str, max_fee_rate: str) -> SignedAction:
         return SignedAction(self.actions.approve_builder_fee(builder, max_fee_rate),
-                       changes=(self.own_account,))
+                            changes=(self.own_account,))
 
     def _slippage(self, coin: str, is_buy: bool, slippage: float, px: float) -> float:
         instrument = self.directory.instrument(coin)

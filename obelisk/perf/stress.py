@@ -517,8 +517,8 @@ def _priced(instruments: list[Instrument], mids: np.ndarray, rows: np.ndarray,
 
 
 def _time_network(monitor: PerformanceMonitor, exchange: Any, transport: Any) -> None:
-    """Time the signing of each order action; each action from its post to its parsed
-    answer (HTTP and the exchange's work; cancels are signed inside); each HTTP round trip."""
+    """Time the signing of each action; each action from its post to its parsed answer (HTTP
+    and the exchange's work); each HTTP round trip."""
     signing, acting = monitor.operation("sign"), monitor.operation("exchange")
     http = monitor.operation("http")
 
@@ -531,9 +531,9 @@ def _time_network(monitor: PerformanceMonitor, exchange: Any, transport: Any) ->
                 operation.record(time.perf_counter_ns() - began)
         return call
 
-    exchange.sign_order_wires = timed(exchange.sign_order_wires, signing)
-    for name in ("send", "bulk_cancel_by_cloid"):
-        setattr(exchange, name, timed(getattr(exchange, name), acting))
+    for name in ("sign_order_wires", "sign_cancels_by_cloid"):
+        setattr(exchange, name, timed(getattr(exchange, name), signing))
+    exchange.send = timed(exchange.send, acting)
     transport.post_exchange = timed(transport.post_exchange, http)
 
 
