@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 from obelisk.server.records import num
 
 
-def reference_num(value: float) -> str:
-    """Round to 8 decimals, print the float's shortest text without an exponent."""
-    text = format(Decimal(repr(round(value, 8) + 0.0)).normalize(), "f")
+def reference_num(value: float, decimals: int = 8) -> str:
+    """Round to `decimals`, print the float's shortest text without an exponent."""
+    text = format(Decimal(repr(round(value, decimals) + 0.0)).normalize(), "f")
     return text if "." in text else text + ".0"
 
 
@@ -27,6 +27,19 @@ def reference_num(value: float) -> str:
 @example(123_456_789.123456789)   # beyond 15 digits: the float's shortest text
 def test_a_float_prints_as_its_value_rounded_to_8_decimals(value):
     assert num(value) == reference_num(value)
+
+
+@given(st.floats(min_value=-1e8, max_value=1e8)
+       | st.builds(lambda units, places: units / 10 ** places,
+                   st.integers(-10 ** 12, 10 ** 12), st.integers(0, 12)),
+       st.integers(0, 8))
+@example(2.5, 0)                  # half to even, as round()
+@example(20.0, 0)                 # no decimals: trailing zeros of the integer stay
+@example(-0.4, 0)
+@example(0.125, 2)
+@example(-0.004, 2)               # rounds to -0.0: printed "0.0"
+def test_a_float_prints_rounded_to_fewer_decimals_as_round_then_print(value, decimals):
+    assert num(value, decimals) == reference_num(value, decimals)
 
 
 def test_integers_and_decimals_print_with_one_decimal_at_least():

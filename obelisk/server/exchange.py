@@ -609,9 +609,8 @@ class LocalExchange:
 
     def _filled(self, instrument: Instrument, order: Order, lots: int, notional: float) -> Wire:
         size = lots / 10 ** instrument.sz_decimals
-        average = round(notional / size, instrument.price_decimals)  # the grid's decimals
-        out: Wire = {"totalSz": units_text(lots, instrument.sz_decimals),
-                     "avgPx": num(average), "oid": order.oid}
+        out: Wire = {"totalSz": units_text(lots, instrument.sz_decimals),   # the grid's decimals:
+                     "avgPx": num(notional / size, instrument.price_decimals), "oid": order.oid}
         if order.cloid is not None:
             out["cloid"] = order.cloid
         return out

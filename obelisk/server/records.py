@@ -14,17 +14,19 @@ from typing import Any, NamedTuple
 Wire = dict[str, Any]
 
 
-def num(value: float | Decimal | int) -> str:
+def num(value: float | Decimal | int, decimals: int = 8) -> str:
     """A number as Hyperliquid prints it: no exponent, at least one decimal, no float noise
-    (rounded to 8 decimals)."""
+    (a float is rounded to `decimals`, at most 8)."""
     if isinstance(value, float) and -1e7 < value < 1e7:
         # 15 significant digits at most: the fixed-point text is the rounded float's repr
-        text = f"{value:.8f}".rstrip("0")
-        if text[-1] == ".":
+        text = f"{value:.{decimals}f}"
+        if not decimals:
+            text += ".0"
+        elif (text := text.rstrip("0"))[-1] == ".":
             text += "0"
         return "0.0" if text == "-0.0" else text
     if isinstance(value, float):
-        text = repr(round(value, 8) + 0.0)               # + 0.0 turns -0.0 into 0.0
+        text = repr(round(value, decimals) + 0.0)        # + 0.0 turns -0.0 into 0.0
         if "e" not in text and "n" not in text:    # plain digits (not 1e-05, inf or nan):
             return text                            # a float's repr has no trailing zeros
         value = Decimal(text)
