@@ -250,6 +250,43 @@ def test_fills_that_arrive_late_out_of_order_and_twice_are_applied_once(market):
         desk.close()
 
 
+def test_fills_read_from_the_websocket_before_their_answer_are_counted_once(desk):
+    """The exchange's answer is slow to come back after the match, so the venue reads the
+    fills from the websocket while it waits: an IOC that filled, and a buy that took the
+    asks up to its price and rests the rest. Each is counted once; the resting order keeps
+    what is left, and its cancel ends it."""
+    post, answered, taken = desk.transport.post_exchange, [], []
+    take = desk.venue._take_fill
+
+    def slow_answer(body):
+        answer = post(body)
+        time.sleep(0.3)                    # the fills' frames arrive meanwhile
+        answered.append(time.monotonic())
+        return answer
+
+    def spied(fill, history):
+        taken.append(time.monotonic())
+        take(fill, history)
+
+    desk.transport.post_exchange, desk.venue._take_fill = slow_answer, spied
+    ioc = desk.engine.submit(ETH, Side.BUY, desk.ticks(ETH, 1.01), desk.lots(ETH, 200),
+                             tif=TimeInForce.IOC)
+    through = desk.engine.submit(BTC, Side.BUY, desk.ticks(BTC, 1.0002), desk.lots(BTC, 150_000))
+    desk.engine.flush()
+    assert taken and min(taken) < answered[0]             # read before the answer was
+    assert desk.outcomes[ioc] == OrderStatus.FILLED
+    assert desk.outcomes[through] == OrderStatus.RESTED
+    assert desk.venue.awaiting_fills == 0
+    fills = desk.transport.post_info({"type": "userFills", "user": desk.user})
+    assert {fill["coin"] for fill in fills} == {"BTC", "ETH"}    # the resting buy took asks
+    assert desk.settle() == []
+    assert desk.exchange_open() == sorted(desk.believed_open()) == [through]
+    assert desk.risk.open_orders == 1
+    desk.engine.cancel(BTC, through)
+    assert desk.settle() == []
+    assert desk.engine.stats.cancelled == 1 and desk.exchange_open() == []
+
+
 def test_a_fill_repeated_after_the_websocket_delivered_it_is_dropped(desk):
     desk.engine.submit(BTC, Side.SELL, desk.ticks(BTC, 0.99, Rounding.UP),
                        desk.lots(BTC, 300), tif=TimeInForce.IOC)

@@ -35,7 +35,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal, NamedTuple, TypeVar
@@ -80,6 +80,7 @@ batch's orders in the engine's order (see ``max_inflight``)."""
 CLOID_TAG = 0x0B15
 """The 16 bits every obelisk cloid starts with."""
 FILL_POLL_INTERVAL = 2.0        # s between userFillsByTime polls (weight 20 + 1 per 20 fills)
+DRAIN_INTERVAL = 0.005          # s between reads of the websocket's news while an answer is due
 FILL_POLL_LOOKBACK_MS = 60_000  # a polled fill reported late with an older time is still seen
 FILL_PAGE = 2000                # userFillsByTime answers at most this many fills
 _SEEN_TIDS = 1_000_000          # trade ids remembered for deduplication
@@ -345,6 +346,13 @@ class HyperliquidBatchVenue:
         self._sent: set[int] = set()                 # engine oids of orders sent by this venue
         self._resting: dict[int, int] = {}           # rested order -> lots its fills must reach
         self._expected: dict[int, int] = {}          # lots reported filled, fills not yet in
+        # Sent orders whose answer is not read yet: what the websocket says of them meanwhile
+        # (fills in lots, closes) waits here for the answer (the venue reads the websocket
+        # while it waits for the exchange)
+        self._unsettled: set[int] = set()
+        self._early_lots: dict[int, int] = {}
+        self._early_closed: set[int] = set()
+        self._cancelling: set[int] = set()           # cancels sent: their answers report them
         self._by_exchange_oid: dict[int, int] = {}
         self._seen: set[int | str] = set()
         self._seen_order: deque[int | str] = deque()
@@ -442,6 +450,10 @@ class HyperliquidBatchVenue:
             for *_, future in inflight:        # after an answer lost twice: the rest end first
                 if not future.cancel():
                     future.exception()
+            self._unsettled.clear()            # (all settled, unless an answer was lost twice)
+            self._early_lots.clear()
+            self._early_closed.clear()
+            self._cancelling.clear()
         self._drain()
         return self._pending.report(results.array())
 
@@ -486,6 +498,7 @@ class HyperliquidBatchVenue:
                 request["r"] = bool(reduce_only[i])
                 requests[i] = request
                 self._sent.add(batch.oid[i])
+                self._unsettled.add(batch.oid[i])
         return requests
 
     def _sign_orders(self, requests: dict[int, dict[str, Any]]
@@ -526,6 +539,9 @@ class HyperliquidBatchVenue:
         ``execute``)."""
         while len(inflight) > keep:
             requests, settle, future = inflight[0]
+            while not future.done():           # the websocket's news, taken while waiting
+                self._drain()
+                wait((future,), timeout=DRAIN_INTERVAL)
             outcomes = future.result()
             inflight.popleft()
             for i, outcome in zip(requests, outcomes, strict=True):
@@ -604,15 +620,21 @@ class HyperliquidBatchVenue:
 
     def _settle_order(self, batch: _Batch, i: int, outcome: OrderOutcome,
                       results: _Results) -> None:
-        """The outcome of order `i` into its result row and the venue's fill accounting."""
+        """The outcome of order `i` into its result row and the venue's fill accounting
+        (with the fills and the close the websocket reported before the answer was read)."""
         oid = batch.oid[i]
+        self._unsettled.discard(oid)
+        early = self._early_lots.pop(oid, 0)
+        closed = oid in self._early_closed
+        self._early_closed.discard(oid)
         if outcome.oid is not None:
             self._remember_exchange_oid(outcome.oid, oid)
         if outcome.kind == "filled":
             row = self._row_of_asset[batch.asset[i]]
             lots = round((outcome.total_size or 0.0) * self._lots_per_coin[row])
             results.set(i, _FILLED, filled=lots)
-            self._expected[oid] = self._expected.get(oid, 0) + lots
+            if lots > early:
+                self._expected[oid] = self._expected.get(oid, 0) + lots - early
         elif outcome.kind == "error":
             text = outcome.error or "rejected"
             ioc = batch.kind[i] == _MARKET or batch.tif[i] == _IOC
@@ -625,7 +647,12 @@ class HyperliquidBatchVenue:
             results.set(i, _CANCELLED, _USER_CANCEL)
         else:                          # resting; anything new counts as still open
             results.set(i, _RESTED, resting=batch.qty[i])
-            self._resting[oid] = batch.qty[i]
+            if closed:
+                self._pending.removed.append(oid)
+            elif early >= batch.qty[i]:
+                self._pending.done.append(oid)
+            else:
+                self._resting[oid] = batch.qty[i] - early
 
     # ------------------------------------------------------------ cancels
 
@@ -641,12 +668,14 @@ class HyperliquidBatchVenue:
                              f"asset {batch.asset[i]} is not in the venue's InstrumentTable")
                 continue
             requests[i] = {"coin": self.instruments.coins[row], "cloid": self.cloid(batch.oid[i])}
+            self._cancelling.add(batch.oid[i])
         return requests
 
     def _settle_cancel(self, batch: _Batch, i: int, outcome: OrderOutcome,
                        results: _Results) -> None:
         """The outcome of cancel `i` into its result row."""
         oid = batch.oid[i]
+        self._cancelling.discard(oid)
         if outcome.kind == "success":
             results.set(i, _CANCELLED, _USER_CANCEL)
             self._resting.pop(oid, None)
@@ -808,6 +837,8 @@ class HyperliquidBatchVenue:
                 del self._expected[oid]
             else:
                 self._expected[oid] = left
+        elif oid in self._unsettled:
+            self._early_lots[oid] = self._early_lots.get(oid, 0) + lots
 
     def _take_updates(self, updates: Sequence[Mapping[str, Any]]) -> None:
         """A rested order the exchange closed without filling it (self-trade, margin,
@@ -820,8 +851,12 @@ class HyperliquidBatchVenue:
             oid = self.engine_oid(order.get("cloid"))
             if oid is None:
                 oid = self._by_exchange_oid.get(int(order.get("oid", -1)))
-            if oid is not None and self._resting.pop(oid, None) is not None:
+            if oid is None or oid in self._cancelling:       # its cancel's answer says it
+                continue
+            if self._resting.pop(oid, None) is not None:
                 self._pending.removed.append(oid)
+            elif oid in self._unsettled:
+                self._early_closed.add(oid)
 
     def _see(self, key: int | str) -> None:
         self._seen.add(key)
