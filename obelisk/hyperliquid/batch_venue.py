@@ -436,14 +436,15 @@ class HyperliquidBatchVenue:
                     requests = self._cancel_requests(batch, indices, results)
                     if requests:
                         self._settle_sent(batch, inflight, results, keep=alone)
-                        inflight.append(self._send(self._post_cancels, self._settle_cancel,
-                                                   requests, self._sign_cancels(requests)))
+                        inflight.append(self._send(self.exchange.sign_cancels_by_cloid,
+                                                   self._post_cancels, self._settle_cancel,
+                                                   requests))
                         self._settle_sent(batch, inflight, results, keep=alone)
                     continue
                 requests = self._order_requests(batch, indices, flags, results)
                 if requests:
-                    inflight.append(self._send(self._post_orders, self._settle_order,
-                                               requests, self._sign_orders(requests)))
+                    inflight.append(self._send(self.exchange.sign_order_wires,
+                                               self._post_orders, self._settle_order, requests))
                     self._settle_sent(batch, inflight, results, keep=self.max_inflight)
             self._settle_sent(batch, inflight, results, keep=0)
         finally:
@@ -501,30 +502,16 @@ class HyperliquidBatchVenue:
                 self._unsettled.add(batch.oid[i])
         return requests
 
-    def _sign_orders(self, requests: dict[int, dict[str, Any]]
-                     ) -> SignedAction | list[OrderOutcome]:
-        """The signed order action of `requests`, or their outcomes when it cannot be made."""
+    def _send(self, sign: Callable[[list[dict[str, Any]]], SignedAction], post: _Post,
+              settle: _Settle, requests: dict[int, dict[str, Any]]) -> _Sent:
+        """Sign one action of `requests` (here, while the actions before it are on their way)
+        and queue it for a sender thread, which posts it with `post`; what `_settle_sent`
+        needs to settle its outcomes with `settle` once they are in."""
         try:
-            return self.exchange.sign_order_wires(list(requests.values()))
+            action = sign(list(requests.values()))
         except HyperliquidError as exc:
-            return self._not_sent(exc, len(requests))
-
-    def _sign_cancels(self, requests: dict[int, dict[str, Any]]
-                      ) -> SignedAction | list[OrderOutcome]:
-        """The signed cancelByCloid action of `requests`, or their outcomes when it cannot
-        be made."""
-        try:
-            return self.exchange.sign_cancels_by_cloid(list(requests.values()))
-        except HyperliquidError as exc:
-            return self._not_sent(exc, len(requests))
-
-    def _send(self, post: _Post, settle: _Settle, requests: dict[int, dict[str, Any]],
-              action: SignedAction | list[OrderOutcome]) -> _Sent:
-        """Queue one signed action for a sender thread, which posts it with `post`; what
-        `_settle_sent` needs to settle its outcomes with `settle` once they are in."""
-        if isinstance(action, list):
             unsent: Future[list[OrderOutcome]] = Future()
-            unsent.set_result(action)
+            unsent.set_result(self._not_sent(exc, len(requests)))
             return requests, settle, unsent
         if self._senders is None:
             self._senders = ThreadPoolExecutor(self.max_inflight,

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from obelisk._core.book import OrderBook, OrderEventKind, OrderStatus, Side, TimeInForce
 from obelisk.errors import InstrumentError, ObeliskError
@@ -62,7 +62,7 @@ MAKER_BALANCE = 1e12
 LIQUIDATION_SLIPPAGE = 0.2
 _TIF = {"Gtc": TimeInForce.GTC, "Ioc": TimeInForce.IOC, "Alo": TimeInForce.ALO}
 _NEVER_PLACED = "Order was never placed, already canceled, or filled."
-_DERIVED = ("_price_texts", "_tick_sizes")    # LocalExchange._derive makes them
+K, V = TypeVar("K"), TypeVar("V")
 
 
 class OrderError(Exception):
@@ -123,7 +123,8 @@ class LocalExchange:
         self._orders: dict[int, Order] = {}            # every order ever, by oid
         self._prices: dict[tuple[int, str], int] = {}  # wire text -> ticks, per asset
         self._sizes: dict[tuple[int, str], int] = {}   # wire text -> lots, per asset
-        self._derive()
+        self._price_texts: dict[tuple[int, int], str] = {}   # ticks -> wire text, per asset
+        self._tick_sizes: list[float] = self.instruments.tick.tolist()   # by asset
         self._triggers: dict[str, dict[int, Order]] = {coin: {} for coin in self.coins}
         self._next_oid = 1
         self._next_tid = 1
@@ -162,18 +163,7 @@ class LocalExchange:
         loop, not the exchange's state, and a saved exchange is heard by a new server's."""
         state = self.__dict__.copy()
         state["_listeners"] = []
-        for cache in _DERIVED:
-            del state[cache]
         return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._derive()
-
-    def _derive(self) -> None:
-        """What the exchange keeps only to be fast (not saved: rebuilt from its instruments)."""
-        self._price_texts: dict[tuple[int, int], str] = {}   # ticks -> wire text, per asset
-        self._tick_sizes: list[float] = self.instruments.tick.tolist()   # by asset
 
     def deposit(self, user: str, usdc: float) -> None:
         """Credit USDC to an account's perp balance (creating the account): admin only."""
@@ -479,10 +469,11 @@ class LocalExchange:
         return ticks, lots
 
     @staticmethod
-    def _parsed(cache: dict[tuple[int, str], int], instrument: Instrument, text: str,
-                parse: Callable[[Instrument, str], int]) -> int:
+    def _parsed(cache: dict[tuple[int, K], V], instrument: Instrument, text: K,
+                parse: Callable[[Instrument, K], V]) -> V:
         """`parse(instrument, text)`, remembered: prices and sizes repeat, and parsing them
-        exactly is the costliest step of an order. Invalid texts are not remembered."""
+        exactly (or printing them) is the costliest step of an order. Invalid texts are not
+        remembered."""
         key = (instrument.asset, text)
         value = cache.get(key)
         if value is None:
@@ -493,15 +484,8 @@ class LocalExchange:
         return value
 
     def _price_text(self, instrument: Instrument, ticks: int) -> str:
-        """A price on the grid as the exchange prints it, remembered per asset and tick."""
-        key = (instrument.asset, ticks)
-        text = self._price_texts.get(key)
-        if text is None:
-            text = num(instrument.ticks_to_price(ticks))
-            if len(self._price_texts) >= 100_000:
-                self._price_texts.clear()
-            self._price_texts[key] = text
-        return text
+        """A price on the grid as the exchange prints it."""
+        return self._parsed(self._price_texts, instrument, ticks, _price_wire)
 
     def _admissible(self, account: Account, instrument: Instrument, spec: OrderSpec,
                     ticks: int, lots: int) -> int:
@@ -1043,6 +1027,10 @@ def _ticks(instrument: Instrument, price: str) -> int:
 
 def _lots(instrument: Instrument, size: str) -> int:
     return instrument.size_to_lots(size, allow_zero=True)
+
+
+def _price_wire(instrument: Instrument, ticks: int) -> str:
+    return num(instrument.ticks_to_price(ticks))
 
 
 def _reducible(size: float, instrument: Instrument, is_buy: bool) -> int:
