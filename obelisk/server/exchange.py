@@ -62,7 +62,8 @@ MAKER_BALANCE = 1e12
 LIQUIDATION_SLIPPAGE = 0.2
 _TIF = {"Gtc": TimeInForce.GTC, "Ioc": TimeInForce.IOC, "Alo": TimeInForce.ALO}
 _NEVER_PLACED = "Order was never placed, already canceled, or filled."
-K, V = TypeVar("K"), TypeVar("V")
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class OrderError(Exception):
