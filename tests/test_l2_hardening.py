@@ -238,9 +238,9 @@ def test_apply_keeps_ints_exact_at_every_digit_boundary(value):
     assert book.apply(SELL, price, size, seq=value, time=value)
     assert book.size_at(SELL, price) == size and book.best_ask() == price
     assert (book.last_seq, book.last_time) == (value, value)
-    with pytest.raises(MarketDataError):
+    with pytest.raises(MarketDataError, match=f"got {-value}$"):    # read exactly, sign too
         book.apply(BUY, -value, 1)
-    with pytest.raises(MarketDataError):
+    with pytest.raises(MarketDataError, match=f"got {-value}$"):
         book.apply(BUY, 5, -value)
 
 
