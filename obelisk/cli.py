@@ -246,6 +246,14 @@ def _add_stress(commands: argparse._SubParsersAction) -> None:
                              "Hyperliquid testnet, with the private key read from the "
                              "OBELISK_TESTNET_KEY environment variable (refuses to start "
                              "without it; never run in CI)")
+    stress.add_argument("--post-via", choices=("websocket", "http"), default=defaults.post_via,
+                        help="network venues: send the signed actions as websocket post "
+                             "requests, which arrive in order however many are on their way "
+                             "(default), or as HTTP requests")
+    stress.add_argument("--inflight", type=_count, default=defaults.inflight, metavar="N",
+                        help=_defaulted("network venues: actions on their way at once "
+                                        "(over HTTP more than one lets the exchange run a "
+                                        "batch's actions out of order)", defaults.inflight))
 
 
 def _add_serve(commands: argparse._SubParsersAction) -> None:
@@ -361,7 +369,8 @@ def _stress(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                           batch_size=args.batch_size, max_batch_wait_ms=args.max_wait_ms,
                           arrival_rate=args.rate,
                           trace=not args.no_trace,
-                          trace_path=args.trace_path, venue=args.venue)
+                          trace_path=args.trace_path, venue=args.venue,
+                          post_via=args.post_via, inflight=args.inflight)
     shown = not args.json and sys.stderr.isatty()
     run = run_stress
     if args.rate and args.venue != "sim":

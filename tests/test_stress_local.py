@@ -28,7 +28,24 @@ def test_local_stress_reports_every_criterion_and_completes_the_flow():
     assert report["trades"] == report["outcomes"]["submitted"] == 2000
     assert report["success_rate"] >= 99.9
     assert report["fills"] > 0 and not report["errors"]
-    assert {"sign", "exchange", "http", "ws delivery"} <= set(report["stages_us"])
+    stages = report["stages_us"]
+    assert {"sign", "exchange", "ws post", "http", "ws delivery"} <= set(stages)
+    # the default: every action a websocket post, none over HTTP
+    assert report["config"]["post_via"] == "websocket" and report["config"]["inflight"] == 4
+    assert stages["ws post"]["count"] == stages["sign"]["count"] > 0
+    assert stages["http"]["count"] == 0
+
+
+def test_local_stress_can_post_over_http_one_action_at_a_time():
+    run = subprocess.run([sys.executable, "-m", "obelisk", "stress", "--venue", "local",
+                          "--trades", "1000", "--post-via", "http", "--inflight", "1",
+                          "--json"], capture_output=True, text=True, timeout=300)
+    assert run.returncode in (0, 1), run.stderr
+    report = json.loads(run.stdout)
+    stages = report["stages_us"]
+    assert report["config"]["post_via"] == "http" and report["success_rate"] >= 99.9
+    assert stages["http"]["count"] >= stages["sign"]["count"] > 0
+    assert stages["ws post"]["count"] == 0
 
 
 def test_testnet_refuses_to_start_without_a_key():

@@ -37,7 +37,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, Literal, NamedTuple, TypeVar
 
 import numpy as np
@@ -57,6 +57,7 @@ from obelisk.hyperliquid.exchange import DEFAULT_SLIPPAGE, Exchange, SignedActio
 from obelisk.hyperliquid.types import OrderWithStatus
 from obelisk.hyperliquid.wire import float_to_wire
 from obelisk.hyperliquid.ws import Subscription, WebsocketClient
+from obelisk.hyperliquid.ws_post import WebsocketPoster
 from obelisk.instruments import Instrument, InstrumentTable
 
 __all__ = ["CLOID_TAG", "MAX_INFLIGHT_ACTIONS", "MAX_ORDERS_PER_ACTION", "HyperliquidBatchVenue",
@@ -66,6 +67,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _Post = Callable[..., list[OrderOutcome]]               # posts a signed action: its outcomes
+_Via = Callable[[dict[str, Any]], Any]                   # posts a body: the exchange's answer
 _Settle = Callable[["_Batch", int, OrderOutcome, "_Results"], None]
 _Sent = tuple[dict[int, dict[str, Any]], _Settle, Future[list[OrderOutcome]]]
 
@@ -75,8 +77,8 @@ weight budget, so bigger actions are cheaper per order, but the exchange answers
 action only when all of it is done, and 500 order wires (~55 kB) stay far below the
 1 MiB body limit; a batch of 1000 goes out as two actions."""
 MAX_INFLIGHT_ACTIONS = 1
-"""Order actions of one batch on their way at once: one, so that the exchange runs a
-batch's orders in the engine's order (see ``max_inflight``)."""
+"""Order actions of one batch on their way at once over HTTP: one, so that the exchange
+runs a batch's orders in the engine's order (see ``max_inflight``)."""
 CLOID_TAG = 0x0B15
 """The 16 bits every obelisk cloid starts with."""
 FILL_POLL_INTERVAL = 2.0        # s between userFillsByTime polls (weight 20 + 1 per 20 fills)
@@ -268,13 +270,19 @@ class HyperliquidBatchVenue:
     max_orders_per_action : int
         Where a batch is split into signed actions.
     max_inflight : int
-        How many of a batch's order actions may be on their way at once (default 1).
-        The next action is signed and queued meanwhile, and posted as soon as one is
+        How many of a batch's actions may be on their way at once (default 1). The
+        next action is signed and queued meanwhile, and posted as soon as one is
         answered. More than one keeps the exchange busy while the venue reads an
-        answer, but the exchange may then run a batch's actions in another order, so
-        an IOC can miss the liquidity it would have met: give more only when the orders
-        of one batch do not depend on each other. Cancels always wait for the orders
-        before them.
+        answer. Over HTTP the exchange may then run a batch's actions in another
+        order, so an IOC can miss the liquidity it would have met: give more only when
+        the orders of one batch do not depend on each other; cancels then wait for the
+        actions before them. Over the websocket (`post_via`) the actions arrive in the
+        batch's order however many are on their way.
+    post_via : "http" or "websocket"
+        How actions go out. ``"websocket"`` posts them on `websocket` (``post``
+        requests, written in order; :class:`~obelisk.hyperliquid.ws_post.WebsocketPoster`)
+        and over HTTP while the socket is down; an answer lost on the socket is resolved
+        by cloid like a lost HTTP answer. Lookups and resends always use HTTP.
     slippage : float
         How far past the mid a market order without a protection price may trade.
     foreign_fills : "report" or "ignore"
@@ -305,6 +313,7 @@ class HyperliquidBatchVenue:
                  loop: asyncio.AbstractEventLoop | None = None, session: int | None = None,
                  max_orders_per_action: int = MAX_ORDERS_PER_ACTION,
                  max_inflight: int = MAX_INFLIGHT_ACTIONS,
+                 post_via: Literal["http", "websocket"] = "http",
                  slippage: float = DEFAULT_SLIPPAGE,
                  foreign_fills: Literal["report", "ignore"] = "report",
                  poll_interval: float = FILL_POLL_INTERVAL,
@@ -320,6 +329,10 @@ class HyperliquidBatchVenue:
             raise ValueError(f"foreign_fills is 'report' or 'ignore', got {foreign_fills!r}")
         if websocket is not None and loop is None:
             raise ValueError("give the event loop the websocket client runs on (loop=...)")
+        if post_via not in ("http", "websocket"):
+            raise ValueError(f"post_via is 'http' or 'websocket', got {post_via!r}")
+        if post_via == "websocket" and websocket is None:
+            raise ValueError("post_via='websocket' needs the websocket client (websocket=...)")
         self.exchange = exchange
         self.info = exchange.info
         self.transport = exchange.info.transport
@@ -331,6 +344,10 @@ class HyperliquidBatchVenue:
         self._cloid_head = _prefix(session)
         self.max_orders_per_action = max_orders_per_action
         self.max_inflight = max_inflight
+        self.post_via = post_via
+        # what posts actions on the websocket (None: over HTTP)
+        self.poster = WebsocketPoster(websocket, loop, self.transport) \
+            if post_via == "websocket" and websocket is not None and loop is not None else None
         self._senders: ThreadPoolExecutor | None = None   # made when first needed
         self._stats_lock = threading.Lock()               # senders count too
         self.slippage = slippage
@@ -425,10 +442,10 @@ class HyperliquidBatchVenue:
         batch = _Batch(*(events[name].tolist() for name in _Batch._fields))
         flags = [False] * len(events) if reduce_only is None else reduce_only.tolist()
         inflight: deque[_Sent] = deque()
-        # One sender runs the actions in the order they are queued: each is signed while the
-        # ones before it are on their way, and posted the moment the last is answered. With
-        # more senders a cancel action waits for the orders before it, and those after it for it.
-        alone = 0 if self.max_inflight > 1 else self.max_inflight
+        # Actions go out in the order they are queued (one HTTP sender, or the websocket):
+        # each is signed while the ones before it are on their way. With more HTTP senders
+        # a cancel action waits for the orders before it, and those after it for it.
+        alone = self.max_inflight if self.poster is not None or self.max_inflight == 1 else 0
         try:
             for indices, cancels in _actions(events["kind"], events["oid"],
                                              self.max_orders_per_action):
@@ -516,8 +533,11 @@ class HyperliquidBatchVenue:
         if self._senders is None:
             self._senders = ThreadPoolExecutor(self.max_inflight,
                                                thread_name_prefix="obelisk-venue-send")
+        via = None
+        if self.poster is not None:    # written now, in batch order; answered on a sender
+            via = partial(self.poster.answer, self.poster.dispatch(action.body))
         return requests, settle, self._senders.submit(post, list(requests), requests, action,
-                                                      recover=True)
+                                                      recover=True, via=via)
 
     def _settle_sent(self, batch: _Batch, inflight: deque[_Sent], results: _Results,
                      keep: int) -> None:
@@ -575,14 +595,16 @@ class HyperliquidBatchVenue:
         self.stats.refused_locally += 1
 
     def _post_orders(self, indices: list[int], requests: Mapping[int, dict[str, Any]],
-                     action: SignedAction | None = None, *, recover: bool) -> list[OrderOutcome]:
-        """Post one bulk order action (`action`, signed from `requests`, or signed now); an
-        outcome per order. A lost answer is resolved by cloid (when `recover`) or raised."""
+                     action: SignedAction | None = None, *, recover: bool,
+                     via: _Via | None = None) -> list[OrderOutcome]:
+        """Post one bulk order action (`action`, signed from `requests`, or signed now; over
+        HTTP or `via`); an outcome per order. A lost answer is resolved by cloid (when
+        `recover`) or raised."""
         try:
             self._count(actions=1, orders=len(indices))
             if action is None:
                 action = self.exchange.sign_order_wires([requests[i] for i in indices])
-            result = self.exchange.send(action)
+            result = self.exchange.send(action, via)
             return self._statuses(result.statuses, len(indices))
         except (ExchangeOutcomeUnknownError, MalformedResponseError):
             if not recover:
@@ -672,15 +694,16 @@ class HyperliquidBatchVenue:
             self._remember_error(oid, text)
 
     def _post_cancels(self, indices: list[int], requests: Mapping[int, dict[str, Any]],
-                      action: SignedAction | None = None, *, recover: bool
-                      ) -> list[OrderOutcome]:
+                      action: SignedAction | None = None, *, recover: bool,
+                      via: _Via | None = None) -> list[OrderOutcome]:
         """Post one bulk cancelByCloid action (`action`, signed from `requests`, or signed
-        now); an outcome per cancel. A lost answer is resolved by cloid (when `recover`)."""
+        now; over HTTP or `via`); an outcome per cancel. A lost answer is resolved by cloid
+        (when `recover`)."""
         try:
             self._count(actions=1, orders=len(indices))
             if action is None:
                 action = self.exchange.sign_cancels_by_cloid([requests[i] for i in indices])
-            result = self.exchange.send(action)
+            result = self.exchange.send(action, via)
             return self._statuses(result.statuses, len(indices))
         except (ExchangeOutcomeUnknownError, MalformedResponseError):
             if not recover:

@@ -15,7 +15,7 @@ nothing offline tells an agent key from an account key.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -207,15 +207,22 @@ class Exchange(_ExchangeMethods, BlockingClient):
                          vault_address=vault_address, account_address=account_address,
                          expires_after=expires_after)
 
-    def _submit(self, action: SignedAction) -> ExchangeResult:
+    def _submit(self, action: SignedAction,
+                post: Callable[[Body], Any] | None = None) -> ExchangeResult:
         try:
-            return _parse(self.transport.post_exchange(action.body), action.batch)
+            return _parse((post or self.transport.post_exchange)(action.body), action.batch)
         finally:
             self._invalidate(action)
 
-    def send(self, action: SignedAction) -> ExchangeResult:
-        """Post an action signed earlier (``sign_order_wires``); its parsed answer."""
-        return self._submit(action)
+    def send(self, action: SignedAction,
+             post: Callable[[Body], Any] | None = None) -> ExchangeResult:
+        """Post an action signed earlier (``sign_order_wires``); its parsed answer.
+
+        `post` takes the body and returns the exchange's JSON answer: by default the
+        transport's HTTP post; a :class:`~obelisk.hyperliquid.ws_post.WebsocketPoster`'s
+        answer, for one.
+        """
+        return self._submit(action, post)
 
     def approve_agent(self, name: str | None = None) -> tuple[ExchangeResult, Wallet]:
         """Approve a fresh agent; the answer, and the agent's Wallet (its owner: this account)."""

@@ -10,12 +10,18 @@ connection, and reconnects with capped, jittered exponential backoff, sending
 every active subscription again. Any failure short of cancellation (a refused
 connection, a malformed redirect, a bug in a consumer) is logged and followed by
 a reconnection; only :meth:`WebsocketClient.close` stops the client.
+
+The same connection carries ``post`` requests (:meth:`WebsocketClient.post`): info
+queries and signed actions, answered by id. They are written in the order they are
+made, so several actions can be on their way at once and still reach the exchange
+in order, which separate HTTP requests do not promise.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import logging
 import random as _random
 import re
@@ -35,11 +41,12 @@ from websockets.exceptions import ConnectionClosed
 from obelisk._core.l2 import L2Book
 from obelisk.breaker.backoff import backoff_delay
 from obelisk.errors import ObeliskError
-from obelisk.hyperliquid.errors import HyperliquidError
+from obelisk.hyperliquid.errors import HyperliquidError, excerpt
 from obelisk.hyperliquid.l2frames import apply_l2_message
 
-__all__ = ["CANDLE_INTERVALS", "MAINNET_WS_URL", "MAX_SUBSCRIPTIONS", "MAX_USERS",
-           "TESTNET_WS_URL", "Backoff", "Subscription", "SubscriptionError", "WebsocketClient",
+__all__ = ["CANDLE_INTERVALS", "MAINNET_WS_URL", "MAX_INFLIGHT_POSTS", "MAX_SUBSCRIPTIONS",
+           "MAX_USERS", "TESTNET_WS_URL", "Backoff", "PostLostError", "PostNotSentError",
+           "PostRefusedError", "Subscription", "SubscriptionError", "WebsocketClient",
            "WebsocketError", "validate_subscription"]
 
 log = logging.getLogger(__name__)
@@ -48,6 +55,7 @@ MAINNET_WS_URL = "wss://api.hyperliquid.xyz/ws"
 TESTNET_WS_URL = "wss://api.hyperliquid-testnet.xyz/ws"
 MAX_SUBSCRIPTIONS = 1000    # per connection (documented server limit)
 MAX_USERS = 10              # distinct users in user-specific subscriptions
+MAX_INFLIGHT_POSTS = 100    # post requests awaiting their answer (documented server limit)
 CANDLE_INTERVALS = frozenset(
     ["1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "8h", "12h", "1d", "3d", "1w", "1M"])
 
@@ -73,6 +81,23 @@ _GREETING = b"Websocket connection established."
 
 class WebsocketError(HyperliquidError):
     """The websocket client cannot do what was asked: it is closed."""
+
+
+class PostNotSentError(WebsocketError):
+    """A post request was not sent (no open connection, or too many awaiting answers)."""
+
+
+class PostLostError(WebsocketError):
+    """A post request was sent, and its answer did not come (the connection ended, or the
+    time ran out): an action may have been executed."""
+
+
+class PostRefusedError(WebsocketError):
+    """The server answered a post request with an ``error``; `text` is its message."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(f"post request refused: {text}")
+        self.text = text
 
 
 class SubscriptionError(WebsocketError, ValueError):
@@ -335,6 +360,8 @@ class WebsocketClient:
         self._callback_room = asyncio.Event()
         self._stalled = False           # the reader is waiting for a callback slot
         self._closed = False
+        self._post_ids = itertools.count(1)
+        self._posts: dict[int, asyncio.Future[Any]] = {}    # id -> its answer, while awaited
 
     # ---------------------------------------------------------- lifecycle
 
@@ -409,6 +436,68 @@ class WebsocketClient:
     def _check_open(self) -> None:
         if self._closed:
             raise WebsocketError("the websocket client is closed")
+
+    # ------------------------------------------------------------- posts
+
+    async def post(self, kind: str, payload: Mapping[str, Any] | bytes, *,
+                   timeout: float = 10.0) -> Any:
+        """Send one ``post`` request (`kind` ``"info"`` or ``"action"``; an action's payload
+        is the body HTTP would post, as a mapping or its JSON bytes); the answer's payload.
+
+        Requests are written to the socket in the order of the calls (nothing is awaited
+        before the write). Raises :class:`PostNotSentError` when nothing was sent (no open
+        connection, or ``MAX_INFLIGHT_POSTS`` already awaiting answers),
+        :class:`PostLostError` when the connection ends or `timeout` seconds pass before
+        the answer (an action may have run), and :class:`PostRefusedError` for an
+        ``error`` answer.
+        """
+        if kind not in ("info", "action"):
+            raise ValueError(f"a post request is 'info' or 'action', got {kind!r}")
+        raw = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+        conn = self._conn
+        if conn is None or not self._live.is_set():
+            raise PostNotSentError("no open websocket connection; the request was not sent")
+        if len(self._posts) >= MAX_INFLIGHT_POSTS:
+            raise PostNotSentError(f"{MAX_INFLIGHT_POSTS} post requests already await their "
+                                   "answers; the request was not sent")
+        ident = next(self._post_ids)
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._posts[ident] = answer
+        try:
+            try:
+                await conn.send(b'{"method":"post","id":%d,"request":{"type":"%s","payload":'
+                                b'%s}}' % (ident, kind.encode(), raw), text=True)
+            except ConnectionClosed as exc:
+                raise PostLostError(f"the connection ended while the request was written: "
+                                    f"{exc}") from None
+            try:
+                return await asyncio.wait_for(answer, timeout)
+            except asyncio.TimeoutError:
+                raise PostLostError(f"no answer within {timeout:g} s") from None
+        finally:
+            self._posts.pop(ident, None)
+
+    def _answer_post(self, data: Any) -> None:
+        """Hand a ``post`` answer to the request that awaits it."""
+        ident = data.get("id") if isinstance(data, dict) else None
+        answer = self._posts.get(ident) if isinstance(ident, int) else None
+        if answer is None or answer.done():
+            log.warning("websocket %s: an answer to no awaited post request (id %r)",
+                        self._safe_url, ident)
+            return
+        response = data.get("response")
+        if not isinstance(response, dict) or "payload" not in response:
+            answer.set_exception(PostLostError(
+                f"a malformed post answer: {excerpt(str(response))}"))
+        elif response.get("type") == "error":
+            answer.set_exception(PostRefusedError(str(response["payload"])))
+        else:
+            answer.set_result(response["payload"])
+
+    def _lose_posts(self, why: str) -> None:
+        for answer in self._posts.values():
+            if not answer.done():
+                answer.set_exception(PostLostError(f"{why} before the answer came"))
 
     # ------------------------------------------------------ subscriptions
 
@@ -584,6 +673,7 @@ class WebsocketClient:
         finally:
             self._live.clear()
             self._conn = None
+            self._lose_posts("the connection ended")
             if keepalive is not None:
                 keepalive.cancel()
                 await asyncio.wait({keepalive})
@@ -641,6 +731,9 @@ class WebsocketClient:
         channel = message.get("channel")
         data = message.get("data")
         if channel in ("pong", "subscriptionResponse"):
+            return
+        if channel == "post":
+            self._answer_post(data)
             return
         if channel == "error":
             log.warning("websocket %s: server error: %s", self._safe_url, data)

@@ -57,6 +57,10 @@ class StressConfig:
     trace: bool = True
     trace_path: str | None = None
     venue: str = "sim"          # sim (in process), local (obelisk serve), testnet
+    # Network venues: how actions go out (HyperliquidBatchVenue's post_via), and how many
+    # may be on their way at once (its max_inflight).
+    post_via: str = "websocket"
+    inflight: int = 4
     mix: FlowMix = DEFAULT_MIX
     # Orders per second arriving at the engine, spread evenly: the engine sends a batch
     # when it is full or its oldest order has waited max_batch_wait_ms, and what is left

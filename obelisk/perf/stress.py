@@ -338,7 +338,7 @@ _OUTCOMES = {
     "unknown": "unknown outcome",
 }
 _TIMED_PER = {"end_to_end": "order", "sign": "action", "exchange": "action",
-              "http": "request", "ws delivery": "fill"}
+              "ws post": "action", "http": "request", "ws delivery": "fill"}
 WIDTH = 96                 # report lines stay under 100 columns
 
 
@@ -388,7 +388,7 @@ def format_stress(report: StressReport) -> str:
 
 # ------------------------------------------------------------------ over the network
 
-NETWORK_STAGES = ("sign", "exchange", "http", "ws delivery")
+NETWORK_STAGES = ("sign", "exchange", "ws post", "http", "ws delivery")
 TAKE_THROUGH = 0.01            # takers cross this fraction past the mid (through the makers)
 PASSIVE_BEHIND = (0.02, 0.03)  # passive orders rest this far behind the mid
 ORDER_USDC = 20.0              # one lot of the flow is about this much notional
@@ -437,8 +437,10 @@ def run_network_stress(config: StressConfig, url: str, wallet: Any, coins: tuple
     with WebsocketThread(url.replace("http", "ws", 1) + "/ws") as websocket, \
             tempfile.TemporaryDirectory() as scratch:
         venue = HyperliquidBatchVenue(exchange, instruments, websocket=websocket.client,
-                                      loop=websocket.loop)         # a new session: new cloids
+                                      loop=websocket.loop,         # a new session: new cloids
+                                      post_via=config.post_via, max_inflight=config.inflight)
         _time_delivery(monitor, venue)
+        _time_posts(monitor, venue.poster)
         limits = RiskLimits(default=AssetLimits(max_order_size=1e9, price_band=0.05),
                             max_leverage=50, max_data_age_s=3_600)
         state = transport.post_info({"type": "clearinghouseState", "user": exchange.account})
@@ -518,7 +520,8 @@ def _priced(instruments: list[Instrument], mids: np.ndarray, rows: np.ndarray,
 
 def _time_network(monitor: PerformanceMonitor, exchange: Any, transport: Any) -> None:
     """Time the signing of each action; each action from its post to its parsed answer (HTTP
-    and the exchange's work); each HTTP round trip."""
+    and the exchange's work; over the websocket, from when the venue waits for it); each
+    HTTP round trip."""
     signing, acting = monitor.operation("sign"), monitor.operation("exchange")
     http = monitor.operation("http")
 
@@ -535,6 +538,24 @@ def _time_network(monitor: PerformanceMonitor, exchange: Any, transport: Any) ->
         setattr(exchange, name, timed(getattr(exchange, name), signing))
     exchange.send = timed(exchange.send, acting)
     transport.post_exchange = timed(transport.post_exchange, http)
+
+
+def _time_posts(monitor: PerformanceMonitor, poster: Any) -> None:
+    """Each action posted on the websocket, from its write to its answer's arrival."""
+    if poster is None:
+        return
+    posting = monitor.operation("ws post")
+    dispatch = poster.dispatch
+
+    def timed(body: Any) -> Any:
+        began = time.perf_counter_ns()
+        future = dispatch(body)
+        if future is not None:
+            future.add_done_callback(
+                lambda _: posting.record(time.perf_counter_ns() - began))
+        return future
+
+    poster.dispatch = timed
 
 
 def _time_delivery(monitor: PerformanceMonitor, venue: Any) -> None:

@@ -1,0 +1,76 @@
+"""Signed exchange actions posted over a websocket that runs on another thread's loop.
+
+HTTP requests sent without waiting for each other's answers may reach the exchange
+in any order; ``post`` requests on one websocket arrive in the order they were
+written. So a sender can keep several actions on their way and still have them run
+in its order, without the idle round trip between two actions that one HTTP request
+at a time costs. :class:`HyperliquidBatchVenue` does this with
+``post_via="websocket"``.
+
+Hyperliquid meters websocket posts apart from the HTTP weight budget (at most 100
+awaiting answers per connection, 2000 messages a minute over all connections); the
+transport's budget is not charged for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import Future
+from typing import Any
+
+import orjson
+
+from obelisk.hyperliquid.errors import ExchangeOutcomeUnknownError
+from obelisk.hyperliquid.transport import Transport
+from obelisk.hyperliquid.ws import (
+    PostLostError,
+    PostNotSentError,
+    PostRefusedError,
+    WebsocketClient,
+)
+
+__all__ = ["WebsocketPoster"]
+
+
+class WebsocketPoster:
+    """Posts exchange bodies on `websocket` (running on `loop`, in another thread), and
+    over `transport` when the socket is down.
+
+    `dispatch` writes a body now, in call order, from any one thread; `answer` waits for
+    its answer from any thread. A post whose answer is lost (the connection ended, no
+    answer within `timeout` seconds, an ``error`` answer) raises
+    :class:`ExchangeOutcomeUnknownError`, as an HTTP post would: the action may have run.
+    """
+
+    def __init__(self, websocket: WebsocketClient, loop: asyncio.AbstractEventLoop,
+                 transport: Transport, *, timeout: float = 10.0) -> None:
+        if not timeout > 0:
+            raise ValueError(f"timeout must be positive, got {timeout}")
+        self.websocket = websocket
+        self.loop = loop
+        self.transport = transport
+        self.timeout = timeout
+
+    def dispatch(self, body: dict[str, Any]) -> Future[Any] | None:
+        """Write `body` as an action post (after every body dispatched before it); the
+        future of its answer, or None when no connection is open (then ``answer`` posts
+        it over HTTP)."""
+        if not self.websocket.connected:
+            return None
+        return asyncio.run_coroutine_threadsafe(
+            self.websocket.post("action", orjson.dumps(body), timeout=self.timeout), self.loop)
+
+    def answer(self, dispatched: Future[Any] | None, body: dict[str, Any]) -> Any:
+        """The JSON answer to `body`, dispatched as `dispatched`: from the socket, or from
+        an HTTP post of the same bytes when the socket did not send it."""
+        if dispatched is not None:
+            try:
+                return dispatched.result()
+            except PostNotSentError:
+                pass                    # nothing went out: the same signed body may go again
+            except (PostLostError, PostRefusedError) as error:
+                raise ExchangeOutcomeUnknownError(
+                    f"exchange request over the websocket failed after it may have reached "
+                    f"the server ({error}); check orderStatus by cloid before sending again"
+                ) from error
+        return self.transport.post_exchange(body)
