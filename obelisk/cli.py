@@ -254,6 +254,11 @@ def _add_stress(commands: argparse._SubParsersAction) -> None:
                         help=_defaulted("network venues: actions on their way at once "
                                         "(over HTTP more than one lets the exchange run a "
                                         "batch's actions out of order)", defaults.inflight))
+    stress.add_argument("--action-size", type=_count, default=defaults.action_size,
+                        metavar="N",
+                        help=_defaulted("network venues: orders per signed action (smaller "
+                                        "actions of one batch overlap on their way)",
+                                        defaults.action_size))
 
 
 def _add_serve(commands: argparse._SubParsersAction) -> None:
@@ -370,7 +375,8 @@ def _stress(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                           arrival_rate=args.rate,
                           trace=not args.no_trace,
                           trace_path=args.trace_path, venue=args.venue,
-                          post_via=args.post_via, inflight=args.inflight)
+                          post_via=args.post_via, inflight=args.inflight,
+                          action_size=args.action_size)
     shown = not args.json and sys.stderr.isatty()
     run = run_stress
     if args.rate and args.venue != "sim":

@@ -39,12 +39,14 @@ def test_local_stress_reports_every_criterion_and_completes_the_flow():
 def test_local_stress_can_post_over_http_one_action_at_a_time():
     run = subprocess.run([sys.executable, "-m", "obelisk", "stress", "--venue", "local",
                           "--trades", "1000", "--post-via", "http", "--inflight", "1",
-                          "--json"], capture_output=True, text=True, timeout=300)
+                          "--action-size", "100", "--json"],
+                         capture_output=True, text=True, timeout=300)
     assert run.returncode in (0, 1), run.stderr
     report = json.loads(run.stdout)
     stages = report["stages_us"]
     assert report["config"]["post_via"] == "http" and report["success_rate"] >= 99.9
-    assert stages["http"]["count"] >= stages["sign"]["count"] > 0
+    assert report["config"]["action_size"] == 100
+    assert stages["http"]["count"] >= stages["sign"]["count"] >= 1000 // 100
     assert stages["ws post"]["count"] == 0
 
 

@@ -61,6 +61,7 @@ class StressConfig:
     # may be on their way at once (its max_inflight).
     post_via: str = "websocket"
     inflight: int = 4
+    action_size: int = 500      # orders per signed action (its max_orders_per_action)
     mix: FlowMix = DEFAULT_MIX
     # Orders per second arriving at the engine, spread evenly: the engine sends a batch
     # when it is full or its oldest order has waited max_batch_wait_ms, and what is left

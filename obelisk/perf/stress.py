@@ -438,7 +438,8 @@ def run_network_stress(config: StressConfig, url: str, wallet: Any, coins: tuple
             tempfile.TemporaryDirectory() as scratch:
         venue = HyperliquidBatchVenue(exchange, instruments, websocket=websocket.client,
                                       loop=websocket.loop,         # a new session: new cloids
-                                      post_via=config.post_via, max_inflight=config.inflight)
+                                      post_via=config.post_via, max_inflight=config.inflight,
+                                      max_orders_per_action=config.action_size)
         _time_delivery(monitor, venue)
         _time_posts(monitor, venue.poster)
         limits = RiskLimits(default=AssetLimits(max_order_size=1e9, price_band=0.05),
