@@ -6,6 +6,7 @@ pipeline, the workloads and the benchmark rows behind them (imported only to run
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 # What the main job must pass: (name, comparison, target).
 CRITERIA = (
@@ -59,7 +60,7 @@ class StressConfig:
     venue: str = "sim"          # sim (in process), local (obelisk serve), testnet
     # Network venues: how actions go out (HyperliquidBatchVenue's post_via), and how many
     # may be on their way at once (its max_inflight).
-    post_via: str = "websocket"
+    post_via: Literal["http", "websocket"] = "websocket"
     inflight: int = 4
     action_size: int = 500      # orders per signed action (its max_orders_per_action)
     mix: FlowMix = DEFAULT_MIX
