@@ -16,6 +16,7 @@ from __future__ import annotations
 import resource
 import sys
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -442,6 +443,7 @@ def run_network_stress(config: StressConfig, url: str, wallet: Any, coins: tuple
                                       max_orders_per_action=config.action_size)
         _time_delivery(monitor, venue)
         _time_posts(monitor, venue.poster)
+        latest_mids = _follow_mids(websocket)
         limits = RiskLimits(default=AssetLimits(max_order_size=1e9, price_band=0.05),
                             max_leverage=50, max_data_age_s=3_600)
         state = transport.post_info({"type": "clearinghouseState", "user": exchange.account})
@@ -455,8 +457,7 @@ def run_network_stress(config: StressConfig, url: str, wallet: Any, coins: tuple
         started = time.perf_counter()
         try:
             while flow.done < config.trades:
-                transport.clear_cache()
-                mids = exchange.info.all_mids()
+                mids = latest_mids()
                 prices = np.array([float(mids[coin]) for coin in coins])
                 engine.poll()
                 for coin, mid in zip(coins, prices.tolist(), strict=True):
@@ -482,6 +483,22 @@ def run_network_stress(config: StressConfig, url: str, wallet: Any, coins: tuple
     engine.stats.errors.extend(f"venue: {text}" for text in errors)
     transport.close()
     return _report(config, engine, monitor, seconds, crashes, timeline, NETWORK_STAGES)
+
+
+def _follow_mids(websocket: Any, timeout: float = 10.0) -> Callable[[], dict[str, str]]:
+    """Follow ``allMids`` on the websocket (a bot's marks come from the feed, not from an
+    HTTP request per batch); what reads the latest mids, once the first have come."""
+    latest: list[dict[str, str]] = []
+    arrived = threading.Event()
+
+    def on_mids(data: Any) -> None:
+        latest[:] = [data["mids"]]
+        arrived.set()
+
+    websocket.call(websocket.client.subscribe({"type": "allMids"}, on_mids))
+    if not arrived.wait(timeout):
+        raise TimeoutError(f"no allMids frame within {timeout:g} s")
+    return lambda: latest[0]
 
 
 def _engine(config: StressConfig, portfolio: Portfolio, venue: Any, risk: RiskManager,
