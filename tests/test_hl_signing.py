@@ -216,6 +216,24 @@ def test_l1_rejects_floats_bad_vaults_and_out_of_range_ints(action, vault, nonce
         sign_l1_action(KEY, action, vault, nonce, expires, True)
 
 
+@pytest.mark.parametrize("nested", [
+    {"orders": [{"a": 0, "p": "1", "t": {"trigger": {"triggerPx": 1.5}}}]},
+    {"orders": [{"a": 0}, {"a": 1, "s": float("nan")}]},
+    {"cancels": ({"a": 0, "o": 1}, [2, (3, 4.0)])},
+    {"deep": [[[[{"x": [None, True, b"", -0.0]}]]]]},
+])
+def test_l1_rejects_a_float_at_any_depth(nested):
+    with pytest.raises(WireError, match="float"):
+        sign_l1_action(KEY, {"type": "noop", **nested}, None, 1, None, True)
+
+
+def test_l1_float_check_passes_every_other_value():
+    action = {"type": "order", "orders": [{"a": 0, "b": True, "p": "1.5", "s": "2", "r": False,
+                                           "t": {"limit": {"tif": "Gtc"}}, "c": None}],
+              "grouping": "na", "extra": [(1, 2), [b"x", -3]]}
+    signing._reject_floats(action)          # returns: nothing to refuse
+
+
 def test_user_signed_rejects_wrong_field_types():
     with pytest.raises(WireError):
         signing.sign_usd_transfer_action(KEY, {"destination": "0x" + "11" * 20, "amount": 1.0,
