@@ -123,16 +123,14 @@ cdef inline bint _outcome_finite(const FillOutcome* out, double mark) noexcept n
     """The row a fill leaves is finite, and so are its uPnL and value at `mark` (finite).
 
     Finite uPnL covers the entry price too: with a size it is size x (mark - entry),
-    and a size of 0 has an entry of 0. A plain sum is non-finite whenever one of
-    its terms is; when it overflows with every term finite, the exact test (x * 0
-    is 0 only for a finite x) decides.
+    and a size of 0 has an entry of 0. One comparison per number, joined bitwise: no
+    chain of adds between the kernel and the stores of every per-call fill.
     """
     cdef double upnl = out.size * (mark - out.entry_px)
     cdef double value = fabs(out.size) * mark
-    if isfinite(upnl + value + out.margin + out.realized_pnl + out.fees + out.balance):
-        return True
-    return (upnl * 0.0 + value * 0.0 + out.margin * 0.0 + out.realized_pnl * 0.0
-            + out.fees * 0.0 + out.balance * 0.0) == 0.0
+    return ((<int> (fabs(upnl) < INFINITY)) & (<int> (value < INFINITY))
+            & (<int> (fabs(out.margin) < INFINITY)) & (<int> (fabs(out.realized_pnl) < INFINITY))
+            & (<int> (fabs(out.fees) < INFINITY)) & (<int> (fabs(out.balance) < INFINITY)))
 
 
 cdef inline bint _valid_fill(const PositionFill* f, int32_t count) noexcept nogil:
