@@ -55,7 +55,7 @@ MAINNET_WS_URL = "wss://api.hyperliquid.xyz/ws"
 TESTNET_WS_URL = "wss://api.hyperliquid-testnet.xyz/ws"
 MAX_SUBSCRIPTIONS = 1000    # per connection (documented server limit)
 MAX_USERS = 10              # distinct users in user-specific subscriptions
-MAX_INFLIGHT_POSTS = 100    # post requests awaiting their answer (documented server limit)
+MAX_INFLIGHT_POSTS = 100    # posts awaiting answers (Hyperliquid's limit, over all connections)
 CANDLE_INTERVALS = frozenset(
     ["1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "8h", "12h", "1d", "3d", "1w", "1M"])
 

@@ -7,9 +7,10 @@ in its order, without the idle round trip between two actions that one HTTP requ
 at a time costs. :class:`HyperliquidBatchVenue` does this with
 ``post_via="websocket"``.
 
-Hyperliquid meters websocket posts apart from the HTTP weight budget (at most 100
-awaiting answers per connection, 2000 messages a minute over all connections); the
-transport's budget is not charged for them.
+Hyperliquid limits websocket traffic apart from the HTTP weight budget: at most 100 posts
+awaiting answers and 2,000 messages a minute, over all of an IP's connections. The
+transport's budget is not charged for posts, and nothing here meters the messages a
+minute: a sender of many small actions (more than ~33 a second) must pace itself.
 """
 
 from __future__ import annotations
