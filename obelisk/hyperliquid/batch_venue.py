@@ -344,7 +344,6 @@ class HyperliquidBatchVenue:
         self._cloid_head = _prefix(session)
         self.max_orders_per_action = max_orders_per_action
         self.max_inflight = max_inflight
-        self.post_via = post_via
         # what posts actions on the websocket (None: over HTTP)
         self.poster = WebsocketPoster(websocket, loop, self.transport) \
             if post_via == "websocket" and websocket is not None and loop is not None else None

@@ -110,17 +110,13 @@ def _reject_floats(value: Any) -> None:
         elif kind is list or kind is tuple:
             items = container
         else:
-            _refuse_float(container)
+            if kind is float:
+                raise WireError(f"float {container!r} in an action: prices and sizes are wire "
+                                "strings, other numbers ints (a float hashes differently)")
             continue
         for item in items:
             if type(item) not in _LEAVES:
                 stack.append(item)
-
-
-def _refuse_float(value: Any) -> None:
-    if type(value) is float:
-        raise WireError(f"float {value!r} in an action: prices and sizes are wire strings, "
-                        "other numbers ints (a float hashes differently)")
 
 
 def _uint64(value: int, what: str) -> bytes:
