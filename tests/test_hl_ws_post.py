@@ -80,9 +80,13 @@ def test_posts_go_out_in_call_order_and_each_gets_its_own_answer():
         async with PostServer() as server:
             client = await connected_client(server.url)
             bodies = [{"action": {"type": "order", "n": n}, "nonce": n} for n in range(5)]
-            posts = [asyncio.create_task(client.post("action", body)) for body in bodies]
+            written = []
+            posts = [asyncio.create_task(client.post("action", body,
+                                                     on_written=lambda n=n: written.append(n)))
+                     for n, body in enumerate(bodies)]
             posts.append(asyncio.create_task(client.post("info", {"type": "allMids"})))
             await server.until_requests(6)
+            assert written == list(range(5))
             assert [request for _, request in server.requests] == [
                 {"type": "action", "payload": body} for body in bodies
             ] + [{"type": "info", "payload": {"type": "allMids"}}]
@@ -210,7 +214,19 @@ def test_the_poster_answers_from_the_socket_or_over_http_when_nothing_was_sent(l
     http = RecordingTransport()
     poster = WebsocketPoster(client, loop_thread.loop, http, timeout=2.0)
     body = {"action": {"type": "order"}, "nonce": 7}
+    steps = []
+    post = client.post
+
+    async def recording_post(kind, payload, *, on_written, **options):
+        def written():
+            steps.append("written")
+            on_written()
+        return await post(kind, payload, on_written=written, **options)
+
+    client.post = recording_post
     dispatched = poster.dispatch(body)
+    steps.append("dispatched")
+    assert steps == ["written", "dispatched"]        # on the wire when dispatch returns
     loop_thread.call(server.until_requests(1))
     loop_thread.call(server.answer(server.requests[0][0],
                                    {"type": "action", "payload": {"status": "ok"}}))

@@ -18,10 +18,11 @@ eth_account = pytest.importorskip("eth_account")
 hl_exchange = pytest.importorskip("hyperliquid.exchange")
 from hyperliquid.info import Info  # noqa: E402
 from hyperliquid.utils.signing import get_timestamp_ms, sign_l1_action  # noqa: E402
+from aiohttp import web  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
-from obelisk.server import feeds  # noqa: E402
+from obelisk.server import app, feeds  # noqa: E402
 from obelisk.server.feeds import GREETING, parse_subscription  # noqa: E402
 from obelisk.server.runner import ServerURL, serve  # noqa: E402
 
@@ -184,6 +185,35 @@ def test_post_answers_info_and_signed_actions_like_http(socket, market):
         "type": "info", "payload": {"type": "noSuchThing"}}})
     assert refused["data"] == {"id": 9, "response": {
         "type": "error", "payload": "Failed to deserialize the JSON body into the target type"}}
+
+
+
+def test_each_post_is_answered_before_the_next_buffered_one_runs(socket, monkeypatch):
+    """Posts that arrive together are answered one by one, not all after the last one ran
+    (a client keeping several actions on their way would wait for the slowest)."""
+    order: list[str] = []
+    info = app.Gateway.info
+
+    def slow_info(self, request, ip):
+        order.append("ran")
+        if len(order) == 1:
+            time.sleep(0.05)           # the next posts arrive meanwhile and wait in the buffer
+        return info(self, request, ip)
+
+    send_str = web.WebSocketResponse.send_str
+
+    async def sent(self, data, *args, **kwargs):
+        if '"channel":"post"' in data:
+            order.append("answered")
+        return await send_str(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(app.Gateway, "info", slow_info)
+    monkeypatch.setattr(web.WebSocketResponse, "send_str", sent)
+    for ident in range(3):
+        socket.send(json.dumps({"method": "post", "id": ident,
+                                "request": {"type": "info", "payload": {"type": "allMids"}}}))
+    assert [frame(socket)["data"]["id"] for _ in range(3)] == [0, 1, 2]
+    assert order == ["ran", "answered"] * 3
 
 
 # -- pushes --------------------------------------------------------------------------------

@@ -440,7 +440,7 @@ class WebsocketClient:
     # ------------------------------------------------------------- posts
 
     async def post(self, kind: str, payload: Mapping[str, Any] | bytes, *,
-                   timeout: float = 10.0) -> Any:
+                   timeout: float = 10.0, on_written: Callable[[], None] | None = None) -> Any:
         """Send one ``post`` request (`kind` ``"info"`` or ``"action"``; an action's payload
         is the body HTTP would post, as a mapping or its JSON bytes); the answer's payload.
 
@@ -449,7 +449,7 @@ class WebsocketClient:
         connection, or ``MAX_INFLIGHT_POSTS`` already awaiting answers),
         :class:`PostLostError` when the connection ends or `timeout` seconds pass before
         the answer (an action may have run), and :class:`PostRefusedError` for an
-        ``error`` answer.
+        ``error`` answer. `on_written` is called once the request is written.
         """
         if kind not in ("info", "action"):
             raise ValueError(f"a post request is 'info' or 'action', got {kind!r}")
@@ -470,6 +470,8 @@ class WebsocketClient:
             except ConnectionClosed as exc:
                 raise PostLostError(f"the connection ended while the request was written: "
                                     f"{exc}") from None
+            if on_written is not None:
+                on_written()
             try:
                 return await asyncio.wait_for(answer, timeout)
             except asyncio.TimeoutError:

@@ -16,6 +16,7 @@ minute: a sender of many small actions (more than ~33 a second) must pace itself
 from __future__ import annotations
 
 import asyncio
+import threading
 from concurrent.futures import Future
 from typing import Any
 
@@ -53,13 +54,23 @@ class WebsocketPoster:
         self.timeout = timeout
 
     def dispatch(self, body: dict[str, Any]) -> Future[Any] | None:
-        """Write `body` as an action post (after every body dispatched before it); the
-        future of its answer, or None when no connection is open (then ``answer`` posts
-        it over HTTP)."""
+        """Write `body` as an action post (after every body dispatched before it) and return
+        once it is written (or failed); the future of its answer, or None when no
+        connection is open (then ``answer`` posts it over HTTP).
+
+        Waiting for the write hands the interpreter to the socket's thread now: otherwise
+        the write waits until this thread lets go of it (up to the 5 ms switch interval
+        while it signs the next action), and the exchange idles meanwhile.
+        """
         if not self.websocket.connected:
             return None
-        return asyncio.run_coroutine_threadsafe(
-            self.websocket.post("action", orjson.dumps(body), timeout=self.timeout), self.loop)
+        written = threading.Event()
+        dispatched = asyncio.run_coroutine_threadsafe(
+            self.websocket.post("action", orjson.dumps(body), timeout=self.timeout,
+                                on_written=written.set), self.loop)
+        dispatched.add_done_callback(lambda _: written.set())
+        written.wait(self.timeout)
+        return dispatched
 
     def answer(self, dispatched: Future[Any] | None, body: dict[str, Any]) -> Any:
         """The JSON answer to `body`, dispatched as `dispatched`: from the socket, or from

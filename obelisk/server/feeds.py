@@ -194,6 +194,10 @@ class Hub:
                 message = await ws.receive(timeout=self._idle_timeout)
                 if message.type is WSMsgType.TEXT:
                     self._on_text(client, message.data)
+                    # Let the writers send what this frame produced before the next frame
+                    # is read: posts already buffered would otherwise hold every answer
+                    # (and every other socket's frames) until the reads run dry.
+                    await asyncio.sleep(0)
                 elif message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED,
                                       WSMsgType.ERROR):
                     break
