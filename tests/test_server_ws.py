@@ -16,9 +16,9 @@ pytest.importorskip("aiohttp")
 requests = pytest.importorskip("requests")
 eth_account = pytest.importorskip("eth_account")
 hl_exchange = pytest.importorskip("hyperliquid.exchange")
+from aiohttp import web  # noqa: E402
 from hyperliquid.info import Info  # noqa: E402
 from hyperliquid.utils.signing import get_timestamp_ms, sign_l1_action  # noqa: E402
-from aiohttp import web  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
