@@ -345,8 +345,13 @@ def test_malformed_bodies_are_undecodable_and_change_nothing():
         lambda b: b["action"].update(grouping="sometimes"),
         lambda b: b["action"].update(orders=[]),
         lambda b: b["action"]["orders"][0].update(c="0x12"),
+        # 34 characters that int(text, 16) would read: a sign, a space, an underscore
+        lambda b: b["action"]["orders"][0].update(c="0x-" + "1" * 31),
+        lambda b: b["action"]["orders"][0].update(c="0x " + "1" * 31),
+        lambda b: b["action"]["orders"][0].update(c="0x1_" + "1" * 30),
+        lambda b: b["action"]["orders"][0].update(t={"limit": {"tif": ["Gtc"]}}),
     ]
-    for _ in range(60):
+    for _ in range(90):
         body = copy.deepcopy(good)
         rng.choice(breaks)(body)
         with pytest.raises(Undecodable):

@@ -115,6 +115,8 @@ class LocalExchange:
         listed = listings(list(coins))
         self.instruments = InstrumentTable([x.instrument for x in listed])
         self.coins = list(self.instruments.coins)
+        self._listed = tuple(self.instruments)                 # by asset id, for the order path
+        self._by_coin = {instrument.name: instrument for instrument in self._listed}
         self.fees = fees or FeeRates()
         self.signers = Signers()
         self.oracle = Oracle(listed, seed, self.clock.now_ms())
@@ -125,6 +127,8 @@ class LocalExchange:
         self._prices: dict[tuple[int, str], int] = {}  # wire text -> ticks, per asset
         self._sizes: dict[tuple[int, str], int] = {}   # wire text -> lots, per asset
         self._price_texts: dict[tuple[int, int], str] = {}   # ticks -> wire text, per asset
+        self._fill_prices: dict[tuple[int, int], tuple[str, float]] = {}   # same, and float
+        self._fill_sizes: dict[tuple[int, int], tuple[str, float]] = {}    # (decimals, lots)
         self._tick_sizes: list[float] = self.instruments.tick.tolist()   # by asset
         self._triggers: dict[str, dict[int, Order]] = {coin: {} for coin in self.coins}
         self._next_oid = 1
@@ -452,14 +456,18 @@ class LocalExchange:
         return self._match(account, instrument, order, _TIF[spec.tif])
 
     def _grid(self, instrument: Instrument, spec: OrderSpec) -> tuple[int, int]:
-        try:
-            ticks = self._parsed(self._prices, instrument, spec.price, _ticks)
-        except InstrumentError:
-            raise OrderError(f"Order has invalid price. asset={spec.asset}") from None
-        try:
-            lots = self._parsed(self._sizes, instrument, spec.size, _lots)
-        except InstrumentError:
-            raise OrderError(f"Order has invalid size. asset={spec.asset}") from None
+        ticks = self._prices.get((spec.asset, spec.price))       # parsed before, mostly
+        if ticks is None:
+            try:
+                ticks = self._parsed(self._prices, instrument, spec.price, _ticks)
+            except InstrumentError:
+                raise OrderError(f"Order has invalid price. asset={spec.asset}") from None
+        lots = self._sizes.get((spec.asset, spec.size))
+        if lots is None:
+            try:
+                lots = self._parsed(self._sizes, instrument, spec.size, _lots)
+            except InstrumentError:
+                raise OrderError(f"Order has invalid size. asset={spec.asset}") from None
         if lots == 0:
             raise OrderError(f"Order has zero size. asset={spec.asset}")
         if spec.trigger is not None:
@@ -478,15 +486,18 @@ class LocalExchange:
         key = (instrument.asset, text)
         value = cache.get(key)
         if value is None:
-            value = parse(instrument, text)
-            if len(cache) >= 100_000:
-                cache.clear()
-            cache[key] = value
+            value = _remember(cache, key, parse(instrument, text))
         return value
 
     def _price_text(self, instrument: Instrument, ticks: int) -> str:
         """A price on the grid as the exchange prints it."""
         return self._parsed(self._price_texts, instrument, ticks, _price_wire)
+
+    def _fill_price(self, instrument: Instrument, ticks: int) -> tuple[str, float]:
+        """A fill's price as printed and as the float it prints (remembered: fills repeat
+        prices)."""
+        px = self._price_text(instrument, ticks)
+        return _remember(self._fill_prices, (instrument.asset, ticks), (px, float(px)))
 
     def _admissible(self, account: Account, instrument: Instrument, spec: OrderSpec,
                     ticks: int, lots: int) -> int:
@@ -552,8 +563,10 @@ class LocalExchange:
         if trigger is not None:                   # as the exchange prints it: "3300.0"
             trigger = replace(trigger, trigger_px=num(instrument.ticks_to_price(
                 instrument.price_to_ticks(trigger.trigger_px))))
+        price = self._price_texts.get((instrument.asset, ticks)) or self._price_text(
+            instrument, ticks)
         order = Order(self._next_oid, account.address, instrument.name, spec.asset,
-                      spec.is_buy, self._price_text(instrument, ticks), ticks, lots, lots,
+                      spec.is_buy, price, ticks, lots, lots,
                       instrument.sz_decimals, now, spec.tif, spec.reduce_only, spec.cloid,
                       trigger, status_ts=now)
         self._next_oid += 1
@@ -566,10 +579,10 @@ class LocalExchange:
                tif: TimeInForce) -> Wire | str:
         """Send `order` to its book, settle the fills; its status entry."""
         book = self.books[order.coin]
-        status = book.add(order.oid, Side.BUY if order.is_buy else Side.SELL, order.price_ticks,
+        status = book.add(order.oid, _BUY if order.is_buy else _SELL, order.price_ticks,
                           order.lots, tif, self._owners[account.address])
         filled_lots, notional = self._settle(order.coin, order.oid)
-        rested = status == OrderStatus.RESTED
+        rested = status == _RESTED
         if rested:
             order.status_ts = self.clock.now_ms()
             self._add_open(account, order)
@@ -608,7 +621,7 @@ class LocalExchange:
         fill_count, event_count = book.last_fill_count, book.last_order_event_count
         if not fill_count and event_count <= 1:
             return 0, 0.0                  # only the order's own event: it rested or ended
-        instrument = self.instruments.of(coin)
+        instrument = self._by_coin[coin]
         now = self.clock.now_ms()
         taker_lots, taker_notional = 0, 0.0
         trades: list[Wire] = []
@@ -618,10 +631,12 @@ class LocalExchange:
             taker_account = self.accounts[taker.user] if taker else self._liquidator
             taker_oid, taker_cloid = (taker.oid, taker.cloid) if taker else (0, None)
             taker_user = taker.user if taker else ""
+            asset, decimals = instrument.asset, instrument.sz_decimals
+            fill_prices, fill_sizes = self._fill_prices, self._fill_sizes
             for maker_oid, _, ticks, lots in book.last_fill_rows():
-                px = self._price_text(instrument, ticks)
-                sz = units_text(lots, instrument.sz_decimals)
-                price, amount = float(px), float(sz)
+                px, price = fill_prices.get((asset, ticks)) or self._fill_price(instrument, ticks)
+                sz, amount = fill_sizes.get((decimals, lots)) or _fill_size(fill_sizes, decimals,
+                                                                            lots)
                 notional = price * amount
                 maker = self._orders[maker_oid]
                 maker_account = self.accounts[maker.user]
@@ -664,13 +679,14 @@ class LocalExchange:
                    crossed: bool, tid: int, cloid: str | None, liquidation: Wire | None) -> None:
         """One side of a fill (`px` and `sz` as printed, `price` and `amount` their values)."""
         book, row_of = account.portfolio.book, instrument.asset     # the server's rows are
-        start = book.size_of(row_of)                                 # its asset ids
-        size = amount if is_buy else -amount
-        pnl = book.apply_fill(row_of, size, price, not crossed)
-        fee = self.fees.fee(size, price, maker=not crossed)
+        size = amount if is_buy else -amount                         # its asset ids
         account.volume += price * amount
         if account.internal:                      # makers and the liquidator keep no fills
+            book.apply_fill(row_of, size, price, not crossed)
             return
+        start = book.size_of(row_of)
+        pnl = book.apply_fill(row_of, size, price, not crossed)
+        fee = self.fees.fee(size, price, maker=not crossed)
         after = book.size_of(row_of)
         row = fill_wire(coin=instrument.name, px=px, sz=sz, is_buy=is_buy, time=now,
                         start_position=num(start), direction=direction(start, is_buy, after),
@@ -951,8 +967,8 @@ class LocalExchange:
         return account
 
     def _instrument(self, asset: int, *, per_order: bool = False) -> Instrument:
-        if 0 <= asset < len(self.instruments):
-            return self.instruments[asset]
+        if 0 <= asset < len(self._listed):
+            return self._listed[asset]
         if per_order:
             raise OrderError(f"Asset {asset} does not exist.")
         raise Rejected(f"Asset {asset} does not exist.")
@@ -1020,6 +1036,24 @@ class LocalExchange:
 
 _DEFAULT: Wire = {"status": "ok", "response": {"type": "default"}}
 _CANCELLED = int(OrderEventKind.CANCELLED)
+_BUY, _SELL, _RESTED = Side.BUY, Side.SELL, OrderStatus.RESTED       # read once per order
+
+
+CACHE_ENTRIES = 100_000          # a cache of parsed or printed numbers is cleared when full
+
+
+def _remember(cache: dict[K, V], key: K, value: V) -> V:
+    if len(cache) >= CACHE_ENTRIES:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
+def _fill_size(cache: dict[tuple[int, int], tuple[str, float]], decimals: int, lots: int
+               ) -> tuple[str, float]:
+    """A fill's size as printed and as the float it prints."""
+    sz = units_text(lots, decimals)
+    return _remember(cache, (decimals, lots), (sz, float(sz)))
 
 
 def _ticks(instrument: Instrument, price: str) -> int:

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 Wire = dict[str, Any]
+_FIXED = tuple(f".{decimals}f" for decimals in range(16))     # format specs, made once
 
 
 def num(value: float | Decimal | int, decimals: int = 8) -> str:
@@ -19,10 +20,11 @@ def num(value: float | Decimal | int, decimals: int = 8) -> str:
     (a float is rounded to `decimals`, at most 8)."""
     if isinstance(value, float) and -1e7 < value < 1e7:
         # 15 significant digits at most: the fixed-point text is the rounded float's repr
-        text = f"{value:.{decimals}f}"
+        if value == 0.0:                           # closedPnl of every opening fill
+            return "0.0"
         if not decimals:
-            text += ".0"
-        elif (text := text.rstrip("0"))[-1] == ".":
+            text = f"{value:.0f}.0"
+        elif (text := format(value, _FIXED[decimals]).rstrip("0"))[-1] == ".":
             text += "0"
         return "0.0" if text == "-0.0" else text
     if isinstance(value, float):
