@@ -1,6 +1,7 @@
 """The stress flow at an arrival rate: orders reach the engine evenly over time, so its
 max batch wait decides when batches go (what ``obelisk sweep --rate`` measures)."""
 
+import gc
 import subprocess
 import sys
 
@@ -58,3 +59,11 @@ def test_a_rate_the_flow_cannot_use_is_one_line_and_exit_2(args, says):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
     assert len(done.stderr.splitlines()) == 1 and says in done.stderr
+
+
+def test_the_run_keeps_the_heap_before_it_out_of_full_collections_and_then_lets_go():
+    frozen_during = []
+    run_stress(StressConfig(trades=2_000, batch_size=500, trace=False),
+               progress=lambda done, total: frozen_during.append(gc.get_freeze_count()))
+    assert min(frozen_during) > 10_000        # the modules and the pipeline, frozen
+    assert gc.get_freeze_count() == 0         # given back when the run ends
