@@ -198,7 +198,7 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_stress(commands: argparse._SubParsersAction) -> None:
-    from obelisk.perf.settings import StressConfig, criteria_text
+    from obelisk.perf.settings import NETWORK_BATCH_SIZE, StressConfig, criteria_text
 
     defaults = StressConfig()
     stress = commands.add_parser(
@@ -217,8 +217,9 @@ def _add_stress(commands: argparse._SubParsersAction) -> None:
                         help=_defaulted("assets traded", defaults.assets))
     stress.add_argument("--seed", type=_integer, default=defaults.seed,
                         help=_defaulted("order-flow seed", defaults.seed))
-    stress.add_argument("--batch-size", type=_count, default=defaults.batch_size, metavar="N",
-                        help=_defaulted("orders per batch", defaults.batch_size))
+    stress.add_argument("--batch-size", type=_count, metavar="N",
+                        help=f"orders per batch (default: {defaults.batch_size:,}; "
+                             f"{NETWORK_BATCH_SIZE} for network venues)")
     stress.add_argument("--max-wait-ms", type=_milliseconds, default=defaults.max_batch_wait_ms,
                         metavar="MS", help=_defaulted("the engine's max batch wait: a batch "
                                                       "goes when full or when its oldest order "
@@ -367,11 +368,14 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _stress(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from obelisk.perf.settings import StressConfig
+    from obelisk.perf.settings import NETWORK_BATCH_SIZE, StressConfig
     from obelisk.perf.stress import format_stress, run_stress
 
+    batch_size = args.batch_size
+    if batch_size is None:
+        batch_size = StressConfig.batch_size if args.venue == "sim" else NETWORK_BATCH_SIZE
     config = StressConfig(trades=args.trades, assets=args.assets, seed=args.seed,
-                          batch_size=args.batch_size, max_batch_wait_ms=args.max_wait_ms,
+                          batch_size=batch_size, max_batch_wait_ms=args.max_wait_ms,
                           arrival_rate=args.rate,
                           trace=not args.no_trace,
                           trace_path=args.trace_path, venue=args.venue,

@@ -44,7 +44,8 @@ def test_stress_help_lists_the_criteria_and_every_default():
     assert len(criteria_text().splitlines()) == len(CRITERIA)
     flat = " ".join(text.split())              # argparse wraps help lines anywhere
     for flag, default in [("--trades", "50,000"), ("--assets", "4"), ("--seed", "42"),
-                          ("--batch-size", "5,000"), ("--log-level", "warning")]:
+                          ("--batch-size", "5,000; 480 for network venues"),
+                          ("--log-level", "warning")]:
         assert flag in flat and f"(default: {default})" in flat
     assert "(default: a temporary file, deleted after the run)" in flat
     assert "(default: the trace store is on)" in flat

@@ -30,8 +30,12 @@ def test_local_stress_reports_every_criterion_and_completes_the_flow():
     assert report["fills"] > 0 and not report["errors"]
     stages = report["stages_us"]
     assert {"sign", "exchange", "ws post", "http", "ws delivery"} <= set(stages)
-    # the default: every action a websocket post, none over HTTP
-    assert report["config"]["post_via"] == "websocket" and report["config"]["inflight"] == 4
+    # the default for a network venue: batches of 480 as six actions of 80, all on their
+    # way at once as websocket posts, none over HTTP
+    config = report["config"]
+    assert (config["post_via"], config["inflight"], config["action_size"],
+            config["batch_size"]) == ("websocket", 6, 80, 480)
+    assert report["stages_us"]["batch"]["count"] == 5                  # 2,000 / 480
     assert stages["ws post"]["count"] == stages["sign"]["count"] > 0
     assert stages["http"]["count"] == 0
 

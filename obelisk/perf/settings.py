@@ -48,6 +48,12 @@ class FlowMix:
 DEFAULT_MIX = FlowMix()
 
 
+# A network venue's default batch: six actions of 80 orders, all on their way at once. Against
+# obelisk serve on 2 cores it keeps p99 under 50 ms at about 20,000 trades/s; the simulated
+# venue's 5,000 would make every order wait for a ~250 ms batch.
+NETWORK_BATCH_SIZE = 480
+
+
 @dataclass(frozen=True)
 class StressConfig:
     trades: int = 50_000
@@ -61,8 +67,8 @@ class StressConfig:
     # Network venues: how actions go out (HyperliquidBatchVenue's post_via), and how many
     # may be on their way at once (its max_inflight).
     post_via: Literal["http", "websocket"] = "websocket"
-    inflight: int = 4
-    action_size: int = 500      # orders per signed action (its max_orders_per_action)
+    inflight: int = 6
+    action_size: int = 80       # orders per signed action (its max_orders_per_action)
     mix: FlowMix = DEFAULT_MIX
     # Orders per second arriving at the engine, spread evenly: the engine sends a batch
     # when it is full or its oldest order has waited max_batch_wait_ms, and what is left
