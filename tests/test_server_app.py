@@ -6,11 +6,14 @@ the command line); nothing is mocked.
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import random
 import signal
 import subprocess
 import sys
+import weakref
 
 import pytest
 
@@ -28,7 +31,7 @@ from obelisk.server.app import (  # noqa: E402
     UNDECODABLE_TEXT,
     WeightBudget,
 )
-from obelisk.server.runner import ServerURL, serve  # noqa: E402
+from obelisk.server.runner import ServerURL, keep_state_frozen, serve  # noqa: E402
 
 TRADER = eth_account.Account.from_key("0x" + "11" * 32)
 STRANGER = eth_account.Account.from_key("0x" + "22" * 32)
@@ -256,3 +259,28 @@ def test_serve_in_a_subprocess_funds_accounts_from_a_mapping():
                in_subprocess=True) as url:
         state = Info(url, skip_ws=True).user_state(TRADER.address)
         assert float(state["marginSummary"]["accountValue"]) == pytest.approx(1234.5)
+
+
+def test_the_server_process_collects_new_cycles_then_freezes_what_lives():
+    """What `obelisk serve` does to its collector every few ms: a cycle that died is
+    collected before the freeze (not kept forever), state that lives leaves the collector's
+    passes."""
+    class Node:
+        pass
+
+    async def scenario():
+        freezer = asyncio.get_running_loop().create_task(keep_state_frozen(interval=0.01))
+        state = [[] for _ in range(1_000)]               # lives: frozen at the next tick
+        node = Node()
+        node.me = node                                    # a cycle, then garbage
+        dead = weakref.ref(node)
+        del node
+        await asyncio.sleep(0.05)
+        freezer.cancel()
+        return dead() is None, gc.get_freeze_count(), len(state)
+
+    try:
+        collected, frozen, live = asyncio.run(scenario())
+    finally:
+        gc.unfreeze()
+    assert collected and frozen >= live

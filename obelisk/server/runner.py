@@ -171,6 +171,7 @@ async def run_until_stopped(config: ServerConfig, ready: Callable[[ServerURL], N
     """Serve until SIGINT or SIGTERM (the CLI's main loop); `ready` gets the URL once bound."""
     server = await RunningServer.start(config)
     _tune_collector()
+    freezer = asyncio.get_running_loop().create_task(keep_state_frozen())
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -180,16 +181,37 @@ async def run_until_stopped(config: ServerConfig, ready: Callable[[ServerURL], N
         ready(server.url)
         await stopped.wait()
     finally:
+        freezer.cancel()
         await server.stop()
+
+
+FREEZE_INTERVAL_S = 0.1
 
 
 def _tune_collector() -> None:
     """Make the cyclic garbage collector rare in a server process. The exchange keeps every
     order, fill and status change, none of them in a cycle; at the default thresholds the
     collector walks that growing state again and again (about a tenth of the order path).
-    What exists once the server is up is frozen out of the collector's view for good."""
+    What exists once the server is up, less its garbage, is frozen out of its view for good
+    (and `keep_state_frozen` freezes what comes later)."""
+    gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
+
+
+async def keep_state_frozen(interval: float = FREEZE_INTERVAL_S) -> None:
+    """Every `interval` seconds, collect the garbage cycles among what is new, then freeze
+    the rest. Left to the collector, the state that accumulates (~2 tracked objects per
+    order) is walked at each pass: at 20,000 orders/s, 18 ms every second in the youngest
+    generation and 0.8 s once a minute in the next. Frozen, each pause is a few ms, and
+    never grows. Objects frozen alive are still freed by their reference counts; only a
+    cycle still alive at a freeze that dies later stays: measured, about 240 objects per
+    closed connection and none per order (``obelisk stress --venue local``, 10,000 and
+    200,000 orders)."""
+    while True:
+        await asyncio.sleep(interval)
+        gc.collect(1)
+        gc.freeze()
 
 
 class _ServerThread:
