@@ -13,6 +13,7 @@ from eth_account import Account
 from hyperliquid.utils.signing import sign_agent, sign_l1_action
 
 from obelisk.server import LocalExchange, SimClock, Undecodable
+from obelisk.server import exchange as exchange_module
 from obelisk.server.events import (
     BookChanged,
     Liquidation,
@@ -456,3 +457,24 @@ def test_candles_fold_every_trade_of_a_sweep():
                 == (prices[0], max(prices), min(prices), prices[-1])
             assert Decimal(bar["v"]) == sum(Decimal(t["sz"]) for t in group)
             assert bar["n"] == len(group)
+
+
+def test_memory_stays_flat_finished_orders_and_old_fills_are_forgotten(monkeypatch):
+    monkeypatch.setattr(exchange_module, "KEPT_FINISHED", 20)
+    monkeypatch.setattr(exchange_module, "KEPT_FILLS", 15)
+    ex = exchange(me=1_000_000)
+    me = Trader(ex)
+    open_cloid = "0x" + "ff" * 16
+    assert "resting" in me.order(1, True, "3000", "0.01", cloid=open_cloid)
+    cloids = [f"0x{n + 1:032x}" for n in range(200)]
+    for cloid in cloids:
+        assert "filled" in me.order(1, True, "3600", "0.01", tif="Ioc", cloid=cloid)
+    open_orders = sum(len(account.orders) for account in ex.accounts.values())
+    assert len(ex._orders) <= 2 * open_orders + 20 < 241     # not all 241 ever placed
+    fills = ex.info({"type": "userFills", "user": me.address})
+    assert len(fills) == 15 and fills[0]["cloid"] == cloids[-1]      # the newest 15
+    assert me.order(1, True, "3600", "0.01", tif="Ioc", cloid=cloids[-1]) == {
+        "error": f"Duplicate cloid {cloids[-1]}. asset=1"}   # finished lately: still known
+    assert "filled" in me.order(1, True, "3600", "0.01", tif="Ioc", cloid=cloids[0])
+    cancel = me.act({"type": "cancelByCloid", "cancels": [{"asset": 1, "cloid": open_cloid}]})
+    assert cancel["response"]["data"]["statuses"] == ["success"]     # open: never forgotten

@@ -53,6 +53,8 @@ from obelisk.server.market import DEFAULT_COINS, Oracle, listings, maker_quotes
 from obelisk.server.records import Order, StatusChange, Wire, direction, fill_wire, num, units_text
 
 MIN_NOTIONAL = 10.0
+KEPT_FILLS = 10_000                      # per account: userFillsByTime reaches no further back
+KEPT_FINISHED = 100_000                  # finished orders indexed by oid (and their cloids)
 ORACLE_BAND = 0.8                        # a limit price may be at most 80 % from the oracle
 REQUEST_BUFFER = 10_000                  # address budget: 10,000 + 1 per USDC traded
 SCHEDULE_CANCEL_LEAD_MS = 5_000
@@ -78,11 +80,12 @@ class Account:
     spot_usdc: float = 0.0
     volume: float = 0.0                           # cumulative USDC traded
     requests: int = 0                             # actions counted against the budget
-    fills: list[Wire] = field(default_factory=list)
+    # the 10,000 most recent, as many as the exchange keeps reachable
+    fills: deque[Wire] = field(default_factory=lambda: deque(maxlen=KEPT_FILLS))
     fundings: list[Wire] = field(default_factory=list)
     orders: dict[int, Order] = field(default_factory=dict)       # open, incl. triggers
-    history: list[StatusChange] = field(default_factory=list)    # every status change
-    cloids: set[str] = field(default_factory=set)                # every cloid it placed
+    history: list[StatusChange] = field(default_factory=list)    # the recent status changes
+    cloids: set[str] = field(default_factory=set)     # of its orders open or finished lately
     resting_notional: dict[int, float] = field(default_factory=dict)  # by row: orders' margin
     schedule_cancel: int | None = None
     schedule_cancels: dict[int, int] = field(default_factory=dict)   # fired, per UTC day
@@ -123,7 +126,8 @@ class LocalExchange:
         self.books = {coin: OrderBook(stp=0) for coin in self.coins}   # STP cancels the resting
         self.accounts: dict[str, Account] = {}
         self._owners: dict[str, int] = {}
-        self._orders: dict[int, Order] = {}            # every order ever, by oid
+        self._orders: dict[int, Order] = {}   # by oid: open, and the last finished (below)
+        self._order_ages: deque[int] = deque()  # the oids in _orders, oldest first
         self._prices: dict[tuple[int, str], int] = {}  # wire text -> ticks, per asset
         self._sizes: dict[tuple[int, str], int] = {}   # wire text -> lots, per asset
         self._price_texts: dict[tuple[int, int], str] = {}   # ticks -> wire text, per asset
@@ -570,7 +574,7 @@ class LocalExchange:
                       instrument.sz_decimals, now, spec.tif, spec.reduce_only, spec.cloid,
                       trigger, status_ts=now)
         self._next_oid += 1
-        self._orders[order.oid] = order
+        self._keep(order)
         if order.cloid is not None:
             account.cloids.add(order.cloid)
         return order
@@ -773,10 +777,30 @@ class LocalExchange:
                      order.limit_px, order.price_ticks, lots, lots,
                      order.sz_decimals, self.clock.now_ms(), "Ioc" if tif == TimeInForce.IOC
                      else "Gtc", order.reduce_only, None, status_ts=self.clock.now_ms())
-        self._orders[live.oid] = live
+        self._keep(live)
         self._match(account, instrument, live, tif)
 
     # ------------------------------------------------------------ closing
+
+    def _keep(self, order: Order) -> None:
+        """Index `order` by oid while it is open and for a while after it finished (every
+        lookup by oid is of an open order or of one the same action placed). Once more
+        than KEPT_FINISHED orders are indexed, each order added looks at the two oldest: a
+        finished one is forgotten with its cloid, an open one goes to the back. The index
+        stays under about KEPT_FINISHED plus twice the open orders, however long the
+        exchange runs."""
+        self._orders[order.oid] = order
+        ages = self._order_ages
+        ages.append(order.oid)
+        for _ in range(2 if len(ages) > KEPT_FINISHED else 0):
+            oid = ages.popleft()
+            kept = self._orders.get(oid)
+            if kept is not None and kept.status == "open":
+                ages.append(oid)
+            elif kept is not None:
+                del self._orders[oid]
+                if kept.cloid is not None:
+                    self.accounts[kept.user].cloids.discard(kept.cloid)
 
     def _close(self, order: Order, status: str, *, book_cancel: bool = True) -> None:
         """Take an open order off the book and the account, recording its final status."""
@@ -911,7 +935,7 @@ class LocalExchange:
                       num(instrument.ticks_to_price(ticks)), ticks, lots, lots,
                       instrument.sz_decimals, self.clock.now_ms(), "Ioc", True, None)
         self._next_oid += 1
-        self._orders[order.oid] = order
+        self._keep(order)
         self.books[coin].add(order.oid, Side.BUY if is_buy else Side.SELL, ticks, lots,
                              TimeInForce.IOC, self._owners[account.address])
         filled, _ = self._settle(coin, order.oid, liquidation=detail)

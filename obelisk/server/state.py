@@ -21,7 +21,8 @@ from obelisk.server.exchange import LocalExchange
 __all__ = ["ServerStateError", "load_state", "save_state"]
 
 FORMAT = 4                    # 2: candle volumes in lots; 3: status changes are tuples;
-#                               4: fill price and size caches, instruments by asset and coin
+#                               4: fill price and size caches, instruments by asset and coin,
+#                                  finished orders forgotten, fills kept in a bounded deque
 HEADER = f"obelisk-serve-state {FORMAT}\n".encode()
 
 
