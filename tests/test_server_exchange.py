@@ -478,3 +478,32 @@ def test_memory_stays_flat_finished_orders_and_old_fills_are_forgotten(monkeypat
     assert "filled" in me.order(1, True, "3600", "0.01", tif="Ioc", cloid=cloids[0])
     cancel = me.act({"type": "cancelByCloid", "cancels": [{"asset": 1, "cloid": open_cloid}]})
     assert cancel["response"]["data"]["statuses"] == ["success"]     # open: never forgotten
+
+
+class WallLikeClock(SimClock):
+    """Moves when told, but steps as the wall clock's exchange does (not simulated)."""
+
+    simulated = False
+
+
+def test_on_the_wall_clock_makers_requote_a_slice_per_step():
+    ex = LocalExchange(["BTC", "ETH"], makers=8, clock=WallLikeClock())
+    simulated = LocalExchange(["BTC", "ETH"], makers=8, clock=SimClock())
+
+    def ladders(exchange):
+        return [frozenset(maker.orders) for maker in exchange._makers]
+
+    for exchange in (ex, simulated):
+        before = ladders(exchange)
+        exchange.clock.advance(1_000)                          # the oracle moves
+        exchange.step()
+        moved = [now != then for now, then in zip(ladders(exchange), before, strict=True)]
+        if exchange is simulated:
+            assert all(moved)                                  # a test's /advance: all at once
+        else:
+            assert moved == [True] * 2 + [False] * 6           # a quarter of 8 per step
+            for _ in range(3):
+                exchange.step()
+            assert all(now != then for now, then in zip(ladders(exchange), before,
+                                                          strict=True))
+            assert len({coin for coin in exchange.books if exchange.books[coin]}) == 2

@@ -53,6 +53,7 @@ from obelisk.server.market import DEFAULT_COINS, Oracle, listings, maker_quotes
 from obelisk.server.records import Order, StatusChange, Wire, direction, fill_wire, num, units_text
 
 MIN_NOTIONAL = 10.0
+REQUOTE_SLICES = 4                       # on the wall clock, makers requote over 4 steps
 KEPT_FILLS = 10_000                      # per account: userFillsByTime reaches no further back
 KEPT_FINISHED = 100_000                  # finished orders indexed by oid (and their cloids)
 ORACLE_BAND = 0.8                        # a limit price may be at most 80 % from the oracle
@@ -156,6 +157,7 @@ class LocalExchange:
         self._trades_out: dict[str, list[Wire]] = {}              # by coin
         self._books_out: dict[str, None] = {}                     # coins, in order
         self._makers = [self._internal(f"0x{'ee' * 19}{i:02x}") for i in range(makers)]
+        self._stale_makers = 0                 # the last ones, still quoting the old oracle
         self._liquidator = self._internal("0x" + "11" * 20)
         for address, usdc in (accounts or {}).items():
             self.deposit(address, usdc)
@@ -197,7 +199,12 @@ class LocalExchange:
         triggers, liquidations and the makers' quotes."""
         now = self.clock.now_ms()
         if self.oracle.advance(now):
-            self._requote()
+            self._stale_makers = len(self._makers)
+        if self._stale_makers:
+            # On the wall clock a step comes every 0.1 s: a slice of the makers per step,
+            # as makers do not all requote in one instant (and no one step stalls for all).
+            simulated = getattr(self.clock, "simulated", False)
+            self._requote(None if simulated else -(-len(self._makers) // REQUOTE_SLICES))
         self._sample_premiums()
         while self._next_funding <= now:
             self._pay_funding(self._next_funding)
@@ -956,9 +963,13 @@ class LocalExchange:
 
     # ------------------------------------------------------------ makers
 
-    def _requote(self) -> None:
-        """Each maker cancels its ladder and quotes afresh around the oracle."""
-        for index, maker in enumerate(self._makers):
+    def _requote(self, count: int | None = None) -> None:
+        """Makers cancel their ladders and quote afresh around the oracle: all of them, or
+        the next `count` of those whose quotes are stale since the oracle last moved."""
+        first = len(self._makers) - self._stale_makers if count is not None else 0
+        last = min(first + count, len(self._makers)) if count is not None else len(self._makers)
+        self._stale_makers = len(self._makers) - last
+        for index, maker in enumerate(self._makers[first:last], start=first):
             for order in list(maker.orders.values()):
                 self._close(order, "canceled")
             for coin in self.coins:
