@@ -114,7 +114,8 @@ def _decode_order(wire: Any) -> OrderSpec:
     else:
         tif = "Gtc"
         raw = order_type.get("trigger")
-        _need(isinstance(raw, dict))
+        if not isinstance(raw, dict):
+            raise Undecodable()
         tpsl = _str(raw.get("tpsl"))
         _need(tpsl in ("tp", "sl"))
         trigger = Trigger(_str(raw.get("triggerPx")), _bool(raw.get("isMarket")), tpsl)

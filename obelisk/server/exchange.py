@@ -561,8 +561,9 @@ class LocalExchange:
 
     @staticmethod
     def _hold(account: Account, order: Order, lots: int) -> None:
-        """Count `lots` more (or fewer) of a resting order in the margin it reserves."""
-        if order.trigger is None and not order.reduce_only:
+        """Count `lots` more (or fewer) of a resting order in the margin it reserves (not for
+        makers and the liquidator: their margin is never checked)."""
+        if order.trigger is None and not order.reduce_only and not account.internal:
             notional = float(order.limit_px) * lots / 10 ** order.sz_decimals
             held = account.resting_notional.get(order.asset, 0.0) + notional
             account.resting_notional[order.asset] = held if held > 1e-9 else 0.0
@@ -654,8 +655,13 @@ class LocalExchange:
                 is_buy = not maker.is_buy
                 tid = self._next_tid
                 self._next_tid += 1
-                self._book_fill(maker_account, instrument, px, sz, price, amount, not is_buy,
-                                now, maker.oid, False, tid, maker.cloid, None)
+                if maker_account.internal:           # a market maker: no fill row, no fee
+                    maker_account.volume += notional
+                    maker_account.portfolio.book.apply_fill(asset, -amount if is_buy else amount,
+                                                            price, True)
+                else:
+                    self._book_fill(maker_account, instrument, px, sz, price, amount,
+                                    not is_buy, now, maker.oid, False, tid, maker.cloid, None)
                 self._book_fill(taker_account, instrument, px, sz, price, amount, is_buy, now,
                                 taker_oid, True, tid, taker_cloid, liquidation)
                 maker.lots -= lots
