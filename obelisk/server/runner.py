@@ -171,9 +171,9 @@ async def run_until_stopped(config: ServerConfig, ready: Callable[[ServerURL], N
     """Serve until SIGINT or SIGTERM (the CLI's main loop); `ready` gets the URL once bound."""
     server = await RunningServer.start(config)
     _tune_collector()
-    freezer = asyncio.get_running_loop().create_task(keep_state_frozen())
-    stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
+    freezer = loop.create_task(keep_state_frozen())
+    stopped = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):   # not on Windows
             loop.add_signal_handler(signum, stopped.set)
@@ -189,9 +189,10 @@ FREEZE_INTERVAL_S = 0.1
 
 
 def _tune_collector() -> None:
-    """Make the cyclic garbage collector rare in a server process. The exchange keeps every
-    order, fill and status change, none of them in a cycle; at the default thresholds the
-    collector walks that growing state again and again (about a tenth of the order path).
+    """Make the cyclic garbage collector rare in a server process. The exchange keeps its
+    open orders and its recent orders, fills and status changes, none of them in a cycle; at
+    the default thresholds the collector walks that state again and again (about a tenth of
+    the order path).
     What exists once the server is up, less its garbage, is frozen out of its view for good
     (and `keep_state_frozen` freezes what comes later)."""
     gc.collect()
