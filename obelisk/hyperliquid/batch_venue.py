@@ -96,6 +96,8 @@ _ORDER_TYPES = {int(TimeInForce.GTC): {"limit": {"tif": "Gtc"}},
                 int(TimeInForce.IOC): {"limit": {"tif": "Ioc"}},
                 int(TimeInForce.ALO): {"limit": {"tif": "Alo"}}}
 _IOC = int(TimeInForce.IOC)
+_BUY = int(Side.BUY)
+_WIRE_TEXTS = 1 << 16               # wire prices and sizes remembered per venue
 _IOC_REMAINDER, _USER_CANCEL = int(Reason.IOC_REMAINDER), int(Reason.USER_CANCEL)
 _NO_MATCH = "could not immediately match"
 # The exchange's error texts, lower-cased, and the core Reason they correspond to.
@@ -131,18 +133,6 @@ def _prefix(session: int) -> str:
     """``0x``, the tag and the session: what every cloid of `session` starts with (read
     once per fill, so formatted once per session)."""
     return cloid_of(0, session)[:18]
-
-
-@lru_cache(maxsize=1 << 16)
-def _price(instrument: Instrument, ticks: int) -> str:
-    """The wire price of `ticks` (prices repeat, so this is cached); InvalidPriceError off
-    the grid or over 5 significant figures."""
-    return instrument.price_to_wire(ticks)
-
-
-@lru_cache(maxsize=1 << 16)
-def _size(instrument: Instrument, lots: int) -> str:
-    return instrument.size_to_wire(lots)
 
 
 def _reason(text: str) -> int:
@@ -355,6 +345,8 @@ class HyperliquidBatchVenue:
         self.websocket = websocket
         self.stats = VenueStats()
         self.last_errors: OrderedDict[int, str] = OrderedDict()
+        self._prices: dict[tuple[int, int], str] = {}   # (row, ticks) -> wire price
+        self._sizes: dict[tuple[int, int], str] = {}    # (row, lots) -> wire size
         self._row_of_asset = {int(a): row for row, a in enumerate(self.instruments.assets)}
         self._row_of_coin = {coin: row for row, coin in enumerate(self.instruments.coins)}
         self._lots_per_coin = [10 ** i.sz_decimals for i in self.instruments]
@@ -418,8 +410,11 @@ class HyperliquidBatchVenue:
         return f"{self._cloid_head}{oid:016x}"
 
     def engine_oid(self, cloid: str | None) -> int | None:
-        """The engine oid this venue's cloid names; None for any other cloid."""
-        return oid_of_cloid(cloid, self.session)
+        """The engine oid this venue's cloid names; None for any other cloid
+        (``oid_of_cloid(cloid, session)``, read once per fill)."""
+        if cloid is None or len(cloid) != 34 or cloid[:18].lower() != self._cloid_head:
+            return None
+        return int(cloid[18:], 16)
 
     @property
     def awaiting_fills(self) -> int:
@@ -564,29 +559,42 @@ class HyperliquidBatchVenue:
             self._refuse(results, i, oid, *refusal)
             return None
         assert row is not None
-        instrument = self.instruments[row]
-        is_buy = batch.side[i] == int(Side.BUY)
+        is_buy = batch.side[i] == _BUY
         try:
-            size = _size(instrument, batch.qty[i])
+            size = self._sizes.get((row, batch.qty[i])) or self._wire(
+                self._sizes, row, batch.qty[i], Instrument.size_to_wire)
         except ObeliskError as exc:
             self._refuse(results, i, oid, Reason.INVALID_QTY, str(exc))
             return None
         try:
-            price = self._limit_price(instrument, is_buy, batch.price[i], kind)
+            price = self._limit_price(row, is_buy, batch.price[i], kind)
         except (ObeliskError, KeyError) as exc:
             self._refuse(results, i, oid, Reason.INVALID_PRICE, str(exc))
             return None
-        return {"a": instrument.asset, "b": is_buy, "p": price, "s": size, "r": False,
-                "t": _ORDER_TYPES[_IOC if kind == _MARKET else tif], "c": self.cloid(oid)}
+        return {"a": batch.asset[i], "b": is_buy, "p": price, "s": size, "r": False,
+                "t": _ORDER_TYPES[_IOC if kind == _MARKET else tif],
+                "c": f"{self._cloid_head}{oid:016x}"}
 
-    def _limit_price(self, instrument: Instrument, is_buy: bool, ticks: int, kind: int) -> str:
+    def _limit_price(self, row: int, is_buy: bool, ticks: int, kind: int) -> str:
         """A limit's wire price; a market order's protection price, or without one the
         SDK's market price: the mid moved by `slippage` against the taker."""
         if kind == _MARKET and ticks == 0:
+            instrument = self.instruments[row]
             mid = float(self.info.all_mids()[instrument.name])
             return float_to_wire(slippage_price(mid, is_buy, self.slippage,
                                                 instrument.sz_decimals, instrument.is_spot))
-        return _price(instrument, ticks)
+        return self._prices.get((row, ticks)) or self._wire(self._prices, row, ticks,
+                                                            Instrument.price_to_wire)
+
+    def _wire(self, cache: dict[tuple[int, int], str], row: int, units: int,
+              text_of: Callable[[Instrument, int], str]) -> str:
+        """`text_of(instrument, units)` for the instrument at `row`, remembered (prices and
+        sizes repeat); an invalid one raises and is not remembered."""
+        text = text_of(self.instruments[row], units)
+        if len(cache) >= _WIRE_TEXTS:
+            cache.clear()
+        cache[(row, units)] = text
+        return text
 
     def _refuse(self, results: _Results, i: int, oid: int, reason: int, text: str) -> None:
         results.set(i, _REJECTED, reason)
