@@ -123,7 +123,7 @@ def cloid_of(oid: int, session: int = 0) -> str:
 
 def oid_of_cloid(cloid: str | None, session: int = 0) -> int | None:
     """The engine oid a cloid of `session` names; None for any other cloid."""
-    if cloid is None or len(cloid) != 34 or not cloid.lower().startswith(_prefix(session)):
+    if cloid is None or len(cloid) != 34 or cloid[:18].lower() != _prefix(session):
         return None
     return int(cloid[18:], 16)
 
@@ -410,11 +410,8 @@ class HyperliquidBatchVenue:
         return f"{self._cloid_head}{oid:016x}"
 
     def engine_oid(self, cloid: str | None) -> int | None:
-        """The engine oid this venue's cloid names; None for any other cloid
-        (``oid_of_cloid(cloid, session)``, read once per fill)."""
-        if cloid is None or len(cloid) != 34 or cloid[:18].lower() != self._cloid_head:
-            return None
-        return int(cloid[18:], 16)
+        """The engine oid this venue's cloid names; None for any other cloid."""
+        return oid_of_cloid(cloid, self.session)
 
     @property
     def awaiting_fills(self) -> int:
@@ -572,8 +569,7 @@ class HyperliquidBatchVenue:
             self._refuse(results, i, oid, Reason.INVALID_PRICE, str(exc))
             return None
         return {"a": batch.asset[i], "b": is_buy, "p": price, "s": size, "r": False,
-                "t": _ORDER_TYPES[_IOC if kind == _MARKET else tif],
-                "c": f"{self._cloid_head}{oid:016x}"}
+                "t": _ORDER_TYPES[_IOC if kind == _MARKET else tif], "c": self.cloid(oid)}
 
     def _limit_price(self, row: int, is_buy: bool, ticks: int, kind: int) -> str:
         """A limit's wire price; a market order's protection price, or without one the

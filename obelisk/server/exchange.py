@@ -467,18 +467,14 @@ class LocalExchange:
         return self._match(account, instrument, order, _TIF[spec.tif])
 
     def _grid(self, instrument: Instrument, spec: OrderSpec) -> tuple[int, int]:
-        ticks = self._prices.get((spec.asset, spec.price))       # parsed before, mostly
-        if ticks is None:
-            try:
-                ticks = self._parsed(self._prices, instrument, spec.price, _ticks)
-            except InstrumentError:
-                raise OrderError(f"Order has invalid price. asset={spec.asset}") from None
-        lots = self._sizes.get((spec.asset, spec.size))
-        if lots is None:
-            try:
-                lots = self._parsed(self._sizes, instrument, spec.size, _lots)
-            except InstrumentError:
-                raise OrderError(f"Order has invalid size. asset={spec.asset}") from None
+        try:
+            ticks = self._parsed(self._prices, instrument, spec.price, _ticks)
+        except InstrumentError:
+            raise OrderError(f"Order has invalid price. asset={spec.asset}") from None
+        try:
+            lots = self._parsed(self._sizes, instrument, spec.size, _lots)
+        except InstrumentError:
+            raise OrderError(f"Order has invalid size. asset={spec.asset}") from None
         if lots == 0:
             raise OrderError(f"Order has zero size. asset={spec.asset}")
         if spec.trigger is not None:
@@ -509,6 +505,11 @@ class LocalExchange:
         prices)."""
         px = self._price_text(instrument, ticks)
         return _remember(self._fill_prices, (instrument.asset, ticks), (px, float(px)))
+
+    def _fill_size(self, decimals: int, lots: int) -> tuple[str, float]:
+        """A fill's size as printed and as the float it prints (remembered likewise)."""
+        sz = units_text(lots, decimals)
+        return _remember(self._fill_sizes, (decimals, lots), (sz, float(sz)))
 
     def _admissible(self, account: Account, instrument: Instrument, spec: OrderSpec,
                     ticks: int, lots: int) -> int:
@@ -575,10 +576,8 @@ class LocalExchange:
         if trigger is not None:                   # as the exchange prints it: "3300.0"
             trigger = replace(trigger, trigger_px=num(instrument.ticks_to_price(
                 instrument.price_to_ticks(trigger.trigger_px))))
-        price = self._price_texts.get((instrument.asset, ticks)) or self._price_text(
-            instrument, ticks)
         order = Order(self._next_oid, account.address, instrument.name, spec.asset,
-                      spec.is_buy, price, ticks, lots, lots,
+                      spec.is_buy, self._price_text(instrument, ticks), ticks, lots, lots,
                       instrument.sz_decimals, now, spec.tif, spec.reduce_only, spec.cloid,
                       trigger, status_ts=now)
         self._next_oid += 1
@@ -647,8 +646,7 @@ class LocalExchange:
             fill_prices, fill_sizes = self._fill_prices, self._fill_sizes
             for maker_oid, _, ticks, lots in book.last_fill_rows():
                 px, price = fill_prices.get((asset, ticks)) or self._fill_price(instrument, ticks)
-                sz, amount = fill_sizes.get((decimals, lots)) or _fill_size(fill_sizes, decimals,
-                                                                            lots)
+                sz, amount = fill_sizes.get((decimals, lots)) or self._fill_size(decimals, lots)
                 notional = price * amount
                 maker = self._orders[maker_oid]
                 maker_account = self.accounts[maker.user]
@@ -656,9 +654,8 @@ class LocalExchange:
                 tid = self._next_tid
                 self._next_tid += 1
                 if maker_account.internal:           # a market maker: no fill row, no fee
-                    maker_account.volume += notional
-                    maker_account.portfolio.book.apply_fill(asset, -amount if is_buy else amount,
-                                                            price, True)
+                    _book_internal_fill(maker_account, asset, -amount if is_buy else amount,
+                                        price, maker=True)
                 else:
                     self._book_fill(maker_account, instrument, px, sz, price, amount,
                                     not is_buy, now, maker.oid, False, tid, maker.cloid, None)
@@ -697,10 +694,10 @@ class LocalExchange:
         """One side of a fill (`px` and `sz` as printed, `price` and `amount` their values)."""
         book, row_of = account.portfolio.book, instrument.asset     # the server's rows are
         size = amount if is_buy else -amount                         # its asset ids
-        account.volume += price * amount
         if account.internal:                      # makers and the liquidator keep no fills
-            book.apply_fill(row_of, size, price, not crossed)
+            _book_internal_fill(account, row_of, size, price, maker=not crossed)
             return
+        account.volume += price * amount
         start = book.size_of(row_of)
         pnl = book.apply_fill(row_of, size, price, not crossed)
         fee = self.fees.fee(size, price, maker=not crossed)
@@ -972,9 +969,12 @@ class LocalExchange:
     def _requote(self, count: int | None = None) -> None:
         """Makers cancel their ladders and quote afresh around the oracle: all of them, or
         the next `count` of those whose quotes are stale since the oracle last moved."""
-        first = len(self._makers) - self._stale_makers if count is not None else 0
-        last = min(first + count, len(self._makers)) if count is not None else len(self._makers)
-        self._stale_makers = len(self._makers) - last
+        makers = len(self._makers)
+        first, last = 0, makers
+        if count is not None:
+            first = makers - self._stale_makers
+            last = min(first + count, makers)
+        self._stale_makers = makers - last
         for index, maker in enumerate(self._makers[first:last], start=first):
             for order in list(maker.orders.values()):
                 self._close(order, "canceled")
@@ -1080,6 +1080,13 @@ _CANCELLED = int(OrderEventKind.CANCELLED)
 _BUY, _SELL, _RESTED = Side.BUY, Side.SELL, OrderStatus.RESTED       # read once per order
 
 
+def _book_internal_fill(account: Account, row: int, size: float, price: float, *,
+                        maker: bool) -> None:
+    """A market maker's or the liquidator's side of a fill: position and volume only."""
+    account.volume += abs(size) * price
+    account.portfolio.book.apply_fill(row, size, price, maker)
+
+
 CACHE_ENTRIES = 100_000          # a cache of parsed or printed numbers is cleared when full
 
 
@@ -1089,12 +1096,6 @@ def _remember(cache: dict[K, V], key: K, value: V) -> V:
     cache[key] = value
     return value
 
-
-def _fill_size(cache: dict[tuple[int, int], tuple[str, float]], decimals: int, lots: int
-               ) -> tuple[str, float]:
-    """A fill's size as printed and as the float it prints."""
-    sz = units_text(lots, decimals)
-    return _remember(cache, (decimals, lots), (sz, float(sz)))
 
 
 def _ticks(instrument: Instrument, price: str) -> int:
