@@ -495,10 +495,10 @@ def test_actions_posted_on_the_websocket_run_in_batch_order_with_several_on_thei
     poster, steps, lock = desk.venue.poster, [], threading.Lock()
     dispatch, answer = poster.dispatch, poster.answer
 
-    def dispatched(body):
+    def dispatched(body, **options):
         with lock:
             steps.append("written")
-        return dispatch(body)
+        return dispatch(body, **options)
 
     def answered(future, body):
         time.sleep(0.05)                # the venue reads answers slowly: more get written
@@ -552,6 +552,94 @@ def test_answers_lost_with_the_websocket_are_resolved_by_cloid_over_http(market,
         client._answer_post = answer_post
         again = _resting_batch(desk, 2)
         assert desk.settle() == [] and desk.exchange_open() == sorted(oids + again)
+    finally:
+        desk.close()
+
+
+def _orders_then_their_cancels(desk):
+    """Four resting orders as two actions, and in the same batch the cancels of the first
+    and the last: a cancel that overtook its order would be refused ("never placed")."""
+    oids = _resting_batch(desk, 4)
+    desk.engine.cancel(BTC, oids[0])
+    desk.engine.cancel(ETH, oids[3])
+    return oids
+
+
+def _slow_info(desk, query, seconds):
+    """`query` info requests (the venue's lookups by cloid) take `seconds` longer."""
+    post_info = desk.transport.post_info
+
+    def slow(body, *args, **options):
+        if body.get("type") == query:
+            time.sleep(seconds)
+        return post_info(body, *args, **options)
+
+    desk.transport.post_info = slow
+
+
+def _assert_cancels_ran_after_their_orders(desk, oids):
+    assert desk.settle() == []
+    stats = desk.engine.stats
+    assert (stats.rested, stats.cancelled, stats.rejected, stats.unknown) == (4, 2, 0, 0), \
+        desk.venue.last_errors
+    assert desk.exchange_open() == sorted(oids[1:3])
+    historical = desk.transport.post_info({"type": "historicalOrders", "user": desk.user})
+    placed = {h["order"]["oid"]: h["order"]["cloid"] for h in historical}
+    assert sorted(placed.values()) == sorted(desk.venue.cloid(oid) for oid in oids)
+
+
+def test_while_the_websocket_is_down_actions_go_over_http_one_after_another(market):
+    """The socket is down for the whole batch: every action goes over HTTP, and (with three
+    senders) the slow order actions would let the cancels behind them arrive first. Each
+    action waits for the one before it instead."""
+    with WebsocketThread(market.replace("http://", "ws://") + "/ws",
+                         backoff=Backoff(30.0, 30.0, jitter=0.0)) as thread:
+        desk = Desk(market, thread, post_via="websocket", max_inflight=3,
+                    max_orders_per_action=2)
+        try:
+            thread.loop.call_soon_threadsafe(lambda: thread.client._conn.transport.abort())
+            deadline = time.monotonic() + 5
+            while thread.client.connected and time.monotonic() < deadline:
+                time.sleep(0.005)
+            assert not thread.client.connected
+            post = desk.transport.post_exchange
+
+            def slow_orders(body):
+                if body["action"]["type"] == "order":
+                    time.sleep(0.1)
+                return post(body)
+
+            desk.transport.post_exchange = slow_orders
+            oids = _orders_then_their_cancels(desk)
+            _assert_cancels_ran_after_their_orders(desk, oids)
+        finally:
+            desk.close()
+
+
+def test_an_action_lost_with_the_websocket_is_placed_before_the_actions_behind_it(
+        market, own_websocket):
+    """The first order action is written into a connection that dies before the server reads
+    it. The actions behind it wait until the venue has looked it up (slowly) and sent it
+    again over HTTP: its cancel, later in the batch, finds the order."""
+    desk = Desk(market, own_websocket, post_via="websocket", max_inflight=3,
+                max_orders_per_action=2)
+    client = own_websocket.client
+    conn = client._conn
+    send = conn.send
+
+    async def swallow_the_first_order(message, *args, **options):
+        if b'"type":"order"' in message and not getattr(conn, "swallowed", False):
+            conn.swallowed = True
+            conn.transport.abort()          # written, as far as the client knows; never read
+            return None
+        return await send(message, *args, **options)
+
+    conn.send = swallow_the_first_order
+    _slow_info(desk, "orderStatus", 0.05)
+    try:
+        oids = _orders_then_their_cancels(desk)
+        _assert_cancels_ran_after_their_orders(desk, oids)
+        assert desk.venue.stats.lost_answers >= 1 and desk.venue.stats.resent >= 2
     finally:
         desk.close()
 

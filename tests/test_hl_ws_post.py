@@ -147,6 +147,26 @@ def test_answers_lost_with_the_connection_or_the_time_are_told_from_requests_nev
     run(scenario())
 
 
+def test_a_post_bound_to_a_connection_is_not_sent_on_the_next_one():
+    async def scenario():
+        async with PostServer() as server:
+            client = await connected_client(server.url)
+            first = client.connects
+            post = asyncio.create_task(client.post("action", {"nonce": 1}, connection=first))
+            await server.until_requests(1)
+            server.conns[-1].transport.abort()
+            with pytest.raises(PostLostError):
+                await post
+            await client.wait_connected()
+            assert client.connects == first + 1
+            with pytest.raises(PostNotSentError, match=f"connection {first} ended"):
+                await client.post("action", {"nonce": 2}, connection=first)
+            assert len(server.requests) == 1
+            await client.close()
+
+    run(scenario())
+
+
 def test_posts_beyond_the_servers_inflight_limit_are_not_sent():
     async def scenario():
         async with PostServer() as server:
@@ -236,6 +256,38 @@ def test_the_poster_answers_from_the_socket_or_over_http_when_nothing_was_sent(l
     assert poster.dispatch(body) is None                          # down: HTTP instead
     assert poster.answer(None, body) == {"status": "ok", "via": "http"}
     assert http.posted == [body]
+    loop_thread.call(server.__aexit__(None, None, None))
+
+
+def test_a_body_that_follows_others_is_written_only_behind_them(loop_thread):
+    """`follows`: on the connection that carried the body before, or not at all, so that a
+    body never overtakes one lost with its connection (or sent over HTTP)."""
+    server = loop_thread.call(PostServer().__aenter__())
+    client = loop_thread.call(connected_client(server.url))
+    http = RecordingTransport()
+    poster = WebsocketPoster(client, loop_thread.loop, http, timeout=2.0)
+    assert poster.dispatch({"nonce": 1}, follows=True) is None    # nothing written before it
+    first = poster.dispatch({"nonce": 1})
+    second = poster.dispatch({"nonce": 2}, follows=True)          # same connection: written
+    loop_thread.call(server.until_requests(2))
+    loop_thread.call(server.answer(server.requests[0][0],
+                                   {"type": "action", "payload": {"status": "ok"}}))
+    assert poster.answer(first, {}) == {"status": "ok"}
+    loop_thread.loop.call_soon_threadsafe(server.conns[-1].transport.abort)
+    with pytest.raises(ExchangeOutcomeUnknownError):
+        poster.answer(second, {})
+    loop_thread.call(client.wait_connected())
+    assert poster.dispatch({"nonce": 3}, follows=True) is None    # the connection changed
+    assert len(server.requests) == 2
+    third = poster.dispatch({"nonce": 3})                         # on its own: written
+    assert third is not None
+    loop_thread.call(server.until_requests(3))
+    assert poster.dispatch({"nonce": 4}, follows=True) is not None
+    loop_thread.call(server.until_requests(4))
+    assert [request["payload"]["nonce"] for _, request in server.requests] == [1, 2, 3, 4]
+    loop_thread.call(client.close())
+    assert poster.dispatch({"nonce": 5}) is None                  # down: HTTP instead
+    assert poster.dispatch({"nonce": 6}, follows=True) is None    # behind HTTP: wait for it
     loop_thread.call(server.__aexit__(None, None, None))
 
 

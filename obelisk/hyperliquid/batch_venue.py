@@ -444,15 +444,14 @@ class HyperliquidBatchVenue:
                     requests = self._cancel_requests(batch, indices, results)
                     if requests:
                         self._settle_sent(batch, inflight, results, keep=alone)
-                        inflight.append(self._send(self.exchange.sign_cancels_by_cloid,
-                                                   self._post_cancels, self._settle_cancel,
-                                                   requests))
+                        self._send(self.exchange.sign_cancels_by_cloid, self._post_cancels,
+                                   self._settle_cancel, requests, batch, inflight, results)
                         self._settle_sent(batch, inflight, results, keep=alone)
                     continue
                 requests = self._order_requests(batch, indices, flags, results)
                 if requests:
-                    inflight.append(self._send(self.exchange.sign_order_wires,
-                                               self._post_orders, self._settle_order, requests))
+                    self._send(self.exchange.sign_order_wires, self._post_orders,
+                               self._settle_order, requests, batch, inflight, results)
                     self._settle_sent(batch, inflight, results, keep=self.max_inflight)
             self._settle_sent(batch, inflight, results, keep=0)
         finally:
@@ -511,24 +510,37 @@ class HyperliquidBatchVenue:
         return requests
 
     def _send(self, sign: Callable[[list[dict[str, Any]]], SignedAction], post: _Post,
-              settle: _Settle, requests: dict[int, dict[str, Any]]) -> _Sent:
+              settle: _Settle, requests: dict[int, dict[str, Any]], batch: _Batch,
+              inflight: deque[_Sent], results: _Results) -> None:
         """Sign one action of `requests` (here, while the actions before it are on their way)
-        and queue it for a sender thread, which posts it with `post`; what `_settle_sent`
-        needs to settle its outcomes with `settle` once they are in."""
+        and queue it on `inflight` for a sender thread, which posts it with `post` and
+        whose outcomes `_settle_sent` settles with `settle` once they are in.
+
+        Never before the actions queued ahead of it: over the websocket it is written
+        behind them on the connection that carries them; when that connection is gone,
+        they are answered first (a lost one resolved by cloid, and sent again if the
+        exchange never had it). A sender resolving a lost answer waits for the action
+        before it to be done for the same reason."""
         try:
             action = sign(list(requests.values()))
         except HyperliquidError as exc:
             unsent: Future[list[OrderOutcome]] = Future()
             unsent.set_result(self._not_sent(exc, len(requests)))
-            return requests, settle, unsent
+            inflight.append((requests, settle, unsent))
+            return
         if self._senders is None:
             self._senders = ThreadPoolExecutor(self.max_inflight,
                                                thread_name_prefix="obelisk-venue-send")
         via = None
         if self.poster is not None:    # written now, in batch order; answered on a sender
-            via = partial(self.poster.answer, self.poster.dispatch(action.body))
-        return requests, settle, self._senders.submit(post, list(requests), requests, action,
-                                                      recover=True, via=via)
+            dispatched = self.poster.dispatch(action.body, follows=bool(inflight))
+            if dispatched is None and inflight:
+                self._settle_sent(batch, inflight, results, keep=0)
+                dispatched = self.poster.dispatch(action.body)
+            via = partial(self.poster.answer, dispatched)
+        before = inflight[-1][2] if inflight else None
+        inflight.append((requests, settle, self._senders.submit(
+            post, list(requests), requests, action, recover=True, via=via, after=before)))
 
     def _settle_sent(self, batch: _Batch, inflight: deque[_Sent], results: _Results,
                      keep: int) -> None:
@@ -599,10 +611,11 @@ class HyperliquidBatchVenue:
 
     def _post_orders(self, indices: list[int], requests: Mapping[int, dict[str, Any]],
                      action: SignedAction | None = None, *, recover: bool,
-                     via: _Via | None = None) -> list[OrderOutcome]:
+                     via: _Via | None = None,
+                     after: Future[Any] | None = None) -> list[OrderOutcome]:
         """Post one bulk order action (`action`, signed from `requests`, or signed now; over
         HTTP or `via`); an outcome per order. A lost answer is resolved by cloid (when
-        `recover`) or raised."""
+        `recover`, once `after`, the action sent before, is done) or raised."""
         try:
             self._count(actions=1, orders=len(indices))
             if action is None:
@@ -613,6 +626,8 @@ class HyperliquidBatchVenue:
             if not recover:
                 raise
             self._count(lost_answers=1)
+            if after is not None:      # its lookups and resends go after the action before
+                wait((after,))
             return self._recover_orders(indices, requests)
         except (HyperliquidError, CircuitOpenError) as exc:
             return self._not_sent(exc, len(indices))
@@ -698,10 +713,11 @@ class HyperliquidBatchVenue:
 
     def _post_cancels(self, indices: list[int], requests: Mapping[int, dict[str, Any]],
                       action: SignedAction | None = None, *, recover: bool,
-                      via: _Via | None = None) -> list[OrderOutcome]:
+                      via: _Via | None = None,
+                      after: Future[Any] | None = None) -> list[OrderOutcome]:
         """Post one bulk cancelByCloid action (`action`, signed from `requests`, or signed
         now; over HTTP or `via`); an outcome per cancel. A lost answer is resolved by cloid
-        (when `recover`)."""
+        (when `recover`, once `after`, the action sent before, is done) or raised."""
         try:
             self._count(actions=1, orders=len(indices))
             if action is None:
@@ -712,6 +728,8 @@ class HyperliquidBatchVenue:
             if not recover:
                 raise
             self._count(lost_answers=1)
+            if after is not None:      # its lookups and resends go after the action before
+                wait((after,))
             return self._recover_cancels(indices, requests)
         except (HyperliquidError, CircuitOpenError) as exc:
             return self._not_sent(exc, len(indices))

@@ -440,13 +440,17 @@ class WebsocketClient:
     # ------------------------------------------------------------- posts
 
     async def post(self, kind: str, payload: Mapping[str, Any] | bytes, *,
-                   timeout: float = 10.0, on_written: Callable[[], None] | None = None) -> Any:
+                   timeout: float = 10.0, on_written: Callable[[], None] | None = None,
+                   connection: int | None = None) -> Any:
         """Send one ``post`` request (`kind` ``"info"`` or ``"action"``; an action's payload
         is the body HTTP would post, as a mapping or its JSON bytes); the answer's payload.
 
         Requests are written to the socket in the order of the calls (nothing is awaited
-        before the write). Raises :class:`PostNotSentError` when nothing was sent (no open
-        connection, or ``MAX_INFLIGHT_POSTS`` already awaiting answers),
+        before the write), and one connection delivers them in that order. `connection`
+        (a value of :attr:`connects`) sends only on that connection, so that a request
+        never overtakes earlier ones lost with the connection before. Raises
+        :class:`PostNotSentError` when nothing was sent (no open connection, another one
+        than `connection`, or ``MAX_INFLIGHT_POSTS`` already awaiting answers),
         :class:`PostLostError` when the connection ends or `timeout` seconds pass before
         the answer (an action may have run), and :class:`PostRefusedError` for an
         ``error`` answer. `on_written` is called once the request is written.
@@ -457,6 +461,9 @@ class WebsocketClient:
         conn = self._conn
         if conn is None or not self._live.is_set():
             raise PostNotSentError("no open websocket connection; the request was not sent")
+        if connection is not None and connection != self.connects:
+            raise PostNotSentError(f"connection {connection} ended (this is connection "
+                                   f"{self.connects}); the request was not sent")
         if len(self._posts) >= MAX_INFLIGHT_POSTS:
             raise PostNotSentError(f"{MAX_INFLIGHT_POSTS} post requests already await their "
                                    "answers; the request was not sent")

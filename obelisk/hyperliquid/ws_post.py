@@ -52,37 +52,50 @@ class WebsocketPoster:
         self.loop = loop
         self.transport = transport
         self.timeout = timeout
+        self._written_on: int | None = None     # the connection of the last body written
 
-    def dispatch(self, body: dict[str, Any]) -> Future[Any] | None:
+    def dispatch(self, body: dict[str, Any], *, follows: bool = False) -> Future[Any] | None:
         """Write `body` as an action post (after every body dispatched before it) and return
-        once it is written (or failed); the future of its answer, or None when no
-        connection is open (then ``answer`` posts it over HTTP).
+        once it is written: the future of its answer. None when it was not written (then
+        ``answer`` posts it over HTTP).
+
+        `follows`: bodies dispatched before still await their answers, and this one must
+        run after them. It is then written only on the connection that carried the last
+        of them, which delivers in order; if that connection ended (their answers may be
+        lost and those bodies sent again) or the last went over HTTP, nothing is written
+        and the caller waits for their answers before it dispatches this one again.
 
         Waiting for the write hands the interpreter to the socket's thread now: otherwise
         the write waits until this thread lets go of it (up to the 5 ms switch interval
         while it signs the next action), and the exchange idles meanwhile.
         """
-        if not self.websocket.connected:
+        connection = self._written_on if follows else None
+        self._written_on = None
+        if follows and connection is None or not self.websocket.connected:
             return None
         written = threading.Event()
+
+        def on_written() -> None:           # on the loop: the connection is the one written
+            self._written_on = self.websocket.connects
+            written.set()
+
         dispatched = asyncio.run_coroutine_threadsafe(
             self.websocket.post("action", orjson.dumps(body), timeout=self.timeout,
-                                on_written=written.set), self.loop)
+                                on_written=on_written, connection=connection), self.loop)
         dispatched.add_done_callback(lambda _: written.set())
         written.wait(self.timeout)
+        if dispatched.done() and isinstance(dispatched.exception(), PostNotSentError):
+            return None
         return dispatched
 
     def answer(self, dispatched: Future[Any] | None, body: dict[str, Any]) -> Any:
         """The JSON answer to `body`, dispatched as `dispatched`: from the socket, or from
-        an HTTP post of the same bytes when the socket did not send it."""
-        if dispatched is not None:
-            try:
-                return dispatched.result()
-            except PostNotSentError:
-                pass                    # nothing went out: the same signed body may go again
-            except (PostLostError, PostRefusedError) as error:
-                raise ExchangeOutcomeUnknownError(
-                    f"exchange request over the websocket failed after it may have reached "
-                    f"the server ({error}); check orderStatus by cloid before sending again"
-                ) from error
-        return self.transport.post_exchange(body)
+        an HTTP post of the same bytes when the socket did not write it."""
+        if dispatched is None:
+            return self.transport.post_exchange(body)
+        try:
+            return dispatched.result()
+        except (PostNotSentError, PostLostError, PostRefusedError) as error:
+            raise ExchangeOutcomeUnknownError(
+                f"exchange request over the websocket failed and may have reached the server "
+                f"({error}); check orderStatus by cloid before sending again") from error

@@ -581,9 +581,9 @@ def _time_posts(monitor: PerformanceMonitor, poster: Any) -> None:
     posting = monitor.operation("ws post")
     dispatch = poster.dispatch
 
-    def timed(body: Any) -> Any:
+    def timed(body: Any, **options: Any) -> Any:
         began = time.perf_counter_ns()
-        future = dispatch(body)
+        future = dispatch(body, **options)
         if future is not None:
             future.add_done_callback(
                 lambda _: posting.record(time.perf_counter_ns() - began))
