@@ -13,6 +13,7 @@ from websockets.exceptions import ConnectionClosed
 from obelisk.hyperliquid.errors import ExchangeOutcomeUnknownError
 from obelisk.hyperliquid.ws import (
     MAX_INFLIGHT_POSTS,
+    RESERVED_MESSAGES,
     Backoff,
     PostLostError,
     PostNotSentError,
@@ -163,6 +164,32 @@ def test_a_post_bound_to_a_connection_is_not_sent_on_the_next_one():
                 await client.post("action", {"nonce": 2}, connection=first)
             assert len(server.requests) == 1
             await client.close()
+
+    run(scenario())
+
+
+def test_posts_stop_at_the_message_budget_and_leave_the_reserve_to_other_messages():
+    async def scenario():
+        now = [0.0]
+        async with PostServer() as server:
+            client = WebsocketClient(server.url, **QUICK, clock=lambda: now[0],
+                                     messages_per_minute=RESERVED_MESSAGES + 3)
+            client.start()
+            await client.wait_connected()
+            for nonce in (1, 2):
+                with pytest.raises(PostLostError):
+                    await client.post("action", {"nonce": nonce}, timeout=0.01)
+            await client.subscribe({"type": "allMids"})          # counts, and always goes
+            with pytest.raises(PostNotSentError, match="3 posts were sent in the last minute"):
+                await client.post("action", {"nonce": 3})
+            now[0] += 60.0                                       # the window moved on
+            with pytest.raises(PostLostError):
+                await client.post("action", {"nonce": 4}, timeout=0.01)
+            assert [request["payload"]["nonce"] for _, request in server.requests] == [1, 2, 4]
+            await client.close()
+            with pytest.raises(ValueError, match="must exceed the 100 reserved"):
+                WebsocketClient(server.url, messages_per_minute=RESERVED_MESSAGES)
+            assert WebsocketClient(server.url, messages_per_minute=None).messages is None
 
     run(scenario())
 

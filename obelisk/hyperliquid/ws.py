@@ -43,11 +43,12 @@ from obelisk.breaker.backoff import backoff_delay
 from obelisk.errors import ObeliskError
 from obelisk.hyperliquid.errors import HyperliquidError, excerpt
 from obelisk.hyperliquid.l2frames import apply_l2_message
+from obelisk.hyperliquid.transport import RateBudget
 
 __all__ = ["CANDLE_INTERVALS", "MAINNET_WS_URL", "MAX_INFLIGHT_POSTS", "MAX_SUBSCRIPTIONS",
-           "MAX_USERS", "TESTNET_WS_URL", "Backoff", "PostLostError", "PostNotSentError",
-           "PostRefusedError", "Subscription", "SubscriptionError", "WebsocketClient",
-           "WebsocketError", "validate_subscription"]
+           "MAX_USERS", "MESSAGES_PER_MINUTE", "RESERVED_MESSAGES", "TESTNET_WS_URL", "Backoff",
+           "PostLostError", "PostNotSentError", "PostRefusedError", "Subscription",
+           "SubscriptionError", "WebsocketClient", "WebsocketError", "validate_subscription"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ TESTNET_WS_URL = "wss://api.hyperliquid-testnet.xyz/ws"
 MAX_SUBSCRIPTIONS = 1000    # per connection (documented server limit)
 MAX_USERS = 10              # distinct users in user-specific subscriptions
 MAX_INFLIGHT_POSTS = 100    # posts awaiting answers (Hyperliquid's limit, over all connections)
+MESSAGES_PER_MINUTE = 2000  # messages a client may send a minute (over all connections)
+RESERVED_MESSAGES = 100     # of those, left to pings and (re)subscriptions: posts stop short
 CANDLE_INTERVALS = frozenset(
     ["1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "8h", "12h", "1d", "3d", "1w", "1M"])
 
@@ -299,6 +302,12 @@ class WebsocketClient:
         declared dead and replaced; less than `ping_interval`.
     queue_size : int
         Frames each streamed subscription holds before dropping the oldest.
+    messages_per_minute : int or None
+        Messages this client may send in any minute (Hyperliquid allows 2,000 over all of
+        an IP's connections). Every message counts; a ``post`` that would leave fewer than
+        ``RESERVED_MESSAGES`` of them for pings and subscriptions is not sent
+        (:class:`PostNotSentError`, and the exchange poster goes over HTTP). None: not
+        metered, for a server that does not meter (``obelisk serve``).
     max_callback_tasks : int
         Coroutine callbacks (and ``on_update`` coroutines) that may run at once.
         When that many are running the reader stops reading until one finishes:
@@ -317,6 +326,7 @@ class WebsocketClient:
 
     def __init__(self, url: str = MAINNET_WS_URL, *, ping_interval: float = 50.0,
                  pong_timeout: float = 10.0, queue_size: int = 1000,
+                 messages_per_minute: int | None = MESSAGES_PER_MINUTE,
                  max_callback_tasks: int = 1000, backoff: Backoff | None = None,
                  stable_after: float = 60.0,
                  open_timeout: float = 10.0, close_timeout: float = 2.0,
@@ -330,6 +340,9 @@ class WebsocketClient:
                              f"{ping_interval}")
         if queue_size < 1:
             raise ValueError(f"queue_size must be positive, got {queue_size}")
+        if messages_per_minute is not None and messages_per_minute <= RESERVED_MESSAGES:
+            raise ValueError(f"messages_per_minute must exceed the {RESERVED_MESSAGES} "
+                             f"reserved for pings and subscriptions, got {messages_per_minute}")
         if not (isinstance(max_callback_tasks, int) and max_callback_tasks >= 1):
             raise ValueError(f"max_callback_tasks must be an int >= 1, got {max_callback_tasks!r}")
         self.url = url
@@ -342,6 +355,9 @@ class WebsocketClient:
         self.open_timeout = open_timeout
         self.close_timeout = close_timeout
         self.connects = 0               # connections opened so far
+        # messages sent in the last minute; posts may use all but the reserve
+        self.messages = None if messages_per_minute is None else RateBudget(
+            messages_per_minute - RESERVED_MESSAGES, 60.0, clock)
         self._clock = clock
         self._sleep = sleep
         self._random = random
@@ -467,6 +483,10 @@ class WebsocketClient:
         if len(self._posts) >= MAX_INFLIGHT_POSTS:
             raise PostNotSentError(f"{MAX_INFLIGHT_POSTS} post requests already await their "
                                    "answers; the request was not sent")
+        if self.messages is not None and self.messages.try_take(1):
+            raise PostNotSentError(f"{self.messages.capacity} posts were sent in the last "
+                                   "minute (the websocket message budget); the request was "
+                                   "not sent")
         ident = next(self._post_ids)
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._posts[ident] = answer
@@ -502,6 +522,11 @@ class WebsocketClient:
             answer.set_exception(PostRefusedError(str(response["payload"])))
         else:
             answer.set_result(response["payload"])
+
+    def _count_message(self) -> None:
+        """A message other than a post is about to go: it always goes, and counts."""
+        if self.messages is not None:
+            self.messages.charge(1)
 
     def _lose_posts(self, why: str) -> None:
         for answer in self._posts.values():
@@ -582,6 +607,7 @@ class WebsocketClient:
         conn = sub._sent_on
         if conn is not None and conn is self._conn:
             with suppress(ConnectionClosed):    # if closed, it went with the connection
+                self._count_message()
                 await conn.send(_message("unsubscribe", sub.subscription), text=True)
 
     def _register(self, subscription: Mapping[str, Any]) -> Subscription:
@@ -615,6 +641,7 @@ class WebsocketClient:
             return
         sub._sent_on = conn
         with suppress(ConnectionClosed):        # if closed, the next connection sends it
+            self._count_message()
             await conn.send(_message("subscribe", sub.subscription), text=True)
 
     # --------------------------------------------------------- connection
@@ -693,6 +720,7 @@ class WebsocketClient:
             for sub in pending:
                 if sub.active:
                     sub._sent_on = conn
+                    self._count_message()
                     await conn.send(_message("subscribe", sub.subscription), text=True)
 
     async def _keepalive(self, conn: ClientConnection) -> None:
@@ -704,6 +732,7 @@ class WebsocketClient:
         while True:
             frames = self._frames
             try:
+                self._count_message()
                 await conn.send(_PING, text=True)
             except ConnectionClosed:
                 return

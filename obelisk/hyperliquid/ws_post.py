@@ -9,8 +9,8 @@ at a time costs. :class:`HyperliquidBatchVenue` does this with
 
 Hyperliquid limits websocket traffic apart from the HTTP weight budget: at most 100 posts
 awaiting answers and 2,000 messages a minute, over all of an IP's connections. The
-transport's budget is not charged for posts, and nothing here meters the messages a
-minute: a sender of many small actions (more than ~33 a second) must pace itself.
+client meters both (``MAX_INFLIGHT_POSTS``, ``messages_per_minute``): a post beyond
+them is not written, and goes over HTTP, which the transport's weight budget meters.
 """
 
 from __future__ import annotations

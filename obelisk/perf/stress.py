@@ -434,24 +434,31 @@ def run_local_stress(config: StressConfig, progress: Callable[[int, int], None] 
         wallet = Wallet(f"0x{0x5E55 + config.seed:064x}")
         requests.post(url.admin_url + "/deposit", json={"user": wallet.address, "usdc": 1e9},
                       timeout=10).raise_for_status()
-        return run_network_stress(config, url, wallet, coins, progress)
+        return run_network_stress(config, url, wallet, coins, progress, metered=False)
 
 
 def run_network_stress(config: StressConfig, url: str, wallet: Any, coins: tuple[str, ...],
-                       progress: Callable[[int, int], None] | None = None) -> StressReport:
-    """The seeded flow over a Hyperliquid API at `url`, priced around the exchange's mids."""
+                       progress: Callable[[int, int], None] | None = None, *,
+                       metered: bool = True) -> StressReport:
+    """The seeded flow over a Hyperliquid API at `url`, priced around the exchange's mids.
+    `metered`: the client keeps Hyperliquid's request-weight and websocket message
+    budgets; off against the local exchange, which the stress starts unmetered."""
     from obelisk.hyperliquid.batch_venue import HyperliquidBatchVenue, WebsocketThread
     from obelisk.hyperliquid.exchange import Exchange
     from obelisk.hyperliquid.info import Info
     from obelisk.hyperliquid.transport import Transport, TransportConfig
+    from obelisk.hyperliquid.ws import MESSAGES_PER_MINUTE
 
     monitor = PerformanceMonitor()
-    transport = Transport(url, TransportConfig(rate_limit=1 << 30))
+    transport = Transport(url, TransportConfig(rate_limit=1 << 30) if not metered
+                          else TransportConfig())
     exchange = Exchange(wallet, Info(transport))
     instruments = [exchange.directory.instrument(coin) for coin in coins]
     portfolio = Portfolio(instruments)
     _time_network(monitor, exchange, transport)
-    with WebsocketThread(url.replace("http", "ws", 1) + "/ws") as websocket, \
+    messages_per_minute = MESSAGES_PER_MINUTE if metered else None
+    with WebsocketThread(url.replace("http", "ws", 1) + "/ws",
+                         messages_per_minute=messages_per_minute) as websocket, \
             tempfile.TemporaryDirectory() as scratch, _frozen_heap():
         venue = HyperliquidBatchVenue(exchange, instruments, websocket=websocket.client,
                                       loop=websocket.loop,         # a new session: new cloids
