@@ -52,17 +52,20 @@ _INT64_MAX = np.iinfo(np.int64).max
 _TIFS = frozenset(int(t) for t in TimeInForce)
 _TIF_MAX = len(_TIFS) - 1               # TimeInForce values are 0..n-1: a range check suffices
 _SIDES = frozenset((int(Side.BUY), int(Side.SELL)))
-# plain ints: numpy compares an array with an IntEnum member about 5x slower
+# plain ints: numpy compares an array with an IntEnum (or IntFlag) member about 5x slower
 _LIMIT, _MARKET, _CANCEL = int(EventKind.LIMIT), int(EventKind.MARKET), int(EventKind.CANCEL)
 _BUY, _SELL = int(Side.BUY), int(Side.SELL)
+_GTC, _ALO = int(TimeInForce.GTC), int(TimeInForce.ALO)
+_RESTED, _CANCELLED = int(OrderStatus.RESTED), int(OrderStatus.CANCELLED)
+_REJECTED = int(OrderStatus.REJECTED)
+_REDUCE_ONLY, _IMMEDIATE = int(OrderFlags.REDUCE_ONLY), int(OrderFlags.IMMEDIATE)
 _NONE = np.zeros(0, np.int64)           # no orders (indices into a batch)
 
 
 def _resting(events: np.ndarray) -> np.ndarray:
     """Limit orders that may rest (GTC, ALO); market orders never do."""
     tif = events["tif"]
-    return (events["kind"] == EventKind.LIMIT) & ((tif == TimeInForce.GTC)
-                                                  | (tif == TimeInForce.ALO))
+    return (events["kind"] == _LIMIT) & ((tif == _GTC) | (tif == _ALO))
 
 
 def _fill_columns(report: BatchReport) -> dict[str, np.ndarray]:
@@ -210,7 +213,7 @@ class TradingEngine:
         with nothing queued and no id used.
         """
         n = len(rows)
-        kinds = np.full(n, EventKind.LIMIT, np.uint8) if kinds is None else kinds
+        kinds = np.full(n, _LIMIT, np.uint8) if kinds is None else kinds
         self._validate_batch(rows, sides, prices, qtys, tifs, kinds, oids, reduce_only)
         oids = np.zeros(n, np.int64) if oids is None else oids.astype(np.int64)
         new = kinds != _CANCEL
@@ -391,8 +394,8 @@ class TradingEngine:
         """
         reasons = np.zeros(len(events), dtype=np.uint8)
         kind = events["kind"]
-        reduce_only = (flags & OrderFlags.REDUCE_ONLY).astype(bool)
-        checked = np.flatnonzero((kind != EventKind.CANCEL) & ~reduce_only)
+        reduce_only = (flags & _REDUCE_ONLY).astype(bool)
+        checked = np.flatnonzero((kind != _CANCEL) & ~reduce_only)
         if len(checked):
             chosen = events[checked]
             chosen_rows = rows[checked]
@@ -406,11 +409,11 @@ class TradingEngine:
             orders["price"] = np.where(chosen["price"] > 0, chosen["price"] * tick,
                                        np.where(np.isnan(marks), tick, marks))
             orders["trigger_price"] = 0.0
-            orders["flags"] = np.where(_resting(chosen), 0, OrderFlags.IMMEDIATE)
+            orders["flags"] = np.where(_resting(chosen), 0, _IMMEDIATE)
             reasons[checked] = self.risk.check_batch(orders)
         if reduce_only.any():
             stopped = self.risk.kill_switch or self.risk.state == TradingState.HALTED
-            reasons[reduce_only & (kind != EventKind.CANCEL)] = (
+            reasons[reduce_only & (kind != _CANCEL)] = (
                 RiskReason.HALTED if stopped else 0)
             reasons[reduce_only & _resting(events) & (reasons == 0)] = \
                 RiskReason.REDUCE_ONLY_INCREASES        # a resting one could grow a position later
@@ -427,7 +430,7 @@ class TradingEngine:
         allowed = np.flatnonzero(reasons == 0)
         if not len(allowed):
             return allowed, _NONE, None, None, False
-        if not (flags[allowed] & OrderFlags.REDUCE_ONLY).any():
+        if not (flags[allowed] & _REDUCE_ONLY).any():
             report, error, called = self._send(events[allowed])
             if report is not None:
                 return allowed, _NONE, report, None, False
@@ -575,10 +578,10 @@ class TradingEngine:
         results = report.results
         status = results["status"]
         filled = results["filled_qty"] > 0
-        cancels = events["kind"][sent] == EventKind.CANCEL
-        rested = int(((status == OrderStatus.RESTED) & ~filled).sum())
-        cancelled = int((cancels & (status == OrderStatus.CANCELLED) & ~filled).sum())
-        rejected = int(((status == OrderStatus.REJECTED) & ~filled).sum())
+        cancels = events["kind"][sent] == _CANCEL
+        rested = int(((status == _RESTED) & ~filled).sum())
+        cancelled = int((cancels & (status == _CANCELLED) & ~filled).sum())
+        rejected = int(((status == _REJECTED) & ~filled).sum())
         traded = int(filled.sum())
         s.filled += traded
         s.rested += rested
@@ -593,9 +596,8 @@ class TradingEngine:
             return
         status = report.results["status"]
         oids = events["oid"][sent]
-        self._open.update(oids[status == OrderStatus.RESTED].tolist())
-        closed = oids[(events["kind"][sent] == EventKind.CANCEL)
-                      & (status == OrderStatus.CANCELLED)]
+        self._open.update(oids[status == _RESTED].tolist())
+        closed = oids[(events["kind"][sent] == _CANCEL) & (status == _CANCELLED)]
         self._open.difference_update(closed.tolist())
         self._forget(report)
 
