@@ -497,10 +497,12 @@ class InstrumentTable:
     and of each row's tick and lot, which the engine, the portfolio and venues share.
 
     Rows are the order given. ``tick`` and ``lot`` (float64 per row) turn the core's
-    ticks and lots into prices and sizes in one numpy multiplication.
+    ticks and lots into prices and sizes in one numpy multiplication; ``row_of_asset``
+    (int32 per asset id up to the largest, -1 for ids not traded) is what :meth:`rows`
+    looks up, for compiled loops that map asset ids themselves.
     """
 
-    __slots__ = ("_by_coin", "_row_of_asset", "assets", "coins", "instruments", "lot", "tick")
+    __slots__ = ("_by_coin", "assets", "coins", "instruments", "lot", "row_of_asset", "tick")
 
     def __init__(self, instruments: Sequence[Instrument]) -> None:
         items = tuple(instruments)
@@ -519,7 +521,7 @@ class InstrumentTable:
         self.assets = _frozen(np.array([i.asset for i in items], dtype=np.uint32))
         row_of_asset = np.full(int(self.assets.max()) + 1, -1, dtype=np.int32)
         row_of_asset[self.assets] = np.arange(len(items), dtype=np.int32)
-        self._row_of_asset = _frozen(row_of_asset)
+        self.row_of_asset = _frozen(row_of_asset)
         self.tick = _frozen(np.array([float(i.tick_size) for i in items]))
         self.lot = _frozen(np.array([float(i.lot_size) for i in items]))
 
@@ -558,8 +560,8 @@ class InstrumentTable:
     def rows(self, assets: np.ndarray) -> np.ndarray:
         """The row (int32) of each asset id; UnknownAssetError names any id not in the table."""
         assets = np.asarray(assets)
-        inside = assets < len(self._row_of_asset)
-        rows = self._row_of_asset[np.where(inside, assets, 0)]
+        inside = assets < len(self.row_of_asset)
+        rows = self.row_of_asset[np.where(inside, assets, 0)]
         unknown = ~inside | (rows < 0)
         if unknown.any():
             raise UnknownAssetError(f"asset ids {sorted(set(assets[unknown].tolist()))[:10]} are "

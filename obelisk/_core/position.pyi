@@ -79,6 +79,10 @@ def fill_fees(
     sizes: npt.ArrayLike, prices: npt.ArrayLike, maker: npt.ArrayLike, taker_rate: float,
     maker_rate: float
 ) -> npt.NDArray[np.float64]: ...
+def account_fills(
+    fills: np.ndarray, assets: npt.ArrayLike, row_of_asset: npt.ArrayLike, lots: npt.ArrayLike,
+    ticks: npt.ArrayLike, owner: int, taker_rate: float, maker_rate: float
+) -> tuple[np.ndarray, npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
 def funding_premium(impact_bid: float, impact_ask: float, oracle: float) -> float: ...
 def funding_rate(
     average_premium: float, interest_rate: float = 0.0001, clamp: float = 0.0005

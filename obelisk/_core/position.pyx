@@ -12,10 +12,11 @@ import numpy as np
 
 cimport cython
 from libc.math cimport INFINITY, NAN, fabs, isfinite
-from libc.stdint cimport int32_t, uint8_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
 from libc.string cimport memcpy
 
 from obelisk._core._sorted cimport prefetch
+from obelisk._core._types cimport SIDE_BUY, Fill
 
 from obelisk._core._records import as_records, struct_dtype
 from obelisk._core.errors import (
@@ -997,6 +998,90 @@ def fill_fees(sizes, prices, maker, double taker_rate, double maker_rate):
         for i in range(n):
             fee[i] = fill_fee_at_rate(size[i], price[i], rates[is_maker[i]])
     return out
+
+
+# ------------------------------------------------------------- a book's fills
+
+def account_fills(fills, assets, row_of_asset, lots, ticks, long long owner,
+                  double taker_rate, double maker_rate):
+    """The fills of `owner` on a book's fill tape (FILL_DTYPE), as the account's
+    POSITION_FILL_DTYPE rows, in one loop without the GIL: what a venue reports of a
+    batch it matched. Returns ``(fills, fees, oids, done_oids)``.
+
+    `assets` is the batch's asset id per event (a fill's ``event_index`` picks it);
+    `row_of_asset` the table row per asset id (negative: not traded); `lots` and
+    `ticks` the coin size of a lot and the price of a tick per row. A fill's size is
+    signed for the account (+ buys; as the maker it is on the other side of the
+    taker), its fee is :func:`fill_fee`'s, and its oid the account's order; a fill
+    where the account is taker and maker counts as the taker's. `done_oids` are the
+    account's resting orders that a fill completed.
+    """
+    tape = as_records(fills, _book_fill_dtype(), "fills", "obelisk.FILL_DTYPE")
+    cdef const unsigned char[::1] tape_bytes = tape.view(np.uint8)
+    cdef const uint32_t[::1] asset_of = np.ascontiguousarray(assets, dtype=np.uint32)
+    cdef const int32_t[::1] row_of = np.ascontiguousarray(row_of_asset, dtype=np.int32)
+    cdef const double[::1] lot = np.ascontiguousarray(lots, dtype=np.float64)
+    cdef const double[::1] tick = np.ascontiguousarray(ticks, dtype=np.float64)
+    cdef Py_ssize_t n = len(tape)
+    cdef const Fill* f = <const Fill*> &tape_bytes[0] if n else NULL
+    cdef Py_ssize_t i, k = 0, done = 0, bad = -1
+    cdef int64_t index, asset_count = asset_of.shape[0], row_count = row_of.shape[0]
+    cdef int32_t row
+    cdef bint taker, maker
+    if lot.shape[0] != tick.shape[0]:
+        raise ValueError(f"lots and ticks must have one value per row, got {lot.shape[0]} "
+                         f"and {tick.shape[0]}")
+    out = np.zeros(n, dtype=POSITION_FILL_DTYPE)
+    fees = np.empty(n, dtype=np.float64)
+    oids = np.empty(n, dtype=np.int64)
+    done_oids = np.empty(n, dtype=np.int64)
+    cdef unsigned char[::1] out_bytes = out.view(np.uint8)
+    cdef PositionFill* rows = <PositionFill*> &out_bytes[0] if n else NULL
+    cdef double[::1] fee = fees
+    cdef int64_t[::1] oid = oids
+    cdef int64_t[::1] completed = done_oids
+    cdef double size
+    with nogil:
+        for i in range(n):
+            taker = f[i].taker_owner == owner
+            maker = f[i].maker_owner == owner and not taker
+            if not (taker or maker):
+                continue
+            index = f[i].event_index
+            row = -1
+            if 0 <= index < asset_count and asset_of[index] < row_count:
+                row = row_of[asset_of[index]]
+            if row < 0 or row >= lot.shape[0]:
+                bad = i
+                break
+            # a buy taker buys; its maker sells
+            size = f[i].qty * lot[row]
+            rows[k].asset = row
+            rows[k].size = size if (f[i].taker_side == SIDE_BUY) != maker else -size
+            rows[k].price = f[i].price * tick[row]
+            rows[k].maker = maker
+            fee[k] = fill_fee_at_rate(size, rows[k].price, maker_rate if maker else taker_rate)
+            oid[k] = f[i].maker_oid if maker else f[i].taker_oid
+            if maker and f[i].maker_done:
+                completed[done] = f[i].maker_oid
+                done += 1
+            k += 1
+    if bad >= 0:
+        raise UnknownAssetError(f"fill {bad} (event {f[bad].event_index}) is of an asset "
+                                "that has no row here")
+    return out[:k], fees[:k], oids[:k], done_oids[:done]
+
+
+cdef object _fill_dtype = None
+
+
+cdef object _book_fill_dtype():
+    """FILL_DTYPE, imported on first use (the book module is not needed before)."""
+    global _fill_dtype
+    if _fill_dtype is None:
+        from obelisk._core.book import FILL_DTYPE
+        _fill_dtype = FILL_DTYPE
+    return _fill_dtype
 
 
 # ------------------------------------------------------------- funding math

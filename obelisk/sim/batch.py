@@ -15,8 +15,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from obelisk._core.book import OrderEventKind, Reason, Side
-from obelisk._core.position import POSITION_FILL_DTYPE
+from obelisk._core.book import OrderEventKind, Reason
+from obelisk._core.position import account_fills
 from obelisk.execution.venue import ACCOUNT, BatchReport
 from obelisk.fees import FeeRates
 from obelisk.instruments import Instrument, InstrumentTable
@@ -25,8 +25,7 @@ from obelisk.sim.matching import MatchingEngine
 __all__ = ["SimBatchVenue"]
 
 # plain ints: numpy compares an array with an IntEnum member about 5x slower
-_BUY, _CANCELLED = int(Side.BUY), int(OrderEventKind.CANCELLED)
-_SELF_TRADE = int(Reason.SELF_TRADE)
+_CANCELLED, _SELF_TRADE = int(OrderEventKind.CANCELLED), int(Reason.SELF_TRADE)
 
 
 class SimBatchVenue:
@@ -66,27 +65,15 @@ class SimBatchVenue:
 
     def _match(self, events: np.ndarray) -> BatchReport:
         out = self.matcher.process(events)
-        fills = out.fills
-        taker = fills["taker_owner"] == ACCOUNT
-        maker = fills["maker_owner"] == ACCOUNT
-        mine = taker | maker
-        chosen = fills[mine]
-        rows = self.instruments.rows(events["asset"][chosen["event_index"]])
-        buys = chosen["taker_side"] == _BUY
-        as_maker = maker[mine] & ~taker[mine]
-        sign = np.where(buys != as_maker, 1.0, -1.0)     # a maker is on the other side
-        account = np.zeros(len(chosen), dtype=POSITION_FILL_DTYPE)
-        account["asset"] = rows
-        account["size"] = sign * chosen["qty"] * self.instruments.lot[rows]
-        account["price"] = chosen["price"] * self.instruments.tick[rows]
-        account["maker"] = as_maker
+        table = self.instruments
+        account, fees, oids, done = account_fills(
+            out.fills, events["asset"], table.row_of_asset, table.lot, table.tick, ACCOUNT,
+            self.fees.taker, self.fees.maker)
         order_events = out.order_events
         removed = order_events[(order_events["kind"] == _CANCELLED)
                                & (order_events["owner"] == ACCOUNT)
                                & (order_events["reason"] == _SELF_TRADE)]["oid"]
-        return BatchReport(out.results, account, self.fees.of_fills(account),
-                           np.where(as_maker, chosen["maker_oid"], chosen["taker_oid"]),
-                           removed, chosen["maker_oid"][as_maker & (chosen["maker_done"] != 0)])
+        return BatchReport(out.results, account, fees, oids, removed, done)
 
     def close(self) -> None:
         self.matcher.close()
