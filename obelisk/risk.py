@@ -170,6 +170,13 @@ class RiskManager:
         """RiskReason codes (uint8) for a RISK_ORDER_DTYPE array; ``asset`` is ``index(coin)``."""
         return self.checks.check_batch(orders)
 
+    def check_events(self, events: np.ndarray, rows: np.ndarray, flags: np.ndarray) -> np.ndarray:
+        """RiskReason codes (uint8) for an EVENT_DTYPE batch in the portfolio's ticks and lots,
+        with each event's row and OrderFlags; cancels and reduce-only orders get 0
+        (``RiskChecks.check_events``)."""
+        table = self.portfolio.instruments
+        return self.checks.check_events(events, rows, flags, table.tick, table.lot)
+
     # -------------------------------------------------------- market data
 
     def update_market(self, coin: str, mark: float, oracle: float = math.nan) -> None:

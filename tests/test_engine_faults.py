@@ -89,10 +89,10 @@ def test_a_risk_check_that_raises_fails_its_batch_closed_and_accounts_every_orde
     engine, portfolio, risk = make(store=store)
     ids = [engine.submit(0, Side.BUY, 301_000, 10, tif=TimeInForce.IOC) for _ in range(3)]
 
-    def broken(orders):
+    def broken(events, rows, flags):
         raise RuntimeError("risk limits table corrupt")
 
-    monkeypatch.setattr(risk, "check_batch", broken)
+    monkeypatch.setattr(risk, "check_events", broken)
     with caplog.at_level(logging.ERROR, logger="obelisk.execution.engine"):
         engine.flush()                                   # accounted, not raised
     assert (engine.stats.submitted, engine.stats.failed) == (3, 3)
@@ -112,7 +112,7 @@ def test_a_risk_check_that_raises_fails_its_batch_closed_and_accounts_every_orde
 def test_a_risk_check_that_raises_inside_submit_batch_keeps_the_call_and_its_ids(monkeypatch):
     store = ListStore()
     engine, _, risk = make(store=store, batch_size=2)
-    monkeypatch.setattr(risk, "check_batch", lambda orders: 1 / 0)
+    monkeypatch.setattr(risk, "check_events", lambda events, rows, flags: 1 / 0)
     n = 5
     ids = engine.submit_batch(np.zeros(n, np.int64), np.zeros(n, np.uint8),
                               np.full(n, 301_000), np.full(n, 10),

@@ -110,6 +110,7 @@ cdef class RiskChecks:
     cdef int _refuse(self) except -1
     cdef inline int _check_idle(self) except -1
     cdef object _check_batch(self, orders)
+    cdef object _check_events(self, events, rows, flags, ticks, lots)
     cdef int64_t _now(self) except? -1
     cdef int _check(self, const RiskOrder* order, int64_t now) noexcept nogil
     cdef int _check_claimed(self, const RiskOrder* order) except -1

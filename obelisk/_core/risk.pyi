@@ -2,6 +2,7 @@ from enum import IntEnum
 from typing import Any, final
 
 import numpy as np
+import numpy.typing as npt
 
 from obelisk._core.position import PositionBook
 
@@ -74,3 +75,7 @@ class RiskChecks:
         flags: int = 0
     ) -> int: ...
     def check_batch(self, orders: np.ndarray) -> np.ndarray: ...
+    def check_events(
+        self, events: np.ndarray, rows: npt.ArrayLike, flags: npt.ArrayLike,
+        ticks: npt.ArrayLike, lots: npt.ArrayLike
+    ) -> np.ndarray: ...

@@ -23,7 +23,9 @@ import numpy as np
 cimport cython
 from cpython.time cimport PyTime_MonotonicRaw
 from libc.math cimport INFINITY, NAN, fabs, isfinite
-from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
+
+from obelisk._core._types cimport KIND_CANCEL, KIND_LIMIT, TIF_ALO, TIF_GTC, Event
 
 from obelisk._core.position cimport (
     PositionBook,
@@ -352,6 +354,76 @@ cdef class RiskChecks:
             self.pending_open = 0
         return out
 
+    def check_events(self, events, rows, flags, ticks, lots) -> np.ndarray:
+        """RiskReason codes (uint8) of an EVENT_DTYPE batch as a trading engine sends it,
+        judged as :meth:`check_batch` judges orders, without building them in numpy.
+
+        `rows` are the events' asset rows, `flags` their OrderFlags, `ticks` and `lots`
+        the price of a tick and the size of a lot per row. Cancels and reduce-only
+        orders are not judged here (0: the engine judges a reduce-only order against
+        the position it meets). Every other event is the order of its row and side,
+        of its lots (at least one) in coin, at its price in ticks, or, for a market
+        order without a protection price, at the position book's mark (a tick before
+        there is one); IMMEDIATE unless it is a GTC or ALO limit order.
+        """
+        self._claim(True)
+        try:
+            return self._check_events(events, rows, flags, ticks, lots)
+        finally:
+            self.busy = self.book.busy = False
+
+    cdef object _check_events(self, events, rows, flags, ticks, lots):
+        events = as_records(events, _event_dtype(), "events", "obelisk.EVENT_DTYPE")
+        cdef Py_ssize_t n = len(events)
+        cdef const int32_t[::1] row_of = np.ascontiguousarray(rows, dtype=np.int32)
+        cdef const uint8_t[::1] flag = np.ascontiguousarray(flags, dtype=np.uint8)
+        cdef const double[::1] tick = np.ascontiguousarray(ticks, dtype=np.float64)
+        cdef const double[::1] lot = np.ascontiguousarray(lots, dtype=np.float64)
+        if row_of.shape[0] != n or flag.shape[0] != n:
+            raise ValueError(f"rows and flags need one value per event: {n} events, "
+                             f"{row_of.shape[0]} rows, {flag.shape[0]} flags")
+        if tick.shape[0] != self.count or lot.shape[0] != self.count:
+            raise ValueError(f"ticks and lots need one value per asset ({self.count}), got "
+                             f"{tick.shape[0]} and {lot.shape[0]}")
+        out = np.zeros(n, dtype=np.uint8)
+        if n == 0:
+            return out
+        cdef const unsigned char[::1] event_bytes = events.view(np.uint8)
+        cdef const Event* e = <const Event*> &event_bytes[0]
+        cdef uint8_t[::1] reasons = out
+        cdef const Position* positions = self.book.rows
+        cdef RiskOrder o
+        cdef Py_ssize_t i
+        cdef int32_t row
+        cdef double mark
+        self.book._refresh()
+        cdef int64_t now = self._now()
+        o.trigger_price = 0.0
+        self.batching = True            # pending totals are zero here: cleared after each batch
+        try:
+            with nogil:
+                for i in range(n):
+                    if e[i].kind == KIND_CANCEL or flag[i] & FLAG_REDUCE_ONLY:
+                        continue
+                    row = row_of[i]
+                    o.asset = row
+                    o.side = <int8_t> (1 - 2 * <int> e[i].side)
+                    o.flags = 0 if e[i].kind == KIND_LIMIT and (
+                        e[i].tif == TIF_GTC or e[i].tif == TIF_ALO) else FLAG_IMMEDIATE
+                    o.size = o.price = 1.0      # an unknown row is refused before they count
+                    if 0 <= row < self.count:
+                        o.size = (e[i].qty if e[i].qty > 1 else 1) * lot[row]
+                        mark = positions[row].mark_px
+                        o.price = e[i].price * tick[row] if e[i].price > 0 else (
+                            tick[row] if mark != mark else mark)
+                    reasons[i] = <uint8_t> self._check(&o, now)
+        finally:
+            self.batching = False
+            self._arrays["pending"][:] = 0.0
+            self.pending_value = self.pending_cross_im = 0.0
+            self.pending_open = 0
+        return out
+
     cdef inline int _deny(self, int reason, double value, double limit) noexcept nogil:
         self.last_value = value
         self.last_limit = limit
@@ -521,3 +593,15 @@ cdef class RiskChecks:
 cdef double* _pointer(array) except NULL:
     cdef double[::1] view = array
     return &view[0]
+
+
+cdef object _events_dtype = None
+
+
+cdef object _event_dtype():
+    """EVENT_DTYPE, imported on first use (the book module is not needed before)."""
+    global _events_dtype
+    if _events_dtype is None:
+        from obelisk._core.book import EVENT_DTYPE
+        _events_dtype = EVENT_DTYPE
+    return _events_dtype

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from obelisk._core.book import EVENT_DTYPE, EventKind, OrderStatus, Side, TimeInForce
-from obelisk._core.risk import RISK_ORDER_DTYPE, OrderFlags, RiskReason
+from obelisk._core.risk import OrderFlags, RiskReason
 from obelisk.breaker import BreakerConfig, CircuitBreaker
 from obelisk.errors import InvalidOrderError, describe
 from obelisk.execution.venue import ACCOUNT, BatchReport, BatchVenue
@@ -58,7 +58,7 @@ _BUY, _SELL = int(Side.BUY), int(Side.SELL)
 _GTC, _ALO = int(TimeInForce.GTC), int(TimeInForce.ALO)
 _RESTED, _CANCELLED = int(OrderStatus.RESTED), int(OrderStatus.CANCELLED)
 _REJECTED = int(OrderStatus.REJECTED)
-_REDUCE_ONLY, _IMMEDIATE = int(OrderFlags.REDUCE_ONLY), int(OrderFlags.IMMEDIATE)
+_REDUCE_ONLY = int(OrderFlags.REDUCE_ONLY)
 _NONE = np.zeros(0, np.int64)           # no orders (indices into a batch)
 
 
@@ -392,26 +392,10 @@ class TradingEngine:
         against the position each one meets; here only a halt or the kill
         switch stops them, as for any order that only reduces.
         """
-        reasons = np.zeros(len(events), dtype=np.uint8)
-        kind = events["kind"]
+        reasons = self.risk.check_events(events, rows, flags)
         reduce_only = (flags & _REDUCE_ONLY).astype(bool)
-        checked = np.flatnonzero((kind != _CANCEL) & ~reduce_only)
-        if len(checked):
-            chosen = events[checked]
-            chosen_rows = rows[checked]
-            tick = self._instruments.tick[chosen_rows]
-            orders = np.empty(len(chosen), dtype=RISK_ORDER_DTYPE)
-            orders["asset"] = chosen_rows
-            orders["side"] = 1 - 2 * chosen["side"].astype(np.int8)   # BUY 0 -> +1, SELL -> -1
-            orders["size"] = np.maximum(chosen["qty"], 1) * self._instruments.lot[chosen_rows]
-            # a market order without a protection price is judged at the mark
-            marks = self.portfolio.marks[chosen_rows]
-            orders["price"] = np.where(chosen["price"] > 0, chosen["price"] * tick,
-                                       np.where(np.isnan(marks), tick, marks))
-            orders["trigger_price"] = 0.0
-            orders["flags"] = np.where(_resting(chosen), 0, _IMMEDIATE)
-            reasons[checked] = self.risk.check_batch(orders)
         if reduce_only.any():
+            kind = events["kind"]
             stopped = self.risk.kill_switch or self.risk.state == TradingState.HALTED
             reasons[reduce_only & (kind != _CANCEL)] = (
                 RiskReason.HALTED if stopped else 0)
