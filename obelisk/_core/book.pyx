@@ -27,6 +27,7 @@ from libc.stdint cimport (
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy, memmove, memset
 
+from obelisk._core._gil cimport RELEASE_GIL_FROM, PyThreadState, release_gil_if, restore_gil
 from obelisk._core._ints cimport small_int
 from obelisk._core._memory cimport huge_pages
 from obelisk._core._idmap cimport (
@@ -1234,6 +1235,7 @@ cdef class OrderBook:
         cdef const int64_t* selected_ptr = NULL
         cdef Result* result_ptr
         cdef int64_t applied
+        cdef PyThreadState* released
         self._begin_call()
         if n == 0:
             return
@@ -1243,8 +1245,9 @@ cdef class OrderBook:
         result_bytes = results.view(np.uint8)
         event_ptr = <const Event*> &event_bytes[0]
         result_ptr = <Result*> &result_bytes[0]
-        with nogil:
-            applied = self._run(event_ptr, selected_ptr, n, result_ptr)
+        released = release_gil_if(n >= RELEASE_GIL_FROM)
+        applied = self._run(event_ptr, selected_ptr, n, result_ptr)
+        restore_gil(released)
         if applied < n:
             # Out of memory: what was applied is reported; the rest is refused, not applied.
             results[applied:] = (0, 0, 0, STATUS_REJECTED, REASON_OUT_OF_MEMORY)

@@ -29,6 +29,7 @@ cdef class LatencyHistogram:
     cdef int _claim_room(self, int64_t added) except -1
     cdef void _reset(self) noexcept
     cdef int _record_many(self, values, int64_t expected_interval) except -1
+    cdef void _add_all(self, const int64_t[:] latencies, int64_t expected_interval) noexcept nogil
     cdef void _percentiles(self, const double* fractions, int64_t* ranks, int64_t* found,
                            Py_ssize_t n) noexcept nogil
     cdef int64_t _representative(self, int64_t index) noexcept nogil

@@ -16,6 +16,7 @@ from libc.stdint cimport INT64_MAX, int64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
+from obelisk._core._gil cimport RELEASE_GIL_FROM, PyThreadState, release_gil_if, restore_gil
 from obelisk._core._sorted cimport count_leading_zeros
 
 from obelisk._core.errors import ConcurrentUseError
@@ -223,12 +224,13 @@ cdef class LatencyHistogram:
         if expected_interval < 0:
             raise ValueError(f"expected_interval must be >= 0 ns, got {expected_interval}")
         cdef const int64_t[:] latencies = values
-        cdef int64_t bad
         cdef int64_t added = latencies.shape[0]
-        with nogil:
-            bad = _first_negative(latencies)
-            if bad < 0 and expected_interval > 0:
-                added = _samples(latencies, expected_interval)
+        cdef bint large = added >= RELEASE_GIL_FROM
+        cdef PyThreadState* released = release_gil_if(large)
+        cdef int64_t bad = _first_negative(latencies)
+        if bad < 0 and expected_interval > 0:
+            added = _samples(latencies, expected_interval)
+        restore_gil(released)
         if bad >= 0:
             raise ValueError(f"latency must be >= 0 ns, got {latencies[bad]} at index {bad}; "
                              f"nothing recorded")
@@ -236,13 +238,18 @@ cdef class LatencyHistogram:
             raise OverflowError("this batch holds more than 2^62 samples (corrections "
                                 "included); nothing recorded")
         self._claim_room(added)
-        cdef Py_ssize_t i
-        with nogil:
-            for i in range(latencies.shape[0]):
-                self._add(latencies[i])
-                if expected_interval > 0:
-                    self._backfill(latencies[i], expected_interval)
+        released = release_gil_if(large)
+        self._add_all(latencies, expected_interval)
+        restore_gil(released)
         return 0
+
+    cdef void _add_all(self, const int64_t[:] latencies,
+                       int64_t expected_interval) noexcept nogil:
+        cdef Py_ssize_t i
+        for i in range(latencies.shape[0]):
+            self._add(latencies[i])
+            if expected_interval > 0:
+                self._backfill(latencies[i], expected_interval)
 
     # ------------------------------------------------------------ combining
 

@@ -15,6 +15,7 @@ from libc.math cimport INFINITY, NAN, fabs, isfinite
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
 from libc.string cimport memcpy
 
+from obelisk._core._gil cimport RELEASE_GIL_FROM, PyThreadState, release_gil_if, restore_gil
 from obelisk._core._sorted cimport prefetch
 from obelisk._core._types cimport SIDE_BUY, Fill
 
@@ -139,6 +140,14 @@ cdef inline bint _valid_fill(const PositionFill* f, int32_t count) noexcept nogi
     return (<int> (f.asset >= 0) & <int> (f.asset < count) & <int> (fabs(f.size) < INFINITY)
             & <int> (f.size != 0) & <int> (f.price > 0) & <int> (f.price < INFINITY)
             & <int> (f.maker <= 1))
+
+
+cdef Py_ssize_t _count_invalid(const PositionFill* f, Py_ssize_t n,
+                               int32_t count) noexcept nogil:
+    cdef Py_ssize_t i, invalid = 0
+    for i in range(n):
+        invalid += not _valid_fill(&f[i], count)
+    return invalid
 
 
 cdef inline bint _row_finite(const Position* p) noexcept nogil:
@@ -374,10 +383,9 @@ cdef class PositionBook:
             return 0.0
         cdef const PositionFill* f = <const PositionFill*> &fill_bytes[0]
         cdef Py_ssize_t i
-        cdef Py_ssize_t invalid = 0
-        with nogil:
-            for i in range(n):
-                invalid += not _valid_fill(&f[i], self.count)
+        cdef PyThreadState* released = release_gil_if(n >= RELEASE_GIL_FROM)
+        cdef Py_ssize_t invalid = _count_invalid(f, n, self.count)
+        restore_gil(released)
         if invalid:
             i = 0
             while _valid_fill(&f[i], self.count):
@@ -386,31 +394,38 @@ cdef class PositionBook:
                 f"fill {i} (asset {f[i].asset}, size {f[i].size}, price {f[i].price}, "
                 f"maker {f[i].maker}) is invalid; nothing applied")
         cdef double before = self.cross_balance
+        released = release_gil_if(n >= RELEASE_GIL_FROM)
+        cdef bint finite = self._apply_rows(f, n)
+        restore_gil(released)
+        if not finite:
+            raise InvalidFillError("the fills would leave a non-finite position or balance; "
+                                   "nothing applied")
+        self._changed()
+        return self.cross_balance - before
+
+    cdef bint _apply_rows(self, const PositionFill* f, Py_ssize_t n) noexcept nogil:
+        """Apply checked fills to the rows and the balance; whether all stayed finite (if
+        not, everything is as it was)."""
         cdef double balance = self.cross_balance     # a local, so the loop keeps it in a register
         cdef double rates[2]
         rates[0] = self.taker_rate
         rates[1] = self.maker_rate
         cdef Position* p
-        cdef bint finite
-        with nogil:
-            self._save()
-            for i in range(n):
-                # Rows are hit at random: ask for the one a few fills ahead early.
-                if i + PREFETCH_AHEAD < n:
-                    prefetch(&self.rows[f[i + PREFETCH_AHEAD].asset])
-                p = &self.rows[f[i].asset]
-                if p.mark_px != p.mark_px:
-                    p.mark_px = f[i].price
-                _apply_fill(p, f[i].size, f[i].price, rates[f[i].maker], &balance)
-            self.cross_balance = balance
-            finite = self._all_finite()
-            if not finite:
-                self._restore()
-        if not finite:
-            raise InvalidFillError("the fills would leave a non-finite position or balance; "
-                                   "nothing applied")
-        self._changed()
-        return balance - before
+        cdef Py_ssize_t i
+        self._save()
+        for i in range(n):
+            # Rows are hit at random: ask for the one a few fills ahead early.
+            if i + PREFETCH_AHEAD < n:
+                prefetch(&self.rows[f[i + PREFETCH_AHEAD].asset])
+            p = &self.rows[f[i].asset]
+            if p.mark_px != p.mark_px:
+                p.mark_px = f[i].price
+            _apply_fill(p, f[i].size, f[i].price, rates[f[i].maker], &balance)
+        self.cross_balance = balance
+        if self._all_finite():
+            return True
+        self._restore()
+        return False
 
     def mark(self, prices) -> None:
         """Set mark prices (one per asset; NaN keeps the previous mark) and recompute."""
@@ -426,29 +441,34 @@ cdef class PositionBook:
         cdef const double* m = &marks[0]
         cdef int32_t i
         cdef int32_t bad = 0
-        with nogil:
-            for i in range(self.count):
-                # NaN keeps the old mark; anything else must be finite and positive
-                bad += m[i] == m[i] and not (m[i] > 0 and m[i] < INFINITY)
+        for i in range(self.count):
+            # NaN keeps the old mark; anything else must be finite and positive
+            bad += m[i] == m[i] and not (m[i] > 0 and m[i] < INFINITY)
         if bad:
             i = next(i for i in range(self.count) if marks[i] == marks[i] and not (
                 0 < marks[i] < INFINITY))
             raise MarketDataError(f"mark price of asset {i} must be positive, got {marks[i]}")
-        cdef bint finite
-        with nogil:
-            # Only the marks are inputs here, and every number they reach is checked in
-            # the recompute itself; to undo, put the old marks back and derive again.
-            finite = self._recompute(m, self.saved_marks)
-            if not finite:
-                for i in range(self.count):
-                    self.rows[i].mark_px = self.saved_marks[i]
-                self._recompute(NULL, NULL)
+        cdef PyThreadState* released = release_gil_if(self.count >= RELEASE_GIL_FROM)
+        cdef bint finite = self._mark_rows(m)
+        restore_gil(released)
         if not finite:
             raise MarketDataError("these marks would make a position's value or uPnL "
                                   "non-finite; nothing changed")
         self.dirty = False
         self.changes += 1
         return 0
+
+    cdef bint _mark_rows(self, const double* marks) noexcept nogil:
+        """Take checked marks and derive again; whether all stayed finite (if not, the old
+        marks are back). Only the marks are inputs here, and every number they reach is
+        checked in the recompute itself; to undo, put the old marks back and derive again."""
+        cdef int32_t i
+        if self._recompute(marks, self.saved_marks):
+            return True
+        for i in range(self.count):
+            self.rows[i].mark_px = self.saved_marks[i]
+        self._recompute(NULL, NULL)
+        return False
 
     def apply_funding(self, rates, oracle_prices) -> float:
         """Pay one funding interval: size x oracle x rate per asset; the total paid.
@@ -478,30 +498,37 @@ cdef class PositionBook:
                     raise InvalidFundingError(
                         f"oracle price of asset {i} must be positive, got {oracle[i]}")
         cdef double paid = 0.0
-        cdef double payment
-        cdef Position* p
-        cdef bint finite
-        with nogil:
-            self._save()
-            for i in range(self.count):
-                p = &self.rows[i]
-                if rate[i] != rate[i] or p.size == 0:
-                    continue
-                payment = p.size * oracle[i] * rate[i]
-                p.funding += payment
-                if p.isolated:
-                    p.margin -= payment
-                else:
-                    self.cross_balance -= payment
-                paid += payment
-            finite = isfinite(paid) and self._all_finite()
-            if not finite:
-                self._restore()
+        cdef PyThreadState* released = release_gil_if(self.count >= RELEASE_GIL_FROM)
+        cdef bint finite = self._pay_funding(&rate[0], &oracle[0], &paid)
+        restore_gil(released)
         if not finite:
             raise InvalidFundingError("this funding would leave a non-finite payment, "
                                       "position or balance; nothing paid")
         self._changed()
         return paid
+
+    cdef bint _pay_funding(self, const double* rate, const double* oracle,
+                           double* paid) noexcept nogil:
+        """Pay checked rates into `paid`; whether all stayed finite (if not, nothing paid)."""
+        cdef Position* p
+        cdef double payment
+        cdef int32_t i
+        self._save()
+        for i in range(self.count):
+            p = &self.rows[i]
+            if rate[i] != rate[i] or p.size == 0:
+                continue
+            payment = p.size * oracle[i] * rate[i]
+            p.funding += payment
+            if p.isolated:
+                p.margin -= payment
+            else:
+                self.cross_balance -= payment
+            paid[0] += payment
+        if isfinite(paid[0]) and self._all_finite():
+            return True
+        self._restore()
+        return False
 
     def set_leverage(self, Py_ssize_t asset, leverage, *, isolated=None) -> None:
         """Set an asset's leverage (an integer from 1 to its maximum) and, when flat, its mode."""
@@ -673,9 +700,11 @@ cdef class PositionBook:
         self.changes += 1
 
     cdef int _refresh(self) except -1:
+        cdef PyThreadState* released
         if self.dirty:
-            with nogil:
-                self._recompute(NULL, NULL)
+            released = release_gil_if(self.count >= RELEASE_GIL_FROM)
+            self._recompute(NULL, NULL)
+            restore_gil(released)
             self.dirty = False
         return 0
 
@@ -993,11 +1022,18 @@ def fill_fees(sizes, prices, maker, double taker_rate, double maker_rate):
     cdef double rates[2]
     rates[0] = taker_rate
     rates[1] = maker_rate
-    cdef Py_ssize_t i
-    with nogil:
-        for i in range(n):
-            fee[i] = fill_fee_at_rate(size[i], price[i], rates[is_maker[i]])
+    cdef PyThreadState* released = release_gil_if(n >= RELEASE_GIL_FROM)
+    _fees(&size[0] if n else NULL, &price[0] if n else NULL, &is_maker[0] if n else NULL,
+          rates, n, &fee[0] if n else NULL)
+    restore_gil(released)
     return out
+
+
+cdef void _fees(const double* size, const double* price, const uint8_t* is_maker,
+                const double* rates, Py_ssize_t n, double* fee) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        fee[i] = fill_fee_at_rate(size[i], price[i], rates[is_maker[i]])
 
 
 # ------------------------------------------------------------- a book's fills
@@ -1005,8 +1041,8 @@ def fill_fees(sizes, prices, maker, double taker_rate, double maker_rate):
 def account_fills(fills, assets, row_of_asset, lots, ticks, long long owner,
                   double taker_rate, double maker_rate):
     """The fills of `owner` on a book's fill tape (FILL_DTYPE), as the account's
-    POSITION_FILL_DTYPE rows, in one loop without the GIL: what a venue reports of a
-    batch it matched. Returns ``(fills, fees, oids, done_oids)``.
+    POSITION_FILL_DTYPE rows, in one compiled loop: what a venue reports of a batch it
+    matched. Returns ``(fills, fees, oids, done_oids)``.
 
     `assets` is the batch's asset id per event (a fill's ``event_index`` picks it);
     `row_of_asset` the table row per asset id (negative: not traded); `lots` and
@@ -1024,10 +1060,6 @@ def account_fills(fills, assets, row_of_asset, lots, ticks, long long owner,
     cdef const double[::1] tick = np.ascontiguousarray(ticks, dtype=np.float64)
     cdef Py_ssize_t n = len(tape)
     cdef const Fill* f = <const Fill*> &tape_bytes[0] if n else NULL
-    cdef Py_ssize_t i, k = 0, done = 0, bad = -1
-    cdef int64_t index, asset_count = asset_of.shape[0], row_count = row_of.shape[0]
-    cdef int32_t row
-    cdef bint taker, maker
     if lot.shape[0] != tick.shape[0]:
         raise ValueError(f"lots and ticks must have one value per row, got {lot.shape[0]} "
                          f"and {tick.shape[0]}")
@@ -1035,41 +1067,86 @@ def account_fills(fills, assets, row_of_asset, lots, ticks, long long owner,
     fees = np.empty(n, dtype=np.float64)
     oids = np.empty(n, dtype=np.int64)
     done_oids = np.empty(n, dtype=np.int64)
+    if n == 0:
+        return out, fees, oids, done_oids
     cdef unsigned char[::1] out_bytes = out.view(np.uint8)
-    cdef PositionFill* rows = <PositionFill*> &out_bytes[0] if n else NULL
     cdef double[::1] fee = fees
     cdef int64_t[::1] oid = oids
     cdef int64_t[::1] completed = done_oids
-    cdef double size
-    with nogil:
-        for i in range(n):
-            taker = f[i].taker_owner == owner
-            maker = f[i].maker_owner == owner and not taker
-            if not (taker or maker):
-                continue
-            index = f[i].event_index
-            row = -1
-            if 0 <= index < asset_count and asset_of[index] < row_count:
-                row = row_of[asset_of[index]]
-            if row < 0 or row >= lot.shape[0]:
-                bad = i
-                break
-            # a buy taker buys; its maker sells
-            size = f[i].qty * lot[row]
-            rows[k].asset = row
-            rows[k].size = size if (f[i].taker_side == SIDE_BUY) != maker else -size
-            rows[k].price = f[i].price * tick[row]
-            rows[k].maker = maker
-            fee[k] = fill_fee_at_rate(size, rows[k].price, maker_rate if maker else taker_rate)
-            oid[k] = f[i].maker_oid if maker else f[i].taker_oid
-            if maker and f[i].maker_done:
-                completed[done] = f[i].maker_oid
-                done += 1
-            k += 1
+    cdef _AccountFills job
+    job.fills, job.n, job.owner = f, n, owner
+    job.asset_of, job.asset_count = &asset_of[0] if asset_of.shape[0] else NULL, asset_of.shape[0]
+    job.row_of, job.row_count = &row_of[0] if row_of.shape[0] else NULL, row_of.shape[0]
+    job.lot, job.tick = &lot[0] if lot.shape[0] else NULL, &tick[0] if tick.shape[0] else NULL
+    job.row_limit = lot.shape[0]
+    job.rates[0], job.rates[1] = taker_rate, maker_rate
+    job.rows, job.fee = <PositionFill*> &out_bytes[0], &fee[0]
+    job.oid, job.completed = &oid[0], &completed[0]
+    cdef PyThreadState* released = release_gil_if(n >= RELEASE_GIL_FROM)
+    cdef Py_ssize_t bad = _account_fill_rows(&job)
+    restore_gil(released)
+    cdef Py_ssize_t k = job.kept, done = job.done
     if bad >= 0:
         raise UnknownAssetError(f"fill {bad} (event {f[bad].event_index}) is of an asset "
                                 "that has no row here")
     return out[:k], fees[:k], oids[:k], done_oids[:done]
+
+
+cdef struct _AccountFills:
+    # account_fills' inputs and outputs, for its loop without the GIL
+    const Fill* fills
+    Py_ssize_t n
+    long long owner
+    const uint32_t* asset_of
+    int64_t asset_count
+    const int32_t* row_of
+    int64_t row_count
+    const double* lot
+    const double* tick
+    int64_t row_limit
+    double rates[2]
+    PositionFill* rows
+    double* fee
+    int64_t* oid
+    int64_t* completed
+    Py_ssize_t kept
+    Py_ssize_t done
+
+
+cdef Py_ssize_t _account_fill_rows(_AccountFills* job) noexcept nogil:
+    """account_fills' loop; the first fill of an asset without a row, or -1."""
+    cdef const Fill* f = job.fills
+    cdef Py_ssize_t i, k = 0, done = 0
+    cdef int64_t index
+    cdef int32_t row
+    cdef bint taker, maker
+    cdef double size
+    for i in range(job.n):
+        taker = f[i].taker_owner == job.owner
+        maker = f[i].maker_owner == job.owner and not taker
+        if not (taker or maker):
+            continue
+        index = f[i].event_index
+        row = -1
+        if 0 <= index < job.asset_count and job.asset_of[index] < job.row_count:
+            row = job.row_of[job.asset_of[index]]
+        if row < 0 or row >= job.row_limit:
+            job.kept, job.done = k, done
+            return i
+        # a buy taker buys; its maker sells
+        size = f[i].qty * job.lot[row]
+        job.rows[k].asset = row
+        job.rows[k].size = size if (f[i].taker_side == SIDE_BUY) != maker else -size
+        job.rows[k].price = f[i].price * job.tick[row]
+        job.rows[k].maker = maker
+        job.fee[k] = fill_fee_at_rate(size, job.rows[k].price, job.rates[maker])
+        job.oid[k] = f[i].maker_oid if maker else f[i].taker_oid
+        if maker and f[i].maker_done:
+            job.completed[done] = f[i].maker_oid
+            done += 1
+        k += 1
+    job.kept, job.done = k, done
+    return -1
 
 
 cdef object _fill_dtype = None

@@ -3,6 +3,7 @@
 cimport cython
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
 
+from obelisk._core._types cimport Event
 from obelisk._core.position cimport Position, PositionBook
 
 
@@ -111,6 +112,11 @@ cdef class RiskChecks:
     cdef inline int _check_idle(self) except -1
     cdef object _check_batch(self, orders)
     cdef object _check_events(self, events, rows, flags, ticks, lots)
+    cdef void _check_orders(self, const RiskOrder* o, Py_ssize_t n, int64_t now,
+                            uint8_t* reasons) noexcept nogil
+    cdef void _check_event_rows(self, const Event* e, const int32_t* row_of, const uint8_t* flag,
+                                const double* tick, const double* lot, Py_ssize_t n,
+                                int64_t now, uint8_t* reasons) noexcept nogil
     cdef int64_t _now(self) except? -1
     cdef int _check(self, const RiskOrder* order, int64_t now) noexcept nogil
     cdef int _check_claimed(self, const RiskOrder* order) except -1

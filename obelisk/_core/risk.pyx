@@ -25,6 +25,7 @@ from cpython.time cimport PyTime_MonotonicRaw
 from libc.math cimport INFINITY, NAN, fabs, isfinite
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
 
+from obelisk._core._gil cimport RELEASE_GIL_FROM, PyThreadState, release_gil_if, restore_gil
 from obelisk._core._types cimport KIND_CANCEL, KIND_LIMIT, TIF_ALO, TIF_GTC, Event
 
 from obelisk._core.position cimport (
@@ -339,15 +340,14 @@ cdef class RiskChecks:
         cdef const unsigned char[::1] order_bytes = orders.view(np.uint8)
         cdef const RiskOrder* o = <const RiskOrder*> &order_bytes[0]
         cdef uint8_t[::1] reasons = out
-        cdef Py_ssize_t i
         self.book._refresh()
         cdef int64_t now = self._now()
         self.batching = True            # pending totals are zero here: cleared after each batch
+        cdef PyThreadState* released = release_gil_if(n >= RELEASE_GIL_FROM)
         try:
-            with nogil:
-                for i in range(n):
-                    reasons[i] = <uint8_t> self._check(&o[i], now)
+            self._check_orders(o, n, now, &reasons[0])
         finally:
+            restore_gil(released)
             self.batching = False
             self._arrays["pending"][:] = 0.0
             self.pending_value = self.pending_cross_im = 0.0
@@ -391,38 +391,53 @@ cdef class RiskChecks:
         cdef const unsigned char[::1] event_bytes = events.view(np.uint8)
         cdef const Event* e = <const Event*> &event_bytes[0]
         cdef uint8_t[::1] reasons = out
-        cdef const Position* positions = self.book.rows
-        cdef RiskOrder o
-        cdef Py_ssize_t i
-        cdef int32_t row
-        cdef double mark
         self.book._refresh()
         cdef int64_t now = self._now()
-        o.trigger_price = 0.0
+        cdef PyThreadState* released = release_gil_if(n >= RELEASE_GIL_FROM)
         self.batching = True            # pending totals are zero here: cleared after each batch
         try:
-            with nogil:
-                for i in range(n):
-                    if e[i].kind == KIND_CANCEL or flag[i] & FLAG_REDUCE_ONLY:
-                        continue
-                    row = row_of[i]
-                    o.asset = row
-                    o.side = <int8_t> (1 - 2 * <int> e[i].side)
-                    o.flags = 0 if e[i].kind == KIND_LIMIT and (
-                        e[i].tif == TIF_GTC or e[i].tif == TIF_ALO) else FLAG_IMMEDIATE
-                    o.size = o.price = 1.0      # an unknown row is refused before they count
-                    if 0 <= row < self.count:
-                        o.size = (e[i].qty if e[i].qty > 1 else 1) * lot[row]
-                        mark = positions[row].mark_px
-                        o.price = e[i].price * tick[row] if e[i].price > 0 else (
-                            tick[row] if mark != mark else mark)
-                    reasons[i] = <uint8_t> self._check(&o, now)
+            self._check_event_rows(e, &row_of[0], &flag[0], &tick[0], &lot[0], n, now,
+                                   &reasons[0])
         finally:
+            restore_gil(released)
             self.batching = False
             self._arrays["pending"][:] = 0.0
             self.pending_value = self.pending_cross_im = 0.0
             self.pending_open = 0
         return out
+
+    cdef void _check_orders(self, const RiskOrder* o, Py_ssize_t n, int64_t now,
+                            uint8_t* reasons) noexcept nogil:
+        cdef Py_ssize_t i
+        for i in range(n):
+            reasons[i] = <uint8_t> self._check(&o[i], now)
+
+    cdef void _check_event_rows(self, const Event* e, const int32_t* row_of, const uint8_t* flag,
+                                const double* tick, const double* lot, Py_ssize_t n,
+                                int64_t now, uint8_t* reasons) noexcept nogil:
+        """check_events' loop: each event's RiskOrder, judged; 0 for cancels and
+        reduce-only orders."""
+        cdef const Position* positions = self.book.rows
+        cdef RiskOrder o
+        cdef Py_ssize_t i
+        cdef int32_t row
+        cdef double mark
+        o.trigger_price = 0.0
+        for i in range(n):
+            if e[i].kind == KIND_CANCEL or flag[i] & FLAG_REDUCE_ONLY:
+                continue
+            row = row_of[i]
+            o.asset = row
+            o.side = <int8_t> (1 - 2 * <int> e[i].side)
+            o.flags = 0 if e[i].kind == KIND_LIMIT and (
+                e[i].tif == TIF_GTC or e[i].tif == TIF_ALO) else FLAG_IMMEDIATE
+            o.size = o.price = 1.0      # an unknown row is refused before they count
+            if 0 <= row < self.count:
+                o.size = (e[i].qty if e[i].qty > 1 else 1) * lot[row]
+                mark = positions[row].mark_px
+                o.price = e[i].price * tick[row] if e[i].price > 0 else (
+                    tick[row] if mark != mark else mark)
+            reasons[i] = <uint8_t> self._check(&o, now)
 
     cdef inline int _deny(self, int reason, double value, double limit) noexcept nogil:
         self.last_value = value

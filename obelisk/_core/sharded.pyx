@@ -2,7 +2,8 @@
 
 The core of :class:`obelisk.MatchingEngine`. Books share nothing, so each
 applies its own events straight from the shared batch (no copies), with the
-GIL released inside its loop, while the caller runs the shards on as many
+GIL released inside its loop once a shard is large enough to be worth it
+(``RELEASE_GIL_FROM`` events), while the caller runs the shards on as many
 threads as it likes. Each book's tapes come out in event order; a k-way merge
 by input position, split into event ranges that also run in parallel, joins
 them into the batch's tapes.
@@ -17,6 +18,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
+from obelisk._core._gil cimport RELEASE_GIL_FROM, PyThreadState, release_gil_if, restore_gil
 from obelisk._core._types cimport (
     OEV_REJECTED,
     REASON_UNKNOWN_ASSET,
@@ -137,12 +139,16 @@ def _apply_shard(OrderBook book, events, const int64_t[::1] rows, results):
         return
     cdef const unsigned char[::1] own_bytes = own.view(np.uint8)
     cdef unsigned char[::1] result_bytes = results.view(np.uint8)
-    cdef const Result* compact = <const Result*> &own_bytes[0]
-    cdef Result* placed = <Result*> &result_bytes[0]
+    cdef PyThreadState* released = release_gil_if(n >= RELEASE_GIL_FROM)
+    _place(<const Result*> &own_bytes[0], &rows[0], n, <Result*> &result_bytes[0])
+    restore_gil(released)
+
+
+cdef void _place(const Result* compact, const int64_t* rows, int64_t n,
+                 Result* placed) noexcept nogil:
     cdef int64_t k
-    with nogil:
-        for k in range(n):
-            placed[rows[k]] = compact[k]
+    for k in range(n):
+        placed[rows[k]] = compact[k]
 
 
 cdef object _reject_unknown(events, const int64_t[::1] rows, results):
@@ -303,15 +309,15 @@ cdef class _TapeMerge:
         cdef int64_t* positions = <int64_t*> malloc(2 * (sources + 1) * sizeof(int64_t))
         if positions == NULL:
             raise MemoryError("cannot merge tapes")
-        try:
-            with nogil:
-                if fill_out != NULL:
-                    _merge_segment(self.fill_sources, self.fill_sizes, self.book_count,
-                                   sizeof(Fill), _FILL_KEY, lo, hi,
-                                   positions, positions + sources + 1, fill_out)
-                if event_out != NULL:
-                    _merge_segment(self.event_sources, self.event_sizes, sources,
-                                   sizeof(OrderEvent), _ORDER_EVENT_KEY, lo, hi,
-                                   positions, positions + sources + 1, event_out)
-        finally:
-            free(positions)
+        cdef PyThreadState* released = release_gil_if(
+            len(self.fills) + len(self.order_events) >= RELEASE_GIL_FROM)
+        if fill_out != NULL:
+            _merge_segment(self.fill_sources, self.fill_sizes, self.book_count,
+                           sizeof(Fill), _FILL_KEY, lo, hi,
+                           positions, positions + sources + 1, fill_out)
+        if event_out != NULL:
+            _merge_segment(self.event_sources, self.event_sizes, sources,
+                           sizeof(OrderEvent), _ORDER_EVENT_KEY, lo, hi,
+                           positions, positions + sources + 1, event_out)
+        restore_gil(released)
+        free(positions)
