@@ -67,6 +67,8 @@ cdef class L2Book:
     cdef inline int64_t _set_level(self, uint8_t side, int64_t price, int64_t size) noexcept nogil
     cdef inline bint _crossed(self) noexcept nogil
     cdef void _drop_crossed(self, uint8_t fresh_side) noexcept nogil
+    cdef int64_t _apply_deltas(self, const L2Delta* d, int64_t n, L2Top* tops,
+                               int64_t* applied, int* status) noexcept nogil
     cdef inline void _top(self, L2Top* top) noexcept nogil
     cdef inline int _claim(self) except -1
     cdef inline int _check_unclaimed(self) except -1

@@ -17,6 +17,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc, qsort, realloc
 from libc.string cimport memcmp, memcpy
 
+from obelisk._core._gil cimport RELEASE_GIL_FROM, PyThreadState, release_gil_if, restore_gil
 from obelisk._core._hl_l2frame cimport FRAME_OK, L2Frame, parse_decimal, scan_l2book
 from obelisk._core._ints cimport small_int
 from obelisk._core._sorted cimport lower_bound_near_end
@@ -542,17 +543,12 @@ cdef class L2Book:
         cdef int64_t applied = 0
         cdef int status = APPLIED
         cdef list gaps = None
+        cdef PyThreadState* released
         self._claim()
         try:
-            with nogil:
-                for i in range(n):
-                    status = self._apply(d[i].side, d[i].price, d[i].size, d[i].seq, d[i].time)
-                    if status == CROSSED or status == NO_MEMORY:
-                        break
-                    if status != STALE:
-                        applied += 1
-                    if tops != NULL:
-                        self._top(&tops[i])
+            released = release_gil_if(n >= RELEASE_GIL_FROM)
+            i = self._apply_deltas(d, n, tops, &applied, &status)
+            restore_gil(released)
             if self.gap_log_count:
                 gaps = self._take_gaps()
         finally:
@@ -566,6 +562,20 @@ cdef class L2Book:
         if self.checksum is not None and not self.checksum(self):
             self.valid = False
         return applied
+
+    cdef int64_t _apply_deltas(self, const L2Delta* d, int64_t n, L2Top* tops,
+                               int64_t* applied, int* status) noexcept nogil:
+        """apply_batch's loop: the index it stopped at (n when every delta was taken)."""
+        cdef int64_t i
+        for i in range(n):
+            status[0] = self._apply(d[i].side, d[i].price, d[i].size, d[i].seq, d[i].time)
+            if status[0] == CROSSED or status[0] == NO_MEMORY:
+                return i
+            if status[0] != STALE:
+                applied[0] += 1
+            if tops != NULL:
+                self._top(&tops[i])
+        return n
 
     cdef inline void _top(self, L2Top* top) noexcept nogil:
         cdef L2Side* bids = &self.sides[SIDE_BUY]
