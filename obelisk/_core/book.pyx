@@ -2,7 +2,8 @@
 
 Every way in (the per-call methods and the batch :meth:`OrderBook.process`)
 goes through one C function, ``_apply``, so both give the same results bit for
-bit. Matching runs without the GIL; Python objects are made only at the edge.
+bit. Matching runs in C, without the GIL for large batches; Python objects are made
+only at the edge.
 """
 
 from collections import namedtuple
@@ -1207,7 +1208,8 @@ cdef class OrderBook:
     # ---------------------------------------------------------- batch API
 
     def process(self, events):
-        """Apply a numpy array of EVENT_DTYPE records in one loop without the GIL.
+        """Apply a numpy array of EVENT_DTYPE records in one loop (without the GIL from
+        ``RELEASE_GIL_FROM`` events on).
 
         Returns a :class:`BatchResult`: one RESULT_DTYPE record per event in
         input order, and the fill and order-event tapes (``event_index`` points

@@ -120,7 +120,7 @@ cdef class LatencyHistogram:
     the GIL go nor runs Python code, just checks that nobody holds it) and
     another thread's call meanwhile raises ConcurrentUseError. ``record``
     holds the GIL throughout, so threads may share a histogram for it;
-    ``record_many`` releases the GIL and holds the claim until it is done.
+    ``record_many`` releases the GIL for large arrays and holds the claim until it is done.
     The sample count never wraps: a corrected record, batch or merge that
     would take it past ``MAX_BULK_COUNT`` (2^62) raises OverflowError and
     records nothing; single records have 2^62 more before 2^63 - 1.
@@ -203,7 +203,7 @@ cdef class LatencyHistogram:
             self._backfill(value, expected_interval)
 
     def record_many(self, values, int64_t expected_interval=0) -> None:
-        """Count a 1-D numpy int64 array of latencies without the GIL.
+        """Count a 1-D numpy int64 array of latencies (without the GIL for large arrays).
 
         All or nothing: a negative value raises ValueError, and a batch that
         would take the count past 2^63 - 1 OverflowError, before anything is

@@ -510,7 +510,7 @@ cdef class L2Book:
         return status != STALE
 
     def apply_batch(self, deltas, top=None) -> int:
-        """Apply an L2_DELTA_DTYPE array in one loop without the GIL.
+        """Apply an L2_DELTA_DTYPE array in one loop (without the GIL for large arrays).
 
         With `top` (an L2_TOP_DTYPE array as long as `deltas`), the best bid
         and ask after each delta are written into it. Returns how many deltas

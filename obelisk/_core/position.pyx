@@ -1,9 +1,10 @@
 """Positions, margin, liquidation prices and funding, as Hyperliquid computes them.
 
 One row per asset in a numpy array of C structs; fills, marks and funding
-are applied by loops without the GIL. Money is float64 USDC: the exchange
-reports these values as decimals rounded to about 1e-8, far coarser than
-float64's 1e-16, so doubles reproduce them (tested to 1e-9 relative).
+are applied by compiled loops (without the GIL for large batches). Money is
+float64 USDC: the exchange reports these values as decimals rounded to about
+1e-8, far coarser than float64's 1e-16, so doubles reproduce them (tested to
+1e-9 relative).
 """
 
 from enum import IntEnum
@@ -20,6 +21,7 @@ from obelisk._core._sorted cimport prefetch
 from obelisk._core._types cimport SIDE_BUY, Fill
 
 from obelisk._core._records import as_records, struct_dtype
+from obelisk._core.book import FILL_DTYPE
 from obelisk._core.errors import (
     ConcurrentUseError,
     InvalidFeeRateError,
@@ -364,7 +366,7 @@ cdef class PositionBook:
                                f"non-finite position or balance; nothing applied")
 
     def apply_fills(self, fills) -> float:
-        """Apply a POSITION_FILL_DTYPE array in order without the GIL; the balance change.
+        """Apply a POSITION_FILL_DTYPE array in order in one loop; the balance change.
 
         Every fill is checked first, so a bad one raises before any is applied;
         a batch whose result would not be finite is undone whole and raises.
@@ -1004,7 +1006,7 @@ def fill_fee(double size, double price, bint maker, double taker_rate,
 
 
 def fill_fees(sizes, prices, maker, double taker_rate, double maker_rate):
-    """:func:`fill_fee` of each fill, as a float64 array, in one loop without the GIL.
+    """:func:`fill_fee` of each fill, as a float64 array, in one compiled loop.
 
     `sizes` and `prices` hold one number per fill; `maker` one flag per fill,
     or one for all.
@@ -1052,7 +1054,7 @@ def account_fills(fills, assets, row_of_asset, lots, ticks, long long owner,
     where the account is taker and maker counts as the taker's. `done_oids` are the
     account's resting orders that a fill completed.
     """
-    tape = as_records(fills, _book_fill_dtype(), "fills", "obelisk.FILL_DTYPE")
+    tape = as_records(fills, FILL_DTYPE, "fills", "obelisk.FILL_DTYPE")
     cdef const unsigned char[::1] tape_bytes = tape.view(np.uint8)
     cdef const uint32_t[::1] asset_of = np.ascontiguousarray(assets, dtype=np.uint32)
     cdef const int32_t[::1] row_of = np.ascontiguousarray(row_of_asset, dtype=np.int32)
@@ -1093,7 +1095,7 @@ def account_fills(fills, assets, row_of_asset, lots, ticks, long long owner,
 
 
 cdef struct _AccountFills:
-    # account_fills' inputs and outputs, for its loop without the GIL
+    # account_fills' inputs and outputs, for its loop (run without the GIL when large)
     const Fill* fills
     Py_ssize_t n
     long long owner
@@ -1147,18 +1149,6 @@ cdef Py_ssize_t _account_fill_rows(_AccountFills* job) noexcept nogil:
         k += 1
     job.kept, job.done = k, done
     return -1
-
-
-cdef object _fill_dtype = None
-
-
-cdef object _book_fill_dtype():
-    """FILL_DTYPE, imported on first use (the book module is not needed before)."""
-    global _fill_dtype
-    if _fill_dtype is None:
-        from obelisk._core.book import FILL_DTYPE
-        _fill_dtype = FILL_DTYPE
-    return _fill_dtype
 
 
 # ------------------------------------------------------------- funding math

@@ -37,6 +37,7 @@ from obelisk._core.position cimport (
 )
 
 from obelisk._core._records import as_records, struct_dtype
+from obelisk._core.book import EVENT_DTYPE
 from obelisk._core.errors import (
     ConcurrentUseError,
     InvalidRiskLimitError,
@@ -373,7 +374,7 @@ cdef class RiskChecks:
             self.busy = self.book.busy = False
 
     cdef object _check_events(self, events, rows, flags, ticks, lots):
-        events = as_records(events, _event_dtype(), "events", "obelisk.EVENT_DTYPE")
+        events = as_records(events, EVENT_DTYPE, "events", "obelisk.EVENT_DTYPE")
         cdef Py_ssize_t n = len(events)
         cdef const int32_t[::1] row_of = np.ascontiguousarray(rows, dtype=np.int32)
         cdef const uint8_t[::1] flag = np.ascontiguousarray(flags, dtype=np.uint8)
@@ -608,15 +609,3 @@ cdef class RiskChecks:
 cdef double* _pointer(array) except NULL:
     cdef double[::1] view = array
     return &view[0]
-
-
-cdef object _events_dtype = None
-
-
-cdef object _event_dtype():
-    """EVENT_DTYPE, imported on first use (the book module is not needed before)."""
-    global _events_dtype
-    if _events_dtype is None:
-        from obelisk._core.book import EVENT_DTYPE
-        _events_dtype = EVENT_DTYPE
-    return _events_dtype

@@ -241,8 +241,8 @@ cdef class _TapeMerge:
     so a k-way merge straight from the books' own tapes (no intermediate
     copies, no sort) gives the batch's tapes in input order. The merge splits
     into independent event ranges (:meth:`merge_range`), which threads can
-    run at once without the GIL. `extra_order_events` (ORDER_EVENT_DTYPE, in
-    event order) joins the merge.
+    run at once (without the GIL once the tapes are large).
+    `extra_order_events` (ORDER_EVENT_DTYPE, in event order) joins the merge.
     """
 
     cdef const char** fill_sources

@@ -2,9 +2,9 @@
 
 Books of different assets share nothing, so a batch that spans assets is
 applied by one thread per book, with the GIL released inside the book's loop
-(:func:`obelisk._core.sharded.process_sharded`). Each book walks the positions
-of its own asset's events in the shared batch; the fill and order-event tapes
-are then merged by input position. This module chooses the books, finds each
+when its share is large (:func:`obelisk._core.sharded.process_sharded`). Each
+book walks the positions of its own asset's events in the shared batch; the fill
+and order-event tapes are then merged by input position. This module chooses the books, finds each
 one's events and owns the threads.
 """
 
