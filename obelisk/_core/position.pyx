@@ -21,7 +21,7 @@ from obelisk._core._sorted cimport prefetch
 from obelisk._core._types cimport SIDE_BUY, Fill
 
 from obelisk._core._records import as_records, struct_dtype
-from obelisk._core.book import FILL_DTYPE
+from obelisk._core.book import FILL_DTYPE as _FILL_DTYPE
 from obelisk._core.errors import (
     ConcurrentUseError,
     InvalidFeeRateError,
@@ -1054,7 +1054,7 @@ def account_fills(fills, assets, row_of_asset, lots, ticks, long long owner,
     where the account is taker and maker counts as the taker's. `done_oids` are the
     account's resting orders that a fill completed.
     """
-    tape = as_records(fills, FILL_DTYPE, "fills", "obelisk.FILL_DTYPE")
+    tape = as_records(fills, _FILL_DTYPE, "fills", "obelisk.FILL_DTYPE")
     cdef const unsigned char[::1] tape_bytes = tape.view(np.uint8)
     cdef const uint32_t[::1] asset_of = np.ascontiguousarray(assets, dtype=np.uint32)
     cdef const int32_t[::1] row_of = np.ascontiguousarray(row_of_asset, dtype=np.int32)

@@ -37,7 +37,7 @@ from obelisk._core.position cimport (
 )
 
 from obelisk._core._records import as_records, struct_dtype
-from obelisk._core.book import EVENT_DTYPE
+from obelisk._core.book import EVENT_DTYPE as _EVENT_DTYPE
 from obelisk._core.errors import (
     ConcurrentUseError,
     InvalidRiskLimitError,
@@ -374,7 +374,7 @@ cdef class RiskChecks:
             self.busy = self.book.busy = False
 
     cdef object _check_events(self, events, rows, flags, ticks, lots):
-        events = as_records(events, EVENT_DTYPE, "events", "obelisk.EVENT_DTYPE")
+        events = as_records(events, _EVENT_DTYPE, "events", "obelisk.EVENT_DTYPE")
         cdef Py_ssize_t n = len(events)
         cdef const int32_t[::1] row_of = np.ascontiguousarray(rows, dtype=np.int32)
         cdef const uint8_t[::1] flag = np.ascontiguousarray(flags, dtype=np.uint8)
