@@ -81,3 +81,12 @@ def test_a_fill_of_an_asset_without_a_row_raises_naming_it():
     with pytest.raises(ValueError, match="one value per row"):
         account_fills(tape, assets, TABLE.row_of_asset, TABLE.lot[:2], TABLE.tick, ACCOUNT,
                       RATES.taker, RATES.maker)
+
+
+def test_fee_rates_price_a_position_fill_array_as_fill_fee_prices_each_fill():
+    fills = np.zeros(3, POSITION_FILL_DTYPE)
+    fills["size"], fills["price"], fills["maker"] = [0.5, -2.0, 1e-4], [100.0, 3.5, 6e4], \
+        [True, False, True]
+    assert RATES.of_fills(fills).tolist() == [
+        fill_fee(f["size"], f["price"], bool(f["maker"]), RATES.taker, RATES.maker)
+        for f in fills]
