@@ -68,6 +68,13 @@ def _resting(events: np.ndarray) -> np.ndarray:
     return (events["kind"] == _LIMIT) & ((tif == _GTC) | (tif == _ALO))
 
 
+def _copy_records(records: np.ndarray) -> np.ndarray:
+    """A copy of a contiguous record array, made as bytes: numpy copies a record dtype
+    field by field (13 us for 600 events, against 2 us as bytes). ``np.take`` is the
+    fast way to pick records for the same reason (``records[indices]`` takes 30 us)."""
+    return records.view(np.uint8).copy().view(records.dtype)
+
+
 def _fill_columns(report: BatchReport) -> dict[str, np.ndarray]:
     """The report's fills as trace columns."""
     fills = report.fills
@@ -344,7 +351,7 @@ class TradingEngine:
         if not n:
             return
         self._count = 0
-        events, rows = self._events[:n].copy(), self._rows[:n]
+        events, rows = _copy_records(self._events[:n]), self._rows[:n]
         flags, born = self._flags[:n], self._born[:n]
         start = self.clock_ns()
         try:
@@ -415,7 +422,8 @@ class TradingEngine:
         if not len(allowed):
             return allowed, _NONE, None, None, False
         if not (flags[allowed] & _REDUCE_ONLY).any():
-            report, error, called = self._send(events[allowed])
+            report, error, called = self._send(
+                events if len(allowed) == len(events) else np.take(events, allowed))
             if report is not None:
                 return allowed, _NONE, report, None, False
             return _NONE, allowed if called else _NONE, None, error, False
@@ -438,7 +446,7 @@ class TradingEngine:
             nonlocal unknown, error
             if not indices:
                 return True
-            part, error, called = self._send(events[indices])
+            part, error, called = self._send(np.take(events, indices))
             if part is None:
                 if called:
                     unknown = np.asarray(indices, dtype=np.int64)
@@ -543,7 +551,7 @@ class TradingEngine:
         s = self.stats
         s.submitted += len(events)
         s.batches += 1
-        refused = int((reasons != 0).sum())
+        refused = int(np.count_nonzero(reasons))   # (count_nonzero: ~5x a bool .sum())
         s.refused += refused
         if refused and logger.isEnabledFor(logging.WARNING):
             codes, counts = np.unique(reasons[reasons != 0], return_counts=True)
@@ -563,10 +571,10 @@ class TradingEngine:
         status = results["status"]
         filled = results["filled_qty"] > 0
         cancels = events["kind"][sent] == _CANCEL
-        rested = int(((status == _RESTED) & ~filled).sum())
-        cancelled = int((cancels & (status == _CANCELLED) & ~filled).sum())
-        rejected = int(((status == _REJECTED) & ~filled).sum())
-        traded = int(filled.sum())
+        rested = int(np.count_nonzero((status == _RESTED) & ~filled))
+        cancelled = int(np.count_nonzero(cancels & (status == _CANCELLED) & ~filled))
+        rejected = int(np.count_nonzero((status == _REJECTED) & ~filled))
+        traded = int(np.count_nonzero(filled))
         s.filled += traded
         s.rested += rested
         s.cancelled += cancelled

@@ -70,9 +70,9 @@ class SimBatchVenue:
             out.fills, events["asset"], table.row_of_asset, table.lot, table.tick, ACCOUNT,
             self.fees.taker, self.fees.maker)
         order_events = out.order_events
-        removed = order_events[(order_events["kind"] == _CANCELLED)
-                               & (order_events["owner"] == ACCOUNT)
-                               & (order_events["reason"] == _SELF_TRADE)]["oid"]
+        removed = order_events["oid"][(order_events["kind"] == _CANCELLED)
+                                      & (order_events["owner"] == ACCOUNT)
+                                      & (order_events["reason"] == _SELF_TRADE)]
         return BatchReport(out.results, account, fees, oids, removed, done)
 
     def close(self) -> None:
