@@ -15,6 +15,7 @@ requests = pytest.importorskip("requests")
 
 from obelisk import Side, TimeInForce  # noqa: E402
 from obelisk.hyperliquid import Exchange, Info, Transport, TransportConfig, Wallet  # noqa: E402
+from obelisk.hyperliquid.errors import HyperliquidConnectionError  # noqa: E402
 from obelisk.hyperliquid.live import LiveConfig, LiveLoop  # noqa: E402
 from obelisk.instruments import Rounding  # noqa: E402
 from obelisk.risk import RiskLimits, TradingState  # noqa: E402
@@ -147,6 +148,56 @@ def test_a_clean_stop_unsets_the_dead_mans_switch(market):
         assert result.statuses[0].kind == "resting", result
     admin(market, "/advance", ms=31_000)
     assert len(open_orders(market, wallet.address)) == 1
+
+
+def refuse_cancels(loop, times):
+    """The next `times` cancel actions fail before they leave (a network fault, as an open
+    breaker refuses them); orders still go."""
+    transport = loop.exchange.info.transport
+    post, left = transport.post_exchange, [times]
+
+    def refusing(body):
+        if body["action"]["type"] == "cancelByCloid" and left[0] > 0:
+            left[0] -= 1
+            raise HyperliquidConnectionError("exchange failed: ConnectError (injected)")
+        return post(body)
+
+    transport.post_exchange = refusing
+    return left
+
+
+def test_a_stop_sends_refused_cancels_again_until_none_rests(market):
+    async def main():
+        strategy = Scripted()
+        loop = await make_loop(market, strategy, retry_s=0.1)
+        await loop.start()
+        await until(lambda: strategy.resting and len(open_orders(market, loop.account)) == 1)
+        left = refuse_cancels(loop, 2)
+        await loop.stop()
+        assert left == [0]                               # refused twice, then sent
+        assert loop.venue.stats.not_sent == 2
+        return loop.account
+
+    user = asyncio.run(main())
+    assert open_orders(market, user) == []
+
+
+def test_a_stop_that_cannot_cancel_leaves_the_dead_mans_switch_set(market, caplog):
+    async def main():
+        strategy = Scripted()
+        loop = await make_loop(market, strategy, retry_s=0.1, stop_s=0.3)
+        await loop.start()
+        await until(lambda: strategy.resting and len(open_orders(market, loop.account)) == 1)
+        refuse_cancels(loop, 1_000)
+        await loop.stop()
+        return loop.account
+
+    with caplog.at_level("ERROR", logger="obelisk.hyperliquid.live"):
+        user = asyncio.run(main())
+    assert "1 resting orders were still open 0.3 s into the stop" in caplog.text
+    assert len(open_orders(market, user)) == 1
+    admin(market, "/advance", ms=31_000)             # past the switch's deadline
+    assert open_orders(market, user) == []
 
 
 def test_without_a_fills_snapshot_the_loop_reconciles_after_snapshot_s(market, caplog):

@@ -11,7 +11,8 @@ and only a pass that passes sets risk ACTIVE. The same happens after every
 websocket reconnect and whenever the engine loses an answer (``on_unknown``).
 While the loop runs, ``scheduleCancel`` is renewed as a dead man's switch: if
 the process dies, the exchange cancels every open order at the last deadline. A
-clean :meth:`LiveLoop.stop` cancels the strategy's resting orders and unsets it.
+clean :meth:`LiveLoop.stop` cancels the strategy's resting orders, asks the exchange
+again until none is left, and only then unsets it.
 
 Fills are applied once. The loop subscribes ``userFills`` and ``orderUpdates``
 itself and hands live frames to the venue, recording each fill's trade id and
@@ -33,11 +34,13 @@ from functools import partial
 from typing import Any, Protocol
 
 from obelisk._core.l2 import L2Book
+from obelisk.breaker import CircuitOpenError
 from obelisk.execution.engine import TradingEngine
 from obelisk.execution.ledger import OrderLedger
 from obelisk.execution.recovery import PositionRecovery, RecoveryReport
 from obelisk.execution.venue import BatchReport, VenueFill, VenueOrder
 from obelisk.hyperliquid.batch_venue import HyperliquidBatchVenue
+from obelisk.hyperliquid.errors import HyperliquidError
 from obelisk.hyperliquid.exchange import AsyncExchange, Exchange
 from obelisk.hyperliquid.info import AsyncInfo, Info
 from obelisk.hyperliquid.transport import AsyncTransport, Transport, TransportConfig
@@ -85,13 +88,17 @@ class LiveConfig:
     renew_s: float = 10.0           # how often the deadline is pushed forward
     poll_s: float = 0.05            # how often late fills are applied and orders flushed
     watch_s: float = 0.1            # how often the websocket's connection is checked
-    retry_s: float = 1.0            # wait before a reconciliation that did not pass is retried
+    retry_s: float = 1.0            # wait before a reconciliation or a stop's cancels are retried
+    stop_s: float = 10.0            # longest a stop retries cancels before leaving the switch set
     snapshot_s: float = 10.0        # longest wait for a (re)connection's userFills snapshot
 
     def __post_init__(self) -> None:
         if not self.dead_man_s > 5 or not 0 < self.renew_s < self.dead_man_s - 5:
             raise ValueError("need dead_man_s > 5 and 0 < renew_s < dead_man_s - 5 "
                              f"(got {self.dead_man_s}, {self.renew_s})")
+        if not (self.retry_s > 0 and self.stop_s >= 0):
+            raise ValueError(f"need retry_s > 0 and stop_s >= 0 (got {self.retry_s}, "
+                             f"{self.stop_s})")
 
 
 def wall_clock_ms() -> int:
@@ -192,7 +199,14 @@ class LiveLoop:
         await self.stop()
 
     async def stop(self) -> None:
-        """Cancel the strategy's resting orders, unset the dead man's switch, close."""
+        """Cancel the strategy's resting orders, unset the dead man's switch once the exchange
+        lists none of them, close.
+
+        Cancels the exchange refused or never received (a network fault, an open breaker)
+        are sent again every ``retry_s`` for up to ``stop_s``. Orders still open then stay
+        under the dead man's switch, which cancels them at its deadline; the error log
+        says how many.
+        """
         if not self.running:
             return
         self.running = False
@@ -200,10 +214,31 @@ class LiveLoop:
             self._stopped.set()
         await self._end_tasks()
         try:
-            await self.cancel_resting()
-            await self.async_exchange.schedule_cancel(None)
+            left = await self._cancel_until_none_rest()
+            if left == 0:
+                await self.async_exchange.schedule_cancel(None)
+            else:
+                log.error("%s resting orders %s still open %.1f s into the stop; the dead "
+                          "man's switch stays set and cancels them by its deadline",
+                          "an unknown number of" if left is None else left,
+                          "may be" if left is None else "were", self.config.stop_s)
         finally:
             await self._close()
+
+    async def _cancel_until_none_rest(self) -> int | None:
+        """Cancel resting orders until a listing shows none (0), or until `stop_s` passes:
+        how many were open at the last listing (None: it failed)."""
+        clock = asyncio.get_running_loop().time
+        deadline = clock() + self.config.stop_s
+        while True:
+            try:
+                left: int | None = await self.cancel_resting()
+            except (HyperliquidError, CircuitOpenError) as exc:
+                log.warning("cancelling resting orders failed: %s: %s", type(exc).__name__, exc)
+                left = None
+            if left == 0 or clock() >= deadline:
+                return left
+            await asyncio.sleep(self.config.retry_s)
 
     async def cancel_resting(self) -> int:
         """Cancel, through the engine, every open order that carries this session's cloids;
