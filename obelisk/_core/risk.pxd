@@ -112,6 +112,7 @@ cdef class RiskChecks:
     cdef inline int _check_idle(self) except -1
     cdef object _check_batch(self, orders)
     cdef object _check_events(self, events, rows, flags, ticks, lots)
+    cdef void _end_batch(self) noexcept nogil
     cdef void _check_orders(self, const RiskOrder* o, Py_ssize_t n, int64_t now,
                             uint8_t* reasons) noexcept nogil
     cdef void _check_event_rows(self, const Event* e, const int32_t* row_of, const uint8_t* flag,

@@ -24,6 +24,7 @@ cimport cython
 from cpython.time cimport PyTime_MonotonicRaw
 from libc.math cimport INFINITY, NAN, fabs, isfinite
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
+from libc.string cimport memset
 
 from obelisk._core._gil cimport RELEASE_GIL_FROM, PyThreadState, release_gil_if, restore_gil
 from obelisk._core._types cimport KIND_CANCEL, KIND_LIMIT, TIF_ALO, TIF_GTC, Event
@@ -349,10 +350,7 @@ cdef class RiskChecks:
             self._check_orders(o, n, now, &reasons[0])
         finally:
             restore_gil(released)
-            self.batching = False
-            self._arrays["pending"][:] = 0.0
-            self.pending_value = self.pending_cross_im = 0.0
-            self.pending_open = 0
+            self._end_batch()
         return out
 
     def check_events(self, events, rows, flags, ticks, lots) -> np.ndarray:
@@ -401,11 +399,15 @@ cdef class RiskChecks:
                                    &reasons[0])
         finally:
             restore_gil(released)
-            self.batching = False
-            self._arrays["pending"][:] = 0.0
-            self.pending_value = self.pending_cross_im = 0.0
-            self.pending_open = 0
+            self._end_batch()
         return out
+
+    cdef void _end_batch(self) noexcept nogil:
+        """Forget what the batch's orders added: the next one starts from the book alone."""
+        self.batching = False
+        memset(self.pending, 0, self.count * sizeof(double))
+        self.pending_value = self.pending_cross_im = 0.0
+        self.pending_open = 0
 
     cdef void _check_orders(self, const RiskOrder* o, Py_ssize_t n, int64_t now,
                             uint8_t* reasons) noexcept nogil:

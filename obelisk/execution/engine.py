@@ -30,7 +30,18 @@ from typing import Any
 
 import numpy as np
 
-from obelisk._core.book import EVENT_DTYPE, EventKind, OrderStatus, Side, TimeInForce
+from obelisk._core.book import EVENT_DTYPE, EventKind, Side, TimeInForce
+from obelisk._core.codes import ALO as _ALO
+from obelisk._core.codes import BUY as _BUY
+from obelisk._core.codes import CANCEL as _CANCEL
+from obelisk._core.codes import CANCELLED as _CANCELLED
+from obelisk._core.codes import GTC as _GTC
+from obelisk._core.codes import LIMIT as _LIMIT
+from obelisk._core.codes import MARKET as _MARKET
+from obelisk._core.codes import REDUCE_ONLY as _REDUCE_ONLY
+from obelisk._core.codes import REJECTED as _REJECTED
+from obelisk._core.codes import RESTED as _RESTED
+from obelisk._core.codes import SELL as _SELL
 from obelisk._core.risk import OrderFlags, RiskReason
 from obelisk.breaker import BreakerConfig, CircuitBreaker
 from obelisk.errors import InvalidOrderError, describe
@@ -52,13 +63,6 @@ _INT64_MAX = np.iinfo(np.int64).max
 _TIFS = frozenset(int(t) for t in TimeInForce)
 _TIF_MAX = len(_TIFS) - 1               # TimeInForce values are 0..n-1: a range check suffices
 _SIDES = frozenset((int(Side.BUY), int(Side.SELL)))
-# plain ints: numpy compares an array with an IntEnum (or IntFlag) member about 5x slower
-_LIMIT, _MARKET, _CANCEL = int(EventKind.LIMIT), int(EventKind.MARKET), int(EventKind.CANCEL)
-_BUY, _SELL = int(Side.BUY), int(Side.SELL)
-_GTC, _ALO = int(TimeInForce.GTC), int(TimeInForce.ALO)
-_RESTED, _CANCELLED = int(OrderStatus.RESTED), int(OrderStatus.CANCELLED)
-_REJECTED = int(OrderStatus.REJECTED)
-_REDUCE_ONLY = int(OrderFlags.REDUCE_ONLY)
 _NONE = np.zeros(0, np.int64)           # no orders (indices into a batch)
 
 

@@ -42,7 +42,20 @@ from typing import Any, Literal, NamedTuple, TypeVar
 
 import numpy as np
 
-from obelisk._core.book import RESULT_DTYPE, EventKind, OrderStatus, Reason, Side, TimeInForce
+from obelisk._core.book import RESULT_DTYPE, Reason
+from obelisk._core.codes import ALO as _ALO
+from obelisk._core.codes import BUY as _BUY
+from obelisk._core.codes import CANCEL as _CANCEL
+from obelisk._core.codes import CANCELLED as _CANCELLED
+from obelisk._core.codes import FILLED as _FILLED
+from obelisk._core.codes import GTC as _GTC
+from obelisk._core.codes import IOC as _IOC
+from obelisk._core.codes import IOC_REMAINDER as _IOC_REMAINDER
+from obelisk._core.codes import LIMIT as _LIMIT
+from obelisk._core.codes import MARKET as _MARKET
+from obelisk._core.codes import REJECTED as _REJECTED
+from obelisk._core.codes import RESTED as _RESTED
+from obelisk._core.codes import USER_CANCEL as _USER_CANCEL
 from obelisk._core.position import POSITION_FILL_DTYPE
 from obelisk.breaker import CircuitOpenError
 from obelisk.errors import ObeliskError
@@ -89,16 +102,9 @@ _SEEN_TIDS = 1_000_000          # trade ids remembered for deduplication
 _EXCHANGE_OIDS = 100_000        # exchange oid -> engine oid, for fills that carry no cloid
 _ERRORS_KEPT = 10_000
 
-_LIMIT, _MARKET, _CANCEL = int(EventKind.LIMIT), int(EventKind.MARKET), int(EventKind.CANCEL)
-_RESTED, _FILLED = int(OrderStatus.RESTED), int(OrderStatus.FILLED)
-_REJECTED, _CANCELLED = int(OrderStatus.REJECTED), int(OrderStatus.CANCELLED)
-_ORDER_TYPES = {int(TimeInForce.GTC): {"limit": {"tif": "Gtc"}},
-                int(TimeInForce.IOC): {"limit": {"tif": "Ioc"}},
-                int(TimeInForce.ALO): {"limit": {"tif": "Alo"}}}
-_IOC = int(TimeInForce.IOC)
-_BUY = int(Side.BUY)
+_ORDER_TYPES = {_GTC: {"limit": {"tif": "Gtc"}}, _IOC: {"limit": {"tif": "Ioc"}},
+                _ALO: {"limit": {"tif": "Alo"}}}
 _WIRE_TEXTS = 1 << 16               # wire prices and sizes remembered per venue
-_IOC_REMAINDER, _USER_CANCEL = int(Reason.IOC_REMAINDER), int(Reason.USER_CANCEL)
 _NO_MATCH = "could not immediately match"
 # The exchange's error texts, lower-cased, and the core Reason they correspond to.
 _REASONS = (("post only", Reason.ALO_WOULD_CROSS), ("invalid price", Reason.INVALID_PRICE),

@@ -523,10 +523,11 @@ class WebsocketClient:
         else:
             answer.set_result(response["payload"])
 
-    def _count_message(self) -> None:
-        """A message other than a post is about to go: it always goes, and counts."""
+    async def _send(self, conn: ClientConnection, message: bytes) -> None:
+        """Send a message other than a post: it always goes, and counts in the budget."""
         if self.messages is not None:
             self.messages.charge(1)
+        await conn.send(message, text=True)
 
     def _lose_posts(self, why: str) -> None:
         for answer in self._posts.values():
@@ -607,8 +608,7 @@ class WebsocketClient:
         conn = sub._sent_on
         if conn is not None and conn is self._conn:
             with suppress(ConnectionClosed):    # if closed, it went with the connection
-                self._count_message()
-                await conn.send(_message("unsubscribe", sub.subscription), text=True)
+                await self._send(conn, _message("unsubscribe", sub.subscription))
 
     def _register(self, subscription: Mapping[str, Any]) -> Subscription:
         """The active Subscription for `subscription`, created if new."""
@@ -641,8 +641,7 @@ class WebsocketClient:
             return
         sub._sent_on = conn
         with suppress(ConnectionClosed):        # if closed, the next connection sends it
-            self._count_message()
-            await conn.send(_message("subscribe", sub.subscription), text=True)
+            await self._send(conn, _message("subscribe", sub.subscription))
 
     # --------------------------------------------------------- connection
 
@@ -720,8 +719,7 @@ class WebsocketClient:
             for sub in pending:
                 if sub.active:
                     sub._sent_on = conn
-                    self._count_message()
-                    await conn.send(_message("subscribe", sub.subscription), text=True)
+                    await self._send(conn, _message("subscribe", sub.subscription))
 
     async def _keepalive(self, conn: ClientConnection) -> None:
         """Ping every ping_interval; abort `conn` if no frame arrives within pong_timeout.
@@ -732,8 +730,7 @@ class WebsocketClient:
         while True:
             frames = self._frames
             try:
-                self._count_message()
-                await conn.send(_PING, text=True)
+                await self._send(conn, _PING)
             except ConnectionClosed:
                 return
             except Exception as exc:    # never die silently: replace `conn`

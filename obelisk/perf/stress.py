@@ -28,7 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from obelisk._core.book import EVENT_DTYPE, EventKind, Side, TimeInForce
+from obelisk._core.book import EVENT_DTYPE
+from obelisk._core.codes import BUY as _BUY
+from obelisk._core.codes import CANCEL as _CANCEL
+from obelisk._core.codes import GTC as _GTC
+from obelisk._core.codes import IOC as _IOC
+from obelisk._core.codes import LIMIT as _LIMIT
+from obelisk._core.codes import SELL as _SELL
 from obelisk._core.histogram import LatencyHistogram
 from obelisk.execution.engine import STAGES, TradingEngine
 from obelisk.execution.venue import LIQUIDITY
@@ -45,10 +51,6 @@ QUOTE_LEVELS = 5
 QUOTE_LOTS = 1_000_000         # deep enough for every taker of a round
 MID_RANGE = 5                  # mids wander within +-5 ticks of where they started
 PASSIVE_OFFSETS = (2 * MID_RANGE + 3, 2 * MID_RANGE + 9)   # ticks behind the mid
-# plain ints: numpy compares and fills arrays with an IntEnum member about 5x slower
-_LIMIT, _CANCEL = int(EventKind.LIMIT), int(EventKind.CANCEL)
-_BUY, _SELL = int(Side.BUY), int(Side.SELL)
-_GTC, _IOC = int(TimeInForce.GTC), int(TimeInForce.IOC)
 
 
 @dataclass(frozen=True)

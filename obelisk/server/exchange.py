@@ -20,7 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from obelisk._core.book import OrderBook, OrderEventKind, OrderStatus, Side, TimeInForce
+from obelisk._core.book import OrderBook, OrderStatus, Side, TimeInForce
+from obelisk._core.codes import EVENT_CANCELLED as _CANCELLED
 from obelisk.errors import InstrumentError, ObeliskError
 from obelisk.fees import FeeRates
 from obelisk.funding import hourly_funding_rate
@@ -1076,7 +1077,6 @@ class LocalExchange:
 
 
 _DEFAULT: Wire = {"status": "ok", "response": {"type": "default"}}
-_CANCELLED = int(OrderEventKind.CANCELLED)
 _BUY, _SELL, _RESTED = Side.BUY, Side.SELL, OrderStatus.RESTED       # read once per order
 
 

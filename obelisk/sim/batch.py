@@ -15,7 +15,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from obelisk._core.book import OrderEventKind, Reason
+from obelisk._core.codes import EVENT_CANCELLED as _CANCELLED
+from obelisk._core.codes import SELF_TRADE as _SELF_TRADE
 from obelisk._core.position import account_fills
 from obelisk.execution.venue import ACCOUNT, BatchReport
 from obelisk.fees import FeeRates
@@ -23,9 +24,6 @@ from obelisk.instruments import Instrument, InstrumentTable
 from obelisk.sim.matching import MatchingEngine
 
 __all__ = ["SimBatchVenue"]
-
-# plain ints: numpy compares an array with an IntEnum member about 5x slower
-_CANCELLED, _SELF_TRADE = int(OrderEventKind.CANCELLED), int(Reason.SELF_TRADE)
 
 
 class SimBatchVenue:
