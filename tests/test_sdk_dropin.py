@@ -348,6 +348,17 @@ def test_exchange_bodies_are_byte_identical(method, data):
     assert mine == theirs
 
 
+def test_actions_in_one_millisecond_get_distinct_nonces():
+    """The SDK would sign both with the clock's millisecond; the exchange refuses the second."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(our_exchange_module, "get_timestamp_ms", lambda: NONCE)
+        ours, sent = our_exchange(MAINNET_API_URL, None, None, "wallet")
+        ours.cancel("ETH", 1)
+        ours.cancel("ETH", 2)
+        ours.schedule_cancel(None)
+    assert [json.loads(body)["nonce"] for _, body in sent] == [NONCE, NONCE + 1, NONCE + 2]
+
+
 # ------------------------------------------------------------------ info on the local server
 
 ROOMY = 1_000_000

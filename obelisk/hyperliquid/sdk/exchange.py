@@ -14,6 +14,7 @@ import logging
 import secrets
 from typing import Any
 
+from obelisk.hyperliquid.actions import NonceSource
 from obelisk.hyperliquid.sdk.api import API
 from obelisk.hyperliquid.sdk.info import Info
 from obelisk.hyperliquid.sdk.utils.constants import MAINNET_API_URL
@@ -113,6 +114,9 @@ class Exchange(API):
         self.expires_after: int | None = None
         self._signer_of: Any = None
         self._signer: Wallet | None = None
+        # The SDK's nonce is the clock's millisecond, so two actions in one millisecond
+        # (easy when signing takes microseconds) share it and the second is refused.
+        self._nonces = NonceSource(lambda: get_timestamp_ms())
 
     # ------------------------------------------------------------ plumbing
 
@@ -145,7 +149,7 @@ class Exchange(API):
 
     def _l1(self, action: Any, *, for_vault: bool, nonce: int | None = None) -> Any:
         """Sign `action` as an L1 action (for the vault, if `for_vault`) and post it."""
-        timestamp = get_timestamp_ms() if nonce is None else nonce
+        timestamp = self._nonces.next() if nonce is None else nonce
         signature = sign_l1_action(self._key, action, self.vault_address if for_vault else None,
                                    timestamp, self.expires_after, self._is_mainnet)
         return self._post_action(action, signature, timestamp)
@@ -180,7 +184,7 @@ class Exchange(API):
         wires: list[OrderWire] = [
             order_request_to_order_wire(order, self.info.name_to_asset(order["coin"]))
             for order in order_requests]
-        timestamp = get_timestamp_ms()
+        timestamp = self._nonces.next()
         if builder:
             builder["b"] = builder["b"].lower()
         action = order_wires_to_order_action(wires, builder, grouping)
@@ -195,7 +199,7 @@ class Exchange(API):
         return self.bulk_modify_orders_new([modify])
 
     def bulk_modify_orders_new(self, modify_requests: list[ModifyRequest]) -> Any:
-        timestamp = get_timestamp_ms()
+        timestamp = self._nonces.next()
         modifies = [
             {"oid": m["oid"].to_raw() if isinstance(m["oid"], Cloid) else m["oid"],
              "order": order_request_to_order_wire(m["order"],
@@ -239,13 +243,13 @@ class Exchange(API):
         return self.bulk_cancel_by_cloid([{"coin": name, "cloid": cloid}])
 
     def bulk_cancel(self, cancel_requests: list[CancelRequest]) -> Any:
-        timestamp = get_timestamp_ms()
+        timestamp = self._nonces.next()
         cancels = [{"a": self.info.name_to_asset(c["coin"]), "o": c["oid"]}
                    for c in cancel_requests]
         return self._l1({"type": "cancel", "cancels": cancels}, for_vault=True, nonce=timestamp)
 
     def bulk_cancel_by_cloid(self, cancel_requests: list[CancelByCloidRequest]) -> Any:
-        timestamp = get_timestamp_ms()
+        timestamp = self._nonces.next()
         cancels = [{"asset": self.info.name_to_asset(c["coin"]), "cloid": c["cloid"].to_raw()}
                    for c in cancel_requests]
         return self._l1({"type": "cancelByCloid", "cancels": cancels}, for_vault=True,
@@ -265,7 +269,7 @@ class Exchange(API):
                          "isCross": is_cross, "leverage": leverage}, for_vault=True)
 
     def update_isolated_margin(self, amount: float, name: str) -> Any:
-        timestamp = get_timestamp_ms()
+        timestamp = self._nonces.next()
         action = {"type": "updateIsolatedMargin", "asset": self.info.name_to_asset(name),
                   "isBuy": True, "ntli": float_to_usd_int(amount)}
         return self._l1(action, for_vault=True, nonce=timestamp)
@@ -312,7 +316,7 @@ class Exchange(API):
     # ------------------------------------------------------------ user-signed transfers
 
     def usd_class_transfer(self, amount: float, to_perp: bool) -> Any:
-        timestamp = get_timestamp_ms()
+        timestamp = self._nonces.next()
         str_amount = str(amount)
         if self.vault_address:
             str_amount += f" subaccount:{self.vault_address}"
@@ -324,7 +328,7 @@ class Exchange(API):
     def send_asset(self, destination: str, source_dex: str, destination_dex: str, token: str,
                    amount: float) -> Any:
         """Move `token` between dexs ("" the default perp dex, "spot") and/or accounts."""
-        timestamp = get_timestamp_ms()
+        timestamp = self._nonces.next()
         action = {"type": "sendAsset", "destination": destination, "sourceDex": source_dex,
                   "destinationDex": destination_dex, "token": token, "amount": str(amount),
                   "fromSubAccount": self.vault_address if self.vault_address else "",
@@ -333,28 +337,28 @@ class Exchange(API):
         return self._post_action(action, signature, timestamp)
 
     def usd_transfer(self, amount: float, destination: str) -> Any:
-        timestamp = get_timestamp_ms()
+        timestamp = self._nonces.next()
         action = {"destination": destination, "amount": str(amount), "time": timestamp,
                   "type": "usdSend"}
         signature = sign_usd_transfer_action(self._key, action, self._is_mainnet)
         return self._post_action(action, signature, timestamp)
 
     def spot_transfer(self, amount: float, destination: str, token: str) -> Any:
-        timestamp = get_timestamp_ms()
+        timestamp = self._nonces.next()
         action = {"destination": destination, "amount": str(amount), "token": token,
                   "time": timestamp, "type": "spotSend"}
         signature = sign_spot_transfer_action(self._key, action, self._is_mainnet)
         return self._post_action(action, signature, timestamp)
 
     def token_delegate(self, validator: str, wei: int, is_undelegate: bool) -> Any:
-        timestamp = get_timestamp_ms()
+        timestamp = self._nonces.next()
         action = {"validator": validator, "wei": wei, "isUndelegate": is_undelegate,
                   "nonce": timestamp, "type": "tokenDelegate"}
         signature = sign_token_delegate_action(self._key, action, self._is_mainnet)
         return self._post_action(action, signature, timestamp)
 
     def withdraw_from_bridge(self, amount: float, destination: str) -> Any:
-        timestamp = get_timestamp_ms()
+        timestamp = self._nonces.next()
         action = {"destination": destination, "amount": str(amount), "time": timestamp,
                   "type": "withdraw3"}
         signature = sign_withdraw_from_bridge_action(self._key, action, self._is_mainnet)
@@ -363,7 +367,7 @@ class Exchange(API):
     def approve_agent(self, name: str | None = None) -> tuple[Any, str]:
         """Approve a new random agent key; returns (the answer, the agent's hex key)."""
         agent_key = "0x" + secrets.token_hex(32)
-        timestamp = get_timestamp_ms()
+        timestamp = self._nonces.next()
         action = {"type": "approveAgent", "agentAddress": Wallet(agent_key).address,
                   "agentName": name or "", "nonce": timestamp}
         signature = sign_agent(self._key, action, self._is_mainnet)
@@ -372,14 +376,14 @@ class Exchange(API):
         return self._post_action(action, signature, timestamp), agent_key
 
     def approve_builder_fee(self, builder: str, max_fee_rate: str) -> Any:
-        timestamp = get_timestamp_ms()
+        timestamp = self._nonces.next()
         action = {"maxFeeRate": max_fee_rate, "builder": builder, "nonce": timestamp,
                   "type": "approveBuilderFee"}
         signature = sign_approve_builder_fee(self._key, action, self._is_mainnet)
         return self._post_action(action, signature, timestamp)
 
     def convert_to_multi_sig_user(self, authorized_users: list[str], threshold: int) -> Any:
-        timestamp = get_timestamp_ms()
+        timestamp = self._nonces.next()
         signers = {"authorizedUsers": sorted(authorized_users), "threshold": threshold}
         action = {"type": "convertToMultiSigUser", "signers": json.dumps(signers),
                   "nonce": timestamp}
@@ -387,14 +391,14 @@ class Exchange(API):
         return self._post_action(action, signature, timestamp)
 
     def user_dex_abstraction(self, user: str, enabled: bool) -> Any:
-        timestamp = get_timestamp_ms()
+        timestamp = self._nonces.next()
         action = {"type": "userDexAbstraction", "user": user.lower(), "enabled": enabled,
                   "nonce": timestamp}
         signature = sign_user_dex_abstraction_action(self._key, action, self._is_mainnet)
         return self._post_action(action, signature, timestamp)
 
     def user_set_abstraction(self, user: str, abstraction: Abstraction) -> Any:
-        timestamp = get_timestamp_ms()
+        timestamp = self._nonces.next()
         action = {"type": "userSetAbstraction", "user": user.lower(),
                   "abstraction": abstraction, "nonce": timestamp}
         signature = sign_user_set_abstraction_action(self._key, action, self._is_mainnet)
