@@ -106,6 +106,100 @@ def test_batch_writes_the_top_after_every_delta(stream, policy):
     assert state(book) == reference_state(reference)
 
 
+wide_stream = st.lists(st.tuples(
+    st.integers(0, 1),                       # side
+    st.integers(0, 299),                     # price offset: the whole 300-tick ladder
+    st.sampled_from([0, 0, 0, 1, 4, 9]),     # size: mostly deletes, so slots empty out
+    st.sampled_from([1, 1, 1, 1, 2, 0]),     # seq step (2 a gap, 0 none)
+    st.sampled_from([1, 1, 1, 0, -1]),       # time step (-1 stale)
+), min_size=1, max_size=400)
+
+
+def expected_impact(levels, wanted):
+    filled, cost, worst = 0, 0, None
+    for price, size in levels:
+        if filled == wanted:
+            break
+        take = min(size, wanted - filled)
+        filled, cost, worst = filled + take, cost + price * take, price
+    return (None, None, 0) if filled == 0 else (pytest.approx(cost / filled), worst, filled)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stream=wide_stream, policy=st.sampled_from(list(CrossedPolicy)), cut=st.integers(0, 400),
+       emptied=st.integers(0, 149))
+def test_batches_over_a_wide_ladder_match_the_reference(stream, policy, cut, emptied):
+    """Deletes all over a 300-level ladder (emptied slots; past 108 of the 150 bids they
+    are compacted), in two batches: every query, and the deltas a snapshot implies, agree."""
+    stream = [(BUY, offset, 0, 1, 1) for offset in range(emptied)] + stream
+    bids = {1_000 + p: 5 for p in range(150)}
+    asks = {1_151 + p: 5 for p in range(149)}
+    book = L2Book(ETH, crossed_policy=policy)
+    book.apply_snapshot(list(bids), list(bids.values()), list(asks), list(asks.values()))
+    reference = ReferenceL2Book(crossed_policy=policy)
+    reference.snapshot(bids, asks)
+    events = np.zeros(len(stream), dtype=L2_DELTA_DTYPE)
+    seq, time, outcomes = 0, 1_000, []
+    for i, (side, offset, size, seq_step, time_step) in enumerate(stream):
+        seq, time = seq + seq_step, time + time_step
+        events[i] = (1_000 + offset, size, seq if seq_step else 0, time, side)
+        outcomes.append(reference.apply(side, 1_000 + offset, size, seq if seq_step else 0,
+                                        time))
+    start = 0
+    for end in sorted({min(cut, len(stream)), len(stream)}):
+        while start < end:
+            crossed = [i for i in range(start, end) if outcomes[i] == "crossed"]
+            try:
+                taken = book.apply_batch(events[start:end])
+                assert not crossed
+                assert taken == sum(outcome != "stale" for outcome in outcomes[start:end])
+                start = end
+            except CrossedBookError as error:
+                assert f"delta {crossed[0] - start} " in str(error)
+                start = crossed[0] + 1
+    assert state(book) == reference_state(reference)
+    assert book.bbo() == reference.bbo()
+    assert (book.bid_levels, book.ask_levels) == tuple(map(len, reference_state(reference)))
+    assert (book.last_seq, book.last_time) == (reference.last_seq, reference.last_time)
+    for levels in (1, 3, 500):
+        bid = sum(size for _, size in reference.depth(BUY)[:levels])
+        ask = sum(size for _, size in reference.depth(SELL)[:levels])
+        assert book.imbalance(levels) == (None if bid + ask == 0
+                                          else pytest.approx((bid - ask) / (bid + ask)))
+    for wanted in (1, 7, 10_000):
+        assert book.impact(BUY, wanted) == expected_impact(reference.depth(SELL), wanted)
+        assert book.impact(SELL, wanted) == expected_impact(reference.depth(BUY), wanted)
+    for offset in range(0, 300, 7):
+        assert book.size_at(BUY, 1_000 + offset) == reference.levels[BUY].get(1_000 + offset, 0)
+    before = {side: dict(reference.depth(side)) for side in (BUY, SELL)}
+    fresh = {BUY: {price: 3 for price in bids if price % 3}, SELL: {1_299: 1}}
+    changes = book.apply_snapshot(list(fresh[BUY]), list(fresh[BUY].values()), [1_299], [1],
+                                  time=reference.last_time, implied_deltas=True)
+    implied = sorted(changes[["side", "price", "size"]].tolist())
+    assert implied == sorted(
+        [(side, price, 0) for side in (BUY, SELL) for price in before[side]
+         if price not in fresh[side]]
+        + [(side, price, size) for side in (BUY, SELL) for price, size in fresh[side].items()
+           if before[side].get(price) != size])
+
+
+def test_a_crossing_bid_under_drop_stale_skips_emptied_asks_behind_the_dropped_ones():
+    book = L2Book(ETH, crossed_policy=CrossedPolicy.DROP_STALE)
+    book.apply_snapshot([99], [1], [101, 102, 103], [1, 2, 3])
+    book.apply(SELL, 102, 0)                          # behind the best: its slot empties
+    book.apply(BUY, 101, 4)                           # drops the ask at 101
+    assert book.bbo() == (101, 4, 103, 3)
+    assert state(book) == ([(101, 4), (99, 1)], [(103, 3)])
+
+
+def test_a_snapshot_implies_no_delete_for_a_level_already_gone():
+    book = L2Book(ETH)
+    book.apply_snapshot([99], [1], [101, 102, 103], [1, 2, 3])
+    book.apply(SELL, 102, 0)
+    changes = book.apply_snapshot([99], [1], [101, 103], [1, 3], implied_deltas=True)
+    assert len(changes) == 0
+
+
 def test_batch_stops_at_a_crossing_delta_under_raise():
     book = L2Book(ETH)
     events = np.zeros(3, dtype=L2_DELTA_DTYPE)

@@ -44,7 +44,7 @@ CONCURRENT_SCRIPT = textwrap.dedent("""
     from obelisk.testing.workload import SYNTHETIC_GRID, l2_stream
 
     workload = l2_stream(20_000, levels=200, seed=5)
-    deltas = np.tile(workload.deltas, 10)           # 200k deltas a batch
+    deltas = np.tile(workload.deltas, 60)           # 1.2M deltas: a batch outlasts a thread start
     deltas["seq"] = 0
     book = L2Book(SYNTHETIC_GRID, crossed_policy=CrossedPolicy.INVALIDATE)
     workload.load(book)

@@ -5,12 +5,15 @@ from libc.stdint cimport int32_t, int64_t, uint8_t
 
 
 # One side's levels sorted by key so that the best is last (bids: key = price,
-# asks: key = -price); sizes run parallel to keys.
+# asks: key = -price); sizes run parallel to keys. A deleted level keeps its slot
+# with size 0 (no shift; the same price coming back is an update) unless it is
+# the best: the last slot always holds a level. `live` counts the levels.
 cdef struct L2Side:
     int64_t* keys
     int64_t* sizes
-    int32_t count
+    int32_t count        # slots in use, emptied ones included
     int32_t capacity
+    int32_t live
 
 
 # One level delta (L2_DELTA_DTYPE, 40 bytes): size 0 deletes the level.
@@ -69,7 +72,6 @@ cdef class L2Book:
     cdef void _drop_crossed(self, uint8_t fresh_side) noexcept nogil
     cdef int64_t _apply_deltas(self, const L2Delta* d, int64_t n, L2Top* tops,
                                int64_t* applied, int* status) noexcept nogil
-    cdef inline void _top(self, L2Top* top) noexcept nogil
     cdef inline int _claim(self) except -1
     cdef inline int _check_unclaimed(self) except -1
     cdef int _check_side(self, int64_t side) except -1

@@ -66,7 +66,7 @@ L2_TOP_DTYPE = struct_dtype(<L2Top[:1]> &_top_record)
 # ------------------------------------------------------------ sorted sides
 
 cdef inline int64_t _key(uint8_t side, int64_t price) noexcept nogil:
-    return price if side == SIDE_BUY else -price
+    return (price ^ -<int64_t> side) + side         # price for bids, -price for asks
 
 
 cdef inline int32_t _lower_bound(const L2Side* s, int64_t key) noexcept nogil:
@@ -85,12 +85,75 @@ cdef inline void _insert_at(L2Side* s, int32_t pos, int64_t key, int64_t size) n
     s.count += 1
 
 
-cdef inline void _remove_at(L2Side* s, int32_t pos) noexcept nogil:
+cdef enum:
+    ASIDE = -1       # _set_in: no room for a new level; apply_batch: not the common case
+    SKIPPED = -2     # apply_batch: a stale delta
+
+
+cdef inline int64_t _set_in(L2Side* s, int64_t key, int64_t size) noexcept nogil:
+    """Set (or with size 0 delete) the level of `key`; the size it had, or ASIDE when a
+    new level needs room the side does not have (nothing changed then)."""
+    cdef int32_t pos = _lower_bound(s, key)
+    cdef int64_t previous
+    if pos < s.count and s.keys[pos] == key:
+        previous = s.sizes[pos]
+        s.sizes[pos] = size
+        s.live += (size != 0) - (previous != 0)
+        if size == 0:
+            _trim(s)
+        return previous
+    if size:
+        if s.count == s.capacity:
+            return ASIDE
+        _insert_at(s, pos, key, size)
+        s.live += 1
+    return 0
+
+
+cdef inline void _trim(L2Side* s) noexcept nogil:
+    """Drop the emptied levels at the best end; compact when they are most of the side."""
+    while s.count and s.sizes[s.count - 1] == 0:
+        s.count -= 1
+    if s.count > 2 * s.live + 64:
+        _compact(s)
+
+
+cdef void _compact(L2Side* s) noexcept nogil:
     cdef int32_t i
-    for i in range(pos, s.count - 1):
-        s.keys[i] = s.keys[i + 1]
-        s.sizes[i] = s.sizes[i + 1]
-    s.count -= 1
+    cdef int32_t kept = 0
+    for i in range(s.count):
+        if s.sizes[i]:
+            s.keys[kept] = s.keys[i]
+            s.sizes[kept] = s.sizes[i]
+            kept += 1
+    s.count = kept
+
+
+cdef double _top_sum(const L2Side* s, int64_t levels) noexcept nogil:
+    """The summed size of the best `levels` levels."""
+    cdef double total = 0
+    cdef int32_t i = s.count - 1
+    while i >= 0 and levels > 0:
+        if s.sizes[i]:
+            total += s.sizes[i]
+            levels -= 1
+        i -= 1
+    return total
+
+
+cdef inline void _write_top(const L2Side* bids, const L2Side* asks, L2Top* top) noexcept nogil:
+    if bids.count:
+        top.bid_price = bids.keys[bids.count - 1]
+        top.bid_size = bids.sizes[bids.count - 1]
+    else:
+        top.bid_price = 0
+        top.bid_size = 0
+    if asks.count:
+        top.ask_price = -asks.keys[asks.count - 1]
+        top.ask_size = asks.sizes[asks.count - 1]
+    else:
+        top.ask_price = 0
+        top.ask_size = 0
 
 
 cdef inline int64_t _size_at(const L2Side* s, int64_t key) noexcept nogil:
@@ -227,6 +290,9 @@ cdef int32_t _diff_side(const L2Side* old, const int64_t* keys, const int64_t* s
     cdef int32_t written = 0
     while i < old.count or j < n:
         if j >= n or (i < old.count and old.keys[i] < keys[j]):
+            if old.sizes[i] == 0:        # an emptied level: not in the book
+                i += 1
+                continue
             out[written].price = old.keys[i] if side == SIDE_BUY else -old.keys[i]
             out[written].size = 0
             i += 1
@@ -282,6 +348,7 @@ cdef class L2Book:
             self.sides[side].sizes = NULL
             self.sides[side].count = 0
             self.sides[side].capacity = 0
+            self.sides[side].live = 0
         self.gap_log = NULL
         self.gap_log_count = 0
         self.gap_log_capacity = 0
@@ -373,22 +440,13 @@ cdef class L2Book:
 
     cdef inline int64_t _set_level(self, uint8_t side, int64_t price, int64_t size) noexcept nogil:
         """Set (or with size 0 delete) a level; the size it had before, or -1 when out of memory."""
-        cdef L2Side* s = &self.sides[side]
         cdef int64_t key = _key(side, price)
-        cdef int32_t pos = _lower_bound(s, key)
-        cdef int64_t previous
-        if pos < s.count and s.keys[pos] == key:
-            previous = s.sizes[pos]
-            if size:
-                s.sizes[pos] = size
-            else:
-                _remove_at(s, pos)
-            return previous
-        if size:
-            if s.count == s.capacity and self._reserve(side, 1) != 0:
+        cdef int64_t previous = _set_in(&self.sides[side], key, size)
+        if previous < 0:
+            if self._reserve(side, 1) != 0:
                 return -1
-            _insert_at(s, pos, key, size)
-        return 0
+            previous = _set_in(&self.sides[side], key, size)
+        return previous
 
     cdef inline bint _crossed(self) noexcept nogil:
         cdef L2Side* bids = &self.sides[SIDE_BUY]
@@ -403,9 +461,13 @@ cdef class L2Book:
         if fresh_side == SIDE_BUY:
             while asks.count and -asks.keys[asks.count - 1] <= bids.keys[bids.count - 1]:
                 asks.count -= 1
+                asks.live -= asks.sizes[asks.count] != 0
+            _trim(asks)
         else:
             while bids.count and bids.keys[bids.count - 1] >= -asks.keys[asks.count - 1]:
                 bids.count -= 1
+                bids.live -= bids.sizes[bids.count] != 0
+            _trim(bids)
 
     cdef inline int _apply(self, uint8_t side, int64_t price, int64_t size, int64_t seq,
                            int64_t time) noexcept nogil:
@@ -565,35 +627,55 @@ cdef class L2Book:
 
     cdef int64_t _apply_deltas(self, const L2Delta* d, int64_t n, L2Top* tops,
                                int64_t* applied, int* status) noexcept nogil:
-        """apply_batch's loop: the index it stopped at (n when every delta was taken)."""
-        cdef int64_t i
+        """apply_batch's loop: the index it stopped at (n when every delta was taken).
+
+        The sides, sequence and time live in locals here: the level stores
+        cannot alias them, so nothing is reloaded from the book per delta. A
+        delta that leaves the common case (a gap, a cross, a side out of room)
+        goes through ``_apply`` with the book's fields written back.
+        """
+        cdef L2Side sides[2]
+        cdef L2Side* own
+        cdef L2Side* other
+        cdef int64_t last_seq = self.last_seq
+        cdef int64_t last_time = self.last_time
+        cdef int64_t i, key, size, seq, time, previous
+        cdef int64_t taken = 0
+        cdef int code
+        cdef uint8_t side
+        sides[0], sides[1] = self.sides[0], self.sides[1]
         for i in range(n):
-            status[0] = self._apply(d[i].side, d[i].price, d[i].size, d[i].seq, d[i].time)
-            if status[0] == CROSSED or status[0] == NO_MEMORY:
-                return i
-            if status[0] != STALE:
-                applied[0] += 1
+            side, size, seq, time = d[i].side, d[i].size, d[i].seq, d[i].time
+            own, other = &sides[side], &sides[side ^ 1]
+            key = _key(side, d[i].price)
+            if time != 0 and time < last_time:
+                previous = SKIPPED
+            elif (seq != 0 and last_seq != 0 and seq != last_seq + 1) \
+                    or (size and other.count and key >= -other.keys[other.count - 1]):
+                previous = ASIDE          # a gap, or a level that would cross the book
+            else:
+                previous = _set_in(own, key, size)
+            if previous >= 0:
+                last_seq = seq if seq != 0 else last_seq
+                last_time = time if time != 0 else last_time
+                taken += 1
+            elif previous == ASIDE:
+                self.sides[0], self.sides[1] = sides[0], sides[1]
+                self.last_seq, self.last_time = last_seq, last_time
+                code = self._apply(side, d[i].price, size, seq, time)
+                sides[0], sides[1] = self.sides[0], self.sides[1]
+                last_seq, last_time = self.last_seq, self.last_time
+                if code == CROSSED or code == NO_MEMORY:
+                    applied[0] += taken
+                    status[0] = code
+                    return i
+                taken += code != STALE
             if tops != NULL:
-                self._top(&tops[i])
+                _write_top(&sides[SIDE_BUY], &sides[SIDE_SELL], &tops[i])
+        self.sides[0], self.sides[1] = sides[0], sides[1]
+        self.last_seq, self.last_time = last_seq, last_time
+        applied[0] += taken
         return n
-
-    cdef inline void _top(self, L2Top* top) noexcept nogil:
-        cdef L2Side* bids = &self.sides[SIDE_BUY]
-        cdef L2Side* asks = &self.sides[SIDE_SELL]
-        if bids.count:
-            top.bid_price = bids.keys[bids.count - 1]
-            top.bid_size = bids.sizes[bids.count - 1]
-        else:
-            top.bid_price = 0
-            top.bid_size = 0
-        if asks.count:
-            top.ask_price = -asks.keys[asks.count - 1]
-            top.ask_size = asks.sizes[asks.count - 1]
-        else:
-            top.ask_price = 0
-            top.ask_size = 0
-
-    # ------------------------------------------------------------ snapshots
 
     def apply_snapshot(self, bid_prices, bid_sizes, ask_prices, ask_sizes, *,
                        time=0, bint implied_deltas=False):
@@ -738,8 +820,8 @@ cdef class L2Book:
         memcpy(self.sides[SIDE_BUY].sizes, sizes, <size_t> nb * 8)
         memcpy(self.sides[SIDE_SELL].keys, keys + nb, <size_t> na * 8)
         memcpy(self.sides[SIDE_SELL].sizes, sizes + nb, <size_t> na * 8)
-        self.sides[SIDE_BUY].count = <int32_t> nb
-        self.sides[SIDE_SELL].count = <int32_t> na
+        self.sides[SIDE_BUY].count = self.sides[SIDE_BUY].live = <int32_t> nb
+        self.sides[SIDE_SELL].count = self.sides[SIDE_SELL].live = <int32_t> na
         self.valid = not crossed
         if time != 0:
             self.last_time = time
@@ -758,8 +840,8 @@ cdef class L2Book:
         The book is invalid until the next snapshot, which may then carry any time.
         """
         self._check_unclaimed()
-        self.sides[SIDE_BUY].count = 0
-        self.sides[SIDE_SELL].count = 0
+        self.sides[SIDE_BUY].count = self.sides[SIDE_BUY].live = 0
+        self.sides[SIDE_SELL].count = self.sides[SIDE_SELL].live = 0
         self.valid = False
         self.last_seq = 0
         self.last_time = 0
@@ -797,14 +879,14 @@ cdef class L2Book:
         """(best bid, its size, best ask, its size); prices None when a side is empty."""
         cdef L2Top top
         self._check_unclaimed()
-        self._top(&top)
+        _write_top(&self.sides[SIDE_BUY], &self.sides[SIDE_SELL], &top)
         return (top.bid_price or None, top.bid_size, top.ask_price or None, top.ask_size)
 
     def mid(self):
         """Mid price in ticks (may be a half tick), or None."""
         cdef L2Top top
         self._check_unclaimed()
-        self._top(&top)
+        _write_top(&self.sides[SIDE_BUY], &self.sides[SIDE_SELL], &top)
         if not top.bid_price or not top.ask_price:
             return None
         return (top.bid_price + top.ask_price) / 2.0
@@ -812,7 +894,7 @@ cdef class L2Book:
     def spread(self):
         cdef L2Top top
         self._check_unclaimed()
-        self._top(&top)
+        _write_top(&self.sides[SIDE_BUY], &self.sides[SIDE_SELL], &top)
         if not top.bid_price or not top.ask_price:
             return None
         return top.ask_price - top.bid_price
@@ -821,7 +903,7 @@ cdef class L2Book:
         """Size-weighted mid: leans toward the side with less size, or None."""
         cdef L2Top top
         self._check_unclaimed()
-        self._top(&top)
+        _write_top(&self.sides[SIDE_BUY], &self.sides[SIDE_SELL], &top)
         if not top.bid_price or not top.ask_price:
             return None
         return (top.bid_price * <double> top.ask_size + top.ask_price * <double> top.bid_size) \
@@ -832,16 +914,9 @@ cdef class L2Book:
         cdef int64_t most = _int64(levels, "levels")
         if most < 1:
             raise ValueError(f"levels must be >= 1, got {most}")
-        cdef double bid = 0
-        cdef double ask = 0
-        cdef L2Side* bids = &self.sides[SIDE_BUY]
-        cdef L2Side* asks = &self.sides[SIDE_SELL]
-        cdef int32_t i
         self._check_unclaimed()
-        for i in range(min(most, bids.count)):
-            bid += bids.sizes[bids.count - 1 - i]
-        for i in range(min(most, asks.count)):
-            ask += asks.sizes[asks.count - 1 - i]
+        cdef double bid = _top_sum(&self.sides[SIDE_BUY], most)
+        cdef double ask = _top_sum(&self.sides[SIDE_SELL], most)
         if bid + ask == 0:
             return None
         return (bid - ask) / (bid + ask)
@@ -854,19 +929,24 @@ cdef class L2Book:
         if most < 0:
             raise ValueError(f"levels must be >= 0, got {most}")
         cdef L2Side* s = &self.sides[side_]
-        cdef int32_t n, i
+        cdef int32_t n, i, j
         cdef int64_t[::1] p
         cdef int64_t[::1] q
         self._claim()
         try:
-            n = <int32_t> min(most, s.count)
+            n = <int32_t> min(most, s.live)
             prices = np.empty(n, dtype=np.int64)
             sizes = np.empty(n, dtype=np.int64)
             p = prices
             q = sizes
-            for i in range(n):
-                p[i] = s.keys[s.count - 1 - i] if side_ == SIDE_BUY else -s.keys[s.count - 1 - i]
-                q[i] = s.sizes[s.count - 1 - i]
+            i = 0
+            j = s.count - 1
+            while i < n:
+                if s.sizes[j]:
+                    p[i] = s.keys[j] if side_ == SIDE_BUY else -s.keys[j]
+                    q[i] = s.sizes[j]
+                    i += 1
+                j -= 1
         finally:
             self.busy = False
         return prices, sizes
@@ -898,6 +978,9 @@ cdef class L2Book:
         self._check_unclaimed()
         i = s.count - 1
         while i >= 0 and filled < wanted:
+            if s.sizes[i] == 0:
+                i -= 1
+                continue
             price = s.keys[i] if side_ == SIDE_SELL else -s.keys[i]
             take = min(s.sizes[i], wanted - filled)
             cost += <double> price * take
@@ -926,6 +1009,9 @@ cdef class L2Book:
         self._check_unclaimed()
         i = s.count - 1
         while i >= 0 and left > 0:
+            if s.sizes[i] == 0:
+                i -= 1
+                continue
             price = s.keys[i] if side_ == SIDE_SELL else -s.keys[i]
             # compared as doubles before any cast: a float -> int cast out of range is undefined
             affordable = left / price
@@ -945,13 +1031,13 @@ cdef class L2Book:
     @property
     def bid_levels(self) -> int:
         self._check_unclaimed()
-        cdef int32_t count = self.sides[SIDE_BUY].count
+        cdef int32_t count = self.sides[SIDE_BUY].live
         return count
 
     @property
     def ask_levels(self) -> int:
         self._check_unclaimed()
-        cdef int32_t count = self.sides[SIDE_SELL].count
+        cdef int32_t count = self.sides[SIDE_SELL].live
         return count
 
 
