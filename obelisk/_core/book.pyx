@@ -30,6 +30,7 @@ from libc.string cimport memcpy, memmove, memset
 
 from obelisk._core._gil cimport RELEASE_GIL_FROM, PyThreadState, release_gil_if, restore_gil
 from obelisk._core._ints cimport small_int
+from obelisk._core._buffers cimport const_data_of, data_of
 from obelisk._core._memory cimport huge_pages
 from obelisk._core._idmap cimport (
     IdBucket,
@@ -1231,8 +1232,6 @@ cdef class OrderBook:
 
     cdef _process_into(self, events, results, const int64_t[::1] selected=None):
         cdef int64_t n = len(events) if selected is None else selected.shape[0]
-        cdef const unsigned char[::1] event_bytes
-        cdef unsigned char[::1] result_bytes
         cdef const Event* event_ptr
         cdef const int64_t* selected_ptr = NULL
         cdef Result* result_ptr
@@ -1243,10 +1242,8 @@ cdef class OrderBook:
             return
         if selected is not None:
             selected_ptr = &selected[0]
-        event_bytes = events.view(np.uint8)
-        result_bytes = results.view(np.uint8)
-        event_ptr = <const Event*> &event_bytes[0]
-        result_ptr = <Result*> &result_bytes[0]
+        event_ptr = <const Event*> const_data_of(events)
+        result_ptr = <Result*> data_of(results)
         released = release_gil_if(n >= RELEASE_GIL_FROM)
         applied = self._run(event_ptr, selected_ptr, n, result_ptr)
         restore_gil(released)
@@ -1526,7 +1523,6 @@ cdef class OrderBook:
     cdef object _orders(self):
         """:meth:`orders` for a caller that holds the claim (numpy may switch threads here)."""
         out = np.empty(self.pool.in_use, dtype=ORDER_DTYPE)
-        cdef unsigned char[::1] raw
         cdef RestingOrder* row
         cdef int64_t written = 0
         cdef int32_t pos
@@ -1538,8 +1534,7 @@ cdef class OrderBook:
         cdef qty_t ahead
         if self.pool.in_use == 0:
             return out
-        raw = out.view(np.uint8)
-        row = <RestingOrder*> &raw[0]
+        row = <RestingOrder*> data_of(out)
         for side in range(2):
             ladder = &self.sides[side]
             for pos in range(ladder.size - 1, -1, -1):
@@ -1587,11 +1582,9 @@ cdef class OrderBook:
         cdef OrderBook book = cls(max(capacity or 0, len(records), 1), growable=growable, stp=stp)
         cdef int64_t i
         cdef uint8_t reason
-        cdef const unsigned char[::1] raw
         cdef const RestingOrder* rows = NULL
         if len(records):
-            raw = records.view(np.uint8)
-            rows = <const RestingOrder*> &raw[0]
+            rows = <const RestingOrder*> const_data_of(records)
         book._claim()
         try:
             for i in range(len(records)):
@@ -1670,10 +1663,8 @@ cdef class OrderBook:
 cdef object _records(const void* source, int64_t count, dtype):
     """A new numpy array of `count` records of `dtype` copied from C memory."""
     out = np.empty(count, dtype=dtype)
-    cdef unsigned char[::1] raw
     if count:
-        raw = out.view(np.uint8)
-        memcpy(&raw[0], source, <size_t> count * dtype.itemsize)
+        memcpy(data_of(out), source, <size_t> count * dtype.itemsize)
     return out
 
 

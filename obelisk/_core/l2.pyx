@@ -17,6 +17,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc, qsort, realloc
 from libc.string cimport memcmp, memcpy
 
+from obelisk._core._buffers cimport const_data_of, data_of
 from obelisk._core._gil cimport RELEASE_GIL_FROM, PyThreadState, release_gil_if, restore_gil
 from obelisk._core._hl_l2frame cimport FRAME_OK, L2Frame, parse_decimal, scan_l2book
 from obelisk._core._ints cimport small_int
@@ -588,19 +589,16 @@ cdef class L2Book:
             raise TypeError("top must be a contiguous L2_TOP_DTYPE array, as long as deltas")
         if n == 0:
             return 0
-        cdef const unsigned char[::1] delta_bytes = deltas.view(np.uint8)
-        cdef const L2Delta* d = <const L2Delta*> &delta_bytes[0]
+        cdef const L2Delta* d = <const L2Delta*> const_data_of(deltas)
         cdef int64_t bad = _first_invalid(d, n)
         if bad >= 0:
             raise MarketDataError(
                 f"delta {bad} has an invalid side, price, size, seq or time "
                 f"({d[bad].side}, {d[bad].price}, {d[bad].size}, {d[bad].seq}, {d[bad].time}); "
                 f"nothing applied")
-        cdef unsigned char[::1] top_bytes
         cdef L2Top* tops = NULL
         if top is not None:
-            top_bytes = top.view(np.uint8)
-            tops = <L2Top*> &top_bytes[0]
+            tops = <L2Top*> data_of(top)
         cdef int64_t i = 0
         cdef int64_t applied = 0
         cdef int status = APPLIED
@@ -799,15 +797,13 @@ cdef class L2Book:
             raise CrossedBookError(
                 f"snapshot is crossed: bid {keys[nb - 1]} >= ask {-keys[nb + na - 1]}")
         out = None
-        cdef unsigned char[::1] out_bytes
         cdef L2Delta* changes
         cdef int32_t written = 0
         if implied_deltas:
             out = np.zeros(self.sides[0].count + self.sides[1].count + nb + na,
                            dtype=L2_DELTA_DTYPE)
             if len(out):
-                out_bytes = out.view(np.uint8)
-                changes = <L2Delta*> &out_bytes[0]
+                changes = <L2Delta*> data_of(out)
                 written = _diff_side(&self.sides[SIDE_BUY], keys, sizes, <int32_t> nb,
                                      SIDE_BUY, changes)
                 written += _diff_side(&self.sides[SIDE_SELL], keys + nb, sizes + nb,

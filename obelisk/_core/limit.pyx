@@ -28,6 +28,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
+from obelisk._core._buffers cimport const_data_of
 from obelisk._core._memory cimport huge_pages
 from obelisk._core.book cimport _records
 from obelisk._core.l2 cimport L2Delta, L2Top
@@ -146,7 +147,6 @@ cdef class LimitLoop:
     def __init__(self, events) -> None:
         if self.ladders[0] != NULL:
             raise RuntimeError("LimitLoop.__init__ must not be called twice")
-        cdef const unsigned char[::1] raw
         stream = as_event_array(events).copy()     # its own copy: checked once, never changed
         kind, price, qty = stream["kind"], stream["price"], stream["qty"]
         limits, markets = kind == KIND_LIMIT, kind == KIND_MARKET
@@ -176,8 +176,7 @@ cdef class LimitLoop:
         # completes an incoming one (at most one per order): the tape never overflows.
         self._allocate(adds, adds + takers, max_oid + 1)
         if n:
-            raw = stream.view(np.uint8)
-            self.events = <const Event*> &raw[0]
+            self.events = <const Event*> const_data_of(stream)
         self.stream = stream            # last: a loop that failed to allocate cannot run
 
     cdef int _allocate(self, int64_t adds, int64_t fills, int64_t ids) except -1:
@@ -433,10 +432,8 @@ cdef class L2LimitLoop:
                 self.sizes[side][price - low] = size
         self.best[SIDE_BUY] = int(book[0].max(initial=low - 1)) - low
         self.best[SIDE_SELL] = int(book[2].min(initial=low + self.span)) - low
-        cdef const unsigned char[::1] raw
         if self.n:
-            raw = stream.view(np.uint8)
-            self.deltas = <const L2Delta*> &raw[0]
+            self.deltas = <const L2Delta*> const_data_of(stream)
         self.stream = stream            # last: a loop that failed to allocate cannot run
 
     cdef int _allocate(self) except -1:

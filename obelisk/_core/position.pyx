@@ -16,6 +16,7 @@ from libc.math cimport INFINITY, NAN, fabs, isfinite
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
 from libc.string cimport memcpy
 
+from obelisk._core._buffers cimport const_data_of, data_of
 from obelisk._core._gil cimport RELEASE_GIL_FROM, PyThreadState, release_gil_if, restore_gil
 from obelisk._core._sorted cimport prefetch
 from obelisk._core._types cimport SIDE_BUY, Fill
@@ -264,10 +265,8 @@ cdef class PositionBook:
         self.max_leverage = &top_view[0]
         self.positions_array = np.zeros(len(tiers), dtype=POSITION_DTYPE)
         self.saved_array = np.zeros(len(tiers), dtype=POSITION_DTYPE)
-        cdef unsigned char[::1] row_bytes = self.positions_array.view(np.uint8)
-        cdef unsigned char[::1] saved_bytes = self.saved_array.view(np.uint8)
-        self.rows = <Position*> &row_bytes[0]
-        self.saved = <Position*> &saved_bytes[0]
+        self.rows = <Position*> data_of(self.positions_array)
+        self.saved = <Position*> data_of(self.saved_array)
         self.saved_marks_array = np.zeros(len(tiers), dtype=np.float64)
         cdef double[::1] saved_marks_view = self.saved_marks_array
         self.saved_marks = &saved_marks_view[0]
@@ -379,11 +378,10 @@ cdef class PositionBook:
 
     cdef double _apply_batch(self, fills) except? -1:
         fills = as_records(fills, POSITION_FILL_DTYPE, "fills", "obelisk.POSITION_FILL_DTYPE")
-        cdef const unsigned char[::1] fill_bytes = fills.view(np.uint8)
         cdef Py_ssize_t n = len(fills)
         if n == 0:
             return 0.0
-        cdef const PositionFill* f = <const PositionFill*> &fill_bytes[0]
+        cdef const PositionFill* f = <const PositionFill*> const_data_of(fills)
         cdef Py_ssize_t i
         cdef PyThreadState* released = release_gil_if(n >= RELEASE_GIL_FROM)
         cdef Py_ssize_t invalid = _count_invalid(f, n, self.count)
@@ -1055,13 +1053,12 @@ def account_fills(fills, assets, row_of_asset, lots, ticks, long long owner,
     account's resting orders that a fill completed.
     """
     tape = as_records(fills, _FILL_DTYPE, "fills", "obelisk.FILL_DTYPE")
-    cdef const unsigned char[::1] tape_bytes = tape.view(np.uint8)
     cdef const uint32_t[::1] asset_of = np.ascontiguousarray(assets, dtype=np.uint32)
     cdef const int32_t[::1] row_of = np.ascontiguousarray(row_of_asset, dtype=np.int32)
     cdef const double[::1] lot = np.ascontiguousarray(lots, dtype=np.float64)
     cdef const double[::1] tick = np.ascontiguousarray(ticks, dtype=np.float64)
     cdef Py_ssize_t n = len(tape)
-    cdef const Fill* f = <const Fill*> &tape_bytes[0] if n else NULL
+    cdef const Fill* f = <const Fill*> const_data_of(tape) if n else NULL
     if lot.shape[0] != tick.shape[0]:
         raise ValueError(f"lots and ticks must have one value per row, got {lot.shape[0]} "
                          f"and {tick.shape[0]}")
@@ -1071,10 +1068,6 @@ def account_fills(fills, assets, row_of_asset, lots, ticks, long long owner,
     done_oids = np.empty(n, dtype=np.int64)
     if n == 0:
         return out, fees, oids, done_oids
-    cdef unsigned char[::1] out_bytes = out.view(np.uint8)
-    cdef double[::1] fee = fees
-    cdef int64_t[::1] oid = oids
-    cdef int64_t[::1] completed = done_oids
     cdef _AccountFills job
     job.fills, job.n, job.owner = f, n, owner
     job.asset_of, job.asset_count = &asset_of[0] if asset_of.shape[0] else NULL, asset_of.shape[0]
@@ -1082,8 +1075,8 @@ def account_fills(fills, assets, row_of_asset, lots, ticks, long long owner,
     job.lot, job.tick = &lot[0] if lot.shape[0] else NULL, &tick[0] if tick.shape[0] else NULL
     job.row_limit = lot.shape[0]
     job.rates[0], job.rates[1] = taker_rate, maker_rate
-    job.rows, job.fee = <PositionFill*> &out_bytes[0], &fee[0]
-    job.oid, job.completed = &oid[0], &completed[0]
+    job.rows, job.fee = <PositionFill*> data_of(out), <double*> data_of(fees)
+    job.oid, job.completed = <int64_t*> data_of(oids), <int64_t*> data_of(done_oids)
     cdef PyThreadState* released = release_gil_if(n >= RELEASE_GIL_FROM)
     cdef Py_ssize_t bad = _account_fill_rows(&job)
     restore_gil(released)

@@ -26,6 +26,7 @@ from libc.math cimport INFINITY, NAN, fabs, isfinite
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
 from libc.string cimport memset
 
+from obelisk._core._buffers cimport const_data_of, data_of
 from obelisk._core._gil cimport RELEASE_GIL_FROM, PyThreadState, release_gil_if, restore_gil
 from obelisk._core._types cimport KIND_CANCEL, KIND_LIMIT, TIF_ALO, TIF_GTC, Event
 
@@ -339,15 +340,14 @@ cdef class RiskChecks:
         out = np.zeros(n, dtype=np.uint8)
         if n == 0:
             return out
-        cdef const unsigned char[::1] order_bytes = orders.view(np.uint8)
-        cdef const RiskOrder* o = <const RiskOrder*> &order_bytes[0]
-        cdef uint8_t[::1] reasons = out
+        cdef const RiskOrder* o = <const RiskOrder*> const_data_of(orders)
+        cdef uint8_t* reasons = <uint8_t*> data_of(out)
         self.book._refresh()
         cdef int64_t now = self._now()
         self.batching = True            # pending totals are zero here: cleared after each batch
         cdef PyThreadState* released = release_gil_if(n >= RELEASE_GIL_FROM)
         try:
-            self._check_orders(o, n, now, &reasons[0])
+            self._check_orders(o, n, now, reasons)
         finally:
             restore_gil(released)
             self._end_batch()
@@ -387,16 +387,15 @@ cdef class RiskChecks:
         out = np.zeros(n, dtype=np.uint8)
         if n == 0:
             return out
-        cdef const unsigned char[::1] event_bytes = events.view(np.uint8)
-        cdef const Event* e = <const Event*> &event_bytes[0]
-        cdef uint8_t[::1] reasons = out
+        cdef const Event* e = <const Event*> const_data_of(events)
+        cdef uint8_t* reasons = <uint8_t*> data_of(out)
         self.book._refresh()
         cdef int64_t now = self._now()
         cdef PyThreadState* released = release_gil_if(n >= RELEASE_GIL_FROM)
         self.batching = True            # pending totals are zero here: cleared after each batch
         try:
             self._check_event_rows(e, &row_of[0], &flag[0], &tick[0], &lot[0], n, now,
-                                   &reasons[0])
+                                   reasons)
         finally:
             restore_gil(released)
             self._end_batch()

@@ -18,6 +18,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
+from obelisk._core._buffers cimport const_data_of, data_of
 from obelisk._core._gil cimport RELEASE_GIL_FROM, PyThreadState, release_gil_if, restore_gil
 from obelisk._core._types cimport (
     OEV_REJECTED,
@@ -137,10 +138,10 @@ def _apply_shard(OrderBook book, events, const int64_t[::1] rows, results):
     book._process_into(events, own, rows)
     if n == 0:
         return
-    cdef const unsigned char[::1] own_bytes = own.view(np.uint8)
-    cdef unsigned char[::1] result_bytes = results.view(np.uint8)
+    cdef const Result* compact = <const Result*> const_data_of(own)
+    cdef Result* placed = <Result*> data_of(results)
     cdef PyThreadState* released = release_gil_if(n >= RELEASE_GIL_FROM)
-    _place(<const Result*> &own_bytes[0], &rows[0], n, <Result*> &result_bytes[0])
+    _place(compact, &rows[0], n, placed)
     restore_gil(released)
 
 
@@ -155,16 +156,18 @@ cdef object _reject_unknown(events, const int64_t[::1] rows, results):
     """Reject the events at `rows` (no book's) with Reason.UNKNOWN_ASSET; their order events."""
     cdef int64_t n = rows.shape[0]
     out = np.zeros(n, dtype=_book.ORDER_EVENT_DTYPE)
-    cdef const unsigned char[::1] event_bytes = events.view(np.uint8)
-    cdef unsigned char[::1] result_bytes = results.view(np.uint8)
-    cdef unsigned char[::1] out_bytes = out.view(np.uint8)
+    if n == 0:
+        return out
+    cdef const Event* batch = <const Event*> const_data_of(events)
+    cdef Result* answered = <Result*> data_of(results)
+    cdef OrderEvent* refused = <OrderEvent*> data_of(out)
     cdef const Event* ev
     cdef Result* res
     cdef OrderEvent* rejected
     cdef int64_t k
     for k in range(n):
-        ev = &(<const Event*> &event_bytes[0])[rows[k]]
-        res = &(<Result*> &result_bytes[0])[rows[k]]
+        ev = &batch[rows[k]]
+        res = &answered[rows[k]]
         res.filled_qty = 0
         res.resting_qty = 0
         res.fill_count = 0
@@ -172,7 +175,7 @@ cdef object _reject_unknown(events, const int64_t[::1] rows, results):
         res.reason = REASON_UNKNOWN_ASSET
         res._pad[0] = 0
         res._pad[1] = 0
-        rejected = &(<OrderEvent*> &out_bytes[0])[k]
+        rejected = &refused[k]
         rejected.oid = ev.oid
         rejected.price = ev.price
         rejected.qty = ev.qty
@@ -265,7 +268,6 @@ cdef class _TapeMerge:
         cdef Py_ssize_t count = len(books)
         cdef Py_ssize_t p
         cdef OrderBook book
-        cdef const unsigned char[::1] extra_bytes
         self.book_count = count
         self.fill_sources = <const char**> malloc((count + 1) * sizeof(char*))
         self.fill_sizes = <int64_t*> malloc((count + 1) * sizeof(int64_t))
@@ -283,8 +285,7 @@ cdef class _TapeMerge:
         self.event_source_count = count
         self.keep_alive = (list(books), extra_order_events)
         if extra_order_events is not None and len(extra_order_events):
-            extra_bytes = extra_order_events.view(np.uint8)
-            self.event_sources[count] = <const char*> &extra_bytes[0]
+            self.event_sources[count] = <const char*> const_data_of(extra_order_events)
             self.event_sizes[count] = len(extra_order_events)
             self.event_source_count = count + 1
         self.fills = np.empty(sum(self.fill_sizes[p] for p in range(count)),
@@ -301,10 +302,9 @@ cdef class _TapeMerge:
 
     def merge_range(self, int64_t lo, int64_t hi) -> None:
         """Merge the records of events lo <= event_index < hi into place."""
-        cdef unsigned char[::1] fill_bytes = self.fills.view(np.uint8)
-        cdef unsigned char[::1] event_bytes = self.order_events.view(np.uint8)
-        cdef char* fill_out = <char*> &fill_bytes[0] if fill_bytes.shape[0] else NULL
-        cdef char* event_out = <char*> &event_bytes[0] if event_bytes.shape[0] else NULL
+        cdef char* fill_out = <char*> data_of(self.fills) if len(self.fills) else NULL
+        cdef char* event_out = <char*> data_of(self.order_events) \
+            if len(self.order_events) else NULL
         cdef Py_ssize_t sources = self.event_source_count
         cdef int64_t* positions = <int64_t*> malloc(2 * (sources + 1) * sizeof(int64_t))
         if positions == NULL:
