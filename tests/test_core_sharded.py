@@ -4,9 +4,11 @@ from functools import partial
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from obelisk import EVENT_DTYPE, EventKind, OrderBook, OrderEventKind, OrderStatus, Reason, Side
-from obelisk._core.sharded import process_sharded
+from obelisk._core.sharded import process_in_turn, process_sharded
 from obelisk.errors import ConcurrentUseError
 
 BUY, SELL = Side.BUY, Side.SELL
@@ -99,3 +101,53 @@ def test_arguments_are_checked():
         process_sharded([book], np.zeros(2, dtype=np.int64), [list], in_turn)
     with pytest.raises(TypeError):
         process_sharded([object()], limit_orders(), [list], in_turn)
+
+
+# ------------------------------------------------------------ in turn
+
+mixed_rows = st.lists(st.tuples(st.sampled_from([0, 1, 2, 7, 0xFFFFFFFF]), st.integers(1, 40),
+                                st.sampled_from([0, 1]), st.integers(97, 103),
+                                st.integers(1, 6), st.sampled_from(list(EventKind))),
+                      min_size=0, max_size=80)
+
+
+@settings(max_examples=150, deadline=None)
+@given(batches=st.lists(mixed_rows, min_size=1, max_size=4), books=st.integers(1, 12))
+def test_in_turn_gives_the_sharded_results_and_tapes_bit_for_bit(batches, books):
+    """The same books fed the same batches both ways: results, tapes and books agree."""
+    assets = sorted({0, 1, 2, 0xFFFFFFFF} | set(range(10, 10 + books)))[:books]
+    sharded = [OrderBook(4) for _ in assets]
+    in_turn_books = [OrderBook(4) for _ in assets]
+    for rows in batches:
+        events = np.zeros(len(rows), dtype=EVENT_DTYPE)
+        for i, (asset, oid, side, price, qty, kind) in enumerate(rows):
+            events[i] = (oid, price, qty, 0, asset, kind, side, 0)
+        expected = process_sharded(sharded, events, [positions(events, a) for a in assets],
+                                   in_turn)
+        got = process_in_turn(in_turn_books, events, np.array(assets, dtype=np.uint32))
+        for name in ("results", "fills", "order_events"):
+            assert getattr(got, name).tobytes() == getattr(expected, name).tobytes(), name
+    for ours, theirs in zip(in_turn_books, sharded, strict=True):
+        assert ours.snapshot() == theirs.snapshot()
+
+
+def test_in_turn_refuses_a_held_book_and_releases_the_others():
+    books = [OrderBook(4), OrderBook(4)]
+    events = limit_orders((0, 1, BUY, 100, 1), (1, 2, BUY, 100, 1))
+
+    def run_in_parallel(tasks):                     # while books[1] is held by this batch
+        with pytest.raises(ConcurrentUseError):
+            process_in_turn(books, events, np.array([0, 1], dtype=np.uint32))
+        assert books[0].best_bid() is None          # released again, unchanged
+        return in_turn(tasks)
+
+    process_sharded([books[1]], limit_orders(), [list], run_in_parallel)
+    assert books[1].best_bid() is None
+    assert process_in_turn(books, events, np.array([0, 1], dtype=np.uint32)).results[
+        "status"].tolist() == [OrderStatus.RESTED, OrderStatus.RESTED]
+
+
+def test_in_turn_checks_its_books_and_ids():
+    with pytest.raises(ValueError, match="2 books need one asset id each"):
+        process_in_turn([OrderBook(4), OrderBook(4)], limit_orders((0, 1, BUY, 100, 1)),
+                        np.array([0], dtype=np.uint32))

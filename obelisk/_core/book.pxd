@@ -106,6 +106,8 @@ cdef class OrderBook:
     cdef object _copy_fills(self)
     cdef object _copy_order_events(self)
     cdef _process_into(self, events, results, const int64_t[::1] selected=*)
+    cdef void _process_rows(self, const Event* events, const int64_t* selected, int64_t n,
+                            Result* results) noexcept
     cdef Level* _best(self, uint8_t side) noexcept
     cdef tuple _bbo(self)
     cdef object _orders(self)

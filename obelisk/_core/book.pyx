@@ -28,9 +28,9 @@ from libc.stdint cimport (
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy, memmove, memset
 
+from obelisk._core._buffers cimport const_data_of, data_of
 from obelisk._core._gil cimport RELEASE_GIL_FROM, PyThreadState, release_gil_if, restore_gil
 from obelisk._core._ints cimport small_int
-from obelisk._core._buffers cimport const_data_of, data_of
 from obelisk._core._memory cimport huge_pages
 from obelisk._core._idmap cimport (
     IdBucket,
@@ -1232,24 +1232,30 @@ cdef class OrderBook:
 
     cdef _process_into(self, events, results, const int64_t[::1] selected=None):
         cdef int64_t n = len(events) if selected is None else selected.shape[0]
-        cdef const Event* event_ptr
-        cdef const int64_t* selected_ptr = NULL
-        cdef Result* result_ptr
-        cdef int64_t applied
-        cdef PyThreadState* released
-        self._begin_call()
+        cdef const int64_t* rows = NULL
         if n == 0:
+            self._begin_call()
             return
         if selected is not None:
-            selected_ptr = &selected[0]
-        event_ptr = <const Event*> const_data_of(events)
-        result_ptr = <Result*> data_of(results)
+            rows = &selected[0]
+        self._process_rows(<const Event*> const_data_of(events), rows, n,
+                           <Result*> data_of(results))
+
+    cdef void _process_rows(self, const Event* events, const int64_t* selected, int64_t n,
+                            Result* results) noexcept:
+        """``_process_into`` on raw memory: events[0..n) or events[selected[k]] in turn,
+        result k into results[k]; under the caller's claim."""
+        cdef int64_t applied, k
+        cdef PyThreadState* released
+        self._begin_call()
         released = release_gil_if(n >= RELEASE_GIL_FROM)
-        applied = self._run(event_ptr, selected_ptr, n, result_ptr)
+        applied = self._run(events, selected, n, results)
         restore_gil(released)
-        if applied < n:
+        for k in range(applied, n):
             # Out of memory: what was applied is reported; the rest is refused, not applied.
-            results[applied:] = (0, 0, 0, STATUS_REJECTED, REASON_OUT_OF_MEMORY)
+            memset(&results[k], 0, sizeof(Result))
+            results[k].status = STATUS_REJECTED
+            results[k].reason = REASON_OUT_OF_MEMORY
 
     # ------------------------------------------------------------- queries
 
@@ -1671,6 +1677,39 @@ cdef object _records(const void* source, int64_t count, dtype):
 def _check_side(side):
     if side != SIDE_BUY and side != SIDE_SELL:
         raise InvalidOrderError(f"side must be Side.BUY (0) or Side.SELL (1), got {side!r}")
+
+
+def tally_outcomes(results, events, sent):
+    """How the sent events ended: (traded, rested, cancelled, rejected), in one pass.
+
+    RESULT_DTYPE `results` answer EVENT_DTYPE `events[sent]` in order. An order
+    that traded counts as traded only; a cancel counts as cancelled when it
+    removed its order. The rest (IOC or market orders that met nothing, ...)
+    is ``len(sent)`` less the four.
+    """
+    results = as_records(results, RESULT_DTYPE, "results", "obelisk.RESULT_DTYPE")
+    events = as_event_array(events)
+    cdef const int64_t[::1] rows = np.ascontiguousarray(sent, dtype=np.int64)
+    cdef Py_ssize_t n = rows.shape[0], count = len(events), k
+    if len(results) != n:
+        raise ValueError(f"{len(results)} results for {n} sent events")
+    if n == 0:
+        return 0, 0, 0, 0
+    cdef const Result* res = <const Result*> const_data_of(results)
+    cdef const Event* ev = <const Event*> const_data_of(events)
+    cdef int64_t traded = 0, rested = 0, cancelled = 0, rejected = 0, row
+    cdef bint filled
+    for k in range(n):
+        row = rows[k]
+        if row < 0 or row >= count:
+            raise IndexError(f"sent event {row} is outside the batch of {count}")
+        filled = res[k].filled_qty > 0
+        traded += filled
+        rested += not filled and res[k].status == STATUS_RESTED
+        cancelled += not filled and res[k].status == STATUS_CANCELLED \
+            and ev[row].kind == KIND_CANCEL
+        rejected += not filled and res[k].status == STATUS_REJECTED
+    return traded, rested, cancelled, rejected
 
 
 def as_event_array(events):

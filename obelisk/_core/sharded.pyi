@@ -13,3 +13,8 @@ def process_sharded(
     run_in_parallel: Callable[[list[Callable[[], Any]]], list[Any]],
     merge_parts: int = 1,
 ) -> BatchResult: ...
+def process_in_turn(
+    books: Sequence[OrderBook],
+    events: npt.NDArray[np.void],
+    asset_ids: npt.ArrayLike,
+) -> BatchResult: ...

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from obelisk._core.book import EVENT_DTYPE, EventKind, Side, TimeInForce
+from obelisk._core.book import EVENT_DTYPE, EventKind, Side, TimeInForce, tally_outcomes
 from obelisk._core.codes import ALO as _ALO
 from obelisk._core.codes import BUY as _BUY
 from obelisk._core.codes import CANCEL as _CANCEL
@@ -39,7 +39,6 @@ from obelisk._core.codes import GTC as _GTC
 from obelisk._core.codes import LIMIT as _LIMIT
 from obelisk._core.codes import MARKET as _MARKET
 from obelisk._core.codes import REDUCE_ONLY as _REDUCE_ONLY
-from obelisk._core.codes import REJECTED as _REJECTED
 from obelisk._core.codes import RESTED as _RESTED
 from obelisk._core.codes import SELL as _SELL
 from obelisk._core.risk import OrderFlags, RiskReason
@@ -571,14 +570,7 @@ class TradingEngine:
                            - len(unknown), error)
         if report is None:
             return
-        results = report.results
-        status = results["status"]
-        filled = results["filled_qty"] > 0
-        cancels = events["kind"][sent] == _CANCEL
-        rested = int(np.count_nonzero((status == _RESTED) & ~filled))
-        cancelled = int(np.count_nonzero(cancels & (status == _CANCELLED) & ~filled))
-        rejected = int(np.count_nonzero((status == _REJECTED) & ~filled))
-        traded = int(np.count_nonzero(filled))
+        traded, rested, cancelled, rejected = tally_outcomes(report.results, events, sent)
         s.filled += traded
         s.rested += rested
         s.cancelled += cancelled

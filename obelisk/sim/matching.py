@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from obelisk._core.book import BatchResult, OrderBook, SelfTradePrevention, as_event_array
-from obelisk._core.sharded import process_sharded
+from obelisk._core.sharded import process_in_turn, process_sharded
 
 T = TypeVar("T")
 
@@ -89,6 +89,9 @@ class MatchingEngine:
         no book saw them). Fill and order-event sequence numbers are per book.
         """
         events = as_event_array(events)
+        if self._executor is None:     # one thread: the books in turn, nothing to hand out
+            with self._lock:
+                return process_in_turn(list(self._books.values()), events, self._asset_ids)
         selections = self._select(events["asset"])
         with self._lock:
             assets = [asset for asset in self._books if asset in selections]
