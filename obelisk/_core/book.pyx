@@ -1679,39 +1679,6 @@ def _check_side(side):
         raise InvalidOrderError(f"side must be Side.BUY (0) or Side.SELL (1), got {side!r}")
 
 
-def tally_outcomes(results, events, sent):
-    """How the sent events ended: (traded, rested, cancelled, rejected), in one pass.
-
-    RESULT_DTYPE `results` answer EVENT_DTYPE `events[sent]` in order. An order
-    that traded counts as traded only; a cancel counts as cancelled when it
-    removed its order. The rest (IOC or market orders that met nothing, ...)
-    is ``len(sent)`` less the four.
-    """
-    results = as_records(results, RESULT_DTYPE, "results", "obelisk.RESULT_DTYPE")
-    events = as_event_array(events)
-    cdef const int64_t[::1] rows = np.ascontiguousarray(sent, dtype=np.int64)
-    cdef Py_ssize_t n = rows.shape[0], count = len(events), k
-    if len(results) != n:
-        raise ValueError(f"{len(results)} results for {n} sent events")
-    if n == 0:
-        return 0, 0, 0, 0
-    cdef const Result* res = <const Result*> const_data_of(results)
-    cdef const Event* ev = <const Event*> const_data_of(events)
-    cdef int64_t traded = 0, rested = 0, cancelled = 0, rejected = 0, row
-    cdef bint filled
-    for k in range(n):
-        row = rows[k]
-        if row < 0 or row >= count:
-            raise IndexError(f"sent event {row} is outside the batch of {count}")
-        filled = res[k].filled_qty > 0
-        traded += filled
-        rested += not filled and res[k].status == STATUS_RESTED
-        cancelled += not filled and res[k].status == STATUS_CANCELLED \
-            and ev[row].kind == KIND_CANCEL
-        rejected += not filled and res[k].status == STATUS_REJECTED
-    return traded, rested, cancelled, rejected
-
-
 def as_event_array(events):
     """A batch as a contiguous EVENT_DTYPE array (as is when it already is one).
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from obelisk._core.book import EVENT_DTYPE, EventKind, Side, TimeInForce, tally_outcomes
+from obelisk._core.book import EVENT_DTYPE, EventKind, Side, TimeInForce
 from obelisk._core.codes import ALO as _ALO
 from obelisk._core.codes import BUY as _BUY
 from obelisk._core.codes import CANCEL as _CANCEL
@@ -42,6 +42,7 @@ from obelisk._core.codes import REDUCE_ONLY as _REDUCE_ONLY
 from obelisk._core.codes import RESTED as _RESTED
 from obelisk._core.codes import SELL as _SELL
 from obelisk._core.risk import OrderFlags, RiskReason
+from obelisk._core.stage import STATUS_NOT_SENT, STATUS_UNKNOWN, tally_outcomes, trace_columns
 from obelisk.breaker import BreakerConfig, CircuitBreaker
 from obelisk.errors import InvalidOrderError, describe
 from obelisk.execution.venue import ACCOUNT, BatchReport, BatchVenue
@@ -55,8 +56,6 @@ logger = logging.getLogger(__name__)
 
 STAGES = ("risk", "venue", "portfolio", "trace", "batch")
 # Trace statuses besides the venue's OrderStatus values.
-STATUS_NOT_SENT = -1    # refused, or never reached the venue
-STATUS_UNKNOWN = -2     # sent, but the venue's answer was lost: it may have executed
 
 _INT64_MAX = np.iinfo(np.int64).max
 _TIFS = frozenset(int(t) for t in TimeInForce)
@@ -81,11 +80,11 @@ def _copy_records(records: np.ndarray) -> np.ndarray:
 def _fill_columns(report: BatchReport) -> dict[str, np.ndarray]:
     """The report's fills as trace columns."""
     fills = report.fills
-    return {"fill_oid": report.fill_oids,
+    return {"fill_oid": np.ascontiguousarray(report.fill_oids),
             "fill_asset": np.ascontiguousarray(fills["asset"]),
             "fill_size": np.ascontiguousarray(fills["size"]),
             "fill_price": np.ascontiguousarray(fills["price"]),
-            "fill_fee": report.fees}
+            "fill_fee": np.ascontiguousarray(report.fees)}
 
 
 @dataclass
@@ -592,21 +591,12 @@ class TradingEngine:
     def _trace(self, events: np.ndarray, reasons: np.ndarray, sent: np.ndarray,
                unknown: np.ndarray, report: BatchReport | None, error: str | None) -> None:
         """One trace per batch: every order, its outcome, and every fill, as columns."""
-        status = np.full(len(events), STATUS_NOT_SENT, np.int16)
-        status[unknown] = STATUS_UNKNOWN
-        filled = np.zeros(len(events), np.int64)
-        if report is not None:
-            status[sent] = report.results["status"]
-            filled[sent] = report.results["filled_qty"]
-        payload: dict[str, Any] = {
-            "oid": events["oid"], "asset": events["asset"], "side": events["side"],
-            "kind": events["kind"], "tif": events["tif"], "price": events["price"],
-            "qty": events["qty"], "risk_reason": reasons, "status": status,
-            "filled_qty": filled, "error": error}
+        payload: dict[str, Any] = trace_columns(
+            events, reasons, sent, unknown, None if report is None else report.results)
+        payload["error"] = error
         if report is not None:
             payload.update(_fill_columns(report))
-        self._record("batch", {k: np.ascontiguousarray(v) if isinstance(v, np.ndarray)
-                               else v for k, v in payload.items()})
+        self._record("batch", payload)
 
     def close(self) -> None:
         """Send what is queued, apply what the venue still has to report, flush the traces."""

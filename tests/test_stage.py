@@ -1,0 +1,95 @@
+"""The engine's compiled bookkeeping against the numpy it replaces: the tally of how sent
+orders ended, and a batch's trace columns."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from obelisk import EVENT_DTYPE, RESULT_DTYPE, EventKind, OrderStatus
+from obelisk._core.stage import STATUS_NOT_SENT, STATUS_UNKNOWN, tally_outcomes, trace_columns
+
+
+def numpy_tally(results, events, sent):
+    status, filled = results["status"], results["filled_qty"] > 0
+    cancels = events["kind"][sent] == EventKind.CANCEL
+    return (int(np.count_nonzero(filled)),
+            int(np.count_nonzero((status == OrderStatus.RESTED) & ~filled)),
+            int(np.count_nonzero(cancels & (status == OrderStatus.CANCELLED) & ~filled)),
+            int(np.count_nonzero((status == OrderStatus.REJECTED) & ~filled)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.tuples(st.sampled_from(list(EventKind)), st.sampled_from(list(OrderStatus)),
+                               st.sampled_from([0, 0, 3])), max_size=40),
+       data=st.data())
+def test_tally_matches_numpy(rows, data):
+    events = np.zeros(len(rows) + 3, dtype=EVENT_DTYPE)
+    sent = np.array(sorted(data.draw(st.sets(st.integers(0, len(events) - 1),
+                                             max_size=len(rows)))), dtype=np.int64)
+    results = np.zeros(len(sent), dtype=RESULT_DTYPE)
+    for k, row in enumerate(sent):
+        kind, status, filled = rows[k % len(rows)] if rows else (EventKind.LIMIT, 1, 0)
+        events["kind"][row] = kind
+        results[k]["status"], results[k]["filled_qty"] = status, filled
+    assert tally_outcomes(results, events, sent) == numpy_tally(results, events, sent)
+
+
+def test_tally_refuses_mismatched_or_outside_rows():
+    events = np.zeros(2, dtype=EVENT_DTYPE)
+    with pytest.raises(ValueError, match="1 results for 2 sent events"):
+        tally_outcomes(np.zeros(1, dtype=RESULT_DTYPE), events, np.array([0, 1]))
+    with pytest.raises(IndexError, match="sent event 2 is outside the batch of 2"):
+        tally_outcomes(np.zeros(1, dtype=RESULT_DTYPE), events, np.array([2]))
+
+
+def numpy_columns(events, reasons, sent, unknown, results):
+    status = np.full(len(events), STATUS_NOT_SENT, np.int16)
+    status[unknown] = STATUS_UNKNOWN
+    filled = np.zeros(len(events), np.int64)
+    if results is not None:
+        status[sent] = results["status"]
+        filled[sent] = results["filled_qty"]
+    columns = {name: np.ascontiguousarray(events[name])
+               for name in ("oid", "asset", "side", "kind", "tif", "price", "qty")}
+    columns.update(risk_reason=reasons, status=status, filled_qty=filled)
+    return columns
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(0, 30), data=st.data())
+def test_trace_columns_match_numpy(n, data):
+    events = np.zeros(n, dtype=EVENT_DTYPE)
+    for name in ("oid", "price", "qty"):
+        events[name] = data.draw(st.lists(st.integers(-2**63, 2**63 - 1), min_size=n, max_size=n))
+    events["asset"] = data.draw(st.lists(st.integers(0, 2**32 - 1), min_size=n, max_size=n))
+    for name in ("side", "kind", "tif"):
+        events[name] = data.draw(st.lists(st.integers(0, 255), min_size=n, max_size=n))
+    reasons = np.array(data.draw(st.lists(st.integers(0, 20), min_size=n, max_size=n)),
+                       dtype=np.uint8)
+    rows = data.draw(st.permutations(range(n)))
+    split = data.draw(st.integers(0, n))
+    sent = np.array(sorted(rows[:split]), dtype=np.int64)
+    unknown = np.array(sorted(rows[split:][:data.draw(st.integers(0, n - split))]),
+                       dtype=np.int64)
+    results = None
+    if data.draw(st.booleans()):
+        results = np.zeros(len(sent), dtype=RESULT_DTYPE)
+        results["status"] = data.draw(st.lists(st.integers(0, 6), min_size=len(sent),
+                                               max_size=len(sent)))
+        results["filled_qty"] = data.draw(st.lists(st.integers(0, 10**12), min_size=len(sent),
+                                                   max_size=len(sent)))
+    got = trace_columns(events, reasons, sent, unknown, results)
+    expected = numpy_columns(events, reasons, sent, unknown, results)
+    assert list(got) == list(expected)
+    for name, column in expected.items():
+        assert got[name].dtype == column.dtype and got[name].flags.c_contiguous, name
+        assert got[name].tolist() == column.tolist(), name
+
+
+def test_trace_columns_refuse_rows_outside_the_batch():
+    events = np.zeros(2, dtype=EVENT_DTYPE)
+    with pytest.raises(IndexError, match="unknown event 5 is outside the batch of 2"):
+        trace_columns(events, np.zeros(2, np.uint8), [], [5])
+    with pytest.raises(ValueError, match="1 risk reasons for 2 events"):
+        trace_columns(events, np.zeros(1, np.uint8), [], [])
