@@ -151,3 +151,6 @@ def test_in_turn_checks_its_books_and_ids():
     with pytest.raises(ValueError, match="2 books need one asset id each"):
         process_in_turn([OrderBook(4), OrderBook(4)], limit_orders((0, 1, BUY, 100, 1)),
                         np.array([0], dtype=np.uint32))
+    with pytest.raises(ValueError, match="asset ids must ascend: 1 after 3"):
+        process_in_turn([OrderBook(4), OrderBook(4)], limit_orders((0, 1, BUY, 100, 1)),
+                        np.array([3, 1], dtype=np.uint32))

@@ -118,6 +118,10 @@ def process_in_turn(books, events, asset_ids):
     cdef Py_ssize_t count = len(books)
     if ids.shape[0] != count:
         raise ValueError(f"{count} books need one asset id each, got {ids.shape[0]}")
+    cdef Py_ssize_t k
+    for k in range(1, count):
+        if ids[k] <= ids[k - 1]:
+            raise ValueError(f"asset ids must ascend: {ids[k]} after {ids[k - 1]}")
     cdef int64_t n = len(events)
     results = np.empty(n, dtype=_book.RESULT_DTYPE)
     if n == 0:
@@ -126,9 +130,10 @@ def process_in_turn(books, events, asset_ids):
     cdef _Buckets buckets = _Buckets(n, count)
     cdef const Event* batch = <const Event*> const_data_of(events)
     cdef Result* answered = <Result*> data_of(results)
+    cdef PyThreadState* released = release_gil_if(n >= RELEASE_GIL_FROM)
     buckets.fill(batch, &ids[0])
+    restore_gil(released)
     cdef OrderBook book
-    cdef Py_ssize_t k
     cdef int64_t first, size
     held = []
     try:
@@ -187,7 +192,7 @@ cdef class _Buckets:
         free(self.book_of)
         free(self.compact)
 
-    cdef void fill(self, const Event* events, const uint32_t* ids) noexcept:
+    cdef void fill(self, const Event* events, const uint32_t* ids) noexcept nogil:
         cdef Py_ssize_t count = self.count
         cdef int64_t i, n = self.n
         cdef Py_ssize_t k, lo, hi, mid
