@@ -162,6 +162,7 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
                "  L2 book                     --events (deltas), --reference-events\n"
                "  positions and margin        --events (fills), --assets, --reference-events\n"
                "  pre-trade risk checks       --events (orders)\n"
+               "  trading engine              fixed: 2,000 batches of 1 and of 100 orders\n"
                "  breaker, latency monitor,   fixed sizes (200,000 calls, 2,000 signatures,\n"
                "  signing, transport, store   20,000 requests, 50,000 traces)\n"
                f"  stress, logging INFO / off  fixed: {StressConfig().trades:,} orders, at least "

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from obelisk.cli import main
+from obelisk.perf.rows.engine import BATCHES, _prepare, _run
 from obelisk.perf.rows.l2 import _peers
 from obelisk.testing.workload import SYNTHETIC_GRID, l2_stream
 
@@ -29,7 +30,16 @@ def test_bench_json_report(capsys):
     assert "L2 limit loop (minimal C, a size per tick), top after each delta" in names
     assert report["facts"]["l2_limit_agrees"]
     assert 0 < report["ratios"]["L2 batch vs the limit"] < 2
+    assert "TradingEngine, batches of 1 (submit_batch + flush; batches/s)" in names
+    assert report["facts"]["engine_batch_fixed_cost_microseconds"] > 0
     assert all(row["events_per_second"] > 0 for row in report["rows"])
+
+
+def test_engine_rows_trade_every_order():
+    for size in (1, 100):
+        engine, batches = _prepare(size)
+        _run((engine, batches))
+        assert engine.stats.filled == engine.stats.submitted == BATCHES * size
 
 
 def test_bench_rejects_bad_arguments():

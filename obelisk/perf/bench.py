@@ -25,6 +25,7 @@ import numpy as np
 from obelisk._core.book import EventKind, OrderBook
 from obelisk.perf.rows.breaker import breaker_rows
 from obelisk.perf.rows.deep import LIMIT_SUFFIX, deep_facts, deep_ratios, deep_rows
+from obelisk.perf.rows.engine import BATCHES, engine_row_name, engine_rows
 from obelisk.perf.rows.l2 import l2_limit_agrees, l2_rows
 from obelisk.perf.rows.logs import LOGGING_INFO, LOGGING_OFF, logging_rows
 from obelisk.perf.rows.monitor import monitor_rows
@@ -188,6 +189,8 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
     rows.extend(position)
     progress("pre-trade risk checks")
     rows.extend(risk_rows(config.position_fills, config.seed, config.repeat))
+    progress("trading engine, batches of 1 and 100")
+    rows.extend(engine_rows(config.repeat))
     progress("circuit breaker and latency monitor")
     rows.extend(breaker_rows(config.repeat))
     rows.extend(monitor_rows(config.repeat))
@@ -245,6 +248,8 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
                 l2_call.events_per_second / row.events_per_second
     facts_l2 = {"l2_frame_microseconds": round(frame.best_seconds / frame.events * 1e6, 2)}
     facts_l2.update(position_facts(position))
+    facts_l2["engine_batch_fixed_cost_microseconds"] = round(
+        by_name[engine_row_name(1)].best_seconds / BATCHES * 1e6, 1)
     # the goal is within 2 %; printed, never asserted: one run on a shared machine is noisy
     facts_l2["stress_logging_at_info_cost_percent"] = round(
         100 * (by_name[LOGGING_OFF].events_per_second / by_name[LOGGING_INFO].events_per_second
