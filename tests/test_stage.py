@@ -7,7 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from obelisk import EVENT_DTYPE, RESULT_DTYPE, EventKind, OrderStatus
-from obelisk._core.stage import STATUS_NOT_SENT, STATUS_UNKNOWN, tally_outcomes, trace_columns
+from obelisk._core.stage import (
+    STATUS_NOT_SENT,
+    STATUS_UNKNOWN,
+    first_bad_order,
+    tally_outcomes,
+    trace_columns,
+)
 
 
 def numpy_tally(results, events, sent):
@@ -93,3 +99,34 @@ def test_trace_columns_refuse_rows_outside_the_batch():
         trace_columns(events, np.zeros(2, np.uint8), [], [5])
     with pytest.raises(ValueError, match="1 risk reasons for 2 events"):
         trace_columns(events, np.zeros(1, np.uint8), [], [])
+
+
+def numpy_first_bad(kinds, rows, sides, tifs, qtys, prices, oids, assets, tif_max):
+    """submit_batch's checks as numpy calls, in its order (0 is a cancel without ids)."""
+    cancel = kinds == EventKind.CANCEL
+    if oids is None and np.count_nonzero(cancel):
+        return 0, int(np.argmax(cancel))
+    order, limit = ~cancel, kinds == EventKind.LIMIT
+    checks = [order & ~limit & (kinds != EventKind.MARKET), (rows < 0) | (rows >= assets),
+              order & (sides != 0) & (sides != 1), order & ((tifs < 0) | (tifs > tif_max)),
+              order & (qtys <= 0), order & (prices < 0) | limit & (prices == 0)]
+    if oids is not None:
+        checks.append(cancel & (oids < 1))
+    for check, bad in enumerate(checks, start=1):
+        if np.count_nonzero(bad):
+            return check, int(np.argmax(bad))
+    return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers(0, 12), with_oids=st.booleans(), data=st.data())
+def test_first_bad_order_matches_numpy(n, with_oids, data):
+    def column(low, high, dtype=np.int64):
+        return np.array(data.draw(st.lists(st.integers(low, high), min_size=n, max_size=n)),
+                        dtype=dtype)
+    kinds = column(0, 5, np.uint8)
+    rows, sides, tifs = column(-1, 3, np.int32), column(0, 2, np.uint8), column(-1, 4, np.int8)
+    qtys, prices = column(-1, 3), column(-1, 3)
+    oids = column(-1, 3) if with_oids else None
+    assert first_bad_order(kinds, rows, sides, tifs, qtys, prices, oids, 3, 3) == \
+        numpy_first_bad(kinds, rows, sides, tifs, qtys, prices, oids, 3, 3)

@@ -9,6 +9,10 @@ from libc.stdint cimport int16_t, int64_t, uint8_t, uint32_t
 from obelisk._core._buffers cimport const_data_of, data_of
 from obelisk._core._types cimport (
     KIND_CANCEL,
+    KIND_LIMIT,
+    KIND_MARKET,
+    SIDE_BUY,
+    SIDE_SELL,
     STATUS_CANCELLED,
     STATUS_REJECTED,
     STATUS_RESTED,
@@ -25,6 +29,59 @@ STATUS_NOT_SENT = -1    # refused, or never reached the venue
 STATUS_UNKNOWN = -2     # sent, but the venue's answer was lost: it may have executed
 
 _EVENT_COLUMNS = ("oid", "asset", "side", "kind", "tif", "price", "qty")
+
+
+# The checks of TradingEngine.submit_batch in the order it reports them: a cancel
+# needs an id to cancel (when no oids are given), then each column's rule.
+CANCEL_WITHOUT_ID, BAD_KIND, BAD_ROW, BAD_SIDE, BAD_TIF, BAD_QTY, BAD_PRICE, BAD_OID = range(8)
+
+
+def first_bad_order(kinds, rows, sides, tifs, qtys, prices, oids, int64_t assets,
+                    int64_t tif_max):
+    """The first check a batch of orders fails and the order that fails it, as
+    (check, index), or None: every column's rule in one pass each, where numpy takes
+    two or three calls per rule. Columns are integer arrays of one length (`oids`
+    may be None); `assets` rows exist and time-in-force codes are 0..`tif_max`."""
+    held = [np.ascontiguousarray(column, dtype=np.int64)      # alive while read below
+            for column in (kinds, rows, sides, tifs, qtys, prices,
+                           kinds if oids is None else oids)]
+    cdef const int64_t* kind = <const int64_t*> const_data_of(held[0])
+    cdef const int64_t* row = <const int64_t*> const_data_of(held[1])
+    cdef const int64_t* side = <const int64_t*> const_data_of(held[2])
+    cdef const int64_t* tif = <const int64_t*> const_data_of(held[3])
+    cdef const int64_t* qty = <const int64_t*> const_data_of(held[4])
+    cdef const int64_t* price = <const int64_t*> const_data_of(held[5])
+    cdef const int64_t* oid = <const int64_t*> const_data_of(held[6])
+    cdef bint no_oids = oids is None
+    cdef Py_ssize_t n = len(kinds), i
+    cdef int check
+    for check in range(8):
+        for i in range(n):
+            if _fails(check, kind[i], row[i], side[i], tif[i], qty[i], price[i], oid[i],
+                      no_oids, assets, tif_max):
+                return check, i
+    return None
+
+
+cdef inline bint _fails(int check, int64_t kind, int64_t row, int64_t side, int64_t tif,
+                        int64_t qty, int64_t price, int64_t oid, bint no_oids,
+                        int64_t assets, int64_t tif_max) noexcept:
+    cdef bint order = kind != KIND_CANCEL
+    if check == CANCEL_WITHOUT_ID:
+        return no_oids and not order
+    if check == BAD_KIND:
+        return order and kind != KIND_LIMIT and kind != KIND_MARKET
+    if check == BAD_ROW:
+        return row < 0 or row >= assets
+    if check == BAD_SIDE:
+        return order and side != SIDE_BUY and side != SIDE_SELL
+    if check == BAD_TIF:
+        return order and (tif < 0 or tif > tif_max)
+    if check == BAD_QTY:
+        return order and qty <= 0
+    if check == BAD_PRICE:       # a market order's 0 is no protection price
+        return (order and price < 0) or (kind == KIND_LIMIT and price == 0)
+    return not no_oids and not order and oid < 1
 
 
 def tally_outcomes(results, events, sent):

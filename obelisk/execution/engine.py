@@ -32,17 +32,28 @@ import numpy as np
 
 from obelisk._core.book import EVENT_DTYPE, EventKind, Side, TimeInForce
 from obelisk._core.codes import ALO as _ALO
-from obelisk._core.codes import BUY as _BUY
 from obelisk._core.codes import CANCEL as _CANCEL
 from obelisk._core.codes import CANCELLED as _CANCELLED
 from obelisk._core.codes import GTC as _GTC
 from obelisk._core.codes import LIMIT as _LIMIT
-from obelisk._core.codes import MARKET as _MARKET
 from obelisk._core.codes import REDUCE_ONLY as _REDUCE_ONLY
 from obelisk._core.codes import RESTED as _RESTED
-from obelisk._core.codes import SELL as _SELL
 from obelisk._core.risk import OrderFlags, RiskReason
-from obelisk._core.stage import STATUS_NOT_SENT, STATUS_UNKNOWN, tally_outcomes, trace_columns
+from obelisk._core.stage import (
+    BAD_KIND,
+    BAD_OID,
+    BAD_PRICE,
+    BAD_QTY,
+    BAD_ROW,
+    BAD_SIDE,
+    BAD_TIF,
+    CANCEL_WITHOUT_ID,
+    STATUS_NOT_SENT,
+    STATUS_UNKNOWN,
+    first_bad_order,
+    tally_outcomes,
+    trace_columns,
+)
 from obelisk.breaker import BreakerConfig, CircuitBreaker
 from obelisk.errors import InvalidOrderError, describe
 from obelisk.execution.venue import ACCOUNT, BatchReport, BatchVenue
@@ -300,34 +311,29 @@ class TradingEngine:
                 continue
             if not isinstance(column, np.ndarray) or column.shape != (n,):
                 raise InvalidOrderError(f"{name} must be an array of {n} values, one per order")
-            if not np.can_cast(column.dtype, np.int64):
+            if not (column.dtype.kind in "bi" or column.dtype.kind == "u"
+                    and column.dtype.itemsize < 8):          # np.can_cast, 10x cheaper
                 raise InvalidOrderError(f"{name} must hold integers that fit int64, "
                                         f"not {column.dtype}")
-        cancel = kinds == _CANCEL
-        order = ~cancel
-        limit = kinds == _LIMIT
-        checks = [
-            ("kinds", kinds, order & ~limit & (kinds != _MARKET),
-             "is not LIMIT, MARKET or CANCEL"),
-            ("rows", rows, (rows < 0) | (rows >= self._assets),
-             f"is outside the InstrumentTable (0..{self._assets - 1})"),
-            ("sides", sides, order & (sides != _BUY) & (sides != _SELL),
-             "is neither BUY nor SELL"),
-            ("tifs", tifs, order & ((tifs < 0) | (tifs > _TIF_MAX)), "is not a TimeInForce"),
-            ("qtys", qtys, order & (qtys <= 0), "lots: a size must be > 0"),
-            ("prices", prices, order & (prices < 0) | limit & (prices == 0),   # market 0: none
-             "ticks: a limit price must be > 0, a market's >= 0"),
-        ]
-        if oids is not None:
-            checks.append(("oids", oids, cancel & (oids < 1), "cannot be cancelled: ids are >= 1"))
-        elif np.count_nonzero(cancel):
-            raise InvalidOrderError(f"kinds[{int(np.argmax(cancel))}] is a cancel but no oids "
-                                    "were given")
-        for name, column, bad, why in checks:
-            if np.count_nonzero(bad):                     # faster than .any() on bools
-                i = int(np.argmax(bad))
-                raise InvalidOrderError(f"{name}[{i}] = {column[i].item()!r} {why}; "
-                                        "nothing of this call was queued")
+        bad = first_bad_order(kinds, rows, sides, tifs, qtys, prices, oids, self._assets,
+                              _TIF_MAX)
+        if bad is None:
+            return
+        check, i = bad
+        if check == CANCEL_WITHOUT_ID:
+            raise InvalidOrderError(f"kinds[{i}] is a cancel but no oids were given")
+        name, column, why = {
+            BAD_KIND: ("kinds", kinds, "is not LIMIT, MARKET or CANCEL"),
+            BAD_ROW: ("rows", rows, f"is outside the InstrumentTable (0..{self._assets - 1})"),
+            BAD_SIDE: ("sides", sides, "is neither BUY nor SELL"),
+            BAD_TIF: ("tifs", tifs, "is not a TimeInForce"),
+            BAD_QTY: ("qtys", qtys, "lots: a size must be > 0"),
+            BAD_PRICE: ("prices", prices, "ticks: a limit price must be > 0, a market's >= 0"),
+            BAD_OID: ("oids", kinds if oids is None else oids,   # given when it fails
+                      "cannot be cancelled: ids are >= 1"),
+        }[check]
+        raise InvalidOrderError(f"{name}[{i}] = {column[i].item()!r} {why}; "
+                                "nothing of this call was queued")
 
     def _push(self, kind: int, oid: int, row: int, side: int, price: int, qty: int, tif: int,
               flags: int) -> None:
