@@ -11,6 +11,8 @@ from obelisk._core.stage import (
     STATUS_NOT_SENT,
     STATUS_UNKNOWN,
     first_bad_order,
+    int64_columns,
+    queue_orders,
     tally_outcomes,
     trace_columns,
 )
@@ -128,5 +130,58 @@ def test_first_bad_order_matches_numpy(n, with_oids, data):
     rows, sides, tifs = column(-1, 3, np.int32), column(0, 2, np.uint8), column(-1, 4, np.int8)
     qtys, prices = column(-1, 3), column(-1, 3)
     oids = column(-1, 3) if with_oids else None
-    assert first_bad_order(kinds, rows, sides, tifs, qtys, prices, oids, 3, 3) == \
+    columns = int64_columns(kinds, rows, sides, tifs, qtys, prices, oids, None)
+    assert first_bad_order(columns, oids is None, 3, 3) == \
         numpy_first_bad(kinds, rows, sides, tifs, qtys, prices, oids, 3, 3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(0, 12), data=st.data())
+def test_queue_orders_writes_what_numpy_would(n, data):
+    def column(low, high, dtype=np.int64):
+        return np.array(data.draw(st.lists(st.integers(low, high), min_size=n, max_size=n)),
+                        dtype=dtype)
+    kinds = np.array(data.draw(st.lists(st.sampled_from(
+        [EventKind.LIMIT, EventKind.MARKET, EventKind.CANCEL]), min_size=n, max_size=n)),
+        dtype=np.uint8)
+    rows, sides, tifs = column(0, 2, np.int32), column(0, 1, np.uint8), column(0, 3, np.uint8)
+    qtys, prices, oids, flags = column(1, 9), column(0, 9), column(1, 99), column(0, 1, np.uint8)
+    assets = np.array([7, 8, 2**32 - 1], dtype=np.uint32)
+    start = data.draw(st.integers(0, n))
+    count = data.draw(st.integers(0, n - start))
+    at = data.draw(st.integers(0, 4))
+    events, rows_out = np.zeros(at + n, dtype=EVENT_DTYPE), np.zeros(at + n, np.int32)
+    flags_out, born_out, ids = np.zeros(at + n, np.uint8), np.zeros(at + n, np.int64), \
+        np.zeros(n, np.int64)
+    columns = int64_columns(kinds, rows, sides, tifs, qtys, prices, oids, flags)
+    after = queue_orders(columns, start, count, events, rows_out, flags_out, born_out, at, ids,
+                         assets, 1000, 3, 55)
+    part = slice(start, start + count)
+    new = kinds[part] != EventKind.CANCEL
+    expected_ids = oids[part].copy()
+    expected_ids[new] = np.arange(1000, 1000 + int(new.sum()))
+    assert after == 1000 + int(new.sum())
+    assert ids[part].tolist() == expected_ids.tolist()
+    expected = np.zeros(at + n, dtype=EVENT_DTYPE)
+    here = slice(at, at + count)
+    e = expected[here]
+    e["oid"], e["asset"], e["side"] = expected_ids, assets[rows[part]], sides[part]
+    e["price"], e["qty"], e["tif"], e["kind"], e["owner"] = prices[part], qtys[part], \
+        tifs[part], kinds[part], 3
+    assert events.tobytes() == expected.tobytes()
+    assert rows_out[here].tolist() == rows[part].tolist()
+    assert flags_out[here].tolist() == flags[part].tolist()
+    assert born_out[here].tolist() == [55] * count
+
+
+def test_queue_orders_refuses_a_range_outside_its_arrays():
+    columns = int64_columns(None, np.zeros(2, np.int32), np.zeros(2, np.uint8),
+                            np.zeros(2, np.uint8), np.ones(2), np.ones(2), None, None)
+    with pytest.raises(IndexError, match="outside its arrays"):
+        queue_orders(columns, 0, 2, np.zeros(1, dtype=EVENT_DTYPE), np.zeros(2, np.int32),
+                     np.zeros(2, np.uint8), np.zeros(2, np.int64), 0, np.zeros(2, np.int64),
+                     np.zeros(1, np.uint32), 1, 0, 0)
+    with pytest.raises(IndexError, match="row 0 of order 0 is outside the 0 assets"):
+        queue_orders(columns, 0, 2, np.zeros(2, dtype=EVENT_DTYPE), np.zeros(2, np.int32),
+                     np.zeros(2, np.uint8), np.zeros(2, np.int64), 0, np.zeros(2, np.int64),
+                     np.zeros(0, np.uint32), 1, 0, 0)

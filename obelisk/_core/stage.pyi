@@ -15,7 +15,14 @@ def tally_outcomes(results: Any, events: Any, sent: Any) -> tuple[int, int, int,
 def trace_columns(
     events: Any, reasons: Any, sent: Any, unknown: Any, results: Any | None = None
 ) -> dict[str, Any]: ...
-def first_bad_order(
+def int64_columns(
     kinds: Any, rows: Any, sides: Any, tifs: Any, qtys: Any, prices: Any, oids: Any,
-    assets: int, tif_max: int,
+    reduce_only: Any,
+) -> list[Any]: ...
+def first_bad_order(
+    columns: list[Any], no_oids: bool, assets: int, tif_max: int
 ) -> tuple[int, int] | None: ...
+def queue_orders(
+    columns: list[Any], start: int, count: int, events: Any, rows_out: Any, flags_out: Any,
+    born_out: Any, at: int, ids: Any, assets: Any, next_oid: int, owner: int, born: int,
+) -> int: ...

@@ -4,7 +4,7 @@ a call per column or per condition, and a batch of a few orders paid ~0.5-1 us a
 
 import numpy as np
 
-from libc.stdint cimport int16_t, int64_t, uint8_t, uint32_t
+from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint32_t
 
 from obelisk._core._buffers cimport const_data_of, data_of
 from obelisk._core._types cimport (
@@ -36,24 +36,32 @@ _EVENT_COLUMNS = ("oid", "asset", "side", "kind", "tif", "price", "qty")
 CANCEL_WITHOUT_ID, BAD_KIND, BAD_ROW, BAD_SIDE, BAD_TIF, BAD_QTY, BAD_PRICE, BAD_OID = range(8)
 
 
-def first_bad_order(kinds, rows, sides, tifs, qtys, prices, oids, int64_t assets,
-                    int64_t tif_max):
+def int64_columns(kinds, rows, sides, tifs, qtys, prices, oids, reduce_only):
+    """A batch's order columns as contiguous int64 arrays, for first_bad_order and
+    queue_orders (`kinds` None: limit orders; `oids` and `reduce_only` None: zeros)."""
+    n = len(rows)
+    return [np.full(n, KIND_LIMIT, np.int64) if kinds is None
+            else np.ascontiguousarray(kinds, dtype=np.int64),
+            *(np.ascontiguousarray(column, dtype=np.int64)
+              for column in (rows, sides, tifs, qtys, prices)),
+            *(np.zeros(n, np.int64) if column is None
+              else np.ascontiguousarray(column, dtype=np.int64)
+              for column in (oids, reduce_only))]
+
+
+def first_bad_order(list columns, bint no_oids, int64_t assets, int64_t tif_max):
     """The first check a batch of orders fails and the order that fails it, as
     (check, index), or None: every column's rule in one pass each, where numpy takes
-    two or three calls per rule. Columns are integer arrays of one length (`oids`
-    may be None); `assets` rows exist and time-in-force codes are 0..`tif_max`."""
-    held = [np.ascontiguousarray(column, dtype=np.int64)      # alive while read below
-            for column in (kinds, rows, sides, tifs, qtys, prices,
-                           kinds if oids is None else oids)]
-    cdef const int64_t* kind = <const int64_t*> const_data_of(held[0])
-    cdef const int64_t* row = <const int64_t*> const_data_of(held[1])
-    cdef const int64_t* side = <const int64_t*> const_data_of(held[2])
-    cdef const int64_t* tif = <const int64_t*> const_data_of(held[3])
-    cdef const int64_t* qty = <const int64_t*> const_data_of(held[4])
-    cdef const int64_t* price = <const int64_t*> const_data_of(held[5])
-    cdef const int64_t* oid = <const int64_t*> const_data_of(held[6])
-    cdef bint no_oids = oids is None
-    cdef Py_ssize_t n = len(kinds), i
+    two or three calls per rule. `columns` are :func:`int64_columns`' (`no_oids`:
+    the caller gave none); `assets` rows exist and time-in-force codes are 0..`tif_max`."""
+    cdef const int64_t* kind = <const int64_t*> const_data_of(columns[0])
+    cdef const int64_t* row = <const int64_t*> const_data_of(columns[1])
+    cdef const int64_t* side = <const int64_t*> const_data_of(columns[2])
+    cdef const int64_t* tif = <const int64_t*> const_data_of(columns[3])
+    cdef const int64_t* qty = <const int64_t*> const_data_of(columns[4])
+    cdef const int64_t* price = <const int64_t*> const_data_of(columns[5])
+    cdef const int64_t* oid = <const int64_t*> const_data_of(columns[6])
+    cdef Py_ssize_t n = len(columns[0]), i
     cdef int check
     for check in range(8):
         for i in range(n):
@@ -61,6 +69,50 @@ def first_bad_order(kinds, rows, sides, tifs, qtys, prices, oids, int64_t assets
                       no_oids, assets, tif_max):
                 return check, i
     return None
+
+
+def queue_orders(list columns, Py_ssize_t start, Py_ssize_t count, events, rows_out,
+                 flags_out, born_out, Py_ssize_t at, ids, assets, int64_t next_oid,
+                 uint32_t owner, int64_t born):
+    """Write orders start..start+count of checked :func:`int64_columns` into the engine's
+    queue at `at` (EVENT_DTYPE events of `assets[row]`, int32 rows, uint8 flags, int64
+    birth times), each new order taking the next id; every order's id into int64 `ids`.
+    Returns the next unused id."""
+    cdef const int64_t* kind = <const int64_t*> const_data_of(columns[0])
+    cdef const int64_t* row = <const int64_t*> const_data_of(columns[1])
+    cdef const int64_t* side = <const int64_t*> const_data_of(columns[2])
+    cdef const int64_t* tif = <const int64_t*> const_data_of(columns[3])
+    cdef const int64_t* qty = <const int64_t*> const_data_of(columns[4])
+    cdef const int64_t* price = <const int64_t*> const_data_of(columns[5])
+    cdef const int64_t* oid = <const int64_t*> const_data_of(columns[6])
+    cdef const int64_t* flag = <const int64_t*> const_data_of(columns[7])
+    cdef const uint32_t[::1] asset_of = assets
+    if start < 0 or count < 0 or start + count > len(columns[0]) or at < 0 \
+            or at + count > len(events) or len(rows_out) < at + count \
+            or len(flags_out) < at + count or len(born_out) < at + count \
+            or len(ids) < start + count:
+        raise IndexError("queue_orders: a range outside its arrays")
+    cdef Event* ev = <Event*> data_of(events) + at
+    cdef int32_t* row_out = <int32_t*> data_of(rows_out) + at
+    cdef uint8_t* flag_out = <uint8_t*> data_of(flags_out) + at
+    cdef int64_t* born_at = <int64_t*> data_of(born_out) + at
+    cdef int64_t* id_out = <int64_t*> data_of(ids)
+    cdef Py_ssize_t k, i
+    for k in range(count):
+        i = start + k
+        if row[i] < 0 or row[i] >= asset_of.shape[0]:
+            raise IndexError(f"row {row[i]} of order {i} is outside the {asset_of.shape[0]} "
+                             "assets")
+        if kind[i] == KIND_CANCEL:
+            id_out[i] = oid[i]
+        else:
+            id_out[i] = next_oid
+            next_oid += 1
+        ev[k].oid, ev[k].price, ev[k].qty, ev[k].owner = id_out[i], price[i], qty[i], owner
+        ev[k].asset, ev[k].kind = asset_of[row[i]], <uint8_t> kind[i]
+        ev[k].side, ev[k].tif = <uint8_t> side[i], <uint8_t> tif[i]
+        row_out[k], flag_out[k], born_at[k] = <int32_t> row[i], <uint8_t> flag[i], born
+    return next_oid
 
 
 cdef inline bint _fails(int check, int64_t kind, int64_t row, int64_t side, int64_t tif,

@@ -51,6 +51,8 @@ from obelisk._core.stage import (
     STATUS_NOT_SENT,
     STATUS_UNKNOWN,
     first_bad_order,
+    int64_columns,
+    queue_orders,
     tally_outcomes,
     trace_columns,
 )
@@ -233,33 +235,21 @@ class TradingEngine:
         with nothing queued and no id used.
         """
         n = len(rows)
-        kinds = np.full(n, _LIMIT, np.uint8) if kinds is None else kinds
-        self._validate_batch(rows, sides, prices, qtys, tifs, kinds, oids, reduce_only)
-        oids = np.zeros(n, np.int64) if oids is None else oids.astype(np.int64)
-        new = kinds != _CANCEL
-        fresh = int(new.sum())
-        oids[new] = np.arange(self._next_oid, self._next_oid + fresh)
-        self._next_oid += fresh
-        flags = np.zeros(n, np.uint8) if reduce_only is None else reduce_only.astype(np.uint8)
-        assets = self._instruments.assets
+        columns = self._validate_batch(rows, sides, prices, qtys, tifs, kinds, oids,
+                                       reduce_only)
+        ids = np.empty(n, np.int64)
         start = 0
         while start < n:
             take = min(n - start, self.batch_size - self._count)
-            part = slice(start, start + take)
-            here = slice(self._count, self._count + take)
-            e = self._events[here]
-            e["oid"], e["asset"], e["side"] = oids[part], assets[rows[part]], sides[part]
-            e["price"], e["qty"], e["tif"], e["kind"] = prices[part], qtys[part], tifs[part], \
-                kinds[part]
-            e["owner"] = ACCOUNT
-            self._rows[here] = rows[part]
-            self._flags[here] = flags[part]
-            self._born[here] = self.clock_ns()
+            self._next_oid = queue_orders(
+                columns, start, take, self._events, self._rows, self._flags, self._born,
+                self._count, ids, self._instruments.assets, self._next_oid, ACCOUNT,
+                self.clock_ns())
             self._count += take
             start += take
             if self._count == self.batch_size:
                 self.flush()
-        return oids
+        return ids
 
     @property
     def batch_due_ns(self) -> int | None:
@@ -300,13 +290,15 @@ class TradingEngine:
             raise InvalidOrderError(f"price {price} ticks must be >= {lowest}")
 
     def _validate_batch(self, rows: np.ndarray, sides: np.ndarray, prices: np.ndarray,
-                        qtys: np.ndarray, tifs: np.ndarray, kinds: np.ndarray,
-                        oids: np.ndarray | None, reduce_only: np.ndarray | None) -> None:
-        """`_validate` for a whole call, vectorised; raises on the first bad row."""
+                        qtys: np.ndarray, tifs: np.ndarray, kinds: np.ndarray | None,
+                        oids: np.ndarray | None, reduce_only: np.ndarray | None
+                        ) -> list[np.ndarray]:
+        """`_validate` for a whole call, compiled; raises on the first bad row, else
+        returns the columns as int64 arrays (``stage.int64_columns``)."""
         n = len(rows)
-        columns = {"rows": rows, "sides": sides, "prices": prices, "qtys": qtys,
-                   "tifs": tifs, "kinds": kinds, "oids": oids, "reduce_only": reduce_only}
-        for name, column in columns.items():
+        given = {"rows": rows, "sides": sides, "prices": prices, "qtys": qtys,
+                 "tifs": tifs, "kinds": kinds, "oids": oids, "reduce_only": reduce_only}
+        for name, column in given.items():
             if column is None:
                 continue
             if not isinstance(column, np.ndarray) or column.shape != (n,):
@@ -315,22 +307,21 @@ class TradingEngine:
                     and column.dtype.itemsize < 8):          # np.can_cast, 10x cheaper
                 raise InvalidOrderError(f"{name} must hold integers that fit int64, "
                                         f"not {column.dtype}")
-        bad = first_bad_order(kinds, rows, sides, tifs, qtys, prices, oids, self._assets,
-                              _TIF_MAX)
+        columns = int64_columns(kinds, rows, sides, tifs, qtys, prices, oids, reduce_only)
+        bad = first_bad_order(columns, oids is None, self._assets, _TIF_MAX)
         if bad is None:
-            return
+            return columns
         check, i = bad
         if check == CANCEL_WITHOUT_ID:
             raise InvalidOrderError(f"kinds[{i}] is a cancel but no oids were given")
         name, column, why = {
-            BAD_KIND: ("kinds", kinds, "is not LIMIT, MARKET or CANCEL"),
+            BAD_KIND: ("kinds", columns[0], "is not LIMIT, MARKET or CANCEL"),
             BAD_ROW: ("rows", rows, f"is outside the InstrumentTable (0..{self._assets - 1})"),
             BAD_SIDE: ("sides", sides, "is neither BUY nor SELL"),
             BAD_TIF: ("tifs", tifs, "is not a TimeInForce"),
             BAD_QTY: ("qtys", qtys, "lots: a size must be > 0"),
             BAD_PRICE: ("prices", prices, "ticks: a limit price must be > 0, a market's >= 0"),
-            BAD_OID: ("oids", kinds if oids is None else oids,   # given when it fails
-                      "cannot be cancelled: ids are >= 1"),
+            BAD_OID: ("oids", columns[6], "cannot be cancelled: ids are >= 1"),
         }[check]
         raise InvalidOrderError(f"{name}[{i}] = {column[i].item()!r} {why}; "
                                 "nothing of this call was queued")
