@@ -68,7 +68,6 @@ __all__ = ["STAGES", "STATUS_NOT_SENT", "STATUS_UNKNOWN", "EngineStats", "Tradin
 logger = logging.getLogger(__name__)
 
 STAGES = ("risk", "venue", "portfolio", "trace", "batch")
-# Trace statuses besides the venue's OrderStatus values.
 
 _INT64_MAX = np.iinfo(np.int64).max
 _TIFS = frozenset(int(t) for t in TimeInForce)
