@@ -21,6 +21,7 @@ from obelisk._core._types cimport (
 )
 
 from obelisk._core._records import as_records
+from obelisk._core.book import EVENT_DTYPE as _EVENT_DTYPE
 from obelisk._core.book import RESULT_DTYPE as _RESULT_DTYPE
 from obelisk._core.book import as_event_array as _as_event_array
 
@@ -28,7 +29,8 @@ from obelisk._core.book import as_event_array as _as_event_array
 STATUS_NOT_SENT = -1    # refused, or never reached the venue
 STATUS_UNKNOWN = -2     # sent, but the venue's answer was lost: it may have executed
 
-_EVENT_COLUMNS = ("oid", "asset", "side", "kind", "tif", "price", "qty")
+_EVENT_COLUMNS = tuple((name, _EVENT_DTYPE.fields[name][0])          # (name, dtype)
+                       for name in ("oid", "asset", "side", "kind", "tif", "price", "qty"))
 
 
 # The checks of TradingEngine.submit_batch in the order it reports them: a cancel
@@ -168,19 +170,18 @@ def trace_columns(events, reasons, sent, unknown, results=None):
     each one's status and filled quantity (RESULT_DTYPE `results` answer `events[sent]`;
     STATUS_UNKNOWN at `unknown`, STATUS_NOT_SENT elsewhere; without `results`, none was
     answered)."""
-    events = _as_event_array(events)
+    if results is not None:
+        results, events, rows = _answered(results, events, sent)
+    else:
+        events, rows = _as_event_array(events), np.empty(0, dtype=np.int64)
     cdef Py_ssize_t n = len(events), k
     risk = np.ascontiguousarray(reasons, dtype=np.uint8)
     if len(risk) != n:
         raise ValueError(f"{len(risk)} risk reasons for {n} events")
     lost = np.ascontiguousarray(unknown, dtype=np.int64)
-    columns = {name: np.empty(n, dtype=events.dtype.fields[name][0]) for name in _EVENT_COLUMNS}
+    columns = {name: np.empty(n, dtype=dtype) for name, dtype in _EVENT_COLUMNS}
     status = np.empty(n, dtype=np.int16)
     filled = np.zeros(n, dtype=np.int64)
-    if results is not None:
-        results, events, rows = _answered(results, events, sent)
-    else:
-        rows = np.empty(0, dtype=np.int64)
     _check_rows(lost, n, "unknown")
     columns["risk_reason"], columns["status"], columns["filled_qty"] = risk, status, filled
     if n == 0:
