@@ -155,12 +155,15 @@ def test_limit_loop_runs_once_is_made_once_and_an_empty_stream_runs():
 def test_a_preallocated_book_does_not_grow_and_a_fresh_one_does(deep):
     preallocated, fresh = preallocated_book(deep), OrderBook()
     reserved = preallocated.memory_usage()
-    preallocated.process(deep)
+    out = preallocated.process(deep)
     fresh.process(deep)
     grown = preallocated.memory_usage()
-    # Levels and ladders (a few KB) have no reserve call; the rest must not move.
-    assert [grown[k] for k in ("orders", "order_index", "tapes")] \
-        == [reserved[k] for k in ("orders", "order_index", "tapes")]
+    # Levels and ladders (a few KB) have no reserve call; the rest must not move, and the
+    # tapes left with the result instead of being copied into it.
+    assert [grown[k] for k in ("orders", "order_index")] \
+        == [reserved[k] for k in ("orders", "order_index")]
+    assert reserved["tapes"] > 0 and grown["tapes"] == 0
+    assert not out.fills.flags.owndata and not out.order_events.flags.owndata
     assert preallocated.pool_stats()["grow_count"] == 0
     assert fresh.pool_stats()["grow_count"] >= 1
 

@@ -105,6 +105,8 @@ cdef class OrderBook:
     cdef int _call(self, Event* ev, qty_t* cancelled) except -1
     cdef object _copy_fills(self)
     cdef object _copy_order_events(self)
+    cdef object _take_fills(self)
+    cdef object _take_order_events(self)
     cdef _process_into(self, events, results, const int64_t[::1] selected=*)
     cdef void _process_rows(self, const Event* events, const int64_t* selected, int64_t n,
                             Result* results) noexcept

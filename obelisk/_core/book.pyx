@@ -14,6 +14,7 @@ import struct
 
 import numpy as np
 
+from cpython.buffer cimport PyBuffer_FillInfo
 from cpython.number cimport PyIndex_Check, PyNumber_Index
 from libc.stdint cimport (
     INT32_MAX,
@@ -50,7 +51,9 @@ from obelisk._core._types cimport *
 from obelisk._core.pool cimport (
     pool_acquire,
     pool_free_memory,
+    pool_full,
     pool_grow,
+    pool_next_slot,
     pool_reserve,
     pool_init,
     pool_release,
@@ -246,16 +249,19 @@ cdef uint64_t _random_key() except? 0:
 # ------------------------------------------------------------------ tapes
 
 cdef void* _grown_tape(void* tape, int64_t kept, int64_t capacity, size_t size) noexcept nogil:
-    """A tape of `capacity` records holding the first `kept` of `tape` (then freed); NULL
-    when out of memory, `tape` untouched. Unlike realloc, which copies the whole old
-    block, this copies only the records in use: none when a batch starts."""
-    cdef void* grown = malloc(<size_t> capacity * size)
-    if grown == NULL:
-        return NULL
-    huge_pages(grown, <size_t> capacity * size)
+    """A tape of `capacity` records holding the first `kept` of `tape`; NULL when out of
+    memory, `tape` untouched. Records in use move with realloc, which remaps a large
+    block's pages rather than copying them; an unused tape (a batch starting) is freed
+    and a new one taken, so nothing is copied."""
+    cdef void* grown
     if kept:
-        memcpy(grown, tape, <size_t> kept * size)
-    free(tape)
+        grown = realloc(tape, <size_t> capacity * size)
+    else:
+        grown = malloc(<size_t> capacity * size)
+        if grown != NULL:
+            free(tape)
+    if grown != NULL:
+        huge_pages(grown, <size_t> capacity * size)
     return grown
 
 
@@ -520,7 +526,7 @@ cdef class OrderBook:
             if self.sides[side].size == self.sides[side].capacity \
                     and _grow_ladder(&self.sides[side]) != 0:
                 return -1
-        if self.pool.free_head == NO_SLOT and self.pool.growable and pool_grow(&self.pool) != 0:
+        if pool_full(&self.pool) and self.pool.growable and pool_grow(&self.pool) != 0:
             return -1
         return idmap_reserve(&self.ids, self.ids.count + 1)
 
@@ -871,7 +877,7 @@ cdef class OrderBook:
             return self._reject(ev, index, res, REASON_ALO_WOULD_CROSS)
         if tif == TIF_FOK and self._fillable(side, threshold, ev.owner, ev.qty) < ev.qty:
             return self._reject(ev, index, res, REASON_FOK_UNFILLABLE)
-        if (tif == TIF_GTC or tif == TIF_ALO) and self.pool.free_head == NO_SLOT \
+        if (tif == TIF_GTC or tif == TIF_ALO) and pool_full(&self.pool) \
                 and not self.pool.growable \
                 and self._fillable(side, threshold, ev.owner, ev.qty) < ev.qty:
             return self._reject(ev, index, res, REASON_POOL_FULL)
@@ -973,14 +979,16 @@ cdef class OrderBook:
         """
         cdef int64_t k, i
         cdef const Event* ahead
+        cdef const void* next_slot
         self._reserve_for(events, selected, n)
         for k in range(n):
             if k + 16 < n:
                 ahead = &events[selected[k + 16] if selected != NULL else k + 16]
                 _prefetch(&self.ids.buckets[
                     idmap_home(&self.ids, idmap_hash(&self.ids, ahead.oid))])
-            if self.pool.free_head != NO_SLOT:
-                _prefetch(&self.pool.orders[self.pool.free_head])
+            next_slot = pool_next_slot(&self.pool)
+            if next_slot != NULL:
+                _prefetch(next_slot)
             i = selected[k] if selected != NULL else k
             if self._apply(&events[i], <int32_t> i, &results[k]) != 0:
                 return k
@@ -1206,6 +1214,21 @@ cdef class OrderBook:
     cdef object _copy_order_events(self):
         return _records(self.order_events, self.order_event_count, ORDER_EVENT_DTYPE)
 
+    cdef object _take_fills(self):
+        """The fill tape as an array: a large tape is handed over, not copied."""
+        cdef void* tape = self.fills
+        out = _hand_over(&tape, &self.fill_capacity, self.fill_count, FILL_DTYPE)
+        self.fills = <Fill*> tape
+        return out
+
+    cdef object _take_order_events(self):
+        """The order-event tape as an array: a large tape is handed over, not copied."""
+        cdef void* tape = self.order_events
+        out = _hand_over(&tape, &self.order_event_capacity, self.order_event_count,
+                         ORDER_EVENT_DTYPE)
+        self.order_events = <OrderEvent*> tape
+        return out
+
     # ---------------------------------------------------------- batch API
 
     def process(self, events):
@@ -1224,8 +1247,10 @@ cdef class OrderBook:
         self._claim()
         try:
             self._process_into(events, results)
-            fills = self._copy_fills()
-            order_events = self._copy_order_events()
+            fills = self._take_fills()
+            order_events = self._take_order_events()
+            self.fill_count = 0         # the batch's records left with it: none are the
+            self.order_event_count = 0  # last per-call operation's
         finally:
             self._release()
         return BatchResult(results, fills, order_events)
@@ -1672,6 +1697,42 @@ cdef object _records(const void* source, int64_t count, dtype):
     if count:
         memcpy(data_of(out), source, <size_t> count * dtype.itemsize)
     return out
+
+
+# A tape of at least this many bytes leaves the book as the array a batch returns; a
+# smaller one is copied (a copy that small costs less than the allocation it saves).
+cdef int64_t _HANDOVER_BYTES = 1 << 16
+
+
+cdef class _TapeMemory:
+    """A tape handed over by a book: its malloc'd records, freed with the last array over it."""
+    cdef void* data
+    cdef Py_ssize_t size
+
+    def __getbuffer__(self, Py_buffer* view, int flags):
+        PyBuffer_FillInfo(view, self, self.data, self.size, 0, flags)
+
+    def __dealloc__(self):
+        free(self.data)
+
+
+cdef object _hand_over(void** tape, int64_t* capacity, int64_t count, dtype):
+    """`count` records of `dtype` from `tape[0]` as a new array. A large tape becomes the
+    array's memory (trimmed to its records) and the book starts a new one when it next
+    writes (`tape[0]` NULL, `capacity[0]` 0): a batch's tapes are written once, never
+    copied out, and a fresh book pays the first touch of their pages once, not twice."""
+    cdef size_t size = <size_t> count * dtype.itemsize
+    cdef void* trimmed
+    cdef _TapeMemory memory
+    if <int64_t> size < _HANDOVER_BYTES:
+        return _records(tape[0], count, dtype)
+    memory = _TapeMemory.__new__(_TapeMemory)
+    trimmed = realloc(tape[0], size)        # glibc shrinks in place, copying nothing
+    memory.data = trimmed if trimmed != NULL else tape[0]
+    memory.size = <Py_ssize_t> size
+    tape[0] = NULL
+    capacity[0] = 0
+    return np.frombuffer(memory, dtype=dtype, count=count)
 
 
 def _check_side(side):

@@ -1,6 +1,9 @@
 # Order pool: a growable arena of Order structs addressed by int32 slot, with
-# an intrusive free list. The hot functions are inline so that the book, which
-# embeds a PoolState, pays no call across modules for them.
+# an intrusive free list of released slots. Slots from `fresh` up have never
+# been handed out and are untouched memory: neither creating nor growing the
+# arena writes them, so a pool sized for the worst case costs only the pages
+# its orders use. The hot functions are inline so that the book, which embeds a
+# PoolState, pays no call across modules for them.
 
 from libc.stdint cimport int32_t, int64_t, uint32_t
 
@@ -10,7 +13,8 @@ from obelisk._core._types cimport NO_SLOT, Order, slot_t
 cdef struct PoolState:
     Order* orders
     slot_t capacity
-    slot_t free_head
+    slot_t free_head        # the last released slot, NO_SLOT when none
+    slot_t fresh            # the first slot never handed out
     slot_t in_use
     slot_t high_water
     int32_t grow_count
@@ -24,14 +28,20 @@ cdef int pool_reserve(PoolState* pool, int64_t slots) noexcept nogil
 
 
 cdef inline slot_t pool_acquire(PoolState* pool) noexcept nogil:
-    """Take a free slot (growing the arena if allowed); NO_SLOT when none."""
+    """Take a free slot, the last released first (growing the arena if allowed); NO_SLOT
+    when none."""
     cdef slot_t slot = pool.free_head
-    if slot == NO_SLOT:
-        if not pool.growable or pool_grow(pool) != 0:
+    cdef Order* order
+    if slot != NO_SLOT:
+        order = &pool.orders[slot]
+        pool.free_head = order.next
+    else:
+        if pool.fresh == pool.capacity and (not pool.growable or pool_grow(pool) != 0):
             return NO_SLOT
-        slot = pool.free_head
-    cdef Order* order = &pool.orders[slot]
-    pool.free_head = order.next
+        slot = pool.fresh
+        pool.fresh += 1
+        order = &pool.orders[slot]
+        order.generation = 0
     order.live = 1
     order.prev = NO_SLOT
     order.next = NO_SLOT
@@ -39,6 +49,20 @@ cdef inline slot_t pool_acquire(PoolState* pool) noexcept nogil:
     if pool.in_use > pool.high_water:
         pool.high_water = pool.in_use
     return slot
+
+
+cdef inline bint pool_full(const PoolState* pool) noexcept nogil:
+    """Whether taking a slot needs the arena to grow."""
+    return pool.free_head == NO_SLOT and pool.fresh == pool.capacity
+
+
+cdef inline const void* pool_next_slot(const PoolState* pool) noexcept nogil:
+    """The slot the next acquire takes, to prefetch (NULL when the arena must grow)."""
+    if pool.free_head != NO_SLOT:
+        return &pool.orders[pool.free_head]
+    if pool.fresh < pool.capacity:
+        return &pool.orders[pool.fresh]
+    return NULL
 
 
 cdef inline void pool_release(PoolState* pool, slot_t slot) noexcept nogil:

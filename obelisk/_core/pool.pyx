@@ -7,7 +7,6 @@ detected, amortised growth or a clear refusal) can be used and tested on its own
 
 from libc.stdint cimport int64_t, uint32_t
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memset
 
 from obelisk._core._memory cimport huge_pages
 from obelisk._core._types cimport NO_SLOT, Order, slot_t
@@ -17,16 +16,6 @@ from obelisk._core.errors import PoolExhaustedError, StaleHandleError
 MAX_CAPACITY = 0x7FFFFFFF
 
 
-cdef void _link_free_slots(PoolState* pool, slot_t start, slot_t stop) noexcept nogil:
-    """Thread slots [start, stop) onto the front of the free list, lowest first."""
-    cdef slot_t slot
-    for slot in range(stop - 1, start - 1, -1):
-        pool.orders[slot].live = 0
-        pool.orders[slot].prev = NO_SLOT
-        pool.orders[slot].next = pool.free_head
-        pool.free_head = slot
-
-
 cdef int pool_init(PoolState* pool, slot_t capacity, bint growable) except -1:
     if capacity < 1:
         raise ValueError(f"pool capacity must be at least 1, got {capacity}")
@@ -34,14 +23,13 @@ cdef int pool_init(PoolState* pool, slot_t capacity, bint growable) except -1:
     if pool.orders == NULL:
         raise MemoryError(f"cannot allocate an order pool of {capacity} slots")
     huge_pages(pool.orders, <size_t> capacity * sizeof(Order))
-    memset(pool.orders, 0, <size_t> capacity * sizeof(Order))
     pool.capacity = capacity
     pool.free_head = NO_SLOT
+    pool.fresh = 0
     pool.in_use = 0
     pool.high_water = 0
     pool.grow_count = 0
     pool.growable = growable
-    _link_free_slots(pool, 0, capacity)
     return 0
 
 
@@ -50,6 +38,7 @@ cdef void pool_free_memory(PoolState* pool) noexcept nogil:
     pool.orders = NULL
     pool.capacity = 0
     pool.free_head = NO_SLOT
+    pool.fresh = 0
     pool.in_use = 0
 
 
@@ -79,9 +68,7 @@ cdef int _grow_to(PoolState* pool, int64_t new_capacity) noexcept nogil:
     if grown == NULL:
         return -1
     huge_pages(grown, <size_t> new_capacity * sizeof(Order))
-    memset(&grown[pool.capacity], 0, <size_t> (new_capacity - pool.capacity) * sizeof(Order))
     pool.orders = grown
-    _link_free_slots(pool, pool.capacity, <slot_t> new_capacity)
     pool.capacity = <slot_t> new_capacity
     pool.grow_count += 1
     return 0
@@ -111,6 +98,7 @@ cdef class OrderPool:
         self.state.orders = NULL
         self.state.capacity = 0
         self.state.free_head = NO_SLOT
+        self.state.fresh = 0
         self.state.in_use = 0
         self.state.high_water = 0
         self.state.grow_count = 0
@@ -138,7 +126,7 @@ cdef class OrderPool:
     cdef slot_t _checked_slot(self, int64_t handle) except -1:
         cdef int64_t slot = handle & 0xFFFFFFFF
         cdef uint32_t generation = <uint32_t> (handle >> 32)
-        if handle < 0 or slot >= self.state.capacity:
+        if handle < 0 or slot >= self.state.fresh:
             raise StaleHandleError(f"handle {handle} does not belong to this pool")
         if not self.state.orders[slot].live or self.state.orders[slot].generation != generation:
             raise StaleHandleError(f"handle {handle} refers to a released slot {slot}")
@@ -151,7 +139,7 @@ cdef class OrderPool:
     def is_live(self, int64_t handle) -> bool:
         """Whether the handle still names the order it was issued for."""
         cdef int64_t slot = handle & 0xFFFFFFFF
-        if handle < 0 or slot >= self.state.capacity:
+        if handle < 0 or slot >= self.state.fresh:
             return False
         return bool(self.state.orders[slot].live
                     and self.state.orders[slot].generation == <uint32_t> (handle >> 32))
