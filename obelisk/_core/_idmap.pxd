@@ -235,15 +235,13 @@ cdef inline int idmap_reserve(IdMap* m, int64_t count) noexcept nogil:
     return 0
 
 
-cdef inline int idmap_insert(IdMap* m, const Order* orders, slot_t slot) noexcept nogil:
-    """Index a slot under its order's id (which must be absent); -1 when out of memory."""
-    if idmap_reserve(m, m.count + 1) != 0:
-        return -1
+cdef inline void idmap_add(IdMap* m, const Order* orders, slot_t slot) noexcept nogil:
+    """Index a slot under its order's id (which must be absent), in room `idmap_reserve`
+    made for it."""
     cdef uint64_t steps = _idmap_place(m, idmap_hash(m, orders[slot].oid), slot)
     m.count += 1
     if steps != 0:
         _idmap_charge(m, orders, steps)
-    return 0
 
 
 cdef inline void idmap_remove(IdMap* m, const Order* orders, oid_t oid, slot_t slot) noexcept nogil:

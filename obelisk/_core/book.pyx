@@ -38,10 +38,10 @@ from obelisk._core._idmap cimport (
     idmap_find,
     idmap_reserve,
     idmap_free,
+    idmap_add,
     idmap_hash,
     idmap_home,
     idmap_init,
-    idmap_insert,
     idmap_max_probe,
     idmap_remove,
 )
@@ -617,7 +617,10 @@ cdef class OrderBook:
 
     cdef uint8_t _rest(self, oid_t oid, uint8_t side, price_t price, qty_t qty, uint8_t tif,
                        owner_t owner) noexcept nogil:
-        """Append an order at the tail of its level; a reason code when it cannot rest."""
+        """Append an order at the tail of its level; a reason code when it cannot rest.
+
+        Only after ``_ensure_room``: the level, ladder entry, slot and id-map room it may
+        take are there, so nothing is grown or checked for here."""
         cdef Ladder* ladder = &self.sides[side]
         cdef int64_t key = _key(side, price)
         cdef int32_t pos = _lower_bound(ladder, key)
@@ -626,22 +629,14 @@ cdef class OrderBook:
         cdef Level* level
         cdef Order* order
         cdef slot_t slot
-        if exists:
-            if self.levels[ladder.levels[pos]].total > INT64_MAX - qty:
-                return REASON_LEVEL_OVERFLOW
-        else:
-            if self.level_free < 0 and self._grow_levels() != 0:
-                return REASON_POOL_FULL
-            if ladder.size == ladder.capacity and _grow_ladder(ladder) != 0:
-                return REASON_POOL_FULL
+        if exists and self.levels[ladder.levels[pos]].total > INT64_MAX - qty:
+            return REASON_LEVEL_OVERFLOW
         slot = pool_acquire(&self.pool)
         if slot == NO_SLOT:
-            return REASON_POOL_FULL
+            return REASON_POOL_FULL         # a pool that may not grow
         order = &self.pool.orders[slot]
         order.oid = oid
-        if idmap_insert(&self.ids, self.pool.orders, slot) != 0:
-            pool_release(&self.pool, slot)
-            return REASON_POOL_FULL
+        idmap_add(&self.ids, self.pool.orders, slot)
         if exists:
             level_index = ladder.levels[pos]
         else:
@@ -1619,6 +1614,8 @@ cdef class OrderBook:
         book._claim()
         try:
             for i in range(len(records)):
+                if book._ensure_room() != 0:
+                    raise MemoryError(f"cannot restore {len(records)} orders")
                 reason = book._rest(rows[i].oid, rows[i].side, rows[i].price, rows[i].qty,
                                     rows[i].tif, rows[i].owner)
                 if reason != REASON_NONE:
