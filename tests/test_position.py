@@ -468,3 +468,16 @@ def test_a_position_in_a_coin_the_portfolio_lacks_is_reported_not_raised():
     portfolio = Portfolio([Instrument("BTC", 0, 5, 40)], balance=13109.482328 - 4.967826)
     found = portfolio.differences(DOCS_STATE)          # the state holds an ETH position
     assert [(d.coin, d.field) for d in found] == [("ETH", "coin")]
+
+
+@pytest.mark.parametrize(("marks", "asset"), [
+    ([1.0, 1_000.0, 0.0], 2), ([math.inf, 1_000.0, 1.0], 0), ([1.0, -math.inf, math.nan], 1)])
+def test_a_bad_mark_is_named_and_changes_nothing_on_open_and_flat_rows(marks, asset):
+    # the marks are checked in the recompute's own pass, then undone: the message names the
+    # first bad one and every derived number is as before
+    book = PositionBook([[(0, 50)], [(0, 20)], [(0, 10), (1e6, 5)]], balance=10_000)
+    book.apply_fill(1, 2.0, 1_000.0)
+    before = snapshot(book)
+    with pytest.raises(MarketDataError, match=f"mark price of asset {asset} must be positive"):
+        book.mark(marks)
+    assert snapshot(book) == before

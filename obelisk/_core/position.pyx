@@ -440,20 +440,16 @@ cdef class PositionBook:
     cdef int _mark(self, prices) except -1:
         cdef const double[::1] marks = _per_asset(prices, self.count, "mark prices",
                                                   MarketDataError)
-        cdef const double* m = &marks[0]
-        cdef int32_t i
-        cdef int32_t bad = 0
-        for i in range(self.count):
-            # NaN keeps the old mark; anything else must be finite and positive
-            bad += m[i] == m[i] and not (m[i] > 0 and m[i] < INFINITY)
-        if bad:
-            i = next(i for i in range(self.count) if marks[i] == marks[i] and not (
-                0 < marks[i] < INFINITY))
-            raise MarketDataError(f"mark price of asset {i} must be positive, got {marks[i]}")
         cdef PyThreadState* released = release_gil_if(self.count >= RELEASE_GIL_FROM)
-        cdef bint finite = self._mark_rows(m)
+        cdef bint accepted = self._mark_rows(&marks[0])
         restore_gil(released)
-        if not finite:
+        cdef int32_t i
+        if not accepted:
+            for i in range(self.count):
+                # NaN keeps the old mark; anything else must be finite and positive
+                if marks[i] == marks[i] and not 0 < marks[i] < INFINITY:
+                    raise MarketDataError(
+                        f"mark price of asset {i} must be positive, got {marks[i]}")
             raise MarketDataError("these marks would make a position's value or uPnL "
                                   "non-finite; nothing changed")
         self.dirty = False
@@ -461,9 +457,10 @@ cdef class PositionBook:
         return 0
 
     cdef bint _mark_rows(self, const double* marks) noexcept nogil:
-        """Take checked marks and derive again; whether all stayed finite (if not, the old
-        marks are back). Only the marks are inputs here, and every number they reach is
-        checked in the recompute itself; to undo, put the old marks back and derive again."""
+        """Take new marks and derive again; whether every mark is positive and finite and
+        every derived number stayed finite (if not, the old marks are back). Only the
+        marks are inputs here, and the recompute checks them and every number they reach
+        in its one pass over the rows; to undo, put the old marks back and derive again."""
         cdef int32_t i
         if self._recompute(marks, self.saved_marks):
             return True
@@ -712,7 +709,8 @@ cdef class PositionBook:
 
     cdef bint _recompute(self, const double* marks, double* old_marks) noexcept nogil:
         """uPnL, value and margins per position, the account totals, then liquidation prices;
-        whether every derived number is finite (liquidation prices may be NaN).
+        whether every mark is positive and finite and every derived number is finite
+        (liquidation prices may be NaN).
 
         `marks` (or NULL) are new mark prices, NaN to keep one, and `old_marks` (or
         NULL) receives the marks they replace: taking both here saves passes over
@@ -730,6 +728,7 @@ cdef class PositionBook:
         cdef int32_t i, j
         cdef double size, mark, value, upnl, initial, maintenance, isolated, cross
         cdef double unchecked = 0.0     # x * 0 is 0 for finite x, NaN otherwise
+        cdef double lowest_mark = INFINITY
         t.cross_unrealized_pnl = 0.0
         t.cross_position_value = 0.0
         t.cross_initial_margin = 0.0
@@ -742,8 +741,10 @@ cdef class PositionBook:
             mark = p.mark_px
             if old_marks != NULL:
                 old_marks[i] = mark
-            if marks != NULL and marks[i] == marks[i]:
+            if marks != NULL and marks[i] == marks[i]:     # NaN keeps the mark
                 mark = marks[i]
+                lowest_mark = mark if mark < lowest_mark else lowest_mark
+                unchecked += mark * 0.0
             p.mark_px = mark
             if size == 0:
                 p.unrealized_pnl = 0.0
@@ -785,7 +786,7 @@ cdef class PositionBook:
                 &tiers, i, size, p.mark_px, maintenance,
                 isolated * (p.margin + p.unrealized_pnl) + cross * cross_equity
                 - cross * (t.cross_maintenance_margin - maintenance), legacy)
-        return unchecked == 0.0
+        return unchecked == 0.0 and not lowest_mark <= 0.0
 
     # ------------------------------------------------------------ pickling
 
