@@ -25,7 +25,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 CORE = Path("obelisk") / "_core"
-MODULES = ["pool", "book", "sharded", "l2", "position", "risk", "histogram", "limit", "stage"]
+MODULES = ["spare", "pool", "book", "sharded", "l2", "position", "risk", "histogram", "limit", "stage"]
 
 
 def flag(name: str) -> bool:

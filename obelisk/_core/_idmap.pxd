@@ -17,9 +17,9 @@
 # and the limit once; after the switch nobody can choose them.
 
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
-from libc.stdlib cimport free, malloc
 
 from obelisk._core._memory cimport huge_pages
+from obelisk._core.spare cimport spare_give, spare_take
 from obelisk._core._types cimport NO_SLOT, Order, oid_t, slot_t
 
 
@@ -93,7 +93,7 @@ cdef inline uint64_t idmap_home(const IdMap* m, uint32_t h) noexcept nogil:
 
 cdef inline IdBucket* _idmap_buckets(int64_t size) noexcept nogil:
     """`size` empty buckets, or NULL when out of memory."""
-    cdef IdBucket* buckets = <IdBucket*> malloc(<size_t> size * sizeof(IdBucket))
+    cdef IdBucket* buckets = <IdBucket*> spare_take(<size_t> size * sizeof(IdBucket))
     cdef int64_t i
     if buckets == NULL:
         return NULL
@@ -102,6 +102,10 @@ cdef inline IdBucket* _idmap_buckets(int64_t size) noexcept nogil:
         buckets[i].slot = NO_SLOT
         buckets[i].fingerprint = 0
     return buckets
+
+
+cdef inline void _idmap_give(IdBucket* buckets, uint64_t size) noexcept nogil:
+    spare_give(buckets, <size_t> size * sizeof(IdBucket))
 
 
 cdef inline int idmap_init(IdMap* m, int64_t expected, uint64_t key0,
@@ -137,7 +141,7 @@ cdef inline int idmap_init(IdMap* m, int64_t expected, uint64_t key0,
 
 
 cdef inline void idmap_free(IdMap* m) noexcept nogil:
-    free(m.buckets)
+    _idmap_give(m.buckets, m.mask + 1)
     m.buckets = NULL
     m.count = 0
 
@@ -168,7 +172,7 @@ cdef inline void _idmap_rekey(IdMap* m, const Order* orders) noexcept nogil:
     for i in range(m.mask + 1):
         if old[i].slot != NO_SLOT:
             _idmap_place(m, idmap_hash(m, orders[old[i].slot].oid), old[i].slot)
-    free(old)
+    _idmap_give(old, m.mask + 1)
 
 
 cdef inline void _idmap_charge(IdMap* m, const Order* orders, uint64_t steps) noexcept nogil:
@@ -231,7 +235,7 @@ cdef inline int idmap_reserve(IdMap* m, int64_t count) noexcept nogil:
     for i in range(old_size):
         if old[i].slot != NO_SLOT:
             _idmap_place(m, old[i].fingerprint, old[i].slot)
-    free(old)
+    _idmap_give(old, old_size)
     return 0
 
 

@@ -26,7 +26,7 @@ from libc.stdint cimport (
     uint32_t,
     uint64_t,
 )
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy, memmove, memset
 
 from obelisk._core._buffers cimport const_data_of, data_of
@@ -45,6 +45,7 @@ from obelisk._core._idmap cimport (
     idmap_max_probe,
     idmap_remove,
 )
+from obelisk._core.spare cimport spare_give, spare_reuse, spare_take
 from obelisk._core._sorted cimport lower_bound_near_end
 from obelisk._core._sorted cimport prefetch as _prefetch
 from obelisk._core._types cimport *
@@ -248,20 +249,24 @@ cdef uint64_t _random_key() except? 0:
 
 # ------------------------------------------------------------------ tapes
 
-cdef void* _grown_tape(void* tape, int64_t kept, int64_t capacity, size_t size) noexcept nogil:
-    """A tape of `capacity` records holding the first `kept` of `tape`; NULL when out of
-    memory, `tape` untouched. Records in use move with realloc, which remaps a large
-    block's pages rather than copying them; an unused tape (a batch starting) is freed
-    and a new one taken, so nothing is copied."""
-    cdef void* grown
-    if kept:
-        grown = realloc(tape, <size_t> capacity * size)
-    else:
-        grown = malloc(<size_t> capacity * size)
-        if grown != NULL:
-            free(tape)
+cdef void* _grown_tape(void* tape, int64_t kept, int64_t old_capacity, int64_t capacity,
+                       size_t size) noexcept nogil:
+    """A tape of `capacity` records holding the first `kept` of `tape` (`old_capacity`
+    records, then given back); NULL when out of memory, `tape` untouched. Only the
+    records in use are copied, into a spare block when one is kept (its pages in place
+    already); otherwise realloc moves them, remapping a large block's pages rather than
+    copying them."""
+    cdef size_t bytes = <size_t> capacity * size
+    cdef void* grown = spare_reuse(bytes) if kept else spare_take(bytes)
     if grown != NULL:
-        huge_pages(grown, <size_t> capacity * size)
+        if kept:
+            memcpy(grown, tape, <size_t> kept * size)
+        spare_give(tape, <size_t> old_capacity * size)
+    else:
+        grown = realloc(tape, bytes)
+        if grown == NULL:
+            return NULL
+    huge_pages(grown, bytes)
     return grown
 
 
@@ -383,8 +388,10 @@ cdef class OrderBook:
         pool_free_memory(&self.pool)
         idmap_free(&self.ids)
         free(self.levels)
-        free(self.fills)
-        free(self.order_events)
+        spare_give(self.fills, <size_t> self.fill_capacity * sizeof(Fill))
+        spare_give(self.order_events, <size_t> self.order_event_capacity * sizeof(OrderEvent))
+        self.fill_capacity = 0
+        self.order_event_capacity = 0
         self.levels = NULL
         self.fills = NULL
         self.order_events = NULL
@@ -450,15 +457,16 @@ cdef class OrderBook:
             return -1
         if self.fill_count + fills > self.fill_capacity:
             capacity = max(self.fill_capacity * 2, self.fill_count + fills)
-            grown = _grown_tape(self.fills, self.fill_count, capacity, sizeof(Fill))
+            grown = _grown_tape(self.fills, self.fill_count, self.fill_capacity, capacity,
+                                sizeof(Fill))
             if grown == NULL:
                 return -1
             self.fills = <Fill*> grown
             self.fill_capacity = capacity
         if self.order_event_count + order_events > self.order_event_capacity:
             capacity = max(self.order_event_capacity * 2, self.order_event_count + order_events)
-            grown = _grown_tape(self.order_events, self.order_event_count, capacity,
-                                sizeof(OrderEvent))
+            grown = _grown_tape(self.order_events, self.order_event_count,
+                                self.order_event_capacity, capacity, sizeof(OrderEvent))
             if grown == NULL:
                 return -1
             self.order_events = <OrderEvent*> grown
@@ -1238,7 +1246,7 @@ cdef class OrderBook:
         reported as ``Reason.OUT_OF_MEMORY``.
         """
         events = as_event_array(events)
-        results = np.empty(len(events), dtype=RESULT_DTYPE)
+        results = _new_records(len(events), RESULT_DTYPE)
         self._claim()
         try:
             self._process_into(events, results)
@@ -1710,23 +1718,35 @@ cdef class _TapeMemory:
         PyBuffer_FillInfo(view, self, self.data, self.size, 0, flags)
 
     def __dealloc__(self):
-        free(self.data)
+        spare_give(self.data, <size_t> self.size)
+
+
+cdef object _new_records(int64_t count, dtype):
+    """An uninitialised array of `count` records of `dtype`; a large one in a spare block
+    (see obelisk._core.spare), warm when an earlier batch's arrays were freed."""
+    cdef size_t size = <size_t> count * dtype.itemsize
+    cdef _TapeMemory memory
+    if <int64_t> size < _HANDOVER_BYTES:
+        return np.empty(count, dtype=dtype)
+    memory = _TapeMemory.__new__(_TapeMemory)
+    memory.data = spare_take(size)
+    if memory.data == NULL:
+        raise MemoryError(f"cannot allocate {count} records of {dtype.itemsize} bytes")
+    memory.size = <Py_ssize_t> size
+    return np.frombuffer(memory, dtype=dtype, count=count)
 
 
 cdef object _hand_over(void** tape, int64_t* capacity, int64_t count, dtype):
     """`count` records of `dtype` from `tape[0]` as a new array. A large tape becomes the
-    array's memory (trimmed to its records) and the book starts a new one when it next
-    writes (`tape[0]` NULL, `capacity[0]` 0): a batch's tapes are written once, never
-    copied out, and a fresh book pays the first touch of their pages once, not twice."""
-    cdef size_t size = <size_t> count * dtype.itemsize
-    cdef void* trimmed
+    array's memory and the book starts a new one when it next writes (`tape[0]` NULL,
+    `capacity[0]` 0): a batch's tapes are written once, never copied out, and go back
+    to the spare blocks whole when the array is freed, to be the next batch's tapes."""
     cdef _TapeMemory memory
-    if <int64_t> size < _HANDOVER_BYTES:
+    if count * <int64_t> dtype.itemsize < _HANDOVER_BYTES:
         return _records(tape[0], count, dtype)
     memory = _TapeMemory.__new__(_TapeMemory)
-    trimmed = realloc(tape[0], size)        # glibc shrinks in place, copying nothing
-    memory.data = trimmed if trimmed != NULL else tape[0]
-    memory.size = <Py_ssize_t> size
+    memory.data = tape[0]
+    memory.size = <Py_ssize_t> (capacity[0] * dtype.itemsize)    # given back whole
     tape[0] = NULL
     capacity[0] = 0
     return np.frombuffer(memory, dtype=dtype, count=count)

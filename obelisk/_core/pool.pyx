@@ -6,9 +6,11 @@ detected, amortised growth or a clear refusal) can be used and tested on its own
 """
 
 from libc.stdint cimport int64_t, uint32_t
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdlib cimport realloc
+from libc.string cimport memcpy
 
 from obelisk._core._memory cimport huge_pages
+from obelisk._core.spare cimport spare_give, spare_reuse, spare_take
 from obelisk._core._types cimport NO_SLOT, Order, slot_t
 
 from obelisk._core.errors import PoolExhaustedError, StaleHandleError
@@ -19,7 +21,7 @@ MAX_CAPACITY = 0x7FFFFFFF
 cdef int pool_init(PoolState* pool, slot_t capacity, bint growable) except -1:
     if capacity < 1:
         raise ValueError(f"pool capacity must be at least 1, got {capacity}")
-    pool.orders = <Order*> malloc(<size_t> capacity * sizeof(Order))
+    pool.orders = <Order*> spare_take(<size_t> capacity * sizeof(Order))
     if pool.orders == NULL:
         raise MemoryError(f"cannot allocate an order pool of {capacity} slots")
     huge_pages(pool.orders, <size_t> capacity * sizeof(Order))
@@ -34,7 +36,7 @@ cdef int pool_init(PoolState* pool, slot_t capacity, bint growable) except -1:
 
 
 cdef void pool_free_memory(PoolState* pool) noexcept nogil:
-    free(pool.orders)
+    spare_give(pool.orders, <size_t> pool.capacity * sizeof(Order))
     pool.orders = NULL
     pool.capacity = 0
     pool.free_head = NO_SLOT
@@ -64,9 +66,17 @@ cdef int _grow_to(PoolState* pool, int64_t new_capacity) noexcept nogil:
         new_capacity = 0x7FFFFFFF
     if new_capacity <= pool.capacity:
         return -1
-    cdef Order* grown = <Order*> realloc(pool.orders, <size_t> new_capacity * sizeof(Order))
-    if grown == NULL:
-        return -1
+    # The slots ever used move: into a spare block when one is kept (its pages in place
+    # already), else by realloc, which remaps a large arena's pages rather than copying.
+    cdef size_t bytes = <size_t> new_capacity * sizeof(Order)
+    cdef Order* grown = <Order*> spare_reuse(bytes)
+    if grown != NULL:
+        memcpy(grown, pool.orders, <size_t> pool.fresh * sizeof(Order))
+        spare_give(pool.orders, <size_t> pool.capacity * sizeof(Order))
+    else:
+        grown = <Order*> realloc(pool.orders, bytes)
+        if grown == NULL:
+            return -1
     huge_pages(grown, <size_t> new_capacity * sizeof(Order))
     pool.orders = grown
     pool.capacity = <slot_t> new_capacity

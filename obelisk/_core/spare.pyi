@@ -1,0 +1,6 @@
+SPARE_BLOCKS_KEPT: int
+SPARE_MIN_BYTES: int
+SPARE_MAX_BYTES: int
+
+def spare_bytes() -> int: ...
+def release_spare_memory() -> int: ...
