@@ -1220,7 +1220,7 @@ cdef class OrderBook:
     cdef object _take_fills(self):
         """The fill tape as an array: a large tape is handed over, not copied."""
         cdef void* tape = self.fills
-        out = _hand_over(&tape, &self.fill_capacity, self.fill_count, FILL_DTYPE)
+        out = _hand_over(&tape, &self.fill_capacity, self.fill_count, sizeof(Fill), FILL_DTYPE)
         self.fills = <Fill*> tape
         return out
 
@@ -1228,7 +1228,7 @@ cdef class OrderBook:
         """The order-event tape as an array: a large tape is handed over, not copied."""
         cdef void* tape = self.order_events
         out = _hand_over(&tape, &self.order_event_capacity, self.order_event_count,
-                         ORDER_EVENT_DTYPE)
+                         sizeof(OrderEvent), ORDER_EVENT_DTYPE)
         self.order_events = <OrderEvent*> tape
         return out
 
@@ -1246,7 +1246,7 @@ cdef class OrderBook:
         reported as ``Reason.OUT_OF_MEMORY``.
         """
         events = as_event_array(events)
-        results = _new_records(len(events), RESULT_DTYPE)
+        results = _new_records(len(events), sizeof(Result), RESULT_DTYPE)
         self._claim()
         try:
             self._process_into(events, results)
@@ -1721,32 +1721,33 @@ cdef class _TapeMemory:
         spare_give(self.data, <size_t> self.size)
 
 
-cdef object _new_records(int64_t count, dtype):
+cdef object _new_records(int64_t count, size_t itemsize, dtype):
     """An uninitialised array of `count` records of `dtype`; a large one in a spare block
     (see obelisk._core.spare), warm when an earlier batch's arrays were freed."""
-    cdef size_t size = <size_t> count * dtype.itemsize
+    cdef size_t size = <size_t> count * itemsize
     cdef _TapeMemory memory
     if <int64_t> size < _HANDOVER_BYTES:
         return np.empty(count, dtype=dtype)
     memory = _TapeMemory.__new__(_TapeMemory)
     memory.data = spare_take(size)
     if memory.data == NULL:
-        raise MemoryError(f"cannot allocate {count} records of {dtype.itemsize} bytes")
+        raise MemoryError(f"cannot allocate {count} records of {itemsize} bytes")
     memory.size = <Py_ssize_t> size
     return np.frombuffer(memory, dtype=dtype, count=count)
 
 
-cdef object _hand_over(void** tape, int64_t* capacity, int64_t count, dtype):
+cdef object _hand_over(void** tape, int64_t* capacity, int64_t count, size_t itemsize,
+                       dtype):
     """`count` records of `dtype` from `tape[0]` as a new array. A large tape becomes the
     array's memory and the book starts a new one when it next writes (`tape[0]` NULL,
     `capacity[0]` 0): a batch's tapes are written once, never copied out, and go back
     to the spare blocks whole when the array is freed, to be the next batch's tapes."""
     cdef _TapeMemory memory
-    if count * <int64_t> dtype.itemsize < _HANDOVER_BYTES:
+    if count * <int64_t> itemsize < _HANDOVER_BYTES:
         return _records(tape[0], count, dtype)
     memory = _TapeMemory.__new__(_TapeMemory)
     memory.data = tape[0]
-    memory.size = <Py_ssize_t> (capacity[0] * dtype.itemsize)    # given back whole
+    memory.size = <Py_ssize_t> (capacity[0] * <int64_t> itemsize)     # given back whole
     tape[0] = NULL
     capacity[0] = 0
     return np.frombuffer(memory, dtype=dtype, count=count)
