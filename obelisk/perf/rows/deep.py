@@ -8,11 +8,14 @@ growth timed, as a user would run it; a book preallocated for the stream
 limit loop (``obelisk._core.limit``), a minimal C matcher with everything
 allocated before timing, which bounds what any matcher can do on this stream
 and machine. The paths take turns within each repeat, so a noisy neighbour
-slows all three alike and their ratios hold better than their rates.
+slows all three alike and their ratios hold better than their rates. A fresh
+book's repeats reuse the memory earlier runs freed (obelisk._core.spare); the
+facts add one cold run, the first book of a process, which does not.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +23,7 @@ import numpy as np
 
 from obelisk._core.book import BatchResult, EventKind, OrderBook
 from obelisk._core.limit import LimitLoop
+from obelisk._core.spare import release_spare_memory
 from obelisk.perf.timing import BenchRow, rows_in_turns
 
 FRESH = "deep book: OrderBook().process, fresh book per run"
@@ -69,9 +73,20 @@ def deep_ratios(rows: list[BenchRow]) -> dict[str, float]:
     }
 
 
+def cold_run_rate(events: np.ndarray) -> float:
+    """Events per second of one fresh book with no spare memory to take: the first book of
+    a process, which pays the kernel's first touch of every page (the fresh row's repeats
+    reuse the blocks earlier runs freed)."""
+    release_spare_memory()
+    start = time.perf_counter()
+    fresh_run(events)
+    return len(events) / (time.perf_counter() - start)
+
+
 def deep_facts(events: np.ndarray) -> dict[str, Any]:
     """Whether the limit loop did the book's work: the same fill tape, the same results
-    and the same orders left resting; and the shape of the book at the end."""
+    and the same orders left resting; the shape of the book at the end; and a cold run."""
+    cold = cold_run_rate(events)
     book, out = fresh_run(events)
     loop = LimitLoop(events)
     fill_count, filled_qty = loop.run()
@@ -85,4 +100,5 @@ def deep_facts(events: np.ndarray) -> dict[str, Any]:
         "deep_book_limit_agrees": agrees,
         "deep_book_resting_orders_at_end": len(book),
         "deep_book_levels_at_end": book.bid_level_count + book.ask_level_count,
+        "deep_book_cold_fresh_run_events_per_second": round(cold),
     }
