@@ -2,7 +2,10 @@
 for the next book. Reused memory holds an earlier book's bytes, so every output of a book
 on reused blocks is checked bit for bit against the same book on new memory."""
 
+import os
+import signal
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -88,3 +91,33 @@ def _resting(n: int) -> np.ndarray:
     events["oid"] = np.arange(1, n + 1)
     events["price"], events["qty"], events["kind"] = 100 + np.arange(n) % 50, 1, EventKind.LIMIT
     return events
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded")
+def test_a_child_forked_while_books_work_in_threads_gets_a_whole_free_list(streams):
+    first, _ = streams
+    expected = outputs(first)
+    stop = threading.Event()
+
+    def churn() -> None:                    # takes and gives blocks all the time
+        while not stop.is_set():
+            outputs(first)
+
+    worker = threading.Thread(target=churn)
+    worker.start()
+    try:
+        for _ in range(5):
+            pid = os.fork()
+            if pid == 0:                     # the child: one book on the spare blocks
+                os._exit(0 if outputs(first) == expected else 1)
+            deadline = time.monotonic() + 60
+            while (done := os.waitpid(pid, os.WNOHANG))[0] == 0:
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                    pytest.fail("the forked child hung on the spare-memory lock")
+                time.sleep(0.01)
+            assert os.waitstatus_to_exitcode(done[1]) == 0
+    finally:
+        stop.set()
+        worker.join()

@@ -13,8 +13,10 @@ backtest or a parameter sweep does, then reuses pages already in place.
 
 Every block is plain malloc'd memory, so realloc and free work on it as on any
 other. Safe from any thread, with or without the GIL: a PyThread lock guards
-the list.
+the list, held across os.fork so that a child starts with it free.
 """
+
+import os as _os
 
 from cpython.pythread cimport (
     WAIT_LOCK,
@@ -49,6 +51,22 @@ cdef uint64_t _gifts = 0
 cdef PyThread_type_lock _lock = PyThread_allocate_lock()
 if _lock == NULL:
     raise MemoryError("cannot allocate the spare-memory lock")
+
+
+def _hold_for_fork() -> None:
+    """Take the lock across a fork, so that the child's copy of the list is whole and its
+    lock free (another thread may hold it for the few instructions of a take or a give)."""
+    with nogil:
+        PyThread_acquire_lock(_lock, WAIT_LOCK)
+
+
+def _release_after_fork() -> None:
+    PyThread_release_lock(_lock)
+
+
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(before=_hold_for_fork, after_in_parent=_release_after_fork,
+                         after_in_child=_release_after_fork)
 
 
 cdef void* spare_take(size_t size) noexcept nogil:
