@@ -55,9 +55,10 @@ if _lock == NULL:
 
 def _hold_for_fork() -> None:
     """Take the lock across a fork, so that the child's copy of the list is whole and its
-    lock free (another thread may hold it for the few instructions of a take or a give)."""
-    with nogil:
-        PyThread_acquire_lock(_lock, WAIT_LOCK)
+    lock free (another thread may hold it for the few instructions of a take or a give).
+    Taken with the GIL held: a holder never waits for the GIL, while a thread giving a block
+    back from a deallocation holds the GIL as it waits for the lock."""
+    PyThread_acquire_lock(_lock, WAIT_LOCK)
 
 
 def _release_after_fork() -> None:
