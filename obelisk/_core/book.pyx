@@ -45,7 +45,7 @@ from obelisk._core._idmap cimport (
     idmap_max_probe,
     idmap_remove,
 )
-from obelisk._core.spare cimport spare_give, spare_reuse, spare_take
+from obelisk._core.spare cimport spare_give, spare_grow, spare_take
 from obelisk._core._sorted cimport lower_bound_near_end
 from obelisk._core._sorted cimport prefetch as _prefetch
 from obelisk._core._types cimport *
@@ -252,21 +252,11 @@ cdef uint64_t _random_key() except? 0:
 cdef void* _grown_tape(void* tape, int64_t kept, int64_t old_capacity, int64_t capacity,
                        size_t size) noexcept nogil:
     """A tape of `capacity` records holding the first `kept` of `tape` (`old_capacity`
-    records, then given back); NULL when out of memory, `tape` untouched. Only the
-    records in use are copied, into a spare block when one is kept (its pages in place
-    already); otherwise realloc moves them, remapping a large block's pages rather than
-    copying them."""
-    cdef size_t bytes = <size_t> capacity * size
-    cdef void* grown = spare_reuse(bytes) if kept else spare_take(bytes)
+    records); NULL when out of memory, `tape` untouched (see spare_grow)."""
+    cdef void* grown = spare_grow(tape, <size_t> old_capacity * size, <size_t> kept * size,
+                                  <size_t> capacity * size)
     if grown != NULL:
-        if kept:
-            memcpy(grown, tape, <size_t> kept * size)
-        spare_give(tape, <size_t> old_capacity * size)
-    else:
-        grown = realloc(tape, bytes)
-        if grown == NULL:
-            return NULL
-    huge_pages(grown, bytes)
+        huge_pages(grown, <size_t> capacity * size)
     return grown
 
 
@@ -1725,15 +1715,13 @@ cdef object _new_records(int64_t count, size_t itemsize, dtype):
     """An uninitialised array of `count` records of `dtype`; a large one in a spare block
     (see obelisk._core.spare), warm when an earlier batch's arrays were freed."""
     cdef size_t size = <size_t> count * itemsize
-    cdef _TapeMemory memory
+    cdef void* block
     if <int64_t> size < _HANDOVER_BYTES:
         return np.empty(count, dtype=dtype)
-    memory = _TapeMemory.__new__(_TapeMemory)
-    memory.data = spare_take(size)
-    if memory.data == NULL:
+    block = spare_take(size)
+    if block == NULL:
         raise MemoryError(f"cannot allocate {count} records of {itemsize} bytes")
-    memory.size = <Py_ssize_t> size
-    return np.frombuffer(memory, dtype=dtype, count=count)
+    return _array_over(block, size, count, dtype)
 
 
 cdef object _hand_over(void** tape, int64_t* capacity, int64_t count, size_t itemsize,
@@ -1742,14 +1730,19 @@ cdef object _hand_over(void** tape, int64_t* capacity, int64_t count, size_t ite
     array's memory and the book starts a new one when it next writes (`tape[0]` NULL,
     `capacity[0]` 0): a batch's tapes are written once, never copied out, and go back
     to the spare blocks whole when the array is freed, to be the next batch's tapes."""
-    cdef _TapeMemory memory
     if count * <int64_t> itemsize < _HANDOVER_BYTES:
         return _records(tape[0], count, dtype)
-    memory = _TapeMemory.__new__(_TapeMemory)
-    memory.data = tape[0]
-    memory.size = <Py_ssize_t> (capacity[0] * <int64_t> itemsize)     # given back whole
-    tape[0] = NULL
+    out = _array_over(tape[0], <size_t> (capacity[0] * <int64_t> itemsize), count, dtype)
+    tape[0] = NULL          # the array owns it now, and gives it back whole
     capacity[0] = 0
+    return out
+
+
+cdef object _array_over(void* block, size_t size, int64_t count, dtype):
+    """`count` records of `dtype` over `block` (`size` bytes), which the array now owns."""
+    cdef _TapeMemory memory = _TapeMemory.__new__(_TapeMemory)
+    memory.data = block
+    memory.size = <Py_ssize_t> size
     return np.frombuffer(memory, dtype=dtype, count=count)
 
 

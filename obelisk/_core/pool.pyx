@@ -6,11 +6,9 @@ detected, amortised growth or a clear refusal) can be used and tested on its own
 """
 
 from libc.stdint cimport int64_t, uint32_t
-from libc.stdlib cimport realloc
-from libc.string cimport memcpy
 
 from obelisk._core._memory cimport huge_pages
-from obelisk._core.spare cimport spare_give, spare_reuse, spare_take
+from obelisk._core.spare cimport spare_give, spare_grow, spare_take
 from obelisk._core._types cimport NO_SLOT, Order, slot_t
 
 from obelisk._core.errors import PoolExhaustedError, StaleHandleError
@@ -66,17 +64,12 @@ cdef int _grow_to(PoolState* pool, int64_t new_capacity) noexcept nogil:
         new_capacity = 0x7FFFFFFF
     if new_capacity <= pool.capacity:
         return -1
-    # The slots ever used move: into a spare block when one is kept (its pages in place
-    # already), else by realloc, which remaps a large arena's pages rather than copying.
-    cdef size_t bytes = <size_t> new_capacity * sizeof(Order)
-    cdef Order* grown = <Order*> spare_reuse(bytes)
-    if grown != NULL:
-        memcpy(grown, pool.orders, <size_t> pool.fresh * sizeof(Order))
-        spare_give(pool.orders, <size_t> pool.capacity * sizeof(Order))
-    else:
-        grown = <Order*> realloc(pool.orders, bytes)
-        if grown == NULL:
-            return -1
+    # only the slots ever used move (see spare_grow)
+    cdef Order* grown = <Order*> spare_grow(pool.orders, <size_t> pool.capacity * sizeof(Order),
+                                            <size_t> pool.fresh * sizeof(Order),
+                                            <size_t> new_capacity * sizeof(Order))
+    if grown == NULL:
+        return -1
     huge_pages(grown, <size_t> new_capacity * sizeof(Order))
     pool.orders = grown
     pool.capacity = <slot_t> new_capacity

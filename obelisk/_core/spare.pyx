@@ -26,7 +26,8 @@ from cpython.pythread cimport (
     PyThread_type_lock,
 )
 from libc.stdint cimport uint64_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy
 
 cdef enum:
     SPARE_BLOCKS = 8
@@ -98,6 +99,25 @@ cdef void* spare_reuse(size_t size) noexcept nogil:
     _kept_bytes -= _spares[best].size
     PyThread_release_lock(_lock)
     return block
+
+
+cdef void* spare_grow(void* block, size_t size, size_t kept, size_t grown_size) noexcept nogil:
+    """A block of `grown_size` bytes holding the first `kept` bytes of `block` (`size`
+    bytes, then given back); NULL when out of memory, `block` untouched. Only the bytes in
+    use move: into a kept block when one fits (its pages in place already), else by realloc,
+    which remaps a large block's pages rather than copying them. Nothing kept: a new block."""
+    cdef void* grown
+    if not kept:
+        grown = spare_take(grown_size)
+        if grown != NULL:
+            spare_give(block, size)
+        return grown
+    grown = spare_reuse(grown_size)
+    if grown == NULL:
+        return realloc(block, grown_size)
+    memcpy(grown, block, kept)
+    spare_give(block, size)
+    return grown
 
 
 cdef void spare_give(void* block, size_t size) noexcept nogil:

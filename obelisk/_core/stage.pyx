@@ -51,24 +51,43 @@ def int64_columns(kinds, rows, sides, tifs, qtys, prices, oids, reduce_only):
               for column in (oids, reduce_only))]
 
 
+# The int64_columns of a batch, as pointers.
+cdef struct _Columns:
+    const int64_t* kind
+    const int64_t* row
+    const int64_t* side
+    const int64_t* tif
+    const int64_t* qty
+    const int64_t* price
+    const int64_t* oid
+    const int64_t* flag
+
+
+cdef _Columns _columns(list columns) except *:
+    cdef _Columns c
+    c.kind = <const int64_t*> const_data_of(columns[0])
+    c.row = <const int64_t*> const_data_of(columns[1])
+    c.side = <const int64_t*> const_data_of(columns[2])
+    c.tif = <const int64_t*> const_data_of(columns[3])
+    c.qty = <const int64_t*> const_data_of(columns[4])
+    c.price = <const int64_t*> const_data_of(columns[5])
+    c.oid = <const int64_t*> const_data_of(columns[6])
+    c.flag = <const int64_t*> const_data_of(columns[7])
+    return c
+
+
 def first_bad_order(list columns, bint no_oids, int64_t assets, int64_t tif_max):
     """The first check a batch of orders fails and the order that fails it, as
     (check, index), or None: every column's rule in one pass each, where numpy takes
     two or three calls per rule. `columns` are :func:`int64_columns`' (`no_oids`:
     the caller gave none); `assets` rows exist and time-in-force codes are 0..`tif_max`."""
-    cdef const int64_t* kind = <const int64_t*> const_data_of(columns[0])
-    cdef const int64_t* row = <const int64_t*> const_data_of(columns[1])
-    cdef const int64_t* side = <const int64_t*> const_data_of(columns[2])
-    cdef const int64_t* tif = <const int64_t*> const_data_of(columns[3])
-    cdef const int64_t* qty = <const int64_t*> const_data_of(columns[4])
-    cdef const int64_t* price = <const int64_t*> const_data_of(columns[5])
-    cdef const int64_t* oid = <const int64_t*> const_data_of(columns[6])
+    cdef _Columns c = _columns(columns)
     cdef Py_ssize_t n = len(columns[0]), i
     cdef int check
     for check in range(8):
         for i in range(n):
-            if _fails(check, kind[i], row[i], side[i], tif[i], qty[i], price[i], oid[i],
-                      no_oids, assets, tif_max):
+            if _fails(check, c.kind[i], c.row[i], c.side[i], c.tif[i], c.qty[i], c.price[i],
+                      c.oid[i], no_oids, assets, tif_max):
                 return check, i
     return None
 
@@ -80,14 +99,7 @@ def queue_orders(list columns, Py_ssize_t start, Py_ssize_t count, events, rows_
     queue at `at` (EVENT_DTYPE events of `assets[row]`, int32 rows, uint8 flags, int64
     birth times), each new order taking the next id; every order's id into int64 `ids`.
     Returns the next unused id."""
-    cdef const int64_t* kind = <const int64_t*> const_data_of(columns[0])
-    cdef const int64_t* row = <const int64_t*> const_data_of(columns[1])
-    cdef const int64_t* side = <const int64_t*> const_data_of(columns[2])
-    cdef const int64_t* tif = <const int64_t*> const_data_of(columns[3])
-    cdef const int64_t* qty = <const int64_t*> const_data_of(columns[4])
-    cdef const int64_t* price = <const int64_t*> const_data_of(columns[5])
-    cdef const int64_t* oid = <const int64_t*> const_data_of(columns[6])
-    cdef const int64_t* flag = <const int64_t*> const_data_of(columns[7])
+    cdef _Columns c = _columns(columns)
     cdef const uint32_t[::1] asset_of = assets
     if start < 0 or count < 0 or start + count > len(columns[0]) or at < 0 \
             or at + count > len(events) or len(rows_out) < at + count \
@@ -102,18 +114,18 @@ def queue_orders(list columns, Py_ssize_t start, Py_ssize_t count, events, rows_
     cdef Py_ssize_t k, i
     for k in range(count):
         i = start + k
-        if row[i] < 0 or row[i] >= asset_of.shape[0]:
-            raise IndexError(f"row {row[i]} of order {i} is outside the {asset_of.shape[0]} "
-                             "assets")
-        if kind[i] == KIND_CANCEL:
-            id_out[i] = oid[i]
+        if c.row[i] < 0 or c.row[i] >= asset_of.shape[0]:
+            raise IndexError(f"row {c.row[i]} of order {i} is outside the "
+                             f"{asset_of.shape[0]} assets")
+        if c.kind[i] == KIND_CANCEL:
+            id_out[i] = c.oid[i]
         else:
             id_out[i] = next_oid
             next_oid += 1
-        ev[k].oid, ev[k].price, ev[k].qty, ev[k].owner = id_out[i], price[i], qty[i], owner
-        ev[k].asset, ev[k].kind = asset_of[row[i]], <uint8_t> kind[i]
-        ev[k].side, ev[k].tif = <uint8_t> side[i], <uint8_t> tif[i]
-        row_out[k], flag_out[k], born_at[k] = <int32_t> row[i], <uint8_t> flag[i], born
+        ev[k].oid, ev[k].price, ev[k].qty, ev[k].owner = id_out[i], c.price[i], c.qty[i], owner
+        ev[k].asset, ev[k].kind = asset_of[c.row[i]], <uint8_t> c.kind[i]
+        ev[k].side, ev[k].tif = <uint8_t> c.side[i], <uint8_t> c.tif[i]
+        row_out[k], flag_out[k], born_at[k] = <int32_t> c.row[i], <uint8_t> c.flag[i], born
     return next_oid
 
 
