@@ -158,6 +158,41 @@ def test_never_crossed_and_levels_sum_their_orders(rows):
         assert book.pool_stats()["in_use"] == len(orders) == len(book)
 
 
+@st.composite
+def drifting_streams(draw):
+    """Events around a touch that wanders over many widths of the book's price window
+    (obelisk._core._window, 4,096 ticks), some far behind it: the window moves, and levels
+    outside it are found in the ladder."""
+    size = draw(st.integers(20, 300))
+    centre = draw(st.integers(20_000, 40_000))
+    rows = []
+    for _ in range(size):
+        centre += draw(st.sampled_from([0, 0, 1, -1, 5, -5, 900, -900, 3_000, -3_000]))
+        far = draw(st.sampled_from([0] * 6 + [2_100, -2_100, 5_000, -5_000]))
+        kind = draw(st.sampled_from([EventKind.LIMIT] * 5 + [EventKind.CANCEL] * 2
+                                    + [EventKind.MARKET, EventKind.MODIFY]))
+        price = max(1, centre + far + draw(st.integers(-3, 3)))
+        rows.append((kind, draw(st.integers(1, 40)), draw(st.integers(0, 1)),
+                     0 if kind == EventKind.MARKET else price, draw(st.integers(1, 9)),
+                     draw(st.sampled_from([0, 0, 0, 1, 3])), draw(st.sampled_from([0, 1]))))
+    return rows
+
+
+@SETTINGS
+@given(rows=drifting_streams(), config=books)
+def test_prices_that_wander_match_reference(rows, config):
+    stp, capacity, growable = config
+    events = to_events(rows)
+    compiled = OrderBook(capacity, growable=growable, stp=stp)
+    reference = ReferenceBook(capacity, growable=growable, stp=stp)
+    for start in range(0, len(rows), 25):
+        chunk = events[start:start + 25]
+        assert_same_batch(compiled.process(chunk), reference.process(chunk))
+        compiled.check_integrity()
+    assert compiled.orders().tolist() == reference.orders().tolist()
+    assert compiled.bbo() == reference.bbo()
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_standard_workload_matches_reference(seed):
     from obelisk.testing.workload import standard_mix

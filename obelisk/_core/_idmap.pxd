@@ -239,6 +239,11 @@ cdef inline int idmap_reserve(IdMap* m, int64_t count) noexcept nogil:
     return 0
 
 
+cdef inline int64_t idmap_room(const IdMap* m) noexcept nogil:
+    """Keys that can be added before the map must grow."""
+    return <int64_t> ((m.mask + 1) // LOAD_DENOMINATOR * LOAD_NUMERATOR) - m.count
+
+
 cdef inline void idmap_add(IdMap* m, const Order* orders, slot_t slot) noexcept nogil:
     """Index a slot under its order's id (which must be absent), in room `idmap_reserve`
     made for it."""

@@ -4,6 +4,7 @@ cimport cython
 from libc.stdint cimport int32_t, int64_t, uint8_t
 
 from obelisk._core._idmap cimport IdMap
+from obelisk._core._window cimport LevelWindow
 from obelisk._core._types cimport (
     Event,
     Fill,
@@ -47,6 +48,7 @@ cdef class OrderBook:
     cdef int32_t level_capacity
     cdef int32_t level_free
     cdef Ladder sides[2]
+    cdef LevelWindow windows[2]
     cdef int64_t side_orders[2]
     cdef readonly int stp
     """Self-trade prevention mode (a SelfTradePrevention value)."""
@@ -59,6 +61,9 @@ cdef class OrderBook:
     cdef int64_t order_event_capacity
     cdef Result last
     cdef int64_t tape_limit
+    # Orders that can rest before a level, ladder entry, pool slot or id-index bucket must
+    # be grown: a lower bound, counted down by each rest and recounted when it runs out.
+    cdef int64_t rests_in_room
 
     cdef bint busy
     cdef bint initialised
@@ -67,6 +72,7 @@ cdef class OrderBook:
     cdef int _claim(self) except -1
     cdef void _release(self) noexcept
     cdef int _ensure_room(self) noexcept nogil
+    cdef int _make_room(self) noexcept nogil
     cdef void _reserve_for(self, const Event* events, const int64_t* selected,
                            int64_t n) noexcept nogil
     cdef int _grow_levels(self) noexcept nogil
@@ -83,6 +89,7 @@ cdef class OrderBook:
     cdef void _remove_order(self, slot_t slot) noexcept nogil
     cdef uint8_t _rest(self, oid_t oid, uint8_t side, price_t price, qty_t qty, uint8_t tif,
                        owner_t owner) noexcept nogil
+    cdef int32_t _new_level(self, uint8_t side, price_t price) noexcept nogil
     cdef bint _crosses(self, uint8_t side, int64_t threshold) noexcept nogil
     cdef qty_t _fillable(self, uint8_t side, int64_t threshold, owner_t owner,
                          qty_t wanted) noexcept nogil

@@ -44,10 +44,23 @@ from obelisk._core._idmap cimport (
     idmap_init,
     idmap_max_probe,
     idmap_remove,
+    idmap_room,
 )
 from obelisk._core.spare cimport spare_give, spare_grow, spare_take
 from obelisk._core._sorted cimport lower_bound_near_end
 from obelisk._core._sorted cimport prefetch as _prefetch
+from obelisk._core._window cimport (
+    NO_LEVEL,
+    LevelWindow,
+    OUTSIDE,
+    WINDOW_TICKS,
+    window_centre,
+    window_free,
+    window_get,
+    window_init,
+    window_off_centre,
+    window_set,
+)
 from obelisk._core._types cimport *
 from obelisk._core.pool cimport (
     pool_acquire,
@@ -263,6 +276,7 @@ cdef void* _grown_tape(void* tape, int64_t kept, int64_t old_capacity, int64_t c
 # --------------------------------------------------------- ladder primitives
 
 cdef inline int64_t _key(uint8_t side, price_t price) noexcept nogil:
+    """A price's ladder key, and a key's price (the map is its own inverse)."""
     return price if side == SIDE_BUY else -price
 
 
@@ -345,6 +359,7 @@ cdef class OrderBook:
         self.fills = NULL
         self.order_events = NULL
         for side in range(2):
+            self.windows[side].levels = NULL
             self.sides[side].keys = NULL
             self.sides[side].levels = NULL
             self.sides[side].size = 0
@@ -358,6 +373,7 @@ cdef class OrderBook:
         self.order_event_capacity = 0
         self.seq = 0
         self.tape_limit = 0
+        self.rests_in_room = 0
         self.last.status = STATUS_REJECTED
         self.last.reason = REASON_NONE
         self.last.filled_qty = 0
@@ -367,7 +383,8 @@ cdef class OrderBook:
         if idmap_init(&self.ids, capacity, _random_key(), _random_key()) != 0:
             raise MemoryError("cannot allocate the order id index")
         if self._grow_levels() != 0 or _grow_ladder(&self.sides[0]) != 0 \
-                or _grow_ladder(&self.sides[1]) != 0:
+                or _grow_ladder(&self.sides[1]) != 0 or window_init(&self.windows[0]) != 0 \
+                or window_init(&self.windows[1]) != 0:
             raise MemoryError("cannot allocate price levels")
         if self._reserve(256, 256) != 0:
             raise MemoryError("cannot allocate the fill tape")
@@ -386,6 +403,7 @@ cdef class OrderBook:
         self.fills = NULL
         self.order_events = NULL
         for side in range(2):
+            window_free(&self.windows[side])
             free(self.sides[side].keys)
             free(self.sides[side].levels)
             self.sides[side].keys = NULL
@@ -511,13 +529,22 @@ cdef class OrderBook:
         finally:
             self._release()
 
-    cdef int _ensure_room(self) noexcept nogil:
+    cdef inline int _ensure_room(self) noexcept nogil:
         """Grow whatever resting one more order needs, before any change; -1 when out of memory.
 
         After this, resting the order cannot fail for lack of memory, so an
-        event either happens whole or, on -1, not at all.
+        event either happens whole or, on -1, not at all. Usually one compare:
+        the rests the room counted last time are not used up.
         """
+        if self.rests_in_room > 0:
+            return 0
+        return self._make_room()
+
+    cdef int _make_room(self) noexcept nogil:
+        """Grow what is full, then count the rests the room now holds (0 with a full pool
+        that may not grow: each rest then asks again, and is refused)."""
         cdef int side
+        cdef int64_t room
         if self.level_free < 0 and self._grow_levels() != 0:
             return -1
         for side in range(2):
@@ -526,7 +553,16 @@ cdef class OrderBook:
                 return -1
         if pool_full(&self.pool) and self.pool.growable and pool_grow(&self.pool) != 0:
             return -1
-        return idmap_reserve(&self.ids, self.ids.count + 1)
+        if idmap_reserve(&self.ids, self.ids.count + 1) != 0:
+            return -1
+        # A level per ladder entry; the id index stays at most 3/4 full.
+        room = self.level_capacity - self.sides[0].size - self.sides[1].size
+        for side in range(2):
+            room = min(room, self.sides[side].capacity - self.sides[side].size)
+        room = min(room, <int64_t> (self.pool.capacity - self.pool.in_use))
+        room = min(room, idmap_room(&self.ids))
+        self.rests_in_room = room if room > 0 else 0
+        return 0
 
     # ---------------------------------------------------------- tape writers
 
@@ -597,7 +633,9 @@ cdef class OrderBook:
     cdef void _drop_level(self, uint8_t side, int32_t level_index) noexcept nogil:
         """Remove an empty level from its ladder and recycle it."""
         cdef Ladder* ladder = &self.sides[side]
-        cdef int32_t pos = _lower_bound(ladder, _key(side, self.levels[level_index].price))
+        cdef price_t price = self.levels[level_index].price
+        cdef int32_t pos = _lower_bound(ladder, _key(side, price))
+        window_set(&self.windows[side], price, NO_LEVEL)
         memmove(&ladder.keys[pos], &ladder.keys[pos + 1],
                 <size_t> (ladder.size - pos - 1) * sizeof(int64_t))
         memmove(&ladder.levels[pos], &ladder.levels[pos + 1],
@@ -620,39 +658,23 @@ cdef class OrderBook:
         Only after ``_ensure_room``: the level, ladder entry, slot and id-map room it may
         take are there, so nothing is grown or checked for here."""
         cdef Ladder* ladder = &self.sides[side]
-        cdef int64_t key = _key(side, price)
-        cdef int32_t pos = _lower_bound(ladder, key)
-        cdef bint exists = pos < ladder.size and ladder.keys[pos] == key
-        cdef int32_t level_index
+        cdef int32_t level_index = window_get(&self.windows[side], price)
         cdef Level* level
         cdef Order* order
         cdef slot_t slot
-        if exists and self.levels[ladder.levels[pos]].total > INT64_MAX - qty:
+        if level_index == OUTSIDE:
+            level_index = _find_level(ladder, _key(side, price))
+        if level_index != NO_LEVEL and self.levels[level_index].total > INT64_MAX - qty:
             return REASON_LEVEL_OVERFLOW
         slot = pool_acquire(&self.pool)
         if slot == NO_SLOT:
             return REASON_POOL_FULL         # a pool that may not grow
+        self.rests_in_room -= 1
         order = &self.pool.orders[slot]
         order.oid = oid
         idmap_add(&self.ids, self.pool.orders, slot)
-        if exists:
-            level_index = ladder.levels[pos]
-        else:
-            level_index = self.level_free
-            self.level_free = self.levels[level_index].next_free
-            level = &self.levels[level_index]
-            level.price = price
-            level.total = 0
-            level.count = 0
-            level.head = NO_SLOT
-            level.tail = NO_SLOT
-            memmove(&ladder.keys[pos + 1], &ladder.keys[pos],
-                    <size_t> (ladder.size - pos) * sizeof(int64_t))
-            memmove(&ladder.levels[pos + 1], &ladder.levels[pos],
-                    <size_t> (ladder.size - pos) * sizeof(int32_t))
-            ladder.keys[pos] = key
-            ladder.levels[pos] = level_index
-            ladder.size += 1
+        if level_index == NO_LEVEL:
+            level_index = self._new_level(side, price)
         level = &self.levels[level_index]
         order.qty = qty
         order.owner = owner
@@ -670,6 +692,34 @@ cdef class OrderBook:
         level.count += 1
         self.side_orders[side] += 1
         return REASON_NONE
+
+    cdef int32_t _new_level(self, uint8_t side, price_t price) noexcept nogil:
+        """Take a free level for `price` and put it in its ladder and window (after
+        ``_ensure_room``); its index."""
+        cdef Ladder* ladder = &self.sides[side]
+        cdef int64_t key = _key(side, price)
+        cdef int32_t pos = _lower_bound(ladder, key)
+        cdef int32_t level_index = self.level_free
+        cdef Level* level = &self.levels[level_index]
+        self.level_free = level.next_free
+        level.price = price
+        level.total = 0
+        level.count = 0
+        level.head = NO_SLOT
+        level.tail = NO_SLOT
+        memmove(&ladder.keys[pos + 1], &ladder.keys[pos],
+                <size_t> (ladder.size - pos) * sizeof(int64_t))
+        memmove(&ladder.levels[pos + 1], &ladder.levels[pos],
+                <size_t> (ladder.size - pos) * sizeof(int32_t))
+        ladder.keys[pos] = key
+        ladder.levels[pos] = level_index
+        ladder.size += 1
+        # A level outside the window moves it only once the touch has left its middle half.
+        cdef LevelWindow* window = &self.windows[side]
+        if not window_set(window, price, level_index) \
+                and window_off_centre(window, _key(side, ladder.keys[ladder.size - 1])):
+            window_centre(window, ladder.keys, ladder.levels, ladder.size, _key(side, 1))
+        return level_index
 
     # ------------------------------------------------------------ matching
 
@@ -760,6 +810,7 @@ cdef class OrderBook:
                     break
                 slot = next_slot
             if level.count == 0:
+                window_set(&self.windows[1 - side], level.price, NO_LEVEL)
                 opposite.size -= 1
                 level.next_free = self.level_free
                 self.level_free = level_index
@@ -1652,6 +1703,9 @@ cdef class OrderBook:
                     raise AssertionError(f"side {side}: level price {level.price} under wrong key")
                 if level.count <= 0:
                     raise AssertionError(f"side {side}: empty level {level.price} left in ladder")
+                if window_get(&self.windows[side], level.price) not in (ladder.levels[pos],
+                                                                        OUTSIDE):
+                    raise AssertionError(f"side {side}: level {level.price} not in the window")
                 total = 0
                 count = 0
                 prev = NO_SLOT
@@ -1671,6 +1725,11 @@ cdef class OrderBook:
                     raise AssertionError(
                         f"level {level.price}: totals or tail disagree with its orders")
                 side_seen += count
+            in_window = sum(1 for index in range(WINDOW_TICKS)
+                            if self.windows[side].levels[index] != NO_LEVEL)
+            if in_window != sum(1 for pos in range(ladder.size) if window_get(
+                    &self.windows[side], self.levels[ladder.levels[pos]].price) != OUTSIDE):
+                raise AssertionError(f"side {side}: the window holds levels not in the ladder")
             if side_seen != self.side_orders[side]:
                 raise AssertionError(
                     f"side {side}: order count {self.side_orders[side]} != {side_seen}")
