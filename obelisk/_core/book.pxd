@@ -3,7 +3,7 @@
 cimport cython
 from libc.stdint cimport int32_t, int64_t, uint8_t
 
-from obelisk._core._idmap cimport IdMap
+from obelisk._core._ids cimport IdIndex
 from obelisk._core._window cimport LevelWindow
 from obelisk._core._types cimport (
     Event,
@@ -43,7 +43,7 @@ cdef struct Ladder:
 @cython.final
 cdef class OrderBook:
     cdef PoolState pool
-    cdef IdMap ids
+    cdef IdIndex ids
     cdef Level* levels
     cdef int32_t level_capacity
     cdef int32_t level_free
@@ -71,7 +71,7 @@ cdef class OrderBook:
     cdef void _release_memory(self) noexcept
     cdef int _claim(self) except -1
     cdef void _release(self) noexcept
-    cdef int _ensure_room(self) noexcept nogil
+    cdef int _ensure_room(self, oid_t oid) noexcept nogil
     cdef int _make_room(self) noexcept nogil
     cdef void _reserve_for(self, const Event* events, const int64_t* selected,
                            int64_t n) noexcept nogil

@@ -33,18 +33,17 @@ from obelisk._core._buffers cimport const_data_of, data_of
 from obelisk._core._gil cimport RELEASE_GIL_FROM, PyThreadState, release_gil_if, restore_gil
 from obelisk._core._ints cimport small_int
 from obelisk._core._memory cimport huge_pages
-from obelisk._core._idmap cimport (
-    IdBucket,
-    idmap_find,
-    idmap_reserve,
-    idmap_free,
-    idmap_add,
-    idmap_hash,
-    idmap_home,
-    idmap_init,
-    idmap_max_probe,
-    idmap_remove,
-    idmap_room,
+from obelisk._core._idmap cimport IdBucket, idmap_max_probe, idmap_reserve, idmap_room
+from obelisk._core._ids cimport (
+    ids_count,
+    ids_covers,
+    ids_find,
+    ids_free,
+    ids_hint,
+    ids_init,
+    ids_make_way,
+    ids_remove,
+    ids_add,
 )
 from obelisk._core.spare cimport spare_give, spare_grow, spare_take
 from obelisk._core._sorted cimport lower_bound_near_end
@@ -354,7 +353,8 @@ cdef class OrderBook:
     cdef int _allocate(self, slot_t capacity, bint growable) except -1:
         cdef int side
         self.pool.orders = NULL
-        self.ids.buckets = NULL
+        self.ids.map.buckets = NULL
+        self.ids.ring = NULL
         self.levels = NULL
         self.fills = NULL
         self.order_events = NULL
@@ -380,7 +380,7 @@ cdef class OrderBook:
         self.last.resting_qty = 0
         self.last.fill_count = 0
         pool_init(&self.pool, capacity, growable)
-        if idmap_init(&self.ids, capacity, _random_key(), _random_key()) != 0:
+        if ids_init(&self.ids, capacity, _random_key(), _random_key()) != 0:
             raise MemoryError("cannot allocate the order id index")
         if self._grow_levels() != 0 or _grow_ladder(&self.sides[0]) != 0 \
                 or _grow_ladder(&self.sides[1]) != 0 or window_init(&self.windows[0]) != 0 \
@@ -393,7 +393,7 @@ cdef class OrderBook:
     cdef void _release_memory(self) noexcept:
         cdef int side
         pool_free_memory(&self.pool)
-        idmap_free(&self.ids)
+        ids_free(&self.ids)
         free(self.levels)
         spare_give(self.fills, <size_t> self.fill_capacity * sizeof(Fill))
         spare_give(self.order_events, <size_t> self.order_event_capacity * sizeof(OrderEvent))
@@ -513,13 +513,13 @@ cdef class OrderBook:
         """Longest probe distance in the order-id index; for tests of hash flooding."""
         self._claim()
         try:
-            return idmap_max_probe(&self.ids)
+            return idmap_max_probe(&self.ids.map)
         finally:
             self._release()
 
     def _id_index_keyed(self) -> bool:
         """Whether the order-id index has switched to its keyed hash; for tests."""
-        return self.ids.key[2] != 0
+        return self.ids.map.key[2] != 0
 
     def _tape_capacity(self):
         """(fill records, order-event records) the tapes can hold now; for tests."""
@@ -529,13 +529,22 @@ cdef class OrderBook:
         finally:
             self._release()
 
-    cdef inline int _ensure_room(self) noexcept nogil:
-        """Grow whatever resting one more order needs, before any change; -1 when out of memory.
+    cdef inline int _ensure_room(self, oid_t oid) noexcept nogil:
+        """Grow whatever resting one more order (id `oid`) needs, before any change; -1 when
+        out of memory.
 
         After this, resting the order cannot fail for lack of memory, so an
-        event either happens whole or, on -1, not at all. Usually one compare:
-        the rests the room counted last time are not used up.
+        event either happens whole or, on -1, not at all. Usually two compares:
+        the id index's ring covers the id, and the rests the room counted last
+        time are not used up.
         """
+        cdef int moved
+        if not ids_covers(&self.ids, oid):
+            moved = ids_make_way(&self.ids, self.pool.orders, oid)
+            if moved < 0:
+                return -1
+            if moved:
+                self.rests_in_room = 0      # ids the ring left took room in the map
         if self.rests_in_room > 0:
             return 0
         return self._make_room()
@@ -553,14 +562,14 @@ cdef class OrderBook:
                 return -1
         if pool_full(&self.pool) and self.pool.growable and pool_grow(&self.pool) != 0:
             return -1
-        if idmap_reserve(&self.ids, self.ids.count + 1) != 0:
+        if idmap_reserve(&self.ids.map, self.ids.map.count + 1) != 0:
             return -1
         # A level per ladder entry; the id index stays at most 3/4 full.
         room = self.level_capacity - self.sides[0].size - self.sides[1].size
         for side in range(2):
             room = min(room, self.sides[side].capacity - self.sides[side].size)
         room = min(room, <int64_t> (self.pool.capacity - self.pool.in_use))
-        room = min(room, idmap_room(&self.ids))
+        room = min(room, idmap_room(&self.ids.map))
         self.rests_in_room = room if room > 0 else 0
         return 0
 
@@ -627,7 +636,7 @@ cdef class OrderBook:
         level.total -= order.qty
         level.count -= 1
         self.side_orders[order.side] -= 1
-        idmap_remove(&self.ids, self.pool.orders, order.oid, slot)
+        ids_remove(&self.ids, self.pool.orders, order.oid, slot)
         pool_release(&self.pool, slot)
 
     cdef void _drop_level(self, uint8_t side, int32_t level_index) noexcept nogil:
@@ -672,7 +681,7 @@ cdef class OrderBook:
         self.rests_in_room -= 1
         order = &self.pool.orders[slot]
         order.oid = oid
-        idmap_add(&self.ids, self.pool.orders, slot)
+        ids_add(&self.ids, self.pool.orders, slot)
         if level_index == NO_LEVEL:
             level_index = self._new_level(side, price)
         level = &self.levels[level_index]
@@ -914,7 +923,7 @@ cdef class OrderBook:
                 limit = MAX_PRICE
         if ev.qty <= 0 or ev.qty > MAX_QTY:
             return self._reject(ev, index, res, REASON_INVALID_QTY)
-        if idmap_find(&self.ids, self.pool.orders, ev.oid) != NO_SLOT:
+        if ids_find(&self.ids, self.pool.orders, ev.oid) != NO_SLOT:
             return self._reject(ev, index, res, REASON_DUPLICATE_OID)
         threshold = self._threshold(side, limit)
         if tif == TIF_ALO and self._crosses(side, threshold):
@@ -927,12 +936,12 @@ cdef class OrderBook:
             return self._reject(ev, index, res, REASON_POOL_FULL)
         if self._reserve_taker(side, threshold, ev.owner, ev.qty) != 0:
             return -1
-        if (tif == TIF_GTC or tif == TIF_ALO) and self._ensure_room() != 0:
+        if (tif == TIF_GTC or tif == TIF_ALO) and self._ensure_room(ev.oid) != 0:
             return -1
         return self._execute(ev.oid, side, ev.price, ev.qty, tif, ev.owner, threshold, index, res)
 
     cdef int _cancel(self, const Event* ev, int32_t index, Result* res) noexcept nogil:
-        cdef slot_t slot = idmap_find(&self.ids, self.pool.orders, ev.oid)
+        cdef slot_t slot = ids_find(&self.ids, self.pool.orders, ev.oid)
         cdef Order* order
         if slot == NO_SLOT:
             return self._reject(ev, index, res, REASON_UNKNOWN_OID)
@@ -948,7 +957,7 @@ cdef class OrderBook:
         return 0
 
     cdef int _modify(self, const Event* ev, int32_t index, Result* res) noexcept nogil:
-        cdef slot_t slot = idmap_find(&self.ids, self.pool.orders, ev.oid)
+        cdef slot_t slot = ids_find(&self.ids, self.pool.orders, ev.oid)
         cdef Order* order
         cdef uint8_t side, tif
         cdef owner_t owner
@@ -989,7 +998,7 @@ cdef class OrderBook:
                 return self._reject(ev, index, res, REASON_LEVEL_OVERFLOW)
         if self._reserve_taker(side, threshold, owner, ev.qty) != 0:
             return -1
-        if self._ensure_room() != 0:
+        if self._ensure_room(ev.oid) != 0:
             return -1
         self._remove_order(slot)
         return self._execute(ev.oid, side, ev.price, ev.qty, tif, owner, threshold, index, res)
@@ -1028,8 +1037,7 @@ cdef class OrderBook:
         for k in range(n):
             if k + 16 < n:
                 ahead = &events[selected[k + 16] if selected != NULL else k + 16]
-                _prefetch(&self.ids.buckets[
-                    idmap_home(&self.ids, idmap_hash(&self.ids, ahead.oid))])
+                _prefetch(ids_hint(&self.ids, ahead.oid))
             next_slot = pool_next_slot(&self.pool)
             if next_slot != NULL:
                 _prefetch(next_slot)
@@ -1040,8 +1048,8 @@ cdef class OrderBook:
 
     cdef void _reserve_for(self, const Event* events, const int64_t* selected,
                            int64_t n) noexcept nogil:
-        """Grow once, up front, what the batch may need: pool slots and id-map room for its
-        limit orders, an order event each on the tape. Growing by doubling inside the
+        """Grow once, up front, what the batch may need: pool slots for its limit orders, an
+        order event each on the tape. Growing by doubling inside the
         loop instead copies the same memory again at every step (a fresh book resting
         200,000 orders copied its arena 8 times). Only worth it past one doubling: up to
         that, the per-event path grows as cheaply, and only if the orders really rest
@@ -1059,7 +1067,6 @@ cdef class OrderBook:
             adds += events[selected[k] if selected != NULL else k].kind == KIND_LIMIT
         if adds > one_doubling:
             pool_reserve(&self.pool, adds)
-            idmap_reserve(&self.ids, self.ids.count + adds)
 
     # ------------------------------------------------------ per-call API
 
@@ -1469,7 +1476,7 @@ cdef class OrderBook:
         cdef Order* order
         self._claim()
         try:
-            slot = idmap_find(&self.ids, self.pool.orders, key)
+            slot = ids_find(&self.ids, self.pool.orders, key)
             if slot == NO_SLOT:
                 return None
             order = &self.pool.orders[slot]
@@ -1486,7 +1493,7 @@ cdef class OrderBook:
         cdef qty_t ahead = 0
         self._claim()
         try:
-            slot = idmap_find(&self.ids, self.pool.orders, key)
+            slot = ids_find(&self.ids, self.pool.orders, key)
             if slot == NO_SLOT:
                 raise UnknownOrderError(f"order {key}: no resting order has this id")
             order = &self.pool.orders[slot]
@@ -1502,7 +1509,7 @@ cdef class OrderBook:
         cdef oid_t key = _whole(oid, "oid")
         self._claim()
         try:
-            return idmap_find(&self.ids, self.pool.orders, key) != NO_SLOT
+            return ids_find(&self.ids, self.pool.orders, key) != NO_SLOT
         finally:
             self._release()
 
@@ -1577,7 +1584,8 @@ cdef class OrderBook:
         try:
             return {
                 "orders": <int64_t> self.pool.capacity * sizeof(Order),
-                "order_index": <int64_t> (self.ids.mask + 1) * sizeof(IdBucket),
+                "order_index": <int64_t> (self.ids.map.mask + 1) * sizeof(IdBucket)
+                + <int64_t> self.ids.size * sizeof(slot_t),
                 "levels": <int64_t> self.level_capacity * sizeof(Level),
                 "ladders": (<int64_t> (self.sides[0].capacity + self.sides[1].capacity)
                             * (sizeof(int64_t) + sizeof(int32_t))),
@@ -1663,7 +1671,7 @@ cdef class OrderBook:
         book._claim()
         try:
             for i in range(len(records)):
-                if book._ensure_room() != 0:
+                if book._ensure_room(rows[i].oid) != 0:
                     raise MemoryError(f"cannot restore {len(records)} orders")
                 reason = book._rest(rows[i].oid, rows[i].side, rows[i].price, rows[i].qty,
                                     rows[i].tif, rows[i].owner)
@@ -1715,7 +1723,7 @@ cdef class OrderBook:
                     if not order.live or order.prev != prev or order.side != side \
                             or order.level != ladder.levels[pos] or order.qty <= 0:
                         raise AssertionError(f"order {order.oid} inconsistent with its level")
-                    if idmap_find(&self.ids, self.pool.orders, order.oid) != slot:
+                    if ids_find(&self.ids, self.pool.orders, order.oid) != slot:
                         raise AssertionError(f"order {order.oid} not indexed by id")
                     total += order.qty
                     count += 1
@@ -1734,10 +1742,10 @@ cdef class OrderBook:
                 raise AssertionError(
                     f"side {side}: order count {self.side_orders[side]} != {side_seen}")
             orders_seen += side_seen
-        if orders_seen != self.pool.in_use or orders_seen != self.ids.count:
+        if orders_seen != self.pool.in_use or orders_seen != ids_count(&self.ids):
             raise AssertionError(
                 f"{orders_seen} resting orders, pool has {self.pool.in_use} in use, "
-                f"index has {self.ids.count}")
+                f"index has {ids_count(&self.ids)}")
         bid, _, ask, _ = self._bbo()
         if bid is not None and ask is not None and bid >= ask:
             raise AssertionError(f"book is crossed: bid {bid} >= ask {ask}")

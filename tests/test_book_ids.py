@@ -1,0 +1,120 @@
+"""The book's id index (obelisk._core._ids): a ring of counter ids in front of a hash map.
+
+Ids that stay in the ring, ids it leaves behind as it moves (into the map), ids far ahead
+of it or below it, and a map id the ring later moves over must all be found, refused as
+duplicates and cancelled exactly as the pure-Python reference does.
+"""
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from obelisk import EVENT_DTYPE, EventKind, OrderBook, OrderStatus, Reason
+from obelisk.testing.reference import ReferenceBook
+
+RING_FIRST = 4_096          # ids a new book's ring covers (obelisk/_core/_ids.pxd)
+
+
+def limits(oids, side=0, price=100):
+    events = np.zeros(len(oids), EVENT_DTYPE)
+    events["oid"], events["side"], events["price"] = oids, side, price
+    events["qty"], events["kind"] = 1, EventKind.LIMIT
+    return events
+
+
+def cancels(oids):
+    events = np.zeros(len(oids), EVENT_DTYPE)
+    events["oid"], events["kind"] = oids, EventKind.CANCEL
+    return events
+
+
+@st.composite
+def id_streams(draw):
+    """Adds under a counter that steps 1 to 400 ids and sometimes jumps far ahead (past the
+    ring, into the map) or back (below it), with cancels, modifies and repeats of earlier
+    ids."""
+    size = draw(st.integers(20, 300))
+    counter = draw(st.integers(1, 5_000))
+    used, rows = [], []
+    for _ in range(size):
+        roll = draw(st.integers(0, 9))
+        if roll < 6 or not used:
+            counter += draw(st.sampled_from([1, 1, 7, 61, 400, 5_000, 70_000, 10**12]))
+            oid = draw(st.sampled_from([counter] * 8 + [counter // 3, -counter]))
+            used.append(oid)
+            rows.append((EventKind.LIMIT, oid, draw(st.integers(0, 1)), draw(
+                st.integers(95, 105)), draw(st.integers(1, 5))))
+        elif roll < 9:
+            rows.append((EventKind.CANCEL, draw(st.sampled_from(used)), 0, 0, 0))
+        else:
+            rows.append((EventKind.MODIFY, draw(st.sampled_from(used)), 0,
+                         draw(st.integers(95, 105)), draw(st.integers(0, 5))))
+    return rows
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=id_streams(), capacity=st.sampled_from([2, 1_000, 20_000]))
+def test_ids_anywhere_match_reference(rows, capacity):
+    events = np.zeros(len(rows), EVENT_DTYPE)
+    for i, (kind, oid, side, price, qty) in enumerate(rows):
+        events[i] = (oid, price, qty, 0, 0, kind, side, 0)
+    compiled, reference = OrderBook(capacity), ReferenceBook(capacity)
+    for start in range(0, len(rows), 40):
+        chunk = events[start:start + 40]
+        left, right = compiled.process(chunk), reference.process(chunk)
+        assert left.results.tolist() == right.results.tolist()
+        assert left.fills.tolist() == right.fills.tolist()
+        assert left.order_events.tolist() == right.order_events.tolist()
+        compiled.check_integrity()
+    assert compiled.orders().tolist() == reference.orders().tolist()
+
+
+def test_the_ring_grows_under_a_dense_counter_and_finds_its_oldest_ids():
+    book = OrderBook()
+    before = book.memory_usage()["order_index"]
+    oids = np.arange(1, 6 * RING_FIRST)
+    assert (book.process(limits(oids)).results["status"] == OrderStatus.RESTED).all()
+    assert book.memory_usage()["order_index"] > before
+    book.check_integrity()
+    again = book.process(limits(oids[:50]))           # the oldest ids are still known
+    assert (again.results["reason"] == Reason.DUPLICATE_OID).all()
+    assert (book.process(cancels(oids)).results["status"] == OrderStatus.CANCELLED).all()
+    assert len(book) == 0
+    book.check_integrity()
+
+
+def test_sparse_old_ids_move_to_the_map_and_stay_found():
+    book = OrderBook()
+    oids = np.arange(1, 40 * RING_FIRST, 100)        # 1 in 100: too sparse to grow for
+    book.process(limits(oids))
+    book.check_integrity()
+    # a ring over all those ids would take 4 bytes each: 655,360 bytes; the map takes 8 per
+    # bucket for the 1,639 orders the ring left
+    assert book.memory_usage()["order_index"] < 100_000
+    assert (book.process(cancels(oids[::-1])).results["status"]
+            == OrderStatus.CANCELLED).all()
+    assert len(book) == 0
+    book.check_integrity()
+
+
+def test_a_map_id_the_ring_moves_over_is_still_found():
+    book = OrderBook()
+    book.process(limits([1]))
+    far = 3 * RING_FIRST                              # two ring sizes ahead: to the map
+    book.process(limits([far]))
+    book.process(limits(np.arange(2, 5 * RING_FIRST)[np.arange(2, 5 * RING_FIRST) != far]))
+    book.check_integrity()
+    assert book.process(limits([far])).results["reason"][0] == Reason.DUPLICATE_OID
+    assert book.process(cancels([far])).results["status"][0] == OrderStatus.CANCELLED
+    assert book.process(cancels([far])).results["reason"][0] == Reason.UNKNOWN_OID
+    book.check_integrity()
+
+
+def test_ids_stepping_a_ring_size_each_still_work():
+    # each id would move the ring a whole size: the move's cost bound sends them to the map
+    book = OrderBook()
+    oids = np.arange(1, 3_000) * (RING_FIRST + 1)
+    assert (book.process(limits(oids)).results["status"] == OrderStatus.RESTED).all()
+    book.check_integrity()
+    assert (book.process(cancels(oids)).results["status"] == OrderStatus.CANCELLED).all()
+    book.check_integrity()
