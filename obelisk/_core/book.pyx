@@ -272,6 +272,11 @@ cdef void* _grown_tape(void* tape, int64_t kept, int64_t old_capacity, int64_t c
     return grown
 
 
+cdef inline int64_t _slack(int64_t used) noexcept nogil:
+    """Free room below which a book's structure grows before it is full."""
+    return 16 + used // 8
+
+
 # --------------------------------------------------------- ladder primitives
 
 cdef inline int64_t _key(uint8_t side, price_t price) noexcept nogil:
@@ -550,22 +555,26 @@ cdef class OrderBook:
         return self._make_room()
 
     cdef int _make_room(self) noexcept nogil:
-        """Grow what is full, then count the rests the room now holds (0 with a full pool
-        that may not grow: each rest then asks again, and is refused)."""
+        """Grow what is full or nearly, then count the rests the room now holds (0 with a
+        full pool that may not grow: each rest then asks again, and is refused). Growing
+        levels, ladders and the id map ahead, by a slack of an eighth, keeps the count
+        from running out every few rests."""
         cdef int side
         cdef int64_t room
-        if self.level_free < 0 and self._grow_levels() != 0:
+        cdef int64_t levels_used = self.sides[0].size + self.sides[1].size
+        if self.level_capacity - levels_used < _slack(levels_used) and self._grow_levels() != 0:
             return -1
         for side in range(2):
-            if self.sides[side].size == self.sides[side].capacity \
+            if self.sides[side].capacity - self.sides[side].size < _slack(self.sides[side].size) \
                     and _grow_ladder(&self.sides[side]) != 0:
                 return -1
         if pool_full(&self.pool) and self.pool.growable and pool_grow(&self.pool) != 0:
-            return -1
-        if idmap_reserve(&self.ids.map, self.ids.map.count + 1) != 0:
+            return -1       # the arena only when full: doubling it early costs the most
+        if idmap_room(&self.ids.map) < _slack(self.ids.map.count) and idmap_reserve(
+                &self.ids.map, self.ids.map.count + _slack(self.ids.map.count)) != 0:
             return -1
         # A level per ladder entry; the id index stays at most 3/4 full.
-        room = self.level_capacity - self.sides[0].size - self.sides[1].size
+        room = self.level_capacity - levels_used
         for side in range(2):
             room = min(room, self.sides[side].capacity - self.sides[side].size)
         room = min(room, <int64_t> (self.pool.capacity - self.pool.in_use))
