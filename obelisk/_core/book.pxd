@@ -71,12 +71,12 @@ cdef class OrderBook:
     cdef void _release_memory(self) noexcept
     cdef int _claim(self) except -1
     cdef void _release(self) noexcept
-    cdef int _ensure_room(self, oid_t oid) noexcept nogil
-    cdef int _make_room(self) noexcept nogil
+    cdef inline int _ensure_room(self, oid_t oid) noexcept nogil
+    cdef int _make_room(self, oid_t oid) noexcept nogil
     cdef void _reserve_for(self, const Event* events, const int64_t* selected,
                            int64_t n) noexcept nogil
     cdef int _grow_levels(self) noexcept nogil
-    cdef int _reserve(self, int64_t fills, int64_t order_events) noexcept nogil
+    cdef inline int _reserve(self, int64_t fills, int64_t order_events) noexcept nogil
     cdef int _grow_tapes(self, int64_t fills, int64_t order_events) noexcept nogil
     cdef void _emit_fill(self, const Order* taker, const Order* maker, price_t price,
                          qty_t qty, int32_t index) noexcept nogil
@@ -90,14 +90,16 @@ cdef class OrderBook:
     cdef uint8_t _rest(self, oid_t oid, uint8_t side, price_t price, qty_t qty, uint8_t tif,
                        owner_t owner) noexcept nogil
     cdef int32_t _new_level(self, uint8_t side, price_t price) noexcept nogil
-    cdef bint _crosses(self, uint8_t side, int64_t threshold) noexcept nogil
+    cdef inline bint _crosses(self, uint8_t side, int64_t threshold) noexcept nogil
     cdef qty_t _fillable(self, uint8_t side, int64_t threshold, owner_t owner,
                          qty_t wanted) noexcept nogil
     cdef int _execute(self, oid_t oid, uint8_t side, price_t price, qty_t qty, uint8_t tif,
                       owner_t owner, int64_t threshold, int32_t index,
                       Result* res) noexcept nogil
-    cdef int _reserve_taker(self, uint8_t side, int64_t threshold, owner_t owner,
-                            qty_t qty) noexcept nogil
+    cdef inline int _reserve_taker(self, uint8_t side, int64_t threshold, owner_t owner,
+                                   qty_t qty) noexcept nogil
+    cdef int _reserve_crossing(self, uint8_t side, int64_t threshold, owner_t owner,
+                               qty_t qty) noexcept nogil
     cdef void _count_reach(self, uint8_t side, int64_t threshold, owner_t owner, qty_t qty,
                            bint cancels_resting, int64_t* fills,
                            int64_t* events) noexcept nogil

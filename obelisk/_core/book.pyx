@@ -450,7 +450,7 @@ cdef class OrderBook:
         self.level_capacity = capacity
         return 0
 
-    cdef int _reserve(self, int64_t fills, int64_t order_events) noexcept nogil:
+    cdef inline int _reserve(self, int64_t fills, int64_t order_events) noexcept nogil:
         """Make room on the tapes for this many more records; -1 when out of memory."""
         if (self.fill_count + fills <= self.fill_capacity
                 and self.order_event_count + order_events <= self.order_event_capacity
@@ -543,25 +543,26 @@ cdef class OrderBook:
         the id index's ring covers the id, and the rests the room counted last
         time are not used up.
         """
-        cdef int moved
-        if not ids_covers(&self.ids, oid):
-            moved = ids_make_way(&self.ids, self.pool.orders, oid)
-            if moved < 0:
-                return -1
-            if moved:
-                self.rests_in_room = 0      # ids the ring left took room in the map
-        if self.rests_in_room > 0:
+        if ids_covers(&self.ids, oid) and self.rests_in_room > 0:
             return 0
-        return self._make_room()
+        return self._make_room(oid)
 
-    cdef int _make_room(self) noexcept nogil:
-        """Grow what is full or nearly, then count the rests the room now holds (0 with a
-        full pool that may not grow: each rest then asks again, and is refused). Growing
-        levels, ladders and the id map ahead, by a slack of an eighth, keeps the count
-        from running out every few rests."""
+    cdef int _make_room(self, oid_t oid) noexcept nogil:
+        """Make way for `oid` in the id index's ring; when the count of rests ran out (or ids
+        the ring left took room in the map), grow what is full or nearly, then count the
+        rests the room now holds (0 with a full pool that may not grow: each rest then asks
+        again, and is refused). Growing levels, ladders and the id map ahead, by a slack of
+        an eighth, keeps the count from running out every few rests."""
         cdef int side
         cdef int64_t room
         cdef int64_t levels_used = self.sides[0].size + self.sides[1].size
+        cdef int moved = ids_make_way(&self.ids, self.pool.orders, oid)
+        if moved < 0:
+            return -1
+        if moved:
+            self.rests_in_room = 0          # ids the ring left took room in the map
+        if self.rests_in_room > 0:
+            return 0
         if self.level_capacity - levels_used < _slack(levels_used) and self._grow_levels() != 0:
             return -1
         for side in range(2):
@@ -741,7 +742,7 @@ cdef class OrderBook:
 
     # ------------------------------------------------------------ matching
 
-    cdef bint _crosses(self, uint8_t side, int64_t threshold) noexcept nogil:
+    cdef inline bint _crosses(self, uint8_t side, int64_t threshold) noexcept nogil:
         """Whether the opposite side's best level is marketable for a taker on `side`."""
         cdef Ladder* opposite = &self.sides[1 - side]
         return opposite.size > 0 and opposite.keys[opposite.size - 1] >= threshold
@@ -854,8 +855,8 @@ cdef class OrderBook:
         res.reason = reason
         return 0
 
-    cdef int _reserve_taker(self, uint8_t side, int64_t threshold, owner_t owner,
-                            qty_t qty) noexcept nogil:
+    cdef inline int _reserve_taker(self, uint8_t side, int64_t threshold, owner_t owner,
+                                   qty_t qty) noexcept nogil:
         """Room on the tapes for all one incoming order can write; -1 when out of memory.
 
         The order writes a fill per resting order it trades with (at most its
@@ -869,6 +870,11 @@ cdef class OrderBook:
         """
         if not self._crosses(side, threshold):
             return self._reserve(0, 1)
+        return self._reserve_crossing(side, threshold, owner, qty)
+
+    cdef int _reserve_crossing(self, uint8_t side, int64_t threshold, owner_t owner,
+                               qty_t qty) noexcept nogil:
+        """``_reserve_taker`` for an order that crosses."""
         cdef int64_t opposite = self.side_orders[1 - side]
         cdef bint cancels_resting = owner != 0 and self.stp == STP_CANCEL_RESTING
         cdef int64_t fills = qty if qty < opposite else opposite
