@@ -105,6 +105,7 @@ cdef class OrderBook:
                            int64_t* events) noexcept nogil
     cdef int64_t _threshold(self, uint8_t side, price_t limit) noexcept nogil
     cdef int _place(self, const Event* ev, int32_t index, Result* res) noexcept nogil
+    cdef int _rest_whole(self, const Event* ev, int32_t index, Result* res) noexcept nogil
     cdef int _cancel(self, const Event* ev, int32_t index, Result* res) noexcept nogil
     cdef int _modify(self, const Event* ev, int32_t index, Result* res) noexcept nogil
     cdef int _apply(self, const Event* ev, int32_t index, Result* res) noexcept nogil

@@ -953,7 +953,24 @@ cdef class OrderBook:
             return -1
         if (tif == TIF_GTC or tif == TIF_ALO) and self._ensure_room(ev.oid) != 0:
             return -1
+        if tif == TIF_GTC and not self._crosses(side, threshold):
+            return self._rest_whole(ev, index, res)     # most adds: nothing to match
         return self._execute(ev.oid, side, ev.price, ev.qty, tif, ev.owner, threshold, index, res)
+
+    cdef int _rest_whole(self, const Event* ev, int32_t index, Result* res) noexcept nogil:
+        """Rest a GTC order that crosses nothing, as ``_execute`` would, without its loop."""
+        cdef uint8_t reason = self._rest(ev.oid, ev.side, ev.price, ev.qty, TIF_GTC, ev.owner)
+        if reason == REASON_NONE:
+            self._emit_event(OEV_RESTED, REASON_NONE, ev.oid, ev.price, ev.qty, ev.owner,
+                             ev.side, index)
+            res.status = STATUS_RESTED
+            res.resting_qty = ev.qty
+        else:
+            self._emit_event(OEV_CANCELLED, reason, ev.oid, ev.price, ev.qty, ev.owner,
+                             ev.side, index)
+            res.status = STATUS_CANCELLED
+            res.reason = reason
+        return 0
 
     cdef int _cancel(self, const Event* ev, int32_t index, Result* res) noexcept nogil:
         cdef slot_t slot = ids_find(&self.ids, self.pool.orders, ev.oid)
