@@ -66,7 +66,6 @@ from obelisk._core.pool cimport (
     pool_free_memory,
     pool_full,
     pool_grow,
-    pool_next_slot,
     pool_reserve,
     pool_init,
     pool_release,
@@ -1059,20 +1058,15 @@ cdef class OrderBook:
         With `selected`, apply only events[selected[0]], events[selected[1]], ...;
         result k is that of the k-th applied event, while the tapes' event
         indices stay positions in the full array. Each event's id lookup is a
-        likely cache miss, so the loop prefetches the index bucket a few
-        events ahead, and the slot the next resting order will take.
+        likely cache miss, so the loop prefetches it a few events ahead.
         """
         cdef int64_t k, i
         cdef const Event* ahead
-        cdef const void* next_slot
         self._reserve_for(events, selected, n)
         for k in range(n):
             if k + 16 < n:
                 ahead = &events[selected[k + 16] if selected != NULL else k + 16]
                 _prefetch(ids_hint(&self.ids, ahead.oid))
-            next_slot = pool_next_slot(&self.pool)
-            if next_slot != NULL:
-                _prefetch(next_slot)
             i = selected[k] if selected != NULL else k
             if self._apply(&events[i], <int32_t> i, &results[k]) != 0:
                 return k

@@ -56,15 +56,6 @@ cdef inline bint pool_full(const PoolState* pool) noexcept nogil:
     return pool.free_head == NO_SLOT and pool.fresh == pool.capacity
 
 
-cdef inline const void* pool_next_slot(const PoolState* pool) noexcept nogil:
-    """The slot the next acquire takes, to prefetch (NULL when the arena must grow)."""
-    if pool.free_head != NO_SLOT:
-        return &pool.orders[pool.free_head]
-    if pool.fresh < pool.capacity:
-        return &pool.orders[pool.fresh]
-    return NULL
-
-
 cdef inline void pool_release(PoolState* pool, slot_t slot) noexcept nogil:
     """Return a live slot to the free list; its generation moves on."""
     cdef Order* order = &pool.orders[slot]
