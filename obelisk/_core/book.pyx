@@ -1614,7 +1614,8 @@ cdef class OrderBook:
                 + <int64_t> self.ids.size * sizeof(slot_t),
                 "levels": <int64_t> self.level_capacity * sizeof(Level),
                 "ladders": (<int64_t> (self.sides[0].capacity + self.sides[1].capacity)
-                            * (sizeof(int64_t) + sizeof(int32_t))),
+                            * (sizeof(int64_t) + sizeof(int32_t))
+                            + 2 * WINDOW_TICKS * sizeof(int32_t)),
                 "tapes": (self.fill_capacity * sizeof(Fill)
                           + self.order_event_capacity * sizeof(OrderEvent)),
             }
