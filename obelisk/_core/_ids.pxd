@@ -14,7 +14,7 @@
 # leaves behind, at most MOVE_COST per id the ring took since the last move, so ids chosen
 # to make it move often go to the map instead. Header-only: the book inlines these.
 
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int64_t, uint64_t, uintptr_t
 from libc.string cimport memset
 
 from obelisk._core._idmap cimport (
@@ -124,6 +124,14 @@ cdef inline const void* ids_hint(const IdIndex* ids, oid_t oid) noexcept nogil:
     if ids_covers(ids, oid):
         return _ids_entry(ids, <uint64_t> oid)
     return &ids.map.buckets[idmap_home(&ids.map, idmap_hash(&ids.map, oid))]
+
+
+cdef inline const void* ids_order_hint(const IdIndex* ids, const Order* orders,
+                                       oid_t oid) noexcept nogil:
+    """The order the ring holds under `oid`, to prefetch: without a branch on the entry
+    (an empty one points just before the pool, harmless to prefetch)."""
+    return <const void*> (<uintptr_t> orders
+                          + <uintptr_t> (_ids_entry(ids, <uint64_t> oid)[0] - 1) * sizeof(Order))
 
 
 cdef inline void _ids_to_map(IdIndex* ids, const Order* orders, slot_t slot) noexcept nogil:

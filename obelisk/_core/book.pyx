@@ -40,6 +40,7 @@ from obelisk._core._ids cimport (
     ids_find,
     ids_free,
     ids_hint,
+    ids_order_hint,
     ids_init,
     ids_make_way,
     ids_remove,
@@ -1058,7 +1059,8 @@ cdef class OrderBook:
         With `selected`, apply only events[selected[0]], events[selected[1]], ...;
         result k is that of the k-th applied event, while the tapes' event
         indices stay positions in the full array. Each event's id lookup is a
-        likely cache miss, so the loop prefetches it a few events ahead.
+        likely cache miss, and so is the order a cancel finds: the loop prefetches
+        the lookup 16 events ahead, and the order it holds 6 events ahead.
         """
         cdef int64_t k, i
         cdef const Event* ahead
@@ -1067,6 +1069,9 @@ cdef class OrderBook:
             if k + 16 < n:
                 ahead = &events[selected[k + 16] if selected != NULL else k + 16]
                 _prefetch(ids_hint(&self.ids, ahead.oid))
+            if k + 6 < n:
+                ahead = &events[selected[k + 6] if selected != NULL else k + 6]
+                _prefetch(ids_order_hint(&self.ids, self.pool.orders, ahead.oid))
             i = selected[k] if selected != NULL else k
             if self._apply(&events[i], <int32_t> i, &results[k]) != 0:
                 return k
