@@ -103,9 +103,10 @@ cdef class OrderBook:
     cdef void _count_reach(self, uint8_t side, int64_t threshold, owner_t owner, qty_t qty,
                            bint cancels_resting, int64_t* fills,
                            int64_t* events) noexcept nogil
+    cdef int _conclude(self, oid_t oid, uint8_t side, price_t price, qty_t qty, uint8_t tif,
+                       owner_t owner, uint8_t reason, int32_t index, Result* res) noexcept nogil
     cdef int64_t _threshold(self, uint8_t side, price_t limit) noexcept nogil
     cdef int _place(self, const Event* ev, int32_t index, Result* res) noexcept nogil
-    cdef int _rest_whole(self, const Event* ev, int32_t index, Result* res) noexcept nogil
     cdef int _cancel(self, const Event* ev, int32_t index, Result* res) noexcept nogil
     cdef int _modify(self, const Event* ev, int32_t index, Result* res) noexcept nogil
     cdef int _apply(self, const Event* ev, int32_t index, Result* res) noexcept nogil

@@ -737,7 +737,8 @@ cdef class OrderBook:
         cdef LevelWindow* window = &self.windows[side]
         if not window_set(window, price, level_index) \
                 and window_off_centre(window, _key(side, ladder.keys[ladder.size - 1])):
-            window_centre(window, ladder.keys, ladder.levels, ladder.size, _key(side, 1))
+            window_centre(window, ladder.keys, ladder.levels, ladder.size,
+                          1 if side == SIDE_BUY else -1)
         return level_index
 
     # ------------------------------------------------------------ matching
@@ -842,15 +843,23 @@ cdef class OrderBook:
         if stopped:
             reason = REASON_SELF_TRADE
         elif tif == TIF_GTC or tif == TIF_ALO:
-            reason = self._rest(oid, side, price, remaining, tif, owner)
-            if reason == REASON_NONE:
-                self._emit_event(OEV_RESTED, REASON_NONE, oid, price, remaining, owner, side, index)
-                res.status = STATUS_RESTED
-                res.resting_qty = remaining
-                return 0
+            reason = REASON_NONE
         else:
             reason = REASON_IOC_REMAINDER
-        self._emit_event(OEV_CANCELLED, reason, oid, price, remaining, owner, side, index)
+        return self._conclude(oid, side, price, remaining, tif, owner, reason, index, res)
+
+    cdef int _conclude(self, oid_t oid, uint8_t side, price_t price, qty_t qty, uint8_t tif,
+                       owner_t owner, uint8_t reason, int32_t index, Result* res) noexcept nogil:
+        """End an order with `qty` left: rest it when `reason` is REASON_NONE, else (or when
+        it cannot rest) cancel what is left for that reason."""
+        if reason == REASON_NONE:
+            reason = self._rest(oid, side, price, qty, tif, owner)
+            if reason == REASON_NONE:
+                self._emit_event(OEV_RESTED, REASON_NONE, oid, price, qty, owner, side, index)
+                res.status = STATUS_RESTED
+                res.resting_qty = qty
+                return 0
+        self._emit_event(OEV_CANCELLED, reason, oid, price, qty, owner, side, index)
         res.status = STATUS_CANCELLED
         res.reason = reason
         return 0
@@ -954,23 +963,10 @@ cdef class OrderBook:
         if (tif == TIF_GTC or tif == TIF_ALO) and self._ensure_room(ev.oid) != 0:
             return -1
         if tif == TIF_GTC and not self._crosses(side, threshold):
-            return self._rest_whole(ev, index, res)     # most adds: nothing to match
+            # most adds: nothing to match, so no matching loop to set up
+            return self._conclude(ev.oid, side, ev.price, ev.qty, TIF_GTC, ev.owner,
+                                  REASON_NONE, index, res)
         return self._execute(ev.oid, side, ev.price, ev.qty, tif, ev.owner, threshold, index, res)
-
-    cdef int _rest_whole(self, const Event* ev, int32_t index, Result* res) noexcept nogil:
-        """Rest a GTC order that crosses nothing, as ``_execute`` would, without its loop."""
-        cdef uint8_t reason = self._rest(ev.oid, ev.side, ev.price, ev.qty, TIF_GTC, ev.owner)
-        if reason == REASON_NONE:
-            self._emit_event(OEV_RESTED, REASON_NONE, ev.oid, ev.price, ev.qty, ev.owner,
-                             ev.side, index)
-            res.status = STATUS_RESTED
-            res.resting_qty = ev.qty
-        else:
-            self._emit_event(OEV_CANCELLED, reason, ev.oid, ev.price, ev.qty, ev.owner,
-                             ev.side, index)
-            res.status = STATUS_CANCELLED
-            res.reason = reason
-        return 0
 
     cdef int _cancel(self, const Event* ev, int32_t index, Result* res) noexcept nogil:
         cdef slot_t slot = ids_find(&self.ids, self.pool.orders, ev.oid)
