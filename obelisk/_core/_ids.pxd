@@ -212,13 +212,14 @@ cdef inline int ids_make_way(IdIndex* ids, const Order* orders, oid_t oid) noexc
         step = size // 4                # move in quarters: a scan per quarter of new ids
     if step > <uint64_t> ids.taken * MOVE_COST:
         return 0
-    ids.taken = 0
     for i in range(step):
         leaving += _ids_entry(ids, <uint64_t> ids.base + i)[0] != 0
     if leaving * DENSE >= step and 2 * size <= RING_MOST and _ids_grow(ids, 2 * size):
+        ids.taken = 0
         return 0
     if leaving and idmap_reserve(&ids.map, ids.map.count + <int64_t> leaving) != 0:
         return -1
+    ids.taken = 0
     for i in range(step):
         entry = _ids_entry(ids, <uint64_t> ids.base + i)
         if entry[0] != 0:

@@ -97,7 +97,7 @@ cdef class OrderBook:
                       owner_t owner, int64_t threshold, int32_t index,
                       Result* res) noexcept nogil
     cdef inline int _reserve_taker(self, uint8_t side, int64_t threshold, owner_t owner,
-                                   qty_t qty) noexcept nogil
+                                   qty_t qty, bint crossing) noexcept nogil
     cdef int _reserve_crossing(self, uint8_t side, int64_t threshold, owner_t owner,
                                qty_t qty) noexcept nogil
     cdef void _count_reach(self, uint8_t side, int64_t threshold, owner_t owner, qty_t qty,

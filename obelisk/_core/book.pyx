@@ -865,7 +865,7 @@ cdef class OrderBook:
         return 0
 
     cdef inline int _reserve_taker(self, uint8_t side, int64_t threshold, owner_t owner,
-                                   qty_t qty) noexcept nogil:
+                                   qty_t qty, bint crossing) noexcept nogil:
         """Room on the tapes for all one incoming order can write; -1 when out of memory.
 
         The order writes a fill per resting order it trades with (at most its
@@ -874,10 +874,10 @@ cdef class OrderBook:
         cancel, and the one resting order STP_CANCEL_BOTH cancels). A cheap
         bound is used when the tapes already hold it; otherwise the opposite
         side is walked as far as the order can reach, so the depth of the
-        book never sizes the tapes. An order that does not cross writes only
-        its own rest or cancel.
+        book never sizes the tapes. An order that does not cross (`crossing`,
+        from ``_crosses``) writes only its own rest or cancel.
         """
-        if not self._crosses(side, threshold):
+        if not crossing:
             return self._reserve(0, 1)
         return self._reserve_crossing(side, threshold, owner, qty)
 
@@ -932,6 +932,7 @@ cdef class OrderBook:
         cdef uint8_t tif = ev.tif
         cdef price_t limit = ev.price
         cdef int64_t threshold
+        cdef bint crossing
         if side > SIDE_SELL:
             return self._reject(ev, index, res, REASON_INVALID_SIDE)
         if ev.kind == KIND_LIMIT:
@@ -950,7 +951,8 @@ cdef class OrderBook:
         if ids_find(&self.ids, self.pool.orders, ev.oid) != NO_SLOT:
             return self._reject(ev, index, res, REASON_DUPLICATE_OID)
         threshold = self._threshold(side, limit)
-        if tif == TIF_ALO and self._crosses(side, threshold):
+        crossing = self._crosses(side, threshold)
+        if tif == TIF_ALO and crossing:
             return self._reject(ev, index, res, REASON_ALO_WOULD_CROSS)
         if tif == TIF_FOK and self._fillable(side, threshold, ev.owner, ev.qty) < ev.qty:
             return self._reject(ev, index, res, REASON_FOK_UNFILLABLE)
@@ -958,11 +960,11 @@ cdef class OrderBook:
                 and not self.pool.growable \
                 and self._fillable(side, threshold, ev.owner, ev.qty) < ev.qty:
             return self._reject(ev, index, res, REASON_POOL_FULL)
-        if self._reserve_taker(side, threshold, ev.owner, ev.qty) != 0:
+        if self._reserve_taker(side, threshold, ev.owner, ev.qty, crossing) != 0:
             return -1
         if (tif == TIF_GTC or tif == TIF_ALO) and self._ensure_room(ev.oid) != 0:
             return -1
-        if tif == TIF_GTC and not self._crosses(side, threshold):
+        if tif == TIF_GTC and not crossing:
             # most adds: nothing to match, so no matching loop to set up
             return self._conclude(ev.oid, side, ev.price, ev.qty, TIF_GTC, ev.owner,
                                   REASON_NONE, index, res)
@@ -990,6 +992,7 @@ cdef class OrderBook:
         cdef uint8_t side, tif
         cdef owner_t owner
         cdef int64_t threshold
+        cdef bint crossing
         cdef int32_t level_index
         cdef qty_t others
         if slot == NO_SLOT:
@@ -1015,7 +1018,8 @@ cdef class OrderBook:
         tif = order.tif
         owner = order.owner
         threshold = self._threshold(side, ev.price)
-        if tif == TIF_ALO and self._crosses(side, threshold):
+        crossing = self._crosses(side, threshold)
+        if tif == TIF_ALO and crossing:
             return self._reject(ev, index, res, REASON_ALO_WOULD_CROSS)
         level_index = _find_level(&self.sides[side], _key(side, ev.price))
         if level_index >= 0:
@@ -1024,7 +1028,7 @@ cdef class OrderBook:
                 others -= order.qty
             if others > INT64_MAX - ev.qty:
                 return self._reject(ev, index, res, REASON_LEVEL_OVERFLOW)
-        if self._reserve_taker(side, threshold, owner, ev.qty) != 0:
+        if self._reserve_taker(side, threshold, owner, ev.qty, crossing) != 0:
             return -1
         if self._ensure_room(ev.oid) != 0:
             return -1
