@@ -87,8 +87,8 @@ cdef class OrderBook:
     cdef void _detach(self, slot_t slot) noexcept nogil
     cdef void _drop_level(self, uint8_t side, int32_t level_index) noexcept nogil
     cdef void _remove_order(self, slot_t slot) noexcept nogil
-    cdef uint8_t _rest(self, oid_t oid, uint8_t side, price_t price, qty_t qty, uint8_t tif,
-                       owner_t owner) noexcept nogil
+    cdef inline uint8_t _rest(self, oid_t oid, uint8_t side, price_t price, qty_t qty, uint8_t tif,
+                              owner_t owner) noexcept nogil
     cdef int32_t _new_level(self, uint8_t side, price_t price) noexcept nogil
     cdef inline bint _crosses(self, uint8_t side, int64_t threshold) noexcept nogil
     cdef qty_t _fillable(self, uint8_t side, int64_t threshold, owner_t owner,
@@ -103,8 +103,9 @@ cdef class OrderBook:
     cdef void _count_reach(self, uint8_t side, int64_t threshold, owner_t owner, qty_t qty,
                            bint cancels_resting, int64_t* fills,
                            int64_t* events) noexcept nogil
-    cdef int _conclude(self, oid_t oid, uint8_t side, price_t price, qty_t qty, uint8_t tif,
-                       owner_t owner, uint8_t reason, int32_t index, Result* res) noexcept nogil
+    cdef inline int _conclude(self, oid_t oid, uint8_t side, price_t price, qty_t qty,
+                              uint8_t tif, owner_t owner, uint8_t reason, int32_t index,
+                              Result* res) noexcept nogil
     cdef int64_t _threshold(self, uint8_t side, price_t limit) noexcept nogil
     cdef int _place(self, const Event* ev, int32_t index, Result* res) noexcept nogil
     cdef int _cancel(self, const Event* ev, int32_t index, Result* res) noexcept nogil

@@ -670,8 +670,8 @@ cdef class OrderBook:
         if self.levels[level_index].count == 0:
             self._drop_level(side, level_index)
 
-    cdef uint8_t _rest(self, oid_t oid, uint8_t side, price_t price, qty_t qty, uint8_t tif,
-                       owner_t owner) noexcept nogil:
+    cdef inline uint8_t _rest(self, oid_t oid, uint8_t side, price_t price, qty_t qty, uint8_t tif,
+                              owner_t owner) noexcept nogil:
         """Append an order at the tail of its level; a reason code when it cannot rest.
 
         Only after ``_ensure_room``: the level, ladder entry, slot and id-map room it may
@@ -848,8 +848,9 @@ cdef class OrderBook:
             reason = REASON_IOC_REMAINDER
         return self._conclude(oid, side, price, remaining, tif, owner, reason, index, res)
 
-    cdef int _conclude(self, oid_t oid, uint8_t side, price_t price, qty_t qty, uint8_t tif,
-                       owner_t owner, uint8_t reason, int32_t index, Result* res) noexcept nogil:
+    cdef inline int _conclude(self, oid_t oid, uint8_t side, price_t price, qty_t qty,
+                              uint8_t tif, owner_t owner, uint8_t reason, int32_t index,
+                              Result* res) noexcept nogil:
         """End an order with `qty` left: rest it when `reason` is REASON_NONE, else (or when
         it cannot rest) cancel what is left for that reason."""
         if reason == REASON_NONE:
