@@ -1,8 +1,9 @@
 """The book's id index (obelisk._core._ids): a ring of counter ids in front of a hash map.
 
 Ids that stay in the ring, ids it leaves behind as it moves (into the map), ids far ahead
-of it or below it, and a map id the ring later moves over must all be found, refused as
-duplicates and cancelled exactly as the pure-Python reference does.
+of it or below it, a map id the ring later moves over, and map ids inside a ring sized at
+once for a batch must all be found, refused as duplicates and cancelled exactly as the
+pure-Python reference does.
 """
 
 import numpy as np
@@ -118,3 +119,44 @@ def test_ids_stepping_a_ring_size_each_still_work():
     book.check_integrity()
     assert (book.process(cancels(oids)).results["status"] == OrderStatus.CANCELLED).all()
     book.check_integrity()
+
+
+def join(*parts):
+    events = np.empty(sum(len(part) for part in parts), EVENT_DTYPE)
+    events[:] = np.concatenate(parts)
+    return events
+
+
+def interleave(first, second):
+    events = np.empty(len(first) + len(second), EVENT_DTYPE)
+    events[0::2], events[1::2] = first, second
+    return events
+
+
+def test_a_batch_of_dense_new_ids_sizes_an_empty_ring_at_once():
+    # each order is cancelled at once, so a ring growing as orders rest would only move on;
+    # told the batch's ids up front, the empty ring covers them all from the start
+    oids = np.arange(1, 5 * RING_FIRST)
+    book = OrderBook()
+    results = book.process(interleave(limits(oids), cancels(oids))).results
+    assert (results["status"][1::2] == OrderStatus.CANCELLED).all()
+    assert book.memory_usage()["order_index"] >= 8 * RING_FIRST * 4
+    # a book holding orders keeps its ring: growth then follows the orders that rest
+    book = OrderBook()
+    book.process(limits([1]))
+    book.process(interleave(limits(oids + 1), cancels(oids + 1)))
+    assert book.memory_usage()["order_index"] < 4 * RING_FIRST * 4
+    book.check_integrity()
+
+
+def test_a_ring_sized_for_a_batch_still_asks_the_map_for_the_ids_it_holds():
+    compiled, reference = OrderBook(), ReferenceBook()
+    setup = join(limits([5_000, 100]), cancels([5_000]))   # 100 goes to the map
+    oids = np.arange(50, 50 + 2 * RING_FIRST)                          # 100 among them
+    batch = join(limits(oids), cancels([100, 100, 7_000]))
+    for events in (setup, batch):
+        left, right = compiled.process(events), reference.process(events)
+        assert left.results.tolist() == right.results.tolist()
+        assert left.order_events.tolist() == right.order_events.tolist()
+        compiled.check_integrity()
+    assert compiled.orders().tolist() == reference.orders().tolist()

@@ -190,6 +190,28 @@ cdef inline bint _ids_grow(IdIndex* ids, uint64_t size) noexcept nogil:
     return True
 
 
+cdef inline void ids_expect(IdIndex* ids, oid_t low, oid_t high) noexcept nogil:
+    """Ids low .. high are about to come (a batch's new orders): an empty ring too small for
+    them is replaced, at once, by one that covers them all (up to RING_MOST ids), instead of
+    doubling again and again as they rest (each time copying what it holds). Best effort:
+    out of memory, or with a ring in use, nothing changes."""
+    cdef uint64_t span = <uint64_t> high - <uint64_t> low + 1
+    cdef uint64_t size = ids.size
+    cdef slot_t* ring
+    if ids.ring_count != 0 or high < low or span <= size or span > RING_MOST:
+        return
+    while size < span:
+        size *= 2
+    ring = _ids_new_ring(size)
+    if ring == NULL:
+        return
+    spare_give(ids.ring, ids.size * sizeof(slot_t))
+    ids.ring = ring
+    ids.size = size
+    ids.base = low
+    ids.taken = 0
+
+
 cdef inline int ids_make_way(IdIndex* ids, const Order* orders, oid_t oid) noexcept nogil:
     """Before a new id rests: if `oid` lies just past the ring (within its size), grow the
     ring or move it on, so that a counter's ids keep landing in it; an empty ring moves to

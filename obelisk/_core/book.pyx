@@ -37,6 +37,7 @@ from obelisk._core._idmap cimport IdBucket, idmap_max_probe, idmap_reserve, idma
 from obelisk._core._ids cimport (
     ids_count,
     ids_covers,
+    ids_expect,
     ids_find,
     ids_free,
     ids_hint,
@@ -1090,15 +1091,24 @@ cdef class OrderBook:
         as before."""
         cdef int64_t k, adds = 0
         cdef int64_t one_doubling = 2 * <int64_t> self.pool.capacity - self.pool.in_use
+        cdef oid_t low = <oid_t> INT64_MAX, high = -low - 1
+        cdef const Event* ev
+        cdef int64_t add
         if n < 64:
             return              # the per-event path grows little batches as cheaply
         self._reserve(0, n)     # refused (and left to the events) past a tape limit
         if n <= one_doubling:
             return              # not even n adds could need a second doubling
-        for k in range(n):
-            adds += events[selected[k] if selected != NULL else k].kind == KIND_LIMIT
+        for k in range(n):      # without branches (kinds come in any order): masks pick ids
+            ev = &events[selected[k] if selected != NULL else k]
+            add = -<int64_t> (ev.kind == KIND_LIMIT)
+            adds -= add
+            low = min(low, (ev.oid & add) | (<oid_t> INT64_MAX & ~add))
+            high = max(high, (ev.oid & add) | ((-<oid_t> INT64_MAX - 1) & ~add))
         if adds > one_doubling:
             pool_reserve(&self.pool, adds)
+        if adds and <uint64_t> high - <uint64_t> low < 2 * <uint64_t> adds:
+            ids_expect(&self.ids, low, high)    # dense ids: the ring takes them all at once
 
     # ------------------------------------------------------ per-call API
 
