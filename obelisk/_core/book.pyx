@@ -64,14 +64,14 @@ from obelisk._core._window cimport (
 )
 from obelisk._core._types cimport *
 from obelisk._core.pool cimport (
-    pool_acquire,
     pool_free_memory,
     pool_full,
     pool_grow,
     pool_reserve,
     pool_init,
-    pool_release,
+    pool_put,
     pool_stats,
+    pool_take,
 )
 
 from obelisk._core._records import as_records, struct_dtype
@@ -648,7 +648,7 @@ cdef class OrderBook:
         level.count -= 1
         self.side_orders[order.side] -= 1
         ids_remove(&self.ids, self.pool.orders, order.oid, slot)
-        pool_release(&self.pool, slot)
+        pool_put(&self.pool, slot)
 
     cdef void _drop_level(self, uint8_t side, int32_t level_index) noexcept nogil:
         """Remove an empty level from its ladder and recycle it."""
@@ -686,7 +686,7 @@ cdef class OrderBook:
             level_index = _find_level(ladder, _key(side, price))
         if level_index != NO_LEVEL and self.levels[level_index].total > INT64_MAX - qty:
             return REASON_LEVEL_OVERFLOW
-        slot = pool_acquire(&self.pool)
+        slot = pool_take(&self.pool)
         if slot == NO_SLOT:
             return REASON_POOL_FULL         # a pool that may not grow
         self.rests_in_room -= 1

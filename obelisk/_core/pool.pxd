@@ -27,9 +27,10 @@ cdef int pool_grow(PoolState* pool) noexcept nogil
 cdef int pool_reserve(PoolState* pool, int64_t slots) noexcept nogil
 
 
-cdef inline slot_t pool_acquire(PoolState* pool) noexcept nogil:
+cdef inline slot_t pool_take(PoolState* pool) noexcept nogil:
     """Take a free slot, the last released first (growing the arena if allowed); NO_SLOT
-    when none."""
+    when none. Its links are left as they were: for the book, which sets them as it queues
+    the order (each store it saves shows on the deep mix)."""
     cdef slot_t slot = pool.free_head
     cdef Order* order
     if slot != NO_SLOT:
@@ -43,11 +44,18 @@ cdef inline slot_t pool_acquire(PoolState* pool) noexcept nogil:
         order = &pool.orders[slot]
         order.generation = 0
     order.live = 1
-    order.prev = NO_SLOT
-    order.next = NO_SLOT
     pool.in_use += 1
     if pool.in_use > pool.high_water:
         pool.high_water = pool.in_use
+    return slot
+
+
+cdef inline slot_t pool_acquire(PoolState* pool) noexcept nogil:
+    """``pool_take`` with the slot's links cleared."""
+    cdef slot_t slot = pool_take(pool)
+    if slot != NO_SLOT:
+        pool.orders[slot].prev = NO_SLOT
+        pool.orders[slot].next = NO_SLOT
     return slot
 
 
@@ -56,15 +64,22 @@ cdef inline bint pool_full(const PoolState* pool) noexcept nogil:
     return pool.free_head == NO_SLOT and pool.fresh == pool.capacity
 
 
-cdef inline void pool_release(PoolState* pool, slot_t slot) noexcept nogil:
-    """Return a live slot to the free list; its generation moves on."""
+cdef inline void pool_put(PoolState* pool, slot_t slot) noexcept nogil:
+    """Return a live slot to the free list, for a pool that hands out no handles (the book):
+    its generation stays."""
     cdef Order* order = &pool.orders[slot]
     order.live = 0
-    order.generation += 1
-    order.prev = NO_SLOT
     order.next = pool.free_head
     pool.free_head = slot
     pool.in_use -= 1
+
+
+cdef inline void pool_release(PoolState* pool, slot_t slot) noexcept nogil:
+    """Return a live slot to the free list; its generation moves on, so that its handles
+    no longer work."""
+    pool.orders[slot].generation += 1
+    pool.orders[slot].prev = NO_SLOT
+    pool_put(pool, slot)
 
 
 cdef dict pool_stats(PoolState* pool)
