@@ -160,3 +160,21 @@ def test_a_ring_sized_for_a_batch_still_asks_the_map_for_the_ids_it_holds():
         assert left.order_events.tolist() == right.order_events.tolist()
         compiled.check_integrity()
     assert compiled.orders().tolist() == reference.orders().tolist()
+
+
+def test_a_batch_whose_ends_mislead_the_ring_still_matches_the_reference():
+    # the ring is sized from the batch's first and last limit orders (1,000 and 9,000, two
+    # ring sizes apart); the ids between lie anywhere, below, inside and far beyond that span
+    rng = np.random.default_rng(7)
+    middle = rng.choice(np.arange(1, 10**6), 5_000, replace=False)
+    middle = middle[(middle != 1_000) & (middle != 9_000)]
+    oids = np.concatenate([[1_000], middle, [9_000]])
+    events = join(limits(oids, side=0, price=100), cancels(rng.choice(oids, 500)))
+    events["kind"][-1], events["oid"][-1] = EventKind.LIMIT, 9_001        # a limit near the end
+    compiled, reference = OrderBook(), ReferenceBook()
+    for chunk in (events, limits([1_000, 9_000, *middle[:5]])):
+        left, right = compiled.process(chunk), reference.process(chunk)
+        assert left.results.tolist() == right.results.tolist()
+        assert left.order_events.tolist() == right.order_events.tolist()
+        compiled.check_integrity()
+    assert compiled.orders().tolist() == reference.orders().tolist()

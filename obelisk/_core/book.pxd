@@ -75,6 +75,8 @@ cdef class OrderBook:
     cdef int _make_room(self, oid_t oid) noexcept nogil
     cdef void _reserve_for(self, const Event* events, const int64_t* selected,
                            int64_t n) noexcept nogil
+    cdef void _expect_ids(self, const Event* events, const int64_t* selected,
+                          int64_t n) noexcept nogil
     cdef int _grow_levels(self) noexcept nogil
     cdef inline int _reserve(self, int64_t fills, int64_t order_events) noexcept nogil
     cdef int _grow_tapes(self, int64_t fills, int64_t order_events) noexcept nogil

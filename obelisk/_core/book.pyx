@@ -158,6 +158,10 @@ class Reason(IntEnum):
 # Tape records that can be addressed without size_t overflow (also far beyond any RAM).
 cdef int64_t _MAX_TAPE = (<int64_t> 1 << 40)
 
+# How far from each end of a batch _expect_ids looks for its first and last limit orders.
+cdef enum:
+    EXPECT_LOOK = 64
+
 MAX_PRICE_TICKS = MAX_PRICE
 MAX_QTY_LOTS = MAX_QTY
 
@@ -1081,38 +1085,45 @@ cdef class OrderBook:
 
     cdef void _reserve_for(self, const Event* events, const int64_t* selected,
                            int64_t n) noexcept nogil:
-        """Grow once, up front, what the batch may need: an order event and a fill each on
-        the tapes, pool slots for its limit orders and, when their ids are dense, an id ring
-        that covers them. Growing by doubling inside the loop instead copies the same memory
-        again at every step (a fresh book resting 200,000 orders copied its arena 8 times;
-        on the deep mix, its fill tape 9 times and its id ring 6). The pool only past one
-        doubling: up to that, the per-event path grows it as cheaply, and only if the
-        orders really rest (most adds of a busy book fill or are cancelled, and an unneeded
-        arena costs its first touch). Best effort: what cannot be had now is grown, or
-        refused, per event as before."""
-        cdef int64_t k, adds = 0
+        """Grow once, up front, what a batch of `n` events may need, reading none but its
+        ends: an order event and a fill per event on the tapes, a pool slot per event, and
+        an id ring over its new ids. Growing by doubling inside the loop instead copies the
+        same memory again at every step (a fresh book resting 200,000 orders copied its
+        arena 8 times; on the deep mix, its fill tape 9 times and its id ring 6), and a pass
+        counting what the events need cost about as much as it saved. Room reserved is not
+        touched: a slot or a record costs its memory only once written. Best effort: what
+        cannot be had now is grown, or refused, per event as before."""
         cdef int64_t one_doubling = 2 * <int64_t> self.pool.capacity - self.pool.in_use
-        cdef oid_t low = <oid_t> INT64_MAX, high = -low - 1
-        cdef const Event* ev
-        cdef int64_t add
         if n < 64:
             return              # the per-event path grows little batches as cheaply
-        # an order event and (a guess, from which a sweep grows them) a fill per event;
-        # each refused, and left to the events, past a tape limit
-        self._reserve(0, n)
-        self._reserve(n, 0)
-        if n <= one_doubling:
-            return              # not even n adds could need a second doubling
-        for k in range(n):      # without branches (kinds come in any order): masks pick ids
-            ev = &events[selected[k] if selected != NULL else k]
-            add = -<int64_t> (ev.kind == KIND_LIMIT)
-            adds -= add
-            low = min(low, (ev.oid & add) | (<oid_t> INT64_MAX & ~add))
-            high = max(high, (ev.oid & add) | ((-<oid_t> INT64_MAX - 1) & ~add))
-        if adds > one_doubling:
-            pool_reserve(&self.pool, adds)
-        if adds and <uint64_t> high - <uint64_t> low < 2 * <uint64_t> adds:
-            ids_expect(&self.ids, low, high)    # dense ids: the ring takes them all at once
+        self._reserve(0, n)     # each refused, and left to the events, past a tape limit
+        self._reserve(n, 0)     # a guess at the fills, from which a sweep grows the tape
+        if n > one_doubling:    # up to one doubling, the per-event path grows as cheaply
+            pool_reserve(&self.pool, n)
+        self._expect_ids(events, selected, n)
+
+    cdef void _expect_ids(self, const Event* events, const int64_t* selected,
+                          int64_t n) noexcept nogil:
+        """Tell an empty id ring the span of a batch's new ids, from its first and last limit
+        orders (among the EXPECT_LOOK events at each end): a counter's ids rise through a
+        batch. Only a dense span (under two ids per event) sizes the ring; ids outside it
+        go to the map, or move or grow the ring, as before."""
+        cdef int64_t first = 0, last = n - 1
+        cdef oid_t low, high
+        if self.ids.ring_count != 0:
+            return
+        while first < n and first < EXPECT_LOOK \
+                and events[selected[first] if selected != NULL else first].kind != KIND_LIMIT:
+            first += 1
+        while last > first and last >= n - EXPECT_LOOK \
+                and events[selected[last] if selected != NULL else last].kind != KIND_LIMIT:
+            last -= 1
+        if first >= n or first == EXPECT_LOOK or last < n - EXPECT_LOOK:
+            return              # no limit order near an end: nothing to go by
+        low = events[selected[first] if selected != NULL else first].oid
+        high = events[selected[last] if selected != NULL else last].oid
+        if low <= high and <uint64_t> high - <uint64_t> low < 2 * <uint64_t> n:
+            ids_expect(&self.ids, low, high)
 
     # ------------------------------------------------------ per-call API
 
