@@ -80,8 +80,9 @@ cdef enum:
     REASON_OUT_OF_MEMORY = 16
 
 # An order resting in the pool (40 bytes; its price is its level's). Free
-# slots reuse `next` as the free-list link; `generation` grows each time the
-# slot is released.
+# slots reuse `next` as the free-list link. `generation` and `live` serve
+# OrderPool's handles: `generation` grows each time OrderPool releases the
+# slot; the book, which hands out no handles, keeps neither.
 cdef struct Order:
     oid_t oid
     qty_t qty

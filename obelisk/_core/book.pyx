@@ -1778,7 +1778,7 @@ cdef class OrderBook:
                 slot = level.head
                 while slot != NO_SLOT:
                     order = &self.pool.orders[slot]
-                    if not order.live or order.prev != prev or order.side != side \
+                    if order.prev != prev or order.side != side \
                             or order.level != ladder.levels[pos] or order.qty <= 0:
                         raise AssertionError(f"order {order.oid} inconsistent with its level")
                     if ids_find(&self.ids, self.pool.orders, order.oid) != slot:

@@ -29,8 +29,9 @@ cdef int pool_reserve(PoolState* pool, int64_t slots) noexcept nogil
 
 cdef inline slot_t pool_take(PoolState* pool) noexcept nogil:
     """Take a free slot, the last released first (growing the arena if allowed); NO_SLOT
-    when none. Its links are left as they were: for the book, which sets them as it queues
-    the order (each store it saves shows on the deep mix)."""
+    when none. Its links and live flag are left as they were: for the book, which sets the
+    links as it queues the order and finds its orders through their ids (each store it
+    saves shows on the deep mix)."""
     cdef slot_t slot = pool.free_head
     cdef Order* order
     if slot != NO_SLOT:
@@ -43,7 +44,6 @@ cdef inline slot_t pool_take(PoolState* pool) noexcept nogil:
         pool.fresh += 1
         order = &pool.orders[slot]
         order.generation = 0
-    order.live = 1
     pool.in_use += 1
     if pool.in_use > pool.high_water:
         pool.high_water = pool.in_use
@@ -51,9 +51,10 @@ cdef inline slot_t pool_take(PoolState* pool) noexcept nogil:
 
 
 cdef inline slot_t pool_acquire(PoolState* pool) noexcept nogil:
-    """``pool_take`` with the slot's links cleared."""
+    """``pool_take`` with the slot marked live and its links cleared."""
     cdef slot_t slot = pool_take(pool)
     if slot != NO_SLOT:
+        pool.orders[slot].live = 1
         pool.orders[slot].prev = NO_SLOT
         pool.orders[slot].next = NO_SLOT
     return slot
@@ -65,10 +66,9 @@ cdef inline bint pool_full(const PoolState* pool) noexcept nogil:
 
 
 cdef inline void pool_put(PoolState* pool, slot_t slot) noexcept nogil:
-    """Return a live slot to the free list, for a pool that hands out no handles (the book):
-    its generation stays."""
+    """Return a slot to the free list, for a pool that hands out no handles (the book): its
+    generation and live flag stay."""
     cdef Order* order = &pool.orders[slot]
-    order.live = 0
     order.next = pool.free_head
     pool.free_head = slot
     pool.in_use -= 1
@@ -77,6 +77,7 @@ cdef inline void pool_put(PoolState* pool, slot_t slot) noexcept nogil:
 cdef inline void pool_release(PoolState* pool, slot_t slot) noexcept nogil:
     """Return a live slot to the free list; its generation moves on, so that its handles
     no longer work."""
+    pool.orders[slot].live = 0
     pool.orders[slot].generation += 1
     pool.orders[slot].prev = NO_SLOT
     pool_put(pool, slot)
