@@ -571,6 +571,22 @@ def test_fok_over_a_level_holding_near_int64_max():
     assert book.add(9_999, BUY, 101, 2, TimeInForce.FOK) == OrderStatus.FILLED
 
 
+def test_an_order_its_level_cannot_hold_is_cancelled_with_its_one_event():
+    # 1,023 orders of 2**53 lots at 101, and one more that would take the level past
+    # 2**63 - 1: it cannot rest, and its one order event says so (not RESTED)
+    events = np.zeros(1_024, EVENT_DTYPE)
+    events["oid"], events["kind"], events["side"] = np.arange(1, 1_025), EventKind.LIMIT, SELL
+    events["price"], events["qty"] = 101, MAX_QTY_LOTS
+    result = OrderBook(2048).process(events)
+    assert (result.results["status"][:-1] == OrderStatus.RESTED).all()
+    last = result.order_events[-1]
+    assert (result.results["status"][-1], result.results["reason"][-1]) == (
+        OrderStatus.CANCELLED, Reason.LEVEL_OVERFLOW)
+    assert (last["kind"], last["reason"], last["oid"], last["qty"]) == (
+        OrderEventKind.CANCELLED, Reason.LEVEL_OVERFLOW, 1_024, MAX_QTY_LOTS)
+    assert len(result.order_events) == 1_024
+
+
 def test_events_with_fields_in_another_order_are_read_by_name(book):
     names = ["price", "oid", "qty", "owner", "asset", "kind", "side", "tif"]
     reordered = np.dtype([(name, EVENT_DTYPE.fields[name][0]) for name in names])

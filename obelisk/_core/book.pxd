@@ -82,8 +82,9 @@ cdef class OrderBook:
     cdef int _grow_tapes(self, int64_t fills, int64_t order_events) noexcept nogil
     cdef void _emit_fill(self, const Order* taker, const Order* maker, price_t price,
                          qty_t qty, int32_t index) noexcept nogil
-    cdef void _emit_event(self, uint8_t kind, uint8_t reason, oid_t oid, price_t price,
-                          qty_t qty, owner_t owner, uint8_t side, int32_t index) noexcept nogil
+    cdef OrderEvent* _emit_event(self, uint8_t kind, uint8_t reason, oid_t oid, price_t price,
+                                 qty_t qty, owner_t owner, uint8_t side,
+                                 int32_t index) noexcept nogil
     cdef int _reject(self, const Event* ev, int32_t index, Result* res,
                      uint8_t reason) noexcept nogil
     cdef void _detach(self, slot_t slot) noexcept nogil
