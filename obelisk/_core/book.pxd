@@ -90,8 +90,8 @@ cdef class OrderBook:
     cdef void _detach(self, slot_t slot) noexcept nogil
     cdef void _drop_level(self, uint8_t side, int32_t level_index) noexcept nogil
     cdef void _remove_order(self, slot_t slot) noexcept nogil
-    cdef inline uint8_t _rest(self, oid_t oid, uint8_t side, price_t price, qty_t qty, uint8_t tif,
-                              owner_t owner) noexcept nogil
+    cdef uint8_t _rest(self, oid_t oid, uint8_t side, price_t price, qty_t qty, uint8_t tif,
+                       owner_t owner) noexcept nogil
     cdef int32_t _new_level(self, uint8_t side, price_t price) noexcept nogil
     cdef inline bint _crosses(self, uint8_t side, int64_t threshold) noexcept nogil
     cdef qty_t _fillable(self, uint8_t side, int64_t threshold, owner_t owner,

@@ -677,8 +677,8 @@ cdef class OrderBook:
         if self.levels[level_index].count == 0:
             self._drop_level(side, level_index)
 
-    cdef inline uint8_t _rest(self, oid_t oid, uint8_t side, price_t price, qty_t qty, uint8_t tif,
-                              owner_t owner) noexcept nogil:
+    cdef uint8_t _rest(self, oid_t oid, uint8_t side, price_t price, qty_t qty, uint8_t tif,
+                       owner_t owner) noexcept nogil:
         """Append an order at the tail of its level; a reason code when it cannot rest.
 
         Only after ``_ensure_room``: the level, ladder entry, slot and id-map room it may
