@@ -155,6 +155,34 @@ class Reason(IntEnum):
     OUT_OF_MEMORY = REASON_OUT_OF_MEMORY
 
 
+# Eight bytes of a record in one store, where field by field takes up to five (each store
+# saved shows on the deep mix): two 32-bit fields, or three one-byte codes and five bytes of
+# padding. The value is built in a register (a struct built on the stack was read back
+# whole, which defeats store forwarding) and placed for the machine's byte order.
+cdef extern from *:
+    """
+    #include <string.h>
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    #define OBELISK_AT_BYTE(value, index) ((uint64_t)(value) << (56 - 8 * (index)))
+    #define OBELISK_AT_WORD(value, index) ((uint64_t)(value) << (32 - 32 * (index)))
+    #else
+    #define OBELISK_AT_BYTE(value, index) ((uint64_t)(value) << (8 * (index)))
+    #define OBELISK_AT_WORD(value, index) ((uint64_t)(value) << (32 * (index)))
+    #endif
+    static inline void obelisk_store_pair(void* at, uint32_t first, uint32_t second) {
+        uint64_t value = OBELISK_AT_WORD(first, 0) | OBELISK_AT_WORD(second, 1);
+        memcpy(at, &value, sizeof value);
+    }
+    static inline void obelisk_store_codes(void* at, uint8_t a, uint8_t b, uint8_t c) {
+        uint64_t value = OBELISK_AT_BYTE(a, 0) | OBELISK_AT_BYTE(b, 1) | OBELISK_AT_BYTE(c, 2);
+        memcpy(at, &value, sizeof value);
+    }
+    """
+    void _store_pair "obelisk_store_pair"(void* at, uint32_t first, uint32_t second) noexcept nogil
+    void _store_codes "obelisk_store_codes"(void* at, uint8_t a, uint8_t b,
+                                            uint8_t c) noexcept nogil
+
+
 # Tape records that can be addressed without size_t overflow (also far beyond any RAM).
 cdef int64_t _MAX_TAPE = (<int64_t> 1 << 40)
 
@@ -619,12 +647,8 @@ cdef class OrderBook:
         event.oid = oid
         event.price = price
         event.qty = qty
-        event.owner = owner
-        event.event_index = index
-        event.kind = kind
-        event.reason = reason
-        event.side = side
-        memset(event._pad, 0, sizeof(event._pad))
+        _store_pair(&event.owner, owner, <uint32_t> index)
+        _store_codes(&event.kind, kind, reason, side)
         return event
 
     cdef int _reject(self, const Event* ev, int32_t index, Result* res,
@@ -1055,11 +1079,7 @@ cdef class OrderBook:
         """Apply one event; -1 only when memory for the tapes ran out (the book is unchanged)."""
         res.filled_qty = 0
         res.resting_qty = 0
-        res.fill_count = 0
-        res.status = STATUS_REJECTED
-        res.reason = REASON_NONE
-        res._pad[0] = 0
-        res._pad[1] = 0
+        _store_pair(&res.fill_count, 0, 0)     # no fills; STATUS_REJECTED and REASON_NONE are 0
         if ev.kind == KIND_LIMIT or ev.kind == KIND_MARKET:
             return self._place(ev, index, res)
         if ev.kind == KIND_CANCEL:
