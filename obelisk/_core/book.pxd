@@ -88,6 +88,8 @@ cdef class OrderBook:
     cdef int _reject(self, const Event* ev, int32_t index, Result* res,
                      uint8_t reason) noexcept nogil
     cdef void _detach(self, slot_t slot) noexcept nogil
+    cdef inline int32_t _level_at(self, uint8_t side, price_t price) noexcept nogil
+    cdef inline void _free_level(self, uint8_t side, int32_t level_index) noexcept nogil
     cdef void _drop_level(self, uint8_t side, int32_t level_index) noexcept nogil
     cdef void _remove_order(self, slot_t slot) noexcept nogil
     cdef uint8_t _rest(self, oid_t oid, uint8_t side, price_t price, qty_t qty, uint8_t tif,

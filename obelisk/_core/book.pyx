@@ -305,6 +305,11 @@ cdef void* _grown_tape(void* tape, int64_t kept, int64_t old_capacity, int64_t c
     return grown
 
 
+cdef inline int64_t _nth(const int64_t* selected, int64_t k) noexcept nogil:
+    """The position of a batch's k-th applied event: k, or selected[k] under a selection."""
+    return selected[k] if selected != NULL else k
+
+
 cdef inline int64_t _slack(int64_t used) noexcept nogil:
     """Free room below which a book's structure grows before it is full."""
     return 16 + used // 8
@@ -680,19 +685,30 @@ cdef class OrderBook:
         ids_remove(&self.ids, self.pool.orders, order.oid, slot)
         pool_put(&self.pool, slot)
 
+    cdef inline int32_t _level_at(self, uint8_t side, price_t price) noexcept nogil:
+        """The level at `price` on `side`, or NO_LEVEL: the window near the touch, the
+        ladder beyond it."""
+        cdef int32_t level_index = window_get(&self.windows[side], price)
+        if level_index == OUTSIDE:
+            return _find_level(&self.sides[side], _key(side, price))
+        return level_index
+
+    cdef inline void _free_level(self, uint8_t side, int32_t level_index) noexcept nogil:
+        """Take an empty level, already out of its ladder, out of the window and recycle it."""
+        window_set(&self.windows[side], self.levels[level_index].price, NO_LEVEL)
+        self.levels[level_index].next_free = self.level_free
+        self.level_free = level_index
+
     cdef void _drop_level(self, uint8_t side, int32_t level_index) noexcept nogil:
         """Remove an empty level from its ladder and recycle it."""
         cdef Ladder* ladder = &self.sides[side]
-        cdef price_t price = self.levels[level_index].price
-        cdef int32_t pos = _lower_bound(ladder, _key(side, price))
-        window_set(&self.windows[side], price, NO_LEVEL)
+        cdef int32_t pos = _lower_bound(ladder, _key(side, self.levels[level_index].price))
         memmove(&ladder.keys[pos], &ladder.keys[pos + 1],
                 <size_t> (ladder.size - pos - 1) * sizeof(int64_t))
         memmove(&ladder.levels[pos], &ladder.levels[pos + 1],
                 <size_t> (ladder.size - pos - 1) * sizeof(int32_t))
         ladder.size -= 1
-        self.levels[level_index].next_free = self.level_free
-        self.level_free = level_index
+        self._free_level(side, level_index)
 
     cdef void _remove_order(self, slot_t slot) noexcept nogil:
         cdef uint8_t side = self.pool.orders[slot].side
@@ -707,13 +723,10 @@ cdef class OrderBook:
 
         Only after ``_ensure_room``: the level, ladder entry, slot and id-map room it may
         take are there, so nothing is grown or checked for here."""
-        cdef Ladder* ladder = &self.sides[side]
-        cdef int32_t level_index = window_get(&self.windows[side], price)
+        cdef int32_t level_index = self._level_at(side, price)
         cdef Level* level
         cdef Order* order
         cdef slot_t slot
-        if level_index == OUTSIDE:
-            level_index = _find_level(ladder, _key(side, price))
         if level_index != NO_LEVEL and self.levels[level_index].total > INT64_MAX - qty:
             return REASON_LEVEL_OVERFLOW
         slot = pool_take(&self.pool)
@@ -861,10 +874,8 @@ cdef class OrderBook:
                     break
                 slot = next_slot
             if level.count == 0:
-                window_set(&self.windows[1 - side], level.price, NO_LEVEL)
-                opposite.size -= 1
-                level.next_free = self.level_free
-                self.level_free = level_index
+                opposite.size -= 1          # the best level: last in its ladder
+                self._free_level(1 - side, level_index)
             if stopped:
                 break
         res.filled_qty = qty - remaining
@@ -1061,8 +1072,8 @@ cdef class OrderBook:
         crossing = self._crosses(side, threshold)
         if tif == TIF_ALO and crossing:
             return self._reject(ev, index, res, REASON_ALO_WOULD_CROSS)
-        level_index = _find_level(&self.sides[side], _key(side, ev.price))
-        if level_index >= 0:
+        level_index = self._level_at(side, ev.price)
+        if level_index != NO_LEVEL:
             others = self.levels[level_index].total
             if level_index == order.level:
                 others -= order.qty
@@ -1103,12 +1114,12 @@ cdef class OrderBook:
         self._reserve_for(events, selected, n)
         for k in range(n):
             if k + 16 < n:
-                ahead = &events[selected[k + 16] if selected != NULL else k + 16]
+                ahead = &events[_nth(selected, k + 16)]
                 _prefetch(ids_hint(&self.ids, ahead.oid))
             if k + 6 < n:
-                ahead = &events[selected[k + 6] if selected != NULL else k + 6]
+                ahead = &events[_nth(selected, k + 6)]
                 _prefetch(ids_order_hint(&self.ids, self.pool.orders, ahead.oid))
-            i = selected[k] if selected != NULL else k
+            i = _nth(selected, k)
             if self._apply(&events[i], <int32_t> i, &results[k]) != 0:
                 return k
         return n
@@ -1143,15 +1154,15 @@ cdef class OrderBook:
         if self.ids.ring_count != 0:
             return
         while first < n and first < EXPECT_LOOK \
-                and events[selected[first] if selected != NULL else first].kind != KIND_LIMIT:
+                and events[_nth(selected, first)].kind != KIND_LIMIT:
             first += 1
         while last > first and last >= n - EXPECT_LOOK \
-                and events[selected[last] if selected != NULL else last].kind != KIND_LIMIT:
+                and events[_nth(selected, last)].kind != KIND_LIMIT:
             last -= 1
         if first >= n or first == EXPECT_LOOK or last < n - EXPECT_LOOK:
             return              # no limit order near an end: nothing to go by
-        low = events[selected[first] if selected != NULL else first].oid
-        high = events[selected[last] if selected != NULL else last].oid
+        low = events[_nth(selected, first)].oid
+        high = events[_nth(selected, last)].oid
         if low <= high and <uint64_t> high - <uint64_t> low < 2 * <uint64_t> n:
             ids_expect(&self.ids, low, high)
 
@@ -1551,8 +1562,8 @@ cdef class OrderBook:
         _check_side(side_code)
         self._claim()
         try:
-            level_index = _find_level(&self.sides[side_code], _key(<uint8_t> side_code, at))
-            return 0 if level_index < 0 else self.levels[level_index].total
+            level_index = self._level_at(<uint8_t> side_code, at)
+            return 0 if level_index == NO_LEVEL else self.levels[level_index].total
         finally:
             self._release()
 
