@@ -1,13 +1,15 @@
 """account_fills, the compiled extraction of an account's fills from a book's fill tape,
-against a plain per-fill reference: the same rows, fees, oids and completed orders."""
+against a plain per-fill reference: the same rows, fees, oids and completed orders; and
+self_trade_cancels, the account's orders that self-trade prevention removed, against numpy."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from obelisk import FILL_DTYPE, POSITION_FILL_DTYPE, FeeRates, Instrument
-from obelisk._core.position import account_fills, fill_fee
+from obelisk import FILL_DTYPE, ORDER_EVENT_DTYPE, POSITION_FILL_DTYPE, FeeRates, Instrument
+from obelisk._core.codes import EVENT_CANCELLED, SELF_TRADE
+from obelisk._core.position import account_fills, fill_fee, self_trade_cancels
 from obelisk.errors import UnknownAssetError
 from obelisk.instruments import InstrumentTable
 
@@ -90,3 +92,23 @@ def test_fee_rates_price_a_position_fill_array_as_fill_fee_prices_each_fill():
     assert RATES.of_fills(fills).tolist() == [
         fill_fee(f["size"], f["price"], bool(f["maker"]), RATES.taker, RATES.maker)
         for f in fills]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5),                 # order-event kind
+                          st.sampled_from([0, SELF_TRADE, 3]),  # reason
+                          st.sampled_from([ACCOUNT, 1, 0]),     # owner
+                          st.integers(1, 2**63 - 1)), max_size=40))
+def test_self_trade_cancels_match_numpy(rows):
+    tape = np.zeros(len(rows), ORDER_EVENT_DTYPE)
+    for k, (kind, reason, owner, oid) in enumerate(rows):
+        tape[k]["kind"], tape[k]["reason"], tape[k]["owner"], tape[k]["oid"] = \
+            kind, reason, owner, oid
+    expected = tape["oid"][(tape["kind"] == EVENT_CANCELLED) & (tape["reason"] == SELF_TRADE)
+                           & (tape["owner"] == ACCOUNT)]
+    assert self_trade_cancels(tape, ACCOUNT).tolist() == expected.tolist()
+
+
+def test_self_trade_cancels_refuse_another_record_type():
+    with pytest.raises(TypeError, match="ORDER_EVENT_DTYPE"):
+        self_trade_cancels(np.zeros(3, FILL_DTYPE), ACCOUNT)

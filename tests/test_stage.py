@@ -12,6 +12,7 @@ from obelisk._core.stage import (
     STATUS_UNKNOWN,
     first_bad_order,
     int64_columns,
+    open_order_changes,
     queue_orders,
     tally_outcomes,
     trace_columns,
@@ -49,6 +50,37 @@ def test_tally_refuses_mismatched_or_outside_rows():
         tally_outcomes(np.zeros(1, dtype=RESULT_DTYPE), events, np.array([0, 1]))
     with pytest.raises(IndexError, match="sent event 2 is outside the batch of 2"):
         tally_outcomes(np.zeros(1, dtype=RESULT_DTYPE), events, np.array([2]))
+
+
+def numpy_open_order_changes(results, events, sent):
+    status, oids = results["status"], events["oid"][sent]
+    closed = (events["kind"][sent] == EventKind.CANCEL) & (status == OrderStatus.CANCELLED)
+    return oids[status == OrderStatus.RESTED].tolist(), oids[closed].tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.tuples(st.sampled_from(list(EventKind)), st.sampled_from(list(OrderStatus)),
+                               st.integers(1, 2**63 - 1)), max_size=40),
+       data=st.data())
+def test_open_order_changes_match_numpy(rows, data):
+    events = np.zeros(len(rows) + 3, dtype=EVENT_DTYPE)
+    sent = np.array(data.draw(st.lists(st.integers(0, len(events) - 1), max_size=len(rows),
+                                       unique=True)), dtype=np.int64)
+    results = np.zeros(len(sent), dtype=RESULT_DTYPE)
+    for k, row in enumerate(sent):
+        kind, status, oid = rows[k]
+        events[row]["kind"], events[row]["oid"] = kind, oid
+        results[k]["status"] = status
+    assert open_order_changes(results, events, sent) == numpy_open_order_changes(
+        results, events, sent)
+
+
+def test_open_order_changes_refuse_mismatched_or_outside_rows():
+    events = np.zeros(2, dtype=EVENT_DTYPE)
+    with pytest.raises(ValueError, match="1 results for 2 sent events"):
+        open_order_changes(np.zeros(1, dtype=RESULT_DTYPE), events, np.array([0, 1]))
+    with pytest.raises(IndexError, match="sent event -1 is outside the batch of 2"):
+        open_order_changes(np.zeros(1, dtype=RESULT_DTYPE), events, np.array([-1]))
 
 
 def numpy_columns(events, reasons, sent, unknown, results):

@@ -19,10 +19,17 @@ from libc.string cimport memcpy
 from obelisk._core._buffers cimport const_data_of, data_of
 from obelisk._core._gil cimport RELEASE_GIL_FROM, PyThreadState, release_gil_if, restore_gil
 from obelisk._core._sorted cimport prefetch
-from obelisk._core._types cimport SIDE_BUY, Fill
+from obelisk._core._types cimport (
+    OEV_CANCELLED,
+    REASON_SELF_TRADE,
+    SIDE_BUY,
+    Fill,
+    OrderEvent,
+)
 
 from obelisk._core._records import as_records, struct_dtype
 from obelisk._core.book import FILL_DTYPE as _FILL_DTYPE
+from obelisk._core.book import ORDER_EVENT_DTYPE as _ORDER_EVENT_DTYPE
 from obelisk._core.errors import (
     ConcurrentUseError,
     InvalidFeeRateError,
@@ -1088,6 +1095,26 @@ def account_fills(fills, assets, row_of_asset, lots, ticks, long long owner,
         raise UnknownAssetError(f"fill {bad} (event {f[bad].event_index}) is of an asset "
                                 "that has no row here")
     return out[:k], fees[:k], oids[:k], done_oids[:done]
+
+
+def self_trade_cancels(order_events, long long owner):
+    """The ids of `owner`'s orders that self-trade prevention cancelled, from a book's
+    order-event tape (ORDER_EVENT_DTYPE), in one pass where numpy took six calls: the
+    resting orders a venue reports removed."""
+    tape = as_records(order_events, _ORDER_EVENT_DTYPE, "order_events",
+                      "obelisk.ORDER_EVENT_DTYPE")
+    cdef Py_ssize_t n = len(tape), i, k = 0
+    out = np.empty(n, dtype=np.int64)
+    if n == 0:
+        return out
+    cdef const OrderEvent* e = <const OrderEvent*> const_data_of(tape)
+    cdef int64_t* oid = <int64_t*> data_of(out)
+    for i in range(n):
+        if e[i].kind == OEV_CANCELLED and e[i].reason == REASON_SELF_TRADE \
+                and e[i].owner == owner:
+            oid[k] = e[i].oid
+            k += 1
+    return out[:k]
 
 
 cdef struct _AccountFills:

@@ -177,6 +177,30 @@ def tally_outcomes(results, events, sent):
     return traded, rested, cancelled, rejected
 
 
+def open_order_changes(results, events, sent):
+    """What the sent events did to the account's open orders: (the ids of those that now
+    rest, the ids a cancel closed), two lists, in one pass where numpy took ten calls.
+
+    RESULT_DTYPE `results` answer EVENT_DTYPE `events[sent]` in order. An order
+    rests when its status is RESTED (partly filled or not); a cancel closes its
+    order when its status is CANCELLED.
+    """
+    results, events, rows = _answered(results, events, sent)
+    cdef Py_ssize_t n = len(rows), k
+    rested, closed = [], []
+    if n == 0:
+        return rested, closed
+    cdef const int64_t* row = <const int64_t*> const_data_of(rows)
+    cdef const Result* res = <const Result*> const_data_of(results)
+    cdef const Event* ev = <const Event*> const_data_of(events)
+    for k in range(n):
+        if res[k].status == STATUS_RESTED:
+            rested.append(ev[row[k]].oid)
+        elif res[k].status == STATUS_CANCELLED and ev[row[k]].kind == KIND_CANCEL:
+            closed.append(ev[row[k]].oid)
+    return rested, closed
+
+
 def trace_columns(events, reasons, sent, unknown, results=None):
     """A batch's trace as contiguous columns: the events' fields, their risk reasons, and
     each one's status and filled quantity (RESULT_DTYPE `results` answer `events[sent]`;

@@ -33,11 +33,9 @@ import numpy as np
 from obelisk._core.book import EVENT_DTYPE, EventKind, Side, TimeInForce
 from obelisk._core.codes import ALO as _ALO
 from obelisk._core.codes import CANCEL as _CANCEL
-from obelisk._core.codes import CANCELLED as _CANCELLED
 from obelisk._core.codes import GTC as _GTC
 from obelisk._core.codes import LIMIT as _LIMIT
 from obelisk._core.codes import REDUCE_ONLY as _REDUCE_ONLY
-from obelisk._core.codes import RESTED as _RESTED
 from obelisk._core.risk import OrderFlags, RiskReason
 from obelisk._core.stage import (
     BAD_KIND,
@@ -52,6 +50,7 @@ from obelisk._core.stage import (
     STATUS_UNKNOWN,
     first_bad_order,
     int64_columns,
+    open_order_changes,
     queue_orders,
     tally_outcomes,
     trace_columns,
@@ -577,11 +576,9 @@ class TradingEngine:
         """Keep the risk manager's open-order count: rested orders in, closed ones out."""
         if report is None:
             return
-        status = report.results["status"]
-        oids = events["oid"][sent]
-        self._open.update(oids[status == _RESTED].tolist())
-        closed = oids[(events["kind"][sent] == _CANCEL) & (status == _CANCELLED)]
-        self._open.difference_update(closed.tolist())
+        rested, closed = open_order_changes(report.results, events, sent)
+        self._open.update(rested)
+        self._open.difference_update(closed)
         self._forget(report)
 
     def _trace(self, events: np.ndarray, reasons: np.ndarray, sent: np.ndarray,

@@ -15,9 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from obelisk._core.codes import EVENT_CANCELLED as _CANCELLED
-from obelisk._core.codes import SELF_TRADE as _SELF_TRADE
-from obelisk._core.position import account_fills
+from obelisk._core.position import account_fills, self_trade_cancels
 from obelisk.execution.venue import ACCOUNT, BatchReport
 from obelisk.fees import FeeRates
 from obelisk.instruments import Instrument, InstrumentTable
@@ -67,10 +65,7 @@ class SimBatchVenue:
         account, fees, oids, done = account_fills(
             out.fills, events["asset"], table.row_of_asset, table.lot, table.tick, ACCOUNT,
             self.fees.taker, self.fees.maker)
-        order_events = out.order_events
-        removed = order_events["oid"][(order_events["kind"] == _CANCELLED)
-                                      & (order_events["owner"] == ACCOUNT)
-                                      & (order_events["reason"] == _SELF_TRADE)]
+        removed = self_trade_cancels(out.order_events, ACCOUNT)
         return BatchReport(out.results, account, fees, oids, removed, done)
 
     def close(self) -> None:
