@@ -1104,17 +1104,22 @@ def self_trade_cancels(order_events, long long owner):
     tape = as_records(order_events, _ORDER_EVENT_DTYPE, "order_events",
                       "obelisk.ORDER_EVENT_DTYPE")
     cdef Py_ssize_t n = len(tape), i, k = 0
-    out = np.empty(n, dtype=np.int64)
-    if n == 0:
-        return out
-    cdef const OrderEvent* e = <const OrderEvent*> const_data_of(tape)
-    cdef int64_t* oid = <int64_t*> data_of(out)
+    cdef const OrderEvent* e = <const OrderEvent*> const_data_of(tape) if n else NULL
     for i in range(n):
-        if e[i].kind == OEV_CANCELLED and e[i].reason == REASON_SELF_TRADE \
-                and e[i].owner == owner:
+        k += _cancelled_by_self_trade(&e[i], owner)
+    out = np.empty(k, dtype=np.int64)      # exactly: rare, so a tape's worth is not held
+    cdef int64_t* oid = <int64_t*> data_of(out) if k else NULL
+    k = 0
+    for i in range(n):
+        if _cancelled_by_self_trade(&e[i], owner):
             oid[k] = e[i].oid
             k += 1
-    return out[:k]
+    return out
+
+
+cdef inline bint _cancelled_by_self_trade(const OrderEvent* event, long long owner) noexcept:
+    return event.kind == OEV_CANCELLED and event.reason == REASON_SELF_TRADE \
+        and event.owner == owner
 
 
 cdef struct _AccountFills:
