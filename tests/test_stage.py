@@ -10,6 +10,7 @@ from obelisk import EVENT_DTYPE, RESULT_DTYPE, EventKind, OrderStatus
 from obelisk._core.stage import (
     STATUS_NOT_SENT,
     STATUS_UNKNOWN,
+    allowed_orders,
     first_bad_order,
     int64_columns,
     open_order_changes,
@@ -50,6 +51,23 @@ def test_tally_refuses_mismatched_or_outside_rows():
         tally_outcomes(np.zeros(1, dtype=RESULT_DTYPE), events, np.array([0, 1]))
     with pytest.raises(IndexError, match="sent event 2 is outside the batch of 2"):
         tally_outcomes(np.zeros(1, dtype=RESULT_DTYPE), events, np.array([2]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0, 0, 3, 17]), st.integers(0, 7)), max_size=40),
+       st.sampled_from([1, 2, 4]))
+def test_allowed_orders_match_numpy(rows, flag):
+    reasons = np.array([reason for reason, _ in rows], np.uint8)
+    flags = np.array([flags for _, flags in rows], np.uint8)
+    allowed, flagged = allowed_orders(reasons, flags, flag)
+    expected = np.flatnonzero(reasons == 0)
+    assert allowed.dtype == np.int64 and allowed.tolist() == expected.tolist()
+    assert flagged == bool((flags[expected] & flag).any())
+
+
+def test_allowed_orders_refuse_mismatched_columns():
+    with pytest.raises(ValueError, match="2 flags for 3 risk reasons"):
+        allowed_orders(np.zeros(3, np.uint8), np.zeros(2, np.uint8), 1)
 
 
 def numpy_open_order_changes(results, events, sent):

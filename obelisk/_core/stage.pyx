@@ -177,6 +177,28 @@ def tally_outcomes(results, events, sent):
     return traded, rested, cancelled, rejected
 
 
+def allowed_orders(reasons, flags, int flag):
+    """The orders the risk checks allowed (reason 0) as int64 indices, and whether any of
+    them carries `flag` in its uint8 flags: one pass where numpy took five calls."""
+    cdef const uint8_t[::1] reason = np.ascontiguousarray(reasons, dtype=np.uint8)
+    cdef const uint8_t[::1] flag_of = np.ascontiguousarray(flags, dtype=np.uint8)
+    cdef Py_ssize_t n = reason.shape[0], i, k = 0
+    if flag_of.shape[0] != n:
+        raise ValueError(f"{flag_of.shape[0]} flags for {n} risk reasons")
+    for i in range(n):
+        k += reason[i] == 0
+    allowed = np.empty(k, dtype=np.int64)
+    cdef int64_t* index = <int64_t*> data_of(allowed) if k else NULL
+    cdef bint flagged = False
+    k = 0
+    for i in range(n):
+        if reason[i] == 0:
+            index[k] = i
+            k += 1
+            flagged |= (flag_of[i] & flag) != 0
+    return allowed, flagged
+
+
 def open_order_changes(results, events, sent):
     """What the sent events did to the account's open orders: (the ids of those that now
     rest, the ids a cancel closed), two lists, in one pass where numpy took ten calls.

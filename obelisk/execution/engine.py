@@ -48,6 +48,7 @@ from obelisk._core.stage import (
     CANCEL_WITHOUT_ID,
     STATUS_NOT_SENT,
     STATUS_UNKNOWN,
+    allowed_orders,
     first_bad_order,
     int64_columns,
     open_order_changes,
@@ -415,10 +416,10 @@ class TradingEngine:
         ones, the error that stopped the rest, and whether the report is already applied.
         Reduce-only orders go one at a time, clipped to the position left by the orders
         before them."""
-        allowed = np.flatnonzero(reasons == 0)
+        allowed, reduce_only = allowed_orders(reasons, flags, _REDUCE_ONLY)
         if not len(allowed):
             return allowed, _NONE, None, None, False
-        if not (flags[allowed] & _REDUCE_ONLY).any():
+        if not reduce_only:
             report, error, called = self._send(
                 events if len(allowed) == len(events) else np.take(events, allowed))
             if report is not None:
