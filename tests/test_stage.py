@@ -11,6 +11,7 @@ from obelisk._core.stage import (
     STATUS_NOT_SENT,
     STATUS_UNKNOWN,
     allowed_orders,
+    any_flagged,
     first_bad_order,
     int64_columns,
     open_order_changes,
@@ -63,6 +64,12 @@ def test_allowed_orders_match_numpy(rows, flag):
     expected = np.flatnonzero(reasons == 0)
     assert allowed.dtype == np.int64 and allowed.tolist() == expected.tolist()
     assert flagged == bool((flags[expected] & flag).any())
+
+
+@given(st.lists(st.integers(0, 255), max_size=20), st.sampled_from([1, 2, 4]))
+def test_any_flagged_matches_numpy(flags, flag):
+    column = np.array(flags, np.uint8)
+    assert any_flagged(column, flag) == bool((column & flag).any())
 
 
 def test_allowed_orders_refuse_mismatched_columns():

@@ -199,6 +199,16 @@ def allowed_orders(reasons, flags, int flag):
     return allowed, flagged
 
 
+def any_flagged(flags, int flag):
+    """Whether any of the uint8 `flags` carries `flag` (numpy took three calls, ~1.8 us)."""
+    cdef const uint8_t[::1] flag_of = np.ascontiguousarray(flags, dtype=np.uint8)
+    cdef Py_ssize_t i
+    for i in range(flag_of.shape[0]):
+        if flag_of[i] & flag:
+            return True
+    return False
+
+
 def open_order_changes(results, events, sent):
     """What the sent events did to the account's open orders: (the ids of those that now
     rest, the ids a cancel closed), two lists, in one pass where numpy took ten calls.

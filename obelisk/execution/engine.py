@@ -49,6 +49,7 @@ from obelisk._core.stage import (
     STATUS_NOT_SENT,
     STATUS_UNKNOWN,
     allowed_orders,
+    any_flagged,
     first_bad_order,
     int64_columns,
     open_order_changes,
@@ -398,14 +399,13 @@ class TradingEngine:
         switch stops them, as for any order that only reduces.
         """
         reasons = self.risk.check_events(events, rows, flags)
+        if not any_flagged(flags, _REDUCE_ONLY):
+            return reasons
         reduce_only = (flags & _REDUCE_ONLY).astype(bool)
-        if reduce_only.any():
-            kind = events["kind"]
-            stopped = self.risk.kill_switch or self.risk.state == TradingState.HALTED
-            reasons[reduce_only & (kind != _CANCEL)] = (
-                RiskReason.HALTED if stopped else 0)
-            reasons[reduce_only & _resting(events) & (reasons == 0)] = \
-                RiskReason.REDUCE_ONLY_INCREASES        # a resting one could grow a position later
+        stopped = self.risk.kill_switch or self.risk.state == TradingState.HALTED
+        reasons[reduce_only & (events["kind"] != _CANCEL)] = RiskReason.HALTED if stopped else 0
+        reasons[reduce_only & _resting(events) & (reasons == 0)] = \
+            RiskReason.REDUCE_ONLY_INCREASES        # a resting one could grow a position later
         return reasons
 
     def _execute(self, events: np.ndarray, rows: np.ndarray, flags: np.ndarray,
