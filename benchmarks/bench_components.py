@@ -1,6 +1,7 @@
 """asv benchmarks of the components around the book: circuit breaker, latency
 histogram and monitor, trace store, Hyperliquid signing, l2Book frame decoding,
-the transport's cached info call and position recovery over SimVenue.
+the transport's cached info call, position recovery over SimVenue and the trading
+engine's cost per batch.
 
 Conventions (as in bench_book.py):
 
@@ -19,6 +20,7 @@ import asyncio
 import os
 import shutil
 import tempfile
+import time
 
 from .common import FreshState
 
@@ -365,3 +367,33 @@ class RecoverySuite(FreshState):
 
     def time_reconcile_dry_run_discrepancies(self, coins):
         self._reconcile(self.recoveries[True])
+
+
+# ---------------------------------------------------------------- engine
+
+
+class TradingEngineSuite(FreshState):
+    """TradingEngine over SimBatchVenue: 2,000 batches of one order (the engine's fixed cost
+    per batch, goal <= 50 us) and of 100, as ``obelisk bench``'s engine rows run them."""
+
+    timeout = 120
+    repeat = (3, 10, 20.0)
+    params = [1, 100]
+    param_names = ["orders_per_batch"]
+
+    def setup(self, orders_per_batch):
+        from obelisk.perf.rows.engine import BATCHES, prepare_batches, run_batches
+
+        self.batches = BATCHES
+        self.run_batches = run_batches
+        self.state = prepare_batches(orders_per_batch)
+
+    def time_batches(self, orders_per_batch):
+        self.run_batches(self.state)
+
+    def track_microseconds_per_batch(self, orders_per_batch):
+        start = time.perf_counter()
+        self.run_batches(self.state)
+        return (time.perf_counter() - start) / self.batches * 1e6
+
+    track_microseconds_per_batch.unit = "us"

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from obelisk.cli import main
-from obelisk.perf.rows.engine import BATCHES, _prepare, _run
+from obelisk.perf.rows.engine import BATCHES, prepare_batches, run_batches
 from obelisk.perf.rows.l2 import _peers
 from obelisk.testing.workload import SYNTHETIC_GRID, l2_stream
 
@@ -37,8 +37,8 @@ def test_bench_json_report(capsys):
 
 def test_engine_rows_trade_every_order():
     for size in (1, 100):
-        engine, batches = _prepare(size)
-        _run((engine, batches))
+        engine, batches = prepare_batches(size)
+        run_batches((engine, batches))
         assert engine.stats.filled == engine.stats.submitted == BATCHES * size
 
 

@@ -34,11 +34,13 @@ def engine_row_name(size: int) -> str:
 
 def engine_rows(repeat: int) -> list[BenchRow]:
     """Batches of 1 and of 100 orders through a fresh engine, `BATCHES` of each."""
-    return [timed_row(engine_row_name(size), BATCHES, _run, partial(_prepare, size), repeat)
+    return [timed_row(engine_row_name(size), BATCHES, run_batches, partial(prepare_batches, size),
+                      repeat)
             for size in (1, 100)]
 
 
-def _prepare(size: int) -> tuple[TradingEngine, list[Batch]]:
+def prepare_batches(size: int) -> tuple[TradingEngine, list[Batch]]:
+    """A fresh engine over the simulated venue and `BATCHES` batches of `size` orders."""
     portfolio = Portfolio(COINS, balance=1e12)
     risk = RiskManager(portfolio)
     for coin in COINS:
@@ -61,7 +63,8 @@ def _prepare(size: int) -> tuple[TradingEngine, list[Batch]]:
     return engine, batches
 
 
-def _run(state: tuple[TradingEngine, list[Batch]]) -> None:
+def run_batches(state: tuple[TradingEngine, list[Batch]]) -> None:
+    """Each batch submitted and flushed, in turn."""
     engine, batches = state
     for batch in batches:
         engine.submit_batch(*batch)
