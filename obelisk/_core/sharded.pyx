@@ -407,11 +407,13 @@ cdef class _TapeMerge:
             self.event_sources[count] = <const char*> const_data_of(extra_order_events)
             self.event_sizes[count] = len(extra_order_events)
             self.event_source_count = count + 1
-        self.fills = np.empty(sum(self.fill_sizes[p] for p in range(count)),
-                              dtype=_book.FILL_DTYPE)
-        self.order_events = np.empty(
-            sum(self.event_sizes[p] for p in range(self.event_source_count)),
-            dtype=_book.ORDER_EVENT_DTYPE)
+        cdef int64_t fills = 0, order_events = 0
+        for p in range(count):
+            fills += self.fill_sizes[p]
+        for p in range(self.event_source_count):
+            order_events += self.event_sizes[p]
+        self.fills = np.empty(fills, dtype=_book.FILL_DTYPE)
+        self.order_events = np.empty(order_events, dtype=_book.ORDER_EVENT_DTYPE)
 
     def __dealloc__(self):
         free(self.fill_sources)
