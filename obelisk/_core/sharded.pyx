@@ -387,6 +387,7 @@ cdef class _TapeMerge:
         cdef Py_ssize_t count = len(books)
         cdef Py_ssize_t p
         cdef OrderBook book
+        cdef int64_t fills = 0, order_events = 0
         self.book_count = count
         self.fill_sources = <const char**> malloc((count + 1) * sizeof(char*))
         self.fill_sizes = <int64_t*> malloc((count + 1) * sizeof(int64_t))
@@ -401,17 +402,15 @@ cdef class _TapeMerge:
             self.fill_sizes[p] = book.fill_count
             self.event_sources[p] = <const char*> book.order_events
             self.event_sizes[p] = book.order_event_count
+            fills += book.fill_count
+            order_events += book.order_event_count
         self.event_source_count = count
         self.keep_alive = (list(books), extra_order_events)
         if extra_order_events is not None and len(extra_order_events):
             self.event_sources[count] = <const char*> const_data_of(extra_order_events)
             self.event_sizes[count] = len(extra_order_events)
             self.event_source_count = count + 1
-        cdef int64_t fills = 0, order_events = 0
-        for p in range(count):
-            fills += self.fill_sizes[p]
-        for p in range(self.event_source_count):
-            order_events += self.event_sizes[p]
+            order_events += len(extra_order_events)
         self.fills = np.empty(fills, dtype=_book.FILL_DTYPE)
         self.order_events = np.empty(order_events, dtype=_book.ORDER_EVENT_DTYPE)
 
