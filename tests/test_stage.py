@@ -242,3 +242,97 @@ def test_queue_orders_refuses_a_range_outside_its_arrays():
         queue_orders(columns, 0, 2, np.zeros(2, dtype=EVENT_DTYPE), np.zeros(2, np.int32),
                      np.zeros(2, np.uint8), np.zeros(2, np.int64), 0, np.zeros(2, np.int64),
                      np.zeros(0, np.uint32), 1, 0, 0)
+
+
+def queue_arguments(n=3, assets=1):
+    """queue_orders' arguments for `n` valid limit orders on row 0, outputs zeroed."""
+    columns = int64_columns(None, np.zeros(n, np.int32), np.zeros(n, np.uint8),
+                            np.zeros(n, np.uint8), np.ones(n), np.ones(n), None, None)
+    return dict(columns=columns, start=0, count=n, events=np.zeros(n, dtype=EVENT_DTYPE),
+                rows_out=np.full(n, -1, np.int32), flags_out=np.zeros(n, np.uint8),
+                born_out=np.zeros(n, np.int64), at=0, ids=np.zeros(n, np.int64),
+                assets=np.arange(7, 7 + assets, dtype=np.uint32), next_oid=1000, owner=3,
+                born=55)
+
+
+def outputs(arguments):
+    return [arguments[name].tobytes()
+            for name in ("events", "rows_out", "flags_out", "born_out", "ids")]
+
+
+def test_queue_orders_refuses_ranges_whose_sums_would_overflow():
+    # start + count wrapped negative and passed the bounds test: a read far outside.
+    arguments = queue_arguments()
+    huge = 2**62
+    for change in ({"start": huge, "at": huge, "count": huge}, {"at": huge, "count": huge},
+                   {"count": huge}, {"start": 1, "count": 2**63 - 1}):
+        with pytest.raises(IndexError, match="outside its arrays"):
+            queue_orders(**{**arguments, **change})
+    assert outputs(arguments) == outputs(queue_arguments())
+
+
+@pytest.mark.parametrize("name, wrong", [
+    ("ids", np.zeros(3, np.int32)), ("born_out", np.zeros(3, np.int32)),
+    ("rows_out", np.zeros(3, np.int64)), ("flags_out", np.zeros(3, np.int64)),
+    ("assets", np.arange(7, 8, dtype=np.int64)), ("events", np.zeros(200, np.uint8)),
+    ("ids", np.zeros((3, 1), np.int64)), ("ids", np.zeros(3, np.int64)[::-1]),
+    ("born_out", np.zeros(3, np.dtype(">i8"))),
+])
+def test_queue_orders_refuses_outputs_of_another_type(name, wrong):
+    # Each was written through as if of the right type, past the end of a shorter one.
+    arguments = queue_arguments()
+    with pytest.raises(TypeError):
+        queue_orders(**{**arguments, name: wrong})
+    assert outputs(arguments) == outputs(queue_arguments())
+
+
+def test_queue_orders_writes_nothing_when_a_row_is_outside_the_assets():
+    arguments = queue_arguments()
+    arguments["columns"][1][2] = 5          # the third order's row
+    with pytest.raises(IndexError, match="row 5 of order 2 is outside the 1 assets"):
+        queue_orders(**arguments)
+    assert outputs(arguments) == outputs(queue_arguments())
+
+
+def test_columns_must_be_int64_columns_of_one_length():
+    n = 3
+    good = int64_columns(None, np.zeros(n, np.int32), np.zeros(n, np.uint8),
+                         np.zeros(n, np.uint8), np.ones(n), np.ones(n), None, None)
+    with pytest.raises(ValueError, match="kinds holds 3 values for 1 rows"):
+        int64_columns(np.zeros(3), np.zeros(1), np.zeros(1), np.zeros(1), np.ones(1),
+                      np.ones(1), None, None)
+    with pytest.raises(ValueError, match="oids holds 2 values for 3 rows"):
+        int64_columns(None, np.zeros(3), np.zeros(3), np.zeros(3), np.ones(3), np.ones(3),
+                      np.ones(2), None)
+    short = [*good[:1], good[1][:1], *good[2:]]
+    as_int32 = [column.astype(np.int32) for column in good]
+    for columns, error in ((short, ValueError), (as_int32, TypeError), (good[:7], ValueError)):
+        with pytest.raises(error):
+            first_bad_order(columns, True, 3, 3)
+        arguments = queue_arguments(n)
+        with pytest.raises(error):
+            queue_orders(**{**arguments, "columns": columns})
+        assert outputs(arguments) == outputs(queue_arguments(n))
+
+
+def test_flag_and_row_columns_are_not_cast():
+    # Casting would read 256 as reason 0 (allowed), 1.9 as row 1, True as row 1.
+    events = np.zeros(3, dtype=EVENT_DTYPE)
+    events["oid"] = [11, 22, 33]
+    results = np.zeros(3, dtype=RESULT_DTYPE)
+    results["status"] = OrderStatus.RESTED
+    with pytest.raises(TypeError, match="reasons must be .* uint8"):
+        allowed_orders(np.array([256, 0, 512]), np.zeros(3, np.uint8), 1)
+    with pytest.raises(TypeError, match="flags must be .* uint8"):
+        allowed_orders(np.zeros(3, np.uint8), np.zeros(3, np.int64), 1)
+    with pytest.raises(TypeError, match="flags must be .* uint8"):
+        any_flagged(np.array([0x100]), 0x100)
+    with pytest.raises(TypeError, match="sent must hold integer event numbers, not float64"):
+        open_order_changes(results[:1], events, np.array([1.9]))
+    with pytest.raises(TypeError, match="sent must hold integer event numbers, not bool"):
+        open_order_changes(results, events, np.ones(3, bool))
+    with pytest.raises(TypeError, match="unknown must hold integer event numbers"):
+        trace_columns(events, np.zeros(3, np.uint8), [], np.array([0.5]))
+    assert open_order_changes(results[:2], events, np.array([2, 0], np.uint8)) == ([33, 11], [])
+    assert allowed_orders(np.array([3, 0], np.uint8)[::-1], np.ones(2, np.uint8), 1)[0].tolist() \
+        == [0]

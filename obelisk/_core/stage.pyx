@@ -6,7 +6,7 @@ import numpy as np
 
 from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint32_t
 
-from obelisk._core._buffers cimport const_data_of, data_of
+from obelisk._core._buffers cimport column_of, const_data_of, data_of
 from obelisk._core._types cimport (
     KIND_CANCEL,
     KIND_LIMIT,
@@ -40,8 +40,13 @@ CANCEL_WITHOUT_ID, BAD_KIND, BAD_ROW, BAD_SIDE, BAD_TIF, BAD_QTY, BAD_PRICE, BAD
 
 def int64_columns(kinds, rows, sides, tifs, qtys, prices, oids, reduce_only):
     """A batch's order columns as contiguous int64 arrays, for first_bad_order and
-    queue_orders (`kinds` None: limit orders; `oids` and `reduce_only` None: zeros)."""
+    queue_orders (`kinds` None: limit orders; `oids` and `reduce_only` None: zeros).
+    ValueError when a column's length is not `rows`'."""
     n = len(rows)
+    for name, column in (("kinds", kinds), ("sides", sides), ("tifs", tifs), ("qtys", qtys),
+                         ("prices", prices), ("oids", oids), ("reduce_only", reduce_only)):
+        if column is not None and len(column) != n:
+            raise ValueError(f"{name} holds {len(column)} values for {n} rows")
     return [np.full(n, KIND_LIMIT, np.int64) if kinds is None
             else np.ascontiguousarray(kinds, dtype=np.int64),
             *(np.ascontiguousarray(column, dtype=np.int64)
@@ -61,18 +66,26 @@ cdef struct _Columns:
     const int64_t* price
     const int64_t* oid
     const int64_t* flag
+    Py_ssize_t count
 
 
 cdef _Columns _columns(list columns) except *:
+    """The eight columns of :func:`int64_columns`, checked: contiguous int64 arrays of one
+    length (TypeError or ValueError otherwise), as the C loops read them."""
     cdef _Columns c
-    c.kind = <const int64_t*> const_data_of(columns[0])
-    c.row = <const int64_t*> const_data_of(columns[1])
-    c.side = <const int64_t*> const_data_of(columns[2])
-    c.tif = <const int64_t*> const_data_of(columns[3])
-    c.qty = <const int64_t*> const_data_of(columns[4])
-    c.price = <const int64_t*> const_data_of(columns[5])
-    c.oid = <const int64_t*> const_data_of(columns[6])
-    c.flag = <const int64_t*> const_data_of(columns[7])
+    cdef const int64_t* data[8]
+    cdef Py_ssize_t i, length
+    if len(columns) != 8:
+        raise ValueError(f"int64_columns gives 8 columns, not {len(columns)}")
+    for i in range(8):
+        data[i] = <const int64_t*> column_of(columns[i], b"i", 8, False, &length,
+                                             f"column {i}")
+        if i == 0:
+            c.count = length
+        elif length != c.count:
+            raise ValueError(f"column {i} holds {length} values, column 0 {c.count}")
+    c.kind, c.row, c.side, c.tif = data[0], data[1], data[2], data[3]
+    c.qty, c.price, c.oid, c.flag = data[4], data[5], data[6], data[7]
     return c
 
 
@@ -82,7 +95,7 @@ def first_bad_order(list columns, bint no_oids, int64_t assets, int64_t tif_max)
     two or three calls per rule. `columns` are :func:`int64_columns`' (`no_oids`:
     the caller gave none); `assets` rows exist and time-in-force codes are 0..`tif_max`."""
     cdef _Columns c = _columns(columns)
-    cdef Py_ssize_t n = len(columns[0]), i
+    cdef Py_ssize_t n = c.count, i
     cdef int check
     for check in range(8):
         for i in range(n):
@@ -100,23 +113,37 @@ def queue_orders(list columns, Py_ssize_t start, Py_ssize_t count, events, rows_
     birth times), each new order taking the next id; every order's id into int64 `ids`.
     Returns the next unused id."""
     cdef _Columns c = _columns(columns)
-    cdef const uint32_t[::1] asset_of = assets
-    if start < 0 or count < 0 or start + count > len(columns[0]) or at < 0 \
-            or at + count > len(events) or len(rows_out) < at + count \
-            or len(flags_out) < at + count or len(born_out) < at + count \
-            or len(ids) < start + count:
+    cdef Py_ssize_t queue, rows_room, flags_room, born_room, ids_room, assets_count, k, i
+    cdef Event* ev
+    cdef int32_t* row_out = <int32_t*> column_of(rows_out, b"i", 4, True, &rows_room,
+                                                 "rows_out")
+    cdef uint8_t* flag_out = <uint8_t*> column_of(flags_out, b"u", 1, True, &flags_room,
+                                                  "flags_out")
+    cdef int64_t* born_at = <int64_t*> column_of(born_out, b"i", 8, True, &born_room,
+                                                 "born_out")
+    cdef int64_t* id_out = <int64_t*> column_of(ids, b"i", 8, True, &ids_room, "ids")
+    cdef const uint32_t* asset_of = <const uint32_t*> column_of(assets, b"u", 4, False,
+                                                                &assets_count, "assets")
+    if not isinstance(events, np.ndarray) \
+            or not (events.dtype is _EVENT_DTYPE or events.dtype == _EVENT_DTYPE):
+        raise TypeError("events must be an array of obelisk.EVENT_DTYPE")
+    ev = <Event*> data_of(events)
+    queue = len(events)
+    # Each bound as a difference of lengths, which cannot overflow as a sum can.
+    if start < 0 or count < 0 or at < 0 or start > c.count or count > c.count - start \
+            or count > ids_room - start or at > queue or count > queue - at \
+            or count > rows_room - at or count > flags_room - at or count > born_room - at:
         raise IndexError("queue_orders: a range outside its arrays")
-    cdef Event* ev = <Event*> data_of(events) + at
-    cdef int32_t* row_out = <int32_t*> data_of(rows_out) + at
-    cdef uint8_t* flag_out = <uint8_t*> data_of(flags_out) + at
-    cdef int64_t* born_at = <int64_t*> data_of(born_out) + at
-    cdef int64_t* id_out = <int64_t*> data_of(ids)
-    cdef Py_ssize_t k, i
+    for i in range(start, start + count):      # before anything is written
+        if c.row[i] < 0 or c.row[i] >= assets_count:
+            raise IndexError(f"row {c.row[i]} of order {i} is outside the "
+                             f"{assets_count} assets")
+    ev += at
+    row_out += at
+    flag_out += at
+    born_at += at
     for k in range(count):
         i = start + k
-        if c.row[i] < 0 or c.row[i] >= asset_of.shape[0]:
-            raise IndexError(f"row {c.row[i]} of order {i} is outside the "
-                             f"{asset_of.shape[0]} assets")
         if c.kind[i] == KIND_CANCEL:
             id_out[i] = c.oid[i]
         else:
@@ -180,11 +207,14 @@ def tally_outcomes(results, events, sent):
 def allowed_orders(reasons, flags, int flag):
     """The orders the risk checks allowed (reason 0) as int64 indices, and whether any of
     them carries `flag` in its uint8 flags: one pass where numpy took five calls."""
-    cdef const uint8_t[::1] reason = np.ascontiguousarray(reasons, dtype=np.uint8)
-    cdef const uint8_t[::1] flag_of = np.ascontiguousarray(flags, dtype=np.uint8)
-    cdef Py_ssize_t n = reason.shape[0], i, k = 0
-    if flag_of.shape[0] != n:
-        raise ValueError(f"{flag_of.shape[0]} flags for {n} risk reasons")
+    cdef Py_ssize_t n, flag_count, i, k = 0
+    cdef const uint8_t* reason = <const uint8_t*> column_of(np.ascontiguousarray(reasons),
+                                                            b"u", 1, False, &n, "reasons")
+    cdef const uint8_t* flag_of = <const uint8_t*> column_of(np.ascontiguousarray(flags),
+                                                             b"u", 1, False, &flag_count,
+                                                             "flags")
+    if flag_count != n:
+        raise ValueError(f"{flag_count} flags for {n} risk reasons")
     for i in range(n):
         k += reason[i] == 0
     allowed = np.empty(k, dtype=np.int64)
@@ -201,9 +231,10 @@ def allowed_orders(reasons, flags, int flag):
 
 def any_flagged(flags, int flag):
     """Whether any of the uint8 `flags` carries `flag` (numpy took three calls, ~1.8 us)."""
-    cdef const uint8_t[::1] flag_of = np.ascontiguousarray(flags, dtype=np.uint8)
-    cdef Py_ssize_t i
-    for i in range(flag_of.shape[0]):
+    cdef Py_ssize_t n, i
+    cdef const uint8_t* flag_of = <const uint8_t*> column_of(np.ascontiguousarray(flags),
+                                                             b"u", 1, False, &n, "flags")
+    for i in range(n):
         if flag_of[i] & flag:
             return True
     return False
@@ -243,10 +274,12 @@ def trace_columns(events, reasons, sent, unknown, results=None):
     else:
         events, rows = _as_event_array(events), np.empty(0, dtype=np.int64)
     cdef Py_ssize_t n = len(events), k
-    risk = np.ascontiguousarray(reasons, dtype=np.uint8)
-    if len(risk) != n:
-        raise ValueError(f"{len(risk)} risk reasons for {n} events")
-    lost = np.ascontiguousarray(unknown, dtype=np.int64)
+    risk = np.ascontiguousarray(reasons)
+    cdef Py_ssize_t risk_count
+    column_of(risk, b"u", 1, False, &risk_count, "reasons")
+    if risk_count != n:
+        raise ValueError(f"{risk_count} risk reasons for {n} events")
+    lost = _row_numbers(unknown, "unknown")
     columns = {name: np.empty(n, dtype=dtype) for name, dtype in _EVENT_COLUMNS}
     status = np.empty(n, dtype=np.int16)
     filled = np.zeros(n, dtype=np.int64)
@@ -285,11 +318,20 @@ cdef tuple _answered(results, events, sent):
     """`results`, `events` and `sent` checked: records, as many results as rows, in range."""
     results = as_records(results, _RESULT_DTYPE, "results", "obelisk.RESULT_DTYPE")
     events = _as_event_array(events)
-    rows = np.ascontiguousarray(sent, dtype=np.int64)
+    rows = _row_numbers(sent, "sent")
     if len(results) != len(rows):
         raise ValueError(f"{len(results)} results for {len(rows)} sent events")
     _check_rows(rows, len(events), "sent")
     return results, events, rows
+
+
+cdef object _row_numbers(numbers, str what):
+    """`numbers` as a contiguous int64 array, refused (TypeError) unless they are integers:
+    a cast would turn 1.9 into 1 and True into 1 without a word."""
+    rows = np.asarray(numbers)
+    if rows.dtype.kind not in "iu" and rows.size:
+        raise TypeError(f"{what} must hold integer event numbers, not {rows.dtype}")
+    return np.ascontiguousarray(rows, dtype=np.int64)
 
 
 cdef int _check_rows(rows, Py_ssize_t count, str what) except -1:
