@@ -56,6 +56,11 @@ def id_streams(draw):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=id_streams(), capacity=st.sampled_from([2, 1_000, 20_000]))
 def test_ids_anywhere_match_reference(rows, capacity):
+    assert_matches_reference(rows, capacity)
+
+
+def assert_matches_reference(rows, capacity):
+    """The compiled book and the reference agree on `rows`, 40 events a batch."""
     events = np.zeros(len(rows), EVENT_DTYPE)
     for i, (kind, oid, side, price, qty) in enumerate(rows):
         events[i] = (oid, price, qty, 0, 0, kind, side, 0)
@@ -68,6 +73,59 @@ def test_ids_anywhere_match_reference(rows, capacity):
         assert left.order_events.tolist() == right.order_events.tolist()
         compiled.check_integrity()
     assert compiled.orders().tolist() == reference.orders().tolist()
+
+
+INT64_MAX, INT64_MIN = 2**63 - 1, -2**63
+
+
+def test_a_ring_that_wraps_past_the_largest_id_still_asks_the_map():
+    # An empty ring moved its base to within its size of INT64_MAX, so it also covers
+    # the smallest ids, where the map held one: the duplicate was accepted and the
+    # cancel refused as unknown.
+    low, high = INT64_MIN + 5, INT64_MAX - 10
+    for last in (limits([low]), cancels([low])):
+        compiled, reference = OrderBook(16), ReferenceBook(16)
+        for events in (limits([1, low]), cancels([1]), limits([high]), last):
+            assert compiled.process(events).results.tolist() == \
+                reference.process(events).results.tolist()
+            compiled.check_integrity()
+        assert compiled.orders().tolist() == reference.orders().tolist()
+
+
+@st.composite
+def streams_near_the_ends(draw):
+    """Adds under a counter that starts near either end of int64 and wraps past the
+    largest id to the smallest, with ids at the very ends (kept in the map), cancels (often
+    of every counter id, which empties the ring so that it moves to the next one) and
+    modifies."""
+    counter = draw(st.sampled_from([INT64_MAX - 5_000, INT64_MAX - 100, INT64_MIN,
+                                    INT64_MIN + 3]))
+    ends = (INT64_MIN, INT64_MIN + 7, INT64_MAX, INT64_MAX - 1, 0, 5)
+    used, rows = [], []
+    for _ in range(draw(st.integers(5, 120))):
+        roll = draw(st.integers(0, 9))
+        if roll == 0:
+            rows.extend((EventKind.CANCEL, oid, 0, 0, 0) for oid in used if oid not in ends)
+        elif roll < 6 or not used:
+            counter += draw(st.sampled_from([1, 1, 1, 3, 50]))
+            if counter > INT64_MAX:
+                counter -= 2**64
+            oid = draw(st.sampled_from([counter] * 4 + list(ends)))
+            used.append(oid)
+            rows.append((EventKind.LIMIT, oid, draw(st.integers(0, 1)),
+                         draw(st.integers(95, 105)), draw(st.integers(1, 4))))
+        elif roll < 9:
+            rows.append((EventKind.CANCEL, draw(st.sampled_from(used)), 0, 0, 0))
+        else:
+            rows.append((EventKind.MODIFY, draw(st.sampled_from(used)), 0,
+                         draw(st.integers(95, 105)), draw(st.integers(0, 4))))
+    return rows
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=streams_near_the_ends(), capacity=st.sampled_from([2, 16, 1_000]))
+def test_ids_near_the_ends_of_int64_match_reference(rows, capacity):
+    assert_matches_reference(rows, capacity)
 
 
 def test_the_ring_grows_under_a_dense_counter_and_finds_its_oldest_ids():

@@ -103,10 +103,13 @@ cdef inline bint ids_covers(const IdIndex* ids, oid_t oid) noexcept nogil:
 
 
 cdef inline bint _ids_map_overlaps(const IdIndex* ids) noexcept nogil:
-    """Whether the map may hold ids inside the ring's range."""
-    if ids.map_high < ids.base:
+    """Whether the map may hold ids inside the ring's range. The ring's range may wrap round
+    past the largest id to the smallest, so both are arcs of one circle, and two arcs meet
+    where one holds the other's start: the map's bounds hold the ring's first id, or the
+    ring holds their lower bound."""
+    if ids.map.count == 0:
         return False
-    return ids.map_low <= ids.base or ids_covers(ids, ids.map_low)
+    return ids.map_low <= ids.base <= ids.map_high or ids_covers(ids, ids.map_low)
 
 
 cdef inline slot_t ids_find(IdIndex* ids, const Order* orders, oid_t oid) noexcept nogil:
