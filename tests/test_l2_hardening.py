@@ -10,7 +10,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from obelisk import L2_DELTA_DTYPE, CrossedPolicy, Instrument, L2Book
+from obelisk import L2_DELTA_DTYPE, L2_TOP_DTYPE, CrossedPolicy, Instrument, L2Book
 from obelisk._core.l2 import apply_hyperliquid_l2_frame
 from obelisk.errors import ConcurrentUseError, MarketDataError
 from obelisk.hyperliquid.l2frames import apply_l2_json, apply_l2_message
@@ -263,6 +263,18 @@ def test_side_out_of_any_int_range_is_refused_not_truncated():
             book.apply(side, 98, 1)
 
 
+@pytest.mark.parametrize("argument", ["side", "price", "size", "seq", "time"])
+@pytest.mark.parametrize("value", [2**64, -(2**64), 2**63])
+def test_arguments_past_int64_are_market_data_errors(argument, value):
+    # They raised OverflowError from the conversion, unlike every other bad argument.
+    book = seeded()
+    before = state(book)
+    arguments = {"side": BUY, "price": 98, "size": 1, "seq": 0, "time": 0, argument: value}
+    with pytest.raises(MarketDataError, match=f"{argument} .* is outside int64"):
+        book.apply(**arguments)
+    assert state(book) == before
+
+
 # ------------------------------------------------------------- sequences
 
 @pytest.mark.parametrize("seq", [INT64_MAX, -1, -(2**63)])
@@ -442,3 +454,78 @@ def test_clear_forgets_the_last_time_and_seq():
     assert (book.last_time, book.last_seq, book.valid) == (0, 0, False)
     assert apply_l2_message(book, frame("1600000000000"))              # an older feed: fresh start
     assert book.valid and book.last_time == 1_600_000_000_000
+
+
+# ------------------------------------------------------------- batches and crossed books
+
+def deltas_of(*rows):
+    deltas = np.zeros(len(rows), dtype=L2_DELTA_DTYPE)
+    for i, (side, price, size) in enumerate(rows):
+        deltas[i]["side"], deltas[i]["price"], deltas[i]["size"] = side, price, size
+    return deltas
+
+
+@pytest.mark.parametrize("policy", [CrossedPolicy.DROP_STALE, CrossedPolicy.INVALIDATE])
+@pytest.mark.parametrize("rows", [[(BUY, 90, 1)], [(BUY, 90, 0)], [(SELL, 110, 2), (BUY, 90, 1)],
+                                  [(BUY, 105, 0), (BUY, 99, 1)]])
+def test_a_batch_on_a_crossed_book_does_what_apply_does(policy, rows):
+    # A crossed snapshot is kept under these policies; apply() then dropped the stale side
+    # on the next delta, but apply_batch's fast path only tested the new level.
+    def crossed():
+        book = L2Book(ETH, crossed_policy=policy)
+        book.apply_snapshot([105], [1], [100], [1])
+        return book
+    one_by_one, batch = crossed(), crossed()
+    tops = np.zeros(len(rows), dtype=L2_TOP_DTYPE)
+    expected_tops = []
+    for side, price, size in rows:
+        one_by_one.apply(side, price, size)
+        expected_tops.append(one_by_one.bbo())
+    batch.apply_batch(deltas_of(*rows), tops)
+    assert state(batch) == state(one_by_one)
+    assert [tuple(int(v) for v in top) for top in tops.tolist()] == \
+        [tuple(0 if v is None else v for v in top) for top in expected_tops]
+
+
+@pytest.mark.parametrize("make_top", [
+    lambda: np.zeros((4, 1), dtype=L2_TOP_DTYPE)[:, :0],     # shape (4, 0): no bytes at all
+    lambda: np.zeros((4, 2), dtype=L2_TOP_DTYPE),
+    lambda: np.zeros(4, dtype=L2_TOP_DTYPE)[::-1].copy()[None, :],
+])
+def test_a_top_array_that_is_not_one_row_per_delta_is_refused(make_top):
+    # The (4, 0) view was written through into its parent (and a large one crashed).
+    book = seeded()
+    before = state(book)
+    top = make_top()
+    parent = top.base if top.base is not None else top
+    parent_bytes = parent.tobytes()
+    with pytest.raises(TypeError, match="one-dimensional"):
+        book.apply_batch(deltas_of((BUY, 98, 1), (BUY, 97, 1), (SELL, 103, 1), (SELL, 104, 1)),
+                         top)
+    assert state(book) == before and parent.tobytes() == parent_bytes
+
+
+def test_a_read_only_top_array_is_a_type_error_like_any_other_bad_top():
+    top = np.zeros(1, dtype=L2_TOP_DTYPE)
+    top.flags.writeable = False
+    book = seeded()
+    with pytest.raises(TypeError, match="writable"):
+        book.apply_batch(deltas_of((BUY, 98, 1)), top)
+
+
+def test_taking_more_lots_than_int64_holds_is_an_overflow_error_not_a_negative_size():
+    levels = 1_025                                  # of 2**53 lots each: past 2**63 - 1
+    book = L2Book(ETH, max_levels=2_000)
+    book.apply_snapshot([], [], np.arange(100, 100 + levels), np.full(levels, 2**53))
+    with pytest.raises(OverflowError, match="2\\*\\*63 - 1 lots"):
+        book.impact_notional(BUY, float("inf"))
+    assert book.impact_notional(BUY, 1e9)[2] > 0
+
+
+def test_an_empty_side_may_be_an_empty_list():
+    # np.ascontiguousarray([]) is float64, and an empty side was refused as non-integer.
+    book = L2Book(ETH)
+    assert book.apply_snapshot([100], [1], [], [])
+    assert book.bbo() == (100, 1, None, 0)
+    with pytest.raises(TypeError, match="integer"):
+        book.apply_snapshot([100.0], [1], [], [])

@@ -13,7 +13,7 @@ import numpy as np
 cimport cython
 from cpython.number cimport PyNumber_Index
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport INT64_MAX, INT64_MIN, int32_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc, qsort, realloc
 from libc.string cimport memcmp, memcpy
 
@@ -221,6 +221,8 @@ cdef int64_t _int64_slow(object value, str what) except? -1:
     except TypeError:
         raise TypeError(f"{what} must be an integer, got {type(value).__name__} {value!r} "
                         f"(convert to ticks or lots exactly first)") from None
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise MarketDataError(f"{what} {value} is outside int64")
     return value
 
 
@@ -585,8 +587,10 @@ cdef class L2Book:
         deltas = as_records(deltas, L2_DELTA_DTYPE, "deltas", "obelisk.L2_DELTA_DTYPE")
         cdef int64_t n = len(deltas)
         if top is not None and (not isinstance(top, np.ndarray) or top.dtype != L2_TOP_DTYPE
-                                or len(top) < n or not top.flags.c_contiguous):
-            raise TypeError("top must be a contiguous L2_TOP_DTYPE array, as long as deltas")
+                                or top.ndim != 1 or len(top) < n
+                                or not top.flags.c_contiguous or not top.flags.writeable):
+            raise TypeError("top must be a writable, contiguous, one-dimensional "
+                            "L2_TOP_DTYPE array, as long as deltas")
         if n == 0:
             return 0
         cdef const L2Delta* d = <const L2Delta*> const_data_of(deltas)
@@ -641,6 +645,9 @@ cdef class L2Book:
         cdef int64_t taken = 0
         cdef int code
         cdef uint8_t side
+        # A crossed book (kept by DROP_STALE or INVALIDATE) takes every delta through
+        # _apply, which drops or flags what the delta leaves crossed, as apply() does.
+        cdef bint crossed = self._crossed()
         sides[0], sides[1] = self.sides[0], self.sides[1]
         for i in range(n):
             side, size, seq, time = d[i].side, d[i].size, d[i].seq, d[i].time
@@ -648,9 +655,9 @@ cdef class L2Book:
             key = _key(side, d[i].price)
             if time != 0 and time < last_time:
                 previous = SKIPPED
-            elif (seq != 0 and last_seq != 0 and seq != last_seq + 1) \
+            elif crossed or (seq != 0 and last_seq != 0 and seq != last_seq + 1) \
                     or (size and other.count and key >= -other.keys[other.count - 1]):
-                previous = ASIDE          # a gap, or a level that would cross the book
+                previous = ASIDE          # a gap, or a book that is or would be crossed
             else:
                 previous = _set_in(own, key, size)
             if previous >= 0:
@@ -661,6 +668,7 @@ cdef class L2Book:
                 self.sides[0], self.sides[1] = sides[0], sides[1]
                 self.last_seq, self.last_time = last_seq, last_time
                 code = self._apply(side, d[i].price, size, seq, time)
+                crossed = self._crossed()
                 sides[0], sides[1] = self.sides[0], self.sides[1]
                 last_seq, last_time = self.last_seq, self.last_time
                 if code == CROSSED or code == NO_MEMORY:
@@ -1014,6 +1022,8 @@ cdef class L2Book:
             take = s.sizes[i] if affordable >= <double> s.sizes[i] else <int64_t> affordable
             if take <= 0:
                 break
+            if take > INT64_MAX - filled:
+                raise OverflowError("the levels taken hold more than 2**63 - 1 lots")
             cost += <double> price * take
             left -= <double> price * take
             filled += take
@@ -1107,7 +1117,7 @@ def _pair(prices, sizes, what):
     prices = np.ascontiguousarray(prices)
     sizes = np.ascontiguousarray(sizes)
     for name, array in (("prices", prices), ("sizes", sizes)):
-        if array.ndim != 1 or array.dtype.kind not in "iu":
+        if array.ndim != 1 or array.dtype.kind not in "iu" and array.size:  # [] is float64
             raise TypeError(f"{what} {name} must be a 1-d integer array (ticks/lots), "
                             f"got {array.dtype} with shape {array.shape}")
     if len(prices) != len(sizes):
