@@ -107,6 +107,44 @@ def test_deposit_while_apply_fills_runs_lands_or_is_refused():
     assert book.balance == 1_000.0 + outcomes["landed"]    # not one landed deposit lost
 
 
+def test_fills_written_by_another_thread_during_a_batch_never_apply_unchecked():
+    # apply_fills checked the whole batch, released the GIL, then applied it: a thread
+    # writing the caller's array in between got an asset index far outside the book
+    # applied (a write out of bounds: the process crashed) or a negative price.
+    child = run_child("""
+        import sys, threading
+        import numpy as np
+        from obelisk import POSITION_FILL_DTYPE, PositionBook
+        from obelisk.errors import InvalidFillError
+        sys.setswitchinterval(1e-6)
+        n, refused = 400_000, 0
+        for attempt in range(40):
+            book = PositionBook([[(0, 50)]], balance=1e12, taker_rate=0.0, maker_rate=0.0)
+            fills = np.zeros(n, POSITION_FILL_DTYPE)
+            fills["size"], fills["price"] = 1.0, 100.0
+            stop = False
+            def scribble():
+                while not stop:
+                    fills["asset"][n // 2:] = 100_000_000
+                    fills["price"][n // 2:] = -5.0
+                    fills["asset"][n // 2:] = 0
+                    fills["price"][n // 2:] = 100.0
+            writer = threading.Thread(target=scribble)
+            writer.start()
+            try:
+                book.apply_fills(fills)
+            except InvalidFillError:
+                refused += 1
+            stop = True
+            writer.join()
+            row = book.positions[0]
+            assert row["size"] in (0.0, float(n)) and row["entry_px"] in (0.0, 100.0), row
+        print("ok", refused)
+    """)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.startswith("ok")
+
+
 def test_a_call_is_claimed_before_any_python_code_runs():
     book = PositionBook([[(0, 20)]], balance=1_000.0)
     seen = []

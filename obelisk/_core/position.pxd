@@ -157,7 +157,7 @@ cdef class PositionBook:
     cdef bint _all_finite(self) noexcept nogil
     cdef int _load_rows(self, const unsigned char[::1] rows) except -1
     cdef double _apply_batch(self, fills) except? -1
-    cdef bint _apply_rows(self, const PositionFill* f, Py_ssize_t n) noexcept nogil
+    cdef Py_ssize_t _apply_rows(self, const PositionFill* f, Py_ssize_t n) noexcept nogil
     cdef int _mark(self, prices) except -1
     cdef bint _mark_rows(self, const double* marks) noexcept nogil
     cdef double _apply_funding(self, rates, oracle_prices) except? -1

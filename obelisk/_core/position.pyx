@@ -57,6 +57,7 @@ TRANSFER_VALUE_FRACTION = 0.1   # withdrawals keep max(initial margin, 10% of po
 
 cdef enum:
     PREFETCH_AHEAD = 8           # fills between asking for a row and using it
+    NOT_FINITE = -1              # _apply_rows: the fills would leave a non-finite number
 
 
 # ---------------------------------------------------------------- kernels
@@ -152,14 +153,6 @@ cdef inline bint _valid_fill(const PositionFill* f, int32_t count) noexcept nogi
     return (<int> (f.asset >= 0) & <int> (f.asset < count) & <int> (fabs(f.size) < INFINITY)
             & <int> (f.size != 0) & <int> (f.price > 0) & <int> (f.price < INFINITY)
             & <int> (f.maker <= 1))
-
-
-cdef Py_ssize_t _count_invalid(const PositionFill* f, Py_ssize_t n,
-                               int32_t count) noexcept nogil:
-    cdef Py_ssize_t i, invalid = 0
-    for i in range(n):
-        invalid += not _valid_fill(&f[i], count)
-    return invalid
 
 
 cdef inline bint _row_finite(const Position* p) noexcept nogil:
@@ -391,50 +384,52 @@ cdef class PositionBook:
         if n == 0:
             return 0.0
         cdef const PositionFill* f = <const PositionFill*> const_data_of(fills)
-        cdef Py_ssize_t i
-        cdef PyThreadState* released = release_gil_if(n >= RELEASE_GIL_FROM)
-        cdef Py_ssize_t invalid = _count_invalid(f, n, self.count)
-        restore_gil(released)
-        if invalid:
-            i = 0
-            while _valid_fill(&f[i], self.count):
-                i += 1
-            raise InvalidFillError(
-                f"fill {i} (asset {f[i].asset}, size {f[i].size}, price {f[i].price}, "
-                f"maker {f[i].maker}) is invalid; nothing applied")
         cdef double before = self.cross_balance
-        released = release_gil_if(n >= RELEASE_GIL_FROM)
-        cdef bint finite = self._apply_rows(f, n)
+        cdef PyThreadState* released = release_gil_if(n >= RELEASE_GIL_FROM)
+        cdef Py_ssize_t stopped = self._apply_rows(f, n)
         restore_gil(released)
-        if not finite:
+        if stopped == NOT_FINITE:
             raise InvalidFillError("the fills would leave a non-finite position or balance; "
                                    "nothing applied")
+        if stopped < n:
+            raise InvalidFillError(
+                f"fill {stopped} (asset {f[stopped].asset}, size {f[stopped].size}, price "
+                f"{f[stopped].price}, maker {f[stopped].maker}) is invalid; nothing applied")
         self._changed()
         return self.cross_balance - before
 
-    cdef bint _apply_rows(self, const PositionFill* f, Py_ssize_t n) noexcept nogil:
-        """Apply checked fills to the rows and the balance; whether all stayed finite (if
-        not, everything is as it was)."""
+    cdef Py_ssize_t _apply_rows(self, const PositionFill* f, Py_ssize_t n) noexcept nogil:
+        """Check each fill and apply it to the rows and the balance; `n` when all were
+        applied and stayed finite, else (everything as it was) the index of the first
+        invalid fill, or NOT_FINITE. Each fill is read once, checked and applied from that
+        copy: without the GIL, another thread may write the caller's array meanwhile, and
+        what is applied must be what was checked (an asset index above all)."""
         cdef double balance = self.cross_balance     # a local, so the loop keeps it in a register
         cdef double rates[2]
         rates[0] = self.taker_rate
         rates[1] = self.maker_rate
+        cdef PositionFill fill
         cdef Position* p
         cdef Py_ssize_t i
         self._save()
         for i in range(n):
-            # Rows are hit at random: ask for the one a few fills ahead early.
+            # Rows are hit at random: ask for the one a few fills ahead early (a prefetch
+            # never faults, so its index needs no check).
             if i + PREFETCH_AHEAD < n:
                 prefetch(&self.rows[f[i + PREFETCH_AHEAD].asset])
-            p = &self.rows[f[i].asset]
+            fill = f[i]
+            if not _valid_fill(&fill, self.count):
+                self._restore()
+                return i
+            p = &self.rows[fill.asset]
             if p.mark_px != p.mark_px:
-                p.mark_px = f[i].price
-            _apply_fill(p, f[i].size, f[i].price, rates[f[i].maker], &balance)
+                p.mark_px = fill.price
+            _apply_fill(p, fill.size, fill.price, rates[fill.maker], &balance)
         self.cross_balance = balance
         if self._all_finite():
-            return True
+            return n
         self._restore()
-        return False
+        return NOT_FINITE
 
     def mark(self, prices) -> None:
         """Set mark prices (one per asset; NaN keeps the previous mark) and recompute."""
