@@ -181,9 +181,7 @@ class RiskManager:
 
     def update_market(self, coin: str, mark: float, oracle: float = math.nan) -> None:
         """A fresh mark (and oracle) price: the checks use it, and the portfolio is marked."""
-        index = self.portfolio.index(coin)
-        self.checks.update_market(index, mark, oracle)
-        self.portfolio.book.set_mark(index, mark)
+        self.checks.update_market(self.portfolio.index(coin), mark, oracle, mark_book=True)
 
     # -------------------------------------------------------------- state
 

@@ -66,3 +66,22 @@ def test_pickled_rows_that_do_not_fit_or_are_not_finite_are_refused():
         function(*settings, broken.tobytes())
     assert function(*settings, rows).positions.tobytes() == book.positions.tobytes()
 
+
+
+@pytest.mark.parametrize("field, value", [
+    ("leverage", np.nan), ("leverage", 0.0), ("leverage", 21.0), ("leverage", 2.5),
+    ("isolated", 7), ("entry_px", -5.0),
+])
+def test_pickled_rows_with_settings_no_call_could_make_are_refused(field, value):
+    # Only finiteness was checked: a NaN or zero leverage made margins NaN or inf, and an
+    # isolated flag of 7 weighed the row 7 and -6 in the account's totals.
+    book = PositionBook([[(0, 20)]], balance=1_000.0)
+    book.apply_fill(0, 1.0, 100.0)
+    function, (*settings, rows) = book.__reduce__()
+    broken = np.frombuffer(rows, dtype=book.positions.dtype).copy()
+    broken[field][0] = value
+    with pytest.raises(ValueError, match="pickled row 0 holds what no book can"):
+        function(*settings, broken.tobytes())
+    negative_margin = np.frombuffer(rows, dtype=book.positions.dtype).copy()
+    negative_margin["margin"][0] = -50.0            # funding can take margin below zero
+    assert function(*settings, negative_margin.tobytes()).positions["margin"][0] == -50.0

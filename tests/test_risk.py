@@ -310,3 +310,71 @@ def test_a_rate_without_a_burst_holds_one_seconds_worth():
     assert [risk.check("BTC", 1, 0.1, 60_000).allowed for _ in range(3)] == [True, True, False]
     clock.advance(0.5)
     assert risk.check("BTC", 1, 0.1, 60_000).allowed
+
+
+def test_an_order_that_closes_a_position_left_with_float_residue_reduces_it():
+    # 0.3 - 0.1 holds 0.19999999999999998: a sell of 0.2 closes it exactly when it fills,
+    # but was judged to increase it, so reduce-only, REDUCING and stop-losses refused it.
+    clock = Clock()
+    portfolio = Portfolio([BTC], balance=100_000.0)
+    risk = RiskManager(portfolio, RiskLimits(max_data_age_s=5), clock=clock)
+    risk.update_market("BTC", 60_000.0)
+    portfolio.apply_fill("BTC", 0.3, 60_000.0)
+    portfolio.apply_fill("BTC", -0.1, 60_000.0)
+    assert portfolio.position("BTC").size != 0.2
+    assert risk.check("BTC", -1, 0.2, 60_000.0, reduce_only=True).reason == R.OK
+    assert risk.check("BTC", -1, 0.2000001, 60_000.0, reduce_only=True).reason == \
+        R.REDUCE_ONLY_INCREASES                     # past the residue: it would flip
+    risk.set_state(TradingState.REDUCING)
+    assert risk.check("BTC", -1, 0.2, 60_000.0).reason == R.OK
+    risk.set_state(TradingState.ACTIVE)
+    clock.advance(10)                               # market data goes stale
+    assert risk.check("BTC", -1, 0.2, 60_000.0, protective=True,
+                      trigger_price=59_000.0).reason == R.OK
+    portfolio.apply_fill("BTC", -0.2, 60_000.0)
+    assert portfolio.position("BTC").size == 0.0
+
+
+@pytest.mark.parametrize("side", [2, -5, 100, 0])
+def test_check_and_check_batch_refuse_the_same_sides(side):
+    # check() read any positive side as a buy; check_batch() refused all but +1 and -1.
+    risk = RiskManager(Portfolio([BTC], balance=100_000.0), RiskLimits())
+    risk.update_market("BTC", 60_000.0)
+    batch = np.zeros(1, RISK_ORDER_DTYPE)
+    batch[0] = (0, side, 0, 0.1, 60_000.0, 0.0)
+    assert risk.check("BTC", side, 0.1, 60_000.0).reason == R.INVALID_ORDER
+    assert risk.check_batch(batch)[0] == R.INVALID_ORDER
+
+
+def test_a_mark_the_book_refuses_leaves_the_checks_on_the_old_mark_too():
+    # The checks took the new mark before the book refused it: a price band then judged
+    # orders against a mark the portfolio never had.
+    portfolio = Portfolio([BTC], balance=1e6, fees=None)
+    risk = RiskManager(portfolio, RiskLimits(default=AssetLimits(price_band=0.01)))
+    risk.update_market("BTC", 1.0)
+    portfolio.book.set_position(0, 1e300, 1.0, leverage=1, isolated=False)
+    before = risk.check("BTC", 1, 1.0, 1.0)
+    with pytest.raises(MarketDataError, match="non-finite"):
+        risk.update_market("BTC", 1e10)             # 1e300 x 1e10 overflows
+    assert portfolio.marks[0] == 1.0
+    after = risk.check("BTC", 1, 1.0, 1.0)
+    assert (after.reason, after.value, after.limit) == (before.reason, before.value, before.limit)
+    assert after.reason != R.PRICE_BAND
+
+
+@pytest.mark.parametrize("age_s", [1e10, 1e12, 1e300])
+def test_a_huge_finite_data_age_means_none_not_every_order_stale(age_s):
+    # age x 1e9 past int64 wrapped negative, and every fresh mark was judged stale.
+    risk = RiskManager(Portfolio([BTC], balance=100_000.0), RiskLimits(max_data_age_s=age_s))
+    risk.update_market("BTC", 60_000.0)
+    assert risk.check("BTC", 1, 0.1, 60_000.0).reason == R.OK
+
+
+def test_the_checks_refuse_a_state_or_an_order_count_that_cannot_be():
+    # state = 7 was taken (and acted as ACTIVE); open_orders = -5 too.
+    risk = RiskManager(Portfolio([BTC], balance=100_000.0), RiskLimits())
+    with pytest.raises(ValueError, match="TradingState"):
+        risk.checks.state = 7
+    with pytest.raises(ValueError, match="negative"):
+        risk.checks.open_orders = -5
+    assert risk.state == TradingState.ACTIVE and risk.checks.open_orders == 0

@@ -63,6 +63,13 @@ cdef inline double fill_fee_at_rate(double size, double price, double rate) noex
 
 # Margin math shared with the risk checks (header-style: inlined where cimported).
 
+cdef inline bint closes_whole(double amount, double held) noexcept nogil:
+    """Whether an opposite fill of `amount` closes a position of `held` (both > 0) exactly:
+    decimal sizes leave float residue (0.3 - 0.1 - 0.2 != 0), and a fill within 1e-12 of
+    the held size closes it rather than leaving or flipping to a dust position."""
+    return fabs(amount - held) <= 1e-12 * (amount + held)
+
+
 cdef inline int32_t tier_of(const double* lower, int32_t first, int32_t count,
                             double notional) noexcept nogil:
     """Index of the margin tier that holds `notional`."""
@@ -151,6 +158,9 @@ cdef class PositionBook:
     cdef int _refuse(self) except -1
     cdef inline void _changed(self) noexcept nogil
     cdef int _check_asset(self, Py_ssize_t asset) except -1
+    cdef int _check_mark(self, Py_ssize_t asset, double price) except -1
+    cdef Py_ssize_t _first_unsettable_row(self) noexcept nogil
+    cdef void _set_mark(self, Py_ssize_t asset, double price) noexcept
     cdef int _refuse_fill(self, Py_ssize_t asset, double size, double price) except -1
     cdef inline void _save(self) noexcept nogil
     cdef inline void _restore(self) noexcept nogil

@@ -12,7 +12,7 @@ from enum import IntEnum
 import numpy as np
 
 cimport cython
-from libc.math cimport INFINITY, NAN, fabs, isfinite
+from libc.math cimport INFINITY, NAN, fabs, floor, isfinite
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
 from libc.string cimport memcpy
 
@@ -88,9 +88,7 @@ cdef inline void _fill_outcome(const Position* p, double size, double price, dou
     cdef double held = fabs(p.size)
     cdef double amount = fabs(size)
     cdef bint closing = (p.size > 0 and size < 0) or (p.size < 0 and size > 0)
-    # Decimal sizes leave float residue (0.3 - 0.1 - 0.2 != 0): a fill within 1e-12 of
-    # the held size closes it exactly instead of leaving or flipping to a dust position.
-    cdef bint whole = closing and fabs(amount - held) <= 1e-12 * (amount + held)
+    cdef bint whole = closing and closes_whole(amount, held)
     # A comparison, not fmin: both are finite here, and fmin is a libm call that makes the
     # compiler spill every live register around it.
     cdef double closed = held if whole else ((amount if amount < held else held) if closing
@@ -598,21 +596,30 @@ cdef class PositionBook:
 
     def set_mark(self, Py_ssize_t asset, double price) -> None:
         """Move one asset's mark price; the derived values follow when next read."""
-        cdef Position trial
         self._claim()
         try:
-            self._check_asset(asset)
-            if not (isfinite(price) and price > 0):
-                raise MarketDataError(f"mark price must be positive, got {price}")
-            trial = self.rows[asset]
-            trial.mark_px = price
-            if not _row_finite(&trial):
-                raise MarketDataError(f"a mark of {price} would make asset {asset}'s value or "
-                                      f"uPnL non-finite; mark unchanged")
-            self.rows[asset].mark_px = price
-            self._changed()
+            self._check_mark(asset, price)
+            self._set_mark(asset, price)
         finally:
             self.busy = False
+
+    cdef int _check_mark(self, Py_ssize_t asset, double price) except -1:
+        """Raise unless `price` may be `asset`'s mark (nothing changes either way)."""
+        cdef Position trial
+        self._check_asset(asset)
+        if not (isfinite(price) and price > 0):
+            raise MarketDataError(f"mark price must be positive, got {price}")
+        trial = self.rows[asset]
+        trial.mark_px = price
+        if not _row_finite(&trial):
+            raise MarketDataError(f"a mark of {price} would make asset {asset}'s value or "
+                                  f"uPnL non-finite; mark unchanged")
+        return 0
+
+    cdef void _set_mark(self, Py_ssize_t asset, double price) noexcept:
+        """Move a mark ``_check_mark`` accepted (under the caller's claim)."""
+        self.rows[asset].mark_px = price
+        self._changed()
 
     def deposit(self, double amount) -> None:
         """Add USDC to the cross balance."""
@@ -804,8 +811,23 @@ cdef class PositionBook:
         finally:
             self.busy = False
 
+    cdef Py_ssize_t _first_unsettable_row(self) noexcept nogil:
+        """The first row whose settings no call could have made (set_leverage keeps a whole
+        leverage in 1..the tiers' maximum; a mode is cross (0) or isolated (1); prices are
+        positive), or -1: a NaN or zero leverage would make its margins NaN or inf, and an
+        isolated flag of 7 would weigh the row 7 and -6 in the totals."""
+        cdef int32_t i
+        cdef const Position* p
+        for i in range(self.count):
+            p = &self.rows[i]
+            if not (1.0 <= p.leverage <= self.max_leverage[i]) or p.leverage != floor(p.leverage) \
+                    or p.isolated > 1 or p.entry_px < 0:
+                return i
+        return -1
+
     cdef int _load_rows(self, const unsigned char[::1] rows) except -1:
         """Take `rows` (a pickled book's) as this book's own, all or nothing."""
+        cdef Py_ssize_t bad
         if rows.shape[0] != self.count * <Py_ssize_t> sizeof(Position):
             raise ValueError(f"pickled rows hold {rows.shape[0]} bytes; this book's "
                              f"{self.count} assets need {self.count * sizeof(Position)}")
@@ -816,6 +838,12 @@ cdef class PositionBook:
             if not self._all_finite():
                 self._restore()
                 raise ValueError("pickled rows hold a non-finite number")
+            bad = self._first_unsettable_row()
+            if bad >= 0:
+                self._restore()
+                raise ValueError(f"pickled row {bad} holds what no book can: a leverage outside "
+                                 f"1..{self.max_leverage[bad]:g} or not whole, a margin mode "
+                                 f"other than 0 or 1, or a negative entry price")
             self._changed()
         finally:
             self.busy = False

@@ -34,6 +34,7 @@ from obelisk._core.position cimport (
     PositionBook,
     Position,
     Totals,
+    closes_whole,
     liquidation_price,
     maintenance_margin,
 )
@@ -179,8 +180,9 @@ cdef class RiskChecks:
         self.daily_loss_limit = daily_loss_limit
         self.max_drawdown = max_drawdown
         self.max_open_orders = max_open_orders
-        self.max_data_age_ns = <int64_t> (max_data_age_s * 1e9) if isfinite(max_data_age_s) \
-            else 1 << 62
+        # past 2**62 ns (146 years) an age is as good as none, and int64 would overflow
+        self.max_data_age_ns = <int64_t> (max_data_age_s * 1e9) \
+            if max_data_age_s * 1e9 < <double> (1 << 62) else 1 << 62
         self.orders_per_second = orders_per_second
         # a rate without a burst holds one second's worth, not an unlimited bucket
         self.burst = burst if isfinite(burst) or not isfinite(orders_per_second) \
@@ -227,6 +229,9 @@ cdef class RiskChecks:
     @state.setter
     def state(self, value) -> None:
         cdef int state = value
+        if state != STATE_ACTIVE and state != STATE_REDUCING and state != STATE_HALTED:
+            raise ValueError(f"state must be a TradingState (ACTIVE, REDUCING or HALTED), "
+                             f"got {value!r}")
         self._check_idle()
         self.trading_state = state
 
@@ -251,6 +256,8 @@ cdef class RiskChecks:
     @open_orders.setter
     def open_orders(self, value) -> None:
         cdef int64_t count = value
+        if count < 0:
+            raise ValueError(f"open orders cannot be negative, got {count}")
         self._check_idle()
         self.resting_orders = count
 
@@ -259,21 +266,29 @@ cdef class RiskChecks:
 
     # ---------------------------------------------------------- market data
 
-    def update_market(self, Py_ssize_t asset, double mark, double oracle=NAN) -> None:
-        """Record a fresh mark (and oracle) price for `asset`, stamped now."""
+    def update_market(self, Py_ssize_t asset, double mark, double oracle=NAN, *,
+                      bint mark_book=False) -> None:
+        """Record a fresh mark (and oracle) price for `asset`, stamped now; with `mark_book`,
+        move the book's mark too, both or neither (a mark the book refuses changes
+        nothing here)."""
         if not 0 <= asset < self.count:
             raise UnknownAssetError(f"asset must be an index in 0..{self.count - 1}, got {asset}")
         if not (isfinite(mark) and mark > 0) or (oracle == oracle and not (
                 isfinite(oracle) and oracle > 0)):
             raise MarketDataError(
                 f"mark and oracle prices must be positive, got {mark}, {oracle}")
-        self._claim(False)
+        self._claim(mark_book)
         try:
+            if mark_book:
+                self.book._check_mark(asset, mark)
+                self.book._set_mark(asset, mark)
             self.marks[asset] = mark
             self.oracles[asset] = oracle
             self.mark_times[asset] = self._now()
         finally:
             self.busy = False
+            if mark_book:
+                self.book.busy = False
 
     def reset_daily(self, equity=None) -> None:
         """Start a new trading day (and drawdown peak) from `equity` or the account value now."""
@@ -303,7 +318,7 @@ cdef class RiskChecks:
             self.last_limit = self.count
             return RISK_UNKNOWN_ASSET
         order.asset = <int32_t> asset
-        order.side = 1 if side > 0 else (-1 if side < 0 else 0)
+        order.side = <int8_t> side if side == 1 or side == -1 else 0     # 0: INVALID_ORDER
         order.size = size
         order.price = price
         order.trigger_price = trigger_price
@@ -463,7 +478,13 @@ cdef class RiskChecks:
         cdef double held = p.size + self.pending[o.asset]
         cdef double change = o.side * o.size
         cdef double after = held + change
-        cdef bint reducing = held != 0 and (held > 0) != (change > 0) and o.size <= fabs(held)
+        # An order that closes the position exactly, as its fill will (closes_whole), reduces
+        # it even when float residue leaves the held size a hair below the order's.
+        cdef bint closing = held != 0 and (held > 0) != (change > 0)
+        cdef bint whole = closing and closes_whole(o.size, fabs(held))
+        cdef bint reducing = whole or (closing and o.size <= fabs(held))
+        if whole:
+            after = 0.0
         cdef double mark = self.marks[o.asset]
         cdef int verdict
         if o.flags & FLAG_REDUCE_ONLY and not reducing:
