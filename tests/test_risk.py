@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from obelisk import Instrument, Portfolio
+from obelisk import FeeRates, Instrument, Portfolio
 from obelisk.errors import (
     InvalidRiskLimitError,
     MarketDataError,
@@ -378,3 +378,48 @@ def test_the_checks_refuse_a_state_or_an_order_count_that_cannot_be():
     with pytest.raises(ValueError, match="negative"):
         risk.checks.open_orders = -5
     assert risk.state == TradingState.ACTIVE and risk.checks.open_orders == 0
+
+
+def one_by_one_filled(portfolio, risk, orders, coins):
+    """check() each order and fill the allowed ones at their price: what check_batch
+    promises to judge each order against."""
+    verdicts = []
+    for order in orders:
+        coin = coins[int(order["asset"])]
+        verdict = risk.check(coin, int(order["side"]), float(order["size"]),
+                             float(order["price"]))
+        verdicts.append(verdict.reason)
+        if verdict.allowed:
+            portfolio.apply_fill(coin, float(order["side"]) * float(order["size"]),
+                                 float(order["price"]))
+    return verdicts
+
+
+@pytest.mark.parametrize("case", ["isolated margin", "cross value", "cross maintenance"])
+def test_a_batch_counts_what_its_earlier_orders_take_from_the_cross_account(case):
+    # check_batch left out the margin earlier isolated orders move out of the cross balance,
+    # earlier cross orders in the 10 %-of-value floor, and their maintenance margin in the
+    # liquidation distance: it allowed orders that, after the earlier ones filled, fail.
+    coins = ["BTC", "ETH"]
+    limits = RiskLimits(min_liquidation_distance=0.14 if case == "cross maintenance" else 0.0)
+    rows = {"isolated margin": [(1, 1, 12.0, 3_000.0)] * 3,
+            "cross value": [(0, 1, 1.0, 60_000.0), (1, 1, 25.0, 3_000.0)],
+            "cross maintenance": [(0, 1, 1.0, 60_000.0), (1, -1, 20.0, 3_000.0)]}[case]
+    orders = np.zeros(len(rows), RISK_ORDER_DTYPE)
+    for i, (asset, side, size, price) in enumerate(rows):
+        orders[i] = (asset, side, 0, size, price, 0.0)
+
+    def account():
+        portfolio = Portfolio([BTC, ETH], balance=10_000.0, fees=FeeRates(0.0, 0.0))
+        portfolio.set_leverage("BTC", 40)
+        portfolio.set_leverage("ETH", 25 if case == "cross maintenance" else 10,
+                               isolated=case != "cross maintenance")
+        risk = RiskManager(portfolio, limits)
+        risk.update_market("BTC", 60_000.0)
+        risk.update_market("ETH", 3_000.0)
+        return portfolio, risk
+
+    batch = [R(reason) for reason in account()[1].check_batch(orders)]
+    expected = one_by_one_filled(*account(), orders, coins)
+    assert R.OK in expected and expected[-1] != R.OK
+    assert batch == expected

@@ -77,6 +77,9 @@ cdef class RiskChecks:
     cdef double pending_value       # ... and the notional, cross initial margin and resting
     cdef double pending_cross_im    # orders they add, so a batch is judged like the same
     cdef int64_t pending_open       # orders checked one by one after each was filled
+    cdef double pending_cross_value         # ... the cross notional,
+    cdef double pending_cross_mm            # the cross maintenance margin,
+    cdef double pending_isolated_margin     # and the margin isolated orders take from cross
     cdef bint batching
     cdef readonly double max_total_notional
     cdef readonly double max_leverage
@@ -122,6 +125,8 @@ cdef class RiskChecks:
     cdef int _check(self, const RiskOrder* order, int64_t now) noexcept nogil
     cdef int _check_claimed(self, const RiskOrder* order) except -1
     cdef inline int _deny(self, int reason, double value, double limit) noexcept nogil
+    cdef inline double _pending_maintenance(self, int32_t asset, const Position* p, double held,
+                                            double mark) noexcept nogil
     cdef double _distance_after(self, const RiskOrder* o, const Position* p, double held,
                                 double after, double mark, double cross_equity) noexcept nogil
     cdef void _commit(self, const RiskOrder* o, const Position* p, double held, double after,

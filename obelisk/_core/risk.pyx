@@ -421,6 +421,7 @@ cdef class RiskChecks:
         self.batching = False
         memset(self.pending, 0, self.count * sizeof(double))
         self.pending_value = self.pending_cross_im = 0.0
+        self.pending_cross_value = self.pending_cross_mm = self.pending_isolated_margin = 0.0
         self.pending_open = 0
 
     cdef void _check_orders(self, const RiskOrder* o, Py_ssize_t n, int64_t now,
@@ -552,7 +553,10 @@ cdef class RiskChecks:
         cdef double grown = fabs(after) - fabs(held) if (after > 0) == (held > 0) else fabs(after)
         cdef double cross_im = t.cross_initial_margin + self.pending_cross_im
         cdef double cross_im_after = cross_im + (value_after - value_held) / p.leverage
-        cdef double free = cross_equity - max(cross_im, 0.1 * t.cross_position_value)
+        # the margin the batch's earlier isolated orders moved out of the cross balance
+        cdef double cross_left = cross_equity - self.pending_isolated_margin
+        cdef double free = cross_left - max(
+            cross_im, 0.1 * (t.cross_position_value + self.pending_cross_value))
         cdef double needed
         if cross_im_after * 0.0 + free * 0.0 != 0.0:
             return self._deny(RISK_NON_FINITE_ACCOUNT, cross_im_after, free)
@@ -560,10 +564,10 @@ cdef class RiskChecks:
             needed = grown * o.price / p.leverage if grown > 0 else 0.0
             if needed > free:
                 return self._deny(RISK_MARGIN, needed, free)
-        elif cross_im_after > cross_equity:
-            return self._deny(RISK_MARGIN, cross_im_after, cross_equity)
+        elif cross_im_after > cross_left:
+            return self._deny(RISK_MARGIN, cross_im_after, cross_left)
         if self.min_liquidation_distance > 0:
-            needed = self._distance_after(o, p, held, after, mark, cross_equity)
+            needed = self._distance_after(o, p, held, after, mark, cross_left)
             if needed < self.min_liquidation_distance:
                 return self._deny(RISK_LIQUIDATION_DISTANCE, needed, self.min_liquidation_distance)
         cdef int64_t open_after = self.resting_orders + self.pending_open + 1
@@ -579,11 +583,18 @@ cdef class RiskChecks:
         """In a batch, count an allowed order as filled for the orders after it."""
         if not self.batching:
             return
+        cdef double grown = fabs(after) - fabs(held) if (after > 0) == (held > 0) else fabs(after)
         self.pending[o.asset] += after - held
         if mark == mark:
             self.pending_value += (fabs(after) - fabs(held)) * mark
             if not p.isolated:
                 self.pending_cross_im += (fabs(after) - fabs(held)) * mark / p.leverage
+                self.pending_cross_value += (fabs(after) - fabs(held)) * mark
+                self.pending_cross_mm += \
+                    maintenance_margin(&self.book.tiers, o.asset, fabs(after) * mark) \
+                    - maintenance_margin(&self.book.tiers, o.asset, fabs(held) * mark)
+        if p.isolated and grown > 0:        # what a reducing one releases is not counted:
+            self.pending_isolated_margin += grown * o.price / p.leverage  # it errs on refusing
         if not o.flags & FLAG_IMMEDIATE:
             self.pending_open += 1
 
@@ -605,15 +616,25 @@ cdef class RiskChecks:
         if p.isolated:
             available = p.margin + max(fabs(after) - fabs(held), 0.0) * o.price / p.leverage \
                 + upnl
-        else:
+        else:       # the other cross positions' maintenance, the batch's earlier orders too
             available = cross_equity - p.unrealized_pnl + upnl \
-                - (self.book.totals.cross_maintenance_margin - p.maintenance_margin)
+                - (self.book.totals.cross_maintenance_margin - p.maintenance_margin) \
+                - (self.pending_cross_mm - self._pending_maintenance(o.asset, p, held, mark))
         cdef double liquidation = liquidation_price(&self.book.tiers, o.asset, after, mark,
                                                     maintenance, available,
                                                     self.book.legacy_liquidation)
         if liquidation != liquidation:
             return INFINITY
         return max((mark - liquidation) * (1.0 if after > 0 else -1.0), 0.0) / mark
+
+    cdef inline double _pending_maintenance(self, int32_t asset, const Position* p, double held,
+                                            double mark) noexcept nogil:
+        """What the batch's earlier orders on `asset` (now `held`) added to its cross
+        maintenance margin: their part of pending_cross_mm."""
+        if held == p.size:
+            return 0.0
+        return maintenance_margin(&self.book.tiers, asset, fabs(held) * mark) \
+            - maintenance_margin(&self.book.tiers, asset, fabs(p.size) * mark)
 
     cdef inline int _take_token(self, int64_t now) noexcept nogil:
         """Spend one order of the rate budget (a token bucket), or refuse."""
