@@ -423,3 +423,17 @@ def test_a_batch_counts_what_its_earlier_orders_take_from_the_cross_account(case
     expected = one_by_one_filled(*account(), orders, coins)
     assert R.OK in expected and expected[-1] != R.OK
     assert batch == expected
+
+
+def test_an_isolated_flip_counts_the_margin_the_closed_side_releases():
+    # Selling 20 of an isolated long of 10 needs margin for the new short of 10, which the
+    # long's margin, released first, covers; the check asked for it on top.
+    portfolio = Portfolio([ETH], balance=3_000.0, fees=FeeRates(0.0, 0.0))
+    portfolio.set_leverage("ETH", 10, isolated=True)
+    risk = RiskManager(portfolio, RiskLimits())
+    risk.update_market("ETH", 3_000.0)
+    portfolio.apply_fill("ETH", 10.0, 3_000.0)         # margin 3,000: nothing left in cross
+    assert risk.check("ETH", -1, 20.0, 3_000.0).reason == R.OK
+    assert risk.check("ETH", -1, 21.0, 3_000.0).reason == R.MARGIN     # 300 more than that
+    portfolio.apply_fill("ETH", -20.0, 3_000.0)
+    assert portfolio.position("ETH").margin == 3_000.0 and portfolio.balance == 0.0

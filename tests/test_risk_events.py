@@ -8,7 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from obelisk import EVENT_DTYPE, Instrument, Portfolio
-from obelisk.risk import RISK_ORDER_DTYPE, AssetLimits, OrderFlags, RiskLimits, RiskManager
+from obelisk.risk import (
+    RISK_ORDER_DTYPE,
+    AssetLimits,
+    OrderFlags,
+    RiskLimits,
+    RiskManager,
+    RiskReason,
+)
 
 TABLE = [Instrument("BTC", 0, 5, 40), Instrument("ETH", 1, 4, 25), Instrument("SOL", 2, 2, 20)]
 LIMITS = RiskLimits(default=AssetLimits(max_order_notional=60_000, price_band=0.05,
@@ -98,3 +105,14 @@ def test_check_events_refuses_columns_of_the_wrong_length_and_changes_nothing():
         risk.check_events(np.zeros(2, RISK_ORDER_DTYPE), np.zeros(2, np.int32),
                           np.zeros(2, np.uint8))
     assert risk.open_orders == 0
+
+
+def test_an_event_whose_side_is_neither_buy_nor_sell_is_an_invalid_order():
+    # A side byte of 128 was judged as a buy (1 - 2 x 128 wrapped to +1 in an int8).
+    risk, _ = manager((True, True, True))
+    events = np.zeros(3, EVENT_DTYPE)
+    events["kind"], events["qty"], events["price"] = LIMIT, 1, 300_000   # BTC 0.00001 at 3,000
+    events["side"] = [0, 128, 2]
+    reasons = risk.check_events(events, np.zeros(3, np.int32), np.zeros(3, np.uint8))
+    assert reasons[0] != RiskReason.INVALID_ORDER
+    assert reasons[1:].tolist() == [RiskReason.INVALID_ORDER] * 2

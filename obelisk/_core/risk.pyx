@@ -446,7 +446,8 @@ cdef class RiskChecks:
                 continue
             row = row_of[i]
             o.asset = row
-            o.side = <int8_t> (1 - 2 * <int> e[i].side)
+            # a side byte other than BUY (0) or SELL (1) is an invalid order (side 0)
+            o.side = <int8_t> (1 - 2 * <int> e[i].side) if e[i].side <= 1 else 0
             o.flags = 0 if e[i].kind == KIND_LIMIT and (
                 e[i].tif == TIF_GTC or e[i].tif == TIF_ALO) else FLAG_IMMEDIATE
             o.size = o.price = 1.0      # an unknown row is refused before they count
@@ -562,6 +563,8 @@ cdef class RiskChecks:
             return self._deny(RISK_NON_FINITE_ACCOUNT, cross_im_after, free)
         if p.isolated:
             needed = grown * o.price / p.leverage if grown > 0 else 0.0
+            if held == p.size and p.size != 0 and (after > 0) != (p.size > 0):
+                free += p.margin        # a flip: the closed side's margin comes back first
             if needed > free:
                 return self._deny(RISK_MARGIN, needed, free)
         elif cross_im_after > cross_left:
