@@ -97,6 +97,12 @@ PER_ASSET_LIMITS = ("max_order_size", "max_order_notional", "max_position_size",
                     "max_position_notional", "price_band")
 
 
+cdef inline double _grown(double held, double after) noexcept nogil:
+    """How much a position of `held` opens on its way to `after`: the growth on the same
+    side, or the whole new side after a flip (negative for a reduction)."""
+    return fabs(after) - fabs(held) if (after > 0) == (held > 0) else fabs(after)
+
+
 @cython.final
 cdef class RiskChecks:
     """The compiled checks behind :class:`obelisk.RiskManager`; limits off are ``inf``.
@@ -551,7 +557,7 @@ cdef class RiskChecks:
         if equity <= 0 or total_after > self.max_leverage * equity:
             return self._deny(RISK_LEVERAGE, total_after / equity if equity > 0 else INFINITY,
                               self.max_leverage)
-        cdef double grown = fabs(after) - fabs(held) if (after > 0) == (held > 0) else fabs(after)
+        cdef double grown = _grown(held, after)
         cdef double cross_im = t.cross_initial_margin + self.pending_cross_im
         cdef double cross_im_after = cross_im + (value_after - value_held) / p.leverage
         # the margin the batch's earlier isolated orders moved out of the cross balance
@@ -586,7 +592,7 @@ cdef class RiskChecks:
         """In a batch, count an allowed order as filled for the orders after it."""
         if not self.batching:
             return
-        cdef double grown = fabs(after) - fabs(held) if (after > 0) == (held > 0) else fabs(after)
+        cdef double grown = _grown(held, after)
         self.pending[o.asset] += after - held
         if mark == mark:
             self.pending_value += (fabs(after) - fabs(held)) * mark
