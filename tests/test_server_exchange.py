@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 from eth_account import Account
-from hyperliquid.utils.signing import sign_agent, sign_l1_action
+from hyperliquid.utils.signing import sign_agent, sign_l1_action, sign_usd_transfer_action
 
 from obelisk.server import LocalExchange, SimClock, Undecodable
 from obelisk.server import exchange as exchange_module
@@ -217,6 +217,44 @@ def test_an_approved_agent_trades_for_its_master_with_its_own_nonces():
     (row,) = ex.info({"type": "openOrders", "user": me.address})
     assert row["oid"] == status["resting"]["oid"]
     assert ex.info({"type": "openOrders", "user": agent.address.lower()}) == []
+
+
+def test_an_account_cannot_approve_another_users_address_as_its_agent():
+    # It could: the other user's orders then landed on the approver's account, and the
+    # other user could no longer act for itself.
+    ex = exchange(me=10_000, other=10_000)
+    me, other = Trader(ex), Trader(ex, OTHER)
+    nonce = ex.clock.now_ms() + 7
+    action = {"type": "approveAgent", "agentAddress": other.wallet.address, "agentName": "",
+              "nonce": nonce}
+    answer = ex.act({"action": action, "nonce": nonce, "signature": sign_agent(me.wallet, action,
+                                                                               False),
+                     "vaultAddress": None, "expiresAfter": None})
+    assert answer == {"status": "err",
+                      "response": f"Agent {other.address} is already a user's address"}
+    status = other.order(1, True, "3400", "0.5")
+    (row,) = ex.info({"type": "openOrders", "user": other.address})
+    assert row["oid"] == status["resting"]["oid"]
+    assert ex.info({"type": "openOrders", "user": me.address}) == []
+
+
+@pytest.mark.parametrize("field, value", [("amount", "sNaN"), ("signatureChainId", "0x" + "f" * 70),
+                                          ("signatureChainId", "-0x1")])
+def test_user_signed_fields_that_crashed_the_handler_are_refused(field, value):
+    # float(Decimal("sNaN")) is a ValueError and a chain id past 2**256 an OverflowError:
+    # both escaped as HTTP 500.
+    ex = exchange(me=1_000)
+    me = Trader(ex)
+    nonce = ex.clock.now_ms() + 7
+    action = {"type": "usdSend", "destination": Account.from_key(OTHER).address.lower(),
+              "amount": value if field == "amount" else "1.0", "time": nonce}
+    signature = sign_usd_transfer_action(me.wallet, action, False)   # adds the chain fields
+    action[field] = value
+    answer = ex.act({"action": action, "nonce": nonce, "signature": signature,
+                     "vaultAddress": None, "expiresAfter": None})
+    assert answer["status"] == "err"
+    assert answer["response"] in ('Invalid amount "sNaN"', "Unable to recover signer")
+    assert me.state()["marginSummary"]["accountValue"] == "1000.0"
 
 
 def test_funding_is_paid_every_hour_at_the_oracle():

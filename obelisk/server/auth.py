@@ -71,7 +71,8 @@ class Signers:
                                       body.get("expiresAfter"), self.mainnet,
                                       check_floats=False)    # hash what was received
             return recover_signer(digest, body["signature"]).lower()
-        except (WireError, KeyError, TypeError, ValueError):
+        except (WireError, KeyError, TypeError, ValueError, OverflowError):
+            # OverflowError: a signatureChainId outside 0..2**256 - 1
             raise Rejected("Unable to recover signer") from None
 
     def user_signer(self, body: Mapping[str, Any]) -> str:
@@ -83,7 +84,8 @@ class Signers:
         try:
             return recover_user_from_user_signed_action(action, body["signature"], types,
                                                         primary, self.mainnet).lower()
-        except (WireError, KeyError, TypeError, ValueError):
+        except (WireError, KeyError, TypeError, ValueError, OverflowError):
+            # OverflowError: a signatureChainId outside 0..2**256 - 1
             raise Rejected("Unable to recover signer") from None
 
     def master_of(self, signer: str) -> str:
@@ -93,12 +95,15 @@ class Signers:
 
     # ------------------------------------------------------------- agents
 
-    def approve(self, master: str, address: str, name: str) -> None:
+    def approve(self, master: str, address: str, name: str, *, is_user: bool = False) -> None:
         """Register an API wallet; one with the same name (or a new unnamed one) replaces
-        the old, whose address is pruned."""
+        the old, whose address is pruned. `is_user`: the address is an account's own, which
+        no other account may take as its agent (its orders would land on the taker's)."""
         address = address.lower()
         if address == master:
             raise Rejected("Cannot approve the account itself as an agent")
+        if is_user:
+            raise Rejected(f"Agent {address} is already a user's address")
         if len(name) > 16:
             raise Rejected("Agent name must be at most 16 characters")
         named = [a for a in self.agents.values() if a.master == master and a.name]

@@ -218,7 +218,7 @@ def usdc_amount(text: str) -> float:
         raise Rejected("Sub-accounts are not supported by the local exchange")
     try:
         amount = float(Decimal(text))
-    except ArithmeticError:
+    except (ArithmeticError, ValueError):     # float(Decimal("sNaN")) is a ValueError
         raise Rejected(f"Invalid amount {json.dumps(text)}") from None
     if not 0 < amount < 1e15:
         raise Rejected(f"Invalid amount {json.dumps(text)}")

@@ -282,7 +282,8 @@ class LocalExchange:
         kind = action["type"]
         if kind == "approveAgent":
             self.signers.approve(account.address, action["agentAddress"],
-                                 action.get("agentName") or "")
+                                 action.get("agentName") or "",
+                                 is_user=str(action["agentAddress"]).lower() in self.accounts)
         elif kind == "usdClassTransfer":
             self._usd_class_transfer(account, action)
         else:
