@@ -315,6 +315,24 @@ def test_a_stop_loss_trigger_fires_when_the_mark_crosses_it():
     assert me.position("ETH") is None
 
 
+def test_a_fired_trigger_passes_the_checks_of_a_new_order_or_is_rejected():
+    # A trigger went to the book when it fired without any check: $100 of collateral
+    # opened ~$200,000 of ETH, liquidated at once into a negative account.
+    ex = exchange(me=100)
+    me = Trader(ex)
+    assert me.order(1, True, "3600", "100", tif="Ioc") == {
+        "error": "Insufficient margin to place order. asset=1"}
+    wire = {"a": 1, "b": True, "p": "3600", "s": "100", "r": False,
+            "t": {"trigger": {"isMarket": True, "triggerPx": "3400", "tpsl": "sl"}}}
+    answer = me.act({"type": "order", "orders": [wire], "grouping": "na"})
+    oid = answer["response"]["data"]["statuses"][0]["resting"]["oid"]
+    ex.step()                                       # the mark is above 3400: it fires
+    assert ex.info({"type": "orderStatus", "user": me.address, "oid": oid})["order"][
+        "status"] == "perpMarginRejected"
+    assert me.position("ETH") is None
+    assert me.state()["marginSummary"]["accountValue"] == "100.0"
+
+
 def test_scheduled_cancel_fires_on_the_exchanges_clock():
     ex = exchange(me=10_000)
     me = Trader(ex)

@@ -65,6 +65,11 @@ HOUR_MS, DAY_MS = 3_600_000, 86_400_000
 MAKER_BALANCE = 1e12
 LIQUIDATION_SLIPPAGE = 0.2
 _TIF = {"Gtc": TimeInForce.GTC, "Ioc": TimeInForce.IOC, "Alo": TimeInForce.ALO}
+# The status of a fired trigger whose order a placement check refuses, by the check's text.
+_TRIGGER_REJECTION = {"Insufficient margin to place order.": "perpMarginRejected",
+                      "Order must have minimum value of $10.": "minTradeNtlRejected",
+                      "Price too far from oracle": "oracleRejected",
+                      "Reduce only order would increase position.": "reduceOnlyRejected"}
 _NEVER_PLACED = "Order was never placed, already canceled, or filled."
 K = TypeVar("K")
 V = TypeVar("V")
@@ -790,6 +795,18 @@ class LocalExchange:
                      order.sz_decimals, self.clock.now_ms(), "Ioc" if tif == TimeInForce.IOC
                      else "Gtc", order.reduce_only, None, status_ts=self.clock.now_ms())
         self._keep(live)
+        # The order it becomes passes the checks of any new order (margin, the $10 minimum,
+        # the oracle band) against the account as it is now, or is rejected.
+        spec = OrderSpec(order.asset, order.is_buy, order.limit_px, "", order.reduce_only,
+                         live.tif, None, None)
+        try:
+            live.lots = live.orig_lots = self._admissible(account, instrument, spec,
+                                                          order.price_ticks, lots)
+        except OrderError as refused:
+            live.status = _TRIGGER_REJECTION.get(str(refused).split(" asset=")[0], "rejected")
+            live.status_ts = self.clock.now_ms()
+            self._record(live)
+            return
         self._match(account, instrument, live, tif)
 
     # ------------------------------------------------------------ closing
