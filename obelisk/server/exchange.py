@@ -798,7 +798,7 @@ class LocalExchange:
         # The order it becomes passes the checks of any new order (margin, the $10 minimum,
         # the oracle band) against the account as it is now, or is rejected.
         spec = OrderSpec(order.asset, order.is_buy, order.limit_px, "", order.reduce_only,
-                         live.tif, None, None)
+                         "Ioc" if tif == TimeInForce.IOC else "Gtc", None, None)
         try:
             live.lots = live.orig_lots = self._admissible(account, instrument, spec,
                                                           order.price_ticks, lots)
