@@ -330,3 +330,59 @@ def test_submit_batch_still_takes_cancels_with_any_price_and_markets_at_zero():
     engine.flush()
     assert ids.tolist() == [resting, 2, 3]
     assert (engine.stats.cancelled, engine.stats.filled) == (1, 2)
+
+
+# ------------------------------------------------------------------ callbacks and flags
+
+def test_orders_queued_by_a_callback_during_a_batch_cannot_unclip_its_reduce_only_orders():
+    # flush read the batch's flags through a view of the queue: a breaker listener that
+    # submitted during the venue call overwrote them, and a reduce-only sell of 3.00 went
+    # out as a plain one, turning a long of 1.00 into a short of 2.00.
+    engine, portfolio, _ = make()
+    engine.submit(0, Side.BUY, 301_000, 100, tif=TimeInForce.IOC)
+    engine.flush()
+    fired = []
+
+    def requote(breaker, duration):
+        if not fired:
+            fired.append(True)
+            for _ in range(3):
+                engine.submit(0, Side.BUY, 280_000, 1)
+
+    engine.breaker.on_success(requote)
+    engine.submit(0, Side.BUY, 301_000, 1, tif=TimeInForce.IOC)
+    engine.submit(0, Side.SELL, 299_000, 1, tif=TimeInForce.IOC, reduce_only=True)
+    engine.submit(0, Side.SELL, 299_000, 300, tif=TimeInForce.IOC, reduce_only=True)
+    engine.flush()
+    assert fired and portfolio.position("ETH").size == 0.0
+
+
+def test_a_cancel_marked_reduce_only_in_a_batch_is_still_a_cancel():
+    # It was judged as a reduce-only order (a buy of 0 lots) and refused, and the order
+    # it named stayed on the venue.
+    engine, _, _ = make()
+    resting = engine.submit(0, Side.BUY, 290_000, 10)
+    engine.flush()
+    engine.submit_batch(np.array([0]), np.array([0], np.uint8), np.array([0]), np.array([0]),
+                        np.array([0], np.uint8), kinds=np.array([EventKind.CANCEL], np.uint8),
+                        oids=np.array([resting]), reduce_only=np.array([True]))
+    engine.flush()
+    assert (engine.stats.cancelled, engine.stats.refused) == (1, 0)
+
+
+def test_a_callback_that_raises_does_not_keep_the_unknown_orders_from_on_unknown():
+    # on_fills raised and on_unknown, the hook that schedules a reconciliation, never ran.
+    told = []
+
+    def on_fills(report):
+        raise RuntimeError("a bug in the strategy's on_fills")
+
+    engine, _, risk = make(LosesAnswers([ETH], lose={2}, error=ConnectionError("reset"),
+                                        fees=FEES),
+                           on_fills=on_fills, on_unknown=lambda oids: told.append(oids.tolist()))
+    engine.submit(0, Side.BUY, 301_000, 100, tif=TimeInForce.IOC)
+    reduce_only = engine.submit(0, Side.SELL, 299_000, 50, tif=TimeInForce.IOC,
+                                reduce_only=True)
+    with pytest.raises(RuntimeError, match="on_fills"):
+        engine.flush()
+    assert told == [[reduce_only]] and risk.state == TradingState.HALTED

@@ -152,7 +152,9 @@ def queue_orders(list columns, Py_ssize_t start, Py_ssize_t count, events, rows_
         ev[k].oid, ev[k].price, ev[k].qty, ev[k].owner = id_out[i], c.price[i], c.qty[i], owner
         ev[k].asset, ev[k].kind = asset_of[c.row[i]], <uint8_t> c.kind[i]
         ev[k].side, ev[k].tif = <uint8_t> c.side[i], <uint8_t> c.tif[i]
-        row_out[k], flag_out[k], born_at[k] = <int32_t> c.row[i], <uint8_t> c.flag[i], born
+        # a cancel carries no order flags: reduce-only would have it judged as an order
+        row_out[k], born_at[k] = <int32_t> c.row[i], born
+        flag_out[k] = 0 if c.kind[i] == KIND_CANCEL else <uint8_t> c.flag[i]
     return next_oid
 
 

@@ -350,8 +350,9 @@ class TradingEngine:
         if not n:
             return
         self._count = 0
-        events, rows = _copy_records(self._events[:n]), self._rows[:n]
-        flags, born = self._flags[:n], self._born[:n]
+        # copies, not views: a callback during the batch may queue orders into these slots
+        events, rows = _copy_records(self._events[:n]), self._rows[:n].copy()
+        flags, born = self._flags[:n].copy(), self._born[:n].copy()
         start = self.clock_ns()
         try:
             reasons = self._check(events, rows, flags)
@@ -386,10 +387,12 @@ class TradingEngine:
             logger.debug("batch of %d orders: %d refused, %d sent, %d unknown, %.0f us",
                          n, int((reasons != 0).sum()), len(sent), len(unknown),
                          (done - start) / 1000)
-        if report is not None:
-            self._notify(report)
-        if len(unknown) and self.on_unknown is not None:
-            self.on_unknown(events["oid"][unknown])
+        try:
+            if report is not None:
+                self._notify(report)
+        finally:        # a callback that raises must not keep the unknown orders untold
+            if len(unknown) and self.on_unknown is not None:
+                self.on_unknown(events["oid"][unknown])
 
     def _check(self, events: np.ndarray, rows: np.ndarray, flags: np.ndarray) -> np.ndarray:
         """Risk reasons per order (0 = allowed), judged for the batch as a whole.
@@ -537,10 +540,12 @@ class TradingEngine:
         self.stats.traces += 1
 
     def _notify(self, report: BatchReport) -> None:
-        if self.on_fills is not None and len(report.fills):
-            self.on_fills(report)
-        if self.on_removed is not None and len(report.removed_oids):
-            self.on_removed(report.removed_oids)
+        try:
+            if self.on_fills is not None and len(report.fills):
+                self.on_fills(report)
+        finally:
+            if self.on_removed is not None and len(report.removed_oids):
+                self.on_removed(report.removed_oids)
 
     def _count_outcomes(self, events: np.ndarray, reasons: np.ndarray, sent: np.ndarray,
                         unknown: np.ndarray, report: BatchReport | None,
