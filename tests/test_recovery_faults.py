@@ -9,7 +9,7 @@ import asyncio
 import pytest
 from test_recovery import BTC, ETH, Bot, agree, kinds, run, venue
 
-from obelisk import FeeRates, Instrument
+from obelisk import FeeRates, Instrument, Portfolio
 from obelisk.execution.ledger import OrderLedger
 from obelisk.execution.recovery import DiscrepancyKind, PositionRecovery
 from obelisk.execution.venue import OrderRequest
@@ -469,3 +469,43 @@ def test_a_balance_below_what_could_be_withdrawn_is_still_resynced():
     report = run(bot.recovery().reconcile())
     assert report.passed and "balance_mismatch" in kinds(report)
     balances_agree(bot, v)
+
+
+def test_a_fresh_call_during_a_pass_gets_a_pass_that_reads_the_venue_after_it():
+    # reconcile(fresh=True) joined the pass under way, whose venue read came before the
+    # fault it was called for: it answered "passed", lifted the halt, and the fill made in
+    # between never reached the portfolio.
+    class SlowPositions(SimVenue):
+        """positions() read at once, answered once `gate` opens."""
+
+        async def positions(self):
+            snapshot = await super().positions()
+            await self.gate.wait()
+            return snapshot
+
+    eth = Instrument("ETH", 1, 4, 25)
+    fees = FeeRates(0.00045, 0.00015)
+
+    async def scenario():
+        v = SlowPositions([eth], balance=100_000, fees=fees)
+        v.gate = asyncio.Event()
+        v.add_liquidity("ETH", True, 2_990, 50.0)
+        portfolio = Portfolio([eth], balance=100_000, fees=fees)
+        risk = RiskManager(portfolio)
+        recovery = PositionRecovery(v, portfolio, OrderLedger(), risk=risk, cache_ttl_ms=0)
+        periodic = asyncio.ensure_future(recovery.reconcile())
+        after_stale = []
+        periodic.add_done_callback(lambda _: after_stale.append(risk.state))
+        await asyncio.sleep(0.01)                       # its venue read is done
+        await v.place(OrderRequest("ETH", False, 1.0, 2_990, tif="Ioc"))     # the fault
+        risk.set_state(TradingState.HALTED)
+        after_fault = asyncio.ensure_future(recovery.reconcile(fresh=True))
+        await asyncio.sleep(0.01)
+        v.gate.set()
+        report = await after_fault
+        await periodic
+        return report, portfolio.position("ETH").size, after_stale
+
+    report, size, after_stale = run(scenario())
+    assert after_stale == [TradingState.HALTED]     # the stale pass did not lift the halt
+    assert "missed_fill" in kinds(report) and report.passed and size == -1.0

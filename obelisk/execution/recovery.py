@@ -189,6 +189,9 @@ class PositionRecovery:
         self.history: deque[RecoveryReport] = deque(maxlen=HISTORY)
         self._stop_attempts: dict[str, int] = {}  # first cloid attempt worth asking about
         self._running: asyncio.Future[RecoveryReport] | None = None
+        self._asked = 0             # calls of reconcile() so far
+        self._fresh_asked = 0       # the last of them with fresh=True
+        self._running_answers = 0   # the calls the running pass answers (it began after them)
         self.passed = False
         if risk is not None and not dry_run:
             risk.set_state(TradingState.HALTED)  # until the first reconciliation passes
@@ -204,11 +207,22 @@ class PositionRecovery:
         ago read: a pass after a fault (a reconnect, a lost answer) must see what
         happened during it.
         """
-        running = self._running
-        if running is None or running.done() or running.get_loop() is not \
-                asyncio.get_running_loop():
-            running = self._running = asyncio.ensure_future(self._pass(fresh))
-        return await asyncio.shield(running)
+        self._asked += 1
+        asked = self._asked
+        if fresh:
+            self._fresh_asked = asked
+        while True:
+            running = self._running
+            if running is None or running.done() or running.get_loop() is not \
+                    asyncio.get_running_loop():
+                self._running_answers = asked       # it reads the venue after every call so far
+                running = self._running = asyncio.ensure_future(self._pass(fresh))
+                return await asyncio.shield(running)
+            if not fresh or self._running_answers >= asked:
+                return await asyncio.shield(running)
+            # The pass under way read the venue before this call's fault: its verdict is
+            # stale (and it will not lift the halt, see _conclude); wait it out, then pass anew.
+            await asyncio.gather(asyncio.shield(running), return_exceptions=True)
 
     async def run_periodically(self, interval: float, stop: asyncio.Event) -> None:
         """Reconcile every `interval` seconds until `stop` is set, which ends a pass in
@@ -545,7 +559,11 @@ class PositionRecovery:
         self.history.append(report)
         self.passed = report.passed
         if self.risk is not None and not report.dry_run:
-            self.risk.set_state(TradingState.ACTIVE if report.passed else TradingState.HALTED)
+            # a fresh call made during the pass saw a fault the pass may have missed: trading
+            # stays halted until the pass that call waits for says otherwise
+            stale = self._fresh_asked > self._running_answers
+            self.risk.set_state(TradingState.ACTIVE if report.passed and not stale
+                                else TradingState.HALTED)
         if report.error is not None:
             self._alert(("error", report.error.split(":")[0]),
                         f"reconciliation failed: {report.error}")
