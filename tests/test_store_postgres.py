@@ -300,6 +300,38 @@ def test_a_commit_whose_outcome_was_lost_is_not_written_again(pg_url, tmp_path, 
     assert not fallback.exists()
 
 
+def test_a_renewal_refused_after_its_batch_committed_does_not_write_the_batch_again(
+        pg_url, tmp_path, monkeypatch):
+    # The batch's COPY committed, then the lease renewal after it failed on a statement
+    # error: the attempt was taken for "nothing stored", every retry hit the primary key,
+    # and at the deadline the store spilled to its fallback file and refused all traces.
+    real_renew = pg_writer.renew
+    failures = [psycopg.errors.LockNotAvailable("canceling statement due to lock timeout")]
+
+    def renew_failing_once(conn, lease, last_id):
+        if failures:
+            raise failures.pop()
+        return real_renew(conn, lease, last_id)
+
+    monkeypatch.setattr(pg_writer, "renew", renew_failing_once)
+    monkeypatch.setattr(pg_writer, "HEARTBEAT_S", 0)       # renew after every batch
+    fallback = tmp_path / "fallback.jsonl"
+    store = TraceStore(pg_url, retry_ms=10, write_deadline_ms=3_000, fallback_path=fallback)
+    try:
+        first = store.record("tick", 1)
+        def flushed():
+            with contextlib.suppress(TraceStoreError):  # the attempt whose renewal failed
+                return store.flush(timeout=1)
+            return False
+
+        eventually(flushed)                         # the retry skips what the attempt stored
+        later = store.record("tick", 2, durable=True)
+    finally:
+        store.close()
+    assert not failures and stored_ids(pg_url) == [first, later]
+    assert not fallback.exists()
+
+
 def test_traces_the_server_does_not_take_by_the_deadline_go_to_the_fallback_file(
         postgres_server, pg_url, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)

@@ -83,6 +83,7 @@ class PostgresWriter(TraceWriter):
         conn = self._connected()
         rows = batch
         last_id = batch[-1][0] if batch else 0
+        inserted = False
         try:
             if batch:
                 if self._unsure:
@@ -92,13 +93,16 @@ class PostgresWriter(TraceWriter):
                 conn.rollback()         # a transaction left open would swallow the batch
             if rows:
                 self._insert(rows)      # committed when the statement ends
+            inserted = True
             if not batch or time.monotonic() >= self._renew_at:
                 self._renew(conn, last_id)
         except psycopg.Error:
             if conn.closed or conn.broken:
                 self._drop()        # the commit's outcome is unknown: _unsure stays set
             else:
-                self._unsure = False    # the server refused the statement: nothing stored
+                # the server refused a statement: the batch is stored if the refused one
+                # came after its insert (the lease's renewal), and a retry must skip it
+                self._unsure = inserted and bool(batch)
             raise
         if batch:
             self._unsure = False
