@@ -612,3 +612,20 @@ def test_record_padding_is_zeroed(book):
     result = book.process(make_events((EventKind.CANCEL, 1, 0, 0, 0, 0, 0)))
     assert result.results.view(np.uint8)[22:24].tolist() == [0, 0]
     assert result.order_events.view(np.uint8)[43:48].tolist() == [0] * 5
+
+
+def test_a_cancel_or_modify_that_names_an_owner_acts_only_on_that_owners_orders():
+    # An account could cancel (or move) any participant's order by its id.
+    book = OrderBook()
+    book.add(1, Side.BUY, 100, 5, owner=7)
+    events = np.zeros(3, EVENT_DTYPE)
+    events["oid"], events["owner"] = 1, 8
+    events["kind"] = [EventKind.CANCEL, EventKind.MODIFY, EventKind.MODIFY]
+    events["price"], events["qty"] = [0, 101, 100], [0, 5, 0]
+    out = book.process(events)
+    assert out.results["reason"].tolist() == [Reason.UNKNOWN_OID] * 3
+    assert book.orders()["oid"].tolist() == [1] and book.bbo()[0] == 100
+    with pytest.raises(UnknownOrderError):
+        book.cancel(1, owner=8)
+    assert book.modify(1, 101, 5, owner=7) == OrderStatus.RESTED     # its owner may
+    assert book.cancel(1) == 5                                          # and owner 0: any

@@ -110,10 +110,10 @@ def test_per_call_matches_batch_and_reference_after_every_event(rows, config):
             elif kind == EventKind.MARKET:
                 status = single.market(oid, side, qty, price, owner)
             elif kind == EventKind.CANCEL:
-                single.cancel(oid)
+                single.cancel(oid, owner)
                 status = OrderStatus.CANCELLED
             elif kind == EventKind.MODIFY:
-                status = single.modify(oid, price, qty)
+                status = single.modify(oid, price, qty, owner)
             else:
                 status = single.process(events[index:index + 1]).results["status"][0]
         except ObeliskError:

@@ -415,3 +415,18 @@ def test_fills_that_others_cause_come_with_the_next_answer_before_its_own():
     assert portfolio.position("ETH").size == pytest.approx(-15 * LOT)
     assert engine.risk.open_orders == 0                                 # it was done
     assert venue.collect() is None
+
+
+def test_the_account_cannot_cancel_another_participants_order_on_the_simulator():
+    # The simulated venue cancelled a liquidity quote named by its id and counted it.
+    portfolio = Portfolio([ETH], balance=100_000, fees=FEES)
+    risk = RiskManager(portfolio, RiskLimits(max_data_age_s=3_600))
+    venue = SimBatchVenue([ETH], fees=FEES)
+    quote = quotes(bids=[(299_000, 10)], asks=[])
+    venue.provide(quote)
+    risk.update_market("ETH", 30.0)
+    engine = TradingEngine(portfolio, venue, risk, batch_size=10)
+    engine.cancel(0, int(quote["oid"][0]))
+    engine.flush()
+    assert engine.stats.cancelled == 0
+    assert venue.matcher.book(ETH.asset).order(int(quote["oid"][0])) is not None

@@ -7,7 +7,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
 ctypedef int64_t price_t     # price in instrument ticks
 ctypedef int64_t qty_t       # size in instrument lots
 ctypedef int64_t oid_t       # order id, unique among resting orders of a book
-ctypedef uint32_t owner_t    # account id for self-trade prevention; 0 = none
+ctypedef uint32_t owner_t    # account for self-trade prevention and cancels/modifies; 0 = none
 ctypedef int32_t slot_t      # index into an order pool; -1 = none
 
 cdef enum:

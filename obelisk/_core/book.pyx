@@ -305,6 +305,12 @@ cdef void* _grown_tape(void* tape, int64_t kept, int64_t old_capacity, int64_t c
     return grown
 
 
+cdef inline bint _owns(const Event* ev, const Order* order) noexcept nogil:
+    """Whether a cancel or modify may act on `order`: one that names an owner acts only on
+    that owner's orders (to it, another's do not exist); owner 0 acts on any."""
+    return ev.owner == 0 or ev.owner == order.owner
+
+
 cdef inline int64_t _nth(const int64_t* selected, int64_t k) noexcept nogil:
     """The position of a batch's k-th applied event: k, or selected[k] under a selection."""
     return selected[k] if selected != NULL else k
@@ -1028,7 +1034,7 @@ cdef class OrderBook:
     cdef int _cancel(self, const Event* ev, int32_t index, Result* res) noexcept nogil:
         cdef slot_t slot = ids_find(&self.ids, self.pool.orders, ev.oid)
         cdef Order* order
-        if slot == NO_SLOT:
+        if slot == NO_SLOT or not _owns(ev, &self.pool.orders[slot]):
             return self._reject(ev, index, res, REASON_UNKNOWN_OID)
         if self._reserve(0, 1) != 0:
             return -1
@@ -1050,7 +1056,7 @@ cdef class OrderBook:
         cdef bint crossing
         cdef int32_t level_index
         cdef qty_t others
-        if slot == NO_SLOT:
+        if slot == NO_SLOT or not _owns(ev, &self.pool.orders[slot]):
             return self._reject(ev, index, res, REASON_UNKNOWN_OID)
         if ev.price <= 0 or ev.price > MAX_PRICE:
             return self._reject(ev, index, res, REASON_INVALID_PRICE)
@@ -1242,8 +1248,9 @@ cdef class OrderBook:
         ev.asset = 0
         return self._call(&ev, NULL)
 
-    def cancel(self, oid) -> int:
-        """Cancel a resting order; returns the quantity that was resting."""
+    def cancel(self, oid, owner=0) -> int:
+        """Cancel a resting order; returns the quantity that was resting. With an `owner`,
+        only that owner's order (another's is unknown to it)."""
         cdef Event ev
         cdef qty_t cancelled = 0
         ev.kind = KIND_CANCEL
@@ -1252,17 +1259,18 @@ cdef class OrderBook:
         ev.price = 0
         ev.qty = 0
         ev.tif = 0
-        ev.owner = 0
+        ev.owner = _owner(owner)
         ev.asset = 0
         self._call(&ev, &cancelled)
         return cancelled
 
-    def modify(self, oid, price, qty) -> int:
+    def modify(self, oid, price, qty, owner=0) -> int:
         """Change a resting order's price and remaining quantity; returns its OrderStatus.
 
         A smaller quantity at the same price keeps queue priority
         (``MODIFIED``); a new price or a larger quantity re-queues the order,
-        which may then trade; quantity 0 cancels it.
+        which may then trade; quantity 0 cancels it. With an `owner`, only that
+        owner's order (another's is unknown to it).
         """
         cdef Event ev
         ev.kind = KIND_MODIFY
@@ -1271,7 +1279,7 @@ cdef class OrderBook:
         ev.price = _whole(price, "price")
         ev.qty = _whole(qty, "qty")
         ev.tif = 0
-        ev.owner = 0
+        ev.owner = _owner(owner)
         ev.asset = 0
         return self._call(&ev, NULL)
 

@@ -169,9 +169,14 @@ class ReferenceBook:
             return self._reject(index, event, result, Reason.POOL_FULL)
         self._execute(index, oid, side, price, qty, tif, owner, limit, result)
 
+    def _owns(self, event, oid) -> bool:
+        """A cancel or modify that names an owner acts only on that owner's orders."""
+        owner = event[-1]
+        return oid in self.by_id and (owner == 0 or owner == self.by_id[oid].owner)
+
     def _cancel(self, index, event, result) -> None:
         oid = event[0]
-        if oid not in self.by_id:
+        if not self._owns(event, oid):
             return self._reject(index, event, result, Reason.UNKNOWN_OID)
         order = self.by_id[oid]
         self._order_event(index, OrderEventKind.CANCELLED, Reason.USER_CANCEL, order.oid,
@@ -182,7 +187,7 @@ class ReferenceBook:
 
     def _modify(self, index, event, result) -> None:
         oid, _side, price, qty, _owner = event
-        if oid not in self.by_id:
+        if not self._owns(event, oid):
             return self._reject(index, event, result, Reason.UNKNOWN_OID)
         if not 0 < price <= MAX_PRICE_TICKS:
             return self._reject(index, event, result, Reason.INVALID_PRICE)
