@@ -1265,3 +1265,22 @@ def test_an_append_that_fails_half_way_leaves_no_half_line(tmp_path, monkeypatch
     monkeypatch.undo()
     append_rows(path, [second])
     assert [(t.id, t.payload) for t in read_fallback(path)] == [(1, {"n": 1}), (2, {"n": 2})]
+
+
+def test_a_second_store_on_the_same_file_is_refused_until_the_first_closes(tmp_path):
+    # It was accepted: both issued ids from the clock, the second one's batches failed on
+    # the primary key until it spilled everything to its fallback file and stopped.
+    path = tmp_path / "traces.db"
+    first = TraceStore(path)
+    try:
+        with pytest.raises(TraceStoreError, match="another trace store is open on"):
+            TraceStore(path)
+        trace = first.record("tick", 1, durable=True)
+    finally:
+        first.close()
+    again = TraceStore(path)            # the first let go of the file
+    try:
+        assert again.get(trace).payload == 1
+    finally:
+        again.close()
+    assert not (tmp_path / "traces.db-fallback.jsonl").exists()

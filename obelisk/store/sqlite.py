@@ -57,6 +57,25 @@ def connect(path: str | os.PathLike[str], *, synchronous: Synchronous = "NORMAL"
     return conn
 
 
+def claim_writer(path: str) -> int | None:
+    """Hold `<path>-writer.lock` exclusively (POSIX advisory lock, released by the kernel
+    when the process ends), so that a second store on the same file is refused at once:
+    two writers issue the same ids, and the second one's every batch would fail. Its file
+    descriptor, to close when the store closes; None where there is no fcntl."""
+    try:
+        import fcntl
+    except ImportError:     # Windows: nothing to lock with
+        return None
+    lock = os.open(f"{path}-writer.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock)
+        raise TraceStoreError(f"another trace store is open on {path}; open one store per "
+                              "database file") from None
+    return lock
+
+
 def file_identity(path: str) -> FileIdentity:
     stat = os.stat(path)
     return stat.st_dev, stat.st_ino
@@ -92,7 +111,12 @@ class SQLiteTraceStore(TraceStore):
         self.path = resolve_location(path)
         self.fallback_path = fallback_path(self.path)
         busy_timeout_ms = config.busy_timeout_ms
-        conn = connect(self.path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
+        lock = claim_writer(self.path)
+        try:
+            conn = connect(self.path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
+        except BaseException:
+            _release(lock)
+            raise
         try:
             self.schema_version = migrate(conn)
             identity = file_identity(self.path)
@@ -103,11 +127,12 @@ class SQLiteTraceStore(TraceStore):
                                           read_only=True), config.cache_size)
         except BaseException:
             conn.close()
+            _release(lock)
             raise
         self._start(config, last_id=last_id, reader=reader,
                     writer=lambda queue: SQLiteWriter(
                         conn, queue, config.compressor, config.compress_above, path=self.path,
-                        identity=identity, fallback=self.fallback_path))
+                        identity=identity, fallback=self.fallback_path, lock=lock))
         self._log.info("trace store opened: %s (schema %s, last trace id %d)", self.path,
                  self.schema_version, last_id)
 
@@ -139,11 +164,12 @@ class SQLiteWriter(TraceWriter):
 
     def __init__(self, conn: sqlite3.Connection, queue: TraceQueue, compressor: Compressor,
                  compress_above: int, *, path: str, identity: FileIdentity,
-                 fallback: str) -> None:
+                 fallback: str, lock: int | None = None) -> None:
         super().__init__(queue, compressor, compress_above, target=path, fallback=fallback)
         self._conn = conn
         self._path = path
         self._identity = identity
+        self._lock = lock           # claim_writer's: let go once the writer is done
 
     def _commit(self, rows: list[Row]) -> None:
         self._check_file()
@@ -181,6 +207,13 @@ class SQLiteWriter(TraceWriter):
 
     def _close(self) -> None:
         self._conn.close()
+        _release(self._lock)
+        self._lock = None
+
+
+def _release(lock: int | None) -> None:
+    if lock is not None:
+        os.close(lock)
 
 
 def _insert_new(conn: sqlite3.Connection, rows: list[Row], path: str) -> int:
