@@ -430,3 +430,29 @@ def test_the_account_cannot_cancel_another_participants_order_on_the_simulator()
     engine.flush()
     assert engine.stats.cancelled == 0
     assert venue.matcher.book(ETH.asset).order(int(quote["oid"][0])) is not None
+
+
+def test_a_restarted_engine_continues_after_the_ids_its_predecessor_used():
+    # A new engine numbered from 1 again: its order 1 was refused as a duplicate of the
+    # old order 1 still resting, and its cancel of "1" removed the old process's order.
+    portfolio = Portfolio([ETH], balance=100_000, fees=FEES)
+    risk = RiskManager(portfolio, RiskLimits(max_data_age_s=3_600))
+    venue = SimBatchVenue([ETH], fees=FEES)
+    risk.update_market("ETH", 30.0)
+    old = TradingEngine(portfolio, venue, risk, batch_size=10)
+    resting = old.submit(0, Side.BUY, 290_000, 10)
+    old.flush()
+    new = TradingEngine(portfolio, venue, risk, batch_size=10, first_oid=resting + 1)
+    assert new.submit(0, Side.BUY, 289_000, 10) == resting + 1
+    new.flush()
+    assert new.stats.rested == 1
+    with pytest.raises(ValueError, match="first_oid"):
+        TradingEngine(portfolio, venue, risk, first_oid=0)
+
+
+def test_an_engine_refuses_a_risk_manager_over_another_portfolio():
+    # Its limits judged an account that never traded: a position of 5 passed a limit of 1.
+    portfolio = Portfolio([ETH], balance=100_000, fees=FEES)
+    other = RiskManager(Portfolio([ETH], balance=100_000, fees=FEES), RiskLimits())
+    with pytest.raises(ValueError, match="risk manager must check this portfolio"):
+        TradingEngine(portfolio, SimBatchVenue([ETH], fees=FEES), other)

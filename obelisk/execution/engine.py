@@ -144,6 +144,9 @@ class TradingEngine:
         (``report.fills``, ``report.fees``, ``report.fill_oids``).
     on_removed : callable(oids), optional; the account's resting orders the venue removed
         (self-trade prevention), which the strategy must stop tracking.
+    first_oid : the id of the engine's first order (1). A restarted engine that trades on
+        the same venue or records into the same trace store continues after the last id
+        its predecessor used, so that no id names two orders.
     on_unknown : callable(oids), optional; orders whose outcome is unknown because the venue
         raised after it was called. The engine has already halted trading
         (``risk.set_state(TradingState.HALTED)``) and added them to ``unknown_oids``. Wire it
@@ -170,9 +173,15 @@ class TradingEngine:
                  on_fills: Callable[[BatchReport], object] | None = None,
                  on_removed: Callable[[np.ndarray], object] | None = None,
                  on_unknown: Callable[[np.ndarray], object] | None = None,
-                 clock_ns: Callable[[], int] = time.perf_counter_ns) -> None:
+                 clock_ns: Callable[[], int] = time.perf_counter_ns,
+                 first_oid: int = 1) -> None:
         if batch_size < 1 or not max_batch_wait_ms >= 0:
             raise ValueError("batch_size must be >= 1 and max_batch_wait_ms >= 0")
+        if not 1 <= operator.index(first_oid) <= _INT64_MAX:
+            raise ValueError(f"first_oid must be an order id (>= 1), got {first_oid}")
+        if risk.portfolio is not portfolio:
+            raise ValueError("the risk manager must check this portfolio (risk.portfolio is "
+                             "another one): its limits would judge an account never traded")
         if venue.instruments != portfolio.instruments:
             raise ValueError("the venue and the portfolio must trade the same instruments in "
                              f"the same order: {venue.instruments} vs {portfolio.instruments}")
@@ -194,7 +203,7 @@ class TradingEngine:
         self._flags = np.zeros(batch_size, dtype=np.uint8)
         self._born = np.zeros(batch_size, dtype=np.int64)
         self._count = 0
-        self._next_oid = 1
+        self._next_oid = operator.index(first_oid)
         self._stages = {name: self.monitor.operation(name) for name in STAGES}
         self._end_to_end = self.monitor.operation("end_to_end")
         self._open: set[int] = set()          # the account's resting orders, for risk
