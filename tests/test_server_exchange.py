@@ -129,6 +129,24 @@ def test_batch_modify_replaces_the_order():
         "3410.0", "0.7")
 
 
+def test_a_modify_may_keep_the_orders_cloid():
+    # What the SDK's modify_order(..., cloid=...) sends was refused as a duplicate cloid,
+    # and the order it replaced was gone.
+    ex = exchange(me=10_000)
+    me = Trader(ex)
+    cloid = "0x" + "ab" * 16
+    me.order(1, True, "3400", "0.5", cloid=cloid)
+    new = {"a": 1, "b": True, "p": "3410", "s": "0.5", "r": False,
+           "t": {"limit": {"tif": "Gtc"}}, "c": cloid}
+    answer = me.act({"type": "batchModify", "modifies": [{"oid": cloid, "order": new}]})
+    (status,) = answer["response"]["data"]["statuses"]
+    assert status["resting"]["cloid"] == cloid
+    (row,) = ex.info({"type": "openOrders", "user": me.address})
+    assert (row["cloid"], row["limitPx"]) == (cloid, "3410.0")
+    assert me.order(1, True, "3400", "0.5", cloid=cloid) == {
+        "error": f"Duplicate cloid {cloid}. asset=1"}      # still one order per cloid
+
+
 @pytest.mark.parametrize(("price", "size", "options", "error"), [
     ("3400.05", "0.5", {}, "Order has invalid price. asset=1"),
     ("3400", "0.00001", {}, "Order has invalid size. asset=1"),

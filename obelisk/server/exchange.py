@@ -384,6 +384,8 @@ class LocalExchange:
         if order is None:
             return {"error": "Cannot modify canceled or filled order"}
         self._close(order, "canceled")
+        if order.cloid is not None and spec.cloid == order.cloid:
+            account.cloids.discard(order.cloid)     # the replacement keeps the order's cloid
         return self._place(account, spec)
 
     def _act_update_leverage(self, account: Account, decoded: tuple[int, bool, int]) -> Wire:
