@@ -268,6 +268,62 @@ def test_bbo_and_trades_are_pushed_on_a_cross(socket, market):
     exchange.market_close("BTC")
 
 
+def test_a_subscriber_gets_every_bbo_change_while_others_come_and_go(market):
+    # One hub-wide "last bbo pushed" that a new subscriber's snapshot also overwrote: a
+    # subscription between a book change and its push hid the change from everyone else.
+    info = Info(market, skip_ws=True)
+    exchange = hl_exchange.Exchange(TRADER, market)
+    subscription = {"type": "bbo", "coin": "ETH"}
+    last: dict[str, list] = {}
+    placed: list[int] = []
+    stop = threading.Event()
+    with connect(ws_url(market)) as watcher, connect(ws_url(market)) as churner:
+        assert watcher.recv(timeout=5) == GREETING and churner.recv(timeout=5) == GREETING
+        subscribe(watcher, subscription)
+
+        def watch():
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    message = json.loads(watcher.recv())
+                    if message["channel"] == "bbo":
+                        last["bbo"] = message["data"]["bbo"]
+
+        def churn():
+            while not stop.is_set():
+                for method in ("subscribe", "unsubscribe"):
+                    churner.send(json.dumps({"method": method, "subscription": subscription}))
+                time.sleep(0.0005)
+
+        def drain():
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    churner.recv()
+
+        threads = [threading.Thread(target=target, daemon=True) for target in (watch, churn, drain)]
+        for thread in threads:
+            thread.start()
+        try:
+            for _ in range(12):
+                levels = info.l2_snapshot("ETH")["levels"]
+                bid, ask = float(levels[0][0]["px"]), float(levels[1][0]["px"])
+                price = round(bid + 0.1, 1)
+                if price >= ask:
+                    break                           # no room left inside the spread
+                answer = exchange.order("ETH", True, round(11 / price, 4), price,
+                                        {"limit": {"tif": "Gtc"}})
+                placed.append(answer["response"]["data"]["statuses"][0]["resting"]["oid"])
+                levels = info.l2_snapshot("ETH")["levels"]
+                truth = [levels[0][0]["px"], levels[1][0]["px"]]
+                until(lambda truth=truth: [entry["px"] for entry in last.get("bbo") or []]
+                      == truth, timeout=5)
+        finally:
+            stop.set()
+            for oid in placed:                      # the market is shared by the module
+                exchange.cancel("ETH", oid)
+    for thread in threads:
+        thread.join(timeout=5)
+
+
 # -- liveness ------------------------------------------------------------------------------
 
 def test_a_silent_socket_is_closed():

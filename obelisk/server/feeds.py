@@ -315,8 +315,7 @@ class Hub:
                 client.send_json("l2Book", book)
         elif kind == "bbo":
             bbo = self._bbo(str(key[1]))
-            if bbo is not None:
-                self._last_bbo[str(key[1])] = bbo["bbo"]
+            if bbo is not None:     # to this client only: _last_bbo is what all were sent
                 client.send_json("bbo", bbo)
         elif kind == "allMids":
             client.send_json("allMids", {"mids": self._exchange.info({"type": "allMids"})})
