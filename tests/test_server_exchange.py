@@ -275,6 +275,22 @@ def test_user_signed_fields_that_crashed_the_handler_are_refused(field, value):
     assert me.state()["marginSummary"]["accountValue"] == "1000.0"
 
 
+def test_the_printed_withdrawable_amount_can_be_withdrawn():
+    # It was rounded to 8 decimals, sometimes up, and sending exactly it was refused.
+    ex = exchange(me=1_000)
+    me = Trader(ex)
+    assert "filled" in me.order(1, True, "3600", "2", tif="Ioc")
+    printed = me.state()["withdrawable"]
+    assert Decimal(printed) <= Decimal(ex.accounts[me.address].portfolio.withdrawable)
+    nonce = ex.clock.now_ms() + 7
+    action = {"type": "usdSend", "destination": Account.from_key(OTHER).address.lower(),
+              "amount": printed, "time": nonce}
+    answer = ex.act({"action": action, "nonce": nonce,
+                     "signature": sign_usd_transfer_action(me.wallet, action, False),
+                     "vaultAddress": None, "expiresAfter": None})
+    assert answer == {"status": "ok", "response": {"type": "default"}}
+
+
 def test_funding_is_paid_every_hour_at_the_oracle():
     ex = exchange(makers=0, me=10_000, other=10_000)
     me, other = Trader(ex), Trader(ex, OTHER)

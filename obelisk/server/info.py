@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from decimal import Decimal
+from decimal import ROUND_DOWN, Context, Decimal
 from typing import TYPE_CHECKING, Any
 
 from obelisk._core.book import Side
@@ -210,7 +210,8 @@ def _clearinghouse_state(exchange: LocalExchange, request: Wire) -> Wire:
     return {"marginSummary": {k: num(v) for k, v in summary.items()},
             "crossMarginSummary": {k: num(v) for k, v in cross.items()},
             "crossMaintenanceMarginUsed": num(maintenance),
-            "withdrawable": num(account.portfolio.withdrawable if account else 0.0),
+            "withdrawable": num(_rounded_down(account.portfolio.withdrawable)
+                                if account else 0.0),
             "assetPositions": positions, "time": exchange.clock.now_ms()}
 
 
@@ -365,3 +366,10 @@ _HANDLERS: dict[str, Callable[[LocalExchange, Wire], Any]] = {
     "userFunding": _user_funding, "userRateLimit": _user_rate_limit, "userFees": _user_fees,
     "perpDexs": _perp_dexs,
 }
+
+
+def _rounded_down(amount: float) -> float:
+    """`amount` cut to the 8 decimals it is printed with, never rounded up: a withdrawal of
+    exactly the printed amount must be possible."""
+    return float(Decimal(amount).quantize(Decimal("1e-8"), rounding=ROUND_DOWN,
+                                          context=Context(prec=400)))
