@@ -261,3 +261,17 @@ def test_every_signer_form_signs_alike(account):
     assert (signing.sign_usd_transfer_action(KEY, dict(transfer), True)
             == signing.sign_usd_transfer_action(account, dict(transfer), True))
     assert sign_l1_action.__name__ == "sign_l1_action" and sign_l1_action.__doc__
+
+
+def test_the_domains_of_unknown_chain_ids_are_not_all_kept(monkeypatch):
+    # Each signatureChainId a server was sent, signed or not, stayed in memory for good.
+    monkeypatch.setattr(signing, "_USER_DOMAINS", {})
+    action = {"type": "usdSend", "destination": "0x" + "00" * 20, "amount": "1", "time": 1,
+              "hyperliquidChain": "Testnet"}
+    digests = set()
+    for chain_id in range(1, 1_000):
+        digests.add(signing.user_signed_action_digest(
+            {**action, "signatureChainId": hex(chain_id)}, signing.USD_SEND_SIGN_TYPES,
+            "HyperliquidTransaction:UsdSend"))
+    assert len(signing._USER_DOMAINS) == signing._USER_DOMAINS_KEPT
+    assert len(digests) == 999                      # each still signed on its own domain

@@ -88,6 +88,7 @@ _AGENT_TYPEHASH = keccak(b"Agent(string source,bytes32 connectionId)")
 # The struct hash's first two words, by network: typehash ‖ keccak(source).
 _AGENT_HEAD = {True: _AGENT_TYPEHASH + keccak(b"a"), False: _AGENT_TYPEHASH + keccak(b"b")}
 _USER_DOMAINS: dict[int, bytes] = {}
+_USER_DOMAINS_KEPT = 64
 _TYPEHASHES: dict[tuple[str, tuple[tuple[str, str], ...]], bytes] = {}
 _UINT64_LIMIT = 1 << 64
 
@@ -255,8 +256,9 @@ def user_signed_action_digest(action: Mapping[str, Any], payload_types: SignType
     chain_id = int(action["signatureChainId"], 16)
     domain = _USER_DOMAINS.get(chain_id)
     if domain is None:
-        domain = _USER_DOMAINS[chain_id] = (
-            b"\x19\x01" + _domain_separator("HyperliquidSignTransaction", chain_id))
+        domain = b"\x19\x01" + _domain_separator("HyperliquidSignTransaction", chain_id)
+        if len(_USER_DOMAINS) < _USER_DOMAINS_KEPT:    # a few chains in practice; a server
+            _USER_DOMAINS[chain_id] = domain           # must not keep every id it is sent
     try:
         words = [_encode_field(field["name"], field["type"], action[field["name"]])
                  for field in payload_types]
