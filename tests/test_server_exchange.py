@@ -291,6 +291,37 @@ def test_the_printed_withdrawable_amount_can_be_withdrawn():
     assert answer == {"status": "ok", "response": {"type": "default"}}
 
 
+def test_tpsl_children_are_refused_like_any_order_and_share_no_cloid():
+    # A child refused after its parent filled at once was answered "waitingForTrigger" and
+    # never placed; children and positionTpsl triggers skipped the duplicate-cloid check.
+    ex = exchange(me=10_000)
+    me = Trader(ex)
+    sl = {"trigger": {"isMarket": True, "triggerPx": "3000", "tpsl": "sl"}}
+
+    def wire(is_buy, price, size, reduce_only, kind, cloid=None):
+        order = {"a": 1, "b": is_buy, "p": price, "s": size, "r": reduce_only, "t": kind}
+        return {**order, "c": cloid} if cloid else order
+
+    def statuses(orders, grouping):
+        answer = me.act({"type": "order", "orders": orders, "grouping": grouping})
+        return answer["response"]["data"]["statuses"]
+
+    parent = wire(True, "3600", "0.5", False, {"limit": {"tif": "Ioc"}})
+    filled, child = statuses([parent, wire(False, "3000.05", "0.5", True, sl)], "normalTpsl")
+    assert "filled" in filled and child == {"error": "Order has invalid price. asset=1"}
+    cloid = "0x" + "cd" * 16
+    assert "resting" in me.order(1, True, "3000", "0.5", cloid=cloid)
+    duplicate = {"error": f"Duplicate cloid {cloid}. asset=1"}
+    resting = wire(True, "3000", "0.5", False, {"limit": {"tif": "Gtc"}})
+    assert statuses([resting, wire(False, "3000", "0.5", True, sl, cloid)],
+                    "normalTpsl")[1] == duplicate
+    assert statuses([wire(False, "3000", "0.5", True, sl, cloid)], "positionTpsl") == [duplicate]
+    open_orders = ex.info({"type": "frontendOpenOrders", "user": me.address})
+    with_cloid = [o for o in open_orders if o["cloid"] == cloid] + \
+        [c for o in open_orders for c in o["children"] if c["cloid"] == cloid]
+    assert len(with_cloid) == 1
+
+
 def test_funding_is_paid_every_hour_at_the_oracle():
     ex = exchange(makers=0, me=10_000, other=10_000)
     me, other = Trader(ex), Trader(ex, OTHER)

@@ -465,8 +465,7 @@ class LocalExchange:
         try:
             instrument = self._instrument(spec.asset, per_order=True)
             ticks, lots = self._grid(instrument, spec)
-            if spec.cloid is not None and spec.cloid in account.cloids:
-                raise OrderError(f"Duplicate cloid {spec.cloid}. asset={spec.asset}")
+            _check_cloid(account, spec)
             if spec.trigger is not None:
                 return self._place_trigger(account, spec)
             lots = self._admissible(account, instrument, spec, ticks, lots)
@@ -727,6 +726,7 @@ class LocalExchange:
             ticks, lots = self._grid(instrument, spec)
             if spec.trigger is None or not spec.reduce_only and position_tpsl:
                 raise OrderError(f"Invalid TP/SL price. asset={spec.asset}")
+            _check_cloid(account, spec)
         except OrderError as refused:
             return {"error": str(refused)}
         order = self._new_order(account, instrument, spec, ticks, lots)
@@ -748,11 +748,13 @@ class LocalExchange:
         if parent is None:
             return {"error": "Parent order was not placed"}
         if parent.status == "filled":
-            self._place_trigger(account, spec)
-            return "waitingForTrigger"
+            placed = self._place_trigger(account, spec)
+            return placed if isinstance(placed, dict) and "error" in placed \
+                else "waitingForTrigger"
         try:
             instrument = self._instrument(spec.asset, per_order=True)
             ticks, lots = self._grid(instrument, spec)
+            _check_cloid(account, spec)
         except OrderError as refused:
             return {"error": str(refused)}
         child = self._new_order(account, instrument, spec, ticks, lots)
@@ -1128,6 +1130,12 @@ def _lots(instrument: Instrument, size: str) -> int:
 
 def _price_wire(instrument: Instrument, ticks: int) -> str:
     return num(instrument.ticks_to_price(ticks))
+
+
+def _check_cloid(account: Account, spec: OrderSpec) -> None:
+    """An order's cloid must be new to the account (its open and recent orders')."""
+    if spec.cloid is not None and spec.cloid in account.cloids:
+        raise OrderError(f"Duplicate cloid {spec.cloid}. asset={spec.asset}")
 
 
 def _reducible(size: float, instrument: Instrument, is_buy: bool) -> int:
