@@ -386,3 +386,29 @@ def test_a_callback_that_raises_does_not_keep_the_unknown_orders_from_on_unknown
     with pytest.raises(RuntimeError, match="on_fills"):
         engine.flush()
     assert told == [[reduce_only]] and risk.state == TradingState.HALTED
+
+
+def test_an_order_that_may_rest_with_its_answer_lost_counts_as_open_until_settled():
+    # It never counted: with max_open_orders=1, a second order was let through while the
+    # first rested at the venue, and the owner could not tell the engine what reconciling
+    # had found.
+    portfolio = Portfolio([ETH], balance=100_000, fees=FEES)
+    risk = RiskManager(portfolio, RiskLimits(max_data_age_s=3_600, max_open_orders=1))
+    venue = LosesAnswers([ETH], lose={1}, error=TimeoutError("read timed out"), fees=FEES)
+    venue.provide(quotes(bids=[(299_000, 10**9)], asks=[(301_000, 10**9)]))
+    risk.update_market("ETH", 30.0)
+    engine = TradingEngine(portfolio, venue, risk, batch_size=10)
+    first = engine.submit(0, Side.BUY, 290_000, 10)
+    engine.flush()
+    assert engine.unknown_oids == {first} and risk.open_orders == 1
+    risk.set_state(TradingState.ACTIVE)             # as a passing reconciliation would
+    second = engine.submit(0, Side.BUY, 289_000, 10)
+    engine.flush()
+    assert engine.stats.refused == 1                # OPEN_ORDERS: the first may rest
+    engine.settle_unknown([first], still_open=[first])
+    assert engine.unknown_oids == set() and risk.open_orders == 1
+    engine.settle_unknown([second])                 # not unknown: nothing changes
+    assert risk.open_orders == 1
+    engine.cancel(0, first)
+    engine.flush()
+    assert risk.open_orders == 0

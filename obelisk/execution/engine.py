@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import operator
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,10 +149,11 @@ class TradingEngine:
         its predecessor used, so that no id names two orders.
     on_unknown : callable(oids), optional; orders whose outcome is unknown because the venue
         raised after it was called. The engine has already halted trading
-        (``risk.set_state(TradingState.HALTED)``) and added them to ``unknown_oids``. Wire it
-        to reconciliation, e.g. schedule ``PositionRecovery.reconcile()`` on the same
-        RiskManager: a pass that passes sets it ACTIVE again and trading resumes; then
-        discard the oids it settled from ``unknown_oids``.
+        (``risk.set_state(TradingState.HALTED)``) and added them to ``unknown_oids``; those
+        that may rest count as open orders meanwhile. Wire it to reconciliation, e.g.
+        schedule ``PositionRecovery.reconcile()`` on the same RiskManager: a pass that
+        passes sets it ACTIVE again and trading resumes; then hand the oids it settled, and
+        which of them rest, to ``settle_unknown``.
 
     Outcomes of a venue call that raised: when the breaker refused it (the venue was never
     called) its orders are *failed*; once the venue was called, any exception may have come
@@ -377,7 +378,7 @@ class TradingEngine:
         else:
             sent, unknown, report, error, applied = _NONE, _NONE, None, broken, False
         if len(unknown):
-            self._halt(events["oid"][unknown], error)
+            self._halt(events[unknown], error)
         after_venue = self.clock_ns()
         if report is not None and not applied:
             self._apply(report)
@@ -505,12 +506,24 @@ class TradingEngine:
         except Exception as exc:   # noqa: BLE001 - any venue failure is an outcome, not a crash
             return None, describe(exc), called
 
-    def _halt(self, oids: np.ndarray, error: str | None) -> None:
-        """Orders that may have executed unseen: halt trading until the owner reconciles."""
+    def _halt(self, events: np.ndarray, error: str | None) -> None:
+        """Orders that may have executed unseen: halt trading until the owner reconciles.
+        Those that may rest count as open meanwhile (an open-order limit errs on the safe
+        side) until ``settle_unknown`` says otherwise."""
         logger.error("the venue raised after it was called (%s): the outcome of %d orders is "
-                     "unknown; trading halted until reconciliation", error, len(oids))
-        self.unknown_oids.update(oids.tolist())
+                     "unknown; trading halted until reconciliation", error, len(events))
+        self.unknown_oids.update(events["oid"].tolist())
+        self._open.update(events["oid"][_resting(events)].tolist())
+        self.risk.set_open_orders(len(self._open))
         self.risk.set_state(TradingState.HALTED)
+
+    def settle_unknown(self, oids: Iterable[int], still_open: Iterable[int] = ()) -> None:
+        """After a reconciliation: `oids` are no longer unknown, and of them only those in
+        `still_open` (the venue lists them as resting) keep counting as open orders."""
+        settled = set(oids) & self.unknown_oids
+        self.unknown_oids -= settled
+        self._open -= settled - set(still_open)
+        self.risk.set_open_orders(len(self._open))
 
     def _apply(self, report: BatchReport) -> None:
         """The account's fills into the portfolio."""

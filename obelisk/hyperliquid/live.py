@@ -290,11 +290,12 @@ class LiveLoop:
         try:
             while True:
                 self.engine.poll()          # all the ledger knows is in the portfolio
+                unknown = set(self.engine.unknown_oids)     # those lost during the pass stay
                 report = await self.recovery.reconcile(fresh=True)   # it follows a fault
                 self._release()
                 self._held = []
                 if report.passed:
-                    self.engine.unknown_oids.clear()
+                    self.engine.settle_unknown(unknown, still_open=self._resting_oids())
                     if self._first_pass:
                         self.risk.reset_daily()
                         self._first_pass = False
@@ -309,6 +310,12 @@ class LiveLoop:
         finally:
             self._release()
             self._held = None
+
+    def _resting_oids(self) -> set[int]:
+        """The engine's ids of the account's orders the ledger holds open (a passing
+        reconciliation left it as the exchange lists them)."""
+        return {oid for order in self.ledger.orders.values()
+                if (oid := self.venue.engine_oid(order.cloid)) is not None}
 
     def _release(self) -> None:
         held, self._held = self._held or [], None
