@@ -72,7 +72,7 @@ class Signers:
                                       check_floats=False)    # hash what was received
             return recover_signer(digest, body["signature"]).lower()
         except (WireError, KeyError, TypeError, ValueError, OverflowError):
-            # OverflowError: a signatureChainId outside 0..2**256 - 1
+            # OverflowError: a number too large for the field it is packed into
             raise Rejected("Unable to recover signer") from None
 
     def user_signer(self, body: Mapping[str, Any]) -> str:
