@@ -32,7 +32,6 @@ import numpy as np
 
 from obelisk._core.book import EVENT_DTYPE, EventKind, Side, TimeInForce
 from obelisk._core.codes import ALO as _ALO
-from obelisk._core.codes import CANCEL as _CANCEL
 from obelisk._core.codes import GTC as _GTC
 from obelisk._core.codes import LIMIT as _LIMIT
 from obelisk._core.codes import REDUCE_ONLY as _REDUCE_ONLY
@@ -416,7 +415,7 @@ class TradingEngine:
             return reasons
         reduce_only = (flags & _REDUCE_ONLY).astype(bool)
         stopped = self.risk.kill_switch or self.risk.state == TradingState.HALTED
-        reasons[reduce_only & (events["kind"] != _CANCEL)] = RiskReason.HALTED if stopped else 0
+        reasons[reduce_only] = RiskReason.HALTED if stopped else 0     # cancels carry no flags
         reasons[reduce_only & _resting(events) & (reasons == 0)] = \
             RiskReason.REDUCE_ONLY_INCREASES        # a resting one could grow a position later
         return reasons

@@ -65,18 +65,18 @@ HOUR_MS, DAY_MS = 3_600_000, 86_400_000
 MAKER_BALANCE = 1e12
 LIQUIDATION_SLIPPAGE = 0.2
 _TIF = {"Gtc": TimeInForce.GTC, "Ioc": TimeInForce.IOC, "Alo": TimeInForce.ALO}
-# The status of a fired trigger whose order a placement check refuses, by the check's text.
-_TRIGGER_REJECTION = {"Insufficient margin to place order.": "perpMarginRejected",
-                      "Order must have minimum value of $10.": "minTradeNtlRejected",
-                      "Price too far from oracle": "oracleRejected",
-                      "Reduce only order would increase position.": "reduceOnlyRejected"}
 _NEVER_PLACED = "Order was never placed, already canceled, or filled."
 K = TypeVar("K")
 V = TypeVar("V")
 
 
 class OrderError(Exception):
-    """One order of a batch refused; its text goes into ``statuses[i]``."""
+    """One order of a batch refused; its text goes into ``statuses[i]``, and `status` is the
+    order status the exchange records when the order was already live (a fired trigger's)."""
+
+    def __init__(self, text: str, status: str = "rejected") -> None:
+        super().__init__(text)
+        self.status = status
 
 
 @dataclass
@@ -526,15 +526,17 @@ class LocalExchange:
         price = ticks * self._tick_sizes[instrument.asset]
         oracle = self.oracle.prices[instrument.name]
         if abs(price / oracle - 1) > ORACLE_BAND:
-            raise OrderError(f"Price too far from oracle asset={a}")
+            raise OrderError(f"Price too far from oracle asset={a}", "oracleRejected")
         book = account.portfolio.book
         reducible = _reducible(book.size_of(a), instrument, spec.is_buy)
         if spec.reduce_only:
             if reducible == 0:
-                raise OrderError(f"Reduce only order would increase position. asset={a}")
+                raise OrderError(f"Reduce only order would increase position. asset={a}",
+                                 "reduceOnlyRejected")
             lots = min(lots, reducible)
         elif price * lots / 10 ** instrument.sz_decimals < MIN_NOTIONAL:
-            raise OrderError(f"Order must have minimum value of $10. asset={a}")
+            raise OrderError(f"Order must have minimum value of $10. asset={a}",
+                             "minTradeNtlRejected")
         if spec.tif == "Alo":
             resting = self.books[instrument.name]
             bid, ask = resting.best_bid(), resting.best_ask()
@@ -547,7 +549,8 @@ class LocalExchange:
         if increase and not account.internal:
             needed = price * increase / 10 ** instrument.sz_decimals / book.leverage_of(a)
             if needed > self._free_margin(account) + 1e-9:
-                raise OrderError(f"Insufficient margin to place order. asset={a}")
+                raise OrderError(f"Insufficient margin to place order. asset={a}",
+                                 "perpMarginRejected")
         return lots
 
     @staticmethod
@@ -807,7 +810,7 @@ class LocalExchange:
             live.lots = live.orig_lots = self._admissible(account, instrument, spec,
                                                           order.price_ticks, lots)
         except OrderError as refused:
-            live.status = _TRIGGER_REJECTION.get(str(refused).split(" asset=")[0], "rejected")
+            live.status = refused.status
             live.status_ts = self.clock.now_ms()
             self._record(live)
             return
