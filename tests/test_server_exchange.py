@@ -398,6 +398,57 @@ def test_a_fired_trigger_passes_the_checks_of_a_new_order_or_is_rejected():
     assert me.state()["marginSummary"]["accountValue"] == "100.0"
 
 
+def _status(ex, trader, oid):
+    return ex.info({"type": "orderStatus", "user": trader.address, "oid": oid})["order"]["status"]
+
+
+@pytest.mark.parametrize(("first", "second", "cut"), [
+    # two reduce-only sells of a 0.5 long: the second would open a short
+    (("0.5", True), ("0.5", True), "0.0"),
+    # the first takes 0.3: the second may fill 0.2, and its other 0.3 is canceled
+    (("0.3", True), ("0.5", True), "0.2"),
+    # a plain sell ahead closes the long: the reduce-only behind it may fill nothing
+    (("0.5", False), ("0.5", True), "0.0"),
+])
+def test_a_resting_reduce_only_order_never_fills_past_the_position(first, second, cut):
+    # Both resting reduce-only sells of a 0.5 long filled when one taker swept them:
+    # the long became a short of 0.5. A reduce-only maker is checked as the taker
+    # reaches it; what it cannot reduce is canceled and the taker goes on past it.
+    ex = exchange(me=10_000, other=100_000)
+    me, other = Trader(ex), Trader(ex, OTHER)
+    assert "filled" in me.order(1, True, "3600", "0.5", tif="Ioc")
+    ahead = me.order(1, False, "3500", first[0], reduce_only=first[1])["resting"]["oid"]
+    behind = me.order(1, False, "3500.1", second[0], reduce_only=second[1])["resting"]["oid"]
+    best_maker = float(ex.info({"type": "l2Book", "coin": "ETH"})["levels"][1][2]["px"])
+    taken = other.order(1, True, "3600", "1.5", tif="Ioc")["filled"]
+    assert taken["totalSz"] == "1.5"
+    assert me.position("ETH") is None                      # closed, not flipped
+    assert _status(ex, me, ahead) == "filled"
+    assert _status(ex, me, behind) == "reduceOnlyCanceled"
+    mine = ex.info({"type": "userFills", "user": me.address})
+    assert sum(Decimal(f["sz"]) for f in mine if f["side"] == "A") == Decimal("0.5")
+    assert [f["sz"] for f in mine if f["px"] == "3500.1"] == ([cut] if cut != "0.0" else [])
+    makers = Decimal("1.5") - Decimal(first[0]) - Decimal(cut)    # the rest from the makers
+    assert float(other.position("ETH")["szi"]) == 1.5
+    assert float(taken["avgPx"]) == pytest.approx(
+        (3500 * float(first[0]) + 3500.1 * float(cut) + best_maker * float(makers)) / 1.5,
+        rel=1e-4)
+    assert ex.info({"type": "openOrders", "user": me.address}) == []
+
+
+def test_a_reduce_only_order_in_reach_of_a_taker_that_stops_short_is_left_alone():
+    ex = exchange(me=10_000, other=100_000)
+    me, other = Trader(ex), Trader(ex, OTHER)
+    assert "filled" in me.order(1, True, "3600", "0.5", tif="Ioc")
+    first = me.order(1, False, "3500", "0.5", reduce_only=True)["resting"]["oid"]
+    second = me.order(1, False, "3500.1", "0.5", reduce_only=True)["resting"]["oid"]
+    assert other.order(1, True, "3600", "0.3", tif="Ioc")["filled"]["totalSz"] == "0.3"
+    assert me.position("ETH")["szi"] == "0.2"
+    assert _status(ex, me, first) == _status(ex, me, second) == "open"
+    assert other.order(1, True, "3500.1", "0.5", tif="Ioc")["filled"]["totalSz"] == "0.2"
+    assert (_status(ex, me, first), _status(ex, me, second)) == ("filled", "reduceOnlyCanceled")
+
+
 def test_scheduled_cancel_fires_on_the_exchanges_clock():
     ex = exchange(me=10_000)
     me = Trader(ex)

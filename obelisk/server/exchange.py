@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+import numpy as np
+
 from obelisk._core.book import OrderBook, OrderStatus, Side, TimeInForce
 from obelisk._core.codes import EVENT_CANCELLED as _CANCELLED
 from obelisk.errors import InstrumentError, ObeliskError
@@ -142,6 +144,8 @@ class LocalExchange:
         self._fill_sizes: dict[tuple[int, int], tuple[str, float]] = {}    # (decimals, lots)
         self._tick_sizes: list[float] = self.instruments.tick.tolist()   # by asset
         self._triggers: dict[str, dict[int, Order]] = {coin: {} for coin in self.coins}
+        # resting reduce-only orders on each book, checked as a taker reaches them (_take)
+        self._reduce_only: dict[str, dict[int, Order]] = {coin: {} for coin in self.coins}
         self._next_oid = 1
         self._next_tid = 1
         self._trades: dict[str, deque[Wire]] = {coin: deque(maxlen=1000) for coin in self.coins}
@@ -569,6 +573,8 @@ class LocalExchange:
         account.orders[order.oid] = order
         if order.trigger is not None:
             self._triggers[order.coin][order.oid] = order
+        elif order.reduce_only:
+            self._reduce_only[order.coin][order.oid] = order
         self._hold(account, order, order.lots)
 
     @staticmethod
@@ -600,11 +606,7 @@ class LocalExchange:
     def _match(self, account: Account, instrument: Instrument, order: Order,
                tif: TimeInForce) -> Wire | str:
         """Send `order` to its book, settle the fills; its status entry."""
-        book = self.books[order.coin]
-        status = book.add(order.oid, _BUY if order.is_buy else _SELL, order.price_ticks,
-                          order.lots, tif, self._owners[account.address])
-        filled_lots, notional = self._settle(order.coin, order.oid)
-        rested = status == _RESTED
+        rested, filled_lots, notional = self._take(account, order, tif)
         if rested:
             order.status_ts = self.clock.now_ms()
             self._add_open(account, order)
@@ -626,6 +628,77 @@ class LocalExchange:
         self._record(order)
         return {"error": "Order could not immediately match against any resting orders. "
                          f"asset={order.asset}"}
+
+    def _take(self, account: Account, order: Order, tif: TimeInForce,
+              liquidation: Wire | None = None) -> tuple[bool, int, float]:
+        """Send `order` to its book and settle its fills: whether it rested, and the lots
+        and notional it took.
+
+        A resting reduce-only order the taker reaches may fill only what reduces its
+        owner's position at that moment; the rest of it is canceled
+        (``reduceOnlyCanceled``) and the taker goes on past it. The compiled book cannot
+        ask, so when such an order is in reach the taker goes in IOC steps, each up to
+        the next cut (a walk over the book's queue finds it)."""
+        book, owner = self.books[order.coin], self._owners[account.address]
+        side = _BUY if order.is_buy else _SELL
+        filled, notional = 0, 0.0
+        while order.lots and self._reduce_only[order.coin]:
+            cut = self._reduce_only_cut(order, owner)
+            if cut is None:
+                break
+            lots, maker = cut
+            if lots:
+                book.add(order.oid, side, order.price_ticks, lots, TimeInForce.IOC, owner)
+                took, value = self._settle(order.coin, order.oid, liquidation)
+                filled, notional = filled + took, notional + value
+            self._close(maker, "reduceOnlyCanceled")
+            self._books_out[order.coin] = None
+        if not order.lots:
+            return False, filled, notional
+        status = book.add(order.oid, side, order.price_ticks, order.lots, tif, owner)
+        took, value = self._settle(order.coin, order.oid, liquidation)
+        return status == _RESTED, filled + took, notional + value
+
+    def _reduce_only_cut(self, taker: Order, owner: int) -> tuple[int, Order] | None:
+        """Where `taker` must stop before its book fills a resting reduce-only order past
+        the position it reduces: the lots it takes up to there (that order's allowed part
+        included) and that order; None when it can go on to the end."""
+        ticks, is_buy = taker.price_ticks, taker.is_buy
+        if not any(o.is_buy != is_buy and (o.price_ticks <= ticks if is_buy
+                                            else o.price_ticks >= ticks)
+                   for o in self._reduce_only[taker.coin].values()):
+            return None
+        rows = self.books[taker.coin].orders()
+        rows = rows[(rows["side"] == (_SELL if is_buy else _BUY)) &
+                    ((rows["price"] <= ticks) if is_buy else (rows["price"] >= ticks))]
+        rows = rows[np.lexsort((rows["queue_ahead"],
+                                rows["price"] if is_buy else -rows["price"]))]
+        positions: dict[str, int] = {}      # makers' positions in lots as the taker fills
+        taken = 0
+        for oid, qty, maker_owner in zip(rows["oid"].tolist(), rows["qty"].tolist(),
+                                         rows["owner"].tolist(), strict=True):
+            if maker_owner == owner and owner:
+                continue                    # self-trade prevention cancels it: no fill
+            maker = self._orders[oid]
+            fill = min(qty, taker.lots - taken)
+            if not self.accounts[maker.user].internal:
+                held = positions.get(maker.user)
+                if held is None:
+                    held = self._position_lots(maker)
+                if maker.reduce_only:
+                    allowed = max(0, held if not maker.is_buy else -held)
+                    if fill > allowed:
+                        return taken + allowed, maker
+                positions[maker.user] = held + (fill if maker.is_buy else -fill)
+            taken += fill
+            if taken == taker.lots:
+                break
+        return None
+
+    def _position_lots(self, order: Order) -> int:
+        """The position of `order`'s account in its asset, in signed lots."""
+        size = float(self.accounts[order.user].portfolio.book.size_of(order.asset))
+        return round(size * 10 ** order.sz_decimals)
 
     def _filled(self, instrument: Instrument, order: Order, lots: int, notional: float) -> Wire:
         size = lots / 10 ** instrument.sz_decimals
@@ -844,6 +917,7 @@ class LocalExchange:
         if account.orders.pop(order.oid, None) is not None:
             self._hold(account, order, -order.lots)
             self._triggers[order.coin].pop(order.oid, None)
+            self._reduce_only[order.coin].pop(order.oid, None)
         if book_cancel and order.trigger is None and order.oid in self.books[order.coin]:
             self.books[order.coin].cancel(order.oid)
             self._books_out[order.coin] = None
@@ -972,9 +1046,7 @@ class LocalExchange:
                       instrument.sz_decimals, self.clock.now_ms(), "Ioc", True, None)
         self._next_oid += 1
         self._keep(order)
-        self.books[coin].add(order.oid, Side.BUY if is_buy else Side.SELL, ticks, lots,
-                             TimeInForce.IOC, self._owners[account.address])
-        filled, _ = self._settle(coin, order.oid, liquidation=detail)
+        _, filled, _ = self._take(account, order, TimeInForce.IOC, liquidation=detail)
         self._books_out[coin] = None
         left = lots - filled
         if left:                                  # the backstop takes the rest at the mark

@@ -20,9 +20,10 @@ from obelisk.server.exchange import LocalExchange
 
 __all__ = ["ServerStateError", "load_state", "save_state"]
 
-FORMAT = 4                    # 2: candle volumes in lots; 3: status changes are tuples;
+FORMAT = 5                    # 2: candle volumes in lots; 3: status changes are tuples;
 #                               4: fill price and size caches, instruments by asset and coin,
-#                                  finished orders forgotten, fills kept in a bounded deque
+#                                  finished orders forgotten, fills kept in a bounded deque;
+#                               5: resting reduce-only orders indexed per coin
 HEADER = f"obelisk-serve-state {FORMAT}\n".encode()
 
 
