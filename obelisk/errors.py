@@ -4,6 +4,10 @@ Errors from bad input subclass :class:`ValueError` (or :class:`KeyError` for
 unknown ids) as well, so generic handlers keep working.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from obelisk._core.errors import (
     ConcurrentUseError,
     CrossedBookError,
@@ -22,6 +26,9 @@ from obelisk._core.errors import (
     UnknownAssetError,
     UnknownOrderError,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class InstrumentError(ObeliskError, ValueError):
@@ -48,7 +55,18 @@ class InsufficientLiquidityError(ObeliskError, ValueError):
     """A book is too thin to fill the size or notional asked of it."""
 
 
+class CallbackError(ObeliskError):
+    """A callback raised during a batch that a ``submit`` call sent on its way (the batch
+    filled up). The call's orders were all queued, and some may have traded: `oids` are
+    their ids, which the call could not return. The callback's exception is the cause."""
+
+    def __init__(self, message: str, oids: np.ndarray) -> None:
+        super().__init__(message)
+        self.oids = oids
+
+
 __all__ = [
+    "CallbackError",
     "ConcurrentUseError",
     "CrossedBookError",
     "DuplicateInstrumentError",

@@ -10,7 +10,7 @@ from test_engine import ETH, FEES, quotes
 from obelisk import EventKind, Portfolio, Side, TimeInForce
 from obelisk._core.book import OrderStatus
 from obelisk.breaker import CircuitOpenError
-from obelisk.errors import InvalidOrderError
+from obelisk.errors import CallbackError, InvalidOrderError
 from obelisk.execution.engine import STATUS_NOT_SENT, STATUS_UNKNOWN, TradingEngine
 from obelisk.risk import RiskLimits, RiskManager, TradingState
 from obelisk.sim.batch import SimBatchVenue
@@ -386,6 +386,43 @@ def test_a_callback_that_raises_does_not_keep_the_unknown_orders_from_on_unknown
     with pytest.raises(RuntimeError, match="on_fills"):
         engine.flush()
     assert told == [[reduce_only]] and risk.state == TradingState.HALTED
+
+
+def _raising_on_fills(report):
+    raise RuntimeError("a bug in the strategy's on_fills")
+
+
+def test_a_submit_whose_batch_callback_raises_still_gives_its_order_id():
+    # submit filled the batch, the flush ran on_fills, which raised: the order was sent
+    # and traded, but its id never reached the caller, who could not track or cancel it.
+    store = ListStore()
+    engine, portfolio, _ = make(store=store, batch_size=2, on_fills=_raising_on_fills)
+    first = engine.submit(0, Side.BUY, 301_000, 10, tif=TimeInForce.IOC)
+    with pytest.raises(CallbackError, match="on_fills") as raised:
+        engine.submit(0, Side.BUY, 301_000, 10, tif=TimeInForce.IOC)
+    (second,) = raised.value.oids.tolist()
+    assert second == first + 1 and isinstance(raised.value.__cause__, RuntimeError)
+    assert portfolio.position("ETH").size == pytest.approx(0.2)
+    assert_accounted(engine, [first, second], store)
+
+
+def test_a_submit_batch_whose_callback_raises_queues_the_whole_call_and_gives_its_ids():
+    # The first full batch's on_fills raised out of submit_batch: the rest of the call was
+    # never queued, and the ids of the orders it had sent were lost with the call.
+    store = ListStore()
+    engine, portfolio, _ = make(store=store, batch_size=4, on_fills=_raising_on_fills)
+    n = 10
+    with pytest.raises(CallbackError) as raised:
+        engine.submit_batch(np.zeros(n, np.int64), np.full(n, Side.BUY, np.uint8),
+                            np.full(n, 301_000), np.full(n, 10),
+                            np.full(n, TimeInForce.IOC, np.uint8))
+    ids = raised.value.oids.tolist()
+    assert ids == list(range(1, n + 1))
+    with pytest.raises(RuntimeError, match="on_fills"):
+        engine.flush()                                   # the last 2 were queued, not sent
+    assert portfolio.position("ETH").size == pytest.approx(1.0)
+    assert engine.stats.submitted == engine.stats.filled == n
+    assert_accounted(engine, ids, store)
 
 
 def test_an_order_that_may_rest_with_its_answer_lost_counts_as_open_until_settled():

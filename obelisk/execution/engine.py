@@ -57,7 +57,7 @@ from obelisk._core.stage import (
     trace_columns,
 )
 from obelisk.breaker import BreakerConfig, CircuitBreaker
-from obelisk.errors import InvalidOrderError, describe
+from obelisk.errors import CallbackError, InvalidOrderError, describe
 from obelisk.execution.venue import ACCOUNT, BatchReport, BatchVenue
 from obelisk.monitor import PerformanceMonitor
 from obelisk.portfolio import Portfolio
@@ -80,6 +80,12 @@ def _resting(events: np.ndarray) -> np.ndarray:
     """Limit orders that may rest (GTC, ALO); market orders never do."""
     tif = events["tif"]
     return (events["kind"] == _LIMIT) & ((tif == _GTC) | (tif == _ALO))
+
+
+def _callback_error(exc: Exception, oids: np.ndarray) -> CallbackError:
+    """What `submit`/`submit_batch` raise when a batch they flushed raised in a callback."""
+    return CallbackError(f"a callback raised during a batch this call sent ({describe(exc)}); "
+                         f"the call's {len(oids)} orders are queued or sent (see .oids)", oids)
 
 
 def _copy_records(records: np.ndarray) -> np.ndarray:
@@ -162,7 +168,10 @@ class TradingEngine:
     counted failed, traced with the error and logged, and ``flush`` does not raise, because
     callers already hold their ids (and ``submit_batch`` may be halfway through a call).
 
-    Callbacks run after their batch is counted and traced; what they raise reaches the caller.
+    Callbacks run after their batch is counted and traced; what they raise reaches the caller:
+    from ``flush`` and ``poll`` as it is; from a ``submit`` or ``submit_batch`` that filled a
+    batch, as `CallbackError` (its cause), once the call has queued all its orders, with
+    their ids in ``.oids``.
     One thread drives an engine: it calls ``submit*``, ``flush`` and ``poll``.
     """
 
@@ -223,8 +232,11 @@ class TradingEngine:
         self._validate(kind, row, side, price_ticks, qty_lots, tif)
         oid = self._next_oid
         self._next_oid += 1
-        self._push(kind, oid, row, side, price_ticks, qty_lots, tif,
-                   OrderFlags.REDUCE_ONLY if reduce_only else 0)
+        try:
+            self._push(kind, oid, row, side, price_ticks, qty_lots, tif,
+                       OrderFlags.REDUCE_ONLY if reduce_only else 0)
+        except Exception as exc:
+            raise _callback_error(exc, np.array([oid], np.int64)) from exc
         return oid
 
     def cancel(self, row: int, oid: int) -> None:
@@ -248,6 +260,7 @@ class TradingEngine:
                                        reduce_only)
         ids = np.empty(n, np.int64)
         start = 0
+        raised: Exception | None = None
         while start < n:
             take = min(n - start, self.batch_size - self._count)
             self._next_oid = queue_orders(
@@ -257,7 +270,15 @@ class TradingEngine:
             self._count += take
             start += take
             if self._count == self.batch_size:
-                self.flush()
+                try:
+                    self.flush()
+                except Exception as exc:    # the call still queues all it accepted
+                    if raised is not None:
+                        logger.error("a callback raised again during submit_batch: %s",
+                                     describe(exc))
+                    raised = raised or exc
+        if raised is not None:
+            raise _callback_error(raised, ids) from raised
         return ids
 
     @property
