@@ -49,12 +49,14 @@ deltas = st.lists(st.tuples(
 ), min_size=1, max_size=80)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(stream=deltas, policy=st.sampled_from(list(CrossedPolicy)))
-def test_per_call_matches_reference(stream, policy):
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stream=deltas, policy=st.sampled_from(list(CrossedPolicy)),
+       max_levels=st.sampled_from([100_000, 100_000, 2, 3, 5]))
+def test_per_call_matches_reference(stream, policy, max_levels):
     gaps = []
-    book = L2Book(ETH, crossed_policy=policy, on_gap=lambda e, g: gaps.append((e, g)))
-    reference = ReferenceL2Book(crossed_policy=policy)
+    book = L2Book(ETH, crossed_policy=policy, on_gap=lambda e, g: gaps.append((e, g)),
+                  max_levels=max_levels)
+    reference = ReferenceL2Book(crossed_policy=policy, max_levels=max_levels)
     seq, time = 0, 1_000
     for kind, side, price, size, seq_step, time_step in stream:
         time += time_step
@@ -68,6 +70,8 @@ def test_per_call_matches_reference(stream, policy):
                 got = "applied" if got else "stale"
             except CrossedBookError:
                 got = "crossed"
+            except MarketDataError:
+                got = "too deep"
         else:
             seq = max(1, seq + seq_step) if seq_step else seq
             delta_seq = seq if seq_step else 0
@@ -77,6 +81,8 @@ def test_per_call_matches_reference(stream, policy):
                     else "stale"
             except CrossedBookError:
                 got = "crossed"
+            except MarketDataError:
+                got = "too deep"
             if got == "applied" and expected == "gap":
                 got = "gap"
         assert got == expected
@@ -104,6 +110,37 @@ def test_batch_writes_the_top_after_every_delta(stream, policy):
         bid, bid_size, ask, ask_size = reference.bbo()
         assert top[i].tolist() == (bid or 0, bid_size, ask or 0, ask_size)
     assert state(book) == reference_state(reference)
+
+
+@settings(max_examples=150, deadline=None)
+@given(stream=st.lists(st.tuples(st.integers(0, 1), st.integers(90, 110),
+                                 st.sampled_from([0, 1, 2, 7])), min_size=1, max_size=120),
+       policy=st.sampled_from(list(CrossedPolicy)), max_levels=st.integers(1, 6))
+def test_a_batch_stops_at_a_level_past_max_levels(stream, policy, max_levels):
+    # Deltas were not bounded by max_levels (only snapshots were): a feed could grow a
+    # side without limit. Now the delta that would add a level past it stops the batch,
+    # as a crossing one does, the deltas before it staying applied.
+    events = np.zeros(len(stream), dtype=L2_DELTA_DTYPE)
+    for i, (side, price, size) in enumerate(stream):
+        events[i] = (price, size, 0, 0, side)
+    book = L2Book(ETH, crossed_policy=policy, max_levels=max_levels)
+    reference = ReferenceL2Book(crossed_policy=policy, max_levels=max_levels)
+    outcomes = [reference.apply(side, price, size) for side, price, size in stream]
+    stop = next((i for i, o in enumerate(outcomes) if o in ("crossed", "too deep")), None)
+    reference = ReferenceL2Book(crossed_policy=policy, max_levels=max_levels)
+    for side, price, size in stream[:stop]:
+        reference.apply(side, price, size)
+    if stop is None:
+        assert book.apply_batch(events) == len(stream)
+    elif outcomes[stop] == "crossed":
+        with pytest.raises(CrossedBookError, match=f"delta {stop} "):
+            book.apply_batch(events)
+    else:
+        with pytest.raises(MarketDataError, match=f"delta {stop} would be a level past "
+                                                  f"max_levels={max_levels}"):
+            book.apply_batch(events)
+    assert state(book) == reference_state(reference)
+    assert max(len(reference.depth(BUY)), len(reference.depth(SELL))) <= max_levels
 
 
 wide_stream = st.lists(st.tuples(

@@ -7,13 +7,15 @@ from libc.stdint cimport int32_t, int64_t, uint8_t
 # One side's levels sorted by key so that the best is last (bids: key = price,
 # asks: key = -price); sizes run parallel to keys. A deleted level keeps its slot
 # with size 0 (no shift; the same price coming back is an update) unless it is
-# the best: the last slot always holds a level. `live` counts the levels.
+# the best: the last slot always holds a level. `live` counts the levels, at
+# most `max_live` (the book's max_levels).
 cdef struct L2Side:
     int64_t* keys
     int64_t* sizes
     int32_t count        # slots in use, emptied ones included
     int32_t capacity
     int32_t live
+    int32_t max_live
 
 
 # One level delta (L2_DELTA_DTYPE, 40 bytes): size 0 deletes the level.

@@ -40,6 +40,7 @@ cdef enum:
     STALE = 1        # older than what the book already shows: ignored
     GAP = 2          # applied, but a sequence number was skipped
     CROSSED = 3      # refused under CrossedPolicy.RAISE
+    TOO_DEEP = 4     # refused: a new level past max_levels on its side
     NO_MEMORY = -1
 
 cdef enum:
@@ -88,12 +89,14 @@ cdef inline void _insert_at(L2Side* s, int32_t pos, int64_t key, int64_t size) n
 
 cdef enum:
     ASIDE = -1       # _set_in: no room for a new level; apply_batch: not the common case
+    FULL = -3        # _set_level: a new level past the side's max_live
     SKIPPED = -2     # apply_batch: a stale delta
 
 
 cdef inline int64_t _set_in(L2Side* s, int64_t key, int64_t size) noexcept nogil:
     """Set (or with size 0 delete) the level of `key`; the size it had, or ASIDE when a
-    new level needs room the side does not have (nothing changed then)."""
+    new level needs room the side does not have, or would be one past `max_live`
+    (nothing changed then)."""
     cdef int32_t pos = _lower_bound(s, key)
     cdef int64_t previous
     if pos < s.count and s.keys[pos] == key:
@@ -104,7 +107,7 @@ cdef inline int64_t _set_in(L2Side* s, int64_t key, int64_t size) noexcept nogil
             _trim(s)
         return previous
     if size:
-        if s.count == s.capacity:
+        if s.count == s.capacity or s.live == s.max_live:
             return ASIDE
         _insert_at(s, pos, key, size)
         s.live += 1
@@ -335,8 +338,9 @@ cdef class L2Book:
     checksum : callable(book) -> bool, optional
         Called after each snapshot and per-call delta; False marks the book invalid.
     max_levels : int
-        The most levels a snapshot may hold per side (default 100,000); a larger
-        one raises MarketDataError and changes nothing.
+        The most levels a side may hold (default 100,000), so that a feed cannot
+        grow the book without bound: a larger snapshot, or a delta that would add
+        a level past it, raises MarketDataError and changes nothing.
 
     One caller at a time: every method claims the book for as long as it reads
     or writes its levels, and a second caller meanwhile gets ConcurrentUseError.
@@ -352,6 +356,7 @@ cdef class L2Book:
             self.sides[side].count = 0
             self.sides[side].capacity = 0
             self.sides[side].live = 0
+            self.sides[side].max_live = MAX_LEVELS_LIMIT
         self.gap_log = NULL
         self.gap_log_count = 0
         self.gap_log_capacity = 0
@@ -376,6 +381,7 @@ cdef class L2Book:
             self.size_decimals = size_decimals
             self.crossed_policy = crossed_policy
             self.max_levels = <int32_t> most
+            self.sides[SIDE_BUY].max_live = self.sides[SIDE_SELL].max_live = <int32_t> most
             self.on_gap = on_gap
             self.checksum = checksum
             self.last_seq = 0
@@ -442,10 +448,13 @@ cdef class L2Book:
     # ------------------------------------------------------------- updates
 
     cdef inline int64_t _set_level(self, uint8_t side, int64_t price, int64_t size) noexcept nogil:
-        """Set (or with size 0 delete) a level; the size it had before, or -1 when out of memory."""
+        """Set (or with size 0 delete) a level; the size it had before, or FULL when it
+        would be a level past max_levels, or -1 when out of memory."""
         cdef int64_t key = _key(side, price)
         cdef int64_t previous = _set_in(&self.sides[side], key, size)
         if previous < 0:
+            if self.sides[side].live == self.sides[side].max_live:
+                return FULL
             if self._reserve(side, 1) != 0:
                 return -1
             previous = _set_in(&self.sides[side], key, size)
@@ -474,7 +483,8 @@ cdef class L2Book:
 
     cdef inline int _apply(self, uint8_t side, int64_t price, int64_t size, int64_t seq,
                            int64_t time) noexcept nogil:
-        """Apply one checked delta; a status code (APPLIED, STALE, GAP, CROSSED, NO_MEMORY)."""
+        """Apply one checked delta; a status code (APPLIED, STALE, GAP, CROSSED, TOO_DEEP,
+        NO_MEMORY)."""
         cdef int status = APPLIED
         cdef int64_t previous
         cdef int64_t* grown
@@ -482,7 +492,7 @@ cdef class L2Book:
             return STALE
         previous = self._set_level(side, price, size)
         if previous < 0:
-            return NO_MEMORY
+            return TOO_DEEP if previous == FULL else NO_MEMORY
         if self._crossed():
             if self.crossed_policy == POLICY_RAISE:
                 self._set_level(side, price, previous)  # room is there: it held this level
@@ -530,8 +540,9 @@ cdef class L2Book:
 
         All arguments are exact integers (ticks, lots; seq 0..2**63-2 and time
         >= 0, 0 meaning none): a float or Decimal raises TypeError. Raises
-        MarketDataError for bad input and CrossedBookError when the update
-        crosses the book under CrossedPolicy.RAISE; the book is then unchanged.
+        MarketDataError for bad input or a new level past `max_levels`, and
+        CrossedBookError when the update crosses the book under
+        CrossedPolicy.RAISE; the book is then unchanged.
         """
         cdef int64_t side_ = _int64(side, "side")
         cdef int64_t price_ = _int64(price, "price")
@@ -568,6 +579,10 @@ cdef class L2Book:
                                    f"{price} would cross the book")
         if status == NO_MEMORY:
             raise MemoryError("cannot grow the book")
+        if status == TOO_DEEP:
+            raise MarketDataError(f"a {'bid' if side == SIDE_BUY else 'ask'} at {price} would "
+                                  f"be a level past max_levels={self.max_levels}; nothing "
+                                  "changed")
         if gaps is not None:
             self._report_gaps(gaps)
         if self.checksum is not None and status != STALE and not self.checksum(self):
@@ -581,8 +596,9 @@ cdef class L2Book:
         and ask after each delta are written into it. Returns how many deltas
         were applied (stale ones are skipped). The whole batch is checked
         first, so bad input raises before anything changes; a crossing delta
-        under CrossedPolicy.RAISE stops the batch there and raises, the
-        deltas before it staying applied.
+        under CrossedPolicy.RAISE (CrossedBookError), or one that would add a
+        level past `max_levels` (MarketDataError), stops the batch there and
+        raises, the deltas before it staying applied.
         """
         deltas = as_records(deltas, L2_DELTA_DTYPE, "deltas", "obelisk.L2_DELTA_DTYPE")
         cdef int64_t n = len(deltas)
@@ -623,6 +639,9 @@ cdef class L2Book:
             raise CrossedBookError(f"delta {i} would cross the book; the {i} before it applied")
         if status == NO_MEMORY:
             raise MemoryError(f"cannot grow the book at delta {i}")
+        if status == TOO_DEEP:
+            raise MarketDataError(f"delta {i} would be a level past max_levels="
+                                  f"{self.max_levels}; the {i} before it applied")
         if self.checksum is not None and not self.checksum(self):
             self.valid = False
         return applied
@@ -671,7 +690,7 @@ cdef class L2Book:
                 crossed = self._crossed()
                 sides[0], sides[1] = self.sides[0], self.sides[1]
                 last_seq, last_time = self.last_seq, self.last_time
-                if code == CROSSED or code == NO_MEMORY:
+                if code == CROSSED or code == NO_MEMORY or code == TOO_DEEP:
                     applied[0] += taken
                     status[0] = code
                     return i

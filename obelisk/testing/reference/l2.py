@@ -21,6 +21,7 @@ class ReferenceL2Book:
     last_seq: int = 0
     last_time: int = 0
     gaps: list[tuple[int, int]] = field(default_factory=list)
+    max_levels: int = 100_000
 
     def best_bid(self) -> int | None:
         return max(self.levels[BUY]) if self.levels[BUY] else None
@@ -42,10 +43,13 @@ class ReferenceL2Book:
         return bid is not None and ask is not None and bid >= ask
 
     def apply(self, side: int, price: int, size: int, seq: int = 0, time: int = 0) -> str:
-        """One delta; returns "applied", "stale", "gap" or "crossed" (refused, nothing changed)."""
+        """One delta; returns "applied", "stale", "gap", or "crossed" or "too deep" (both
+        refused, nothing changed)."""
         if time and time < self.last_time:
             return "stale"
         book = self.levels[side]
+        if size and price not in book and len(book) == self.max_levels:
+            return "too deep"
         before = dict(book)
         if size:
             book[price] = size
@@ -74,7 +78,10 @@ class ReferenceL2Book:
         return status
 
     def snapshot(self, bids: dict[int, int], asks: dict[int, int], time: int = 0) -> str:
-        """Replace both sides; "stale", "crossed" (refused under RAISE) or "applied"."""
+        """Replace both sides; "stale", "crossed" (refused under RAISE), "too deep"
+        (refused) or "applied"."""
+        if max(len(bids), len(asks)) > self.max_levels:
+            return "too deep"
         if time and time < self.last_time:
             return "stale"
         crossed = bool(bids) and bool(asks) and max(bids) >= min(asks)
