@@ -347,6 +347,15 @@ def test_record_round_trips_fields_and_payload(open_store):
                                         {**payload, "qty": 1.5, "lots": 3})
 
 
+def test_nan_and_infinity_in_a_payload_read_back_as_none(open_store):
+    # JSON has no such numbers; what record() documents, kept so a codec change shows.
+    store = open_store()
+    trace_id = store.record("fill", {"px": float("nan"), "fees": np.array([1.0, np.inf]),
+                                     "pnl": -float("inf")})
+    store.flush()
+    assert store.get(trace_id).payload == {"px": None, "fees": [1.0, None], "pnl": None}
+
+
 def test_record_defaults_ts_to_the_ms_of_its_id(open_store, backend):
     store = open_store()
     trace_id = store.record("tick", [1, 2, 3], durable=True)

@@ -222,8 +222,9 @@ class TraceStore:
 
         `ts` is milliseconds since the epoch (default: now). `payload` is anything
         orjson serializes (dicts, lists, str, numbers, numpy scalars and arrays);
-        it is serialized now, so later changes to it are not recorded. Text that
-        UTF-8 cannot encode (a lone surrogate) or that holds NUL raises ValueError.
+        it is serialized now, so later changes to it are not recorded. JSON has no
+        NaN or infinity: those floats read back as None. Text that UTF-8 cannot
+        encode (a lone surrogate) or that holds NUL raises ValueError.
         """
         if type(kind) is not str or not kind or not kind.isascii() or "\0" in kind:
             _check_text("kind", kind, "a non-empty str")
