@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 
 import pytest
 
@@ -148,6 +149,47 @@ def test_a_clean_stop_unsets_the_dead_mans_switch(market):
         assert result.statuses[0].kind == "resting", result
     admin(market, "/advance", ms=31_000)
     assert len(open_orders(market, wallet.address)) == 1
+
+
+def test_the_loop_reads_the_websocket_while_a_batch_is_on_its_way(market):
+    # The engine's flush ran on the event loop: during a batch's round trip to the
+    # exchange nothing else ran (no frame read, no dead man's switch renewed). Now the
+    # batch goes from a worker thread; a book that changes meanwhile reaches the
+    # strategy once the batch is back.
+    async def main():
+        strategy = Scripted()
+        loop = await make_loop(market, strategy)
+        await loop.start()
+        await until(lambda: strategy.resting and len(open_orders(market, loop.account)) == 1)
+        entered, release, released_by_loop = threading.Event(), threading.Event(), []
+        execute = loop.venue.execute
+
+        def slow_execute(events):
+            entered.set()
+            released_by_loop.append(release.wait(5))
+            return execute(events)
+
+        loop.venue.execute = slow_execute
+        row = loop.instruments.index("BTC")
+        book = loop.books["BTC"]
+        instrument = loop.instruments[row]
+        low = book.best_bid() - 1_000
+        lots = round(100 / float(instrument.ticks_to_price(low)) * 10 ** instrument.sz_decimals)
+        async with loop.turn():
+            bid = loop.engine.submit(row, Side.BUY, low, lots)
+        await until(entered.is_set)                 # the batch is on its way
+        seen, heard = book.last_time, len(strategy.books)
+        admin(market, "/advance", ms=2_000)          # the makers requote: a new BTC book
+        await until(lambda: book.last_time != seen)  # read while the batch is out
+        assert len(strategy.books) == heard          # the strategy hears it after the batch
+        release.set()
+        await until(lambda: len(strategy.books) > heard)
+        assert released_by_loop == [True]
+        assert bid in {loop.venue.engine_oid(o["cloid"]) for o in open_orders(
+            market, loop.account)}
+        await loop.stop()
+
+    asyncio.run(main())
 
 
 def refuse_cancels(loop, times):

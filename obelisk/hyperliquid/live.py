@@ -2,8 +2,16 @@
 
 Market data arrives as :class:`~obelisk.L2Book` s kept current from the
 websocket's ``l2Book`` frames; the strategy is called on each book update and on
-each report of fills, and submits orders to :attr:`LiveLoop.engine`. Everything
-the engine owns (portfolio, risk, venue) is used from the loop's thread only.
+each report of fills, and submits orders to :attr:`LiveLoop.engine`.
+
+The engine's batches go to the exchange from a worker thread, so that the loop
+reads the websocket, renews the dead man's switch and keeps its books current
+while an order is on its way. The engine and what it owns (portfolio, risk,
+venue) are used by one party at a time, its *turn*: a flush in its thread, or
+the loop's own code. A book that changes during a flush reaches the risk checks
+and the strategy once it is over; the strategy's callbacks always run on the
+loop, and a coroutine of the strategy that touches the engine holds the turn
+(``async with loop.turn():``).
 
 Safety. Trading starts HALTED: a :class:`PositionRecovery` pass brings the
 portfolio to the exchange's truth (positions, balance, fills missed while away)
@@ -129,9 +137,15 @@ class LiveLoop:
                                            poll_interval=math.inf)
         self.portfolio = Portfolio(self.instruments)     # recovery brings in the balance
         self.risk = RiskManager(self.portfolio, limits or RiskLimits())
+        self._turn = asyncio.Lock()     # held while one party uses the engine (see the module)
+        self._flushing = False          # a flush runs in a worker thread
+        self._flush_task: asyncio.Task[None] | None = None
+        self._changed: dict[str, None] = {}     # coins whose book changed during a flush
+        self._reports: list[BatchReport] = []   # the engine's reports, for the strategy
+        self._lost_answers = False              # the engine called on_unknown
         self.engine = TradingEngine(self.portfolio, self.venue, self.risk, batch_size=1000,
-                                    max_batch_wait_ms=1e9, on_fills=self._on_fills,
-                                    on_unknown=lambda oids: self.schedule_reconcile())
+                                    max_batch_wait_ms=1e9, on_fills=self._reports.append,
+                                    on_unknown=self._answers_lost)
         self.ledger = OrderLedger()
         self.recovery = PositionRecovery(
             HyperliquidVenue(async_exchange.info, async_exchange, self.account),
@@ -200,7 +214,8 @@ class LiveLoop:
 
     async def stop(self) -> None:
         """Cancel the strategy's resting orders, unset the dead man's switch once the exchange
-        lists none of them, close.
+        lists none of them, close. Orders the strategy queued but the engine has not sent
+        are refused (trading is HALTED first), so none is placed after the cancels.
 
         Cancels the exchange refused or never received (a network fault, an open breaker)
         are sent again every ``retry_s`` for up to ``stop_s``. Orders still open then stay
@@ -210,6 +225,7 @@ class LiveLoop:
         if not self.running:
             return
         self.running = False
+        self.risk.set_state(TradingState.HALTED)    # orders still queued are refused, not sent
         if hasattr(self, "_stopped"):
             self._stopped.set()
         await self._end_tasks()
@@ -243,16 +259,23 @@ class LiveLoop:
     async def cancel_resting(self) -> int:
         """Cancel, through the engine, every open order that carries this session's cloids;
         how many there were."""
-        self.engine.poll()
+        async with self._turn:
+            self._poll()
         self.async_exchange.transport.invalidate_user(self.account)      # asked fresh
         orders = await self.async_exchange.info.frontend_open_orders(self.account)
-        ours = [(self.instruments.index(o.coin), oid) for o in orders
-                if o.coin in self.instruments.coins
-                and (oid := self.venue.engine_oid(o.cloid)) is not None]
-        for row, oid in ours:
-            self.engine.cancel(row, oid)
-        self.engine.flush()
+        async with self._turn:
+            ours = [(self.instruments.index(o.coin), oid) for o in orders
+                    if o.coin in self.instruments.coins
+                    and (oid := self.venue.engine_oid(o.cloid)) is not None]
+            for row, oid in ours:
+                self.engine.cancel(row, oid)
+            await self._flush_queued()
         return len(ours)
+
+    def turn(self) -> asyncio.Lock:
+        """The engine's turn, for a coroutine that uses the engine, portfolio or risk outside
+        the strategy's callbacks: ``async with loop.turn(): loop.engine.submit(...)``."""
+        return self._turn
 
     async def _abandon(self) -> None:
         """Stop every task and close the connections, touching nothing on the exchange."""
@@ -261,7 +284,7 @@ class LiveLoop:
         await self._close()
 
     async def _end_tasks(self) -> None:
-        tasks = [*self._tasks, *([self._reconciling] if self._reconciling else [])]
+        tasks = [*self._tasks, *(task for task in (self._reconciling, self._flush_task) if task)]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -286,10 +309,15 @@ class LiveLoop:
     async def reconcile(self) -> RecoveryReport:
         """Reconcile until a pass passes (trading stays HALTED until then); its report."""
         self.risk.set_state(TradingState.HALTED)
+        async with self._turn:      # the passes correct the portfolio: no flush meanwhile
+            return await self._reconcile()
+
+    async def _reconcile(self) -> RecoveryReport:
+        self.risk.set_state(TradingState.HALTED)
         self._held = []
         try:
             while True:
-                self.engine.poll()          # all the ledger knows is in the portfolio
+                self._poll()                # all the ledger knows is in the portfolio
                 unknown = set(self.engine.unknown_oids)     # those lost during the pass stay
                 report = await self.recovery.reconcile(fresh=True)   # it follows a fault
                 self._release()
@@ -326,9 +354,63 @@ class LiveLoop:
 
     async def _pump(self) -> None:
         while True:
-            self.engine.poll()
-            self.engine.flush()
+            async with self._turn:
+                self._poll()
+                await self._flush_queued()
             await asyncio.sleep(self.config.poll_s)
+
+    def _poll(self) -> None:
+        """The engine's poll, on the loop (late fills into the portfolio, then the strategy)."""
+        self.engine.poll()
+        self._tell_strategy()
+
+    def _request_flush(self) -> None:
+        """Send the orders the engine holds, soon, from a task of its own."""
+        if self.engine.batch_due_ns is not None and (
+                self._flush_task is None or self._flush_task.done()):
+            self._flush_task = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        async with self._turn:
+            await self._flush_queued()
+
+    async def _flush_queued(self) -> None:
+        """With the turn held: flush the engine in a worker thread until nothing is queued,
+        then hand the strategy its reports and the books that changed meanwhile (which may
+        queue more orders). The thread holds the engine until it returns, even when this
+        task is cancelled."""
+        while self.engine.batch_due_ns is not None:
+            self._flushing = True
+            flushed = asyncio.ensure_future(asyncio.to_thread(self.engine.flush))
+            try:
+                await asyncio.shield(flushed)
+            finally:
+                if not flushed.done():
+                    await asyncio.wait([flushed])
+                self._flushing = False
+            self._tell_strategy()
+            changed, self._changed = self._changed, {}
+            for coin in changed:
+                self._on_book(coin, self.books[coin])
+
+    def _answers_lost(self, oids: Any) -> None:
+        """The engine's on_unknown, which may run in a flush's thread: reconciled after it."""
+        self._lost_answers = True
+
+    def _tell_strategy(self) -> None:
+        """After an engine call, on the loop: a reconciliation if answers were lost, and the
+        strategy's reports. A strategy that raises is logged; the loop goes on."""
+        if self._lost_answers:
+            self._lost_answers = False
+            self.schedule_reconcile()
+        reports = self._reports.copy()
+        self._reports.clear()
+        for report in reports:
+            if len(report.fills):
+                try:
+                    self.strategy.on_fills(report, self)
+                except Exception:
+                    log.exception("the strategy's on_fills raised; the loop goes on")
 
     async def _renew_dead_man(self) -> None:
         deadline = self.clock_ms() + int(self.config.dead_man_s * 1000)
@@ -380,17 +462,16 @@ class LiveLoop:
     # ------------------------------------------------------------ callbacks
 
     def _on_book(self, coin: str, book: L2Book) -> None:
+        if self._flushing:
+            self._changed[coin] = None      # the risk checks and the strategy hear it after
+            return
         mid = book.mid()
         if mid is None:
             return
         self.risk.update_market(coin, mid * self._tick[self.instruments.index(coin)])
         if self.trading:
             self.strategy.on_book(coin, book, self)
-            self.engine.flush()
-
-    def _on_fills(self, report: BatchReport) -> None:
-        if len(report.fills):
-            self.strategy.on_fills(report, self)
+            self._request_flush()
 
     def _on_user_frame(self, kind: str, data: Any) -> None:
         if not isinstance(data, (Mapping, list)):
