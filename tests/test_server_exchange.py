@@ -182,6 +182,27 @@ def test_margin_is_checked_at_the_leverage_against_the_account_value():
         "status": "err", "response": "Invalid leverage value 26; ETH allows 1 to 25"}
 
 
+def test_an_open_isolated_position_lowers_its_leverage_only_with_the_margin_for_it():
+    # Lowering the leverage of an open isolated position was accepted whatever its margin
+    # (the exchange refuses it, with these texts); switching modes said something else.
+    ex = exchange(me=10_000)
+    me = Trader(ex)
+    leverage = {"type": "updateLeverage", "asset": 1, "isCross": False}
+    assert me.act({**leverage, "leverage": 10})["status"] == "ok"
+    assert "filled" in me.order(1, True, "3600", "1", tif="Ioc")      # ~$3,500: ~$350 margin
+    refused = {"status": "err", "response": (
+        "Isolated position does not have sufficient margin available to decrease leverage. "
+        "To decrease leverage, add margin to the position.")}
+    assert me.act({**leverage, "leverage": 5}) == refused            # needs ~$700
+    assert me.act({**leverage, "isCross": True, "leverage": 10}) == {
+        "status": "err", "response": "Cannot switch leverage type with open position."}
+    assert me.act({**leverage, "leverage": 20})["status"] == "ok"     # raising needs nothing
+    assert me.act({"type": "updateIsolatedMargin", "asset": 1, "isBuy": True,
+                   "ntli": 400_000_000})["status"] == "ok"            # +$400
+    assert me.act({**leverage, "leverage": 5})["status"] == "ok"
+    assert me.position("ETH")["leverage"]["value"] == 5
+
+
 def test_bad_signatures_unknown_signers_and_unfunded_accounts():
     ex = exchange(me=1_000)
     me = Trader(ex)

@@ -398,6 +398,16 @@ class LocalExchange:
         if not 1 <= leverage <= instrument.max_leverage:
             raise Rejected(f"Invalid leverage value {leverage}; {instrument.name} allows "
                            f"1 to {instrument.max_leverage}")
+        position = account.portfolio.position(instrument.name)
+        if position.size:
+            if position.isolated == is_cross:
+                raise Rejected("Cannot switch leverage type with open position.")
+            if position.isolated and leverage < position.leverage and \
+                    position.margin + position.unrealized_pnl < \
+                    abs(position.position_value) / leverage - 1e-9:
+                raise Rejected("Isolated position does not have sufficient margin available to "
+                               "decrease leverage. To decrease leverage, add margin to the "
+                               "position.")
         try:
             account.portfolio.set_leverage(instrument.name, leverage, isolated=not is_cross)
         except ObeliskError as exc:
