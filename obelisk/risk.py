@@ -122,7 +122,8 @@ class RiskManager:
     """Pre-trade checks of orders against `limits` and `portfolio`.
 
     ``check`` answers one order; ``check_batch`` a RISK_ORDER_DTYPE array,
-    exactly as if each were checked in turn. Orders that only shrink a
+    exactly as if each were checked in turn after every allowed one before it
+    had filled at its price (taker fee). Orders that only shrink a
     position always pass unless trading is halted or the rate budget is spent.
     """
 

@@ -425,6 +425,51 @@ def test_a_batch_counts_what_its_earlier_orders_take_from_the_cross_account(case
     assert batch == expected
 
 
+accounts = st.fixed_dictionaries({
+    "leverage": st.tuples(st.sampled_from([2, 5, 10, 20]), st.sampled_from([2, 5, 10, 20])),
+    "isolated": st.tuples(st.booleans(), st.booleans()),
+    "start": st.tuples(st.sampled_from([0.0, 0.0, 0.1, -0.5, 2.0, -2.0]),
+                       st.sampled_from([0.0, 0.0, 2.0, -10.0, 40.0, -40.0])),
+    "balance": st.sampled_from([2_000.0, 10_000.0, 50_000.0]),
+    "distance": st.sampled_from([0.0, 0.0, 0.05, 0.1, 0.2, 0.3]),
+})
+batches = st.lists(st.tuples(st.integers(0, 1), st.sampled_from([1, -1]),
+                             st.sampled_from([0.05, 0.2, 0.5, 1.0]),
+                             st.floats(-0.02, 0.02)), min_size=2, max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(account=accounts, rows=batches)
+def test_a_batch_judges_each_order_as_one_by_one_after_the_earlier_ones_filled(account, rows):
+    # check_batch carried only the sizes and margins of the batch's earlier orders: not the
+    # same asset's new entry price and isolated margin, the PnL and fees of their fills, nor
+    # what a reducing isolated order releases. On 3,000 random batches it judged 236 not as
+    # one by one after each fill (45 allowed what one by one refused); now it plays the
+    # earlier orders through the position book's own fill kernel.
+    coins, marks, scale = ["BTC", "ETH"], (60_000.0, 3_000.0), (1.0, 20.0)
+    orders = np.zeros(len(rows), RISK_ORDER_DTYPE)
+    for i, (asset, side, size, offset) in enumerate(rows):
+        orders[i] = (asset, side, 0, size * scale[asset],
+                     round(marks[asset] * (1 + offset), 1), 0.0)
+
+    def state():
+        portfolio = Portfolio([BTC, ETH], balance=account["balance"],
+                              fees=FeeRates(0.00045, 0.00015))
+        for coin, leverage, isolated in zip(coins, account["leverage"], account["isolated"],
+                                            strict=True):
+            portfolio.set_leverage(coin, leverage, isolated=isolated)
+        risk = RiskManager(portfolio, RiskLimits(
+            min_liquidation_distance=account["distance"]))
+        for coin, mark, size in zip(coins, marks, account["start"], strict=True):
+            risk.update_market(coin, mark)
+            if size:
+                portfolio.apply_fill(coin, size, mark)
+        return portfolio, risk
+
+    batch = [R(reason) for reason in state()[1].check_batch(orders)]
+    assert batch == one_by_one_filled(*state(), orders, coins)
+
+
 def test_an_isolated_flip_counts_the_margin_the_closed_side_releases():
     # Selling 20 of an isolated long of 10 needs margin for the new short of 10, which the
     # long's margin, released first, covers; the check asked for it on top.

@@ -70,6 +70,63 @@ cdef inline bint closes_whole(double amount, double held) noexcept nogil:
     return fabs(amount - held) <= 1e-12 * (amount + held)
 
 
+# The fill kernel: the position book applies fills with it, and the risk checks play a
+# batch's earlier orders through it.
+
+cdef struct FillOutcome:
+    # A row's stored numbers after one fill, and the fill's realized PnL
+    double size
+    double entry_px
+    double margin
+    double realized_pnl
+    double fees
+    double balance
+    double realized
+
+
+cdef inline void fill_outcome(const Position* p, double size, double price, double rate,
+                              double balance, FillOutcome* out) noexcept nogil:
+    """What one fill makes of the row and the balance, the row untouched.
+
+    A fill through zero closes, then opens the rest. Opens, adds, closes and
+    flips come in no predictable order, so every quantity is computed and the
+    right one selected, without branches.
+    """
+    cdef double held = fabs(p.size)
+    cdef double amount = fabs(size)
+    cdef bint closing = (p.size > 0 and size < 0) or (p.size < 0 and size > 0)
+    cdef bint whole = closing and closes_whole(amount, held)
+    # A comparison, not fmin: both are finite here, and fmin is a libm call that makes the
+    # compiler spill every live register around it.
+    cdef double closed = held if whole else ((amount if amount < held else held) if closing
+                                             else 0.0)
+    cdef double opened = 0.0 if whole else amount - closed
+    cdef double realized = (price - p.entry_px) * closed * (1.0 if p.size > 0 else -1.0)
+    cdef double average = (held * p.entry_px + amount * price) / (held + amount)
+    cdef double remaining = 0.0 if whole else p.size + size
+    cdef double kept = p.entry_px if remaining != 0 else 0.0
+    # Isolated margin leaves pro rata with the closed part (all of it on a full
+    # close: closed / held is then exactly 1) and comes in for the opened part.
+    cdef double released = p.margin * (closed / (held if held > 0 else 1.0))
+    cdef double added = opened * price / p.leverage * p.isolated
+    cdef double fee = fill_fee_at_rate(size, price, rate)
+    out.size = remaining
+    out.entry_px = (price if opened > 0 else kept) if closing else average
+    out.margin = p.margin + (added - released)
+    out.realized_pnl = p.realized_pnl + realized
+    out.fees = p.fees + fee
+    out.balance = balance + (released - added + realized - fee)
+    out.realized = realized
+
+
+cdef inline void store_fill(Position* p, const FillOutcome* out) noexcept nogil:
+    p.size = out.size
+    p.entry_px = out.entry_px
+    p.margin = out.margin
+    p.realized_pnl = out.realized_pnl
+    p.fees = out.fees
+
+
 cdef inline int32_t tier_of(const double* lower, int32_t first, int32_t count,
                             double notional) noexcept nogil:
     """Index of the margin tier that holds `notional`."""

@@ -66,66 +66,12 @@ cdef inline double _sign(double x) noexcept nogil:
     return 1.0 if x > 0 else -1.0
 
 
-cdef struct FillOutcome:
-    # A row's stored numbers after one fill, and the fill's realized PnL
-    double size
-    double entry_px
-    double margin
-    double realized_pnl
-    double fees
-    double balance
-    double realized
-
-
-cdef inline void _fill_outcome(const Position* p, double size, double price, double rate,
-                               double balance, FillOutcome* out) noexcept nogil:
-    """What one fill makes of the row and the balance, the row untouched.
-
-    A fill through zero closes, then opens the rest. Opens, adds, closes and
-    flips come in no predictable order, so every quantity is computed and the
-    right one selected, without branches.
-    """
-    cdef double held = fabs(p.size)
-    cdef double amount = fabs(size)
-    cdef bint closing = (p.size > 0 and size < 0) or (p.size < 0 and size > 0)
-    cdef bint whole = closing and closes_whole(amount, held)
-    # A comparison, not fmin: both are finite here, and fmin is a libm call that makes the
-    # compiler spill every live register around it.
-    cdef double closed = held if whole else ((amount if amount < held else held) if closing
-                                             else 0.0)
-    cdef double opened = 0.0 if whole else amount - closed
-    cdef double realized = (price - p.entry_px) * closed * (1.0 if p.size > 0 else -1.0)
-    cdef double average = (held * p.entry_px + amount * price) / (held + amount)
-    cdef double remaining = 0.0 if whole else p.size + size
-    cdef double kept = p.entry_px if remaining != 0 else 0.0
-    # Isolated margin leaves pro rata with the closed part (all of it on a full
-    # close: closed / held is then exactly 1) and comes in for the opened part.
-    cdef double released = p.margin * (closed / (held if held > 0 else 1.0))
-    cdef double added = opened * price / p.leverage * p.isolated
-    cdef double fee = fill_fee_at_rate(size, price, rate)
-    out.size = remaining
-    out.entry_px = (price if opened > 0 else kept) if closing else average
-    out.margin = p.margin + (added - released)
-    out.realized_pnl = p.realized_pnl + realized
-    out.fees = p.fees + fee
-    out.balance = balance + (released - added + realized - fee)
-    out.realized = realized
-
-
-cdef inline void _store_fill(Position* p, const FillOutcome* out) noexcept nogil:
-    p.size = out.size
-    p.entry_px = out.entry_px
-    p.margin = out.margin
-    p.realized_pnl = out.realized_pnl
-    p.fees = out.fees
-
-
 cdef inline double _apply_fill(Position* p, double size, double price, double rate,
                                double* balance) noexcept nogil:
     """Apply one fill to the row and the balance; its realized PnL."""
     cdef FillOutcome out
-    _fill_outcome(p, size, price, rate, balance[0], &out)
-    _store_fill(p, &out)
+    fill_outcome(p, size, price, rate, balance[0], &out)
+    store_fill(p, &out)
     balance[0] = out.balance
     return out.realized
 
@@ -339,15 +285,15 @@ cdef class PositionBook:
         # no mark yet: the fill's price is the best one known
         cdef double mark = price if p.mark_px != p.mark_px else p.mark_px
         cdef FillOutcome out
-        _fill_outcome(p, size, price, self.maker_rate if maker else self.taker_rate,
-                      self.cross_balance, &out)
+        fill_outcome(p, size, price, self.maker_rate if maker else self.taker_rate,
+                     self.cross_balance, &out)
         # Only what the kernel computes can have left the finite range (funding does not
         # change, and the mark is the old finite one or the price): checked before it is
         # stored, so a refused fill leaves nothing to undo.
         if not _outcome_finite(&out, mark):
             self._refuse_fill(asset, size, price)
         p.mark_px = mark
-        _store_fill(p, &out)
+        store_fill(p, &out)
         self.cross_balance = out.balance
         self._changed()
         return out.realized

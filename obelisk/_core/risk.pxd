@@ -73,13 +73,21 @@ cdef class RiskChecks:
     cdef double* marks
     cdef double* oracles
     cdef int64_t* mark_times
-    cdef double* pending            # per asset: signed size the batch's earlier orders add
-    cdef double pending_value       # ... and the notional, cross initial margin and resting
-    cdef double pending_cross_im    # orders they add, so a batch is judged like the same
-    cdef int64_t pending_open       # orders checked one by one after each was filled
-    cdef double pending_cross_value         # ... the cross notional,
-    cdef double pending_cross_mm            # the cross maintenance margin,
-    cdef double pending_isolated_margin     # and the margin isolated orders take from cross
+    # A batch judges each order after its earlier allowed orders, as if they had filled at
+    # their prices: the rows they touched as the fills leave them (`shadow`, for the assets
+    # `shadowed`, listed in `touched`), and what they add to the book's totals.
+    cdef Position* shadow
+    cdef uint8_t* shadowed
+    cdef int32_t* touched
+    cdef int32_t touched_count
+    cdef double pending_balance             # cross balance (PnL, fees, isolated margin),
+    cdef double pending_cross_upnl          # cross uPnL,
+    cdef double pending_cross_value         # cross notional,
+    cdef double pending_cross_im            # cross initial margin,
+    cdef double pending_cross_mm            # cross maintenance margin,
+    cdef double pending_isolated_equity     # isolated margins and uPnL,
+    cdef double pending_isolated_value      # isolated notional,
+    cdef int64_t pending_open               # resting orders
     cdef bint batching
     cdef readonly double max_total_notional
     cdef readonly double max_leverage
@@ -125,10 +133,9 @@ cdef class RiskChecks:
     cdef int _check(self, const RiskOrder* order, int64_t now) noexcept nogil
     cdef int _check_claimed(self, const RiskOrder* order) except -1
     cdef inline int _deny(self, int reason, double value, double limit) noexcept nogil
-    cdef inline double _pending_maintenance(self, int32_t asset, const Position* p, double held,
-                                            double mark) noexcept nogil
-    cdef double _distance_after(self, const RiskOrder* o, const Position* p, double held,
-                                double after, double mark, double cross_equity) noexcept nogil
-    cdef void _commit(self, const RiskOrder* o, const Position* p, double held, double after,
-                      double mark) noexcept nogil
+    cdef inline const Position* _row(self, int32_t asset) noexcept nogil
+    cdef void _count_row(self, const Position* p, double weight) noexcept nogil
+    cdef double _distance_after(self, const RiskOrder* o, const Position* p, double after,
+                                double mark, double cross_equity) noexcept nogil
+    cdef void _commit(self, const RiskOrder* o, double mark) noexcept nogil
     cdef inline int _take_token(self, int64_t now) noexcept nogil

@@ -24,19 +24,21 @@ cimport cython
 from cpython.time cimport PyTime_MonotonicRaw
 from libc.math cimport INFINITY, NAN, fabs, isfinite
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
-from libc.string cimport memset
 
 from obelisk._core._buffers cimport const_data_of, data_of
 from obelisk._core._gil cimport RELEASE_GIL_FROM, PyThreadState, release_gil_if, restore_gil
 from obelisk._core._types cimport KIND_CANCEL, KIND_LIMIT, TIF_ALO, TIF_GTC, Event
 
 from obelisk._core.position cimport (
+    FillOutcome,
     PositionBook,
     Position,
     Totals,
     closes_whole,
+    fill_outcome,
     liquidation_price,
     maintenance_margin,
+    store_fill,
 )
 
 from obelisk._core._records import as_records, struct_dtype
@@ -167,7 +169,9 @@ cdef class RiskChecks:
         arrays["marks"] = np.full(self.count, np.nan)
         arrays["oracles"] = np.full(self.count, np.nan)
         arrays["mark_times"] = np.zeros(self.count, dtype=np.int64)
-        arrays["pending"] = np.zeros(self.count)
+        arrays["shadow"] = np.zeros(self.count, dtype=book.positions_array.dtype)
+        arrays["shadowed"] = np.zeros(self.count, dtype=np.uint8)
+        arrays["touched"] = np.zeros(self.count, dtype=np.int32)
         self._arrays = arrays
         self.max_order_size = _pointer(arrays["max_order_size"])
         self.max_order_notional = _pointer(arrays["max_order_notional"])
@@ -176,7 +180,10 @@ cdef class RiskChecks:
         self.price_band = _pointer(arrays["price_band"])
         self.marks = _pointer(arrays["marks"])
         self.oracles = _pointer(arrays["oracles"])
-        self.pending = _pointer(arrays["pending"])
+        self.shadow = <Position*> data_of(arrays["shadow"])
+        self.shadowed = <uint8_t*> data_of(arrays["shadowed"])
+        self.touched = <int32_t*> data_of(arrays["touched"])
+        self.touched_count = 0
         self.batching = False
         cdef int64_t[::1] times = arrays["mark_times"]
         self.mark_times = &times[0]
@@ -347,7 +354,9 @@ cdef class RiskChecks:
         """RiskReason codes (uint8) of a RISK_ORDER_DTYPE array.
 
         Each order is judged as if every allowed order before it in the batch
-        had filled in full: limits hold for the batch as a whole.
+        had filled in full at its price, paying the taker fee (the position
+        book's own fill rule): limits hold for the batch as a whole, and a
+        batch is judged as its orders would be one by one after each filled.
         """
         self._claim(True)
         try:
@@ -424,10 +433,14 @@ cdef class RiskChecks:
 
     cdef void _end_batch(self) noexcept nogil:
         """Forget what the batch's orders added: the next one starts from the book alone."""
+        cdef int32_t i
         self.batching = False
-        memset(self.pending, 0, self.count * sizeof(double))
-        self.pending_value = self.pending_cross_im = 0.0
-        self.pending_cross_value = self.pending_cross_mm = self.pending_isolated_margin = 0.0
+        for i in range(self.touched_count):
+            self.shadowed[self.touched[i]] = 0
+        self.touched_count = 0
+        self.pending_balance = self.pending_cross_upnl = self.pending_cross_value = 0.0
+        self.pending_cross_im = self.pending_cross_mm = 0.0
+        self.pending_isolated_equity = self.pending_isolated_value = 0.0
         self.pending_open = 0
 
     cdef void _check_orders(self, const RiskOrder* o, Py_ssize_t n, int64_t now,
@@ -482,8 +495,8 @@ cdef class RiskChecks:
             return self._deny(RISK_KILL_SWITCH, 0.0, 0.0)
         if self.trading_state == STATE_HALTED:
             return self._deny(RISK_HALTED, 0.0, 0.0)
-        cdef Position* p = &self.book.rows[o.asset]
-        cdef double held = p.size + self.pending[o.asset]
+        cdef const Position* p = self._row(o.asset)
+        cdef double held = p.size
         cdef double change = o.side * o.size
         cdef double after = held + change
         # An order that closes the position exactly, as its fill will (closes_whole), reduces
@@ -500,7 +513,7 @@ cdef class RiskChecks:
         if reducing:
             verdict = self._take_token(now)
             if verdict == RISK_OK:
-                self._commit(o, p, held, after, mark)
+                self._commit(o, mark)
             return verdict
         if mark != mark or now - self.mark_times[o.asset] > self.max_data_age_ns:
             return self._deny(RISK_STALE_MARKET_DATA, (now - self.mark_times[o.asset]) / 1e9,
@@ -508,8 +521,9 @@ cdef class RiskChecks:
         if self.trading_state == STATE_REDUCING:
             return self._deny(RISK_REDUCING_ONLY, fabs(after), fabs(held))
         cdef const Totals* t = &self.book.totals
-        cdef double cross_equity = self.book.cross_balance + t.cross_unrealized_pnl
-        cdef double equity = cross_equity + t.isolated_equity
+        cdef double cross_equity = self.book.cross_balance + self.pending_balance \
+            + t.cross_unrealized_pnl + self.pending_cross_upnl
+        cdef double equity = cross_equity + t.isolated_equity + self.pending_isolated_equity
         # Fail closed: every comparison with NaN is false, so a NaN account would pass them
         # all. x * 0 is 0 for finite x, NaN otherwise.
         if (equity * 0.0 + t.cross_position_value * 0.0 + t.isolated_position_value * 0.0
@@ -549,7 +563,7 @@ cdef class RiskChecks:
                               self.max_position_notional[o.asset])
         cdef double value_held = fabs(held) * mark
         cdef double total_after = t.cross_position_value + t.isolated_position_value \
-            + self.pending_value - value_held + value_after
+            + self.pending_cross_value + self.pending_isolated_value - value_held + value_after
         if total_after * 0.0 != 0.0:
             return self._deny(RISK_NON_FINITE_ACCOUNT, total_after, 0.0)
         if total_after > self.max_total_notional:
@@ -560,23 +574,21 @@ cdef class RiskChecks:
         cdef double grown = _grown(held, after)
         cdef double cross_im = t.cross_initial_margin + self.pending_cross_im
         cdef double cross_im_after = cross_im + (value_after - value_held) / p.leverage
-        # the margin the batch's earlier isolated orders moved out of the cross balance
-        cdef double cross_left = cross_equity - self.pending_isolated_margin
-        cdef double free = cross_left - max(
+        cdef double free = cross_equity - max(
             cross_im, 0.1 * (t.cross_position_value + self.pending_cross_value))
         cdef double needed
         if cross_im_after * 0.0 + free * 0.0 != 0.0:
             return self._deny(RISK_NON_FINITE_ACCOUNT, cross_im_after, free)
         if p.isolated:
             needed = grown * o.price / p.leverage if grown > 0 else 0.0
-            if held == p.size and p.size != 0 and (after > 0) != (p.size > 0):
+            if p.size != 0 and (after > 0) != (p.size > 0):
                 free += p.margin        # a flip: the closed side's margin comes back first
             if needed > free:
                 return self._deny(RISK_MARGIN, needed, free)
-        elif cross_im_after > cross_left:
-            return self._deny(RISK_MARGIN, cross_im_after, cross_left)
+        elif cross_im_after > cross_equity:
+            return self._deny(RISK_MARGIN, cross_im_after, cross_equity)
         if self.min_liquidation_distance > 0:
-            needed = self._distance_after(o, p, held, after, mark, cross_left)
+            needed = self._distance_after(o, p, after, mark, cross_equity)
             if needed < self.min_liquidation_distance:
                 return self._deny(RISK_LIQUIDATION_DISTANCE, needed, self.min_liquidation_distance)
         cdef int64_t open_after = self.resting_orders + self.pending_open + 1
@@ -584,66 +596,74 @@ cdef class RiskChecks:
             return self._deny(RISK_OPEN_ORDERS, open_after, self.max_open_orders)
         verdict = self._take_token(now)
         if verdict == RISK_OK:
-            self._commit(o, p, held, after, mark)
+            self._commit(o, mark)
         return verdict
 
-    cdef void _commit(self, const RiskOrder* o, const Position* p, double held, double after,
-                      double mark) noexcept nogil:
-        """In a batch, count an allowed order as filled for the orders after it."""
+    cdef inline const Position* _row(self, int32_t asset) noexcept nogil:
+        """An asset's position as the batch's earlier orders leave it."""
+        return &self.shadow[asset] if self.shadowed[asset] else &self.book.rows[asset]
+
+    cdef void _count_row(self, const Position* p, double weight) noexcept nogil:
+        """Add a row's part of the book's totals, times `weight`, to the batch's."""
+        if p.isolated:
+            self.pending_isolated_equity += weight * (p.margin + p.unrealized_pnl)
+            self.pending_isolated_value += weight * p.position_value
+        else:
+            self.pending_cross_upnl += weight * p.unrealized_pnl
+            self.pending_cross_value += weight * p.position_value
+            self.pending_cross_im += weight * p.initial_margin
+            self.pending_cross_mm += weight * p.maintenance_margin
+
+    cdef void _commit(self, const RiskOrder* o, double mark) noexcept nogil:
+        """In a batch, fill an allowed order at its price (the taker's fee) for the orders
+        after it: its row moves to the shadow, its part of the totals with it."""
         if not self.batching:
             return
-        cdef double grown = _grown(held, after)
-        self.pending[o.asset] += after - held
+        cdef int32_t asset = o.asset
+        cdef Position* s = &self.shadow[asset]
+        cdef FillOutcome out
+        if not self.shadowed[asset]:
+            s[0] = self.book.rows[asset]
+            self.shadowed[asset] = 1
+            self.touched[self.touched_count] = asset
+            self.touched_count += 1
         if mark == mark:
-            self.pending_value += (fabs(after) - fabs(held)) * mark
-            if not p.isolated:
-                self.pending_cross_im += (fabs(after) - fabs(held)) * mark / p.leverage
-                self.pending_cross_value += (fabs(after) - fabs(held)) * mark
-                self.pending_cross_mm += \
-                    maintenance_margin(&self.book.tiers, o.asset, fabs(after) * mark) \
-                    - maintenance_margin(&self.book.tiers, o.asset, fabs(held) * mark)
-        if p.isolated and grown > 0:        # what a reducing one releases is not counted:
-            self.pending_isolated_margin += grown * o.price / p.leverage  # it errs on refusing
+            self._count_row(s, -1.0)
+        fill_outcome(s, o.side * o.size, o.price, self.book.taker_rate, 0.0, &out)
+        store_fill(s, &out)
+        self.pending_balance += out.balance
+        if mark == mark:    # the derived numbers as the book's recompute makes them
+            s.mark_px = mark
+            s.unrealized_pnl = s.size * (mark - s.entry_px) if s.size != 0 else 0.0
+            s.position_value = fabs(s.size) * mark
+            s.initial_margin = s.position_value / s.leverage
+            s.maintenance_margin = maintenance_margin(&self.book.tiers, asset, s.position_value) \
+                if s.size != 0 else 0.0
+            self._count_row(s, 1.0)
         if not o.flags & FLAG_IMMEDIATE:
             self.pending_open += 1
 
-    cdef double _distance_after(self, const RiskOrder* o, const Position* p, double held,
-                                double after, double mark,
-                                double cross_equity) noexcept nogil:
+    cdef double _distance_after(self, const RiskOrder* o, const Position* p, double after,
+                                double mark, double cross_equity) noexcept nogil:
         """How far (a fraction of the mark) the liquidation price would be after the fill."""
-        cdef double entry
-        if held != 0 and (held > 0) == (after > 0) and fabs(after) > fabs(held):
-            entry = (fabs(held) * p.entry_px + o.size * o.price) / fabs(after)
-        elif held != 0 and (held > 0) == (after > 0):
-            entry = p.entry_px
-        else:
-            entry = o.price
+        cdef FillOutcome out
+        fill_outcome(p, o.side * o.size, o.price, self.book.taker_rate, 0.0, &out)
         cdef double value = fabs(after) * mark
         cdef double maintenance = maintenance_margin(&self.book.tiers, o.asset, value)
-        cdef double upnl = after * (mark - entry)
+        cdef double upnl = after * (mark - out.entry_px)
         cdef double available
         if p.isolated:
-            available = p.margin + max(fabs(after) - fabs(held), 0.0) * o.price / p.leverage \
-                + upnl
-        else:       # the other cross positions' maintenance, the batch's earlier orders too
-            available = cross_equity - p.unrealized_pnl + upnl \
-                - (self.book.totals.cross_maintenance_margin - p.maintenance_margin) \
-                - (self.pending_cross_mm - self._pending_maintenance(o.asset, p, held, mark))
+            available = out.margin + upnl
+        else:       # the other cross positions' maintenance, the batch's earlier orders' too
+            available = cross_equity + out.balance - p.unrealized_pnl + upnl \
+                - (self.book.totals.cross_maintenance_margin + self.pending_cross_mm
+                   - p.maintenance_margin)
         cdef double liquidation = liquidation_price(&self.book.tiers, o.asset, after, mark,
                                                     maintenance, available,
                                                     self.book.legacy_liquidation)
         if liquidation != liquidation:
             return INFINITY
         return max((mark - liquidation) * (1.0 if after > 0 else -1.0), 0.0) / mark
-
-    cdef inline double _pending_maintenance(self, int32_t asset, const Position* p, double held,
-                                            double mark) noexcept nogil:
-        """What the batch's earlier orders on `asset` (now `held`) added to its cross
-        maintenance margin: their part of pending_cross_mm."""
-        if held == p.size:
-            return 0.0
-        return maintenance_margin(&self.book.tiers, asset, fabs(held) * mark) \
-            - maintenance_margin(&self.book.tiers, asset, fabs(p.size) * mark)
 
     cdef inline int _take_token(self, int64_t now) noexcept nogil:
         """Spend one order of the rate budget (a token bucket), or refuse."""
