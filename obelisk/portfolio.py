@@ -85,7 +85,8 @@ class Portfolio:
         self.book = PositionBook(
             [tiers.get(i.name, single_tier(i.max_leverage)) for i in self.instruments],
             balance=balance, taker_rate=fees.taker, maker_rate=fees.maker,
-            default_leverage=default_leverage, legacy_liquidation=legacy_liquidation)
+            default_leverage=default_leverage, legacy_liquidation=legacy_liquidation,
+            lots=self.instruments.lot)
 
     def index(self, coin: str) -> int:
         """The row of `coin`, which ``apply_fills`` and the numpy views use."""

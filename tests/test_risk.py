@@ -323,8 +323,8 @@ def test_an_order_that_closes_a_position_left_with_float_residue_reduces_it():
     portfolio.apply_fill("BTC", -0.1, 60_000.0)
     assert portfolio.position("BTC").size != 0.2
     assert risk.check("BTC", -1, 0.2, 60_000.0, reduce_only=True).reason == R.OK
-    assert risk.check("BTC", -1, 0.2000001, 60_000.0, reduce_only=True).reason == \
-        R.REDUCE_ONLY_INCREASES                     # past the residue: it would flip
+    assert risk.check("BTC", -1, 0.20001, 60_000.0, reduce_only=True).reason == \
+        R.REDUCE_ONLY_INCREASES                     # a lot past it: it would flip
     risk.set_state(TradingState.REDUCING)
     assert risk.check("BTC", -1, 0.2, 60_000.0).reason == R.OK
     risk.set_state(TradingState.ACTIVE)

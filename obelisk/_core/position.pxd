@@ -63,11 +63,13 @@ cdef inline double fill_fee_at_rate(double size, double price, double rate) noex
 
 # Margin math shared with the risk checks (header-style: inlined where cimported).
 
-cdef inline bint closes_whole(double amount, double held) noexcept nogil:
+cdef inline bint closes_whole(double amount, double held, double dust) noexcept nogil:
     """Whether an opposite fill of `amount` closes a position of `held` (both > 0) exactly:
     decimal sizes leave float residue (0.3 - 0.1 - 0.2 != 0), and a fill within 1e-12 of
-    the held size closes it rather than leaving or flipping to a dust position."""
-    return fabs(amount - held) <= 1e-12 * (amount + held)
+    the held size, or within `dust` (half the asset's lot: residue that larger sizes held
+    before left), closes it rather than leaving or flipping to a dust position."""
+    cdef double gap = fabs(amount - held)
+    return gap <= 1e-12 * (amount + held) or gap < dust
 
 
 # The fill kernel: the position book applies fills with it, and the risk checks play a
@@ -85,7 +87,7 @@ cdef struct FillOutcome:
 
 
 cdef inline void fill_outcome(const Position* p, double size, double price, double rate,
-                              double balance, FillOutcome* out) noexcept nogil:
+                              double dust, double balance, FillOutcome* out) noexcept nogil:
     """What one fill makes of the row and the balance, the row untouched.
 
     A fill through zero closes, then opens the rest. Opens, adds, closes and
@@ -95,7 +97,7 @@ cdef inline void fill_outcome(const Position* p, double size, double price, doub
     cdef double held = fabs(p.size)
     cdef double amount = fabs(size)
     cdef bint closing = (p.size > 0 and size < 0) or (p.size < 0 and size > 0)
-    cdef bint whole = closing and closes_whole(amount, held)
+    cdef bint whole = closing and closes_whole(amount, held, dust)
     # A comparison, not fmin: both are finite here, and fmin is a libm call that makes the
     # compiler spill every live register around it.
     cdef double closed = held if whole else ((amount if amount < held else held) if closing
@@ -193,6 +195,8 @@ cdef class PositionBook:
     cdef int32_t count
     cdef TierTables tiers
     cdef double* max_leverage
+    cdef double* dust               # per asset: half its lot, below which a close is whole
+    cdef object dust_array
     cdef object _tier_arrays
     cdef object margin_tiers        # as given, for pickling
     cdef int default_leverage
@@ -210,7 +214,7 @@ cdef class PositionBook:
     """Claimed by a caller (the risk checks too): every other caller gets ConcurrentUseError."""
     cdef bint initialized
     cdef int _init(self, margin_tiers, double balance, double taker_rate, double maker_rate,
-                   int default_leverage, bint legacy_liquidation) except -1
+                   int default_leverage, bint legacy_liquidation, lots) except -1
     cdef int _claim(self) except -1
     cdef int _refuse(self) except -1
     cdef inline void _changed(self) noexcept nogil

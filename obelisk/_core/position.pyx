@@ -67,10 +67,10 @@ cdef inline double _sign(double x) noexcept nogil:
 
 
 cdef inline double _apply_fill(Position* p, double size, double price, double rate,
-                               double* balance) noexcept nogil:
+                               double dust, double* balance) noexcept nogil:
     """Apply one fill to the row and the balance; its realized PnL."""
     cdef FillOutcome out
-    fill_outcome(p, size, price, rate, balance[0], &out)
+    fill_outcome(p, size, price, rate, dust, balance[0], &out)
     store_fill(p, &out)
     balance[0] = out.balance
     return out.realized
@@ -140,6 +140,10 @@ cdef class PositionBook:
     legacy_liquidation : bool
         Liquidation prices as the exchange reported them in 2023, without
         the ``(1 - l x side)`` factor of today's documented formula.
+    lots : sequence of float, optional
+        Each asset's lot size. A closing fill within half a lot of the position
+        closes it whole: lot-sized fills that sum to zero leave no dust (the
+        float residue of the larger sizes held before them). None: 0 for all.
     """
 
     def __cinit__(self):
@@ -149,20 +153,20 @@ cdef class PositionBook:
 
     def __init__(self, margin_tiers, *, double balance=0.0, double taker_rate=0.00045,
                  double maker_rate=0.00015, int default_leverage=20,
-                 bint legacy_liquidation=False) -> None:
+                 bint legacy_liquidation=False, lots=None) -> None:
         if self.initialized:        # a second call would free the rows the risk checks read
             raise RuntimeError("PositionBook.__init__ must not be called twice")
         self.initialized = True
         try:
             self._init(margin_tiers, balance, taker_rate, maker_rate, default_leverage,
-                       legacy_liquidation)
+                       legacy_liquidation, lots)
         except BaseException:
             self.initialized = False
             raise
         self.busy = False
 
     cdef int _init(self, margin_tiers, double balance, double taker_rate, double maker_rate,
-                   int default_leverage, bint legacy_liquidation) except -1:
+                   int default_leverage, bint legacy_liquidation, lots) except -1:
         tiers = [list(asset_tiers) for asset_tiers in margin_tiers]
         if not tiers:
             raise MarginError("a PositionBook needs at least one asset")
@@ -216,6 +220,12 @@ cdef class PositionBook:
         self.saved_marks_array = np.zeros(len(tiers), dtype=np.float64)
         cdef double[::1] saved_marks_view = self.saved_marks_array
         self.saved_marks = &saved_marks_view[0]
+        dust = np.zeros(len(tiers)) if lots is None else np.array(lots, dtype=np.float64) / 2
+        if dust.shape != (len(tiers),) or not np.all(np.isfinite(dust) & (dust >= 0)):
+            raise MarginError(f"lots must be {len(tiers)} finite sizes >= 0, one per asset, "
+                              f"got {lots!r}")
+        self.dust_array = dust
+        self.dust = <double*> data_of(dust)
         self.open_rows_array = np.zeros(len(tiers), dtype=np.int32)
         cdef int32_t[::1] open_rows_view = self.open_rows_array
         self.open_rows = &open_rows_view[0]
@@ -286,7 +296,7 @@ cdef class PositionBook:
         cdef double mark = price if p.mark_px != p.mark_px else p.mark_px
         cdef FillOutcome out
         fill_outcome(p, size, price, self.maker_rate if maker else self.taker_rate,
-                     self.cross_balance, &out)
+                     self.dust[asset], self.cross_balance, &out)
         # Only what the kernel computes can have left the finite range (funding does not
         # change, and the mark is the old finite one or the price): checked before it is
         # stored, so a refused fill leaves nothing to undo.
@@ -368,7 +378,8 @@ cdef class PositionBook:
             p = &self.rows[fill.asset]
             if p.mark_px != p.mark_px:
                 p.mark_px = fill.price
-            _apply_fill(p, fill.size, fill.price, rates[fill.maker], &balance)
+            _apply_fill(p, fill.size, fill.price, rates[fill.maker], self.dust[fill.asset],
+                        &balance)
         self.cross_balance = balance
         if self._all_finite():
             return n
@@ -753,7 +764,8 @@ cdef class PositionBook:
             rows = self.positions_array.view(np.uint8).tobytes()
             return (_position_book_from_state,
                     (self.margin_tiers, self.taker_rate, self.maker_rate, self.default_leverage,
-                     self.legacy_liquidation, self.cross_balance, self.changes, rows))
+                     self.legacy_liquidation, self.cross_balance, self.changes, rows,
+                     tuple((2 * self.dust_array).tolist())))
         finally:
             self.busy = False
 
@@ -1152,11 +1164,11 @@ cdef Py_ssize_t _account_fill_rows(_AccountFills* job) noexcept nogil:
 
 def _position_book_from_state(margin_tiers, double taker_rate, double maker_rate,
                               int default_leverage, bint legacy_liquidation, double balance,
-                              unsigned long long changes, bytes rows):
+                              unsigned long long changes, bytes rows, lots=None):
     """A PositionBook from what :meth:`PositionBook.__reduce__` kept."""
     cdef PositionBook book = PositionBook(
         margin_tiers, balance=balance, taker_rate=taker_rate, maker_rate=maker_rate,
-        default_leverage=default_leverage, legacy_liquidation=legacy_liquidation)
+        default_leverage=default_leverage, legacy_liquidation=legacy_liquidation, lots=lots)
     book._load_rows(rows)
     book.changes = changes
     return book

@@ -502,7 +502,7 @@ cdef class RiskChecks:
         # An order that closes the position exactly, as its fill will (closes_whole), reduces
         # it even when float residue leaves the held size a hair below the order's.
         cdef bint closing = held != 0 and (held > 0) != (change > 0)
-        cdef bint whole = closing and closes_whole(o.size, fabs(held))
+        cdef bint whole = closing and closes_whole(o.size, fabs(held), self.book.dust[o.asset])
         cdef bint reducing = whole or (closing and o.size <= fabs(held))
         if whole:
             after = 0.0
@@ -629,7 +629,8 @@ cdef class RiskChecks:
             self.touched_count += 1
         if mark == mark:
             self._count_row(s, -1.0)
-        fill_outcome(s, o.side * o.size, o.price, self.book.taker_rate, 0.0, &out)
+        fill_outcome(s, o.side * o.size, o.price, self.book.taker_rate, self.book.dust[asset],
+                     0.0, &out)
         store_fill(s, &out)
         self.pending_balance += out.balance
         if mark == mark:    # the derived numbers as the book's recompute makes them
@@ -647,7 +648,8 @@ cdef class RiskChecks:
                                 double mark, double cross_equity) noexcept nogil:
         """How far (a fraction of the mark) the liquidation price would be after the fill."""
         cdef FillOutcome out
-        fill_outcome(p, o.side * o.size, o.price, self.book.taker_rate, 0.0, &out)
+        fill_outcome(p, o.side * o.size, o.price, self.book.taker_rate,
+                     self.book.dust[o.asset], 0.0, &out)
         cdef double value = fabs(after) * mark
         cdef double maintenance = maintenance_margin(&self.book.tiers, o.asset, value)
         cdef double upnl = after * (mark - out.entry_px)

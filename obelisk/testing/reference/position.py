@@ -33,6 +33,7 @@ class ReferencePositionBook:
     maker_rate: float = 0.00015
     legacy_liquidation: bool = False
     positions: list[ReferencePosition] = field(default_factory=list)
+    lots: list[float] | None = None
 
     def __post_init__(self) -> None:
         if not self.positions:
@@ -59,6 +60,9 @@ class ReferencePositionBook:
 
     # ------------------------------------------------------------ fills
 
+    def half_lot(self, asset: int) -> float:
+        return self.lots[asset] / 2 if self.lots else 0.0
+
     def apply_fill(self, asset: int, size: float, price: float, maker: bool = False) -> float:
         p = self.positions[asset]
         if math.isnan(p.mark_px):
@@ -69,7 +73,8 @@ class ReferencePositionBook:
         if p.size != 0 and (p.size > 0) != (size > 0):
             closing = min(abs(size), abs(p.size))
             opening = abs(size) - closing
-            if abs(abs(size) - abs(p.size)) <= 1e-12 * (abs(size) + abs(p.size)):
+            gap = abs(abs(size) - abs(p.size))
+            if gap <= 1e-12 * (abs(size) + abs(p.size)) or gap < self.half_lot(asset):
                 closing, opening = abs(p.size), 0.0     # float dust of decimal sizes: closed
             direction = 1 if p.size > 0 else -1
             realized = direction * (price - p.entry_px) * closing
