@@ -364,3 +364,16 @@ def test_a_lookup_at_any_int64_price_finds_no_level_and_the_levels_stay_found(pr
         assert book.size_at(side, price) == 0 and depth.size_at(side, price) == 0
     assert [book.size_at(Side.SELL, p) for p in (100, 101, 103, 110)] == [5, 0, 5, 5]
     assert [depth.size_at(Side.BUY, p) for p in (50, 53, 60, 61)] == [7, 7, 7, 0]
+
+
+def test_a_side_that_never_held_a_level_passes_the_integrity_check():
+    # A new book leaves its price windows unwritten until a level centres them; the check
+    # must not count a never-centred window's (undefined) entries as levels.
+    for _ in range(50):                     # fresh blocks and reused ones
+        book = OrderBook()
+        book.check_integrity()
+        book.add(1, Side.BUY, 100, 5)
+        book.check_integrity()
+        book.cancel(1)
+        book.add(2, Side.SELL, 101, 5)
+        book.check_integrity()
