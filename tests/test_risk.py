@@ -470,6 +470,42 @@ def test_a_batch_judges_each_order_as_one_by_one_after_the_earlier_ones_filled(a
     assert batch == one_by_one_filled(*state(), orders, coins)
 
 
+def test_a_batch_moves_neither_the_peak_nor_the_state_on_fills_that_have_not_happened():
+    # The batch's equity counted its earlier orders' fills: resting bids below the mark
+    # "filled" at a profit raised the stored peak, and the next order (nothing had filled)
+    # was refused DRAWDOWN and trading left REDUCING.
+    portfolio = Portfolio([BTC, ETH], balance=100_000.0, fees=FeeRates(0.00045, 0.00015))
+    risk = RiskManager(portfolio, RiskLimits(max_drawdown=0.02))
+    risk.update_market("BTC", 60_000.0)
+    risk.update_market("ETH", 3_000.0)
+    orders = np.zeros(10, RISK_ORDER_DTYPE)
+    for i in range(10):
+        orders[i] = (0, 1, 0, 1.0, 60_000.0 * (1 - 0.005 * (i + 1)), 0.0)
+    assert not risk.check_batch(orders).any()
+    assert risk.checks.peak_equity == portfolio.account_value == 100_000.0
+    assert risk.check("ETH", 1, 1.0, 3_000.0).reason == R.OK
+    assert risk.state == TradingState.ACTIVE
+
+
+def test_a_batch_close_without_a_risk_mark_counts_its_pnl_once():
+    # With no risk mark for the asset (the portfolio had one), a reducing order moved its
+    # realized PnL into the batch's balance but left the row's uPnL in its totals: the
+    # later orders saw the profit twice, and an order one by one refuses was allowed.
+    def account():
+        portfolio = Portfolio([BTC, ETH], balance=10_000.0, fees=FeeRates(0.0, 0.0))
+        portfolio.mark({"BTC": 60_000.0})
+        portfolio.apply_fill("BTC", 1.0, 50_000.0)          # uPnL +10,000
+        risk = RiskManager(portfolio, RiskLimits())
+        risk.update_market("ETH", 3_000.0)                  # none for BTC
+        return portfolio, risk
+
+    orders = np.zeros(2, RISK_ORDER_DTYPE)
+    orders[0] = (0, -1, 0, 1.0, 60_000.0, 0.0)              # close the long
+    orders[1] = (1, 1, 0, 150.0, 3_000.0, 0.0)              # $450k of ETH: $22.5k margin
+    batch = [R(reason) for reason in account()[1].check_batch(orders)]
+    assert batch == one_by_one_filled(*account(), orders, ["BTC", "ETH"]) == [R.OK, R.MARGIN]
+
+
 def test_an_isolated_flip_counts_the_margin_the_closed_side_releases():
     # Selling 20 of an isolated long of 10 needs margin for the new short of 10, which the
     # long's margin, released first, covers; the check asked for it on top.

@@ -137,5 +137,5 @@ cdef class RiskChecks:
     cdef void _count_row(self, const Position* p, double weight) noexcept nogil
     cdef double _distance_after(self, const RiskOrder* o, const Position* p, double after,
                                 double mark, double cross_equity) noexcept nogil
-    cdef void _commit(self, const RiskOrder* o, double mark) noexcept nogil
+    cdef void _commit(self, const RiskOrder* o) noexcept nogil
     cdef inline int _take_token(self, int64_t now) noexcept nogil

@@ -513,7 +513,7 @@ cdef class RiskChecks:
         if reducing:
             verdict = self._take_token(now)
             if verdict == RISK_OK:
-                self._commit(o, mark)
+                self._commit(o)
             return verdict
         if mark != mark or now - self.mark_times[o.asset] > self.max_data_age_ns:
             return self._deny(RISK_STALE_MARKET_DATA, (now - self.mark_times[o.asset]) / 1e9,
@@ -521,26 +521,33 @@ cdef class RiskChecks:
         if self.trading_state == STATE_REDUCING:
             return self._deny(RISK_REDUCING_ONLY, fabs(after), fabs(held))
         cdef const Totals* t = &self.book.totals
+        # The account as it is keeps its peak and is judged for loss and drawdown; the
+        # batch's earlier orders, as filled, count in the margin and leverage checks only
+        # (what they would make or lose has not happened).
+        cdef double held_equity = self.book.cross_balance + t.cross_unrealized_pnl \
+            + t.isolated_equity
         cdef double cross_equity = self.book.cross_balance + self.pending_balance \
             + t.cross_unrealized_pnl + self.pending_cross_upnl
         cdef double equity = cross_equity + t.isolated_equity + self.pending_isolated_equity
         # Fail closed: every comparison with NaN is false, so a NaN account would pass them
         # all. x * 0 is 0 for finite x, NaN otherwise.
-        if (equity * 0.0 + t.cross_position_value * 0.0 + t.isolated_position_value * 0.0
+        if (equity * 0.0 + held_equity * 0.0 + t.cross_position_value * 0.0
+                + t.isolated_position_value * 0.0
                 + t.cross_initial_margin * 0.0 + t.cross_maintenance_margin * 0.0
                 + p.unrealized_pnl * 0.0 + p.maintenance_margin * 0.0 + p.margin * 0.0
                 + self.peak_equity * 0.0 + self.day_start_equity * 0.0) != 0.0:
             return self._deny(RISK_NON_FINITE_ACCOUNT, equity, 0.0)
-        if equity > self.peak_equity:
-            self.peak_equity = equity
-        if self.day_start_equity - equity > self.daily_loss_limit:
+        if held_equity > self.peak_equity:
+            self.peak_equity = held_equity
+        if self.day_start_equity - held_equity > self.daily_loss_limit:
             self.trading_state = STATE_REDUCING
-            return self._deny(RISK_DAILY_LOSS, self.day_start_equity - equity,
+            return self._deny(RISK_DAILY_LOSS, self.day_start_equity - held_equity,
                               self.daily_loss_limit)
-        if self.peak_equity > 0 and (self.peak_equity - equity) / self.peak_equity \
+        if self.peak_equity > 0 and (self.peak_equity - held_equity) / self.peak_equity \
                 > self.max_drawdown:
             self.trading_state = STATE_REDUCING
-            return self._deny(RISK_DRAWDOWN, (self.peak_equity - equity) / self.peak_equity,
+            return self._deny(RISK_DRAWDOWN,
+                              (self.peak_equity - held_equity) / self.peak_equity,
                               self.max_drawdown)
         cdef double band = self.price_band[o.asset]
         cdef double oracle = self.oracles[o.asset]
@@ -596,7 +603,7 @@ cdef class RiskChecks:
             return self._deny(RISK_OPEN_ORDERS, open_after, self.max_open_orders)
         verdict = self._take_token(now)
         if verdict == RISK_OK:
-            self._commit(o, mark)
+            self._commit(o)
         return verdict
 
     cdef inline const Position* _row(self, int32_t asset) noexcept nogil:
@@ -614,33 +621,38 @@ cdef class RiskChecks:
             self.pending_cross_im += weight * p.initial_margin
             self.pending_cross_mm += weight * p.maintenance_margin
 
-    cdef void _commit(self, const RiskOrder* o, double mark) noexcept nogil:
+    cdef void _commit(self, const RiskOrder* o) noexcept nogil:
         """In a batch, fill an allowed order at its price (the taker's fee) for the orders
-        after it: its row moves to the shadow, its part of the totals with it."""
+        after it, as the position book would: its row moves to the shadow, and its part of
+        the totals with it, recomputed at the row's own mark (the fill's price when it has
+        none yet)."""
         if not self.batching:
             return
         cdef int32_t asset = o.asset
         cdef Position* s = &self.shadow[asset]
         cdef FillOutcome out
+        cdef double mark
         if not self.shadowed[asset]:
             s[0] = self.book.rows[asset]
             self.shadowed[asset] = 1
             self.touched[self.touched_count] = asset
             self.touched_count += 1
-        if mark == mark:
-            self._count_row(s, -1.0)
+        self._count_row(s, -1.0)
         fill_outcome(s, o.side * o.size, o.price, self.book.taker_rate, self.book.dust[asset],
                      0.0, &out)
         store_fill(s, &out)
         self.pending_balance += out.balance
-        if mark == mark:    # the derived numbers as the book's recompute makes them
-            s.mark_px = mark
-            s.unrealized_pnl = s.size * (mark - s.entry_px) if s.size != 0 else 0.0
+        mark = s.mark_px if s.mark_px == s.mark_px else o.price
+        s.mark_px = mark
+        if s.size == 0:
+            s.unrealized_pnl = s.position_value = s.initial_margin = s.maintenance_margin = 0.0
+        else:
+            s.unrealized_pnl = s.size * (mark - s.entry_px)
             s.position_value = fabs(s.size) * mark
             s.initial_margin = s.position_value / s.leverage
-            s.maintenance_margin = maintenance_margin(&self.book.tiers, asset, s.position_value) \
-                if s.size != 0 else 0.0
-            self._count_row(s, 1.0)
+            s.maintenance_margin = maintenance_margin(&self.book.tiers, asset,
+                                                      s.position_value)
+        self._count_row(s, 1.0)
         if not o.flags & FLAG_IMMEDIATE:
             self.pending_open += 1
 
