@@ -143,6 +143,27 @@ def test_a_batch_stops_at_a_level_past_max_levels(stream, policy, max_levels):
     assert max(len(reference.depth(BUY)), len(reference.depth(SELL))) <= max_levels
 
 
+def test_a_deleted_level_coming_back_counts_against_max_levels():
+    # A level deleted below the best keeps its slot (size 0); bringing it back was taken
+    # as an update of the slot, past the max_levels test, and once past the bound the
+    # side grew without limit.
+    steps = [(BUY, 100, 1), (BUY, 99, 1), (BUY, 99, 0), (BUY, 98, 1), (BUY, 99, 1)]
+    book, reference = L2Book(ETH, max_levels=2), ReferenceL2Book(max_levels=2)
+    for side, price, size in steps[:-1]:
+        assert book.apply(side, price, size) and reference.apply(side, price, size) == "applied"
+    with pytest.raises(MarketDataError, match="past max_levels=2; nothing changed"):
+        book.apply(*steps[-1])
+    assert reference.apply(*steps[-1]) == "too deep"
+    assert state(book) == reference_state(reference) == ([(100, 1), (98, 1)], [])
+    events = np.zeros(len(steps), dtype=L2_DELTA_DTYPE)
+    for i, (side, price, size) in enumerate(steps):
+        events[i] = (price, size, 0, 0, side)
+    batch = L2Book(ETH, max_levels=2)
+    with pytest.raises(MarketDataError, match="delta 4 would be a level past"):
+        batch.apply_batch(events)
+    assert state(batch) == state(book)
+
+
 wide_stream = st.lists(st.tuples(
     st.integers(0, 1),                       # side
     st.integers(0, 299),                     # price offset: the whole 300-tick ladder

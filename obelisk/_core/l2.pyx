@@ -95,8 +95,9 @@ cdef enum:
 
 cdef inline int64_t _set_in(L2Side* s, int64_t key, int64_t size) noexcept nogil:
     """Set (or with size 0 delete) the level of `key`; the size it had, or ASIDE when a
-    new level needs room the side does not have, or would be one past `max_live`
-    (nothing changed then)."""
+    new level needs room the side does not have, or a slot past `max_live` (nothing
+    changed then). Slots, emptied ones included, stay within `max_live`, so the levels
+    do, even as emptied slots come back (an update here, with no test)."""
     cdef int32_t pos = _lower_bound(s, key)
     cdef int64_t previous
     if pos < s.count and s.keys[pos] == key:
@@ -107,7 +108,7 @@ cdef inline int64_t _set_in(L2Side* s, int64_t key, int64_t size) noexcept nogil
             _trim(s)
         return previous
     if size:
-        if s.count == s.capacity or s.live == s.max_live:
+        if s.count == s.capacity or s.count >= s.max_live:
             return ASIDE
         _insert_at(s, pos, key, size)
         s.live += 1
@@ -451,13 +452,16 @@ cdef class L2Book:
         """Set (or with size 0 delete) a level; the size it had before, or FULL when it
         would be a level past max_levels, or -1 when out of memory."""
         cdef int64_t key = _key(side, price)
-        cdef int64_t previous = _set_in(&self.sides[side], key, size)
+        cdef L2Side* s = &self.sides[side]
+        cdef int64_t previous = _set_in(s, key, size)
         if previous < 0:
-            if self.sides[side].live == self.sides[side].max_live:
-                return FULL
-            if self._reserve(side, 1) != 0:
+            if s.count >= s.max_live:
+                if s.live >= s.max_live:
+                    return FULL
+                _compact(s)             # emptied slots make way for the new level
+            elif self._reserve(side, 1) != 0:
                 return -1
-            previous = _set_in(&self.sides[side], key, size)
+            previous = _set_in(s, key, size)
         return previous
 
     cdef inline bint _crossed(self) noexcept nogil:
