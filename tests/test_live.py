@@ -15,6 +15,7 @@ pytest.importorskip("aiohttp")
 requests = pytest.importorskip("requests")
 
 from obelisk import Side, TimeInForce  # noqa: E402
+from obelisk._core import risk as core_risk  # noqa: E402
 from obelisk.hyperliquid import Exchange, Info, Transport, TransportConfig, Wallet  # noqa: E402
 from obelisk.hyperliquid.errors import HyperliquidConnectionError  # noqa: E402
 from obelisk.hyperliquid.live import LiveConfig, LiveLoop  # noqa: E402
@@ -188,6 +189,130 @@ def test_the_loop_reads_the_websocket_while_a_batch_is_on_its_way(market):
         assert bid in {loop.venue.engine_oid(o["cloid"]) for o in open_orders(
             market, loop.account)}
         await loop.stop()
+
+    asyncio.run(main())
+
+
+class Quiet:
+    """Trades nothing by itself; `raising` makes its on_book fail."""
+
+    raising = False
+
+    def on_book(self, coin, book, loop):
+        if self.raising:
+            raise RuntimeError("a bug in the strategy's on_book")
+
+    def on_fills(self, report, loop):
+        pass
+
+
+def slow_venue(loop, wait=5.0):
+    """The venue's next calls wait for `release` (up to `wait` s): `entered` is set as one
+    begins, `returned` as it ends."""
+    entered, release, returned = threading.Event(), threading.Event(), threading.Event()
+    execute = loop.venue.execute
+
+    def slow_execute(events):
+        entered.set()
+        release.wait(wait)
+        try:
+            return execute(events)
+        finally:
+            returned.set()
+
+    loop.venue.execute = slow_execute
+    return entered, release, returned
+
+
+async def rest_a_bid(loop, below=1_000):
+    """Queue a ~$100 bid `below` ticks under the BTC best bid, holding the turn; its oid."""
+    row = loop.instruments.index("BTC")
+    instrument, book = loop.instruments[row], loop.books["BTC"]
+    low = book.best_bid() - below
+    lots = round(100 / float(instrument.ticks_to_price(low)) * 10 ** instrument.sz_decimals)
+    async with loop.turn():
+        return loop.engine.submit(row, Side.BUY, low, lots)
+
+
+def test_a_strategy_whose_on_book_raises_does_not_stop_the_loop(market, caplog):
+    # The books that changed during a flush reach the strategy after it, from the task
+    # that flushed: an on_book that raised there ended the loop's pump for good, and
+    # nothing was sent or polled any more.
+    async def main():
+        strategy = Quiet()
+        loop = await make_loop(market, strategy)
+        await loop.start()
+        entered, release, _ = slow_venue(loop)
+        await rest_a_bid(loop)
+        await until(entered.is_set)
+        book, seen = loop.books["BTC"], loop.books["BTC"].last_time
+        admin(market, "/advance", ms=2_000)
+        await until(lambda: book.last_time != seen)
+        strategy.raising = True
+        release.set()
+        await until(lambda: "the strategy's on_book raised" in caplog.text)
+        strategy.raising = False
+        second = await rest_a_bid(loop, below=1_010)
+        await until(lambda: second in {loop.venue.engine_oid(o["cloid"])
+                                       for o in open_orders(market, loop.account)})
+        await loop.stop()
+
+    with caplog.at_level("ERROR", logger="obelisk.hyperliquid.live"):
+        asyncio.run(main())
+
+
+def test_a_stop_while_a_flush_is_in_the_risk_check_halts_after_it_and_cancels(market,
+                                                                           monkeypatch):
+    # The halt of stop() hit the risk checks while the flush's thread held them
+    # (ConcurrentUseError): stop() raised with the order left open, and the loop's tasks
+    # kept renewing the dead man's switch.
+    async def main():
+        loop = await make_loop(market, Quiet())
+        await loop.start()
+        inside, release = threading.Event(), threading.Event()
+        as_records = core_risk.as_records
+
+        def slow(*args, **kwargs):      # called while the risk checks are held
+            if threading.current_thread() is not threading.main_thread():
+                inside.set()
+                release.wait(5)
+            return as_records(*args, **kwargs)
+
+        monkeypatch.setattr(core_risk, "as_records", slow)
+        await rest_a_bid(loop)
+        await until(inside.is_set)
+        stopping = asyncio.create_task(loop.stop())
+        await asyncio.sleep(0.1)
+        assert not stopping.done() and loop.turn().locked()
+        monkeypatch.setattr(core_risk, "as_records", as_records)
+        release.set()
+        await stopping
+        assert loop.risk.state == TradingState.HALTED
+        assert all(task.done() for task in loop._tasks)
+        return loop.account
+
+    assert open_orders(market, asyncio.run(main())) == []
+
+
+def test_a_flush_keeps_the_turn_until_its_thread_returns_however_often_it_is_cancelled(
+        market):
+    # A second cancellation (a caller's deadline on stop()) cut short the wait for the
+    # flush's thread: the turn was handed on while the thread still ran the engine, and
+    # the loop stayed "flushing", so no book reached the strategy again.
+    async def main():
+        strategy = Scripted()
+        loop = await make_loop(market, strategy)
+        await loop.start()
+        await until(lambda: strategy.resting and len(open_orders(market, loop.account)) == 1)
+        entered, _, returned = slow_venue(loop, wait=1.0)
+        await rest_a_bid(loop)
+        await until(entered.is_set)
+        with pytest.raises(TimeoutError):       # cancels the stop, then its tasks again
+            await asyncio.wait_for(loop.stop(), 0.3)
+        assert returned.is_set()                # the flush outlasted both cancellations
+        assert not loop.turn().locked()
+        assert not loop.trading and loop.risk.state == TradingState.HALTED
+        await loop._close()
 
     asyncio.run(main())
 

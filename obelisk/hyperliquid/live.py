@@ -109,6 +109,25 @@ class LiveConfig:
                              f"{self.stop_s})")
 
 
+async def _outlast(thread: asyncio.Future[Any]) -> None:
+    """Wait for a worker thread's future through any number of cancellations (the thread
+    holds the engine until it returns); a cancellation is raised once it has returned."""
+    cancelled = False
+    while True:
+        try:
+            await asyncio.shield(thread)
+            break
+        except asyncio.CancelledError:
+            if thread.done():
+                break
+            cancelled = True
+    if cancelled:
+        if thread.exception() is not None:
+            log.error("a flush cancelled while its thread ran failed: %r", thread.exception())
+        raise asyncio.CancelledError
+    thread.result()
+
+
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -143,6 +162,7 @@ class LiveLoop:
         self._changed: dict[str, None] = {}     # coins whose book changed during a flush
         self._reports: list[BatchReport] = []   # the engine's reports, for the strategy
         self._lost_answers = False              # the engine called on_unknown
+        self._halt_after_flush = False          # a halt asked for during a flush
         self.engine = TradingEngine(self.portfolio, self.venue, self.risk, batch_size=1000,
                                     max_batch_wait_ms=1e9, on_fills=self._reports.append,
                                     on_unknown=self._answers_lost)
@@ -178,7 +198,8 @@ class LiveLoop:
 
     @property
     def trading(self) -> bool:
-        return self.running and self.risk.state == TradingState.ACTIVE
+        """Whether the strategy is being called: running, ACTIVE, and no flush in its thread."""
+        return self.running and not self._flushing and self.risk.state == TradingState.ACTIVE
 
     async def start(self) -> RecoveryReport:
         """Connect, subscribe, reconcile until a pass passes, then arm the dead man's switch;
@@ -225,7 +246,7 @@ class LiveLoop:
         if not self.running:
             return
         self.running = False
-        self.risk.set_state(TradingState.HALTED)    # orders still queued are refused, not sent
+        self._halt()                    # orders still queued are refused, not sent
         if hasattr(self, "_stopped"):
             self._stopped.set()
         await self._end_tasks()
@@ -302,13 +323,13 @@ class LiveLoop:
 
     def schedule_reconcile(self) -> None:
         """Halt now and reconcile soon (the engine's ``on_unknown``, a reconnect)."""
-        self.risk.set_state(TradingState.HALTED)
+        self._halt()
         if self.running and (self._reconciling is None or self._reconciling.done()):
             self._reconciling = asyncio.get_running_loop().create_task(self.reconcile())
 
     async def reconcile(self) -> RecoveryReport:
         """Reconcile until a pass passes (trading stays HALTED until then); its report."""
-        self.risk.set_state(TradingState.HALTED)
+        self._halt()
         async with self._turn:      # the passes correct the portfolio: no flush meanwhile
             return await self._reconcile()
 
@@ -354,10 +375,21 @@ class LiveLoop:
 
     async def _pump(self) -> None:
         while True:
-            async with self._turn:
-                self._poll()
-                await self._flush_queued()
+            try:
+                async with self._turn:
+                    self._poll()
+                    await self._flush_queued()
+            except Exception:           # the next round tries again; a dead pump sends nothing
+                log.exception("polling or flushing the engine failed")
             await asyncio.sleep(self.config.poll_s)
+
+    def _halt(self) -> None:
+        """Halt trading now, or, while a flush's thread holds the risk checks, as soon as it
+        returns (the batch in flight was judged already)."""
+        if self._flushing:
+            self._halt_after_flush = True
+        else:
+            self.risk.set_state(TradingState.HALTED)
 
     def _poll(self) -> None:
         """The engine's poll, on the loop (late fills into the portfolio, then the strategy)."""
@@ -381,13 +413,13 @@ class LiveLoop:
         task is cancelled."""
         while self.engine.batch_due_ns is not None:
             self._flushing = True
-            flushed = asyncio.ensure_future(asyncio.to_thread(self.engine.flush))
             try:
-                await asyncio.shield(flushed)
+                await _outlast(asyncio.ensure_future(asyncio.to_thread(self.engine.flush)))
             finally:
-                if not flushed.done():
-                    await asyncio.wait([flushed])
                 self._flushing = False
+                if self._halt_after_flush:
+                    self._halt_after_flush = False
+                    self.risk.set_state(TradingState.HALTED)
             self._tell_strategy()
             changed, self._changed = self._changed, {}
             for coin in changed:
@@ -433,12 +465,12 @@ class LiveLoop:
         while True:
             await asyncio.sleep(self.config.watch_s)
             if not self.websocket.connected:
-                if self.risk.state != TradingState.HALTED:
+                if self.trading:
                     log.warning("websocket down: trading halted until reconciled")
-                self.risk.set_state(TradingState.HALTED)
+                self._halt()
             elif self.websocket.connects != seen:
                 seen = self.websocket.connects
-                self.risk.set_state(TradingState.HALTED)
+                self._halt()
                 await self._fills_subscribed()
                 self.schedule_reconcile()
 
@@ -470,7 +502,10 @@ class LiveLoop:
             return
         self.risk.update_market(coin, mid * self._tick[self.instruments.index(coin)])
         if self.trading:
-            self.strategy.on_book(coin, book, self)
+            try:
+                self.strategy.on_book(coin, book, self)
+            except Exception:
+                log.exception("the strategy's on_book raised; the loop goes on")
             self._request_flush()
 
     def _on_user_frame(self, kind: str, data: Any) -> None:
