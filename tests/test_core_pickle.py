@@ -57,14 +57,14 @@ def test_a_position_book_pickles_its_settings_and_rows():
 def test_pickled_rows_that_do_not_fit_or_are_not_finite_are_refused():
     book = PositionBook([[(0, 20)], [(0, 10), (1e6, 5)]], balance=100.0)
     book.apply_fill(0, 1.0, 50.0)
-    function, (*settings, rows) = book.__reduce__()      # _position_book_from_state
+    function, (*settings, rows, lots) = book.__reduce__()    # _position_book_from_state
     with pytest.raises(ValueError, match="need"):
-        function(*settings, rows[:-8])
+        function(*settings, rows[:-8], lots)
     broken = np.frombuffer(rows, dtype=book.positions.dtype).copy()
     broken["entry_px"][0] = np.inf
     with pytest.raises(ValueError, match="non-finite"):
-        function(*settings, broken.tobytes())
-    assert function(*settings, rows).positions.tobytes() == book.positions.tobytes()
+        function(*settings, broken.tobytes(), lots)
+    assert function(*settings, rows, lots).positions.tobytes() == book.positions.tobytes()
 
 
 
@@ -77,11 +77,11 @@ def test_pickled_rows_with_settings_no_call_could_make_are_refused(field, value)
     # isolated flag of 7 weighed the row 7 and -6 in the account's totals.
     book = PositionBook([[(0, 20)]], balance=1_000.0)
     book.apply_fill(0, 1.0, 100.0)
-    function, (*settings, rows) = book.__reduce__()
+    function, (*settings, rows, lots) = book.__reduce__()
     broken = np.frombuffer(rows, dtype=book.positions.dtype).copy()
     broken[field][0] = value
     with pytest.raises(ValueError, match="pickled row 0 holds what no book can"):
-        function(*settings, broken.tobytes())
+        function(*settings, broken.tobytes(), lots)
     negative_margin = np.frombuffer(rows, dtype=book.positions.dtype).copy()
     negative_margin["margin"][0] = -50.0            # funding can take margin below zero
-    assert function(*settings, negative_margin.tobytes()).positions["margin"][0] == -50.0
+    assert function(*settings, negative_margin.tobytes(), lots).positions["margin"][0] == -50.0

@@ -105,7 +105,8 @@ def test_loop_reconciles_before_trading_feeds_the_strategy_and_stops_clean(marke
         assert set(strategy.books) >= {"BTC"}
         assert all(state == TradingState.ACTIVE for state in strategy.states)
         assert strategy.fills[0] == strategy.resting[0] - 1      # the IOC taker's fill
-        assert loop.portfolio.position("BTC").size > 0
+        async with loop.turn():
+            assert loop.portfolio.position("BTC").size > 0
         assert [o["cloid"] for o in open_orders(market, loop.account)] == \
             [loop.venue.cloid(strategy.resting[0])]
         await loop.stop()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import itertools
 import os
 import signal
@@ -92,9 +93,14 @@ def wait_sync(condition, what, timeout=WAIT_S):
         time.sleep(0.05)
 
 
-async def until(condition, what, timeout=WAIT_S):
+async def until(condition, what, timeout=WAIT_S, turn=None):
+    """Wait for `condition`; with `turn` (a loop's), read it holding the turn, as whatever
+    reads the engine, portfolio or risk must while the loop runs."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while True:
+        async with turn or contextlib.nullcontext():
+            if condition():
+                return
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.02)
 
@@ -312,7 +318,8 @@ def test_the_loop_reconnects_resubscribes_and_reconciles_after_drops(market):
                 del states[:]
                 await asyncio.to_thread(cut)
                 if restore is not None:
-                    await until(lambda: loop.risk.state == TradingState.HALTED, "a halt")
+                    await until(lambda: loop.risk.state == TradingState.HALTED, "a halt",
+                                turn=loop.turn())
                     await asyncio.sleep(1.0)          # the endpoint stays away a while
                     await asyncio.to_thread(restore)
                 await until(lambda: loop.websocket.connects > connects and loop.trading
@@ -336,7 +343,8 @@ def test_the_loop_reconnects_resubscribes_and_reconciles_after_drops(market):
                     listed = info(market, "userFills", user)
                     return all(loop.ledger.knows_fill(int(f["tid"])) for f in listed) and \
                         not loop.portfolio.differences(info(market, "clearinghouseState", user))
-                await until(agrees, "the ledger and the portfolio to agree with the exchange")
+                await until(agrees, "the ledger and the portfolio to agree with the exchange",
+                            turn=loop.turn())
 
             await until(lambda: strategy.fills >= 4, "fills")
             strategy.paused = True
@@ -348,8 +356,10 @@ def test_the_loop_reconnects_resubscribes_and_reconciles_after_drops(market):
             strategy.paused = True
             await settle()
             no_funding_paid(market, user)
-            assert loop.portfolio.differences(info(market, "clearinghouseState", user)) == []
-            assert_fills_add_up(loop, info(market, "userFills", user))
+            async with loop.turn():
+                assert loop.portfolio.differences(
+                    info(market, "clearinghouseState", user)) == []
+                assert_fills_add_up(loop, info(market, "userFills", user))
             assert_no_cloid_placed_twice(market, user)
         finally:
             await loop.stop()
@@ -394,7 +404,8 @@ def test_the_loop_goes_on_through_a_restart_of_the_server_itself(tmp_path):
             del states[:]
             await asyncio.to_thread(running.pop().__exit__, None, None, None)
             assert options["state"].exists()          # saved with the loop's socket open
-            await until(lambda: loop.risk.state == TradingState.HALTED, "a halt")
+            await until(lambda: loop.risk.state == TradingState.HALTED, "a halt",
+                        turn=loop.turn())
             running.append(serve(port=port, **options))
             await asyncio.to_thread(running[-1].__enter__)
             await until(lambda: loop.websocket.connects > connects and loop.trading
@@ -411,9 +422,11 @@ def test_the_loop_goes_on_through_a_restart_of_the_server_itself(tmp_path):
                 listed = info(url, "userFills", user)
                 return all(loop.ledger.knows_fill(int(f["tid"])) for f in listed) and \
                     not loop.portfolio.differences(info(url, "clearinghouseState", user))
-            await until(agrees, "the ledger and the portfolio to agree with the exchange")
+            await until(agrees, "the ledger and the portfolio to agree with the exchange",
+                        turn=loop.turn())
             no_funding_paid(url, user)
-            assert_fills_add_up(loop, info(url, "userFills", user))
+            async with loop.turn():
+                assert_fills_add_up(loop, info(url, "userFills", user))
             assert_no_cloid_placed_twice(url, user)
         finally:
             await loop.stop()
@@ -443,7 +456,7 @@ def test_a_reconciliation_after_trading_does_not_resync_to_a_stale_state(market)
             strategy.paused = True
             await until(lambda: not loop.portfolio.differences(
                 info(market, "clearinghouseState", user)) or loop.engine.poll(),
-                "the fills to be applied")
+                "the fills to be applied", turn=loop.turn())
             report = await loop.reconcile()          # e.g. after a reconnect
             assert report.passed
             state = info(market, "clearinghouseState", user)

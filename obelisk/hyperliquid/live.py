@@ -163,6 +163,7 @@ class LiveLoop:
         self._reports: list[BatchReport] = []   # the engine's reports, for the strategy
         self._lost_answers = False              # the engine called on_unknown
         self._halt_after_flush = False          # a halt asked for during a flush
+        self._state_in_flush = TradingState.HALTED  # the risk state as the flush began
         self.engine = TradingEngine(self.portfolio, self.venue, self.risk, batch_size=1000,
                                     max_batch_wait_ms=1e9, on_fills=self._reports.append,
                                     on_unknown=self._answers_lost)
@@ -198,8 +199,12 @@ class LiveLoop:
 
     @property
     def trading(self) -> bool:
-        """Whether the strategy is being called: running, ACTIVE, and no flush in its thread."""
-        return self.running and not self._flushing and self.risk.state == TradingState.ACTIVE
+        """Whether the loop is running and trading ACTIVE (during a flush: as the flush found
+        it, and no halt asked for since). Safe to read at any time."""
+        if self._flushing:
+            return self.running and not self._halt_after_flush and \
+                self._state_in_flush == TradingState.ACTIVE
+        return self.running and self.risk.state == TradingState.ACTIVE
 
     async def start(self) -> RecoveryReport:
         """Connect, subscribe, reconcile until a pass passes, then arm the dead man's switch;
@@ -412,6 +417,7 @@ class LiveLoop:
         queue more orders). The thread holds the engine until it returns, even when this
         task is cancelled."""
         while self.engine.batch_due_ns is not None:
+            self._state_in_flush = self.risk.state
             self._flushing = True
             try:
                 await _outlast(asyncio.ensure_future(asyncio.to_thread(self.engine.flush)))
