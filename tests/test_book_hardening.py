@@ -362,6 +362,10 @@ def test_a_lookup_at_any_int64_price_finds_no_level_and_the_levels_stay_found(pr
         depth.apply(Side.BUY, level - 50, 7)
     for side in (Side.BUY, Side.SELL):
         assert book.size_at(side, price) == 0 and depth.size_at(side, price) == 0
+        assert OrderBook().size_at(side, price) == 0    # its windows never centred
+    one_sided = OrderBook()
+    one_sided.add(1, Side.BUY, 100, 5)
+    assert one_sided.size_at(Side.SELL, price) == 0
     assert [book.size_at(Side.SELL, p) for p in (100, 101, 103, 110)] == [5, 0, 5, 5]
     assert [depth.size_at(Side.BUY, p) for p in (50, 53, 60, 61)] == [7, 7, 7, 0]
 

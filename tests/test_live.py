@@ -17,6 +17,7 @@ requests = pytest.importorskip("requests")
 from obelisk import Side, TimeInForce  # noqa: E402
 from obelisk._core import risk as core_risk  # noqa: E402
 from obelisk.hyperliquid import Exchange, Info, Transport, TransportConfig, Wallet  # noqa: E402
+from obelisk.hyperliquid import live as live_module  # noqa: E402
 from obelisk.hyperliquid.errors import HyperliquidConnectionError  # noqa: E402
 from obelisk.hyperliquid.live import LiveConfig, LiveLoop  # noqa: E402
 from obelisk.instruments import Rounding  # noqa: E402
@@ -314,6 +315,22 @@ def test_a_flush_keeps_the_turn_until_its_thread_returns_however_often_it_is_can
         assert not loop.turn().locked()
         assert not loop.trading and loop.risk.state == TradingState.HALTED
         await loop._close()
+
+    asyncio.run(main())
+
+
+def test_a_cancellation_that_lands_as_the_flush_thread_returns_is_not_lost():
+    # Cancelled in the loop turn the thread's result arrived, the wait returned as if
+    # nothing had happened: the pump ran on and stop() waited for it for ever.
+    async def main():
+        release = threading.Event()
+        thread = asyncio.ensure_future(asyncio.to_thread(release.wait, 5))
+        waiter = asyncio.create_task(live_module._outlast(thread))
+        await asyncio.sleep(0.05)
+        thread.add_done_callback(lambda _: waiter.cancel())
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
 
     asyncio.run(main())
 

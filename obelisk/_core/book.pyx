@@ -1588,6 +1588,8 @@ cdef class OrderBook:
         cdef price_t at = _whole(price, "price")
         cdef int32_t level_index
         _check_side(side_code)
+        if not 0 < at <= MAX_PRICE:
+            return 0                # no level can be there (nor a window's entry be read)
         self._claim()
         try:
             level_index = self._level_at(<uint8_t> side_code, at)

@@ -118,9 +118,9 @@ async def _outlast(thread: asyncio.Future[Any]) -> None:
             await asyncio.shield(thread)
             break
         except asyncio.CancelledError:
+            cancelled = True
             if thread.done():
                 break
-            cancelled = True
     if cancelled:
         if thread.exception() is not None:
             log.error("a flush cancelled while its thread ran failed: %r", thread.exception())

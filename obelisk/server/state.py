@@ -23,7 +23,8 @@ __all__ = ["ServerStateError", "load_state", "save_state"]
 FORMAT = 5                    # 2: candle volumes in lots; 3: status changes are tuples;
 #                               4: fill price and size caches, instruments by asset and coin,
 #                                  finished orders forgotten, fills kept in a bounded deque;
-#                               5: resting reduce-only orders indexed per coin
+#                               5: resting reduce-only orders indexed per coin, position
+#                                  books keep their lot sizes
 HEADER = f"obelisk-serve-state {FORMAT}\n".encode()
 
 
