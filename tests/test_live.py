@@ -18,7 +18,10 @@ from obelisk import Side, TimeInForce  # noqa: E402
 from obelisk._core import risk as core_risk  # noqa: E402
 from obelisk.hyperliquid import Exchange, Info, Transport, TransportConfig, Wallet  # noqa: E402
 from obelisk.hyperliquid import live as live_module  # noqa: E402
-from obelisk.hyperliquid.errors import HyperliquidConnectionError  # noqa: E402
+from obelisk.hyperliquid.errors import (  # noqa: E402
+    ExchangeOutcomeUnknownError,
+    HyperliquidConnectionError,
+)
 from obelisk.hyperliquid.live import LiveConfig, LiveLoop  # noqa: E402
 from obelisk.instruments import Rounding  # noqa: E402
 from obelisk.risk import RiskLimits, TradingState  # noqa: E402
@@ -333,6 +336,154 @@ def test_a_cancellation_that_lands_as_the_flush_thread_returns_is_not_lost():
             await waiter
 
     asyncio.run(main())
+
+
+async def resting_bid(loop, above_best=10):
+    """A ~$100 bid `above_best` ticks over the BTC best bid, flushed: (oid, ticks, lots)."""
+    row = loop.instruments.index("BTC")
+    instrument = loop.instruments[row]
+    price = loop.books["BTC"].best_bid() + above_best
+    lots = round(100 / float(instrument.ticks_to_price(price)) * 10 ** instrument.sz_decimals)
+    async with loop.turn():
+        oid = loop.engine.submit(row, Side.BUY, price, lots)
+        await loop._flush_queued()
+    return oid, price, lots
+
+
+def sell_into(url, price, lots, key=0x3BAD1):
+    """Another account sells `lots` (BTC) at `price` ticks, IOC."""
+    taker = Wallet(f"0x{key:064x}")
+    admin(url, "/deposit", user=taker.address, usdc=100_000.0)
+    with Transport(url, TransportConfig(rate_limit=ROOMY)) as transport:
+        exchange = Exchange(taker, Info(transport))
+        instrument = exchange.directory.instrument("BTC")
+        return exchange.order("BTC", False, lots / 10 ** instrument.sz_decimals,
+                              float(instrument.ticks_to_price(price)), {"limit": {"tif": "Ioc"}})
+
+
+async def open_count_settles(loop, expected):
+    async def settled():
+        async with loop.turn():
+            loop._poll()
+            return loop.risk.open_orders == expected
+    deadline = asyncio.get_running_loop().time() + 5
+    while not await settled():
+        assert asyncio.get_running_loop().time() < deadline, loop.risk.open_orders
+        await asyncio.sleep(0.05)
+
+
+def test_an_order_filled_while_a_reconciliation_ran_stops_counting_as_open(market):
+    # Recovery applied the fill and the venue never heard of it (its frame was dropped as
+    # applied): the order counted open for good, and max_open_orders would fill up.
+    async def main():
+        loop = await make_loop(market, Quiet())
+        await loop.start()
+        oid, price, lots = await resting_bid(loop)
+        assert loop.risk.open_orders == 1
+        reconcile = loop.recovery.reconcile
+
+        async def pass_after_a_fill(**options):
+            await asyncio.to_thread(sell_into, market, price, lots)
+            await until(lambda: any(kind == "userFills" for kind, _ in loop._held))
+            return await reconcile(**options)
+
+        loop.recovery.reconcile = pass_after_a_fill
+        assert (await loop.reconcile()).passed
+        await open_count_settles(loop, 0)
+        await loop.stop()
+
+    asyncio.run(main())
+
+
+def test_an_order_whose_answers_were_lost_is_tracked_once_reconciled(market):
+    # Both answers lost: the reconciliation found it resting and kept it open, but the
+    # venue did not track it, so when it filled nothing said it was done.
+    async def main():
+        loop = await make_loop(market, Quiet())
+        await loop.start()
+        transport = loop.exchange.info.transport
+        post, left = transport.post_exchange, [2]
+
+        def lossy(body):
+            if left[0] <= 0:
+                return post(body)
+            left[0] -= 1
+            post(body)
+            raise ExchangeOutcomeUnknownError("answer lost (injected)")
+
+        transport.post_exchange = lossy
+        row, book = loop.instruments.index("BTC"), loop.books["BTC"]
+        async with loop.turn():                 # the second answer lost is of the resend
+            loop.engine.submit(row, Side.BUY, book.best_ask() + 10, 1, tif=TimeInForce.ALO)
+        oid, price, lots = await resting_bid(loop)
+        assert oid in loop.engine.unknown_oids
+        await until(lambda: loop._reconciling is not None and loop._reconciling.done(), 15)
+        assert loop._reconciling.result().passed and loop.risk.open_orders == 1
+        await asyncio.to_thread(sell_into, market, price, lots, 0x3BAD2)
+        await open_count_settles(loop, 0)
+        await loop.stop()
+
+    asyncio.run(main())
+
+
+def test_an_order_closed_elsewhere_while_its_cancel_is_out_stops_counting_as_open(market):
+    # Its close, read while the engine's own cancel was out, was left to the cancel's
+    # answer, and that answer ("already canceled") removed nothing: open for good.
+    async def main():
+        wallet = Wallet(next(KEYS))
+        loop = await make_loop(market, Quiet(), wallet)
+        await loop.start()
+        oid, _, _ = await resting_bid(loop, above_best=-1_000)
+        exchange_oid = next(e for e, o in loop.venue._by_exchange_oid.items() if o == oid)
+        sending, go = threading.Event(), threading.Event()
+        post_cancels = loop.venue._post_cancels
+
+        def paused(*args, **kwargs):        # the cancel is about to leave
+            sending.set()
+            go.wait(10)
+            return post_cancels(*args, **kwargs)
+
+        loop.venue._post_cancels = paused
+
+        async def cancel():
+            async with loop.turn():
+                loop.engine.cancel(loop.instruments.index("BTC"), oid)
+                await loop._flush_queued()
+
+        cancelling = asyncio.create_task(cancel())
+        await asyncio.to_thread(sending.wait, 10)
+
+        def cancel_elsewhere():             # another client of the same account
+            with Transport(market, TransportConfig(rate_limit=ROOMY)) as transport:
+                return Exchange(wallet, Info(transport)).cancel("BTC", exchange_oid)
+
+        assert (await asyncio.to_thread(cancel_elsewhere)).statuses[0].kind == "success"
+        await asyncio.sleep(0.3)            # its frame is read while the cancel is out
+        await until(loop.venue._inbox.empty)
+        go.set()
+        await cancelling
+        assert loop.engine.stats.rejected == 1
+        await open_count_settles(loop, 0)
+        loop.venue._post_cancels = post_cancels
+        await loop.stop()
+
+    asyncio.run(main())
+
+
+def test_an_abandoned_loop_sends_none_of_the_orders_still_queued(market):
+    # Abandoning closes the engine, which flushed the queue with trading still ACTIVE:
+    # the strategy's queued orders were placed after the abandon.
+    async def main():
+        loop = await make_loop(market, Quiet(), poll_s=60)   # the pump will not send it
+        task = asyncio.create_task(loop.run())
+        await until(lambda: loop.trading)
+        await rest_a_bid(loop)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert loop.engine.stats.refused == 1 and loop.engine.stats.rested == 0
+        return loop.account
+
+    assert open_orders(market, asyncio.run(main())) == []
 
 
 def refuse_cancels(loop, times):

@@ -34,7 +34,7 @@ import queue
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import lru_cache, partial
@@ -59,7 +59,7 @@ from obelisk._core.codes import USER_CANCEL as _USER_CANCEL
 from obelisk._core.position import POSITION_FILL_DTYPE
 from obelisk.breaker import CircuitOpenError
 from obelisk.errors import ObeliskError
-from obelisk.execution.venue import BatchReport
+from obelisk.execution.venue import BatchReport, VenueOrder
 from obelisk.hyperliquid.actions import OrderOutcome
 from obelisk.hyperliquid.errors import (
     ExchangeOutcomeUnknownError,
@@ -419,6 +419,24 @@ class HyperliquidBatchVenue:
         """The engine oid this venue's cloid names; None for any other cloid."""
         return oid_of_cloid(cloid, self.session)
 
+    def resync(self, open_orders: Iterable[VenueOrder]) -> None:
+        """Take the exchange's open orders, as a passing reconciliation found them, as the
+        orders this venue tracks. One it tracked that is gone (filled or closed while its
+        frames went to recovery instead) is reported removed at the next report; one of
+        its own it did not track (both answers lost) is tracked from now on, to report
+        when it completes. Fills it waited for, recovery applied. Call from the engine's
+        thread, with no batch in flight."""
+        still: dict[int, int] = {}
+        for order in open_orders:
+            oid, row = self.engine_oid(order.cloid), self._row_of_coin.get(order.coin)
+            if oid is not None and row is not None and order.trigger_px is None:
+                still[oid] = round(order.size * self._lots_per_coin[row])
+        for oid in [oid for oid in self._resting if oid not in still]:
+            del self._resting[oid]
+            self._pending.removed.append(oid)
+        self._resting.update(still)
+        self._expected.clear()
+
     @property
     def awaiting_fills(self) -> int:
         """Orders whose immediately reported fills have not all arrived yet."""
@@ -716,6 +734,10 @@ class HyperliquidBatchVenue:
             text = outcome.error or outcome.kind
             results.set(i, _REJECTED, _reason(text))
             self._remember_error(oid, text)
+            # Not open at the exchange any more: closed another way while the cancel was
+            # out (its close, read meanwhile, was left to this answer), or filled.
+            if _reason(text) == Reason.UNKNOWN_OID and self._resting.pop(oid, None) is not None:
+                self._pending.removed.append(oid)
 
     def _post_cancels(self, indices: list[int], requests: Mapping[int, dict[str, Any]],
                       action: SignedAction | None = None, *, recover: bool,

@@ -307,6 +307,7 @@ class LiveLoop:
         """Stop every task and close the connections, touching nothing on the exchange."""
         self.running = False
         await self._end_tasks()
+        self.risk.set_state(TradingState.HALTED)    # closing the engine sends no order
         await self._close()
 
     async def _end_tasks(self) -> None:
@@ -349,7 +350,10 @@ class LiveLoop:
                 self._release()
                 self._held = []
                 if report.passed:
+                    self._poll()            # what the venue heard before the pass's truth
+                    self.venue.resync(self.ledger.orders.values())
                     self.engine.settle_unknown(unknown, still_open=self._resting_oids())
+                    self._poll()            # and what the resync found gone
                     if self._first_pass:
                         self.risk.reset_daily()
                         self._first_pass = False
