@@ -470,6 +470,83 @@ def test_an_order_closed_elsewhere_while_its_cancel_is_out_stops_counting_as_ope
     asyncio.run(main())
 
 
+def test_a_reconciliation_keeps_what_is_left_of_a_partly_filled_order(market):
+    # It took the order's size from its "open" frame: partly filled before the pass, the
+    # order was tracked at its full size again and, once filled, counted open for good.
+    async def main():
+        loop = await make_loop(market, Quiet())
+        await loop.start()
+        oid, price, lots = await resting_bid(loop)
+        half = lots // 2
+        await asyncio.to_thread(sell_into, market, price, half, 0x4BAD1)
+        await open_count_settles(loop, 1)
+        assert (await loop.reconcile()).passed
+        await asyncio.to_thread(sell_into, market, price, lots - half, 0x4BAD2)
+        await open_count_settles(loop, 0)
+        await loop.stop()
+
+    asyncio.run(main())
+
+
+def test_a_cancel_refused_on_another_coin_leaves_the_order_counted_open(market):
+    # The refusal ("never placed, already canceled, or filled") was taken as proof the
+    # order had closed: dropped while it still rested, it no longer counted open.
+    async def main():
+        loop = await make_loop(market, Quiet())
+        await loop.start()
+        oid, _, _ = await resting_bid(loop, above_best=-1_000)
+        async with loop.turn():
+            loop.engine.cancel(loop.instruments.index("ETH"), oid)      # the wrong row
+            await loop._flush_queued()
+        assert loop.engine.stats.rejected == 1
+        await open_count_settles(loop, 1)
+        assert len(open_orders(market, loop.account)) == 1
+        await loop.stop()
+
+    asyncio.run(main())
+
+
+def test_an_order_reported_done_is_not_tracked_again_by_a_reconciliation(market):
+    # Filled after a pass fetched it open, with its "filled" frame late: reported done,
+    # then tracked again from the ledger by the resync, and reported removed as well.
+    async def main():
+        loop = await make_loop(market, Quiet())
+        await loop.start()
+        oid, price, lots = await resting_bid(loop)
+        told = []
+        loop.engine.on_removed = lambda oids: told.append(("removed", oids.tolist()))
+        late, hand_over = [], loop._hand_over
+
+        def filled_frame_late(kind, data):
+            if kind == "orderUpdates" and any(u.get("status") == "filled" for u in data):
+                late.append((kind, data))
+            else:
+                hand_over(kind, data)
+
+        loop._hand_over = filled_frame_late
+        reconcile = loop.recovery.reconcile
+
+        async def pass_then_fill(**options):
+            report = await reconcile(**options)             # fetched: the order is open
+            await asyncio.to_thread(sell_into, market, price, lots, 0x5BAD1)
+            await until(lambda: any(kind == "userFills" for kind, _ in loop._held))
+            return report
+
+        loop.recovery.reconcile = pass_then_fill
+        assert (await loop.reconcile()).passed
+        loop.recovery.reconcile = reconcile
+        await open_count_settles(loop, 0)
+        await until(lambda: late)
+        for frame in late:
+            hand_over(*frame)
+        assert (await loop.reconcile()).passed
+        await open_count_settles(loop, 0)
+        assert told == []                   # done once, never removed too
+        await loop.stop()
+
+    asyncio.run(main())
+
+
 def test_an_abandoned_loop_sends_none_of_the_orders_still_queued(market):
     # Abandoning closes the engine, which flushed the queue with trading still ACTIVE:
     # the strategy's queued orders were placed after the abandon.

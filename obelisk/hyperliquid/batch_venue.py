@@ -367,6 +367,7 @@ class HyperliquidBatchVenue:
         self._early_lots: dict[int, int] = {}
         self._early_closed: set[int] = set()
         self._cancelling: set[int] = set()           # cancels sent: their answers report them
+        self._closed_meanwhile: set[int] = set()     # ... and orders closed while they were out
         self._by_exchange_oid: dict[int, int] = {}
         self._seen: set[int | str] = set()
         self._seen_order: deque[int | str] = deque()
@@ -419,13 +420,14 @@ class HyperliquidBatchVenue:
         """The engine oid this venue's cloid names; None for any other cloid."""
         return oid_of_cloid(cloid, self.session)
 
-    def resync(self, open_orders: Iterable[VenueOrder]) -> None:
-        """Take the exchange's open orders, as a passing reconciliation found them, as the
-        orders this venue tracks. One it tracked that is gone (filled or closed while its
-        frames went to recovery instead) is reported removed at the next report; one of
-        its own it did not track (both answers lost) is tracked from now on, to report
-        when it completes. Fills it waited for, recovery applied. Call from the engine's
-        thread, with no batch in flight."""
+    def resync(self, open_orders: Iterable[VenueOrder], lost: Iterable[int] = ()) -> None:
+        """Bring the orders this venue tracks in line with the exchange's open orders, as a
+        passing reconciliation found them. One it tracked that is gone (filled or closed
+        while its frames went to recovery instead) is reported removed at the next report;
+        one it tracks keeps the smaller of the two sizes left (recovery may have applied
+        fills it never saw); one of `lost` (engine oids whose answers were lost) that rests
+        is tracked from now on, to report when it completes. Fills it waited for, recovery
+        applied. Call from the engine's thread, with no batch in flight."""
         still: dict[int, int] = {}
         for order in open_orders:
             oid, row = self.engine_oid(order.cloid), self._row_of_coin.get(order.coin)
@@ -434,7 +436,10 @@ class HyperliquidBatchVenue:
         for oid in [oid for oid in self._resting if oid not in still]:
             del self._resting[oid]
             self._pending.removed.append(oid)
-        self._resting.update(still)
+        for oid, lots in still.items():
+            if oid in self._resting:
+                self._resting[oid] = min(self._resting[oid], lots)
+        self._resting.update((oid, still[oid]) for oid in lost if oid in still)
         self._expected.clear()
 
     @property
@@ -486,6 +491,7 @@ class HyperliquidBatchVenue:
             self._early_lots.clear()
             self._early_closed.clear()
             self._cancelling.clear()
+            self._closed_meanwhile.clear()
         self._drain()
         return self._pending.report(results.array())
 
@@ -727,6 +733,8 @@ class HyperliquidBatchVenue:
         """The outcome of cancel `i` into its result row."""
         oid = batch.oid[i]
         self._cancelling.discard(oid)
+        closed_meanwhile = oid in self._closed_meanwhile
+        self._closed_meanwhile.discard(oid)
         if outcome.kind == "success":
             results.set(i, _CANCELLED, _USER_CANCEL)
             self._resting.pop(oid, None)
@@ -734,9 +742,9 @@ class HyperliquidBatchVenue:
             text = outcome.error or outcome.kind
             results.set(i, _REJECTED, _reason(text))
             self._remember_error(oid, text)
-            # Not open at the exchange any more: closed another way while the cancel was
-            # out (its close, read meanwhile, was left to this answer), or filled.
-            if _reason(text) == Reason.UNKNOWN_OID and self._resting.pop(oid, None) is not None:
+            # closed another way while the cancel was out (its close, read meanwhile, was
+            # left to this answer); a refusal alone proves nothing (a cancel on another coin)
+            if closed_meanwhile and self._resting.pop(oid, None) is not None:
                 self._pending.removed.append(oid)
 
     def _post_cancels(self, indices: list[int], requests: Mapping[int, dict[str, Any]],
@@ -910,7 +918,10 @@ class HyperliquidBatchVenue:
             oid = self.engine_oid(order.get("cloid"))
             if oid is None:
                 oid = self._by_exchange_oid.get(int(order.get("oid", -1)))
-            if oid is None or oid in self._cancelling:       # its cancel's answer says it
+            if oid is None:
+                continue
+            if oid in self._cancelling:         # its cancel's answer settles it
+                self._closed_meanwhile.add(oid)
                 continue
             if self._resting.pop(oid, None) is not None:
                 self._pending.removed.append(oid)

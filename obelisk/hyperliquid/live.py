@@ -351,7 +351,7 @@ class LiveLoop:
                 self._held = []
                 if report.passed:
                     self._poll()            # what the venue heard before the pass's truth
-                    self.venue.resync(self.ledger.orders.values())
+                    self.venue.resync(self.ledger.orders.values(), unknown)
                     self.engine.settle_unknown(unknown, still_open=self._resting_oids())
                     self._poll()            # and what the resync found gone
                     if self._first_pass:
