@@ -551,11 +551,15 @@ def test_an_abandoned_loop_sends_none_of_the_orders_still_queued(market):
     # Abandoning closes the engine, which flushed the queue with trading still ACTIVE:
     # the strategy's queued orders were placed after the abandon.
     async def main():
-        loop = await make_loop(market, Quiet(), poll_s=60)   # the pump will not send it
+        loop = await make_loop(market, Quiet())
         task = asyncio.create_task(loop.run())
         await until(lambda: loop.trading)
-        await rest_a_bid(loop)
-        task.cancel()
+        row = loop.instruments.index("BTC")
+        instrument, low = loop.instruments[row], loop.books["BTC"].best_bid() - 1_000
+        lots = round(100 / float(instrument.ticks_to_price(low)) * 10 ** instrument.sz_decimals)
+        async with loop.turn():             # no flush can take the order before the abandon
+            loop.engine.submit(row, Side.BUY, low, lots)
+            task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         assert loop.engine.stats.refused == 1 and loop.engine.stats.rested == 0
         return loop.account
