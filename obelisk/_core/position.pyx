@@ -62,10 +62,6 @@ cdef enum:
 
 # ---------------------------------------------------------------- kernels
 
-cdef inline double _sign(double x) noexcept nogil:
-    return 1.0 if x > 0 else -1.0
-
-
 cdef inline double _apply_fill(Position* p, double size, double price, double rate,
                                double dust, double* balance) noexcept nogil:
     """Apply one fill to the row and the balance; its realized PnL."""
