@@ -10,10 +10,12 @@ the account trades; every test trades its own freshly funded account.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import random
 import threading
 import time
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -24,7 +26,13 @@ requests = pytest.importorskip("requests")
 from obelisk import EVENT_DTYPE, EventKind, OrderStatus, Portfolio, Side, TimeInForce  # noqa: E402
 from obelisk.execution.engine import TradingEngine  # noqa: E402
 from obelisk.execution.venue import ACCOUNT  # noqa: E402
-from obelisk.hyperliquid import Exchange, HyperliquidBatchVenue, Info, Wallet  # noqa: E402
+from obelisk.hyperliquid import (  # noqa: E402
+    Exchange,
+    HyperliquidBatchVenue,
+    Info,
+    Wallet,
+    batch_venue,  # noqa: E402
+)
 from obelisk.hyperliquid.batch_venue import WebsocketThread, cloid_of, oid_of_cloid  # noqa: E402
 from obelisk.hyperliquid.errors import ExchangeOutcomeUnknownError  # noqa: E402
 from obelisk.hyperliquid.transport import BudgetPolicy, Transport, TransportConfig  # noqa: E402
@@ -339,6 +347,39 @@ def test_a_reduce_only_order_the_exchange_refuses_is_rejected_with_its_text(desk
     report = desk.venue.execute(events, reduce_only=np.ones(1, bool))
     assert report.results["status"][0] == OrderStatus.REJECTED
     assert "Reduce only order would increase position" in desk.venue.last_errors[9_001]
+
+
+def test_the_venue_keeps_no_memory_per_order_sent_once_its_caches_are_full(desk,
+                                                                         monkeypatch):
+    # The engine oids of every order sent were kept, to tell this venue's fills from a
+    # previous process's: ~60 bytes an order for as long as the venue ran.
+    monkeypatch.setattr(batch_venue, "_ERRORS_KEPT", 10)
+    monkeypatch.setattr(batch_venue, "_EXCHANGE_OIDS", 10)
+    monkeypatch.setattr(batch_venue, "_SEEN_TIDS", 10)
+    price = desk.ticks(ETH, 0.98)                      # IOC buys under the asks: sent, unfilled
+    lots = desk.lots(ETH, 50)
+    next_oid = iter(range(50_000, 10**9))
+
+    def send(batches):
+        for _ in range(batches):
+            events = np.zeros(100, EVENT_DTYPE)
+            for i in range(100):
+                events[i] = (next(next_oid), price, lots, ACCOUNT, desk.table.assets[ETH],
+                             EventKind.LIMIT, Side.BUY, TimeInForce.IOC)
+            report = desk.venue.execute(events)
+            assert (report.results["status"] == OrderStatus.CANCELLED).all()
+
+    send(2)                                            # the bounded caches fill up
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    send(10)
+    gc.collect()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    grown = sum(stat.size_diff for stat in after.compare_to(before, "filename")
+                if stat.traceback[0].filename == batch_venue.__file__)
+    assert grown < 8 * 1_000, f"{grown} bytes kept for 1,000 orders sent"
 
 
 def test_a_request_weight_budget_that_is_spent_refuses_with_a_clear_reason(market):

@@ -357,7 +357,9 @@ class HyperliquidBatchVenue:
         self._row_of_coin = {coin: row for row, coin in enumerate(self.instruments.coins)}
         self._lots_per_coin = [10 ** i.sz_decimals for i in self.instruments]
         self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-        self._sent: set[int] = set()                 # engine oids of orders sent by this venue
+        # The engine oids this venue sent lie within these bounds (an engine numbers its orders
+        # upwards): a fill of this session's cloids outside them is a previous process's.
+        self._first_sent, self._last_sent = 1 << 63, -1
         self._resting: dict[int, int] = {}           # rested order -> lots its fills must reach
         self._expected: dict[int, int] = {}          # lots reported filled, fills not yet in
         # Sent orders whose answer is not read yet: what the websocket says of them meanwhile
@@ -535,7 +537,9 @@ class HyperliquidBatchVenue:
             if request is not None:
                 request["r"] = bool(reduce_only[i])
                 requests[i] = request
-                self._sent.add(batch.oid[i])
+                oid = batch.oid[i]
+                self._first_sent = min(self._first_sent, oid)
+                self._last_sent = max(self._last_sent, oid)
                 self._unsettled.add(batch.oid[i])
         return requests
 
@@ -874,7 +878,7 @@ class HyperliquidBatchVenue:
         oid = self.engine_oid(fill.get("cloid"))
         if oid is None:
             oid = self._by_exchange_oid.get(int(fill.get("oid", -1)))
-        ours = oid is not None and oid in self._sent
+        ours = oid is not None and self._first_sent <= oid <= self._last_sent
         row = self._row_of_coin.get(str(fill.get("coin")))
         if not ours and (history or self.foreign_fills == "ignore") or row is None:
             self.stats.skipped_fills += 1
