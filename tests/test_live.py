@@ -90,6 +90,15 @@ def open_orders(url, user):
         return transport.post_info({"type": "openOrders", "user": user})
 
 
+def btc_bid(loop, offset):
+    """A ~$100 BTC bid `offset` ticks from the best bid: (row, ticks, lots)."""
+    row = loop.instruments.index("BTC")
+    instrument = loop.instruments[row]
+    price = loop.books["BTC"].best_bid() + offset
+    lots = round(100 / float(instrument.ticks_to_price(price)) * 10 ** instrument.sz_decimals)
+    return row, price, lots
+
+
 async def until(condition, timeout=10.0):
     deadline = asyncio.get_running_loop().time() + timeout
     while not condition():
@@ -176,11 +185,8 @@ def test_the_loop_reads_the_websocket_while_a_batch_is_on_its_way(market):
             return execute(events)
 
         loop.venue.execute = slow_execute
-        row = loop.instruments.index("BTC")
         book = loop.books["BTC"]
-        instrument = loop.instruments[row]
-        low = book.best_bid() - 1_000
-        lots = round(100 / float(instrument.ticks_to_price(low)) * 10 ** instrument.sz_decimals)
+        row, low, lots = btc_bid(loop, -1_000)
         async with loop.turn():
             bid = loop.engine.submit(row, Side.BUY, low, lots)
         await until(entered.is_set)                 # the batch is on its way
@@ -231,10 +237,7 @@ def slow_venue(loop, wait=5.0):
 
 async def rest_a_bid(loop, below=1_000):
     """Queue a ~$100 bid `below` ticks under the BTC best bid, holding the turn; its oid."""
-    row = loop.instruments.index("BTC")
-    instrument, book = loop.instruments[row], loop.books["BTC"]
-    low = book.best_bid() - below
-    lots = round(100 / float(instrument.ticks_to_price(low)) * 10 ** instrument.sz_decimals)
+    row, low, lots = btc_bid(loop, -below)
     async with loop.turn():
         return loop.engine.submit(row, Side.BUY, low, lots)
 
@@ -340,10 +343,7 @@ def test_a_cancellation_that_lands_as_the_flush_thread_returns_is_not_lost():
 
 async def resting_bid(loop, above_best=10):
     """A ~$100 bid `above_best` ticks over the BTC best bid, flushed: (oid, ticks, lots)."""
-    row = loop.instruments.index("BTC")
-    instrument = loop.instruments[row]
-    price = loop.books["BTC"].best_bid() + above_best
-    lots = round(100 / float(instrument.ticks_to_price(price)) * 10 ** instrument.sz_decimals)
+    row, price, lots = btc_bid(loop, above_best)
     async with loop.turn():
         oid = loop.engine.submit(row, Side.BUY, price, lots)
         await loop._flush_queued()
@@ -554,9 +554,7 @@ def test_an_abandoned_loop_sends_none_of_the_orders_still_queued(market):
         loop = await make_loop(market, Quiet())
         task = asyncio.create_task(loop.run())
         await until(lambda: loop.trading)
-        row = loop.instruments.index("BTC")
-        instrument, low = loop.instruments[row], loop.books["BTC"].best_bid() - 1_000
-        lots = round(100 / float(instrument.ticks_to_price(low)) * 10 ** instrument.sz_decimals)
+        row, low, lots = btc_bid(loop, -1_000)
         async with loop.turn():             # no flush can take the order before the abandon
             loop.engine.submit(row, Side.BUY, low, lots)
             task.cancel()

@@ -540,7 +540,7 @@ class HyperliquidBatchVenue:
                 oid = batch.oid[i]
                 self._first_sent = min(self._first_sent, oid)
                 self._last_sent = max(self._last_sent, oid)
-                self._unsettled.add(batch.oid[i])
+                self._unsettled.add(oid)
         return requests
 
     def _send(self, sign: Callable[[list[dict[str, Any]]], SignedAction], post: _Post,

@@ -340,8 +340,8 @@ class LiveLoop:
             return await self._reconcile()
 
     async def _reconcile(self) -> RecoveryReport:
-        self.risk.set_state(TradingState.HALTED)
-        self._held = []
+        self.risk.set_state(TradingState.HALTED)    # again: a pass before this one may have
+        self._held = []                             # set it ACTIVE while this one waited
         try:
             while True:
                 self._poll()                # all the ledger knows is in the portfolio
