@@ -64,6 +64,8 @@ cdef class OrderBook:
     # Orders that can rest before a level, ladder entry, pool slot or id-index bucket must
     # be grown: a lower bound, counted down by each rest and recounted when it runs out.
     cdef int64_t rests_in_room
+    # Whether records go on the tapes past the cache (a large batch; see _put_record).
+    cdef bint stream_tapes
 
     cdef bint busy
     cdef bint initialised
@@ -80,11 +82,11 @@ cdef class OrderBook:
     cdef int _grow_levels(self) noexcept nogil
     cdef inline int _reserve(self, int64_t fills, int64_t order_events) noexcept nogil
     cdef int _grow_tapes(self, int64_t fills, int64_t order_events) noexcept nogil
-    cdef void _emit_fill(self, const Order* taker, const Order* maker, price_t price,
-                         qty_t qty, int32_t index) noexcept nogil
-    cdef OrderEvent* _emit_event(self, uint8_t kind, uint8_t reason, oid_t oid, price_t price,
-                                 qty_t qty, owner_t owner, uint8_t side,
-                                 int32_t index) noexcept nogil
+    cdef inline void _emit_fill(self, const Order* taker, const Order* maker, price_t price,
+                                qty_t qty, int32_t index) noexcept nogil
+    cdef inline OrderEvent* _emit_event(self, uint8_t kind, uint8_t reason, oid_t oid,
+                                        price_t price, qty_t qty, owner_t owner, uint8_t side,
+                                        int32_t index) noexcept nogil
     cdef int _reject(self, const Event* ev, int32_t index, Result* res,
                      uint8_t reason) noexcept nogil
     cdef void _detach(self, slot_t slot) noexcept nogil

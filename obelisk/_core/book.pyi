@@ -63,6 +63,7 @@ class Reason(IntEnum):
 
 MAX_PRICE_TICKS: int
 MAX_QTY_LOTS: int
+STREAM_TAPES_FROM_EVENTS: int
 
 EVENT_DTYPE: np.dtype[np.void]
 RESULT_DTYPE: np.dtype[np.void]
