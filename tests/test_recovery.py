@@ -152,6 +152,24 @@ def test_missed_fills_are_applied_and_the_filled_order_closed():
     agree(bot, v)
 
 
+def test_a_partly_filled_order_is_held_at_what_is_left_also_after_a_replay():
+    # The ledger kept the size of the order's "open" frame: a reconciliation that applied
+    # a partial fill left it at its full size, and a venue resyncing from it tracked the
+    # order at more than was left (it never completed once the rest filled)
+    v = venue()
+    events = []
+    bot = Bot(v, [])
+    bot.ledger = OrderLedger(lambda kind, payload: events.append((kind, dict(payload))))
+    resting = run(bot.send(OrderRequest("ETH", True, 10, 2_995)))
+    v.external_fill("ETH", False, 4, 2_995)             # missed: recovery applies it
+    report = run(bot.recovery().reconcile())
+    assert "missed_fill" in kinds(report) and report.passed
+    assert bot.ledger.orders[resting.oid].size == 6
+    assert {o.oid: o.size for o in run(v.open_orders())}[resting.oid] == 6
+    replayed, _ = OrderLedger.replay(events)
+    assert replayed.orders[resting.oid].size == 6
+
+
 def test_orphan_orders_are_cancelled():
     v = venue()
     bot = Bot(v, [])

@@ -8,7 +8,7 @@ which orders it had open and which fills it had applied.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
 from obelisk.execution.venue import VenueFill, VenueOrder
@@ -87,6 +87,9 @@ class OrderLedger:
         self._write(FILL_APPLIED, asdict(fill))
         self.fill_ids.add(fill.tid)
         self.checkpoint_ms = max(self.checkpoint_ms, fill.time_ms)
+        order = self.orders.get(fill.oid)
+        if order is not None:       # an open order's size is what is left of it
+            self.orders[fill.oid] = replace(order, size=max(0.0, order.size - abs(fill.size)))
         return True
 
     def knows_fill(self, tid: int) -> bool:
