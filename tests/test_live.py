@@ -547,6 +547,39 @@ def test_an_order_reported_done_is_not_tracked_again_by_a_reconciliation(market)
     asyncio.run(main())
 
 
+def test_an_order_filled_while_its_frames_were_lost_is_reported_done_not_removed(market):
+    # Recovery applied the fill and closed the order as filled, and the resync reported it
+    # removed: a strategy told so may place a filled order again.
+    async def main():
+        loop = await make_loop(market, Quiet())
+        await loop.start()
+        oid, price, lots = await resting_bid(loop)
+        cloid = loop.venue.cloid(oid)
+        await until(lambda: any(o.cloid == cloid for o in loop.ledger.orders.values()))
+        told = []
+        loop.engine.on_removed = lambda oids: told.append(oids.tolist())
+        lost, hand_over = [], loop._hand_over
+
+        def drop_the_accounts_frames(kind, data):       # a websocket that lost them
+            if kind in ("userFills", "orderUpdates"):
+                lost.append(kind)
+            else:
+                hand_over(kind, data)
+
+        loop._hand_over = drop_the_accounts_frames
+        await asyncio.to_thread(sell_into, market, price, lots, 0x6BAD1)
+        await until(lambda: {"userFills", "orderUpdates"} <= set(lost))
+        loop._hand_over = hand_over
+        report = await loop.reconcile()
+        assert report.passed and {"missed_fill", "missing_order"} <= {
+            d.kind for d in report.discrepancies}
+        await open_count_settles(loop, 0)
+        assert told == []
+        await loop.stop()
+
+    asyncio.run(main())
+
+
 def test_an_abandoned_loop_sends_none_of_the_orders_still_queued(market):
     # Abandoning closes the engine, which flushed the queue with trading still ACTIVE:
     # the strategy's queued orders were placed after the abandon.

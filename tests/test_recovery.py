@@ -180,6 +180,22 @@ def test_orphan_orders_are_cancelled():
     agree(bot, v)
 
 
+def test_an_order_placed_here_whose_open_frame_is_late_is_adopted_not_cancelled():
+    # The ledger hears of an order from its "open" frame, which trails the exchange: a
+    # pass that ran in between took the account's own fresh order for an orphan and
+    # cancelled it (a live test's order vanished one run in five)
+    v = venue()
+    bot = Bot(v, [])
+    ours = run(v.place(OrderRequest("BTC", True, 0.1, 59_000, cloid="0x" + "ab" * 16)))
+    theirs = run(v.place(OrderRequest("BTC", True, 0.1, 58_000)))
+    report = run(bot.recovery(ours=lambda order: order.cloid == "0x" + "ab" * 16).reconcile())
+    assert kinds(report) == ["unknown_order", "unknown_order"] and report.passed
+    assert run(v.order_status(oid=ours.oid)) == "open"
+    assert run(v.order_status(oid=theirs.oid)) == "canceled"
+    assert set(bot.ledger.orders) == {ours.oid}
+    agree(bot, v)
+
+
 def test_orders_gone_from_the_venue_are_confirmed_then_closed_locally():
     v = venue()
     bot = Bot(v, [])

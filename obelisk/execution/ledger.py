@@ -92,6 +92,11 @@ class OrderLedger:
             self.orders[fill.oid] = replace(order, size=max(0.0, order.size - abs(fill.size)))
         return True
 
+    def closed_filled(self, oid: int) -> bool:
+        """Whether order `oid` (the exchange's id) was closed as filled."""
+        closed = self.closed.get(oid)
+        return closed is not None and closed.status == "filled"
+
     def knows_fill(self, tid: int) -> bool:
         return tid in self.fill_ids
 

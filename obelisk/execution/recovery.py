@@ -149,6 +149,9 @@ class PositionRecovery:
         the venue reports late with an older time is still applied (once: by tid).
     balance_tolerance : float
         USDC by which the local and the venue's cross balance may differ.
+    ours : callable, optional
+        Whether an open order unknown to the ledger is one this process placed, whose
+        "open" frame has not reached the ledger yet: adopted, not cancelled as an orphan.
     """
 
     def __init__(self, venue: Venue, portfolio: Portfolio, ledger: OrderLedger, *,
@@ -159,6 +162,7 @@ class PositionRecovery:
                  fill_lookback_ms: int = 60_000, balance_tolerance: float = 1e-4,
                  cache_ttl_ms: float | None = None, alert_cooldown_ms: float | None = None,
                  alert_sink: Callable[[str], object] | None = None,
+                 ours: Callable[[VenueOrder], bool] = lambda order: False,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if stop_distance is not None and not 0 < stop_distance < 1:
             raise ValueError(f"stop_distance must be a fraction in (0, 1), got {stop_distance}")
@@ -178,6 +182,7 @@ class PositionRecovery:
         self.dry_run, self.batch_size = dry_run, batch_size
         self.call_timeout, self.pass_timeout = call_timeout, pass_timeout
         self.fill_lookback_ms, self.balance_tolerance = fill_lookback_ms, balance_tolerance
+        self.ours = ours
         ttl_ms = env_number("RECOVERY_CACHE_TTL_MS", cache_ttl_ms, default=1_000, minimum=0,
                             argument="cache_ttl_ms")
         self._cache: TTLCache[str, Any] = TTLCache(maxsize=8, ttl=ttl_ms / 1000, timer=clock)
@@ -365,6 +370,9 @@ class PositionRecovery:
             if order.is_protective:       # never remove protection: adopt it instead
                 add(DiscrepancyKind.UNKNOWN_ORDER, order.coin,
                     f"protective stop {oid} was never recorded", ADOPT_ORDER, str(oid), order)
+            elif self.ours(order):        # placed here; its "open" frame is on its way
+                add(DiscrepancyKind.UNKNOWN_ORDER, order.coin,
+                    f"order {oid} placed here is not recorded yet", ADOPT_ORDER, str(oid), order)
             else:
                 add(DiscrepancyKind.UNKNOWN_ORDER, order.coin,
                     f"order {oid} is open on the venue only", CANCEL_ORPHAN, str(oid), order)

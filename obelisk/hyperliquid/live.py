@@ -170,7 +170,8 @@ class LiveLoop:
         self.ledger = OrderLedger()
         self.recovery = PositionRecovery(
             HyperliquidVenue(async_exchange.info, async_exchange, self.account),
-            self.portfolio, self.ledger, risk=self.risk)
+            self.portfolio, self.ledger, risk=self.risk,
+            ours=lambda order: self.venue.engine_oid(order.cloid) is not None)
         self.books = {i.name: L2Book(i) for i in self.instruments}
         self._tick: list[float] = self.instruments.tick.tolist()     # price of a tick, per row
         self._held: list[tuple[str, Any]] | None = None   # frames waiting out a reconciliation
@@ -351,7 +352,8 @@ class LiveLoop:
                 self._held = []
                 if report.passed:
                     self._poll()            # what the venue heard before the pass's truth
-                    self.venue.resync(self.ledger.orders.values(), unknown)
+                    self.venue.resync(self.ledger.orders.values(), unknown,
+                                      self.ledger.closed_filled)
                     self.engine.settle_unknown(unknown, still_open=self._resting_oids())
                     self._poll()            # and what the resync found gone
                     if self._first_pass:
