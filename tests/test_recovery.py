@@ -7,7 +7,7 @@ import pytest
 from obelisk import FeeRates, Instrument, Portfolio
 from obelisk.execution.ledger import OrderLedger
 from obelisk.execution.recovery import STOP_CLOID_PREFIX, DiscrepancyKind, PositionRecovery
-from obelisk.execution.venue import OrderRequest, VenueOrder
+from obelisk.execution.venue import OrderRequest, VenueFill, VenueOrder
 from obelisk.risk import RiskManager, TradingState
 from obelisk.sim.venue import SimVenue
 
@@ -168,6 +168,31 @@ def test_a_partly_filled_order_is_held_at_what_is_left_also_after_a_replay():
     assert {o.oid: o.size for o in run(v.open_orders())}[resting.oid] == 6
     replayed, _ = OrderLedger.replay(events)
     assert replayed.orders[resting.oid].size == 6
+
+
+def test_a_ledger_remembers_a_bounded_past_and_still_refuses_recent_fills_twice():
+    # It kept every tid and closed order for as long as the process ran: a bot trading
+    # for weeks grew without end
+    ledger = OrderLedger(fill_memory_ms=1_000, closed_kept=10)
+    fills = [VenueFill(tid, tid, "BTC", 0.1, 60_000.0, 0.0, tid * 10, False)
+             for tid in range(10_000)]                      # 100 s, a fill every 10 ms
+    assert all(ledger.fill_applied(fill) for fill in fills)
+    assert len(ledger.fill_ids) == 101                      # the newest second's
+    assert not any(ledger.fill_applied(fill) for fill in fills[-101:])
+    for oid in range(1_000):
+        ledger.order_opened(VenueOrder(oid, "BTC", True, 0.1, 60_000.0))
+        ledger.order_closed(oid, "filled" if oid % 2 else "canceled")
+    assert list(ledger.closed) == list(range(990, 1_000)) and not ledger.orders
+    assert ledger.closed_filled(999) and not ledger.closed_filled(998)
+    replayed, applied = OrderLedger.replay([("fill_applied", vars(f)) for f in fills])
+    assert len(applied) == 10_000 and len(replayed.fill_ids) == 10_000  # an hour's memory
+
+
+def test_recovery_refuses_to_look_back_further_than_its_ledger_remembers():
+    ledger = OrderLedger(fill_memory_ms=60_000)
+    with pytest.raises(ValueError, match="fill_lookback_ms .* must not exceed"):
+        PositionRecovery(venue(), Portfolio([BTC, ETH]), ledger, fill_lookback_ms=60_001)
+    PositionRecovery(venue(), Portfolio([BTC, ETH]), ledger, fill_lookback_ms=60_000)
 
 
 def test_orphan_orders_are_cancelled():

@@ -7,6 +7,7 @@ which orders it had open and which fills it had applied.
 
 from __future__ import annotations
 
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
@@ -18,6 +19,9 @@ Journal = Callable[[str, dict[str, Any]], object]
 
 ORDER_OPENED, ORDER_CLOSED, FILL_APPLIED = "order_opened", "order_closed", "fill_applied"
 LEDGER_KINDS = (ORDER_OPENED, ORDER_CLOSED, FILL_APPLIED)
+
+FILL_MEMORY_MS = 3_600_000      # fills a ledger knows by tid: an hour before the newest
+CLOSED_KEPT = 100_000           # closed orders it remembers, the latest
 
 
 class _Stored(Protocol):
@@ -61,13 +65,26 @@ class ClosedOrder:
 
 
 class OrderLedger:
-    """Open orders by oid, fills applied by tid, and the time of the newest fill."""
+    """Open orders by oid, fills applied by tid, and the time of the newest fill.
 
-    def __init__(self, journal: Journal | None = None) -> None:
+    What it remembers of the past is bounded, for a process that trades for weeks (it
+    kept every tid and every closed order, ~365 bytes a fill and order, for as long as
+    it ran): the tids of fills up to `fill_memory_ms` older than the newest (recovery
+    fetches fills again only from a little before the newest: see
+    PositionRecovery.fill_lookback_ms), and the latest `closed_kept` closed orders.
+    """
+
+    def __init__(self, journal: Journal | None = None, *, fill_memory_ms: int = FILL_MEMORY_MS,
+                 closed_kept: int = CLOSED_KEPT) -> None:
+        if fill_memory_ms < 0 or closed_kept < 1:
+            raise ValueError(f"fill_memory_ms must be >= 0 and closed_kept >= 1, got "
+                             f"{fill_memory_ms} and {closed_kept}")
         self.orders: dict[int, VenueOrder] = {}
-        self.closed: dict[int, ClosedOrder] = {}
+        self.closed: OrderedDict[int, ClosedOrder] = OrderedDict()
         self.fill_ids: set[int] = set()
         self.checkpoint_ms = 0
+        self.fill_memory_ms, self.closed_kept = fill_memory_ms, closed_kept
+        self._fill_times: deque[tuple[int, int]] = deque()     # (time_ms, tid), as applied
         self._journal = journal
 
     def order_opened(self, order: VenueOrder) -> None:
@@ -78,6 +95,8 @@ class OrderLedger:
         self._write(ORDER_CLOSED, {"oid": oid, "status": status})
         self.orders.pop(oid, None)
         self.closed[oid] = ClosedOrder(oid, status)
+        if len(self.closed) > self.closed_kept:
+            self.closed.popitem(last=False)
 
     def fill_applied(self, fill: VenueFill) -> bool:
         """Journal a fill about to be applied; False (and nothing written) if its tid is
@@ -87,10 +106,20 @@ class OrderLedger:
         self._write(FILL_APPLIED, asdict(fill))
         self.fill_ids.add(fill.tid)
         self.checkpoint_ms = max(self.checkpoint_ms, fill.time_ms)
+        self._fill_times.append((fill.time_ms, fill.tid))
+        self._forget_fills()
         order = self.orders.get(fill.oid)
         if order is not None:       # an open order's size is what is left of it
             self.orders[fill.oid] = replace(order, size=max(0.0, order.size - abs(fill.size)))
         return True
+
+    def _forget_fills(self) -> None:
+        """Drop the tids of fills older than `fill_memory_ms` before the newest, in the order
+        they were applied (one applied late with an old time waits for those before it)."""
+        horizon = self.checkpoint_ms - self.fill_memory_ms
+        times = self._fill_times
+        while times and times[0][0] < horizon:
+            self.fill_ids.discard(times.popleft()[1])
 
     def closed_filled(self, oid: int) -> bool:
         """Whether order `oid` (the exchange's id) was closed as filled."""

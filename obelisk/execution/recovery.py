@@ -173,6 +173,10 @@ class PositionRecovery:
                 raise ValueError(f"{name} must be a positive number of seconds, got {value}")
         if not (isinstance(fill_lookback_ms, int) and fill_lookback_ms >= 0):
             raise ValueError(f"fill_lookback_ms must be an int >= 0, got {fill_lookback_ms!r}")
+        if fill_lookback_ms > ledger.fill_memory_ms:
+            raise ValueError(f"fill_lookback_ms ({fill_lookback_ms}) must not exceed the "
+                             f"ledger's fill_memory_ms ({ledger.fill_memory_ms}): a fill "
+                             f"fetched again from further back could be applied twice")
         if not 0 <= balance_tolerance < math.inf:
             raise ValueError(f"balance_tolerance must be >= 0, got {balance_tolerance}")
         self.venue, self.portfolio, self.ledger, self.risk = venue, portfolio, ledger, risk
