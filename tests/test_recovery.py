@@ -152,22 +152,17 @@ def test_missed_fills_are_applied_and_the_filled_order_closed():
     agree(bot, v)
 
 
-def test_a_partly_filled_order_is_held_at_what_is_left_also_after_a_replay():
-    # The ledger kept the size of the order's "open" frame: a reconciliation that applied
-    # a partial fill left it at its full size, and a venue resyncing from it tracked the
-    # order at more than was left (it never completed once the rest filled)
+def test_a_pass_reports_the_venues_open_orders_at_what_is_left_of_them():
+    # The live venue was resynced from the ledger, which holds an order's size from its
+    # "open" frame: after a partial fill the pass applied, it tracked the full size and
+    # the order never completed. It is resynced from the open orders the pass fetched.
     v = venue()
-    events = []
     bot = Bot(v, [])
-    bot.ledger = OrderLedger(lambda kind, payload: events.append((kind, dict(payload))))
     resting = run(bot.send(OrderRequest("ETH", True, 10, 2_995)))
     v.external_fill("ETH", False, 4, 2_995)             # missed: recovery applies it
     report = run(bot.recovery().reconcile())
     assert "missed_fill" in kinds(report) and report.passed
-    assert bot.ledger.orders[resting.oid].size == 6
-    assert {o.oid: o.size for o in run(v.open_orders())}[resting.oid] == 6
-    replayed, _ = OrderLedger.replay(events)
-    assert replayed.orders[resting.oid].size == 6
+    assert {order.oid: order.size for order in report.open_orders} == {resting.oid: 6}
 
 
 def test_a_ledger_remembers_a_bounded_past_and_still_refuses_recent_fills_twice():
@@ -184,8 +179,13 @@ def test_a_ledger_remembers_a_bounded_past_and_still_refuses_recent_fills_twice(
         ledger.order_closed(oid, "filled" if oid % 2 else "canceled")
     assert list(ledger.closed) == list(range(990, 1_000)) and not ledger.orders
     assert ledger.closed_filled(999) and not ledger.closed_filled(998)
-    replayed, applied = OrderLedger.replay([("fill_applied", vars(f)) for f in fills])
+    ledger.order_closed(990, "canceled")                    # closed again: the latest now
+    assert list(ledger.closed) == [*range(991, 1_000), 990]
+    journal = [("fill_applied", vars(fill)) for fill in fills]
+    replayed, applied = OrderLedger.replay(journal)
     assert len(applied) == 10_000 and len(replayed.fill_ids) == 10_000  # an hour's memory
+    replayed, _ = OrderLedger.replay(journal, fill_memory_ms=1_000)
+    assert len(replayed.fill_ids) == 101
 
 
 def test_recovery_refuses_to_look_back_further_than_its_ledger_remembers():

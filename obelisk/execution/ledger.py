@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from obelisk.execution.venue import VenueFill, VenueOrder
@@ -95,6 +95,7 @@ class OrderLedger:
         self._write(ORDER_CLOSED, {"oid": oid, "status": status})
         self.orders.pop(oid, None)
         self.closed[oid] = ClosedOrder(oid, status)
+        self.closed.move_to_end(oid)
         if len(self.closed) > self.closed_kept:
             self.closed.popitem(last=False)
 
@@ -108,9 +109,6 @@ class OrderLedger:
         self.checkpoint_ms = max(self.checkpoint_ms, fill.time_ms)
         self._fill_times.append((fill.time_ms, fill.tid))
         self._forget_fills()
-        order = self.orders.get(fill.oid)
-        if order is not None:       # an open order's size is what is left of it
-            self.orders[fill.oid] = replace(order, size=max(0.0, order.size - abs(fill.size)))
         return True
 
     def _forget_fills(self) -> None:
@@ -131,9 +129,10 @@ class OrderLedger:
 
     @classmethod
     def replay(cls, events: Iterable[tuple[str, dict[str, Any]]],
-               journal: Journal | None = None) -> tuple[OrderLedger, list[VenueFill]]:
+               journal: Journal | None = None, *, fill_memory_ms: int = FILL_MEMORY_MS,
+               closed_kept: int = CLOSED_KEPT) -> tuple[OrderLedger, list[VenueFill]]:
         """The ledger a journal describes, and its fills in order (to rebuild the portfolio)."""
-        ledger = cls()
+        ledger = cls(fill_memory_ms=fill_memory_ms, closed_kept=closed_kept)
         fills = []
         for kind, payload in events:
             if kind == ORDER_OPENED:

@@ -96,6 +96,9 @@ class RecoveryReport:
     passed: bool
     dry_run: bool
     error: str | None = None                     # what ended the pass early, if anything
+    # The venue's open orders as the pass last fetched them, each at what is left of it
+    # (the ledger holds an order's size from its "open" frame).
+    open_orders: tuple[VenueOrder, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -290,13 +293,14 @@ class PositionRecovery:
         remaining = discrepancies
         if not self.dry_run and actions:
             executed, failed = await self._execute(actions)
-            remaining, _ = await self._analyse(await self._fetch(fresh=True))
+            state = await self._fetch(fresh=True)
+            remaining, _ = await self._analyse(state)
         blocking = [d for d in remaining
                     if d.kind is not DiscrepancyKind.MISSING_STOP or self.stop_distance]
         passed = not blocking and not failed
         return RecoveryReport(started, self.clock() - started, tuple(discrepancies),
                               tuple(actions), tuple(executed), tuple(failed), tuple(remaining),
-                              passed, self.dry_run)
+                              passed, self.dry_run, open_orders=tuple(state.orders.values()))
 
     async def _call(self, fn: Callable[..., Awaitable[Any]], /, *args: Any,
                     **kwargs: Any) -> Any:

@@ -425,19 +425,20 @@ class HyperliquidBatchVenue:
     def resync(self, open_orders: Iterable[VenueOrder], lost: Iterable[int] = (),
                filled: Callable[[int], bool] = lambda exchange_oid: False) -> None:
         """Bring the orders this venue tracks in line with the exchange's open orders, as a
-        passing reconciliation found them. One it tracked that is gone (filled or closed
-        while its frames went to recovery instead) is reported at the next report: done
-        when `filled` says its exchange oid closed filled, else removed (a strategy told
-        a filled order was removed may place it again). One it tracks keeps the smaller of
-        the two sizes left (recovery may have applied fills it never saw); one of `lost`
-        (engine oids whose answers were lost) that rests is tracked from now on, to report
-        when it completes. Fills it waited for, recovery applied. Call from the engine's
-        thread, with no batch in flight."""
+        passing reconciliation fetched them (each at what is left of it). One it tracked
+        that is gone (filled or closed while its frames went to recovery instead) is
+        reported at the next report: done when `filled` says its exchange oid closed
+        filled, else removed (a strategy told a filled order was removed may place it
+        again). One it tracks keeps the smaller of the two sizes left (recovery may have
+        applied fills it never saw); one of `lost` (engine oids whose answers were lost)
+        that rests is tracked from now on, to report when it completes. Fills it waited
+        for, recovery applied. Call from the engine's thread, with no batch in flight."""
         still: dict[int, int] = {}
         for order in open_orders:
             oid, row = self.engine_oid(order.cloid), self._row_of_coin.get(order.coin)
             if oid is not None and row is not None and order.trigger_px is None:
                 still[oid] = round(order.size * self._lots_per_coin[row])
+                self._remember_exchange_oid(order.oid, oid)     # also one whose answer was lost
         gone = [oid for oid in self._resting if oid not in still]
         on_exchange = {oid: exchange_oid for exchange_oid, oid in self._by_exchange_oid.items()
                        if oid in self._resting and oid not in still}

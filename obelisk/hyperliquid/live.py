@@ -352,8 +352,7 @@ class LiveLoop:
                 self._held = []
                 if report.passed:
                     self._poll()            # what the venue heard before the pass's truth
-                    self.venue.resync(self.ledger.orders.values(), unknown,
-                                      self.ledger.closed_filled)
+                    self.venue.resync(report.open_orders, unknown, self.ledger.closed_filled)
                     self.engine.settle_unknown(unknown, still_open=self._resting_oids())
                     self._poll()            # and what the resync found gone
                     if self._first_pass:
