@@ -352,7 +352,8 @@ class LiveLoop:
                 self._held = []
                 if report.passed:
                     self._poll()            # what the venue heard before the pass's truth
-                    self.venue.resync(report.open_orders, unknown, self.ledger.closed_filled)
+                    self.venue.resync(self._open_orders(report), unknown,
+                                      self.ledger.closed_filled)
                     self.engine.settle_unknown(unknown, still_open=self._resting_oids())
                     self._poll()            # and what the resync found gone
                     if self._first_pass:
@@ -369,6 +370,13 @@ class LiveLoop:
         finally:
             self._release()
             self._held = None
+
+    def _open_orders(self, report: RecoveryReport) -> list[VenueOrder]:
+        """The account's open orders after a passing reconciliation: those the ledger holds
+        (frames handed over after the pass's fetch included), each at what the fetch found
+        left of it where it listed the order (the ledger holds the size of its "open" frame)."""
+        fetched = {order.oid: order for order in report.open_orders}
+        return [fetched.get(oid, order) for oid, order in self.ledger.orders.items()]
 
     def _resting_oids(self) -> set[int]:
         """The engine's ids of the account's orders the ledger holds open (a passing
