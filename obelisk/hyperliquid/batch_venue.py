@@ -439,13 +439,10 @@ class HyperliquidBatchVenue:
             if oid is not None and row is not None and order.trigger_px is None:
                 still[oid] = round(order.size * self._lots_per_coin[row])
                 self._remember_exchange_oid(order.oid, oid)     # also one whose answer was lost
-        gone = [oid for oid in self._resting if oid not in still]
-        on_exchange = {oid: exchange_oid for exchange_oid, oid in self._by_exchange_oid.items()
-                       if oid in self._resting and oid not in still}
-        for oid in gone:
+        exchange_oids = {oid: exchange_oid for exchange_oid, oid in self._by_exchange_oid.items()}
+        for oid in [oid for oid in self._resting if oid not in still]:
             del self._resting[oid]
-            exchange_oid = on_exchange.get(oid)
-            done = exchange_oid is not None and filled(exchange_oid)
+            done = oid in exchange_oids and filled(exchange_oids[oid])
             (self._pending.done if done else self._pending.removed).append(oid)
         for oid, lots in still.items():
             if oid in self._resting:
