@@ -51,6 +51,8 @@ directives = {
 annotate = flag("OBELISK_ANNOTATE")
 mode = "debug" if debug else "profile" if profile else "release"
 macros = [("CYTHON_TRACE_NOGIL", "1")] if profile else []
+if debug:   # the portable one-row-at-a-time recompute, which the debug suite then tests
+    macros.append(("OBELISK_RECOMPUTE_SCALAR", "1"))
 release = not debug and not profile
 compile_args = ["-O0", "-g"] if debug else ["-O3", "-fno-math-errno", "-fno-trapping-math"]
 link_args: list[str] = []
@@ -62,6 +64,7 @@ extensions = [
     Extension(
         f"obelisk._core.{name}",
         [str(CORE / f"{name}.pyx")],
+        include_dirs=[str(CORE)],       # the hand-written kernels' headers (_recompute.h)
         define_macros=macros,
         extra_compile_args=compile_args,
         extra_link_args=link_args,

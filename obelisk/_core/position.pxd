@@ -2,10 +2,68 @@
 
 cimport cython
 from libc.math cimport NAN, copysign, fabs, isfinite
-from libc.stdint cimport int32_t, uint8_t
+from libc.stdint cimport int32_t, int64_t, uint8_t
 
 
-# One asset's position and what the last recompute derived from it
+# The recompute's kernel and its layout: each position's stored numbers in one 64-byte
+# line, marks and what is derived from them in columns (see _recompute.h for why).
+cdef extern from "_recompute.h":
+    ctypedef struct PositionCore "obelisk_position_core":
+        double size                # signed, + long
+        double entry_px            # size-weighted average of the opening fills; 0 when flat
+        double leverage            # the user's setting, an integer in [1, max leverage]
+        double margin              # isolated collateral excluding uPnL; 0 for cross
+        double realized_pnl        # closed parts of fills, before fees
+        double fees                # paid; negative for net rebates
+        double funding             # paid; negative when received
+        uint8_t isolated
+        int32_t tiers              # where its margin table starts in MarginTables
+
+    ctypedef struct PositionColumns "obelisk_position_columns":
+        double* mark_px
+        double* unrealized_pnl
+        double* position_value
+        double* initial_margin
+        double* maintenance_margin
+        double* liquidation_px     # NaN when no price liquidates the position
+
+    ctypedef struct MarginTables "obelisk_margin_tables":
+        const double* lower
+        const double* mmr
+        const double* deduction
+        const double* low_bound
+        const double* high_bound
+        int32_t depth
+
+    # Account totals from the last recompute.
+    ctypedef struct Totals "obelisk_totals":
+        double cross_unrealized_pnl
+        double cross_position_value
+        double cross_initial_margin
+        double cross_maintenance_margin
+        double isolated_equity          # isolated margins plus their uPnL
+        double isolated_position_value
+
+    enum: RECOMPUTE_BLOCK "OBELISK_RECOMPUTE_BLOCK"
+
+    bint recompute_rows "obelisk_recompute"(
+        const PositionCore* rows, int64_t count, int64_t padded, const PositionColumns* c,
+        const double* marks, double* old_marks, const MarginTables* t, double balance,
+        int legacy, Totals* totals) noexcept nogil
+
+
+# A row with what the recompute derives from it: the risk checks play a batch's orders
+# through copies of these.
+cdef struct PositionState:
+    PositionCore core
+    double mark_px
+    double unrealized_pnl
+    double position_value
+    double initial_margin
+    double maintenance_margin
+
+
+# One asset's position and what the last recompute derived from it, as users read it
 # (POSITION_DTYPE, 112 bytes). Sizes are signed (+ long), money is USDC.
 cdef struct Position:
     double size
@@ -44,16 +102,6 @@ cdef struct TierTables:
     const int32_t* count
 
 
-# Account totals from the last recompute.
-cdef struct Totals:
-    double cross_unrealized_pnl
-    double cross_position_value
-    double cross_initial_margin
-    double cross_maintenance_margin
-    double isolated_equity          # isolated margins plus their uPnL
-    double isolated_position_value
-
-
 # The fee of one fill, the one rule behind the kernels and fill_fee/fill_fees.
 
 cdef inline double fill_fee_at_rate(double size, double price, double rate) noexcept nogil:
@@ -86,7 +134,7 @@ cdef struct FillOutcome:
     double realized
 
 
-cdef inline void fill_outcome(const Position* p, double size, double price, double rate,
+cdef inline void fill_outcome(const PositionCore* p, double size, double price, double rate,
                               double dust, double balance, FillOutcome* out) noexcept nogil:
     """What one fill makes of the row and the balance, the row untouched.
 
@@ -121,7 +169,7 @@ cdef inline void fill_outcome(const Position* p, double size, double price, doub
     out.realized = realized
 
 
-cdef inline void store_fill(Position* p, const FillOutcome* out) noexcept nogil:
+cdef inline void store_fill(PositionCore* p, const FillOutcome* out) noexcept nogil:
     p.size = out.size
     p.entry_px = out.entry_px
     p.margin = out.margin
@@ -183,17 +231,20 @@ cdef inline double liquidation_price(const TierTables* tiers, int32_t asset, dou
 
 @cython.final
 cdef class PositionBook:
-    cdef Position* rows
-    cdef object positions_array     # owns rows; never handed out (copies are)
-    cdef Position* saved            # rows before a change that may have to be undone
+    cdef PositionCore* rows         # padded rows; those past count stay flat
+    cdef object rows_array          # owns rows; never handed out (copies are)
+    cdef PositionColumns columns    # marks and what the recompute derives, padded rows long
+    cdef object columns_array
+    cdef PositionCore* saved        # rows and marks before a change that may have to be undone
+    cdef double* saved_marks        # (a mark() keeps only the marks)
     cdef object saved_array
     cdef double saved_balance
-    cdef double* saved_marks        # marks before a mark() that may have to be undone
-    cdef object saved_marks_array
-    cdef int32_t* open_rows         # scratch of _recompute: the rows holding a position
-    cdef object open_rows_array
     cdef int32_t count
-    cdef TierTables tiers
+    cdef int64_t padded             # count rounded up to the recompute's block
+    cdef TierTables tiers           # each table once: one row's margin and liquidation math
+    # the same tables, padded to one depth: the recompute's
+    cdef MarginTables margin_tables
+    cdef object margin_tables_array
     cdef double* max_leverage
     cdef double* dust               # per asset: half its lot, below which a close is whole
     cdef object dust_array
@@ -215,6 +266,8 @@ cdef class PositionBook:
     cdef bint initialized
     cdef int _init(self, margin_tiers, double balance, double taker_rate, double maker_rate,
                    int default_leverage, bint legacy_liquidation, lots) except -1
+    cdef int _allocate_rows(self) except -1
+    cdef int _set_margin_tables(self, arrays) except -1
     cdef int _claim(self) except -1
     cdef int _refuse(self) except -1
     cdef inline void _changed(self) noexcept nogil
@@ -239,6 +292,8 @@ cdef class PositionBook:
                            bint isolated, double margin) except -1
     cdef int _update_isolated_margin(self, Py_ssize_t asset, double amount) except -1
     cdef bint _recompute(self, const double* marks, double* old_marks) noexcept nogil
+    cdef void _state_of(self, int32_t asset, PositionState* out) noexcept nogil
+    cdef object _records(self, Py_ssize_t start, Py_ssize_t stop)
     cdef int _refresh(self) except -1
     cdef double _cross_account_value(self) except? -1
     cdef double _account_value(self) except? -1

@@ -1,7 +1,9 @@
 """Positions, margin, liquidation prices and funding, as Hyperliquid computes them.
 
-One row per asset in a numpy array of C structs; fills, marks and funding
-are applied by compiled loops (without the GIL for large batches). Money is
+One row per asset: its stored numbers in a 64-byte C struct, its mark and what is
+derived from it in columns (the recompute sweeps those two rows per instruction);
+fills, marks and funding are applied by compiled loops (without the GIL for large
+batches). Money is
 float64 USDC: the exchange reports these values as decimals rounded to about
 1e-8, far coarser than float64's 1e-16, so doubles reproduce them (tested to
 1e-9 relative).
@@ -62,7 +64,7 @@ cdef enum:
 
 # ---------------------------------------------------------------- kernels
 
-cdef inline double _apply_fill(Position* p, double size, double price, double rate,
+cdef inline double _apply_fill(PositionCore* p, double size, double price, double rate,
                                double dust, double* balance) noexcept nogil:
     """Apply one fill to the row and the balance; its realized PnL."""
     cdef FillOutcome out
@@ -95,13 +97,14 @@ cdef inline bint _valid_fill(const PositionFill* f, int32_t count) noexcept nogi
             & <int> (f.maker <= 1))
 
 
-cdef inline bint _row_finite(const Position* p) noexcept nogil:
-    """Every number the row stores is finite, and so are its value and uPnL at its mark.
+cdef inline bint _row_finite(const PositionCore* p, double mark) noexcept nogil:
+    """Every number the row stores is finite, and so are its value and uPnL at `mark`
+    (its mark).
 
     x * 0 is 0 for a finite x and NaN for inf or NaN, so one sum tests them all,
     with no false alarm where a plain sum of large finite values would overflow.
     """
-    cdef double mark = p.mark_px if p.size != 0 else 0.0
+    mark = mark if p.size != 0 else 0.0
     return (p.size * 0.0 + p.entry_px * 0.0 + p.margin * 0.0 + p.realized_pnl * 0.0
             + p.fees * 0.0 + p.funding * 0.0 + mark * 0.0 + p.size * (mark - p.entry_px) * 0.0
             + fabs(p.size) * mark * 0.0) == 0.0
@@ -209,33 +212,81 @@ cdef class PositionBook:
         self.tiers.first = &first_view[0]
         self.tiers.count = &count_view[0]
         self.max_leverage = &top_view[0]
-        self.positions_array = np.zeros(len(tiers), dtype=POSITION_DTYPE)
-        self.saved_array = np.zeros(len(tiers), dtype=POSITION_DTYPE)
-        self.rows = <Position*> data_of(self.positions_array)
-        self.saved = <Position*> data_of(self.saved_array)
-        self.saved_marks_array = np.zeros(len(tiers), dtype=np.float64)
-        cdef double[::1] saved_marks_view = self.saved_marks_array
-        self.saved_marks = &saved_marks_view[0]
+        self.padded = (len(tiers) + RECOMPUTE_BLOCK - 1) // RECOMPUTE_BLOCK * RECOMPUTE_BLOCK
+        self._allocate_rows()
+        self._set_margin_tables(arrays)
         dust = np.zeros(len(tiers)) if lots is None else np.array(lots, dtype=np.float64) / 2
         if dust.shape != (len(tiers),) or not np.all(np.isfinite(dust) & (dust >= 0)):
             raise MarginError(f"lots must be {len(tiers)} finite sizes >= 0, one per asset, "
                               f"got {lots!r}")
         self.dust_array = dust
         self.dust = <double*> data_of(dust)
-        self.open_rows_array = np.zeros(len(tiers), dtype=np.int32)
-        cdef int32_t[::1] open_rows_view = self.open_rows_array
-        self.open_rows = &open_rows_view[0]
         self.count = len(tiers)
         cdef int32_t i
         for i in range(self.count):
             self.rows[i].leverage = min(<double> default_leverage, self.max_leverage[i])
-            self.rows[i].mark_px = NAN
-            self.rows[i].liquidation_px = NAN
         self.cross_balance = balance
         self.taker_rate = taker_rate
         self.maker_rate = maker_rate
         self.legacy_liquidation = legacy_liquidation
         self._changed()
+        return 0
+
+    cdef int _allocate_rows(self) except -1:
+        """Rows, columns and their saved copies, `padded` long and each on a cache line:
+        rows past the assets are flat at leverage 1, every mark and liquidation price
+        NaN (none yet)."""
+        cdef Py_ssize_t n = self.padded
+        self.rows_array = _aligned_zeros(n * sizeof(PositionCore))
+        self.rows = <PositionCore*> data_of(self.rows_array)
+        cdef Py_ssize_t i
+        for i in range(n):
+            self.rows[i].leverage = 1.0
+        self.columns_array = _aligned_zeros(6 * n * sizeof(double)).view(np.float64).reshape(6, n)
+        cdef double* column = <double*> data_of(self.columns_array)
+        self.columns.mark_px = column
+        self.columns.unrealized_pnl = column + n
+        self.columns.position_value = column + 2 * n
+        self.columns.initial_margin = column + 3 * n
+        self.columns.maintenance_margin = column + 4 * n
+        self.columns.liquidation_px = column + 5 * n
+        self.columns_array[0] = NAN
+        self.columns_array[5] = NAN
+        self.saved_array = _aligned_zeros(n * (sizeof(PositionCore) + sizeof(double)))
+        self.saved = <PositionCore*> data_of(self.saved_array)
+        self.saved_marks = <double*> (self.saved + n)
+        return 0
+
+    cdef int _set_margin_tables(self, arrays) except -1:
+        """The margin tables padded to the deepest (see MarginTables), and each row's."""
+        lower, mmr, deduction, first, count = arrays[:5]
+        starts, first_asset, table_of = np.unique(first, return_index=True, return_inverse=True)
+        tier_count = count[first_asset][:, None]
+        cdef int32_t depth = int(count.max())
+        tier_number = np.arange(depth)[None, :]
+        tier = starts[:, None] + np.minimum(tier_number, tier_count - 1)
+        inside = tier_number < tier_count
+        tables = np.empty((5, len(starts), depth), dtype=np.float64)
+        tables[0] = np.where(inside, lower[tier], INFINITY)
+        tables[1] = mmr[tier]
+        tables[2] = deduction[tier]
+        # the liquidation search's bounds, as liquidation_price tests them
+        tables[3] = np.where(inside, lower[tier] * (1 - 1e-12), INFINITY)
+        tables[4] = np.where(tier_number + 1 < tier_count,
+                             lower[np.minimum(tier + 1, len(lower) - 1)] * (1 + 1e-12), INFINITY)
+        self.margin_tables_array = tables
+        cdef double* table = <double*> data_of(tables)
+        cdef Py_ssize_t size = len(starts) * depth
+        self.margin_tables.lower = table
+        self.margin_tables.mmr = table + size
+        self.margin_tables.deduction = table + 2 * size
+        self.margin_tables.low_bound = table + 3 * size
+        self.margin_tables.high_bound = table + 4 * size
+        self.margin_tables.depth = depth
+        cdef const int64_t[::1] table_number = table_of.astype(np.int64).ravel()
+        cdef Py_ssize_t i
+        for i in range(table_number.shape[0]):     # rows past the assets keep table 0
+            self.rows[i].tiers = <int32_t> (table_number[i] * depth)
         return 0
 
     # ------------------------------------------------------ one user at a time
@@ -262,19 +313,22 @@ cdef class PositionBook:
         return 0
 
     cdef inline void _save(self) noexcept nogil:
-        """Keep the rows and balance, to put back if a change leaves a non-finite number."""
-        memcpy(self.saved, self.rows, self.count * sizeof(Position))
+        """Keep the rows, marks and balance, to put back if a change leaves a non-finite
+        number."""
+        memcpy(self.saved, self.rows, self.count * sizeof(PositionCore))
+        memcpy(self.saved_marks, self.columns.mark_px, self.count * sizeof(double))
         self.saved_balance = self.cross_balance
 
     cdef inline void _restore(self) noexcept nogil:
-        memcpy(self.rows, self.saved, self.count * sizeof(Position))
+        memcpy(self.rows, self.saved, self.count * sizeof(PositionCore))
+        memcpy(self.columns.mark_px, self.saved_marks, self.count * sizeof(double))
         self.cross_balance = self.saved_balance
 
     cdef bint _all_finite(self) noexcept nogil:
         cdef int32_t i
         cdef int32_t bad = 0
         for i in range(self.count):
-            bad += not _row_finite(&self.rows[i])
+            bad += not _row_finite(&self.rows[i], self.columns.mark_px[i])
         return bad == 0 and isfinite(self.cross_balance)
 
     # ------------------------------------------------------------ changes
@@ -287,9 +341,10 @@ cdef class PositionBook:
         if (self.busy or not 0 <= asset < self.count or not (isfinite(size) and size != 0)
                 or not (isfinite(price) and price > 0)):
             self._refuse_fill(asset, size, price)
-        cdef Position* p = &self.rows[asset]
+        cdef PositionCore* p = &self.rows[asset]
         # no mark yet: the fill's price is the best one known
-        cdef double mark = price if p.mark_px != p.mark_px else p.mark_px
+        cdef double mark = self.columns.mark_px[asset]
+        mark = price if mark != mark else mark
         cdef FillOutcome out
         fill_outcome(p, size, price, self.maker_rate if maker else self.taker_rate,
                      self.dust[asset], self.cross_balance, &out)
@@ -298,7 +353,7 @@ cdef class PositionBook:
         # stored, so a refused fill leaves nothing to undo.
         if not _outcome_finite(&out, mark):
             self._refuse_fill(asset, size, price)
-        p.mark_px = mark
+        self.columns.mark_px[asset] = mark
         store_fill(p, &out)
         self.cross_balance = out.balance
         self._changed()
@@ -359,7 +414,7 @@ cdef class PositionBook:
         rates[0] = self.taker_rate
         rates[1] = self.maker_rate
         cdef PositionFill fill
-        cdef Position* p
+        cdef double* mark = self.columns.mark_px
         cdef Py_ssize_t i
         self._save()
         for i in range(n):
@@ -371,11 +426,10 @@ cdef class PositionBook:
             if not _valid_fill(&fill, self.count):
                 self._restore()
                 return i
-            p = &self.rows[fill.asset]
-            if p.mark_px != p.mark_px:
-                p.mark_px = fill.price
-            _apply_fill(p, fill.size, fill.price, rates[fill.maker], self.dust[fill.asset],
-                        &balance)
+            if mark[fill.asset] != mark[fill.asset]:
+                mark[fill.asset] = fill.price
+            _apply_fill(&self.rows[fill.asset], fill.size, fill.price, rates[fill.maker],
+                        self.dust[fill.asset], &balance)
         self.cross_balance = balance
         if self._all_finite():
             return n
@@ -414,11 +468,9 @@ cdef class PositionBook:
         every derived number stayed finite (if not, the old marks are back). Only the
         marks are inputs here, and the recompute checks them and every number they reach
         in its one pass over the rows; to undo, put the old marks back and derive again."""
-        cdef int32_t i
         if self._recompute(marks, self.saved_marks):
             return True
-        for i in range(self.count):
-            self.rows[i].mark_px = self.saved_marks[i]
+        memcpy(self.columns.mark_px, self.saved_marks, self.count * sizeof(double))
         self._recompute(NULL, NULL)
         return False
 
@@ -462,7 +514,7 @@ cdef class PositionBook:
     cdef bint _pay_funding(self, const double* rate, const double* oracle,
                            double* paid) noexcept nogil:
         """Pay checked rates into `paid`; whether all stayed finite (if not, nothing paid)."""
-        cdef Position* p
+        cdef PositionCore* p
         cdef double payment
         cdef int32_t i
         self._save()
@@ -492,7 +544,7 @@ cdef class PositionBook:
 
     cdef int _set_leverage(self, Py_ssize_t asset, leverage, isolated) except -1:
         self._check_asset(asset)
-        cdef Position* p = &self.rows[asset]
+        cdef PositionCore* p = &self.rows[asset]
         if isinstance(leverage, bool) or not isinstance(leverage, (int, float)) \
                 or not isfinite(leverage) or leverage != int(leverage) \
                 or not 1 <= leverage <= self.max_leverage[asset]:
@@ -527,8 +579,9 @@ cdef class PositionBook:
         if margin < 0 or (margin and not (isolated and size)):
             raise MarginError(f"margin must be >= 0 and only on open isolated positions, "
                               f"got {margin}")
-        cdef Position* p = &self.rows[asset]
-        cdef Position saved = p[0]
+        cdef PositionCore* p = &self.rows[asset]
+        cdef PositionCore saved = p[0]
+        cdef double mark = self.columns.mark_px[asset]
         p.size = 0.0
         try:
             self._set_leverage(asset, leverage, isolated)
@@ -538,12 +591,13 @@ cdef class PositionBook:
         p.size = size
         p.entry_px = entry_px if size != 0 else 0.0
         p.margin = margin
-        if p.mark_px != p.mark_px and size != 0:
-            p.mark_px = entry_px
-        if not _row_finite(p):
+        if mark != mark and size != 0:
+            mark = entry_px
+        if not _row_finite(p, mark):
             p[0] = saved
-            raise MarginError(f"a position of {size} at {entry_px} (mark {p.mark_px}) would "
+            raise MarginError(f"a position of {size} at {entry_px} (mark {mark}) would "
                               f"have a non-finite value; nothing changed")
+        self.columns.mark_px[asset] = mark
         self._changed()
         return 0
 
@@ -558,20 +612,17 @@ cdef class PositionBook:
 
     cdef int _check_mark(self, Py_ssize_t asset, double price) except -1:
         """Raise unless `price` may be `asset`'s mark (nothing changes either way)."""
-        cdef Position trial
         self._check_asset(asset)
         if not (isfinite(price) and price > 0):
             raise MarketDataError(f"mark price must be positive, got {price}")
-        trial = self.rows[asset]
-        trial.mark_px = price
-        if not _row_finite(&trial):
+        if not _row_finite(&self.rows[asset], price):
             raise MarketDataError(f"a mark of {price} would make asset {asset}'s value or "
                                   f"uPnL non-finite; mark unchanged")
         return 0
 
     cdef void _set_mark(self, Py_ssize_t asset, double price) noexcept:
         """Move a mark ``_check_mark`` accepted (under the caller's claim)."""
-        self.rows[asset].mark_px = price
+        self.columns.mark_px[asset] = price
         self._changed()
 
     def deposit(self, double amount) -> None:
@@ -626,7 +677,7 @@ cdef class PositionBook:
     cdef int _update_isolated_margin(self, Py_ssize_t asset, double amount) except -1:
         self._check_asset(asset)
         self._refresh()
-        cdef Position* p = &self.rows[asset]
+        cdef PositionCore* p = &self.rows[asset]
         if not p.isolated or p.size == 0:
             raise MarginError(f"asset {asset} has no open isolated position")
         if not (isfinite(amount) and amount != 0):
@@ -634,8 +685,9 @@ cdef class PositionBook:
         withdrawable = self._withdrawable()
         if amount > withdrawable:
             raise MarginError(f"cannot add {amount}: only {withdrawable} is free")
-        if amount < 0 and p.margin + amount + p.unrealized_pnl < max(
-                p.initial_margin, TRANSFER_VALUE_FRACTION * p.position_value):
+        if amount < 0 and p.margin + amount + self.columns.unrealized_pnl[asset] < max(
+                self.columns.initial_margin[asset],
+                TRANSFER_VALUE_FRACTION * self.columns.position_value[asset]):
             raise MarginError(f"cannot remove {-amount}: the position must keep "
                               f"max(initial margin, 10% of its value)")
         if not (isfinite(p.margin + amount) and isfinite(self.cross_balance - amount)):
@@ -676,79 +728,45 @@ cdef class PositionBook:
 
         `marks` (or NULL) are new mark prices, NaN to keep one, and `old_marks` (or
         NULL) receives the marks they replace: taking both here saves passes over
-        the rows. Fields are read into locals once: a store to one double of a row
-        would otherwise force reloads of the others.
+        the rows. The kernel is _recompute.h's.
         """
-        cdef Position* rows = self.rows
-        cdef int32_t n = self.count
-        cdef int32_t* open_rows = self.open_rows
-        cdef int32_t opened = 0
-        cdef TierTables tiers = self.tiers
-        cdef bint legacy = self.legacy_liquidation
-        cdef Totals t
-        cdef Position* p
-        cdef int32_t i, j
-        cdef double size, mark, value, upnl, initial, maintenance, isolated, cross
-        cdef double unchecked = 0.0     # x * 0 is 0 for finite x, NaN otherwise
-        cdef double lowest_mark = INFINITY
-        t.cross_unrealized_pnl = 0.0
-        t.cross_position_value = 0.0
-        t.cross_initial_margin = 0.0
-        t.cross_maintenance_margin = 0.0
-        t.isolated_equity = 0.0
-        t.isolated_position_value = 0.0
-        for i in range(n):
-            p = &rows[i]
-            size = p.size
-            mark = p.mark_px
-            if old_marks != NULL:
-                old_marks[i] = mark
-            if marks != NULL and marks[i] == marks[i]:     # NaN keeps the mark
-                mark = marks[i]
-                lowest_mark = mark if mark < lowest_mark else lowest_mark
-                unchecked += mark * 0.0
-            p.mark_px = mark
-            if size == 0:
-                p.unrealized_pnl = 0.0
-                p.position_value = 0.0
-                p.initial_margin = 0.0
-                p.maintenance_margin = 0.0
-                p.liquidation_px = NAN
-                continue
-            open_rows[opened] = i
-            opened += 1
-            upnl = size * (mark - p.entry_px)
-            value = fabs(size) * mark
-            initial = value / p.leverage
-            maintenance = maintenance_margin(&tiers, i, value)
-            # Cross and isolated rows are mixed at random: weights, not branches.
-            isolated = p.isolated
-            cross = 1.0 - isolated
-            t.isolated_equity += isolated * (p.margin + upnl)
-            t.isolated_position_value += isolated * value
-            t.cross_unrealized_pnl += cross * upnl
-            t.cross_position_value += cross * value
-            t.cross_initial_margin += cross * initial
-            t.cross_maintenance_margin += cross * maintenance
-            unchecked += upnl * 0.0 + value * 0.0 + initial * 0.0 + maintenance * 0.0
-            p.unrealized_pnl = upnl
-            p.position_value = value
-            p.initial_margin = initial
-            p.maintenance_margin = maintenance
-        self.totals = t
-        cdef double cross_equity = self.cross_balance + t.cross_unrealized_pnl
-        for j in range(opened):         # the open rows only: no test, no flat row read
-            i = open_rows[j]
-            p = &rows[i]
-            size = p.size
-            isolated = p.isolated
-            cross = 1.0 - isolated
-            maintenance = p.maintenance_margin
-            p.liquidation_px = liquidation_price(
-                &tiers, i, size, p.mark_px, maintenance,
-                isolated * (p.margin + p.unrealized_pnl) + cross * cross_equity
-                - cross * (t.cross_maintenance_margin - maintenance), legacy)
-        return unchecked == 0.0 and not lowest_mark <= 0.0
+        return recompute_rows(self.rows, self.count, self.padded, &self.columns, marks,
+                              old_marks, &self.margin_tables, self.cross_balance,
+                              self.legacy_liquidation, &self.totals)
+
+    cdef void _state_of(self, int32_t asset, PositionState* out) noexcept nogil:
+        """An asset's row and what the last recompute derived from it."""
+        out.core = self.rows[asset]
+        out.mark_px = self.columns.mark_px[asset]
+        out.unrealized_pnl = self.columns.unrealized_pnl[asset]
+        out.position_value = self.columns.position_value[asset]
+        out.initial_margin = self.columns.initial_margin[asset]
+        out.maintenance_margin = self.columns.maintenance_margin[asset]
+
+    cdef object _records(self, Py_ssize_t start, Py_ssize_t stop):
+        """Rows start..stop as POSITION_DTYPE records, as the last recompute left them."""
+        records = np.zeros(stop - start, dtype=POSITION_DTYPE)
+        cdef Position* out = <Position*> data_of(records)
+        cdef const PositionCore* p
+        cdef Py_ssize_t i
+        for i in range(start, stop):
+            p = &self.rows[i]
+            out.size = p.size
+            out.entry_px = p.entry_px
+            out.leverage = p.leverage
+            out.margin = p.margin
+            out.realized_pnl = p.realized_pnl
+            out.fees = p.fees
+            out.funding = p.funding
+            out.isolated = p.isolated
+            out.mark_px = self.columns.mark_px[i]
+            out.unrealized_pnl = self.columns.unrealized_pnl[i]
+            out.position_value = self.columns.position_value[i]
+            out.initial_margin = self.columns.initial_margin[i]
+            out.maintenance_margin = self.columns.maintenance_margin[i]
+            out.liquidation_px = self.columns.liquidation_px[i]
+            out += 1
+        return records
 
     # ------------------------------------------------------------ pickling
 
@@ -757,7 +775,7 @@ cdef class PositionBook:
         computed again on the first read), so a book can be saved and sent."""
         self._claim()
         try:
-            rows = self.positions_array.view(np.uint8).tobytes()
+            rows = self._records(0, self.count).tobytes()
             return (_position_book_from_state,
                     (self.margin_tiers, self.taker_rate, self.maker_rate, self.default_leverage,
                      self.legacy_liquidation, self.cross_balance, self.changes, rows,
@@ -771,7 +789,7 @@ cdef class PositionBook:
         positive), or -1: a NaN or zero leverage would make its margins NaN or inf, and an
         isolated flag of 7 would weigh the row 7 and -6 in the totals."""
         cdef int32_t i
-        cdef const Position* p
+        cdef const PositionCore* p
         for i in range(self.count):
             p = &self.rows[i]
             if not (1.0 <= p.leverage <= self.max_leverage[i]) or p.leverage != floor(p.leverage) \
@@ -781,14 +799,22 @@ cdef class PositionBook:
 
     cdef int _load_rows(self, const unsigned char[::1] rows) except -1:
         """Take `rows` (a pickled book's) as this book's own, all or nothing."""
-        cdef Py_ssize_t bad
+        cdef Py_ssize_t bad, i
+        cdef Position record
+        cdef PositionCore* p
         if rows.shape[0] != self.count * <Py_ssize_t> sizeof(Position):
             raise ValueError(f"pickled rows hold {rows.shape[0]} bytes; this book's "
                              f"{self.count} assets need {self.count * sizeof(Position)}")
         self._claim()
         try:
             self._save()
-            memcpy(self.rows, &rows[0], rows.shape[0])
+            for i in range(self.count):     # the stored numbers and mark of each record
+                memcpy(&record, &rows[i * sizeof(Position)], sizeof(Position))
+                p = &self.rows[i]
+                p.size, p.entry_px, p.leverage = record.size, record.entry_px, record.leverage
+                p.margin, p.realized_pnl = record.margin, record.realized_pnl
+                p.fees, p.funding, p.isolated = record.fees, record.funding, record.isolated
+                self.columns.mark_px[i] = record.mark_px
             if not self._all_finite():
                 self._restore()
                 raise ValueError("pickled rows hold a non-finite number")
@@ -830,7 +856,7 @@ cdef class PositionBook:
         self._claim()
         try:
             self._refresh()
-            rows = self.positions_array.view(np.uint8).copy().view(POSITION_DTYPE)  # padding too
+            rows = self._records(0, self.count)
         finally:
             self.busy = False
         rows.flags.writeable = False
@@ -842,8 +868,7 @@ cdef class PositionBook:
         try:
             self._check_asset(asset)
             self._refresh()
-            return self.positions_array[asset:asset + 1].view(np.uint8).copy().view(
-                POSITION_DTYPE)[0]
+            return self._records(asset, asset + 1)[0]
         finally:
             self.busy = False
 
@@ -1219,6 +1244,13 @@ def _check_rates(double taker, double maker):
     if not (isfinite(taker) and isfinite(maker) and 0 <= taker < 0.01 and -0.01 < maker < 0.01):
         raise InvalidFeeRateError(f"fee rates must be fractions below 1 % (taker >= 0), got "
                                   f"taker {taker}, maker {maker}")
+
+
+cdef object _aligned_zeros(Py_ssize_t size):
+    """`size` zero bytes starting on a 64-byte boundary (a cache line), as a numpy array."""
+    buffer = np.zeros(size + 64, dtype=np.uint8)
+    cdef Py_ssize_t skip = (64 - <size_t> data_of(buffer) % 64) % 64
+    return buffer[skip:skip + size]
 
 
 def _per_asset(values, Py_ssize_t count, what, error):

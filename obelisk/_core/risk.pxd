@@ -4,7 +4,7 @@ cimport cython
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
 
 from obelisk._core._types cimport Event
-from obelisk._core.position cimport Position, PositionBook
+from obelisk._core.position cimport PositionBook, PositionState
 
 
 # Codes that cross into Python: obelisk/_core/risk.pyx builds the IntEnums
@@ -76,7 +76,7 @@ cdef class RiskChecks:
     # A batch judges each order after its earlier allowed orders, as if they had filled at
     # their prices: the rows they touched as the fills leave them (`shadow`, for the assets
     # `shadowed`, listed in `touched`), and what they add to the book's totals.
-    cdef Position* shadow
+    cdef PositionState* shadow
     cdef uint8_t* shadowed
     cdef int32_t* touched
     cdef int32_t touched_count
@@ -133,9 +133,10 @@ cdef class RiskChecks:
     cdef int _check(self, const RiskOrder* order, int64_t now) noexcept nogil
     cdef int _check_claimed(self, const RiskOrder* order) except -1
     cdef inline int _deny(self, int reason, double value, double limit) noexcept nogil
-    cdef inline const Position* _row(self, int32_t asset) noexcept nogil
-    cdef void _count_row(self, const Position* p, double weight) noexcept nogil
-    cdef double _distance_after(self, const RiskOrder* o, const Position* p, double after,
+    cdef inline const PositionState* _row(self, int32_t asset,
+                                          PositionState* book_row) noexcept nogil
+    cdef void _count_row(self, const PositionState* p, double weight) noexcept nogil
+    cdef double _distance_after(self, const RiskOrder* o, const PositionState* p, double after,
                                 double mark, double cross_equity) noexcept nogil
     cdef void _commit(self, const RiskOrder* o) noexcept nogil
     cdef inline int _take_token(self, int64_t now) noexcept nogil

@@ -32,7 +32,7 @@ from obelisk._core._types cimport KIND_CANCEL, KIND_LIMIT, TIF_ALO, TIF_GTC, Eve
 from obelisk._core.position cimport (
     FillOutcome,
     PositionBook,
-    Position,
+    PositionState,
     Totals,
     closes_whole,
     fill_outcome,
@@ -169,7 +169,7 @@ cdef class RiskChecks:
         arrays["marks"] = np.full(self.count, np.nan)
         arrays["oracles"] = np.full(self.count, np.nan)
         arrays["mark_times"] = np.zeros(self.count, dtype=np.int64)
-        arrays["shadow"] = np.zeros(self.count, dtype=book.positions_array.dtype)
+        arrays["shadow"] = np.zeros(self.count * sizeof(PositionState), dtype=np.uint8)
         arrays["shadowed"] = np.zeros(self.count, dtype=np.uint8)
         arrays["touched"] = np.zeros(self.count, dtype=np.int32)
         self._arrays = arrays
@@ -180,7 +180,7 @@ cdef class RiskChecks:
         self.price_band = _pointer(arrays["price_band"])
         self.marks = _pointer(arrays["marks"])
         self.oracles = _pointer(arrays["oracles"])
-        self.shadow = <Position*> data_of(arrays["shadow"])
+        self.shadow = <PositionState*> data_of(arrays["shadow"])
         self.shadowed = <uint8_t*> data_of(arrays["shadowed"])
         self.touched = <int32_t*> data_of(arrays["touched"])
         self.touched_count = 0
@@ -454,7 +454,7 @@ cdef class RiskChecks:
                                 int64_t now, uint8_t* reasons) noexcept nogil:
         """check_events' loop: each event's RiskOrder, judged; 0 for cancels and
         reduce-only orders."""
-        cdef const Position* positions = self.book.rows
+        cdef const double* marks = self.book.columns.mark_px
         cdef RiskOrder o
         cdef Py_ssize_t i
         cdef int32_t row
@@ -472,7 +472,7 @@ cdef class RiskChecks:
             o.size = o.price = 1.0      # an unknown row is refused before they count
             if 0 <= row < self.count:
                 o.size = (e[i].qty if e[i].qty > 1 else 1) * lot[row]
-                mark = positions[row].mark_px
+                mark = marks[row]
                 o.price = e[i].price * tick[row] if e[i].price > 0 else (
                     tick[row] if mark != mark else mark)
             reasons[i] = <uint8_t> self._check(&o, now)
@@ -495,8 +495,9 @@ cdef class RiskChecks:
             return self._deny(RISK_KILL_SWITCH, 0.0, 0.0)
         if self.trading_state == STATE_HALTED:
             return self._deny(RISK_HALTED, 0.0, 0.0)
-        cdef const Position* p = self._row(o.asset)
-        cdef double held = p.size
+        cdef PositionState row
+        cdef const PositionState* p = self._row(o.asset, &row)
+        cdef double held = p.core.size
         cdef double change = o.side * o.size
         cdef double after = held + change
         # An order that closes the position exactly, as its fill will (closes_whole), reduces
@@ -534,7 +535,7 @@ cdef class RiskChecks:
         if (equity * 0.0 + held_equity * 0.0 + t.cross_position_value * 0.0
                 + t.isolated_position_value * 0.0
                 + t.cross_initial_margin * 0.0 + t.cross_maintenance_margin * 0.0
-                + p.unrealized_pnl * 0.0 + p.maintenance_margin * 0.0 + p.margin * 0.0
+                + p.unrealized_pnl * 0.0 + p.maintenance_margin * 0.0 + p.core.margin * 0.0
                 + self.peak_equity * 0.0 + self.day_start_equity * 0.0) != 0.0:
             return self._deny(RISK_NON_FINITE_ACCOUNT, equity, 0.0)
         if held_equity > self.peak_equity:
@@ -580,16 +581,16 @@ cdef class RiskChecks:
                               self.max_leverage)
         cdef double grown = _grown(held, after)
         cdef double cross_im = t.cross_initial_margin + self.pending_cross_im
-        cdef double cross_im_after = cross_im + (value_after - value_held) / p.leverage
+        cdef double cross_im_after = cross_im + (value_after - value_held) / p.core.leverage
         cdef double free = cross_equity - max(
             cross_im, 0.1 * (t.cross_position_value + self.pending_cross_value))
         cdef double needed
         if cross_im_after * 0.0 + free * 0.0 != 0.0:
             return self._deny(RISK_NON_FINITE_ACCOUNT, cross_im_after, free)
-        if p.isolated:
-            needed = grown * o.price / p.leverage if grown > 0 else 0.0
-            if p.size != 0 and (after > 0) != (p.size > 0):
-                free += p.margin        # a flip: the closed side's margin comes back first
+        if p.core.isolated:
+            needed = grown * o.price / p.core.leverage if grown > 0 else 0.0
+            if p.core.size != 0 and (after > 0) != (p.core.size > 0):
+                free += p.core.margin   # a flip: the closed side's margin comes back first
             if needed > free:
                 return self._deny(RISK_MARGIN, needed, free)
         elif cross_im_after > cross_equity:
@@ -606,14 +607,19 @@ cdef class RiskChecks:
             self._commit(o)
         return verdict
 
-    cdef inline const Position* _row(self, int32_t asset) noexcept nogil:
-        """An asset's position as the batch's earlier orders leave it."""
-        return &self.shadow[asset] if self.shadowed[asset] else &self.book.rows[asset]
+    cdef inline const PositionState* _row(self, int32_t asset,
+                                          PositionState* book_row) noexcept nogil:
+        """An asset's position as the batch's earlier orders leave it: its shadow, or the
+        book's row, read into `book_row`."""
+        if self.shadowed[asset]:
+            return &self.shadow[asset]
+        self.book._state_of(asset, book_row)
+        return book_row
 
-    cdef void _count_row(self, const Position* p, double weight) noexcept nogil:
+    cdef void _count_row(self, const PositionState* p, double weight) noexcept nogil:
         """Add a row's part of the book's totals, times `weight`, to the batch's."""
-        if p.isolated:
-            self.pending_isolated_equity += weight * (p.margin + p.unrealized_pnl)
+        if p.core.isolated:
+            self.pending_isolated_equity += weight * (p.core.margin + p.unrealized_pnl)
             self.pending_isolated_value += weight * p.position_value
         else:
             self.pending_cross_upnl += weight * p.unrealized_pnl
@@ -629,44 +635,44 @@ cdef class RiskChecks:
         if not self.batching:
             return
         cdef int32_t asset = o.asset
-        cdef Position* s = &self.shadow[asset]
+        cdef PositionState* s = &self.shadow[asset]
         cdef FillOutcome out
         cdef double mark
         if not self.shadowed[asset]:
-            s[0] = self.book.rows[asset]
+            self.book._state_of(asset, s)
             self.shadowed[asset] = 1
             self.touched[self.touched_count] = asset
             self.touched_count += 1
         self._count_row(s, -1.0)
-        fill_outcome(s, o.side * o.size, o.price, self.book.taker_rate, self.book.dust[asset],
-                     0.0, &out)
-        store_fill(s, &out)
+        fill_outcome(&s.core, o.side * o.size, o.price, self.book.taker_rate,
+                     self.book.dust[asset], 0.0, &out)
+        store_fill(&s.core, &out)
         self.pending_balance += out.balance
         mark = s.mark_px if s.mark_px == s.mark_px else o.price
         s.mark_px = mark
-        if s.size == 0:
+        if s.core.size == 0:
             s.unrealized_pnl = s.position_value = s.initial_margin = s.maintenance_margin = 0.0
         else:
-            s.unrealized_pnl = s.size * (mark - s.entry_px)
-            s.position_value = fabs(s.size) * mark
-            s.initial_margin = s.position_value / s.leverage
+            s.unrealized_pnl = s.core.size * (mark - s.core.entry_px)
+            s.position_value = fabs(s.core.size) * mark
+            s.initial_margin = s.position_value / s.core.leverage
             s.maintenance_margin = maintenance_margin(&self.book.tiers, asset,
                                                       s.position_value)
         self._count_row(s, 1.0)
         if not o.flags & FLAG_IMMEDIATE:
             self.pending_open += 1
 
-    cdef double _distance_after(self, const RiskOrder* o, const Position* p, double after,
+    cdef double _distance_after(self, const RiskOrder* o, const PositionState* p, double after,
                                 double mark, double cross_equity) noexcept nogil:
         """How far (a fraction of the mark) the liquidation price would be after the fill."""
         cdef FillOutcome out
-        fill_outcome(p, o.side * o.size, o.price, self.book.taker_rate,
+        fill_outcome(&p.core, o.side * o.size, o.price, self.book.taker_rate,
                      self.book.dust[o.asset], 0.0, &out)
         cdef double value = fabs(after) * mark
         cdef double maintenance = maintenance_margin(&self.book.tiers, o.asset, value)
         cdef double upnl = after * (mark - out.entry_px)
         cdef double available
-        if p.isolated:
+        if p.core.isolated:
             available = out.margin + upnl
         else:       # the other cross positions' maintenance, the batch's earlier orders' too
             available = cross_equity + out.balance - p.unrealized_pnl + upnl \
