@@ -8,8 +8,7 @@
  * instruction (baseline x86-64: no dispatch). Elsewhere the same arithmetic runs one
  * row at a time. Both paths give identical bits: every row's numbers come from the same
  * operations in the same order, and the totals are summed in two interleaved lanes
- * (row i into lane i % 2), then added. (Two, not four: four lanes of eight sums would
- * take all sixteen SSE2 registers, and the spills cost more than the lanes gain.)
+ * (row i into lane i % 2), then added: one SSE2 register per sum.
  *
  * Rows and columns hold `padded` rows, a multiple of OBELISK_RECOMPUTE_BLOCK; rows past
  * the book's own are flat (size 0, leverage 1) and take no part.
@@ -80,14 +79,6 @@ typedef struct {
     double unchecked;               /* x * 0: 0 while every number is finite, else NaN */
     double lowest_mark;
 } obelisk_lane_sums;
-
-static inline void obelisk_lanes_start(obelisk_lane_sums* s) {
-    int l;
-    for (l = 0; l < OBELISK_RECOMPUTE_BLOCK; l++) {
-        s[l].cu = s[l].cv = s[l].ci = s[l].cm = s[l].ie = s[l].iv = s[l].unchecked = 0.0;
-        s[l].lowest_mark = INFINITY;
-    }
-}
 
 /* One row of the first pass; `new_mark` NaN keeps the mark (and is not checked). */
 static inline void obelisk_derive_row(const obelisk_position_core* p, int64_t i,
@@ -302,25 +293,69 @@ static inline double obelisk_lane(__m128d v, int high) {
     return _mm_cvtsd_f64(high ? _mm_unpackhi_pd(v, v) : v);
 }
 
-#endif  /* OBELISK_RECOMPUTE_SSE2 */
+typedef obelisk_pair_sums obelisk_block_sums;
+
+static inline void obelisk_block_start(obelisk_block_sums* s) {
+    s->cu = s->cv = s->ci = s->cm = s->ie = s->iv = s->unchecked = _mm_setzero_pd();
+    s->lowest_mark = _mm_set1_pd(INFINITY);
+}
 
 /* The first pass over rows i and i + 1, each into its lane. */
 static inline void obelisk_derive_block(const obelisk_position_core* rows, int64_t i,
                                         const obelisk_position_columns* c,
                                         const obelisk_margin_tables* t, int32_t depth,
                                         const double* new_marks, double* old_marks,
-                                        obelisk_lane_sums* lanes, void* pair) {
-#ifdef OBELISK_RECOMPUTE_SSE2
-    (void)lanes;
-    obelisk_derive_pair(rows, i, c, t, depth, new_marks, old_marks, (obelisk_pair_sums*)pair);
-#else
+                                        obelisk_block_sums* s) {
+    obelisk_derive_pair(rows, i, c, t, depth, new_marks, old_marks, s);
+}
+
+static inline void obelisk_block_lanes(const obelisk_block_sums* s, obelisk_lane_sums* lanes) {
     int l;
-    (void)pair;
+    for (l = 0; l < OBELISK_RECOMPUTE_BLOCK; l++) {
+        lanes[l].cu = obelisk_lane(s->cu, l);
+        lanes[l].cv = obelisk_lane(s->cv, l);
+        lanes[l].ci = obelisk_lane(s->ci, l);
+        lanes[l].cm = obelisk_lane(s->cm, l);
+        lanes[l].ie = obelisk_lane(s->ie, l);
+        lanes[l].iv = obelisk_lane(s->iv, l);
+        lanes[l].unchecked = obelisk_lane(s->unchecked, l);
+        lanes[l].lowest_mark = obelisk_lane(s->lowest_mark, l);
+    }
+}
+
+#else  /* one row at a time, each into its lane */
+
+typedef struct {
+    obelisk_lane_sums lane[OBELISK_RECOMPUTE_BLOCK];
+} obelisk_block_sums;
+
+static inline void obelisk_block_start(obelisk_block_sums* s) {
+    int l;
+    for (l = 0; l < OBELISK_RECOMPUTE_BLOCK; l++) {
+        s->lane[l].cu = s->lane[l].cv = s->lane[l].ci = s->lane[l].cm = 0.0;
+        s->lane[l].ie = s->lane[l].iv = s->lane[l].unchecked = 0.0;
+        s->lane[l].lowest_mark = INFINITY;
+    }
+}
+
+static inline void obelisk_derive_block(const obelisk_position_core* rows, int64_t i,
+                                        const obelisk_position_columns* c,
+                                        const obelisk_margin_tables* t, int32_t depth,
+                                        const double* new_marks, double* old_marks,
+                                        obelisk_block_sums* s) {
+    int l;
     for (l = 0; l < OBELISK_RECOMPUTE_BLOCK; l++)
         obelisk_derive_row(&rows[i + l], i + l, c, t, depth,
-                           new_marks != NULL ? new_marks[l] : NAN, old_marks, &lanes[l]);
-#endif
+                           new_marks != NULL ? new_marks[l] : NAN, old_marks, &s->lane[l]);
 }
+
+static inline void obelisk_block_lanes(const obelisk_block_sums* s, obelisk_lane_sums* lanes) {
+    int l;
+    for (l = 0; l < OBELISK_RECOMPUTE_BLOCK; l++)
+        lanes[l] = s->lane[l];
+}
+
+#endif  /* OBELISK_RECOMPUTE_SSE2 */
 
 /* obelisk_recompute for tables `depth` tiers deep (a constant where it is called, so
  * that the compiler unrolls the tier loops). */
@@ -330,44 +365,25 @@ static inline int obelisk_recompute_depth(const obelisk_position_core* rows, int
                                           const obelisk_margin_tables* t, int32_t depth,
                                           double balance, int legacy,
                                           obelisk_totals* totals) {
+    obelisk_block_sums sums;
     obelisk_lane_sums lanes[OBELISK_RECOMPUTE_BLOCK];
     double last_marks[OBELISK_RECOMPUTE_BLOCK];
     double cross_equity, unchecked, lowest_mark;
     int64_t i, whole = marks != NULL ? count - count % OBELISK_RECOMPUTE_BLOCK : padded;
     int l;
 #ifdef OBELISK_RECOMPUTE_SSE2
-    obelisk_pair_sums pair;
     __m128d equity, maintenance;
-    pair.cu = pair.cv = pair.ci = pair.cm = _mm_setzero_pd();
-    pair.ie = pair.iv = pair.unchecked = _mm_setzero_pd();
-    pair.lowest_mark = _mm_set1_pd(INFINITY);
-#define OBELISK_PAIR &pair
-#else
-#define OBELISK_PAIR NULL
 #endif
-    obelisk_lanes_start(lanes);
+    obelisk_block_start(&sums);
     for (i = 0; i < whole; i += OBELISK_RECOMPUTE_BLOCK)
         obelisk_derive_block(rows, i, c, t, depth, marks != NULL ? marks + i : NULL, old_marks,
-                             lanes, OBELISK_PAIR);
+                             &sums);
     if (whole < padded) {       /* the last marks: rows past the book's keep theirs */
         for (l = 0; l < OBELISK_RECOMPUTE_BLOCK; l++)
             last_marks[l] = whole + l < count ? marks[whole + l] : NAN;
-        obelisk_derive_block(rows, whole, c, t, depth, last_marks, old_marks, lanes,
-                             OBELISK_PAIR);
+        obelisk_derive_block(rows, whole, c, t, depth, last_marks, old_marks, &sums);
     }
-#undef OBELISK_PAIR
-#ifdef OBELISK_RECOMPUTE_SSE2
-    for (l = 0; l < OBELISK_RECOMPUTE_BLOCK; l++) {
-        lanes[l].cu = obelisk_lane(pair.cu, l);
-        lanes[l].cv = obelisk_lane(pair.cv, l);
-        lanes[l].ci = obelisk_lane(pair.ci, l);
-        lanes[l].cm = obelisk_lane(pair.cm, l);
-        lanes[l].ie = obelisk_lane(pair.ie, l);
-        lanes[l].iv = obelisk_lane(pair.iv, l);
-        lanes[l].unchecked = obelisk_lane(pair.unchecked, l);
-        lanes[l].lowest_mark = obelisk_lane(pair.lowest_mark, l);
-    }
-#endif
+    obelisk_block_lanes(&sums, lanes);
     totals->cross_unrealized_pnl = lanes[0].cu + lanes[1].cu;
     totals->cross_position_value = lanes[0].cv + lanes[1].cv;
     totals->cross_initial_margin = lanes[0].ci + lanes[1].ci;
