@@ -208,7 +208,8 @@ class L2Suite(FreshState):
 
 
 class PositionSuite(FreshState):
-    """Fills through a PositionBook per call and in one batch, and a full margin recompute."""
+    """Fills through a PositionBook per call and in one batch, and a full margin recompute
+    with its limit loop (the same numbers over columns, nothing checked or kept)."""
 
     timeout = 120
 
@@ -225,6 +226,12 @@ class PositionSuite(FreshState):
         self.rows = account.fills[["asset", "size", "price", "maker"]].tolist()
         self.many = many.fresh_book()
         self.many.apply_fills(many.fills)
+        from obelisk._core.limit import RecomputeLimitLoop
+
+        self.limit = RecomputeLimitLoop(self.many.positions, many.margin_tiers,
+                                        self.many.balance)
+        self.limit_marks = np.concatenate([many.marks, np.ones(self.limit.padded
+                                                               - self.limit.count)])
 
     def time_apply_fill_per_call(self, workloads):
         self.apply_each_fill(self.book, self.rows)
@@ -234,6 +241,9 @@ class PositionSuite(FreshState):
 
     def time_recompute_10k_positions(self, workloads):
         self.many.mark(workloads[1].marks)
+
+    def time_recompute_limit_10k_positions(self, workloads):
+        self.limit.run(self.limit_marks)
 
 
 class RiskSuite(FreshState):

@@ -23,6 +23,9 @@ def test_bench_json_report(capsys):
     names = [row["name"] for row in report["rows"]]
     assert "L2Book.apply_batch, top after each delta" in names
     assert "mark + full recompute, 500 positions (positions/s)" in names
+    assert "recompute limit loop (minimal C, columns), 500 positions" in names
+    assert report["facts"]["recompute_limit_agrees"]
+    assert 0 < report["ratios"]["mark + full recompute vs the limit"] < 2
     assert "RiskManager.check_batch, every limit on" in names
     assert "deep book: limit loop (minimal C, all preallocated)" in names
     assert report["facts"]["deep_book_limit_agrees"]

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from obelisk import PositionBook
+from obelisk._core.limit import RecomputeLimitLoop
 from obelisk.errors import MarketDataError
 
 TABLES = (
@@ -154,3 +155,22 @@ def test_a_refused_mark_leaves_every_row_as_it_was():
         with pytest.raises(MarketDataError):
             book.mark(bad)
         assert before.tobytes() == book.positions.tobytes()
+
+
+def test_the_limit_loop_derives_what_the_book_derives():
+    """RecomputeLimitLoop, obelisk bench's yardstick, over an odd number of rows with flat
+    ones, isolated and cross, tables of different depths: the book's numbers, bit for bit."""
+    tables = [list(TABLES[i % len(TABLES)]) for i in range(7)]
+    book = PositionBook(tables, balance=5_000.0)
+    for asset, size in enumerate((1.5, 0.0, -2.0, 40.0, -0.25, 0.0, 7.0)):
+        book.set_position(asset, size, 90.0 + asset, leverage=2, isolated=asset % 3 == 0,
+                          margin=30.0 if asset % 3 == 0 and size else 0.0)
+    loop = RecomputeLimitLoop(book.positions, tables, book.balance)
+    marks = np.linspace(80.0, 120.0, 7)
+    book.mark(marks)
+    loop.run(np.append(marks, 1.0))
+    for name, column in loop.derived.items():
+        assert np.array_equal(book.positions[name], column, equal_nan=True), name
+    assert loop.cross_maintenance_margin == book.cross_maintenance_margin
+    with pytest.raises(ValueError, match="takes 8 float64 marks"):
+        loop.run(marks)

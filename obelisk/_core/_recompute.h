@@ -17,6 +17,7 @@
 #define OBELISK_RECOMPUTE_H
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #if (defined(__SSE2__) || defined(_M_X64)) && !defined(OBELISK_RECOMPUTE_SCALAR)

@@ -1,3 +1,4 @@
+from collections.abc import Sequence
 from typing import final
 
 import numpy as np
@@ -27,3 +28,17 @@ class L2LimitLoop:
     def run(self) -> int: ...
     @property
     def tops(self) -> _Records: ...
+
+@final
+class RecomputeLimitLoop:
+    count: int
+    padded: int
+    balance: float
+    cross_unrealized_pnl: float
+    cross_maintenance_margin: float
+    def __init__(self, positions: _Records,
+                 margin_tables: Sequence[Sequence[tuple[float, int]]],
+                 balance: float) -> None: ...
+    def run(self, marks: npt.NDArray[np.float64]) -> None: ...
+    @property
+    def derived(self) -> dict[str, npt.NDArray[np.float64]]: ...

@@ -19,6 +19,9 @@ sequence numbers or snapshot, and cannot grow.
 ``L2LimitLoop`` is the same stick for depth: a size per tick of the stream's
 price range on each side, and the best level of each, which moves by a scan
 only when the best is deleted.
+
+``RecomputeLimitLoop`` is the stick for a position book's mark and recompute: every
+number and every margin tier a column (_limit_recompute.h), nothing checked or kept.
 """
 
 import numpy as np
@@ -26,12 +29,14 @@ import numpy as np
 cimport cython
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport free, malloc
+from libc.math cimport INFINITY, NAN
 from libc.string cimport memset
 
-from obelisk._core._buffers cimport const_data_of
+from obelisk._core._buffers cimport const_data_of, data_of
 from obelisk._core._memory cimport huge_pages
 from obelisk._core.book cimport _records
 from obelisk._core.l2 cimport L2Delta, L2Top
+from obelisk._core.position cimport PositionColumns, columns_in
 from obelisk._core._types cimport (
     Event,
     KIND_CANCEL,
@@ -54,6 +59,7 @@ from obelisk._core._types cimport (
 )
 
 from obelisk._core._records import as_records, struct_dtype
+from obelisk._core.position import POSITION_DTYPE as _POSITION_DTYPE
 from obelisk._core.book import as_event_array
 from obelisk._core.l2 import L2_DELTA_DTYPE as _L2_DELTA_DTYPE
 from obelisk._core.l2 import L2_TOP_DTYPE as _L2_TOP_DTYPE
@@ -501,3 +507,137 @@ cdef class L2LimitLoop:
             top.ask_size = asks[ask] if ask < span else 0
         self.best[SIDE_BUY] = bid
         self.best[SIDE_SELL] = ask
+
+
+cdef extern from "_limit_recompute.h":
+    ctypedef struct LimitPositions "obelisk_limit_positions":
+        const double* size
+        const double* entry_px
+        const double* leverage
+        const double* margin
+        const double* isolated
+        PositionColumns derived
+        const double* lower
+        const double* mmr
+        const double* deduction
+        const double* low_bound
+        const double* high_bound
+        int64_t padded
+        int32_t depth
+
+    void limit_recompute "obelisk_limit_recompute"(
+        const LimitPositions* p, const double* marks, double balance, double* cross_upnl,
+        double* cross_maintenance) noexcept nogil
+
+
+_DERIVED = ("mark_px", "unrealized_pnl", "position_value", "initial_margin",
+            "maintenance_margin", "liquidation_px")
+
+
+@cython.final
+cdef class RecomputeLimitLoop:
+    """A position book's mark and recompute at its bare minimum, for one set of rows.
+
+    Parameters
+    ----------
+    positions : numpy array of POSITION_DTYPE
+        The rows (a PositionBook's ``positions``); their sizes, entries,
+        leverages, margins and modes are taken, as columns.
+    margin_tables : sequence of tier lists, one per row
+        As PositionBook takes them, ``[(lower_bound_usd, max_leverage), ...]``.
+    balance : float
+        The cross balance.
+
+    ``run(marks)`` takes `padded` marks (the rows rounded up to even; a last
+    odd row's partner is flat) and derives every row from them without the GIL.
+    """
+
+    cdef LimitPositions columns
+    cdef object arrays              # owns every column
+    cdef readonly int64_t count
+    cdef readonly int64_t padded
+    cdef readonly double balance
+    cdef readonly double cross_unrealized_pnl
+    cdef readonly double cross_maintenance_margin
+
+    def __init__(self, positions, margin_tables, double balance) -> None:
+        if self.arrays is not None:
+            raise RuntimeError("RecomputeLimitLoop.__init__ must not be called twice")
+        rows = as_records(positions, _POSITION_DTYPE, "positions", "obelisk.POSITION_DTYPE")
+        tables = [list(table) for table in margin_tables]
+        cdef Py_ssize_t n = len(rows)
+        if len(tables) != n or any(not table for table in tables):
+            raise ValueError(f"one non-empty margin table per row: {n} rows, "
+                             f"{len(tables)} tables")
+        self.count = n
+        self.padded = n + n % 2
+        inputs = np.zeros((5, self.padded))
+        for column, name in enumerate(("size", "entry_px", "leverage", "margin", "isolated")):
+            inputs[column, :n] = rows[name]
+        inputs[2, n:] = 1.0             # a flat partner's leverage
+        depth = max(len(table) for table in tables)
+        tiers = np.empty((5, depth, self.padded))
+        tiers[:, :, n:] = _tier_columns([(0.0, 1)], depth)[:, :, None]
+        for row, table in enumerate(tables):
+            tiers[:, :, row] = _tier_columns(table, depth)
+        self.arrays = (inputs, np.full((6, self.padded), NAN), tiers)
+        self._point(depth)
+        self.balance = balance
+
+    cdef int _point(self, int32_t depth) except -1:
+        inputs, outputs, tiers = self.arrays
+        cdef double* column = <double*> data_of(inputs)
+        cdef int64_t n = self.padded
+        self.columns.size = column
+        self.columns.entry_px = column + n
+        self.columns.leverage = column + 2 * n
+        self.columns.margin = column + 3 * n
+        self.columns.isolated = column + 4 * n
+        self.columns.derived = columns_in(<double*> data_of(outputs), n)
+        column = <double*> data_of(tiers)
+        self.columns.lower = column
+        self.columns.mmr = column + depth * n
+        self.columns.deduction = column + 2 * depth * n
+        self.columns.low_bound = column + 3 * depth * n
+        self.columns.high_bound = column + 4 * depth * n
+        self.columns.padded = n
+        self.columns.depth = depth
+        return 0
+
+    def run(self, marks) -> None:
+        """Derive every row at `marks` (`padded` finite, positive float64 values)."""
+        if self.arrays is None:
+            raise RuntimeError("RecomputeLimitLoop was not initialised")
+        # a pointer, not a typed memoryview: its ~1 us would be most of a small run
+        if marks.dtype != np.float64 or len(marks) != self.padded:
+            raise ValueError(f"run takes {self.padded} float64 marks, got {len(marks)} "
+                             f"{marks.dtype}")
+        cdef const double* given = <const double*> const_data_of(marks)
+        with nogil:
+            limit_recompute(&self.columns, given, self.balance,
+                            &self.cross_unrealized_pnl, &self.cross_maintenance_margin)
+
+    @property
+    def derived(self) -> dict:
+        """Each derived column by its POSITION_DTYPE name, a copy of the rows' own."""
+        outputs = self.arrays[1]
+        return {name: outputs[column, :self.count].copy() for column, name in enumerate(_DERIVED)}
+
+
+def _tier_columns(table, int depth):
+    """One margin table as (lower, mmr, deduction, low bound, high bound) x `depth`
+    tiers: the exchange's rates (1 / (2 x max leverage), deductions that keep the
+    maintenance margin continuous), padded as the position book pads its tables."""
+    columns = np.empty((5, depth))
+    mmr = deduction = 0.0
+    for k in range(depth):
+        if k < len(table):
+            lower = float(table[k][0])
+            deduction += 0.0 if lower == 0 else lower * (1.0 / (2.0 * table[k][1]) - mmr)
+            mmr = 1.0 / (2.0 * table[k][1])
+            columns[:, k] = (lower, mmr, deduction, lower * (1 - 1e-12),
+                             float(table[k + 1][0]) * (1 + 1e-12) if k + 1 < len(table)
+                             else INFINITY)
+        else:
+            columns[:, k] = (INFINITY, mmr, deduction, INFINITY, INFINITY)
+    return columns

@@ -52,6 +52,18 @@ cdef extern from "_recompute.h":
         int legacy, Totals* totals) noexcept nogil
 
 
+cdef inline PositionColumns columns_in(double* block, int64_t rows) noexcept nogil:
+    """The six columns of `rows` values each that `block` holds, in PositionColumns' order."""
+    cdef PositionColumns columns
+    columns.mark_px = block
+    columns.unrealized_pnl = block + rows
+    columns.position_value = block + 2 * rows
+    columns.initial_margin = block + 3 * rows
+    columns.maintenance_margin = block + 4 * rows
+    columns.liquidation_px = block + 5 * rows
+    return columns
+
+
 # A row with what the recompute derives from it: the risk checks play a batch's orders
 # through copies of these.
 cdef struct PositionState:

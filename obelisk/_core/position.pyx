@@ -243,13 +243,7 @@ cdef class PositionBook:
         for i in range(n):
             self.rows[i].leverage = 1.0
         self.columns_array = _aligned_zeros(6 * n * sizeof(double)).view(np.float64).reshape(6, n)
-        cdef double* column = <double*> data_of(self.columns_array)
-        self.columns.mark_px = column
-        self.columns.unrealized_pnl = column + n
-        self.columns.position_value = column + 2 * n
-        self.columns.initial_margin = column + 3 * n
-        self.columns.maintenance_margin = column + 4 * n
-        self.columns.liquidation_px = column + 5 * n
+        self.columns = columns_in(<double*> data_of(self.columns_array), n)
         self.columns_array[0] = NAN
         self.columns_array[5] = NAN
         self.saved_array = _aligned_zeros(n * (sizeof(PositionCore) + sizeof(double)))

@@ -220,6 +220,9 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] = lambda _: N
         f"L2 batch{LIMIT_SUFFIX}": l2_batch.events_per_second / l2_limit.events_per_second,
     }
     portfolio_call, _, fill_reference, fill_batch = position[:4]
+    recompute, recompute_limit = position[-2:]
+    ratios[f"mark + full recompute{LIMIT_SUFFIX}"] = \
+        recompute.events_per_second / recompute_limit.events_per_second
     ratios["position fills batch vs reference"] = \
         fill_batch.events_per_second / fill_reference.events_per_second
     ratios["Portfolio.apply_fill per call vs reference"] = \

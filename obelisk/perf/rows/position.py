@@ -2,8 +2,9 @@
 
 Fills go through the per-call paths (``Portfolio.apply_fill`` by coin and
 ``PositionBook.apply_fill`` by index), the batch path and the pure-Python
-reference; a full recompute (uPnL, margins, liquidation prices) of every
-position is timed on its own.
+reference; a mark and full recompute (uPnL, margins, liquidation prices) of
+every position takes turns with its limit loop (``RecomputeLimitLoop``: the same
+numbers over columns, nothing checked or kept), whose speed bounds it.
 """
 
 from __future__ import annotations
@@ -13,14 +14,17 @@ from typing import Any
 
 import numpy as np
 
+from obelisk._core.limit import RecomputeLimitLoop
 from obelisk._core.position import PositionBook
 from obelisk.instruments import Instrument
-from obelisk.perf.timing import BenchRow, reference_repeat, timed_row
+from obelisk.perf.timing import BenchRow, reference_repeat, rows_in_turns, timed_row
 from obelisk.portfolio import Portfolio
 from obelisk.testing.reference.position import ReferencePositionBook
 from obelisk.testing.workload import FillWorkload, fill_stream
 
 RECOMPUTES = 100          # recomputes per timed run, so one run is long enough to time
+RECOMPUTE = "mark + full recompute, {assets:,} positions (positions/s)"
+RECOMPUTE_LIMIT = "recompute limit loop (minimal C, columns), {assets:,} positions"
 UNIVERSE = 200            # about the number of perps Hyperliquid lists: one account's assets
 
 
@@ -68,6 +72,16 @@ def position_rows(fills: int, assets: int, seed: int, repeat: int,
         for i in range(RECOMPUTES):
             mark(marks[i & 1])
 
+    def limit_loop() -> tuple[RecomputeLimitLoop, list[np.ndarray]]:
+        book = filled_book()
+        loop = RecomputeLimitLoop(book.positions, many.margin_tiers, book.balance)
+        return loop, [np.concatenate([m, np.ones(loop.padded - loop.count)]) for m in marks]
+
+    def run_limit(state: tuple[RecomputeLimitLoop, list[np.ndarray]]) -> None:
+        loop, padded = state
+        for i in range(RECOMPUTES):
+            loop.run(padded[i & 1])
+
     return [
         timed_row(f"Portfolio.apply_fill (by coin), per call, {UNIVERSE} assets", fills,
                   portfolio_per_call, fresh_portfolio, repeat),
@@ -80,8 +94,9 @@ def position_rows(fills: int, assets: int, seed: int, repeat: int,
                   lambda b: b.apply_fills(account.fills), account.fresh_book, repeat),
         timed_row(f"PositionBook.apply_fills, one batch, {assets:,} assets", fills,
                   lambda b: b.apply_fills(many.fills), many.fresh_book, repeat),
-        timed_row(f"mark + full recompute, {assets:,} positions (positions/s)",
-                  assets * RECOMPUTES, recompute, filled_book, repeat),
+        *rows_in_turns({RECOMPUTE.format(assets=assets): (filled_book, recompute),
+                        RECOMPUTE_LIMIT.format(assets=assets): (limit_loop, run_limit)},
+                       assets * RECOMPUTES, repeat),
     ]
 
 
@@ -97,7 +112,8 @@ def reference_book_for(workload: FillWorkload) -> Callable[[], ReferencePosition
 
 
 def position_facts(rows: list[BenchRow]) -> dict[str, Any]:
-    """The recompute time, and whether the paths agree with each other and with the reference."""
+    """The recompute time, and whether the paths agree with each other, with the reference
+    and with the limit loop."""
     workload = fill_stream(20_000, 1_000, 7)
     batch, one = workload.fresh_book(), workload.fresh_book()
     batch.apply_fills(workload.fills)
@@ -112,9 +128,27 @@ def position_facts(rows: list[BenchRow]) -> dict[str, Any]:
         and np.isclose(ours["realized_pnl"][i], p.realized_pnl, rtol=1e-9, atol=1e-9)
         for i, p in enumerate(reference.positions))
     return {
-        "recompute_microseconds": round(rows[-1].best_seconds / RECOMPUTES * 1e6, 1),
+        "recompute_microseconds": round(rows[-2].best_seconds / RECOMPUTES * 1e6, 1),
+        "recompute_limit_microseconds": round(rows[-1].best_seconds / RECOMPUTES * 1e6, 1),
+        "recompute_limit_agrees": recompute_limit_agrees(workload),
         "position_paths_agree": bool(np.array_equal(batch.positions.view(np.uint8),
                                                     one.positions.view(np.uint8))),
         "positions_match_reference": bool(matches and np.isclose(batch.balance, reference.balance,
                                                                   rtol=1e-12)),
     }
+
+
+def recompute_limit_agrees(workload: FillWorkload) -> bool:
+    """Whether the limit loop did the book's work: every derived number, bit for bit, and
+    the totals the liquidation prices take, after the same marks."""
+    book = workload.fresh_book()
+    book.apply_fills(workload.fills)
+    loop = RecomputeLimitLoop(book.positions, workload.margin_tiers, book.balance)
+    marks = workload.marks * 1.001
+    book.mark(marks)
+    loop.run(np.concatenate([marks, np.ones(loop.padded - loop.count)]))
+    ours = book.positions
+    return all(np.array_equal(ours[name], column, equal_nan=True)
+               for name, column in loop.derived.items()) \
+        and loop.cross_maintenance_margin == book.cross_maintenance_margin \
+        and book.balance + loop.cross_unrealized_pnl == book.cross_account_value
