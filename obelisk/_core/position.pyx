@@ -1,12 +1,11 @@
 """Positions, margin, liquidation prices and funding, as Hyperliquid computes them.
 
 One row per asset: its stored numbers in a 64-byte C struct, its mark and what is
-derived from it in columns (the recompute sweeps those two rows per instruction);
+derived from it in columns (the recompute sweeps those, two rows per instruction);
 fills, marks and funding are applied by compiled loops (without the GIL for large
-batches). Money is
-float64 USDC: the exchange reports these values as decimals rounded to about
-1e-8, far coarser than float64's 1e-16, so doubles reproduce them (tested to
-1e-9 relative).
+batches). Money is float64 USDC: the exchange reports these values as decimals
+rounded to about 1e-8, far coarser than float64's 1e-16, so doubles reproduce them
+(tested to 1e-9 relative).
 """
 
 from enum import IntEnum
