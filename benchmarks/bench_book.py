@@ -228,10 +228,8 @@ class PositionSuite(FreshState):
         self.many.apply_fills(many.fills)
         from obelisk._core.limit import RecomputeLimitLoop
 
-        self.limit = RecomputeLimitLoop(self.many.positions, many.margin_tiers,
-                                        self.many.balance)
-        self.limit_marks = np.concatenate([many.marks, np.ones(self.limit.padded
-                                                               - self.limit.count)])
+        self.limit = RecomputeLimitLoop(self.many)
+        self.limit_marks = self.limit.padded_marks(many.marks)
 
     def time_apply_fill_per_call(self, workloads):
         self.apply_each_fill(self.book, self.rows)

@@ -165,10 +165,10 @@ def test_the_limit_loop_derives_what_the_book_derives():
     for asset, size in enumerate((1.5, 0.0, -2.0, 40.0, -0.25, 0.0, 7.0)):
         book.set_position(asset, size, 90.0 + asset, leverage=2, isolated=asset % 3 == 0,
                           margin=30.0 if asset % 3 == 0 and size else 0.0)
-    loop = RecomputeLimitLoop(book.positions, tables, book.balance)
+    loop = RecomputeLimitLoop(book)
     marks = np.linspace(80.0, 120.0, 7)
     book.mark(marks)
-    loop.run(np.append(marks, 1.0))
+    loop.run(loop.padded_marks(marks))
     for name, column in loop.derived.items():
         assert np.array_equal(book.positions[name], column, equal_nan=True), name
     assert loop.cross_maintenance_margin == book.cross_maintenance_margin

@@ -187,11 +187,11 @@ static inline __m128d obelisk_abs(__m128d x) {
 }
 
 /* Rows i and i + 1 of the first pass (as obelisk_derive_row, each in its lane). */
-static inline void obelisk_derive_pair(const obelisk_position_core* rows, int64_t i,
-                                       const obelisk_position_columns* c,
-                                       const obelisk_margin_tables* t, int32_t depth,
-                                       const double* new_marks, double* old_marks,
-                                       obelisk_pair_sums* s) {
+static inline void obelisk_derive_block(const obelisk_position_core* rows, int64_t i,
+                                        const obelisk_position_columns* c,
+                                        const obelisk_margin_tables* t, int32_t depth,
+                                        const double* new_marks, double* old_marks,
+                                        obelisk_pair_sums* s) {
     const __m128d zero = _mm_setzero_pd(), one = _mm_set1_pd(1.0);
     __m128d mark = _mm_loadu_pd(c->mark_px + i);
     __m128d size, open, upnl, value, initial, maintenance, mmr, deduction, isolated, cross;
@@ -299,15 +299,6 @@ typedef obelisk_pair_sums obelisk_block_sums;
 static inline void obelisk_block_start(obelisk_block_sums* s) {
     s->cu = s->cv = s->ci = s->cm = s->ie = s->iv = s->unchecked = _mm_setzero_pd();
     s->lowest_mark = _mm_set1_pd(INFINITY);
-}
-
-/* The first pass over rows i and i + 1, each into its lane. */
-static inline void obelisk_derive_block(const obelisk_position_core* rows, int64_t i,
-                                        const obelisk_position_columns* c,
-                                        const obelisk_margin_tables* t, int32_t depth,
-                                        const double* new_marks, double* old_marks,
-                                        obelisk_block_sums* s) {
-    obelisk_derive_pair(rows, i, c, t, depth, new_marks, old_marks, s);
 }
 
 static inline void obelisk_block_lanes(const obelisk_block_sums* s, obelisk_lane_sums* lanes) {

@@ -1,8 +1,9 @@
-from collections.abc import Sequence
 from typing import final
 
 import numpy as np
 import numpy.typing as npt
+
+from obelisk._core.position import PositionBook
 
 LIMIT_RESULT_DTYPE: np.dtype[np.void]
 LIMIT_FILL_DTYPE: np.dtype[np.void]
@@ -36,9 +37,8 @@ class RecomputeLimitLoop:
     balance: float
     cross_unrealized_pnl: float
     cross_maintenance_margin: float
-    def __init__(self, positions: _Records,
-                 margin_tables: Sequence[Sequence[tuple[float, int]]],
-                 balance: float) -> None: ...
+    def __init__(self, book: PositionBook) -> None: ...
+    def padded_marks(self, marks: npt.ArrayLike) -> npt.NDArray[np.float64]: ...
     def run(self, marks: npt.NDArray[np.float64]) -> None: ...
     @property
     def derived(self) -> dict[str, npt.NDArray[np.float64]]: ...

@@ -29,14 +29,14 @@ import numpy as np
 cimport cython
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport free, malloc
-from libc.math cimport INFINITY, NAN
+from libc.math cimport NAN
 from libc.string cimport memset
 
 from obelisk._core._buffers cimport const_data_of, data_of
 from obelisk._core._memory cimport huge_pages
 from obelisk._core.book cimport _records
 from obelisk._core.l2 cimport L2Delta, L2Top
-from obelisk._core.position cimport PositionColumns, columns_in
+from obelisk._core.position cimport PositionBook, PositionColumns, columns_in
 from obelisk._core._types cimport (
     Event,
     KIND_CANCEL,
@@ -59,7 +59,6 @@ from obelisk._core._types cimport (
 )
 
 from obelisk._core._records import as_records, struct_dtype
-from obelisk._core.position import POSITION_DTYPE as _POSITION_DTYPE
 from obelisk._core.book import as_event_array
 from obelisk._core.l2 import L2_DELTA_DTYPE as _L2_DELTA_DTYPE
 from obelisk._core.l2 import L2_TOP_DTYPE as _L2_TOP_DTYPE
@@ -536,20 +535,17 @@ _DERIVED = ("mark_px", "unrealized_pnl", "position_value", "initial_margin",
 
 @cython.final
 cdef class RecomputeLimitLoop:
-    """A position book's mark and recompute at its bare minimum, for one set of rows.
+    """A position book's mark and recompute at its bare minimum, for one book's rows.
 
     Parameters
     ----------
-    positions : numpy array of POSITION_DTYPE
-        The rows (a PositionBook's ``positions``); their sizes, entries,
-        leverages, margins and modes are taken, as columns.
-    margin_tables : sequence of tier lists, one per row
-        As PositionBook takes them, ``[(lower_bound_usd, max_leverage), ...]``.
-    balance : float
-        The cross balance.
+    book : PositionBook
+        Its rows' sizes, entries, leverages, margins and modes, its margin tables
+        (one column per tier per row) and its cross balance are taken as they are.
 
-    ``run(marks)`` takes `padded` marks (the rows rounded up to even; a last
-    odd row's partner is flat) and derives every row from them without the GIL.
+    ``run(marks)`` takes `padded` marks (the rows rounded up to even; a last odd
+    row's partner is flat: ``padded_marks`` adds it) and derives every row from
+    them without the GIL.
     """
 
     cdef LimitPositions columns
@@ -560,29 +556,27 @@ cdef class RecomputeLimitLoop:
     cdef readonly double cross_unrealized_pnl
     cdef readonly double cross_maintenance_margin
 
-    def __init__(self, positions, margin_tables, double balance) -> None:
+    def __init__(self, PositionBook book not None) -> None:
         if self.arrays is not None:
             raise RuntimeError("RecomputeLimitLoop.__init__ must not be called twice")
-        rows = as_records(positions, _POSITION_DTYPE, "positions", "obelisk.POSITION_DTYPE")
-        tables = [list(table) for table in margin_tables]
-        cdef Py_ssize_t n = len(rows)
-        if len(tables) != n or any(not table for table in tables):
-            raise ValueError(f"one non-empty margin table per row: {n} rows, "
-                             f"{len(tables)} tables")
+        cdef Py_ssize_t n = book.asset_count
+        cdef int32_t depth = book.margin_tables.depth
         self.count = n
         self.padded = n + n % 2
+        rows = book.positions
         inputs = np.zeros((5, self.padded))
         for column, name in enumerate(("size", "entry_px", "leverage", "margin", "isolated")):
             inputs[column, :n] = rows[name]
         inputs[2, n:] = 1.0             # a flat partner's leverage
-        depth = max(len(table) for table in tables)
-        tiers = np.empty((5, depth, self.padded))
-        tiers[:, :, n:] = _tier_columns([(0.0, 1)], depth)[:, :, None]
-        for row, table in enumerate(tables):
-            tiers[:, :, row] = _tier_columns(table, depth)
+        first_tier = np.zeros(self.padded, dtype=np.int64)    # a flat partner: table 0
+        cdef Py_ssize_t i
+        for i in range(n):
+            first_tier[i] = book.rows[i].tiers
+        tables = book.margin_tables_array.reshape(5, -1)
+        tiers = np.ascontiguousarray(tables[:, first_tier[None, :] + np.arange(depth)[:, None]])
         self.arrays = (inputs, np.full((6, self.padded), NAN), tiers)
         self._point(depth)
-        self.balance = balance
+        self.balance = book.balance
 
     cdef int _point(self, int32_t depth) except -1:
         inputs, outputs, tiers = self.arrays
@@ -617,27 +611,13 @@ cdef class RecomputeLimitLoop:
             limit_recompute(&self.columns, given, self.balance,
                             &self.cross_unrealized_pnl, &self.cross_maintenance_margin)
 
+    def padded_marks(self, marks):
+        """`marks`, one per row, as ``run`` takes them: float64, the flat partner's added."""
+        return np.concatenate([np.asarray(marks, dtype=np.float64),
+                               np.ones(self.padded - self.count)])
+
     @property
     def derived(self) -> dict:
         """Each derived column by its POSITION_DTYPE name, a copy of the rows' own."""
         outputs = self.arrays[1]
         return {name: outputs[column, :self.count].copy() for column, name in enumerate(_DERIVED)}
-
-
-def _tier_columns(table, int depth):
-    """One margin table as (lower, mmr, deduction, low bound, high bound) x `depth`
-    tiers: the exchange's rates (1 / (2 x max leverage), deductions that keep the
-    maintenance margin continuous), padded as the position book pads its tables."""
-    columns = np.empty((5, depth))
-    mmr = deduction = 0.0
-    for k in range(depth):
-        if k < len(table):
-            lower = float(table[k][0])
-            deduction += 0.0 if lower == 0 else lower * (1.0 / (2.0 * table[k][1]) - mmr)
-            mmr = 1.0 / (2.0 * table[k][1])
-            columns[:, k] = (lower, mmr, deduction, lower * (1 - 1e-12),
-                             float(table[k + 1][0]) * (1 + 1e-12) if k + 1 < len(table)
-                             else INFINITY)
-        else:
-            columns[:, k] = (INFINITY, mmr, deduction, INFINITY, INFINITY)
-    return columns

@@ -73,9 +73,8 @@ def position_rows(fills: int, assets: int, seed: int, repeat: int,
             mark(marks[i & 1])
 
     def limit_loop() -> tuple[RecomputeLimitLoop, list[np.ndarray]]:
-        book = filled_book()
-        loop = RecomputeLimitLoop(book.positions, many.margin_tiers, book.balance)
-        return loop, [np.concatenate([m, np.ones(loop.padded - loop.count)]) for m in marks]
+        loop = RecomputeLimitLoop(filled_book())
+        return loop, [loop.padded_marks(m) for m in marks]
 
     def run_limit(state: tuple[RecomputeLimitLoop, list[np.ndarray]]) -> None:
         loop, padded = state
@@ -143,10 +142,10 @@ def recompute_limit_agrees(workload: FillWorkload) -> bool:
     the totals the liquidation prices take, after the same marks."""
     book = workload.fresh_book()
     book.apply_fills(workload.fills)
-    loop = RecomputeLimitLoop(book.positions, workload.margin_tiers, book.balance)
+    loop = RecomputeLimitLoop(book)
     marks = workload.marks * 1.001
     book.mark(marks)
-    loop.run(np.concatenate([marks, np.ones(loop.padded - loop.count)]))
+    loop.run(loop.padded_marks(marks))
     ours = book.positions
     return all(np.array_equal(ours[name], column, equal_nan=True)
                for name, column in loop.derived.items()) \
